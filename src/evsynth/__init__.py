@@ -1,0 +1,3 @@
+"""evsynth: Bayesian evidence synthesis from study-level summaries."""
+
+__version__ = "0.1.0"

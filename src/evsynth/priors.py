@@ -1,0 +1,86 @@
+"""Priors written as short strings ("halfnormal(0.5)", "normal(0, 1)").
+
+One spelling serves the PyMC models, the exact integration path and the spec files, so a
+prior in a saved result or a sensitivity table is the same text the user typed. Parsing is a
+regular expression over a fixed table of families: a spec file can never run code through it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+from scipy import stats
+
+# family -> (parameter names, scipy frozen-distribution factory, PyMC class, support)
+_FAMILIES = {
+    "normal": (("mu", "sigma"), lambda m, s: stats.norm(m, s), pm.Normal, "real"),
+    "student_t": (("nu", "mu", "sigma"), lambda nu, m, s: stats.t(nu, m, s), pm.StudentT, "real"),
+    "cauchy": (("alpha", "beta"), lambda a, b: stats.cauchy(a, b), pm.Cauchy, "real"),
+    "halfnormal": (("sigma",), lambda s: stats.halfnorm(0, s), pm.HalfNormal, "positive"),
+    "halfcauchy": (("beta",), lambda b: stats.halfcauchy(0, b), pm.HalfCauchy, "positive"),
+    "halfstudent_t": (("nu", "sigma"), None, pm.HalfStudentT, "positive"),
+    "exponential": (("lam",), lambda lam: stats.expon(0, 1 / lam), pm.Exponential, "positive"),
+    "uniform": (("lower", "upper"), lambda lo, hi: stats.uniform(lo, hi - lo), pm.Uniform, "real"),
+}
+
+_PATTERN = re.compile(r"^\s*([a-z_]+)\s*\(\s*([^()]*)\s*\)\s*$")
+
+
+class PriorError(ValueError):
+    """A prior string that cannot be understood."""
+
+
+@dataclass(frozen=True)
+class Prior:
+    family: str
+    params: tuple[float, ...]
+
+    def __str__(self) -> str:
+        return f"{self.family}({', '.join(f'{p:g}' for p in self.params)})"
+
+    @property
+    def support(self) -> str:
+        return _FAMILIES[self.family][3]
+
+    def to_pymc(self, name: str, **kwargs):
+        """Create the PyMC random variable (inside a model context)."""
+        names, _, cls, _ = _FAMILIES[self.family]
+        return cls(name, **dict(zip(names, self.params)), **kwargs)
+
+    def logpdf(self, x) -> np.ndarray:
+        """Log density on the prior's support (used by the exact path)."""
+        x = np.asarray(x, dtype=float)
+        if self.family == "halfstudent_t":
+            nu, sigma = self.params
+            return np.log(2.0) + stats.t(nu, 0, sigma).logpdf(x)
+        return _FAMILIES[self.family][1](*self.params).logpdf(x)
+
+
+def parse_prior(text: "str | Prior") -> Prior:
+    """Parse e.g. "halfnormal(0.5)" into a Prior; refuse anything else with a clear error."""
+    if isinstance(text, Prior):
+        return text
+    match = _PATTERN.match(str(text))
+    if not match:
+        raise PriorError(f"prior {text!r}: expected family(number, ...), e.g. 'halfnormal(0.5)'")
+    family, args = match.group(1), match.group(2)
+    if family not in _FAMILIES:
+        raise PriorError(f"prior {text!r}: unknown family {family!r}; known: {', '.join(_FAMILIES)}")
+    try:
+        params = tuple(float(a) for a in args.split(",")) if args.strip() else ()
+    except ValueError:
+        raise PriorError(f"prior {text!r}: parameters must be numbers") from None
+    expected = _FAMILIES[family][0]
+    if len(params) != len(expected):
+        raise PriorError(f"prior {text!r}: {family} takes {len(expected)} parameter(s) {expected}")
+    if not all(np.isfinite(params)):
+        raise PriorError(f"prior {text!r}: parameters must be finite")
+    scale_like = [p for n, p in zip(expected, params) if n in ("sigma", "beta", "lam", "nu")]
+    if any(p <= 0 for p in scale_like):
+        raise PriorError(f"prior {text!r}: scale parameters must be > 0")
+    if family == "uniform" and params[0] >= params[1]:
+        raise PriorError(f"prior {text!r}: lower must be below upper")
+    return Prior(family, params)
