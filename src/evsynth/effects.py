@@ -1,0 +1,224 @@
+"""Effect sizes and their standard errors from study summaries (metafor's escalc, for our designs).
+
+Each row first gets the mean difference and its standard error by the best route its numbers
+allow (SDs, then t, CI, exact p, and last a p-value bound), then the requested measure:
+
+- "MD"   raw mean difference (treatment - comparator, or post - pre)
+- "SMD"  standardized mean difference with Hedges' exact small-sample factor J. Pre/post rows are
+         standardized by the raw-score SD (metafor's "SMCR"), so they sit on the same scale as
+         two-group rows; when only the change SD is known, SD_raw = SD_change / sqrt(2 (1 - r)).
+- "SMCC" pre/post standardized by the change-score SD (metafor's "SMCC"); two-group rows as SMD.
+- "ROM"  log ratio of means, for outcomes on a ratio scale of unknown unit (cups, "units").
+
+A p-value without SDs is turned into |t| with the t distribution on the design's degrees of freedom
+(Cochrane Handbook 6.5.2.3), so SE(MD) = |MD| / |t|. The route is recorded in `se_route`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+MEASURES = ("MD", "SMD", "SMCC", "ROM")
+P_BOUND_MODES = ("conservative", "censor", "exclude")
+DEFAULT_R_PREPOST = 0.5
+# Comparator labels that mean "no active technique"; other labels make a row head-to-head.
+CONTROL_LABELS = frozenset(
+    {"control", "usual care", "standard care", "no massage", "placebo", "education only", "baseline", "none"}
+)
+
+EFFECT_COLUMNS = [
+    "study_id", "technique", "comparator", "outcome", "unit", "design", "measure", "yi", "sei", "vi",
+    "se_route", "n_total", "df", "sd_scale", "censored", "head_to_head", "used", "why_not", "synthetic",
+]
+
+
+class EffectSizeError(ValueError):
+    """An effect size cannot be computed; the message names the study and the field."""
+
+
+def hedges_j(df: float) -> float:
+    """Exact small-sample correction factor J(df) (Hedges 1981), as metafor uses."""
+    return math.exp(special.gammaln(df / 2) - 0.5 * math.log(df / 2) - special.gammaln((df - 1) / 2))
+
+
+def t_from_p(p: float, df: float) -> float:
+    """|t| that gives two-sided p on df degrees of freedom."""
+    return float(stats.t.isf(p / 2, df))
+
+
+@dataclass
+class _MeanDifference:
+    md: float  # signed mean difference
+    se: float  # its standard error
+    route: str
+    df: float
+    n_total: int
+    sd_scale: float  # raw-score SD used for standardizing
+
+
+def _se_from_statistics(row, md: float, df: float, study: str) -> tuple[float, str]:
+    """SE(MD) from t, CI, p or a p bound, in that order of preference."""
+    if row["t"] is not None:
+        return abs(md) / abs(row["t"]), "t_stat"
+    if row["ci_low"] is not None:
+        return (row["ci_high"] - row["ci_low"]) / (2 * stats.t.ppf(0.975, df)), "ci"
+    for field, route in (("p", "p_value"), ("p_upper", "p_bound")):
+        if row[field] is not None:
+            if md == 0:
+                raise EffectSizeError(f"study {study!r}, field {field!r}: the means are equal, so "
+                                      "no standard error can be back-calculated from a p-value")
+            return abs(md) / t_from_p(row[field], df), route
+    raise EffectSizeError(f"study {study!r}: no SD, t, CI or p to obtain a standard error")
+
+
+def _two_group(row, study: str) -> _MeanDifference:
+    n1, n2 = row["n_treat"], row["n_ctrl"]
+    md, df = row["mean_treat"] - row["mean_ctrl"], n1 + n2 - 2
+    if row["sd_treat"] is not None and row["sd_ctrl"] is not None:
+        sd1, sd2 = row["sd_treat"], row["sd_ctrl"]
+        se, route = math.sqrt(sd1**2 / n1 + sd2**2 / n2), "sd"
+        sd_pooled = math.sqrt(((n1 - 1) * sd1**2 + (n2 - 1) * sd2**2) / df)
+    else:
+        se, route = _se_from_statistics(row, md, df, study)
+        sd_pooled = se / math.sqrt(1 / n1 + 1 / n2)
+    return _MeanDifference(md, se, route, df, n1 + n2, sd_pooled)
+
+
+def _pre_post(row, r: float, study: str) -> _MeanDifference:
+    n = row["n"]
+    md, df = row["mean_post"] - row["mean_pre"], n - 1
+    if row["sd_change"] is not None:
+        sd_change, route = row["sd_change"], "sd_change"
+    elif row["sd_pre"] is not None and row["sd_post"] is not None:
+        s1, s2 = row["sd_pre"], row["sd_post"]
+        sd_change, route = math.sqrt(s1**2 + s2**2 - 2 * r * s1 * s2), "sd"
+    else:
+        se, route = _se_from_statistics(row, md, df, study)
+        sd_change = se * math.sqrt(n)
+    # Raw-score SD: the baseline SD when reported (metafor SMCR), else implied by the change SD and r.
+    sd_raw = row["sd_pre"] if row["sd_pre"] is not None else sd_change / math.sqrt(2 * (1 - r))
+    return _MeanDifference(md, sd_change / math.sqrt(n), route, df, n, sd_raw)
+
+
+def _measure(row, d: _MeanDifference, measure: str, r: float, study: str) -> tuple[float, float]:
+    """(yi, vi) on the requested scale."""
+    if measure == "MD":
+        return d.md, d.se**2
+    if measure == "ROM":
+        return _log_ratio(row, d, r, study)
+    j = hedges_j(d.df)
+    if row["design"] == "two_group":
+        n1, n2 = row["n_treat"], row["n_ctrl"]
+        g = j * d.md / d.sd_scale
+        return g, 1 / n1 + 1 / n2 + g**2 / (2 * (n1 + n2))
+    n = row["n"]
+    if measure == "SMCC":
+        g = j * d.md / (d.se * math.sqrt(n))
+        return g, 1 / n + g**2 / (2 * n)
+    g = j * d.md / d.sd_scale  # SMD on pre/post rows: raw-score standardization
+    return g, 2 * (1 - r) / n + g**2 / (2 * n)
+
+
+def _log_ratio(row, d: _MeanDifference, r: float, study: str) -> tuple[float, float]:
+    if row["design"] == "two_group":
+        m1, m2, n1, n2 = row["mean_treat"], row["mean_ctrl"], row["n_treat"], row["n_ctrl"]
+        fields = ("mean_treat", "mean_ctrl")
+    else:
+        m1, m2, n1, n2 = row["mean_post"], row["mean_pre"], row["n"], row["n"]
+        fields = ("mean_post", "mean_pre")
+    for field, m in zip(fields, (m1, m2)):
+        if m <= 0:
+            raise EffectSizeError(f"study {study!r}, field {field!r}: ratio of means needs positive means")
+    if row["design"] == "two_group":
+        s1 = row["sd_treat"] if row["sd_treat"] is not None else d.sd_scale
+        s2 = row["sd_ctrl"] if row["sd_ctrl"] is not None else d.sd_scale
+        return math.log(m1 / m2), s1**2 / (n1 * m1**2) + s2**2 / (n2 * m2**2)
+    # Pre/post (metafor ROMC); without both SDs, assume equal SDs implied by the change SD and r.
+    if row["sd_pre"] is not None and row["sd_post"] is not None:
+        s_pre, s_post = row["sd_pre"], row["sd_post"]
+    else:
+        s_pre = s_post = d.se * math.sqrt(n1) / math.sqrt(2 * (1 - r))
+    vi = (s_post**2 / m1**2 + s_pre**2 / m2**2 - 2 * r * s_pre * s_post / (m1 * m2)) / n1
+    return math.log(m1 / m2), vi
+
+
+def _effect_row(row, measure, r_default, p_bound, control_labels) -> dict:
+    study = row["study_id"]
+    comparator = row["comparator"] or ("baseline" if row["design"] == "pre_post" else "control")
+    out = {
+        "study_id": study, "technique": row["technique"], "comparator": comparator,
+        "outcome": row["outcome"], "unit": row["unit"], "design": row["design"], "measure": measure,
+        "yi": np.nan, "sei": np.nan, "vi": np.nan, "se_route": "", "n_total": np.nan, "df": np.nan,
+        "sd_scale": np.nan, "censored": False, "head_to_head": comparator.lower() not in control_labels,
+        "used": False, "why_not": "", "synthetic": bool(row["synthetic"]),
+    }
+    if row["unusable_reason"]:
+        out["why_not"] = f"not usable as reported: {row['unusable_reason']}"
+        return out
+    r = row["r_prepost"] if row["r_prepost"] is not None else r_default
+    if row["design"] == "effect":
+        if (row["measure"] or "").upper() != measure:
+            out["why_not"] = f"ready-made effect is on the {row['measure']} scale, the analysis uses {measure}"
+            return out
+        out.update(yi=row["yi"], sei=row["sei"], vi=row["sei"] ** 2, se_route="given", used=True)
+        return out
+    d = _two_group(row, study) if row["design"] == "two_group" else _pre_post(row, r, study)
+    yi, vi = _measure(row, d, measure, r, study)
+    out.update(yi=yi, vi=vi, sei=math.sqrt(vi), se_route=d.route, n_total=d.n_total, df=d.df,
+               sd_scale=d.sd_scale, used=True)
+    if d.route == "p_bound":
+        if p_bound == "exclude":
+            out.update(used=False, why_not="p-value printed only as a bound (p_bound='exclude')")
+        elif p_bound == "censor":
+            out["censored"] = True  # yi is the effect at the bound: |true statistic| lies beyond it
+    return out
+
+
+def compute_effects(studies: pd.DataFrame, measure: str = "SMD", r_prepost: float = DEFAULT_R_PREPOST,
+                    p_bound: str = "conservative", control_labels=CONTROL_LABELS) -> pd.DataFrame:
+    """One effect-table row per study row, in order; unusable rows stay with `why_not`.
+
+    r_prepost: assumed pre/post correlation where a row gives none (used for pre/post SDs and for
+    standardizing pre/post rows); vary it in sensitivity analyses.
+    p_bound: what to do with rows whose p-value is known only as a bound ("p < 0.001"):
+      "conservative" treats the bound as the p-value (Cochrane; the SE is then an upper bound),
+      "censor" marks the row for an interval-censored likelihood, "exclude" leaves it out.
+    """
+    measure = measure.upper()
+    if measure not in MEASURES:
+        raise EffectSizeError(f"measure {measure!r} unknown; choose one of {MEASURES}")
+    if p_bound not in P_BOUND_MODES:
+        raise EffectSizeError(f"p_bound {p_bound!r} unknown; choose one of {P_BOUND_MODES}")
+    if not -1 < r_prepost < 1:
+        raise EffectSizeError(f"r_prepost {r_prepost} must lie strictly between -1 and 1")
+    if p_bound == "censor" and measure in ("MD", "ROM"):
+        raise EffectSizeError("p_bound='censor' needs a standardized measure (SMD or SMCC), whose SE "
+                              "does not depend on the unknown statistic")
+    labels = frozenset(label.lower() for label in control_labels)
+    rows = [_effect_row(row, measure, r_prepost, p_bound, labels)
+            for row in studies.astype(object).where(studies.notna(), None).to_dict("records")]
+    table = pd.DataFrame(rows, columns=EFFECT_COLUMNS)
+    table.attrs.update(measure=measure, r_prepost=r_prepost, p_bound=p_bound)
+    return table
+
+
+def used_effects(effects: pd.DataFrame, *, allow_head_to_head: bool = False) -> pd.DataFrame:
+    """Rows a pairwise model can use: usable, and (unless asked) versus a control."""
+    keep = effects["used"] & (allow_head_to_head | ~effects["head_to_head"])
+    out = effects[keep].reset_index(drop=True)
+    out.attrs = dict(effects.attrs)
+    return out
+
+
+def not_used(effects: pd.DataFrame, *, allow_head_to_head: bool = False) -> pd.DataFrame:
+    """The rows a pairwise analysis leaves out, each with its reason."""
+    out = effects.copy()
+    h2h = out["used"] & out["head_to_head"] & (not allow_head_to_head)
+    out.loc[h2h, "why_not"] = ("head-to-head comparison (" + out["technique"] + " vs " + out["comparator"]
+                               + "): needs the network model")
+    return out[~out["used"] | h2h][["study_id", "technique", "comparator", "outcome", "why_not"]]

@@ -1,0 +1,175 @@
+"""Load and validate a study table (one row per comparison).
+
+Every cell is read as text and validated by a pydantic row model, so a bad cell is refused with
+an error naming the study id and the field instead of being coerced to NaN or silently dropped.
+The schema is documented in studies/README.md.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DESIGNS = ("pre_post", "two_group", "effect")
+SOURCE_LEVELS = ("abstract", "full text", "secondary", "synthetic")
+
+# Numeric fields each design needs before an effect size can be attempted.
+REQUIRED_BY_DESIGN = {
+    "pre_post": ("n", "mean_pre", "mean_post"),
+    "two_group": ("n_treat", "n_ctrl", "mean_treat", "mean_ctrl"),
+    "effect": ("yi", "sei", "measure"),
+}
+# Any one of these lets the standard error be obtained (checked in compute_effects order).
+SE_SOURCES_BY_DESIGN = {
+    "pre_post": ("sd_change", "sd_pre+sd_post", "t", "ci_low+ci_high", "p", "p_upper"),
+    "two_group": ("sd_treat+sd_ctrl", "t", "ci_low+ci_high", "p", "p_upper"),
+    "effect": ("sei",),
+}
+
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=2)]
+Probability = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+
+
+class StudyDataError(ValueError):
+    """Study table refused; the message lists every problem with its study id and field."""
+
+
+class StudyRow(BaseModel):
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+    study_id: str = Field(min_length=1)
+    citation: str = Field(min_length=1)
+    source: Optional[str] = None
+    source_level: Literal[SOURCE_LEVELS]
+    year: Optional[int] = None
+    design: Literal[DESIGNS]
+    technique: str = Field(min_length=1)
+    comparator: Optional[str] = None
+    outcome: str = Field(min_length=1)
+    unit: Optional[str] = None
+    n: Optional[Count] = None
+    mean_pre: Optional[Finite] = None
+    mean_post: Optional[Finite] = None
+    sd_pre: Optional[Positive] = None
+    sd_post: Optional[Positive] = None
+    sd_change: Optional[Positive] = None
+    r_prepost: Optional[Annotated[float, Field(gt=-1, lt=1, allow_inf_nan=False)]] = None
+    n_treat: Optional[Count] = None
+    n_ctrl: Optional[Count] = None
+    mean_treat: Optional[Finite] = None
+    mean_ctrl: Optional[Finite] = None
+    sd_treat: Optional[Positive] = None
+    sd_ctrl: Optional[Positive] = None
+    p: Optional[Probability] = None
+    p_upper: Optional[Probability] = None
+    t: Optional[Finite] = None
+    ci_low: Optional[Finite] = None
+    ci_high: Optional[Finite] = None
+    yi: Optional[Finite] = None
+    sei: Optional[Positive] = None
+    measure: Optional[str] = None
+    synthetic: bool = False
+    note: Optional[str] = None
+    unusable_reason: Optional[str] = None
+
+    @field_validator("p", "p_upper", "t", mode="before")
+    @classmethod
+    def _no_inequalities(cls, value):
+        if isinstance(value, str) and value.strip()[:1] in "<>≤≥=":
+            raise ValueError(
+                f"{value!r} is an inequality, not a number; record a bound as p_upper "
+                "(e.g. 'p < 0.001' -> p_upper = 0.001, 'p = 0.000' -> p_upper = 0.0005)"
+            )
+        return value
+
+    @field_validator("t")
+    @classmethod
+    def _t_nonzero(cls, value):
+        if value is not None and value == 0:
+            raise ValueError("t = 0 carries no standard error; leave it empty")
+        return value
+
+    @model_validator(mode="after")
+    def _design_fields(self):
+        missing = [f for f in REQUIRED_BY_DESIGN[self.design] if getattr(self, f) is None]
+        if not missing and not self._has_se_source():
+            missing = ["one of " + ", ".join(SE_SOURCES_BY_DESIGN[self.design])]
+        if missing and not self.unusable_reason:
+            raise ValueError(
+                f"design {self.design!r} needs {', '.join(missing)}; if the source does not "
+                "report it, keep the row and say so in unusable_reason"
+            )
+        if self.ci_low is not None and self.ci_high is not None and self.ci_low >= self.ci_high:
+            raise ValueError("ci_low must be below ci_high")
+        if (self.ci_low is None) != (self.ci_high is None):
+            raise ValueError("ci_low and ci_high come together")
+        if self.p is not None and self.p_upper is not None:
+            raise ValueError("give either an exact p or a bound p_upper, not both")
+        return self
+
+    def _has_se_source(self) -> bool:
+        for option in SE_SOURCES_BY_DESIGN[self.design]:
+            if all(getattr(self, f) is not None for f in option.split("+")):
+                return True
+        return False
+
+
+def _read_text_table(source) -> pd.DataFrame:
+    if isinstance(source, pd.DataFrame):
+        return source.astype(object).where(source.notna(), "").astype(str).map(str.strip)
+    # Everything as text: "NaN" or "abc" must reach the validator, not become a float NaN.
+    return pd.read_csv(source, dtype=str, keep_default_na=False).map(str.strip)
+
+
+def _field_of(error: dict) -> str:
+    return ".".join(str(x) for x in error["loc"]) or "row"
+
+
+def load_studies(source) -> pd.DataFrame:
+    """Read a study CSV (path) or DataFrame, validate every row, return a typed DataFrame.
+
+    Raises StudyDataError listing every problem as "study <id>, field <name>: <why>".
+    """
+    raw = _read_text_table(source)
+    if "study_id" not in raw.columns:
+        raise StudyDataError("study table has no 'study_id' column")
+    problems, rows = [], []
+    for position, record in enumerate(raw.to_dict("records"), start=2):
+        study = record.get("study_id") or f"<row {position} of the file, no study_id>"
+        cells = {k: v for k, v in record.items() if v != ""}
+        for key, value in cells.items():
+            if isinstance(value, str) and value.lower() in ("nan", "na", "inf", "-inf", "null"):
+                problems.append(f"study {study!r}, field {key!r}: {value!r} is not a value; leave it empty if not reported")
+        try:
+            rows.append(StudyRow.model_validate(cells).model_dump())
+        except ValidationError as exc:
+            for err in exc.errors():
+                problems.append(f"study {study!r}, field {_field_of(err)!r}: {err['msg']}")
+    seen = raw["study_id"][raw["study_id"].duplicated() & (raw["study_id"] != "")]
+    problems += [f"study {sid!r}, field 'study_id': duplicate study id" for sid in seen.unique()]
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        raise StudyDataError(f"{len(unique)} problem(s) in the study table:\n  " + "\n  ".join(unique))
+    table = _typed(pd.DataFrame(rows, columns=list(StudyRow.model_fields) + _extra_columns(rows)))
+    table.attrs["source"] = str(source) if not isinstance(source, pd.DataFrame) else "DataFrame"
+    return table
+
+
+def _extra_columns(rows: list[dict]) -> list[str]:
+    known = set(StudyRow.model_fields)
+    return list(dict.fromkeys(k for row in rows for k in row if k not in known))
+
+
+def _typed(table: pd.DataFrame) -> pd.DataFrame:
+    """Numbers as numeric dtypes (missing = NA) so the table reads naturally in a notebook."""
+    for name, field in StudyRow.model_fields.items():
+        kind = field.annotation
+        if kind in (Optional[int], Optional[Count]):
+            table[name] = table[name].astype("Int64")
+        elif kind in (Optional[float], Optional[Finite], Optional[Positive], Optional[Probability]) or name == "r_prepost":
+            table[name] = table[name].astype("float64")
+    return table
