@@ -5,6 +5,7 @@ from __future__ import annotations
 import arviz as az
 import pandas as pd
 import pymc as pm
+import xarray as xr
 
 from . import __version__
 from .models import build_model
@@ -14,7 +15,7 @@ SAMPLERS = ("pymc", "nutpie")
 
 def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws: int = 1000,
         tune: int = 1000, chains: int = 4, seed: int = 2026, sampler: str = "pymc",
-        target_accept: float = 0.95, progressbar: bool = False) -> az.InferenceData:
+        target_accept: float = 0.99, progressbar: bool = False) -> az.InferenceData:
     """Fit a pm.Model (from a builder in evsynth.models) or an effect table (built as `kind`).
 
     Seeded: the same inputs and seed give the same draws. The posterior, log-likelihood and data
@@ -49,8 +50,9 @@ def _sample_nutpie(model, draws, tune, chains, seed, target_accept, progressbar)
     # nutpie returns the posterior only; add what the rest of evsynth expects.
     with model:
         pm.compute_log_likelihood(idata, progressbar=False)
-    constant = {v.name: (list(model.named_vars_to_dims.get(v.name, ())), v.get_value())
-                for v in model.data_vars}
-    idata.add_groups(constant_data=constant, coords=model.coords)
-    idata.add_groups(observed_data={"y": constant["yi"]}, coords=model.coords)
+    constant = xr.Dataset(
+        {v.name: (list(model.named_vars_to_dims.get(v.name, ())), v.get_value()) for v in model.data_vars},
+        coords={k: list(v) for k, v in model.coords.items()},
+    )
+    idata.add_groups(constant_data=constant, observed_data=xr.Dataset({"y": constant["yi"]}))
     return idata

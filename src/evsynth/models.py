@@ -62,6 +62,10 @@ def _prepare(effects: pd.DataFrame) -> pd.DataFrame:
         raise ValueError("no usable effect sizes: see evsynth.effects.not_used(effects) for why")
     if table["study_id"].duplicated().any():
         raise ValueError("duplicate study_id in the effect table")
+    units = sorted(set(table["unit"].dropna()))
+    if effects.attrs.get("measure") == "MD" and len(units) > 1:
+        raise ValueError(f"MD pools raw differences, but the units differ ({', '.join(units)}); "
+                         "use SMD or ROM, or analyse one unit at a time")
     return table
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Literal, Optional
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DESIGNS = ("pre_post", "two_group", "effect")
 SOURCE_LEVELS = ("abstract", "full text", "secondary", "synthetic")
@@ -93,23 +93,24 @@ class StudyRow(BaseModel):
             raise ValueError("t = 0 carries no standard error; leave it empty")
         return value
 
-    @model_validator(mode="after")
-    def _design_fields(self):
+    def design_problems(self) -> list[tuple[str, str]]:
+        """(field, why) for what the design needs but the row lacks or contradicts."""
+        problems = []
         missing = [f for f in REQUIRED_BY_DESIGN[self.design] if getattr(self, f) is None]
-        if not missing and not self._has_se_source():
-            missing = ["one of " + ", ".join(SE_SOURCES_BY_DESIGN[self.design])]
-        if missing and not self.unusable_reason:
-            raise ValueError(
-                f"design {self.design!r} needs {', '.join(missing)}; if the source does not "
-                "report it, keep the row and say so in unusable_reason"
-            )
+        hint = "; if the source does not report it, keep the row and say so in unusable_reason"
+        if not self.unusable_reason:
+            problems += [(f, f"required for design {self.design!r}{hint}") for f in missing]
+            if not missing and not self._has_se_source():
+                options = ", ".join(SE_SOURCES_BY_DESIGN[self.design])
+                problems.append((options.split(",")[0], f"design {self.design!r} needs one of {options} "
+                                 f"to obtain a standard error{hint}"))
         if self.ci_low is not None and self.ci_high is not None and self.ci_low >= self.ci_high:
-            raise ValueError("ci_low must be below ci_high")
+            problems.append(("ci_low", "must be below ci_high"))
         if (self.ci_low is None) != (self.ci_high is None):
-            raise ValueError("ci_low and ci_high come together")
+            problems.append(("ci_high" if self.ci_high is None else "ci_low", "ci_low and ci_high come together"))
         if self.p is not None and self.p_upper is not None:
-            raise ValueError("give either an exact p or a bound p_upper, not both")
-        return self
+            problems.append(("p_upper", "give either an exact p or a bound p_upper, not both"))
+        return problems
 
     def _has_se_source(self) -> bool:
         for option in SE_SOURCES_BY_DESIGN[self.design]:
@@ -145,10 +146,12 @@ def load_studies(source) -> pd.DataFrame:
             if isinstance(value, str) and value.lower() in ("nan", "na", "inf", "-inf", "null"):
                 problems.append(f"study {study!r}, field {key!r}: {value!r} is not a value; leave it empty if not reported")
         try:
-            rows.append(StudyRow.model_validate(cells).model_dump())
+            row = StudyRow.model_validate(cells)
         except ValidationError as exc:
-            for err in exc.errors():
-                problems.append(f"study {study!r}, field {_field_of(err)!r}: {err['msg']}")
+            problems += [f"study {study!r}, field {_field_of(err)!r}: {err['msg']}" for err in exc.errors()]
+            continue
+        problems += [f"study {study!r}, field {field!r}: {why}" for field, why in row.design_problems()]
+        rows.append(row.model_dump())
     seen = raw["study_id"][raw["study_id"].duplicated() & (raw["study_id"] != "")]
     problems += [f"study {sid!r}, field 'study_id': duplicate study id" for sid in seen.unique()]
     if problems:

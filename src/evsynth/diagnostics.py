@@ -1,0 +1,58 @@
+"""Convergence diagnostics with a verdict: R-hat, bulk/tail ESS, divergences, E-BFMI (via ArviZ)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+# Vehtari et al. (2021) recommendations; E-BFMI below 0.3 signals poor energy exploration.
+THRESHOLDS = {"r_hat": 1.01, "ess_bulk": 400, "ess_tail": 400, "divergences": 0, "bfmi": 0.3}
+SUMMARY_VARS = ("mu", "tau", "tau_technique", "technique_effect", "theta")
+
+
+@dataclass
+class Diagnostics:
+    table: pd.DataFrame  # one row per scalar parameter: r_hat, ess_bulk, ess_tail
+    divergences: int
+    bfmi: list[float]
+    thresholds: dict
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def verdict(self) -> str:
+        return "PASS" if self.ok else "FAIL"
+
+    def __str__(self) -> str:
+        worst = (f"max R-hat {self.table['r_hat'].max():.3f}, min ESS bulk {self.table['ess_bulk'].min():.0f}, "
+                 f"min ESS tail {self.table['ess_tail'].min():.0f}, divergences {self.divergences}, "
+                 f"min E-BFMI {min(self.bfmi):.2f}")
+        lines = [f"diagnostics: {self.verdict} ({worst})"]
+        lines += [f"  !! {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def diagnose(idata: az.InferenceData, thresholds: dict | None = None) -> Diagnostics:
+    """Check a fit; every threshold breach becomes a named problem (never hidden)."""
+    limits = THRESHOLDS | dict(thresholds or {})
+    names = [v for v in SUMMARY_VARS if v in idata.posterior]
+    table = az.summary(idata, var_names=names, kind="diagnostics")[["r_hat", "ess_bulk", "ess_tail"]]
+    divergences = int(idata.sample_stats["diverging"].sum()) if "diverging" in idata.sample_stats else 0
+    bfmi = [float(b) for b in np.atleast_1d(az.bfmi(idata))]
+    problems = []
+    for param, row in table.iterrows():
+        if not row["r_hat"] <= limits["r_hat"]:
+            problems.append(f"{param}: R-hat {row['r_hat']:.3f} > {limits['r_hat']}")
+        for kind in ("ess_bulk", "ess_tail"):
+            if not row[kind] >= limits[kind]:
+                problems.append(f"{param}: {kind.replace('_', ' ')} {row[kind]:.0f} < {limits[kind]}")
+    if divergences > limits["divergences"]:
+        problems.append(f"{divergences} divergent transitions after tuning")
+    problems += [f"chain {c}: E-BFMI {b:.2f} < {limits['bfmi']}" for c, b in enumerate(bfmi) if b < limits["bfmi"]]
+    return Diagnostics(table, divergences, bfmi, limits, problems)

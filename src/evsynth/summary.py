@@ -1,0 +1,51 @@
+"""Posterior summaries a meta-analyst reports: pooled and per-technique effects, tau, prediction."""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+QUANTILES = (0.025, 0.5, 0.975)
+
+
+def _describe(label: str, draws: np.ndarray, threshold: float | None) -> dict:
+    """threshold None: a scale parameter (tau), for which P(> threshold) says nothing."""
+    q = np.quantile(draws, QUANTILES)
+    return {"parameter": label, "mean": draws.mean(), "sd": draws.std(ddof=1), "q2.5": q[0], "q50": q[1],
+            "q97.5": q[2], "P(>threshold)": np.nan if threshold is None else float((draws > threshold).mean())}
+
+
+def predictive_draws(idata: az.InferenceData, technique: str | None = None, seed: int = 0) -> np.ndarray:
+    """Draws of the true effect in a new study (of `technique`, or of a new technique)."""
+    post = az.extract(idata, var_names=None)
+    rng = np.random.default_rng(seed)
+    tau = post["tau"].to_numpy()
+    if technique is not None:
+        centre = post["technique_effect"].sel(technique=technique).to_numpy()
+    elif "tau_technique" in post:
+        centre = post["mu"].to_numpy() + post["tau_technique"].to_numpy() * rng.standard_normal(tau.size)
+    else:
+        centre = post["mu"].to_numpy()
+    return centre + tau * rng.standard_normal(tau.size)
+
+
+def summarize(idata: az.InferenceData, threshold: float = 0.0) -> pd.DataFrame:
+    """Equal-tailed 95% credible intervals and P(effect > threshold) for the reported quantities.
+
+    Rows: pooled mean (mu), each technique, tau (and tau between techniques), and the 95%
+    prediction interval for the effect in a new study.
+    """
+    post = az.extract(idata)
+    rows = [_describe("pooled (mu)", post["mu"].to_numpy(), threshold)]
+    if "technique_effect" in post:
+        for tech in post["technique"].to_numpy():
+            rows.append(_describe(f"technique: {tech}",
+                                  post["technique_effect"].sel(technique=tech).to_numpy(), threshold))
+    rows.append(_describe("tau (between studies)", post["tau"].to_numpy(), None))
+    if "tau_technique" in post:
+        rows.append(_describe("tau (between techniques)", post["tau_technique"].to_numpy(), None))
+    rows.append(_describe("prediction (new study)", predictive_draws(idata), threshold))
+    table = pd.DataFrame(rows).set_index("parameter")
+    table.attrs["threshold"] = threshold
+    return table.rename(columns={"P(>threshold)": f"P(>{threshold:g})"})

@@ -1,0 +1,173 @@
+"""Effect sizes against closed-form values, metafor's documented examples and the Cochrane Handbook."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from evsynth.effects import EffectSizeError, compute_effects, hedges_j, not_used, used_effects
+from evsynth.studies import load_studies
+
+from conftest import ROOT
+
+BASE = {"citation": "test", "source_level": "abstract", "technique": "oxytocin", "outcome": "milk volume"}
+
+
+def effects_of(rows, **kwargs):
+    return compute_effects(load_studies(pd.DataFrame([dict(BASE, **r) for r in rows])), **kwargs)
+
+
+def two_group(**fields):
+    return dict({"study_id": "s", "design": "two_group"}, **fields)
+
+
+def pre_post(**fields):
+    return dict({"study_id": "s", "design": "pre_post"}, **fields)
+
+
+def test_hedges_j_exact_and_approximation():
+    # J(df) = Gamma(df/2) / (sqrt(df/2) Gamma((df-1)/2)); close to 1 - 3/(4 df - 1)
+    assert hedges_j(10) == pytest.approx(math.gamma(5) / (math.sqrt(5) * math.gamma(4.5)))
+    for df in (5, 20, 100):
+        assert hedges_j(df) == pytest.approx(1 - 3 / (4 * df - 1), abs=2e-3)
+
+
+def test_smd_from_signed_p_value_metafor_example():
+    # metafor escalc docs: p = 0.018 in the negative direction, n1 = n2 = 20 -> yi = -0.7664
+    row = effects_of([two_group(n_treat=20, n_ctrl=20, mean_treat=1.0, mean_ctrl=2.0, p=0.018)]).iloc[0]
+    assert row["yi"] == pytest.approx(-0.7664, abs=5e-5)
+    assert row["se_route"] == "p_value"
+
+
+def test_mean_change_metafor_example():
+    # metafor MC: m 26 -> 22, sd sqrt(30), sqrt(20), n 60, r 0.7 -> |yi| 4, vi 0.2618 (ours is post - pre)
+    row = effects_of([pre_post(n=60, mean_pre=26, mean_post=22, sd_pre=math.sqrt(30), sd_post=math.sqrt(20))],
+                     measure="MD", r_prepost=0.7).iloc[0]
+    assert row["yi"] == pytest.approx(-4.0)
+    assert row["vi"] == pytest.approx(0.2618, abs=5e-5)
+    assert row["se_route"] == "sd"
+
+
+def test_cochrane_se_from_p_value():
+    # Cochrane Handbook 6.5.2.3: MD 3.8, p = 0.008, df = 45 -> t = 2.78, SE = 1.37
+    row = effects_of([two_group(n_treat=23, n_ctrl=24, mean_treat=13.8, mean_ctrl=10.0, p=0.008)],
+                     measure="MD").iloc[0]
+    assert row["df"] == 45
+    assert 3.8 / row["sei"] == pytest.approx(2.78, abs=5e-3)
+    assert row["sei"] == pytest.approx(1.37, abs=5e-3)
+
+
+def test_cochrane_paired_example_se():
+    # Cochrane crossover example: n 10, means 7.0 vs 6.5, SDs 2.38 vs 2.21, r 0.68 -> SE(MD) 0.583
+    row = effects_of([pre_post(n=10, mean_pre=6.5, mean_post=7.0, sd_pre=2.21, sd_post=2.38, r_prepost=0.68)],
+                     measure="MD").iloc[0]
+    assert row["yi"] == pytest.approx(0.5)
+    assert row["sei"] == pytest.approx(0.583, abs=5e-4)
+
+
+def test_seed_study_back_calculated_by_hand():
+    # 36 mothers, 24.78 -> 40.36, p = 0.012: |t| = t_{35}^{-1}(1 - 0.006), SE(MD) = 15.58 / |t|
+    t = stats.t.isf(0.006, 35)
+    rows = [pre_post(n=36, mean_pre=24.78, mean_post=40.36, p=0.012)]
+    md = effects_of(rows, measure="MD").iloc[0]
+    assert md["yi"] == pytest.approx(15.58)
+    assert md["sei"] == pytest.approx(15.58 / t)
+    assert md["se_route"] == "p_value"
+    for r in (0.3, 0.5, 0.7, 0.9):
+        smd = effects_of(rows, measure="SMD", r_prepost=r).iloc[0]
+        g = hedges_j(35) * (t / 6) * math.sqrt(2 * (1 - r))  # d_z = t / sqrt(n), raw-score d = d_z sqrt(2(1-r))
+        assert smd["yi"] == pytest.approx(g)
+        assert smd["vi"] == pytest.approx(2 * (1 - r) / 36 + g**2 / 72)
+    smcc = effects_of(rows, measure="SMCC").iloc[0]
+    assert smcc["yi"] == pytest.approx(hedges_j(35) * t / 6)
+
+
+def test_smd_with_sds_closed_form():
+    n1, n2, m1, m2, s1, s2 = 20, 21, 12.0, 10.0, 3.0, 3.5
+    sp = math.sqrt(((n1 - 1) * s1**2 + (n2 - 1) * s2**2) / (n1 + n2 - 2))
+    g = hedges_j(n1 + n2 - 2) * (m1 - m2) / sp
+    row = effects_of([two_group(n_treat=n1, n_ctrl=n2, mean_treat=m1, mean_ctrl=m2, sd_treat=s1, sd_ctrl=s2)]).iloc[0]
+    assert row["yi"] == pytest.approx(g)
+    assert row["vi"] == pytest.approx(1 / n1 + 1 / n2 + g**2 / (2 * (n1 + n2)))
+
+
+def test_smd_from_t_equals_smd_from_matching_sds():
+    with_sd = two_group(n_treat=15, n_ctrl=15, mean_treat=11.0, mean_ctrl=10.0, sd_treat=2.0, sd_ctrl=2.0)
+    t = 1.0 / (2.0 * math.sqrt(2 / 15))
+    with_t = two_group(n_treat=15, n_ctrl=15, mean_treat=11.0, mean_ctrl=10.0, t=t)
+    a, b = effects_of([with_sd]).iloc[0], effects_of([with_t]).iloc[0]
+    assert a["yi"] == pytest.approx(b["yi"]) and a["vi"] == pytest.approx(b["vi"])
+    assert (a["se_route"], b["se_route"]) == ("sd", "t_stat")
+
+
+def test_se_from_confidence_interval_uses_t_quantile():
+    row = effects_of([two_group(n_treat=10, n_ctrl=12, mean_treat=5.0, mean_ctrl=3.0, ci_low=0.5, ci_high=3.5)],
+                     measure="MD").iloc[0]
+    assert row["sei"] == pytest.approx(3.0 / (2 * stats.t.ppf(0.975, 20)))
+    assert row["se_route"] == "ci"
+
+
+def test_log_ratio_of_means_closed_form():
+    row = effects_of([two_group(n_treat=20, n_ctrl=25, mean_treat=30.0, mean_ctrl=20.0, sd_treat=6.0, sd_ctrl=5.0)],
+                     measure="ROM").iloc[0]
+    assert row["yi"] == pytest.approx(math.log(1.5))
+    assert row["vi"] == pytest.approx(36 / (20 * 900) + 25 / (25 * 400))
+
+
+def test_log_ratio_pre_post_metafor_romc_formula():
+    r = 0.6
+    row = effects_of([pre_post(n=30, mean_pre=20.0, mean_post=25.0, sd_pre=4.0, sd_post=5.0)],
+                     measure="ROM", r_prepost=r).iloc[0]
+    expected = (25 / 625 + 16 / 400 - 2 * r * 4 * 5 / (20 * 25)) / 30
+    assert row["vi"] == pytest.approx(expected)
+
+
+def test_log_ratio_needs_positive_means():
+    with pytest.raises(EffectSizeError, match=r"study 's'.*mean_ctrl"):
+        effects_of([two_group(n_treat=5, n_ctrl=5, mean_treat=1.0, mean_ctrl=-1.0, p=0.2)], measure="ROM")
+
+
+def test_p_bound_modes():
+    rows = [two_group(n_treat=22, n_ctrl=22, mean_treat=203.82, mean_ctrl=54.90, p_upper=0.0005)]
+    conservative = effects_of(rows).iloc[0]
+    t_bound = stats.t.isf(0.00025, 42)
+    assert conservative["yi"] == pytest.approx(hedges_j(42) * t_bound * math.sqrt(2 / 22))
+    assert conservative["se_route"] == "p_bound" and conservative["used"]
+    censored = effects_of(rows, p_bound="censor").iloc[0]
+    assert censored["censored"] and censored["yi"] == pytest.approx(conservative["yi"])
+    excluded = effects_of(rows, p_bound="exclude").iloc[0]
+    assert not excluded["used"] and "bound" in excluded["why_not"]
+
+
+def test_equal_means_with_p_cannot_give_an_se():
+    with pytest.raises(EffectSizeError, match=r"study 's', field 'p'"):
+        effects_of([two_group(n_treat=10, n_ctrl=10, mean_treat=3.0, mean_ctrl=3.0, p=0.9)])
+
+
+def test_ready_made_effects_on_other_scale_are_reported_not_dropped():
+    rows = [{"study_id": "a", "design": "effect", "yi": 0.3, "sei": 0.1, "measure": "SMD"},
+            {"study_id": "b", "design": "effect", "yi": 3.0, "sei": 1.0, "measure": "MD"}]
+    table = effects_of(rows)
+    assert list(table["study_id"]) == ["a", "b"]
+    assert list(table["used"]) == [True, False]
+    assert "MD scale" in table.loc[1, "why_not"]
+
+
+def test_bad_options_refused():
+    rows = [pre_post(n=36, mean_pre=24.78, mean_post=40.36, p=0.012)]
+    for kwargs in ({"measure": "OR"}, {"r_prepost": 1.0}, {"p_bound": "guess"}):
+        with pytest.raises(EffectSizeError):
+            effects_of(rows, **kwargs)
+
+
+def test_bundled_massage_rows_all_reported():
+    studies = load_studies(ROOT / "studies" / "massage.csv")
+    effects = compute_effects(studies)
+    assert len(effects) == len(studies)  # nothing dropped
+    unused = not_used(effects)
+    assert set(unused["study_id"]) | set(used_effects(effects)["study_id"]) == set(studies["study_id"])
+    assert (unused["why_not"].str.len() > 0).all()
+    seed = effects.set_index("study_id").loc["pratama2023"]
+    assert seed["used"] and seed["se_route"] == "p_value"
