@@ -12,7 +12,7 @@ import pandas as pd
 from .diagnostics import Diagnostics, diagnose
 from .effects import used_effects
 from .fit import fit
-from .models import build_model
+from .builders import build_model
 from .summary import summarize
 
 MIN_STUDIES = 2  # a pooled estimate needs at least two studies

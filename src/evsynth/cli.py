@@ -10,7 +10,7 @@ import pandas as pd
 
 from .analysis import run_analysis, slug, split_by_outcome
 from .effects import MEASURES, P_BOUND_MODES, DEFAULT_R_PREPOST, compute_effects, not_used
-from .models import BUILDERS
+from .builders import BUILDERS
 from .studies import StudyDataError, load_studies
 
 EXIT_BAD_INPUT, EXIT_DIAGNOSTICS = 2, 3

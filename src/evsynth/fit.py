@@ -8,7 +8,7 @@ import pymc as pm
 import xarray as xr
 
 from . import __version__
-from .models import build_model
+from .builders import build_model
 
 SAMPLERS = ("pymc", "nutpie")
 

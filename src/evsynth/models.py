@@ -114,12 +114,3 @@ def by_technique(effects: pd.DataFrame, priors: dict | None = None) -> pm.Model:
     model.evsynth_settings = _settings(effects, table) | {"model": "by_technique", "prior_mu": chosen["mu"], "prior_tau": chosen["tau"],
                               "prior_tau_technique": chosen["tau_technique"]}
     return model
-
-
-BUILDERS = {"random_effects": random_effects, "by_technique": by_technique}
-
-
-def build_model(kind: str, effects: pd.DataFrame, priors: dict | None = None) -> pm.Model:
-    if kind not in BUILDERS:
-        raise ValueError(f"model {kind!r} unknown; choose one of {sorted(BUILDERS)}")
-    return BUILDERS[kind](effects, priors)

@@ -1,0 +1,22 @@
+"""The registry of model builders, so the CLI, spec files and sweeps can name a model by string.
+
+Each builder lives in the module of its model family; add one line here for a new one.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pymc as pm
+
+from .models import by_technique, random_effects
+
+BUILDERS = {
+    "random_effects": random_effects,
+    "by_technique": by_technique,
+}
+
+
+def build_model(kind: str, effects: pd.DataFrame, priors: dict | None = None, **options) -> pm.Model:
+    if kind not in BUILDERS:
+        raise ValueError(f"model {kind!r} unknown; choose one of {sorted(BUILDERS)}")
+    return BUILDERS[kind](effects, priors, **options)
