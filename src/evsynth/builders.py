@@ -8,11 +8,12 @@ from __future__ import annotations
 import pandas as pd
 import pymc as pm
 
-from .models import by_technique, random_effects
+from .models import by_technique, common_effect, random_effects
 
 BUILDERS = {
     "random_effects": random_effects,
     "by_technique": by_technique,
+    "common_effect": common_effect,
 }
 
 

@@ -77,6 +77,22 @@ def _settings(effects: pd.DataFrame, table: pd.DataFrame) -> dict:
                        "data_hash": digest.hexdigest()[:16]}
 
 
+def common_effect(effects: pd.DataFrame, priors: dict | None = None) -> pm.Model:
+    """Common-effect (fixed-effect) model: y_i ~ N(mu, se_i), i.e. theta_i = mu for every study.
+
+    No tau: the model asserts zero heterogeneity. `theta` is kept (all equal to mu) so the
+    InferenceData has the same study-level variable as the other models.
+    """
+    table = _prepare(effects)
+    chosen = resolve_priors(effects, priors)
+    with pm.Model(coords={"study": table["study_id"].tolist()}) as model:
+        mu = parse_prior(chosen["mu"]).to_pymc("mu")
+        theta = pm.Deterministic("theta", mu * pm.math.ones(len(table)), dims="study")
+        _likelihood(theta, table)
+    model.evsynth_settings = _settings(effects, table) | {"model": "common_effect", "prior_mu": chosen["mu"]}
+    return model
+
+
 def random_effects(effects: pd.DataFrame, priors: dict | None = None) -> pm.Model:
     """Normal-normal random-effects model: y_i ~ N(theta_i, se_i), theta_i ~ N(mu, tau)."""
     table = _prepare(effects)
