@@ -32,11 +32,32 @@ def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws:
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2),
                               random_seed=seed, target_accept=target_accept, progressbar=progressbar,
                               idata_kwargs={"log_likelihood": True}, compute_convergence_checks=False)
+    _complete_constant_data(idata, model)
     settings = getattr(model, "evsynth_settings", {})
     idata.attrs.update({k: str(v) for k, v in settings.items()})
     idata.attrs.update(sampler=sampler, seed=str(seed), draws=str(draws), tune=str(tune),
                        chains=str(chains), target_accept=str(target_accept), evsynth_version=__version__)
     return idata
+
+
+def _data_dataset(model) -> xr.Dataset:
+    return xr.Dataset(
+        {v.name: (list(model.named_vars_to_dims.get(v.name, ())), v.get_value()) for v in model.data_vars},
+        coords={k: list(v) for k, v in model.coords.items()},
+    )
+
+
+def _complete_constant_data(idata: az.InferenceData, model) -> None:
+    """Every pm.Data (yi and sei included: PyMC files observed data elsewhere) in constant_data,
+    so a saved result holds the data it was fitted to."""
+    data = _data_dataset(model)
+    if "constant_data" in idata:
+        missing = [name for name in data.data_vars if name not in idata.constant_data]
+        idata.constant_data = idata.constant_data.assign({name: data[name] for name in missing})
+    else:
+        idata.add_groups(constant_data=data)
+    if "observed_data" not in idata:
+        idata.add_groups(observed_data=xr.Dataset({"y": data["yi"]}))
 
 
 def _sample_nutpie(model, draws, tune, chains, seed, target_accept, progressbar):
@@ -50,9 +71,4 @@ def _sample_nutpie(model, draws, tune, chains, seed, target_accept, progressbar)
     # nutpie returns the posterior only; add what the rest of evsynth expects.
     with model:
         pm.compute_log_likelihood(idata, progressbar=False)
-    constant = xr.Dataset(
-        {v.name: (list(model.named_vars_to_dims.get(v.name, ())), v.get_value()) for v in model.data_vars},
-        coords={k: list(v) for k, v in model.coords.items()},
-    )
-    idata.add_groups(constant_data=constant, observed_data=xr.Dataset({"y": constant["yi"]}))
     return idata

@@ -37,9 +37,15 @@ def default_priors(effects: pd.DataFrame) -> dict[str, str]:
             "tau_technique": f"halfnormal({0.5 * scale:.4g})"}
 
 
-def resolve_priors(effects: pd.DataFrame, priors: dict | None) -> dict[str, str]:
-    chosen = default_priors(effects) | dict(priors or {})
-    return {name: str(parse_prior(text)) for name, text in chosen.items()}
+def resolve_priors(effects: pd.DataFrame, priors: dict | None, names=("mu", "tau")) -> dict[str, str]:
+    """The priors a builder needs: the user's where given, else the documented defaults."""
+    given = dict(priors or {})
+    unknown = set(given) - set(STANDARD_PRIORS)
+    if unknown:
+        raise ValueError(f"priors for {sorted(unknown)} unknown; this model takes {list(names)}")
+    missing = [n for n in names if n not in given]
+    chosen = (default_priors(effects) if missing else {}) | given
+    return {name: str(parse_prior(chosen[name])) for name in names}
 
 
 def _likelihood(theta, table: pd.DataFrame):
@@ -84,7 +90,7 @@ def common_effect(effects: pd.DataFrame, priors: dict | None = None) -> pm.Model
     InferenceData has the same study-level variable as the other models.
     """
     table = _prepare(effects)
-    chosen = resolve_priors(effects, priors)
+    chosen = resolve_priors(effects, priors, ("mu",))
     with pm.Model(coords={"study": table["study_id"].tolist()}) as model:
         mu = parse_prior(chosen["mu"]).to_pymc("mu")
         theta = pm.Deterministic("theta", mu * pm.math.ones(len(table)), dims="study")
@@ -113,7 +119,7 @@ def by_technique(effects: pd.DataFrame, priors: dict | None = None) -> pm.Model:
     technique_effect_k ~ N(mu, tau_technique), theta_i ~ N(technique_effect_k[i], tau).
     """
     table = _prepare(effects)
-    chosen = resolve_priors(effects, priors)
+    chosen = resolve_priors(effects, priors, ("mu", "tau", "tau_technique"))
     techniques = sorted(table["technique"].unique())
     index = table["technique"].map({t: k for k, t in enumerate(techniques)}).to_numpy()
     coords = {"study": table["study_id"].tolist(), "technique": techniques}
