@@ -174,9 +174,15 @@ def _effect_row(row, measure, r_default, p_bound, control_labels) -> dict:
     if d.route == "p_bound":
         if p_bound == "exclude":
             out.update(used=False, why_not="p-value printed only as a bound (p_bound='exclude')")
-        elif p_bound == "censor":
-            out["censored"] = True  # yi is the effect at the bound: |true statistic| lies beyond it
+        elif p_bound == "censor" and _effect_depends_on_statistic(row, measure):
+            out["censored"] = True  # yi is the effect at the bound: the true one lies beyond it
     return out
+
+
+def _effect_depends_on_statistic(row, measure: str) -> bool:
+    """Whether yi was computed from the (bounded) test statistic. A pre/post SMD with a baseline SD
+    is standardized by that SD, so its yi is exact and only the unused change SD was bounded."""
+    return not (row["design"] == "pre_post" and measure == "SMD" and row["sd_pre"] is not None)
 
 
 def compute_effects(studies: pd.DataFrame, measure: str = "SMD", r_prepost: float = DEFAULT_R_PREPOST,
