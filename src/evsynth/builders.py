@@ -9,11 +9,13 @@ import pandas as pd
 import pymc as pm
 
 from .models import by_technique, common_effect, random_effects
+from .selection import selection
 
 BUILDERS = {
     "random_effects": random_effects,
     "by_technique": by_technique,
     "common_effect": common_effect,
+    "selection": selection,
 }
 
 
