@@ -1,6 +1,9 @@
-"""Figures: forest plot with technique subtotals, pooled diamond and prediction interval.
+"""Figures: forest, contour-enhanced funnel, sensitivity, prior/posterior, predictive checks, and
+thin wrappers over ArviZ's trace and rank plots.
 
-Functions take an optional `ax` and return the matplotlib Figure, like ArviZ's plotting API.
+Every function returns the matplotlib Figure. Single-panel plots take an optional `ax`, like
+ArviZ's plotting API. Artists a reader (or a test) needs to find carry a `gid`, e.g.
+"diamond:pooled", "contour:0.95", "scenario:<name>".
 """
 
 from __future__ import annotations
@@ -9,9 +12,23 @@ import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .effects import used_effects
+from .priors import parse_prior
 from .summary import predictive_draws
+
+FAIL_COLOR = "tab:red"
+DIAGNOSTIC_VARS = ("mu", "tau", "tau_technique", "technique_effect")
+SENSITIVITY_COLUMNS = ("scenario", "parameter", "q2.5", "q50", "q97.5", "p_gt_0", "verdict")
+# Which SE routes rest on a reported spread (SD, CI, t) and which on a p-value alone.
+SE_FROM_P = {"p_value": "SE from exact p-value", "p_bound": "SE from p-value bound (p < ...)"}
+
+
+def _new_ax(ax, figsize):
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
 
 
 def _interval(draws: np.ndarray) -> tuple[float, float, float]:
@@ -19,15 +36,39 @@ def _interval(draws: np.ndarray) -> tuple[float, float, float]:
     return lo, mid, hi
 
 
-def _diamond(ax, y: float, lo: float, mid: float, hi: float, color: str, height: float = 0.35):
-    ax.fill([lo, mid, hi, mid], [y, y + height, y, y - height], color=color, zorder=3)
+def _diamond(ax, y: float, lo: float, mid: float, hi: float, color: str, gid: str, height: float = 0.35):
+    ax.fill([lo, mid, hi, mid], [y, y + height, y, y - height], color=color, zorder=3, gid=gid)
+
+
+def _synthetic_note(effects: pd.DataFrame) -> str:
+    if "synthetic" in effects and effects["synthetic"].astype(bool).any():
+        return "SYNTHETIC DATA (not evidence)"
+    return ""
+
+
+def _label_right(ax, y: float, text: str, color: str = "0.2"):
+    """Numbers in a column right of the axes (x in axes coordinates, y in data)."""
+    ax.text(1.02, y, text, transform=ax.get_yaxis_transform(), va="center", ha="left", fontsize=8,
+            color=color, family="monospace")
+
+
+def _fmt(lo: float, mid: float, hi: float) -> str:
+    return f"{mid:6.2f} [{lo:6.2f}, {hi:6.2f}]"
 
 
 def forest(idata: az.InferenceData, effects: pd.DataFrame, ax=None, threshold: float | None = 0.0):
     """Studies grouped by technique (observed yi +- 1.96 se, and shrunken theta), a diamond per
-    technique, the pooled diamond and the 95% prediction interval for a new study."""
+    technique, the pooled diamond and the 95% prediction interval for a new study.
+
+    The right-hand column prints the median [95% interval] of each row (for studies: yi and its
+    95% CI). `effects` must be the table the model was fitted on.
+    """
     table = used_effects(effects)
     post = az.extract(idata)
+    missing = sorted(set(table["study_id"]) - set(post["study"].to_numpy()))
+    if missing:
+        raise ValueError(f"studies {missing} are in the effect table but not in the fit; "
+                         "pass the effect table the model was fitted on")
     has_tech = "technique_effect" in post
     groups = sorted(table["technique"].unique()) if has_tech else [None]
     rows = []  # (label, kind, payload)
@@ -38,35 +79,257 @@ def forest(idata: az.InferenceData, effects: pd.DataFrame, ax=None, threshold: f
         rows += [(f"  {r.study_id}", "study", r) for r in members.itertuples()]
         if tech is not None:
             rows.append((f"  {tech} (technique effect)", "technique", tech))
-    rows += [("Pooled (mu)", "pooled", None), ("Prediction, new study", "prediction", None)]
+    rows.append(("Pooled (mu)", "pooled", None))
+    if "tau" in post:  # a common-effect model has no between-study spread to predict with
+        rows.append(("Prediction, new study", "prediction", None))
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.2))
+    ax = _new_ax(ax, (9, 0.32 * len(rows) + 1.4))
     fig = ax.figure
     ys = np.arange(len(rows))[::-1]
     for y, (label, kind, payload) in zip(ys, rows):
         if kind == "study":
             lo, hi = payload.yi - 1.96 * payload.sei, payload.yi + 1.96 * payload.sei
             marker = ">" if payload.censored else "s"
-            ax.plot([lo, hi], [y, y], color="0.4", lw=1)
-            ax.plot(payload.yi, y, marker=marker, color="0.2", ms=5, zorder=3)
+            ax.plot([lo, hi], [y, y], color="0.4", lw=1, gid=f"study-ci:{payload.study_id}")
+            ax.plot(payload.yi, y, marker=marker, color="0.2", ms=5, zorder=3, gid=f"study:{payload.study_id}")
             theta = post["theta"].sel(study=payload.study_id).to_numpy()
-            ax.plot(np.median(theta), y - 0.18, "o", color="tab:blue", ms=3, zorder=3)
+            ax.plot(np.median(theta), y - 0.18, "o", color="tab:blue", ms=3, zorder=3,
+                    gid=f"theta:{payload.study_id}")
+            bound = " (bound)" if payload.censored else ""
+            _label_right(ax, y, _fmt(lo, payload.yi, hi) + bound)
         elif kind == "technique":
-            _diamond(ax, y, *_interval(post["technique_effect"].sel(technique=payload).to_numpy()), "tab:blue")
+            interval = _interval(post["technique_effect"].sel(technique=payload).to_numpy())
+            _diamond(ax, y, *interval, "tab:blue", gid=f"diamond:technique:{payload}")
+            _label_right(ax, y, _fmt(*interval))
         elif kind == "pooled":
-            _diamond(ax, y, *_interval(post["mu"].to_numpy()), "black")
+            interval = _interval(post["mu"].to_numpy())
+            _diamond(ax, y, *interval, "black", gid="diamond:pooled")
+            _label_right(ax, y, _fmt(*interval))
         elif kind == "prediction":
             lo, mid, hi = _interval(predictive_draws(idata))
-            ax.plot([lo, hi], [y, y], color="tab:red", lw=3, solid_capstyle="butt")
+            ax.plot([lo, hi], [y, y], color="tab:red", lw=3, solid_capstyle="butt", gid="prediction")
+            _label_right(ax, y, _fmt(lo, mid, hi), color="tab:red")
     ax.set_yticks(ys, [r[0] for r in rows])
     for tick, (_, kind, _) in zip(ax.get_yticklabels(), rows):
         tick.set_fontweight("bold" if kind in ("header", "pooled") else "normal")
     if threshold is not None:
-        ax.axvline(threshold, color="0.6", ls="--", lw=0.8)
+        ax.axvline(threshold, color="0.6", ls="--", lw=0.8, gid="threshold")
     measure = idata.attrs.get("measure", effects.attrs.get("measure", "effect"))
     ax.set_xlabel(f"{measure}\nsquares: observed ±1.96 SE (> censored bound); dots: posterior median; "
                   "diamonds: 95% CrI; red: 95% prediction interval", fontsize=8)
+    title = " - ".join(t for t in (_synthetic_note(table), idata.attrs.get("analysis", "")) if t)
+    if title:
+        ax.set_title(title, fontsize=10)
     ax.set_ylim(-0.8, len(rows) - 0.2)
+    fig.tight_layout()
+    return fig
+
+
+def contour_z(contours=(0.90, 0.95, 0.99)) -> np.ndarray:
+    """Two-sided critical z for each contour level, e.g. 0.95 -> 1.96."""
+    levels = np.sort(np.asarray(contours, dtype=float))
+    if levels.size == 0 or np.any((levels <= 0) | (levels >= 1)) or np.unique(levels).size != levels.size:
+        raise ValueError(f"contours {tuple(contours)}: need distinct levels strictly between 0 and 1")
+    return stats.norm.ppf(1 - (1 - levels) / 2)
+
+
+def funnel(effects: pd.DataFrame, ax=None, center: float | None = None, contours=(0.90, 0.95, 0.99)):
+    """Contour-enhanced funnel plot (Peters et al. 2008): yi against its SE, SE axis inverted.
+
+    Shaded bands mark where a study's two-sided test against zero has p between consecutive
+    levels: |yi| between z_a * se and z_b * se (z = 1.645, 1.96, 2.576 for 0.90, 0.95, 0.99).
+    Marker shape says how the SE was obtained: an SE back-calculated from a p-value puts the
+    point on that p's contour by construction, so such points say nothing about asymmetry.
+    `center` (e.g. the pooled estimate) draws a vertical line.
+    """
+    table = used_effects(effects)
+    table = table[np.isfinite(table["yi"]) & np.isfinite(table["sei"])]
+    if table.empty:
+        raise ValueError("funnel: no usable effect sizes (see evsynth.effects.not_used)")
+    levels = np.sort(np.asarray(contours, dtype=float))
+    z = contour_z(levels)
+    ax = _new_ax(ax, (6.5, 4.5))
+    fig = ax.figure
+
+    se_max = float(table["sei"].max()) * 1.15
+    x_lim = max(float(np.abs(table["yi"]).max()), z[-1] * se_max) * 1.1
+    if center is not None:
+        x_lim = max(x_lim, abs(center) * 1.1)
+    se = np.linspace(0, se_max, 50)
+    shades = np.linspace(0.9, 0.7, len(levels))  # lighter = closer to p = 0.10
+    for k, (level, z_in) in enumerate(zip(levels, z)):
+        outer = z[k + 1] * se if k + 1 < len(z) else np.full_like(se, x_lim)
+        p_hi, p_lo = 1 - level, (1 - levels[k + 1]) if k + 1 < len(z) else None
+        label = f"{p_lo:g} < p < {p_hi:g}" if p_lo is not None else f"p < {p_hi:g}"
+        for side, name in ((1, label), (-1, "_nolegend_")):
+            ax.fill_betweenx(se, side * z_in * se, side * outer, color=str(shades[k]), lw=0, zorder=0,
+                             label=name, gid=f"contour:{level:g}")
+        ax.plot([-z_in * se_max, 0, z_in * se_max], [se_max, 0, se_max], color="0.5", lw=0.5, zorder=1,
+                gid=f"contour-line:{level:g}")
+
+    routes = table["se_route"].map(lambda r: SE_FROM_P.get(r, "SE from SD, CI or t"))
+    routes = routes.where(~table["censored"].astype(bool), "censored (yi is a bound)")
+    markers = {"SE from SD, CI or t": "o", "SE from exact p-value": "^",
+               "SE from p-value bound (p < ...)": "v", "censored (yi is a bound)": ">"}
+    for route, group in table.groupby(routes, sort=True):
+        ax.plot(group["yi"], group["sei"], ls="none", marker=markers[route], color="black", ms=6, zorder=4,
+                label=route, gid=f"studies:{route}")
+    if len(table) <= 12:
+        for row in table.itertuples():
+            ax.annotate(row.study_id, (row.yi, row.sei), xytext=(4, 3), textcoords="offset points", fontsize=7)
+    if center is not None:
+        ax.axvline(center, color="tab:blue", lw=1.2, label=f"pooled estimate ({center:.2f})", gid="center")
+    ax.axvline(0, color="0.3", lw=0.6, ls=":")
+    ax.set_xlim(-x_lim, x_lim)
+    ax.set_ylim(se_max, 0)  # inverted: precise studies at the top
+    measure = effects.attrs.get("measure", "effect")
+    ax.set_xlabel(f"{measure} (yi)")
+    ax.set_ylabel("standard error (sei)")
+    note = _synthetic_note(table)
+    ax.set_title("Contour-enhanced funnel plot" + (f" - {note}" if note else ""), fontsize=10)
+    ax.legend(fontsize=7, loc="lower left", framealpha=0.9)
+    fig.tight_layout()
+    return fig
+
+
+def sensitivity_plot(table: pd.DataFrame, parameter: str = "pooled (mu)", ax=None, threshold: float | None = 0.0):
+    """One row per sensitivity scenario: median and 95% interval of `parameter`.
+
+    `table` is tidy (evsynth.sensitivity's output): columns scenario, parameter, q2.5, q50,
+    q97.5, p_gt_0, verdict (and problems). Scenarios whose fit failed its diagnostics
+    (verdict FAIL) are drawn in red and labelled FAIL; their numbers are not to be trusted.
+    """
+    missing = [c for c in SENSITIVITY_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"sensitivity table lacks columns {missing}")
+    rows = table[table["parameter"] == parameter].reset_index(drop=True)
+    if rows.empty:
+        raise ValueError(f"parameter {parameter!r} not in the sensitivity table; "
+                         f"available: {sorted(table['parameter'].unique())}")
+    ax = _new_ax(ax, (9, 0.35 * len(rows) + 1.3))
+    fig = ax.figure
+    ys = np.arange(len(rows))[::-1]
+    labels = []
+    for y, (_, row) in zip(ys, rows.iterrows()):
+        lo, mid, hi = (float(row[q]) for q in ("q2.5", "q50", "q97.5"))
+        failed = str(row["verdict"]).upper() != "PASS"
+        color = FAIL_COLOR if failed else "black"
+        scenario = str(row["scenario"])
+        labels.append(f"{scenario}  [FAIL]" if failed else scenario)
+        if np.isfinite([lo, mid, hi]).all():
+            ax.plot([lo, hi], [y, y], color=color, lw=1.5, gid=f"scenario:{scenario}")
+            ax.plot(mid, y, "X" if failed else "o", color=color, ms=6, zorder=3, gid=f"median:{scenario}")
+            p = float(row["p_gt_0"])
+            text = _fmt(lo, mid, hi) + (f"  P(>0) {p:.2f}" if np.isfinite(p) else "")
+        else:
+            text = "not estimated"
+        _label_right(ax, y, text + ("  FAIL" if failed else ""), color=color)
+    ax.set_yticks(ys, labels)
+    for tick, label in zip(ax.get_yticklabels(), labels):
+        if label.endswith("[FAIL]"):
+            tick.set_color(FAIL_COLOR)
+    if threshold is not None:
+        ax.axvline(threshold, color="0.6", ls="--", lw=0.8, gid="threshold")
+    ax.set_xlabel(f"{parameter}: posterior median and 95% interval per scenario "
+                  "(red X / FAIL: diagnostics failed)", fontsize=8)
+    ax.set_ylim(-0.8, len(rows) - 0.2)
+    fig.tight_layout()
+    return fig
+
+
+def prior_posterior(idata: az.InferenceData, var: str = "tau", ax=None):
+    """Posterior histogram of a scalar parameter with its prior density on top.
+
+    With few studies the posterior of tau stays close to its prior: the data cannot tell how
+    much studies differ, and this plot shows it instead of hiding it.
+    """
+    if var not in idata.posterior:
+        raise ValueError(f"{var!r} is not in the posterior; it has {sorted(idata.posterior.data_vars)}")
+    draws = az.extract(idata, var_names=[var]).to_numpy().ravel()
+    ax = _new_ax(ax, (6, 3.5))
+    fig = ax.figure
+    ax.hist(draws, bins=50, density=True, color="tab:blue", alpha=0.5, label="posterior", gid="posterior")
+    prior_text = idata.attrs.get(f"prior_{var}")
+    if prior_text:
+        prior = parse_prior(prior_text)
+        upper = max(np.quantile(draws, 0.995), 1e-9)
+        lower = 0.0 if prior.support == "positive" else np.quantile(draws, 0.005)
+        grid = np.linspace(lower, upper, 200)
+        ax.plot(grid, np.exp(prior.logpdf(grid)), color="black", lw=1.5, label=f"prior {prior}", gid="prior")
+    lo, mid, hi = _interval(draws)
+    ax.set_title(f"{var}: median {mid:.2f}, 95% interval [{lo:.2f}, {hi:.2f}]", fontsize=10)
+    ax.set_xlabel(var)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def predictive_check(idata: az.InferenceData, ax=None, seed: int = 0):
+    """Per study: observed yi against two 95% predictive intervals.
+
+    - posterior predictive (idata.posterior_predictive['y'], from pm.sample_posterior_predictive):
+      a replicate of the same study, whose theta was fitted to that study;
+    - new-study replicate: theta drawn afresh from its technique (or mu) and tau, then y from
+      N(theta, sei). This one can flag a study that does not fit with the others.
+    """
+    post = idata.posterior
+    constant = idata.constant_data
+    studies = list(post["study"].to_numpy())
+    observed = constant["yi"].to_numpy()
+    sei = constant["sei"].to_numpy()
+    stacked = az.extract(idata)
+    rng = np.random.default_rng(seed)
+    n = stacked.sizes["sample"]
+    if "technique_effect" in stacked and "technique_idx" in constant:
+        centre = stacked["technique_effect"].to_numpy()[constant["technique_idx"].to_numpy()]  # study x sample
+    else:
+        centre = np.broadcast_to(stacked["mu"].to_numpy(), (len(studies), n))
+    tau = stacked["tau"].to_numpy() if "tau" in stacked else np.zeros(n)
+    fresh = centre + tau * rng.standard_normal(centre.shape) + sei[:, None] * rng.standard_normal(centre.shape)
+
+    ax = _new_ax(ax, (7, 0.45 * len(studies) + 1.3))
+    fig = ax.figure
+    ys = np.arange(len(studies))[::-1]
+    has_pp = "posterior_predictive" in idata and "y" in idata.posterior_predictive
+    if has_pp:
+        rep = az.extract(idata, group="posterior_predictive", var_names=["y"]).transpose("study", ...).to_numpy()
+    for k, (y, study) in enumerate(zip(ys, studies)):
+        if has_pp:
+            lo, _, hi = _interval(rep[k])
+            ax.plot([lo, hi], [y + 0.12, y + 0.12], color="tab:blue", lw=2, gid=f"ppc:{study}",
+                    label="posterior predictive (same study)" if k == 0 else "_nolegend_")
+        lo, _, hi = _interval(fresh[k])
+        ax.plot([lo, hi], [y - 0.12, y - 0.12], color="tab:orange", lw=2, gid=f"new-study:{study}",
+                label="replicate as a new study" if k == 0 else "_nolegend_")
+        p_new = float((fresh[k] > observed[k]).mean())
+        ax.plot(observed[k], y, "kD", ms=6, zorder=3, gid=f"observed:{study}",
+                label="observed yi" if k == 0 else "_nolegend_")
+        _label_right(ax, y, f"P(new > obs) {p_new:.2f}")
+    ax.set_yticks(ys, studies)
+    ax.set_xlabel(f"{idata.attrs.get('measure', 'effect')}: 95% predictive intervals", fontsize=8)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def _diagnostic_vars(idata, var_names):
+    if var_names is not None:
+        return list(var_names)
+    return [v for v in DIAGNOSTIC_VARS if v in idata.posterior]
+
+
+def trace(idata: az.InferenceData, var_names=None, kind: str = "rank_vlines"):
+    """ArviZ trace plot (density + rank plot per chain by default) of the model's top-level
+    parameters; returns the Figure. Chains that disagree show as rank lines away from uniform."""
+    axes = az.plot_trace(idata, var_names=_diagnostic_vars(idata, var_names), kind=kind, compact=True)
+    fig = np.ravel(axes)[0].figure
+    fig.tight_layout()
+    return fig
+
+
+def rank(idata: az.InferenceData, var_names=None):
+    """ArviZ rank plot, one panel per parameter; uniform histograms mean the chains agree."""
+    axes = az.plot_rank(idata, var_names=_diagnostic_vars(idata, var_names))
+    fig = np.ravel(axes)[0].figure
     fig.tight_layout()
     return fig
