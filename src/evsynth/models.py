@@ -6,6 +6,12 @@ are pm.Data so that sensitivity sweeps can swap data without rebuilding the grap
 
 Rows flagged `censored` (p-value printed only as a bound) enter through an interval-censored
 likelihood: the observed statistic is only known to lie beyond the bound stored in `yi`.
+
+For sweeps (evsynth.sensitivity) every builder takes two optional keywords that keep the graph's
+structure fixed while settings change: `weights` (study_id -> 0/1 or any weight >= 0, a pm.Data
+multiplying each study's log-likelihood, so leave-one-out and exclusions need no new graph) and
+`prior_data=True` (prior hyper-parameters as pm.Data, so halfnormal(0.5) -> halfnormal(1) is a
+data swap). Without them the graph is exactly the plain model.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import pandas as pd
 import pymc as pm
 
 from .effects import used_effects
-from .priors import parse_prior
+from .priors import _FAMILIES, parse_prior
 
 # Defaults on the standardized scale (SMD, SMCC) and the log-ratio scale (ROM): an effect beyond
 # +-2 SD is implausible for a massage, and between-study SDs above ~1 likewise.
@@ -48,18 +54,63 @@ def resolve_priors(effects: pd.DataFrame, priors: dict | None, names=("mu", "tau
     return {name: str(parse_prior(chosen[name])) for name in names}
 
 
-def _likelihood(theta, table: pd.DataFrame):
-    """Normal likelihood of yi; censored rows contribute P(statistic beyond their bound)."""
+def _likelihood(theta, table: pd.DataFrame, weights: np.ndarray | None = None):
+    """Normal likelihood of yi; censored rows contribute P(statistic beyond their bound).
+
+    With `weights`, study i counts w_i times: `y` stays the observed variable (so log_likelihood
+    and predictive checks work as usual, and a left-out study's log-likelihood is its held-out
+    predictive density) and a Potential adds (w_i - 1) * log p(y_i), which is exactly zero for
+    w_i = 1 and cancels the study for w_i = 0.
+    """
     yi = pm.Data("yi", table["yi"].to_numpy(float), dims="study")
     sei = pm.Data("sei", table["sei"].to_numpy(float), dims="study")
     censored = table["censored"].to_numpy(bool)
     if not censored.any():
-        return pm.Normal("y", mu=theta, sigma=sei, observed=yi, dims="study")
-    positive = table["yi"].to_numpy(float) > 0
-    lower = pm.Data("lower_bound", np.where(censored & ~positive, table["yi"], -np.inf), dims="study")
-    upper = pm.Data("upper_bound", np.where(censored & positive, table["yi"], np.inf), dims="study")
-    return pm.Censored("y", pm.Normal.dist(mu=theta, sigma=sei), lower=lower, upper=upper,
-                       observed=yi, dims="study")
+        y = pm.Normal("y", mu=theta, sigma=sei, observed=yi, dims="study")
+        make_dist = lambda mean: pm.Normal.dist(mu=mean, sigma=sei)  # noqa: E731
+    else:
+        positive = table["yi"].to_numpy(float) > 0
+        lower = pm.Data("lower_bound", np.where(censored & ~positive, table["yi"], -np.inf), dims="study")
+        upper = pm.Data("upper_bound", np.where(censored & positive, table["yi"], np.inf), dims="study")
+        y = pm.Censored("y", pm.Normal.dist(mu=theta, sigma=sei), lower=lower, upper=upper,
+                        observed=yi, dims="study")
+        make_dist = lambda mean: pm.Censored.dist(pm.Normal.dist(mu=mean, sigma=sei),  # noqa: E731
+                                                  lower=lower, upper=upper)
+    if weights is not None:
+        w = pm.Data("weights", weights, dims="study")
+        # The same distribution as `y`, written on the value variables (PyMC's advice for
+        # log-densities derived from model variables).
+        mean = pm.modelcontext(None).replace_rvs_by_values([theta])[0]
+        pm.Potential("likelihood_weights", ((w - 1.0) * pm.logp(make_dist(mean), yi)).sum())
+    return y
+
+
+def _weights(table: pd.DataFrame, weights) -> np.ndarray | None:
+    """Weights aligned with the used rows: a mapping study_id -> weight; unnamed studies get 1."""
+    if weights is None:
+        return None
+    given = {str(k): v for k, v in dict(weights).items()}
+    unknown = sorted(set(given) - set(table["study_id"]))
+    if unknown:
+        raise ValueError(f"weights name studies that are not used in this analysis: {unknown}")
+    values = table["study_id"].map(lambda s: given.get(s, 1.0)).to_numpy(float)
+    for study, value in zip(table["study_id"], values):
+        if not (np.isfinite(value) and value >= 0):
+            raise ValueError(f"study {study!r}, field 'weights': {value!r} must be a finite number >= 0")
+    if not (values > 0).any():
+        raise ValueError("every study has weight 0: nothing left to analyse")
+    return values
+
+
+def _prior(text: str, name: str, as_data: bool):
+    """The random variable for a prior; with as_data its hyper-parameters are pm.Data named
+    '<name>_prior_<parameter>' (e.g. tau_prior_sigma), so a sweep can change them in place."""
+    prior = parse_prior(text)
+    if not as_data:
+        return prior.to_pymc(name)
+    param_names, _, cls, _ = _FAMILIES[prior.family]
+    params = {p: pm.Data(f"{name}_prior_{p}", float(v)) for p, v in zip(param_names, prior.params)}
+    return cls(name, **params)
 
 
 def _prepare(effects: pd.DataFrame) -> pd.DataFrame:
@@ -75,15 +126,21 @@ def _prepare(effects: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _settings(effects: pd.DataFrame, table: pd.DataFrame) -> dict:
+def _settings(effects: pd.DataFrame, table: pd.DataFrame, weights: np.ndarray | None = None) -> dict:
     """What produced the data, to travel with the result (InferenceData attrs)."""
-    digest = hashlib.sha256(table[["study_id", "yi", "sei", "censored"]].to_csv(index=False).encode())
+    hashed = table[["study_id", "yi", "sei", "censored"]]
+    if weights is not None:
+        hashed = hashed.assign(weight=weights)
+    digest = hashlib.sha256(hashed.to_csv(index=False).encode())
     settings = {k: str(v) for k, v in effects.attrs.items() if k in ("measure", "r_prepost", "p_bound")}
-    return settings | {"outcomes": ", ".join(sorted(table["outcome"].unique())),
-                       "data_hash": digest.hexdigest()[:16]}
+    settings |= {"outcomes": ", ".join(sorted(table["outcome"].unique())), "data_hash": digest.hexdigest()[:16]}
+    if weights is not None:
+        settings["weights"] = ", ".join(f"{s}={w:g}" for s, w in zip(table["study_id"], weights) if w != 1)
+    return settings
 
 
-def common_effect(effects: pd.DataFrame, priors: dict | None = None) -> pm.Model:
+def common_effect(effects: pd.DataFrame, priors: dict | None = None, *, weights=None,
+                  prior_data: bool = False) -> pm.Model:
     """Common-effect (fixed-effect) model: y_i ~ N(mu, se_i), i.e. theta_i = mu for every study.
 
     No tau: the model asserts zero heterogeneity. `theta` is kept (all equal to mu) so the
@@ -91,48 +148,53 @@ def common_effect(effects: pd.DataFrame, priors: dict | None = None) -> pm.Model
     """
     table = _prepare(effects)
     chosen = resolve_priors(effects, priors, ("mu",))
+    w = _weights(table, weights)
     with pm.Model(coords={"study": table["study_id"].tolist()}) as model:
-        mu = parse_prior(chosen["mu"]).to_pymc("mu")
+        mu = _prior(chosen["mu"], "mu", prior_data)
         theta = pm.Deterministic("theta", mu * pm.math.ones(len(table)), dims="study")
-        _likelihood(theta, table)
-    model.evsynth_settings = _settings(effects, table) | {"model": "common_effect", "prior_mu": chosen["mu"]}
+        _likelihood(theta, table, w)
+    model.evsynth_settings = _settings(effects, table, w) | {"model": "common_effect", "prior_mu": chosen["mu"]}
     return model
 
 
-def random_effects(effects: pd.DataFrame, priors: dict | None = None) -> pm.Model:
+def random_effects(effects: pd.DataFrame, priors: dict | None = None, *, weights=None,
+                   prior_data: bool = False) -> pm.Model:
     """Normal-normal random-effects model: y_i ~ N(theta_i, se_i), theta_i ~ N(mu, tau)."""
     table = _prepare(effects)
     chosen = resolve_priors(effects, priors)
+    w = _weights(table, weights)
     with pm.Model(coords={"study": table["study_id"].tolist()}) as model:
-        mu = parse_prior(chosen["mu"]).to_pymc("mu")
-        tau = parse_prior(chosen["tau"]).to_pymc("tau")
+        mu = _prior(chosen["mu"], "mu", prior_data)
+        tau = _prior(chosen["tau"], "tau", prior_data)
         z = pm.Normal("z", 0, 1, dims="study")
         theta = pm.Deterministic("theta", mu + tau * z, dims="study")
-        _likelihood(theta, table)
-    model.evsynth_settings = _settings(effects, table) | {"model": "random_effects", "prior_mu": chosen["mu"], "prior_tau": chosen["tau"]}
+        _likelihood(theta, table, w)
+    model.evsynth_settings = _settings(effects, table, w) | {"model": "random_effects", "prior_mu": chosen["mu"], "prior_tau": chosen["tau"]}
     return model
 
 
-def by_technique(effects: pd.DataFrame, priors: dict | None = None) -> pm.Model:
+def by_technique(effects: pd.DataFrame, priors: dict | None = None, *, weights=None,
+                 prior_data: bool = False) -> pm.Model:
     """Technique effects partially pooled around a global mean, study effects around their technique.
 
     technique_effect_k ~ N(mu, tau_technique), theta_i ~ N(technique_effect_k[i], tau).
     """
     table = _prepare(effects)
     chosen = resolve_priors(effects, priors, ("mu", "tau", "tau_technique"))
+    w = _weights(table, weights)
     techniques = sorted(table["technique"].unique())
     index = table["technique"].map({t: k for k, t in enumerate(techniques)}).to_numpy()
     coords = {"study": table["study_id"].tolist(), "technique": techniques}
     with pm.Model(coords=coords) as model:
         technique_idx = pm.Data("technique_idx", index, dims="study")
-        mu = parse_prior(chosen["mu"]).to_pymc("mu")
-        tau_technique = parse_prior(chosen["tau_technique"]).to_pymc("tau_technique")
-        tau = parse_prior(chosen["tau"]).to_pymc("tau")
+        mu = _prior(chosen["mu"], "mu", prior_data)
+        tau_technique = _prior(chosen["tau_technique"], "tau_technique", prior_data)
+        tau = _prior(chosen["tau"], "tau", prior_data)
         z_technique = pm.Normal("z_technique", 0, 1, dims="technique")
         effect = pm.Deterministic("technique_effect", mu + tau_technique * z_technique, dims="technique")
         z = pm.Normal("z", 0, 1, dims="study")
         theta = pm.Deterministic("theta", effect[technique_idx] + tau * z, dims="study")
-        _likelihood(theta, table)
-    model.evsynth_settings = _settings(effects, table) | {"model": "by_technique", "prior_mu": chosen["mu"], "prior_tau": chosen["tau"],
+        _likelihood(theta, table, w)
+    model.evsynth_settings = _settings(effects, table, w) | {"model": "by_technique", "prior_mu": chosen["mu"], "prior_tau": chosen["tau"],
                               "prior_tau_technique": chosen["tau_technique"]}
     return model
