@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit_parser = commands.add_parser("fit", help="effect sizes + hierarchical model + diagnostics + forest plot")
     _add_fit_arguments(fit_parser)
     fit_parser.set_defaults(handler=cmd_fit)
+    from .report import register as register_report  # `evsynth report`: same options, HTML output
+
+    register_report(commands, _add_fit_arguments)
     return parser
 
 
