@@ -36,11 +36,12 @@ def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pool-outcomes", action="store_true", help="one SMD analysis across all outcomes")
     p.add_argument("--prior", action="append", type=_prior_option, default=[],
                    help="override a prior, e.g. --prior tau=halfnormal(1) --prior mu='normal(0, 2)'")
-    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--draws", type=int, default=2000)
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--seed", type=int, default=2026)
-    p.add_argument("--sampler", default="pymc", choices=("pymc", "nutpie"))
+    p.add_argument("--sampler", default="auto", choices=("auto", "pymc", "nutpie"),
+                   help="auto = nutpie when installed, else PyMC's NUTS (default: %(default)s)")
     p.add_argument("--out", default="output", help="output folder (default: %(default)s)")
     p.add_argument("--accept-failed", action="store_true",
                    help="exit 0 even when a fit fails its diagnostics (the failure is still reported)")
