@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .report import register as register_report  # `evsynth report`: same options, HTML output
 
     register_report(commands, _add_fit_arguments)
+    from .sensitivity_cli import register as register_sensitivity  # `evsynth sensitivity <spec.toml>`
+
+    register_sensitivity(commands)
     return parser
 
 

@@ -1,0 +1,357 @@
+"""Sensitivity analyses: the same verbs (compute_effects -> builder -> fit -> diagnose ->
+summarize) over a grid of settings -- tau prior, pre/post correlation, exclusion rules and
+leave-one-out -- giving one tidy table.
+
+    grid = Sensitivity(studies, tau_prior=["halfnormal(0.5)", "halfcauchy(0.5)"],
+                       r_prepost=[0.3, 0.5, 0.7], exclude=[None, "design == 'pre_post'"],
+                       leave_one_out=True)
+    table = grid.run(n_jobs=2, out="output/sweep.jsonl")   # resumable
+    grid.plot()
+
+Speed: with nutpie, a scenario does not compile a model. The builder is still run per scenario
+(a graph costs ~30 ms; compiling it ~10 s), always on every usable study of the outcome, with
+`weights` (1 = in, 0 = excluded or left out) and `prior_data=True`. Scenarios whose graphs have
+the same structure (same prior families, same studies and techniques) share one compiled nutpie
+model, cached per process, and get their data and prior hyper-parameters through
+`with_data`. Variables of studies and techniques that are out of a scenario are dropped from
+the posterior before diagnose/summarize, so a row means exactly what a fit on the reduced table
+means (`reuse=False` does that fit, rebuilding per scenario, for checking).
+
+Every scenario keeps its settings, estimates and diagnostics verdict; a scenario that fails its
+diagnostics or cannot be fitted (fewer than two studies left) stays in the table as FAIL with
+the reason in `problems`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .analysis import MIN_STUDIES, split_by_outcome
+from .builders import BUILDERS, build_model
+from .diagnostics import diagnose
+from .effects import DEFAULT_R_PREPOST, compute_effects, used_effects
+from .fit import fit
+from .models import default_priors
+from .priors import parse_prior
+from .rules import parse_rule
+from .studies import load_studies
+from .summary import summarize
+from .sweep import run_tasks
+
+SETTINGS = ["tau_prior", "r_prepost", "exclude", "left_out", "outcome", "model", "measure", "n_studies"]
+ESTIMATES = ["mean", "sd", "q2.5", "q50", "q97.5", "p_gt_0"]
+COLUMNS = ["scenario", *SETTINGS, "parameter", *ESTIMATES, "verdict", "problems"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    tau_prior: str
+    r_prepost: float
+    exclude: str = ""  # exclusion rule text, "" = none
+    left_out: str = ""  # study id left out, "" = none
+
+    @property
+    def id(self) -> str:
+        """Readable and stable: the same settings give the same id (the resume key)."""
+        parts = [f"tau {self.tau_prior}", f"r {self.r_prepost:g}"]
+        if self.exclude:
+            parts.append(f"excl {self.exclude}")
+        if self.left_out:
+            parts.append(f"drop {self.left_out}")
+        return " | ".join(parts)
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    draws: int = 2000
+    tune: int = 1000
+    chains: int = 4
+    seed: int = 2026
+    target_accept: float = 0.99
+    sampler: str = "auto"  # "auto": nutpie when installed (and then compiled once per structure)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every scenario of one sweep shares (sent to the workers with each scenario)."""
+
+    studies: pd.DataFrame
+    outcome: str
+    measure: str
+    p_bound: str
+    model: str
+    priors: dict
+    options: FitOptions
+
+    def fingerprint(self) -> str:
+        """Scenarios of one results file must share all of this, so resumed rows are comparable."""
+        payload = {"studies": self.studies.to_csv(index=False), "outcome": self.outcome, "measure": self.measure,
+                   "p_bound": self.p_bound, "model": self.model, "priors": self.priors,
+                   "options": asdict(self.options), "evsynth": __version__}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Job:
+    context: Context
+    scenario: Scenario
+    reuse: bool = True
+    cores: int | None = None  # sampler threads in this worker
+
+
+# ---- one scenario --------------------------------------------------------------------------
+
+def scenario_effects(context: Context, scenario: Scenario) -> tuple[pd.DataFrame, list[str]]:
+    """The outcome's effect table at the scenario's r, and the study ids the scenario keeps."""
+    effects = compute_effects(context.studies, measure=context.measure, r_prepost=scenario.r_prepost,
+                              p_bound=context.p_bound)
+    attrs = dict(effects.attrs)
+    keep = (effects["outcome"] == context.outcome).to_numpy()
+    effects = effects[keep].reset_index(drop=True)
+    effects.attrs = attrs
+    excluded = set()
+    if scenario.exclude:
+        studies = context.studies[keep].reset_index(drop=True)
+        excluded = set(studies["study_id"][parse_rule(scenario.exclude, studies.columns).select(studies)])
+    excluded.add(scenario.left_out)
+    kept = [s for s in used_effects(effects)["study_id"] if s not in excluded]
+    return effects, kept
+
+
+def run_scenario(job: Job) -> dict:
+    """Settings, estimates and verdict of one scenario, as a JSON-able record."""
+    context, scenario = job.context, job.scenario
+    start = time.monotonic()
+    settings = {"tau_prior": scenario.tau_prior, "r_prepost": scenario.r_prepost, "exclude": scenario.exclude,
+                "left_out": scenario.left_out, "outcome": context.outcome, "model": context.model,
+                "measure": context.measure}
+    try:
+        effects, kept = scenario_effects(context, scenario)
+        settings["n_studies"] = len(kept)
+        if len(kept) < MIN_STUDIES:
+            return _not_fitted(scenario, settings, f"not fitted: {len(kept)} usable stud"
+                               f"{'y' if len(kept) == 1 else 'ies'} left, need {MIN_STUDIES}", start)
+        priors = dict(context.priors) | {"tau": scenario.tau_prior}
+        if job.reuse:
+            idata = _fit_reusing(context, effects, kept, priors, job.cores)
+        else:
+            reduced = effects[effects["study_id"].isin(kept) | ~effects["used"]].reset_index(drop=True)
+            reduced.attrs = dict(effects.attrs)
+            idata = fit(build_model(context.model, reduced, priors), **asdict(context.options))
+    except Exception as exc:  # a scenario that breaks is reported, and the sweep goes on
+        settings.setdefault("n_studies", 0)
+        return _not_fitted(scenario, settings, f"error: {type(exc).__name__}: {exc}", start)
+    diagnostics = diagnose(idata)
+    summary = summarize(idata)
+    rows = [{"parameter": label, "mean": row["mean"], "sd": row["sd"], "q2.5": row["q2.5"], "q50": row["q50"],
+             "q97.5": row["q97.5"], "p_gt_0": row["P(>0)"]} for label, row in summary.iterrows()]
+    return {"key": scenario.id, "settings": settings, "rows": rows, "verdict": diagnostics.verdict,
+            "problems": "; ".join(diagnostics.problems), "sampler": idata.attrs.get("sampler", ""),
+            "reused_compiled_model": job.reuse, "seconds": round(time.monotonic() - start, 3)}
+
+
+def _not_fitted(scenario: Scenario, settings: dict, why: str, start: float) -> dict:
+    row = {"parameter": "pooled (mu)"} | {name: float("nan") for name in ESTIMATES}
+    return {"key": scenario.id, "settings": settings, "rows": [row], "verdict": "FAIL", "problems": why,
+            "sampler": "", "reused_compiled_model": False, "seconds": round(time.monotonic() - start, 3)}
+
+
+# ---- compile once per structure ----------------------------------------------------------
+
+_COMPILED: dict = {}  # structure key -> nutpie compiled model, per process
+_COMPILE_LOCK = threading.Lock()
+
+
+def structure_key(model) -> tuple:
+    """What a compiled model depends on beyond data values: variables with their distribution
+    families, coordinates, and data shapes. Equal keys -> one compiled model serves both."""
+    rvs = tuple((rv.name, type(rv.owner.op).__name__) for rv in model.free_RVs + model.observed_RVs)
+    coords = tuple((name, tuple(values)) for name, values in model.coords.items())
+    data = tuple((v.name, np.shape(v.get_value())) for v in model.data_vars)
+    extra = tuple(v.name for v in model.potentials + model.deterministics)
+    return rvs, coords, data, extra
+
+
+def compiled_model(model):
+    import nutpie
+
+    key = structure_key(model)
+    with _COMPILE_LOCK:
+        if key not in _COMPILED:
+            _COMPILED[key] = nutpie.compile_pymc_model(model)
+        return _COMPILED[key]
+
+
+def _fit_reusing(context: Context, effects: pd.DataFrame, kept: list[str], priors: dict, cores) -> az.InferenceData:
+    """The builder on all usable studies with 0/1 weights, sampled with a cached compiled model."""
+    import nutpie
+
+    used = used_effects(effects)
+    weights = {s: float(s in kept) for s in used["study_id"]}
+    model = build_model(context.model, effects, priors, weights=weights, prior_data=True)
+    compiled = compiled_model(model).with_data(**{v.name: v.get_value() for v in model.data_vars})
+    o = context.options
+    idata = nutpie.sample(compiled, draws=o.draws, tune=o.tune, chains=o.chains, seed=o.seed,
+                          target_accept=o.target_accept, progress_bar=False, cores=cores)
+    techniques = sorted(set(used.loc[used["study_id"].isin(kept), "technique"]))
+    selection = {"study": kept} | ({"technique": techniques} if "technique" in idata.posterior.dims else {})
+    idata.posterior = idata.posterior.sel(selection)
+    idata.attrs.update({k: str(v) for k, v in model.evsynth_settings.items()})
+    idata.attrs.update(sampler="nutpie", seed=str(o.seed), draws=str(o.draws), tune=str(o.tune),
+                       chains=str(o.chains), target_accept=str(o.target_accept), evsynth_version=__version__)
+    return idata
+
+
+def nutpie_available() -> bool:
+    try:
+        import nutpie  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ---- the grid ----------------------------------------------------------------------------
+
+@dataclass
+class Sensitivity:
+    """A grid of scenarios over one outcome. `run()` fits them; `table` holds the tidy result."""
+
+    studies: pd.DataFrame | str | Path
+    tau_prior: list = field(default_factory=lambda: [None])  # None: the model's default tau prior
+    r_prepost: list = field(default_factory=lambda: [DEFAULT_R_PREPOST])
+    exclude: list = field(default_factory=lambda: [None])  # rule text (evsynth.rules) or None
+    leave_one_out: bool = False
+    outcome: str | None = None  # None: the one outcome with enough studies
+    measure: str = "SMD"
+    p_bound: str = "conservative"
+    model: str = "by_technique"
+    priors: dict = field(default_factory=dict)  # fixed priors for the other parameters
+    draws: int = 2000
+    tune: int = 1000
+    chains: int = 4
+    seed: int = 2026
+    target_accept: float = 0.99
+    sampler: str = "auto"
+    table: pd.DataFrame | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self):
+        if not isinstance(self.studies, pd.DataFrame):
+            self.studies = load_studies(self.studies)
+        if self.model not in BUILDERS:
+            raise ValueError(f"model {self.model!r} unknown; choose one of {sorted(BUILDERS)}")
+        if "tau" in self.priors:
+            raise ValueError("the tau prior is swept: give it as tau_prior=[...], not in priors")
+        self.outcome = self.outcome or _only_outcome(self.studies, self.measure, self.p_bound)
+        if self.outcome not in set(self.studies["outcome"]):
+            raise ValueError(f"outcome {self.outcome!r} is not in the study table "
+                             f"(outcomes: {sorted(set(self.studies['outcome']))})")
+        self.tau_prior = [self._tau_text(t) for t in _as_list(self.tau_prior)]
+        self.r_prepost = [float(r) for r in _as_list(self.r_prepost)]
+        self.exclude = ["" if rule in (None, "", "none") else str(parse_rule(rule, self.studies.columns))
+                        for rule in _as_list(self.exclude)]
+        for name in ("tau_prior", "r_prepost", "exclude"):
+            values = getattr(self, name)
+            if not values or len(set(values)) != len(values):
+                raise ValueError(f"{name}: give a non-empty list without repeats, got {values}")
+        for r in self.r_prepost:
+            if not -1 < r < 1:
+                raise ValueError(f"r_prepost {r} must lie strictly between -1 and 1")
+
+    def _tau_text(self, text) -> str:
+        if text is None:
+            effects = compute_effects(self.studies, measure=self.measure, p_bound=self.p_bound)
+            return default_priors(effects[effects["outcome"] == self.outcome])["tau"]
+        return str(parse_prior(text))
+
+    @property
+    def context(self) -> Context:
+        options = FitOptions(self.draws, self.tune, self.chains, self.seed, self.target_accept, self.sampler)
+        return Context(self.studies, self.outcome, self.measure, self.p_bound, self.model, dict(self.priors), options)
+
+    def scenarios(self) -> list[Scenario]:
+        """The grid in order: every tau prior x r x exclusion, each followed by its leave-one-out
+        scenarios (one per study the exclusion keeps)."""
+        context, out = self.context, []
+        for tau, r, rule in itertools.product(self.tau_prior, self.r_prepost, self.exclude):
+            base = Scenario(tau, r, rule)
+            out.append(base)
+            if self.leave_one_out:
+                _, kept = scenario_effects(context, base)
+                out += [replace(base, left_out=study) for study in kept]
+        return out
+
+    def run(self, n_jobs: int = 1, *, out=None, executor=None, progress: bool = True,
+            reuse: bool = True) -> pd.DataFrame:
+        """Fit every scenario; returns (and keeps in `.table`) the tidy table.
+
+        n_jobs: local worker processes (1 = this process). executor: any object with
+        submit(fn, arg) returning futures, e.g. a dask.distributed Client (then n_jobs is unused).
+        out: JSON-lines file written as scenarios finish; scenarios already in it are not rerun.
+        reuse: compile once per graph structure (needs nutpie); False rebuilds and compiles per
+        scenario through evsynth.fit (slow; for checking).
+        """
+        context = self.context
+        sampler = context.options.sampler
+        if sampler == "auto":
+            sampler = "nutpie" if nutpie_available() else "pymc"
+        context = replace(context, options=replace(context.options, sampler=sampler))
+        reuse = reuse and sampler == "nutpie"
+        cores = None if executor is None and n_jobs <= 1 else max(1, (os.cpu_count() or 1) // max(1, n_jobs))
+        scenarios = self.scenarios()
+        jobs = {s.id: Job(context, s, reuse, cores) for s in scenarios}
+        if len(jobs) != len(scenarios):
+            raise ValueError("two scenarios share an id; check the grid for repeated settings")
+        records = run_tasks(run_scenario, jobs, out=out, fingerprint=context.fingerprint(), n_jobs=n_jobs,
+                            executor=executor, progress=progress, label="sensitivity",
+                            failed=lambda record: record["verdict"] != "PASS")
+        self.table = records_table([records[s.id] for s in scenarios])
+        return self.table
+
+    def plot(self, parameter: str = "pooled (mu)", **kwargs):
+        """Forest-style plot of `parameter` across scenarios (evsynth.plots.sensitivity_plot)."""
+        if self.table is None:
+            raise ValueError("run() the sweep first")
+        from .plots import sensitivity_plot
+
+        return sensitivity_plot(self.table, parameter=parameter, **kwargs)
+
+
+def records_table(records: list[dict]) -> pd.DataFrame:
+    """The tidy table: one row per scenario x parameter, columns COLUMNS."""
+    rows = [{"scenario": rec["key"], **{k: rec["settings"].get(k) for k in SETTINGS}, **row,
+             "verdict": rec["verdict"], "problems": rec["problems"]}
+            for rec in records for row in rec["rows"]]
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    for name in ESTIMATES + ["r_prepost"]:
+        table[name] = pd.to_numeric(table[name], errors="coerce").astype(float)
+    table["n_studies"] = table["n_studies"].astype(int)
+    for name in ("scenario", "tau_prior", "exclude", "left_out", "outcome", "model", "measure", "parameter",
+                 "verdict", "problems"):
+        table[name] = table[name].fillna("").astype(str)
+    return table
+
+
+def _as_list(values) -> list:
+    return list(values) if isinstance(values, (list, tuple)) else [values]
+
+
+def _only_outcome(studies: pd.DataFrame, measure: str, p_bound: str) -> str:
+    effects = compute_effects(studies, measure=measure, p_bound=p_bound)
+    runnable, skipped = split_by_outcome(effects)
+    if len(runnable) == 1:
+        return next(iter(runnable))
+    if not runnable:
+        raise ValueError(f"no outcome has {MIN_STUDIES} usable studies: {skipped}")
+    raise ValueError(f"several outcomes can be analysed ({', '.join(runnable)}); choose one with outcome=...")

@@ -1,0 +1,91 @@
+"""`evsynth sensitivity models/<spec>.toml`: run a spec file's sweep, resumably, and save the
+tidy table (CSV), the raw records (JSON lines) and a plot of the pooled effect per scenario."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .sensitivity import Sensitivity
+from .spec import load_spec
+
+EXIT_DIAGNOSTICS = 3  # as `evsynth fit`
+NOT_FITTED = "not fitted"
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "sensitivity", help="sweep priors, pre/post correlation, exclusions and leave-one-out (spec file)",
+        description="Runs the grid declared in a TOML spec file (see models/*.toml). Finished scenarios "
+                    "are appended to OUT/<spec>.jsonl, so an interrupted run resumes where it stopped. Exit "
+                    "status 3 when a fitted scenario fails its diagnostics (unless --accept-failed); "
+                    "scenarios that cannot be fitted (too few studies left) are listed but do not change it.")
+    parser.add_argument("spec", help="spec file, e.g. models/synthetic_demo_sensitivity.toml")
+    parser.add_argument("--n-jobs", type=int, default=None, help="worker processes (default: the spec's [run] n_jobs, else 1)")
+    parser.add_argument("--out", default="output", help="output folder (default: %(default)s)")
+    parser.add_argument("--draws", type=int, help="override the spec's [fit] draws")
+    parser.add_argument("--tune", type=int, help="override the spec's [fit] tune")
+    parser.add_argument("--chains", type=int, help="override the spec's [fit] chains")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="build and compile a model per scenario instead of reusing one per structure (slow)")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--accept-failed", action="store_true",
+                        help="exit 0 even when scenarios fail their diagnostics (they are still reported)")
+    parser.set_defaults(handler=cmd_sensitivity)
+
+
+def cmd_sensitivity(args) -> int:
+    spec = load_spec(args.spec)
+    options = dict(spec.sensitivity)
+    options |= {k: getattr(args, k) for k in ("draws", "tune", "chains") if getattr(args, k) is not None}
+    grid = Sensitivity(**options)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    records, csv, png = out / f"{spec.name}.jsonl", out / f"{spec.name}.csv", out / f"{spec.name}_pooled.png"
+    n_jobs = args.n_jobs or spec.n_jobs
+    scenarios = grid.scenarios()
+    print(f"{spec.title}: {len(scenarios)} scenarios on {grid.outcome!r} ({grid.model}, {grid.measure}), "
+          f"{n_jobs} job(s); results appended to {records}")
+    table = grid.run(n_jobs=n_jobs, out=records, progress=not args.quiet, reuse=not args.rebuild)
+    table.to_csv(csv, index=False)
+    _print_pooled(table)
+    saved = [str(records), str(csv)]
+    try:
+        grid.plot().savefig(png, dpi=110, bbox_inches="tight")
+        saved.append(str(png))
+    except ValueError as exc:  # e.g. nothing could be estimated
+        print(f"no plot: {exc}")
+    print("saved " + ", ".join(saved))
+    return _exit_status(table, args.accept_failed)
+
+
+def _print_pooled(table: pd.DataFrame) -> None:
+    pooled = table[table["parameter"] == "pooled (mu)"]
+    view = pooled[["scenario", "n_studies", "q50", "q2.5", "q97.5", "p_gt_0", "verdict"]]
+    print("\n== pooled (mu): posterior median, 95% interval, P(> 0), diagnostics ==")
+    with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_rows", 500,
+                           "display.float_format", "{:.3f}".format):
+        print(view.to_string(index=False))
+
+
+def _exit_status(table: pd.DataFrame, accept_failed: bool) -> int:
+    per_scenario = table.drop_duplicates("scenario")
+    failed = per_scenario[per_scenario["verdict"] != "PASS"]
+    not_fitted = failed[failed["problems"].str.startswith(NOT_FITTED)]
+    diagnostics = failed.drop(not_fitted.index)
+    if not not_fitted.empty:
+        print(f"\n{len(not_fitted)} scenario(s) not fitted (kept in the table as FAIL):", file=sys.stderr)
+    for _, row in not_fitted.iterrows():
+        print(f"  {row['scenario']}: {row['problems']}", file=sys.stderr)
+    if not diagnostics.empty:
+        print(f"\nDIAGNOSTICS FAILED (or fit error) in {len(diagnostics)} of {len(per_scenario)} scenarios:",
+              file=sys.stderr)
+        for _, row in diagnostics.iterrows():
+            print(f"  {row['scenario']}: {row['problems']}", file=sys.stderr)
+        if accept_failed:
+            print("(accepted by --accept-failed)", file=sys.stderr)
+        else:
+            return EXIT_DIAGNOSTICS
+    return 0

@@ -1,0 +1,144 @@
+"""Sensitivity spec files (TOML, read with tomllib): data, effect measure, model and grid.
+
+    [data]
+    studies = "../studies/synthetic_demo.csv"   # relative to this file
+    outcome = "milk volume"
+
+    [effects]
+    measure = "SMD"
+    p_bound = "conservative"
+
+    [model]
+    name = "by_technique"
+    priors = { mu = "normal(0, 1)", tau_technique = "halfnormal(0.5)" }
+
+    [fit]
+    draws = 2000
+    tune = 1000
+    chains = 4
+    seed = 2026
+
+    [grid]
+    tau_prior = ["halfnormal(0.5)", "halfcauchy(0.5)"]
+    r_prepost = [0.3, 0.5, 0.7, 0.9]
+    exclude = ["", "design == 'pre_post'"]     # "" = exclude nothing
+    leave_one_out = true
+
+    [run]
+    n_jobs = 2
+
+A spec is data: every key is checked against this layout (a typo is an error naming the file,
+section and key), priors go through evsynth.priors and exclusion rules through evsynth.rules,
+neither of which can run code.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+# section -> key -> (type(s), required)
+LAYOUT = {
+    "": {"title": (str, False), "description": (str, False)},
+    "data": {"studies": (str, True), "outcome": (str, False)},
+    "effects": {"measure": (str, False), "p_bound": (str, False)},
+    "model": {"name": (str, False), "priors": (dict, False)},
+    "fit": {"draws": (int, False), "tune": (int, False), "chains": (int, False), "seed": (int, False),
+            "target_accept": ((int, float), False), "sampler": (str, False)},
+    "grid": {"tau_prior": (list, False), "r_prepost": (list, False), "exclude": (list, False),
+             "leave_one_out": (bool, False)},
+    "run": {"n_jobs": (int, False)},
+}
+ITEM_TYPES = {"tau_prior": str, "r_prepost": (int, float), "exclude": str}
+
+
+class SpecError(ValueError):
+    """A spec file that does not follow the layout; the message names the file, section and key."""
+
+
+@dataclass
+class Spec:
+    path: Path
+    title: str
+    sensitivity: dict  # keyword arguments for evsynth.sensitivity.Sensitivity
+    n_jobs: int
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+def load_spec(path) -> Spec:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    _check(path, raw)
+    data, effects, model = raw["data"], raw.get("effects", {}), raw.get("model", {})
+    fit, grid = raw.get("fit", {}), raw.get("grid", {})
+    studies = Path(data["studies"])
+    studies = studies if studies.is_absolute() else Path(os.path.normpath(path.parent / studies))
+    if not studies.is_file():
+        raise SpecError(f"{path}, [data] studies: {studies} not found (relative paths are read from the "
+                        "spec file's folder)")
+    kwargs = {"studies": studies, "outcome": data.get("outcome")}
+    kwargs |= {k: effects[k] for k in ("measure", "p_bound") if k in effects}
+    if "name" in model:
+        kwargs["model"] = model["name"]
+    priors = dict(model.get("priors", {}))
+    for key, value in priors.items():
+        if not isinstance(value, str):
+            raise SpecError(f"{path}, [model] priors.{key}: expected a prior as text, e.g. 'halfnormal(0.5)'")
+    if "tau" in priors:
+        raise SpecError(f"{path}, [model] priors.tau: the tau prior is swept; list it in [grid] tau_prior")
+    kwargs["priors"] = priors
+    kwargs |= {k: fit[k] for k in ("draws", "tune", "chains", "seed", "target_accept", "sampler") if k in fit}
+    for key in ("tau_prior", "r_prepost", "exclude"):
+        if key in grid:
+            kwargs[key] = grid[key]
+    if "exclude" in kwargs:
+        kwargs["exclude"] = [rule or None for rule in kwargs["exclude"]]
+    kwargs["leave_one_out"] = grid.get("leave_one_out", False)
+    n_jobs = raw.get("run", {}).get("n_jobs", 1)
+    if n_jobs < 1:
+        raise SpecError(f"{path}, [run] n_jobs: must be at least 1")
+    return Spec(path, raw.get("title", path.stem), kwargs, n_jobs)
+
+
+def _check(path: Path, raw: dict) -> None:
+    for section, body in raw.items():
+        if section in LAYOUT[""]:
+            _check_value(path, "", section, body)
+            continue
+        if section not in LAYOUT:
+            raise SpecError(f"{path}: unknown section or key {section!r}; known sections: "
+                            f"{', '.join(s for s in LAYOUT if s)}")
+        if not isinstance(body, dict):
+            raise SpecError(f"{path}, [{section}]: expected a table of settings")
+        for key, value in body.items():
+            if key not in LAYOUT[section]:
+                raise SpecError(f"{path}, [{section}] {key}: unknown key; known: {', '.join(LAYOUT[section])}")
+            _check_value(path, section, key, value)
+    for section, keys in LAYOUT.items():
+        for key, (_, required) in keys.items():
+            if required and key not in raw.get(section, {}):
+                raise SpecError(f"{path}, [{section}] {key}: required")
+
+
+def _check_value(path: Path, section: str, key: str, value) -> None:
+    kinds, _ = LAYOUT[section][key]
+    where = f"{path}, [{section}] {key}" if section else f"{path}, {key}"
+    # bool is an int in Python; a count given as true/false is a mistake.
+    if not isinstance(value, kinds) or (isinstance(value, bool) and kinds is not bool):
+        expected = kinds.__name__ if isinstance(kinds, type) else " or ".join(k.__name__ for k in kinds)
+        raise SpecError(f"{where}: expected {expected}, got {value!r}")
+    if key in ITEM_TYPES:
+        item = ITEM_TYPES[key]
+        if not value:
+            raise SpecError(f"{where}: give at least one value")
+        for entry in value:
+            if not isinstance(entry, item) or isinstance(entry, bool):
+                raise SpecError(f"{where}: {entry!r} is not a valid entry")

@@ -1,0 +1,187 @@
+"""Run many independent tasks: in-process, in local worker processes, or on any executor with
+`submit` (concurrent.futures, a dask.distributed Client), with a progress line and results
+appended to a JSON-lines file as they finish, so an interrupted sweep resumes where it stopped.
+
+Nothing here knows about models: a task is (function, argument) and a record is a JSON-able dict
+carrying a "key" (the scenario id) and a "fingerprint" (the settings every record of one file
+must share).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+POLL_SECONDS = 0.05
+
+
+class SweepFileError(ValueError):
+    """The results file belongs to a different sweep (other data, model or fit settings)."""
+
+
+# ---- results file -------------------------------------------------------------------------
+
+def _clean(value):
+    """JSON has no NaN: write None, read back as NaN by pandas."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalar
+        return _clean(value.item())
+    return value
+
+
+def read_records(path, fingerprint: str | None = None) -> dict[str, dict]:
+    """Finished records by key. A torn last line (interrupted write) is ignored; a record of a
+    different sweep (fingerprint) is an error, so two sweeps never mix in one file."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    records = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by an interruption: that scenario simply runs again
+        if fingerprint is not None and record.get("fingerprint") != fingerprint:
+            raise SweepFileError(
+                f"{path} line {number} was written by a sweep with other settings (data, outcome, measure, "
+                f"model, fixed priors or fit options); use another output file or delete this one")
+        records[record["key"]] = record
+    return records
+
+
+def _open_for_append(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torn = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+    handle = path.open("a")
+    if torn:
+        handle.write("\n")  # never glue a new record onto a torn one
+    return handle
+
+
+# ---- progress -----------------------------------------------------------------------------
+
+class Progress:
+    """'sensitivity: 12/100 done (3 resumed), 1 failed, 8 s elapsed, ~55 s left'. Rewrites one line
+    on a terminal or in a notebook; elsewhere (CI logs) prints a line about every 10%."""
+
+    def __init__(self, total: int, resumed: int, label: str, enabled: bool = True, stream=None):
+        self.total, self.resumed, self.label, self.enabled = total, resumed, label, enabled
+        self.stream = stream or sys.stderr
+        self.done, self.failed, self.start = resumed, 0, time.monotonic()
+        self.inline = getattr(self.stream, "isatty", lambda: False)() or "ipykernel" in sys.modules
+        self.last_printed = -1
+
+    def text(self) -> str:
+        elapsed = time.monotonic() - self.start
+        new = self.done - self.resumed
+        left = (self.total - self.done) * elapsed / new if new else float("nan")
+        parts = [f"{self.label}: {self.done}/{self.total} scenarios done"]
+        if self.resumed:
+            parts[0] += f" ({self.resumed} resumed from file)"
+        if self.failed:
+            parts.append(f"{self.failed} FAILED diagnostics")
+        parts.append(f"{elapsed:.0f} s elapsed")
+        if self.done < self.total and math.isfinite(left):
+            parts.append(f"~{left:.0f} s left")
+        return ", ".join(parts)
+
+    def update(self, failed: bool = False) -> None:
+        self.done += 1
+        self.failed += int(failed)
+        self.show()
+
+    def show(self, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        if self.inline:
+            self.stream.write("\r" + self.text() + ("\n" if final else ""))
+        else:
+            step = max(1, self.total // 10)
+            if not (final or self.done // step > self.last_printed // step or self.done == self.total):
+                return
+            if final and self.last_printed == self.done:
+                return
+            self.stream.write(self.text() + "\n")
+            self.last_printed = self.done
+        self.stream.flush()
+
+
+# ---- running ------------------------------------------------------------------------------
+
+def local_executor(n_jobs: int) -> ProcessPoolExecutor:
+    """Worker processes started fresh ('spawn'): forking a process that already runs sampler
+    threads can deadlock."""
+    return ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"))
+
+
+def run_tasks(function, tasks: dict, *, out=None, fingerprint: str = "", n_jobs: int = 1, executor=None,
+              progress: bool = True, label: str = "sweep", failed=lambda record: False) -> dict[str, dict]:
+    """Run function(task) for each task (dict key -> argument) not already finished in `out`.
+
+    Returns every record by key (resumed ones included). Each record is written to `out` as soon
+    as it arrives; on interruption (Ctrl-C) the pending tasks are cancelled and the finished ones
+    stay in the file. `executor`: anything with submit(fn, arg) -> future (.done/.result/.cancel),
+    e.g. a dask.distributed Client; otherwise n_jobs local processes, or this process for n_jobs=1.
+    """
+    out = Path(out) if out is not None else None
+    records = {k: r for k, r in (read_records(out, fingerprint) if out else {}).items() if k in tasks}
+    todo = [key for key in tasks if key not in records]
+    meter = Progress(len(tasks), len(records), label, progress)
+    handle = _open_for_append(out) if out and todo else None
+    meter.show()
+
+    def accept(record: dict) -> None:
+        record = _clean(dict(record, fingerprint=fingerprint))
+        records[record["key"]] = record
+        if handle:
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
+        meter.update(failed(record))
+
+    own = executor is None and n_jobs > 1 and len(todo) > 1
+    pool = local_executor(min(n_jobs, len(todo))) if own else executor
+    futures = {}
+    try:
+        if pool is None:
+            for key in todo:
+                accept(function(tasks[key]))
+        else:
+            futures = {pool.submit(function, tasks[key]): key for key in todo}
+            while futures:
+                finished = [f for f in futures if f.done()]
+                if not finished:
+                    time.sleep(POLL_SECONDS)
+                for future in finished:
+                    del futures[future]
+                    accept(future.result())
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        if progress:
+            where = f"; {len(records)} finished scenario(s) kept in {out}, re-run to resume" if out else ""
+            sys.stderr.write(f"\n{label}: stopped{where}\n")
+        raise
+    finally:
+        if own:
+            pool.shutdown(wait=False, cancel_futures=True)
+        if handle:
+            handle.close()
+    meter.show(final=True)
+    return records
+
+
+def default_jobs() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
