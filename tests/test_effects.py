@@ -131,7 +131,7 @@ def test_log_ratio_needs_positive_means():
 
 def test_p_bound_modes():
     rows = [two_group(n_treat=22, n_ctrl=22, mean_treat=203.82, mean_ctrl=54.90, p_upper=0.0005)]
-    conservative = effects_of(rows).iloc[0]
+    conservative = effects_of(rows, p_bound="conservative").iloc[0]
     t_bound = stats.t.isf(0.00025, 42)
     assert conservative["yi"] == pytest.approx(hedges_j(42) * t_bound * math.sqrt(2 / 22))
     assert conservative["se_route"] == "p_bound" and conservative["used"]

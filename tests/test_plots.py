@@ -53,7 +53,7 @@ def effects():
         _row("h2h", "neck", 0.3, 0.2, comparator="oxytocin"),
         _row("bad", "neck", unusable_reason="nothing printed"),
     ]
-    return compute_effects(load_studies(pd.DataFrame(rows)), measure="SMD")
+    return compute_effects(load_studies(pd.DataFrame(rows)), measure="SMD", p_bound="conservative")
 
 
 def _normal(rng, mean, sd, *shape):

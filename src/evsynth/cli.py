@@ -14,7 +14,8 @@ from .builders import BUILDERS
 from .studies import StudyDataError, load_studies
 
 EXIT_BAD_INPUT, EXIT_DIAGNOSTICS = 2, 3
-EFFECT_VIEW = ["study_id", "technique", "comparator", "outcome", "design", "measure", "yi", "sei", "se_route", "used"]
+EFFECT_VIEW = ["study_id", "technique", "comparator", "outcome", "design", "measure", "yi", "sei", "se_route", "censored",
+               "used"]
 
 
 def _prior_option(text: str) -> tuple[str, str]:
@@ -30,8 +31,9 @@ def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="by_technique", choices=sorted(BUILDERS), help="default: %(default)s")
     p.add_argument("--r-prepost", type=float, default=DEFAULT_R_PREPOST,
                    help="assumed pre/post correlation where a study gives none (default: %(default)s)")
-    p.add_argument("--p-bound", default="conservative", choices=P_BOUND_MODES,
-                   help="p-values printed only as bounds: treat bound as p, censor, or exclude (default: %(default)s)")
+    p.add_argument("--p-bound", default="auto", choices=P_BOUND_MODES,
+                   help="p-values printed only as bounds: censor, treat bound as p (conservative), or exclude; "
+                        "auto = censor for SMD/SMCC, conservative for MD/ROM (default: %(default)s)")
     p.add_argument("--outcome", action="append", help="analyse only this outcome (repeatable)")
     p.add_argument("--pool-outcomes", action="store_true", help="one SMD analysis across all outcomes")
     p.add_argument("--prior", action="append", type=_prior_option, default=[],
@@ -64,7 +66,7 @@ def cmd_fit(args) -> int:
         effects = _keep_attrs(effects, effects["outcome"].isin(args.outcome))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    _print_frame(f"effect sizes ({args.measure}, r_prepost={args.r_prepost}, p_bound={args.p_bound})",
+    _print_frame(f"effect sizes ({args.measure}, r_prepost={args.r_prepost}, p_bound={effects.attrs['p_bound']})",
                  effects[EFFECT_VIEW])
     excluded = not_used(effects)
     if not excluded.empty:

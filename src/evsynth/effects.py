@@ -24,7 +24,11 @@ import pandas as pd
 from scipy import special, stats
 
 MEASURES = ("MD", "SMD", "SMCC", "ROM")
-P_BOUND_MODES = ("conservative", "censor", "exclude")
+P_BOUND_MODES = ("auto", "conservative", "censor", "exclude")
+# "auto": censor where the effect is standardized (its SE does not depend on the unknown statistic),
+# else treat the bound as p. Censoring recovers the pooled effect where the bound-as-p fallback
+# biases it towards zero (benchmarks/censoring_simulation.py, tests/test_censoring.py).
+CENSORABLE_MEASURES = ("SMD", "SMCC")
 DEFAULT_R_PREPOST = 0.5
 # Comparator labels that mean "no active technique"; other labels make a row head-to-head.
 CONTROL_LABELS = frozenset(
@@ -186,14 +190,16 @@ def _effect_depends_on_statistic(row, measure: str) -> bool:
 
 
 def compute_effects(studies: pd.DataFrame, measure: str = "SMD", r_prepost: float = DEFAULT_R_PREPOST,
-                    p_bound: str = "conservative", control_labels=CONTROL_LABELS) -> pd.DataFrame:
+                    p_bound: str = "auto", control_labels=CONTROL_LABELS) -> pd.DataFrame:
     """One effect-table row per study row, in order; unusable rows stay with `why_not`.
 
     r_prepost: assumed pre/post correlation where a row gives none (used for pre/post SDs and for
     standardizing pre/post rows); vary it in sensitivity analyses.
     p_bound: what to do with rows whose p-value is known only as a bound ("p < 0.001"):
-      "conservative" treats the bound as the p-value (Cochrane; the SE is then an upper bound),
-      "censor" marks the row for an interval-censored likelihood, "exclude" leaves it out.
+      "censor" marks the row for a censored likelihood (the effect lies beyond the one at the
+      bound; SMD/SMCC only), "conservative" treats the bound as the p-value (Cochrane; the effect
+      is then biased towards zero), "exclude" leaves it out. "auto" (default): "censor" for
+      SMD/SMCC, "conservative" for MD/ROM. The mode used is in `table.attrs["p_bound"]`.
     """
     measure = measure.upper()
     if measure not in MEASURES:
@@ -202,7 +208,9 @@ def compute_effects(studies: pd.DataFrame, measure: str = "SMD", r_prepost: floa
         raise EffectSizeError(f"p_bound {p_bound!r} unknown; choose one of {P_BOUND_MODES}")
     if not -1 < r_prepost < 1:
         raise EffectSizeError(f"r_prepost {r_prepost} must lie strictly between -1 and 1")
-    if p_bound == "censor" and measure in ("MD", "ROM"):
+    if p_bound == "auto":
+        p_bound = "censor" if measure in CENSORABLE_MEASURES else "conservative"
+    if p_bound == "censor" and measure not in CENSORABLE_MEASURES:
         raise EffectSizeError("p_bound='censor' needs a standardized measure (SMD or SMCC), whose SE "
                               "does not depend on the unknown statistic")
     labels = frozenset(label.lower() for label in control_labels)
