@@ -1,0 +1,261 @@
+"""evsynth.exact against bayesmeta's published numbers, closed forms and an MCMC fit.
+
+Reference numbers: shared/reference/README.md (bayesmeta on the unrounded eight-schools data).
+bayesmeta computes tau summaries by adaptive quadrature but mu summaries from a coarse discrete
+mixture (DIRECT, delta = 0.01), so mu is compared at 3 decimals against the exact posterior and
+at the printed precision against `bayesmeta_direct`, our emulation of that approximation.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate, stats
+
+from evsynth.exact import bayesmeta_direct, check_against_exact, exact_posterior
+from evsynth.frequentist import common_effect
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+
+# bayesmeta's Rubin1981 data (unrounded eight schools), as listed in the reference README
+Y8 = np.array([28.39, 7.94, -2.75, 6.82, -0.64, 0.63, 18.01, 12.16])
+S8 = np.array([14.9, 10.2, 16.3, 11.0, 9.4, 11.4, 10.4, 17.6])
+
+
+def _half_unit(printed: str) -> float:
+    return 0.5 * 10.0 ** -len(printed.split(".")[1])
+
+
+def assert_printed(value, printed: str, tol: float | None = None):
+    tol = _half_unit(printed) if tol is None else tol
+    assert abs(float(value) - float(printed)) <= tol + 1e-12, (float(value), printed)
+
+
+@pytest.fixture(scope="module")
+def readme():
+    path = REFERENCE / "README.md"
+    if not path.exists():
+        pytest.skip(f"reference README not found at {path} (expected ../shared/reference next to the repo)")
+    return path.read_text()
+
+
+@pytest.fixture(scope="module")
+def halfcauchy_post():
+    return exact_posterior(Y8, S8, tau_prior="halfcauchy(25)", mu_prior="normal(0, 50)")
+
+
+@pytest.fixture(scope="module")
+def uniform_post():
+    return exact_posterior(Y8, S8, tau_prior="uniform", mu_prior=None)
+
+
+# ----------------------------------------------------------------------------- bayesmeta numbers
+
+
+def test_reference_data_are_the_ones_in_the_readme(readme):
+    assert "28.39, 7.94, -2.75, 6.82, -0.64, 0.63, 18.01, 12.16" in readme
+    assert "14.9, 10.2, 16.3, 11.0, 9.4, 11.4, 10.4, 17.6" in readme
+    assert "tau median 4.7585" in readme and "mu median 8.0559" in readme
+
+
+def test_halfcauchy_tau_matches_bayesmeta(readme, halfcauchy_post):
+    # bayesmeta integrates tau adaptively, so 4 printed decimals must agree
+    assert_printed(halfcauchy_post.tau["50%"], "4.7585")
+    assert_printed(halfcauchy_post.tau["mean"], "5.8845")
+
+
+def test_halfcauchy_mu_matches_bayesmeta_to_3_decimals(readme, halfcauchy_post):
+    mu = halfcauchy_post.mu
+    assert_printed(mu["50%"], "7.9630", tol=1e-3)
+    assert_printed(mu["mean"], "7.9857", tol=1e-3)
+    assert_printed(mu["sd"], "4.9958", tol=1e-3)
+    assert_printed(mu["P(mu>0)"], "0.94875", tol=1e-4)
+
+
+def test_uniform_priors_match_bayesmeta(readme, uniform_post):
+    assert uniform_post.tau_prior == "uniform(0, inf)" and uniform_post.mu_prior == "flat"
+    assert_printed(uniform_post.tau["50%"], "5.2277")
+    assert_printed(uniform_post.mu["50%"], "8.0559", tol=1e-3)
+
+
+def test_bayesmeta_direct_reproduces_published_mu_exactly(readme, halfcauchy_post, uniform_post):
+    direct = bayesmeta_direct(halfcauchy_post)
+    assert_printed(direct.ppf(0.5)[0], "7.9630")
+    assert_printed(direct.mean, "7.9857")
+    assert_printed(direct.sd, "4.9958")
+    assert_printed(1 - direct.cdf(0.0), "0.94875")
+    assert_printed(bayesmeta_direct(uniform_post).ppf(0.5)[0], "8.0559")
+
+
+def test_flat_mu_prior_differs_from_normal_50(halfcauchy_post):
+    # guards against silently ignoring mu_prior: the published numbers need N(0, 50)
+    flat = exact_posterior(Y8, S8, tau_prior="halfcauchy(25)")
+    assert abs(flat.mu["50%"] - halfcauchy_post.mu["50%"]) > 0.05
+
+
+# ----------------------------------------------------------------------------- independent checks
+
+
+def test_against_adaptive_quadrature(halfcauchy_post):
+    # scipy.quad over tau of the conditional moments: a second, independent integration
+    def unnorm(t):
+        v = S8**2 + t**2
+        w = 1 / v
+        sw = w.sum() + 1 / 50**2
+        m = (w @ Y8) / sw
+        ll = -0.5 * (np.log(v).sum() + (w * (Y8 - m) ** 2).sum() + m**2 / 50**2 + np.log(sw))
+        return np.exp(ll) * stats.halfcauchy(0, 25).pdf(t), m, 1 / sw
+
+    opts = dict(a=0, b=np.inf, epsabs=0, epsrel=1e-11, limit=400)
+    z = integrate.quad(lambda t: unnorm(t)[0], **opts)[0]
+    e_tau = integrate.quad(lambda t: unnorm(t)[0] * t, **opts)[0] / z
+    e_mu = integrate.quad(lambda t: unnorm(t)[0] * unnorm(t)[1], **opts)[0] / z
+    p_pos = integrate.quad(lambda t: unnorm(t)[0] * stats.norm.sf(0, unnorm(t)[1], np.sqrt(unnorm(t)[2])),
+                           **opts)[0] / z
+    assert halfcauchy_post.tau["mean"] == pytest.approx(e_tau, abs=1e-6)
+    assert halfcauchy_post.mu["mean"] == pytest.approx(e_mu, abs=1e-6)
+    assert halfcauchy_post.mu["P(mu>0)"] == pytest.approx(p_pos, abs=1e-7)
+
+
+@pytest.mark.parametrize("tau", [0.0, 3.0, 12.0])
+def test_fixed_tau_gives_weighted_mean(tau):
+    post = exact_posterior(Y8, S8, tau_prior=tau)
+    w = 1 / (S8**2 + tau**2)
+    assert post.mu["mean"] == pytest.approx(w @ Y8 / w.sum(), rel=1e-12)
+    assert post.mu["sd"] == pytest.approx(w.sum() ** -0.5, rel=1e-12)
+    assert post.mu["50%"] == pytest.approx(w @ Y8 / w.sum(), rel=1e-9)
+    assert post.predictive["sd"] == pytest.approx(np.sqrt(1 / w.sum() + tau**2), rel=1e-12)
+    # theta_i given tau: precision-weighted compromise between y_i and mu
+    b = S8**2 / (S8**2 + tau**2)
+    expected = (1 - b) * Y8 + b * (w @ Y8 / w.sum())
+    np.testing.assert_allclose(post.theta["mean"], expected, rtol=1e-12)
+
+
+def test_narrow_tau_prior_gives_common_effect():
+    post = exact_posterior(Y8, S8, tau_prior="halfnormal(1e-4)")
+    fe = common_effect(Y8, S8**2)
+    assert post.mu["mean"] == pytest.approx(fe.mu, abs=1e-6)
+    assert post.mu["sd"] == pytest.approx(fe.se, abs=1e-6)
+    assert post.mu["2.5%"] == pytest.approx(fe.ci_low, abs=1e-5)
+    assert post.mu["97.5%"] == pytest.approx(fe.ci_high, abs=1e-5)
+
+
+def test_normal_mu_prior_with_fixed_tau_is_conjugate():
+    post = exact_posterior(Y8, S8, tau_prior=5.0, mu_prior="normal(2, 3)")
+    prec = np.sum(1 / (S8**2 + 25)) + 1 / 9
+    mean = (np.sum(Y8 / (S8**2 + 25)) + 2 / 9) / prec
+    assert post.mu["mean"] == pytest.approx(mean, rel=1e-12)
+    assert post.mu["sd"] == pytest.approx(prec**-0.5, rel=1e-12)
+
+
+@pytest.mark.parametrize("family,scale", [("halfnormal", 1.0), ("halfcauchy", 2.0), ("exponential", 0.5)])
+def test_uninformative_data_return_the_prior(family, scale):
+    # with huge standard errors the likelihood is flat in tau over the prior's bulk (it only
+    # bites at tau ~ s, which removes ~1/s of the half-Cauchy's heavy tail: s = 1e9 is enough)
+    post = exact_posterior(Y8, np.full(8, 1e9), tau_prior=f"{family}({scale})")
+    prior = {"halfnormal": stats.halfnorm(0, scale), "halfcauchy": stats.halfcauchy(0, scale),
+             "exponential": stats.expon(0, 1 / scale)}[family]
+    for p in (0.025, 0.5, 0.975):
+        assert post.tau_quantile(p)[0] == pytest.approx(prior.ppf(p), rel=1e-4)
+    if family != "halfcauchy":  # the half-Cauchy prior has no mean
+        assert post.tau["mean"] == pytest.approx(prior.mean(), rel=1e-4)
+
+
+def test_quantiles_invert_cdfs(halfcauchy_post):
+    p = np.array([0.001, 0.1, 0.5, 0.9, 0.999])
+    np.testing.assert_allclose(halfcauchy_post.tau_cdf(halfcauchy_post.tau_quantile(p)), p, atol=1e-10)
+    np.testing.assert_allclose(halfcauchy_post.mu_cdf(halfcauchy_post.mu_quantile(p)), p, atol=1e-10)
+    assert integrate.trapezoid(halfcauchy_post.tau_density, halfcauchy_post.tau_grid) == pytest.approx(1, abs=1e-4)
+
+
+def test_grid_refinement_does_not_move_summaries(halfcauchy_post):
+    fine = exact_posterior(Y8, S8, tau_prior="halfcauchy(25)", mu_prior="normal(0, 50)", n_grid=8001)
+    diff = (fine.summary() - halfcauchy_post.summary()).abs().max().max()
+    assert diff < 1e-6
+    assert (fine.theta - halfcauchy_post.theta).abs().max().max() < 1e-6
+
+
+def test_theta_shrinks_towards_mu(halfcauchy_post):
+    theta = halfcauchy_post.theta
+    mu = halfcauchy_post.mu["mean"]
+    assert list(theta.columns) == ["y", "se", "mean", "sd"]
+    assert np.all(np.abs(theta["mean"] - mu) < np.abs(theta["y"] - mu))
+    assert np.all(theta["sd"] < theta["se"])
+    one = halfcauchy_post.theta_mixture(0)
+    assert one.mean == pytest.approx(theta["mean"].iloc[0], rel=1e-12)
+
+
+def test_heavy_tails_report_missing_moments():
+    # improper uniform tau prior, flat mu, 3 studies: tau density ~ tau^-2, so no mean
+    post = exact_posterior(Y8[:3], S8[:3], tau_prior="uniform")
+    assert post.tau["mean"] == np.inf and post.mu["sd"] == np.inf
+    assert np.isfinite(post.tau["50%"]) and np.isfinite(post.mu["50%"])
+    with pytest.raises(ValueError, match="improper"):
+        exact_posterior(Y8[:2], S8[:2], tau_prior="uniform")
+
+
+def test_bad_priors_are_refused():
+    with pytest.raises(ValueError, match="tau > 0"):
+        exact_posterior(Y8, S8, tau_prior="normal(0, 1)")
+    with pytest.raises(ValueError, match="conjugate"):
+        exact_posterior(Y8, S8, mu_prior="halfnormal(1)")
+    with pytest.raises(ValueError):
+        exact_posterior(Y8, -S8)
+
+
+def test_fast_enough_for_50_studies():
+    # benchmarks/bench_exact.py measures properly; this only catches gross regressions
+    rng = np.random.default_rng(3)
+    sei = rng.uniform(0.1, 0.5, 50)
+    yi = rng.normal(0.3, np.sqrt(0.04 + sei**2))
+    exact_posterior(yi, sei).summary()
+    t0 = time.perf_counter()
+    post = exact_posterior(yi, sei)
+    post.summary(), post.theta
+    assert time.perf_counter() - t0 < 0.5
+
+
+# ----------------------------------------------------------------------------- MCMC comparison
+
+
+@pytest.fixture(scope="module")
+def mcmc_idata():
+    """Non-centred eight-schools fit with the contract's constant_data and attrs."""
+    pm = pytest.importorskip("pymc")
+    path = REFERENCE / "eight_schools.csv"
+    if not path.exists():
+        pytest.skip(f"reference data not found at {path}")
+    d = pd.read_csv(path)
+    with pm.Model(coords={"study": d.school.tolist()}):
+        yi = pm.Data("yi", d.y.to_numpy(float), dims="study")
+        sei = pm.Data("sei", d.sigma.to_numpy(float), dims="study")
+        mu = pm.Normal("mu", 0, 5)
+        tau = pm.HalfCauchy("tau", 5)
+        z = pm.Normal("z", 0, 1, dims="study")
+        theta = pm.Deterministic("theta", mu + tau * z, dims="study")
+        pm.Normal("y", theta, sei, observed=yi, dims="study")
+        idata = pm.sample(draws=1000, tune=1000, chains=2, cores=1, random_seed=20240601,
+                          target_accept=0.95, progressbar=False, compute_convergence_checks=False)
+    # PyMC files observed pm.Data under observed_data; the contract wants yi in constant_data too
+    idata.constant_data["yi"] = idata.observed_data["y"].copy()
+    idata.attrs.update(model="random_effects", prior_mu="normal(0, 5)", prior_tau="halfcauchy(5)")
+    return idata
+
+
+def test_mcmc_agrees_with_exact(mcmc_idata):
+    table = check_against_exact(mcmc_idata)
+    assert list(table.columns) == ["parameter", "statistic", "mcmc", "exact", "mcse", "z", "ok"]
+    assert len(table) == 8 and (table.mcse > 0).all()
+    assert table.ok.all(), table.to_string()
+    # the README's approximate PyMC/Stan figures: mu mean about 4.4, tau mean about 3.6
+    exact = table.set_index(["parameter", "statistic"]).exact
+    assert exact["mu", "mean"] == pytest.approx(4.4, abs=0.1)
+    assert exact["tau", "mean"] == pytest.approx(3.6, abs=0.1)
+
+
+def test_check_detects_a_wrong_prior(mcmc_idata):
+    # same draws judged against a much tighter tau prior: the check must flag tau
+    table = check_against_exact(mcmc_idata, tau_prior="halfnormal(1)")
+    assert not table[table.parameter == "tau"].ok.all(), table.to_string()
