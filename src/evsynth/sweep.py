@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -74,7 +73,8 @@ def _open_for_append(path: Path):
 # ---- progress -----------------------------------------------------------------------------
 
 class Progress:
-    """'sensitivity: 12/100 done (3 resumed), 1 failed, 8 s elapsed, ~55 s left'. Rewrites one line
+    """'sensitivity: 12/100 scenarios done (3 resumed from file), 1 FAIL, 8 s elapsed, ~55 s left'
+    (FAIL: failed diagnostics or not fitted). Rewrites one line
     on a terminal or in a notebook; elsewhere (CI logs) prints a line about every 10%."""
 
     def __init__(self, total: int, resumed: int, label: str, enabled: bool = True, stream=None):
@@ -92,7 +92,7 @@ class Progress:
         if self.resumed:
             parts[0] += f" ({self.resumed} resumed from file)"
         if self.failed:
-            parts.append(f"{self.failed} FAILED diagnostics")
+            parts.append(f"{self.failed} FAIL")
         parts.append(f"{elapsed:.0f} s elapsed")
         if self.done < self.total and math.isfinite(left):
             parts.append(f"~{left:.0f} s left")
@@ -182,6 +182,3 @@ def run_tasks(function, tasks: dict, *, out=None, fingerprint: str = "", n_jobs:
     meter.show(final=True)
     return records
 
-
-def default_jobs() -> int:
-    return max(1, min(2, os.cpu_count() or 1))

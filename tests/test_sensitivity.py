@@ -1,0 +1,324 @@
+"""Sensitivity sweeps: the compile-once path against a rebuild per scenario, leave-one-out,
+resume after interruption, spec files, the CLI and a Dask executor.
+
+Cost control: every sampled sweep here uses the same graph structure (random-effects model on
+the synthetic demo's 18 milk-volume studies, normal mu prior, halfnormal tau prior), so the test
+process compiles it once; only the rebuild comparison compiles per scenario.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import evsynth as es
+from evsynth import sensitivity as sens
+from evsynth.cli import main
+from evsynth.rules import RuleError
+from evsynth.spec import SpecError, load_spec
+from evsynth.sweep import SweepFileError, read_records, run_tasks
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "studies" / "synthetic_demo.csv"
+COMMON = dict(outcome="milk volume", model="random_effects", priors={"mu": "normal(0, 1)"}, seed=7)
+SMALL = dict(chains=2, draws=300, tune=300)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return es.load_studies(DEMO)
+
+
+# ---- no sampling ---------------------------------------------------------------------------
+
+def test_grid_order_ids_and_leave_one_out_scenarios(demo):
+    grid = sens.Sensitivity(demo, tau_prior=["halfnormal(0.5)", "halfcauchy(1)"], r_prepost=[0.3, 0.9],
+                            exclude=[None, "design == 'pre_post'"], leave_one_out=True, **COMMON)
+    scenarios = grid.scenarios()
+    pre_post = set(demo.loc[demo["design"] == "pre_post", "study_id"])
+    # 2 x 2 x (1 + 18 left out  +  1 + 10 left out)
+    assert len(scenarios) == 2 * 2 * (19 + 11)
+    assert len({s.id for s in scenarios}) == len(scenarios)
+    excl = [s for s in scenarios if s.exclude and s.left_out]
+    assert {s.left_out for s in excl} == set(demo["study_id"]) - pre_post
+    assert scenarios[0].id == "tau halfnormal(0.5) | r 0.3"
+    assert sens.Scenario("halfnormal(1)", 0.5, "synthetic", "syn_neck_1").id == \
+        "tau halfnormal(1) | r 0.5 | excl synthetic | drop syn_neck_1"
+
+
+def test_weights_zero_equals_dropping_the_study_and_two_counts_it_twice():
+    """The mask enters the log-density exactly: checked on the real data's censored row."""
+    effects = es.compute_effects(es.load_studies(ROOT / "studies" / "massage.csv"), p_bound="censor")
+    effects = effects[effects["outcome"] == "milk volume"].reset_index(drop=True)
+    effects.attrs = {"measure": "SMD", "r_prepost": 0.5, "p_bound": "censor"}
+    used = es.used_effects(effects)
+    assert used["censored"].any() and not used["censored"].all()
+    point = {"mu": 0.3, "tau_log__": np.log(0.4), "z": np.array([0.5, -0.2])}
+    plain = es.random_effects(effects).compile_logp()(point)
+    for k, study in enumerate(used["study_id"]):
+        rest = effects[effects["study_id"] != study].reset_index(drop=True)
+        rest.attrs = effects.attrs
+        without = es.random_effects(rest).compile_logp()(dict(point, z=np.delete(point["z"], k)))
+        without += stats.norm.logpdf(point["z"][k])  # the left-out study's z keeps its N(0, 1) prior
+        for w in (0.0, 2.0):
+            weighted = es.random_effects(effects, weights={study: w}, prior_data=True).compile_logp()(point)
+            assert weighted == pytest.approx(without + w * (plain - without), abs=1e-8)
+
+
+def test_prior_data_holds_the_hyper_parameters(demo):
+    effects = es.compute_effects(demo)
+    model = es.random_effects(effects, {"tau": "halfcauchy(0.7)"}, prior_data=True)
+    data = {v.name: float(v.get_value()) for v in model.data_vars if v.ndim == 0}
+    assert data == {"mu_prior_mu": 0.0, "mu_prior_sigma": 1.0, "tau_prior_beta": 0.7}
+    other = es.random_effects(effects, {"tau": "halfcauchy(3)"}, prior_data=True)
+    assert sens.structure_key(model) == sens.structure_key(other)
+    assert sens.structure_key(model) != sens.structure_key(
+        es.random_effects(effects, {"tau": "halfnormal(0.7)"}, prior_data=True))
+
+
+def test_bad_settings_refused(demo):
+    with pytest.raises(RuleError, match="'__import__' is not a column"):
+        sens.Sensitivity(demo, exclude=["__import__('os').system('x')"], **COMMON)
+    with pytest.raises(ValueError, match="prior"):
+        sens.Sensitivity(demo, tau_prior=["halfnormal(-1)"], **COMMON)
+    with pytest.raises(ValueError, match="between -1 and 1"):
+        sens.Sensitivity(demo, r_prepost=[1.0], **COMMON)
+    with pytest.raises(ValueError, match="swept"):
+        sens.Sensitivity(demo, **(COMMON | {"priors": {"tau": "halfnormal(1)"}}))
+    with pytest.raises(ValueError, match="not in the study table"):
+        sens.Sensitivity(demo, **(COMMON | {"outcome": "prolactin"}))
+
+
+# ---- the sweep machinery, without models ---------------------------------------------------
+
+def test_run_tasks_in_local_processes_writes_every_record(tmp_path):
+    tasks = {f"k{i}": {"key": f"k{i}", "value": i} for i in range(5)}
+    out = tmp_path / "records.jsonl"
+    records = run_tasks(dict, tasks, out=out, fingerprint="f", n_jobs=2, progress=False)  # dict(task) = task
+    assert {k: r["value"] for k, r in records.items()} == {f"k{i}": i for i in range(5)}
+    assert len(out.read_text().splitlines()) == 5
+    assert read_records(out, "f").keys() == tasks.keys()
+    with pytest.raises(SweepFileError, match="other settings"):
+        read_records(out, "another sweep")
+
+
+def test_interrupted_sweep_keeps_finished_records_and_resumes(tmp_path):
+    tasks = {f"k{i}": {"key": f"k{i}", "value": i} for i in range(4)}
+    out = tmp_path / "records.jsonl"
+    calls = []
+
+    def flaky(task):
+        calls.append(task["key"])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return dict(task)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_tasks(flaky, tasks, out=out, fingerprint="f", progress=False)
+    assert set(read_records(out, "f")) == {"k0", "k1"}
+    with out.open("a") as handle:
+        handle.write('{"key": "k2", "fing')  # a record torn by a hard kill
+    calls.clear()
+    records = run_tasks(flaky, tasks, out=out, fingerprint="f", progress=False)
+    assert calls == ["k2", "k3"] and set(records) == set(tasks)
+    assert set(read_records(out, "f")) == set(tasks)
+
+
+def test_progress_line_counts_and_estimates(capsys):
+    from evsynth.sweep import Progress
+
+    meter = Progress(total=4, resumed=1, label="sensitivity", stream=None)
+    meter.update(failed=True)
+    text = meter.text()
+    assert text.startswith("sensitivity: 2/4 scenarios done (1 resumed from file), 1 FAIL")
+    assert "s left" in text
+
+
+# ---- sampled sweeps ------------------------------------------------------------------------
+
+needs_nutpie = pytest.mark.skipif(not sens.nutpie_available(), reason="the compile-once path needs nutpie")
+
+
+@needs_nutpie
+def test_reuse_equals_rebuild_within_monte_carlo_error(demo):
+    """Compile once + swap data/priors/mask == build and compile the reduced model per scenario.
+
+    The grid's corners differ in every setting at once (tau prior scale, r, exclusion), so a
+    scenario that kept the compiled model's first data, prior or mask would be far off."""
+    grid = sens.Sensitivity(demo, tau_prior=["halfnormal(0.05)", "halfnormal(2)"], r_prepost=[0.2, 0.9],
+                            exclude=[None, "technique in ('combined', 'oxytocin')"], chains=4, draws=1000,
+                            tune=500, **COMMON)
+    reused = grid.run(progress=False).set_index(["scenario", "parameter"])
+    first, last = grid.scenarios()[0], grid.scenarios()[-1]
+    context = grid.context
+    for scenario in (first, last):
+        record = sens.run_scenario(sens.Job(context, scenario, reuse=False))
+        assert record["sampler"] == "nutpie" and not record["reused_compiled_model"]
+        rebuilt = pd.DataFrame(record["rows"]).set_index("parameter")
+        for parameter in ("pooled (mu)", "tau (between studies)"):
+            a, b = reused.loc[(scenario.id, parameter)], rebuilt.loc[parameter]
+            # MC standard error of a mean with ESS >= 250 per fit, 4.5 combined SEs
+            tolerance = 4.5 * np.hypot(a["sd"], b["sd"]) / np.sqrt(250)
+            for column in ("mean", "q50"):
+                assert abs(a[column] - b[column]) < tolerance, (scenario.id, parameter, column)
+    # the corners really differ (so the comparison above could fail)
+    mu_first, mu_last = reused.loc[(first.id, "pooled (mu)")], reused.loc[(last.id, "pooled (mu)")]
+    tau_first, tau_last = (reused.loc[(s.id, "tau (between studies)"), "mean"] for s in (first, last))
+    assert tau_last > 4 * tau_first
+    assert abs(mu_first["mean"] - mu_last["mean"]) > 0.1
+    assert set(reused.reset_index()["n_studies"]) == {18, 8}
+
+
+@needs_nutpie
+def test_leave_one_out_has_one_row_per_study_per_parameter(demo):
+    grid = sens.Sensitivity(demo, tau_prior=["halfnormal(0.5)"], r_prepost=[0.5], leave_one_out=True,
+                            **COMMON, **SMALL)
+    table = grid.run(progress=False)
+    assert list(table.columns) == sens.COLUMNS
+    parameters = ["pooled (mu)", "tau (between studies)", "prediction (new study)"]
+    assert sorted(table["parameter"].unique()) == sorted(parameters)
+    loo = table[table["left_out"] != ""]
+    studies = set(es.used_effects(es.compute_effects(demo))["study_id"])
+    counts = loo.groupby(["left_out", "parameter"]).size()
+    assert (counts == 1).all() and len(counts) == len(studies) * len(parameters)
+    assert set(loo["left_out"]) == studies and (loo["n_studies"] == 17).all()
+    assert (table.loc[table["left_out"] == "", "n_studies"] == 18).all()
+    assert set(table["verdict"]) <= {"PASS", "FAIL"}
+    failed = table[table["verdict"] == "FAIL"]
+    assert (failed["problems"] != "").all()  # a FAIL always says why
+    # the study pulling the pooled mean up hardest (precision-weighted) is the one whose removal
+    # lowers it, the one pulling hardest down raises it: the left-out study is out of the likelihood
+    effects = es.used_effects(es.compute_effects(demo)).set_index("study_id")
+    pull = (effects["yi"] - effects["yi"].mean()) / effects["sei"] ** 2
+    pooled = table[table["parameter"] == "pooled (mu)"].set_index("left_out")["mean"]
+    assert pooled[pull.idxmin()] - pooled[pull.idxmax()] > 0.03
+
+
+@needs_nutpie
+def test_too_few_studies_is_a_visible_fail(demo):
+    grid = sens.Sensitivity(demo, tau_prior=["halfnormal(0.5)"], exclude=["technique != 'neck' or n_ctrl > 20 or n > 20"],
+                            **COMMON, **SMALL)
+    table = grid.run(progress=False)
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert row["verdict"] == "FAIL" and row["n_studies"] == 1 and np.isnan(row["mean"])
+    assert row["problems"].startswith("not fitted: 1 usable study left")
+
+
+@needs_nutpie
+def test_resume_skips_finished_scenarios(demo, tmp_path, monkeypatch):
+    out = tmp_path / "sweep.jsonl"
+    first = sens.Sensitivity(demo, tau_prior=["halfnormal(0.5)"], r_prepost=[0.5], **COMMON, **SMALL)
+    table_one = first.run(out=out, progress=False)
+    calls = []
+    original = sens.run_scenario
+    monkeypatch.setattr(sens, "run_scenario", lambda job: calls.append(job.scenario.id) or original(job))
+    bigger = sens.Sensitivity(demo, tau_prior=["halfnormal(0.5)"], r_prepost=[0.5, 0.8], **COMMON, **SMALL)
+    table_two = bigger.run(out=out, progress=False)
+    assert calls == ["tau halfnormal(0.5) | r 0.8"]
+    assert len(out.read_text().splitlines()) == 2
+    pd.testing.assert_frame_equal(table_two[table_two["r_prepost"] == 0.5].reset_index(drop=True), table_one)
+    with pytest.raises(SweepFileError, match="other settings"):
+        sens.Sensitivity(demo, tau_prior=["halfnormal(0.5)"], **COMMON, **(SMALL | {"draws": 301})).run(
+            out=out, progress=False)
+
+
+@needs_nutpie
+def test_dask_client_runs_the_same_sweep(demo):
+    distributed = pytest.importorskip("distributed")
+    grid = sens.Sensitivity(demo, tau_prior=["halfnormal(0.5)", "halfnormal(1)"], **COMMON, **SMALL)
+    local = grid.run(progress=False)
+    # threads in this process: the worker reuses this process's compiled model, so the test is cheap
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        remote = grid.run(executor=client, progress=False)
+    # same compiled model, data and seed: the same draws
+    pd.testing.assert_frame_equal(remote, local)
+
+
+# ---- spec files and the CLI -----------------------------------------------------------------
+
+def test_shipped_spec_files_parse(demo):
+    spec = load_spec(ROOT / "models" / "synthetic_demo_sensitivity.toml")
+    grid = sens.Sensitivity(**spec.sensitivity)
+    assert spec.name == "synthetic_demo_sensitivity" and spec.n_jobs == 2
+    assert Path(spec.sensitivity["studies"]).resolve() == DEMO
+    assert grid.model == "by_technique" and grid.priors == {"mu": "normal(0, 1)", "tau_technique": "halfnormal(0.5)"}
+    assert len(grid.scenarios()) == 3 * 4 * 3
+    massage = sens.Sensitivity(**load_spec(ROOT / "models" / "massage_sensitivity.toml").sensitivity)
+    assert massage.outcome == "milk volume" and massage.model == "random_effects"
+
+
+SPEC = """
+title = "tiny"
+[data]
+studies = "{studies}"
+outcome = "milk volume"
+[model]
+name = "random_effects"
+priors = {{ mu = "normal(0, 1)" }}
+[fit]
+chains = 2
+draws = 300
+tune = 300
+seed = 7
+[grid]
+tau_prior = ["halfnormal(0.5)"]
+r_prepost = [0.5]
+exclude = {exclude}
+"""
+
+
+def write_spec(tmp_path, exclude='["", "design == \'pre_post\'"]', name="tiny.toml", **replace):
+    shutil.copy(DEMO, tmp_path / "demo.csv")
+    text = SPEC.format(studies="demo.csv", exclude=exclude)
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    (tmp_path / name).write_text(text)
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"[grid]": "[grid]\nleave_one_ot = true"}, "[grid] leave_one_ot: unknown key"),
+    ({"chains = 2": "chains = '2'"}, "[fit] chains: expected int"),
+    ({"[fit]": "[fitting]"}, "unknown section or key 'fitting'"),
+    ({'studies = "demo.csv"': 'studies = "nowhere.csv"'}, "[data] studies"),
+    ({'mu = "normal(0, 1)"': 'mu = "normal(0, 1)", tau = "halfnormal(1)"'}, "swept"),
+    ({"r_prepost = [0.5]": "r_prepost = []"}, "at least one value"),
+    ({"title": "title = \"x\"\ntitle"}, "not valid TOML"),
+])
+def test_spec_errors_name_the_section_and_key(tmp_path, change, message):
+    with pytest.raises(SpecError) as info:
+        load_spec(write_spec(tmp_path, **change))
+    assert message in str(info.value) and "tiny.toml" in str(info.value)
+
+
+@needs_nutpie
+def test_cli_runs_a_tiny_grid_and_resumes(tmp_path, capsys):
+    spec = write_spec(tmp_path)
+    out = tmp_path / "out"
+    assert main(["sensitivity", str(spec), "--out", str(out), "--quiet", "--accept-failed"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 scenarios on 'milk volume' (random_effects, SMD)" in printed
+    assert "tau halfnormal(0.5) | r 0.5 | excl design == 'pre_post'" in printed
+    table = pd.read_csv(out / "tiny.csv", keep_default_na=False)
+    assert list(table.columns) == sens.COLUMNS
+    assert table["scenario"].nunique() == 2 and set(table["n_studies"]) == {18, 10}
+    assert (out / "tiny_pooled.png").stat().st_size > 0
+    records = [json.loads(line) for line in (out / "tiny.jsonl").read_text().splitlines()]
+    assert [r["key"] for r in records] == list(table["scenario"].unique())
+    # second run: nothing left to fit, same table
+    assert main(["sensitivity", str(spec), "--out", str(out), "--quiet", "--accept-failed"]) == 0
+    assert len((out / "tiny.jsonl").read_text().splitlines()) == 2
+    pd.testing.assert_frame_equal(pd.read_csv(out / "tiny.csv", keep_default_na=False), table)
+
+
+def test_cli_refuses_a_malicious_rule_before_fitting(tmp_path, capsys):
+    spec = write_spec(tmp_path, exclude='["__import__(\'os\').system(\'touch pwned\')"]')
+    assert main(["sensitivity", str(spec), "--out", str(tmp_path / "out")]) == 2
+    assert "'__import__' is not a column of the study table" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "tiny.jsonl").exists() and not Path("pwned").exists()
