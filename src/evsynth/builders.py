@@ -10,12 +10,14 @@ import pymc as pm
 
 from .models import by_technique, common_effect, random_effects
 from .selection import selection
+from .network import network
 
 BUILDERS = {
     "random_effects": random_effects,
     "by_technique": by_technique,
     "common_effect": common_effect,
     "selection": selection,
+    "network": network,
 }
 
 

@@ -1,0 +1,259 @@
+"""Contrast-based network meta-analysis: every technique's effect relative to one reference node,
+estimated from controlled and head-to-head comparisons together.
+
+Model (Lu & Ades 2004; Dias et al. 2013, NICE DSU TSD 2), one row per two-arm comparison:
+
+    y_i ~ N(theta_i, se_i),   theta_i = d[treat_i] - d[comp_i] + tau * z_i,   z_i ~ N(0, 1),
+    d[reference] = 0,  d[k] ~ prior "mu",  tau ~ prior "tau".
+
+`technique_effect` is d (each technique versus the reference). Comparator labels that mean "no
+active technique" (effects.CONTROL_LABELS: control, usual care, baseline, ...) are all one node,
+the reference. Treating a pre/post change ("baseline") like a concurrent control is an assumption
+of this dataset's analysis, not a property of the model: a pre/post change also contains time
+effects. The random effects are non-centered and share one tau across comparisons. Rows are
+treated as independent: a multi-arm trial entered as several rows would need the correlation of
+its contrasts, which is not modelled (the bundled data have none).
+
+Consistency (direct and indirect evidence agree) is checked by node-splitting (Dias et al. 2010):
+for a comparison a-b with both direct studies and an indirect path once those studies are removed
+(van Valkenhoef et al. 2016), the direct studies get their own parameter `direct`, the rest of the
+network gives `indirect` = d[a] - d[b], and `inconsistency` = direct - indirect. We chose it over a
+design-by-treatment interaction model because our networks hold two-arm studies only and at most a
+few loops: there the two coincide loop by loop, and a per-comparison answer says where the
+conflict is. With a handful of studies a split has little power; an unflagged loop is weak
+evidence of consistency, and a network without loops cannot be checked at all (we say so).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+
+from .effects import CONTROL_LABELS, used_effects
+from .models import _likelihood, _settings, resolve_priors
+from .priors import parse_prior
+
+
+# --------------------------------------------------------------------------- network structure
+
+
+def _reference_label(reference: str, control_labels) -> str:
+    return "control" if reference.lower() in control_labels else reference
+
+
+def network_table(effects: pd.DataFrame, reference: str = "control", control_labels=CONTROL_LABELS) -> pd.DataFrame:
+    """The usable rows (controlled and head-to-head) with their nodes: `treat_node`, `comp_node`.
+
+    Every comparator label in `control_labels` becomes the node "control"; a technique label as
+    `reference` makes that technique the reference instead.
+    """
+    labels = frozenset(label.lower() for label in control_labels)
+    table = used_effects(effects, allow_head_to_head=True)
+
+    def node(label: str) -> str:
+        return "control" if label.lower() in labels else label
+
+    table["treat_node"] = table["technique"].map(node)
+    table["comp_node"] = table["comparator"].map(node)
+    table.attrs["reference"] = _reference_label(reference, labels)
+    return table
+
+
+def comparisons(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per edge (unordered pair of nodes) with its number of studies."""
+    pairs = [tuple(sorted(p)) for p in zip(table["treat_node"], table["comp_node"])]
+    counts = pd.Series(pairs, dtype=object).value_counts()
+    return pd.DataFrame({"a": [p[0] for p in counts.index], "b": [p[1] for p in counts.index],
+                         "studies": counts.to_numpy()}).sort_values(["a", "b"], ignore_index=True)
+
+
+def _connected(start: str, edges: list[tuple[str, str]]) -> set[str]:
+    neighbours = defaultdict(set)
+    for a, b in edges:
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    seen, todo = {start}, [start]
+    while todo:
+        for nxt in neighbours[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    return seen
+
+
+def splittable_comparisons(table: pd.DataFrame) -> list[tuple[str, str]]:
+    """Comparisons with direct evidence and independent indirect evidence: the two nodes are
+    still connected after removing every study of that comparison (i.e. the edge lies on a loop)."""
+    edges = list(zip(comparisons(table)["a"], comparisons(table)["b"]))
+    return [(a, b) for a, b in edges if b in _connected(a, [e for e in edges if e != (a, b)])]
+
+
+def _check_connected(table: pd.DataFrame, reference: str) -> None:
+    nodes = set(table["treat_node"]) | set(table["comp_node"])
+    if reference not in nodes:
+        raise ValueError(f"reference {reference!r} is not a node of the network (nodes: {sorted(nodes)})")
+    edges = list(zip(table["treat_node"], table["comp_node"]))
+    cut_off = sorted(nodes - _connected(reference, edges))
+    if cut_off:
+        raise ValueError(f"techniques {cut_off} are not connected to the reference {reference!r} by any "
+                         "chain of comparisons, so their effects versus it are not identified; analyse "
+                         "that part of the network separately (choose one of them as `reference`)")
+
+
+def _prepare_network(effects: pd.DataFrame, reference: str) -> pd.DataFrame:
+    table = network_table(effects, reference)
+    if table.empty:
+        raise ValueError("no usable effect sizes: see evsynth.effects.not_used(effects) for why")
+    if table["study_id"].duplicated().any():
+        raise ValueError("duplicate study_id in the effect table")
+    units = sorted(set(table["unit"].dropna()))
+    if effects.attrs.get("measure") == "MD" and len(units) > 1:
+        raise ValueError(f"MD pools raw differences, but the units differ ({', '.join(units)}); use SMD or ROM")
+    loops = table["treat_node"] == table["comp_node"]
+    if loops.any():
+        raise ValueError(f"study {table.loc[loops, 'study_id'].iloc[0]!r}: technique and comparator are the same node")
+    _check_connected(table, table.attrs["reference"])
+    return table
+
+
+# --------------------------------------------------------------------------- model
+
+
+def network(effects: pd.DataFrame, priors: dict | None = None, reference: str = "control",
+            split: tuple[str, str] | None = None) -> pm.Model:
+    """Random-effects contrast-based NMA (see module docstring); `technique_effect` = d vs reference.
+
+    priors: "mu" is the prior of each technique effect versus the reference, "tau" the between-
+    study SD. split=(a, b): node-splitting model for comparison a-b (adds `direct`, `indirect`,
+    `inconsistency`, all on the a - b scale).
+    """
+    table = _prepare_network(effects, reference)
+    ref = table.attrs["reference"]
+    chosen = resolve_priors(effects, priors, ("mu", "tau"))
+    techniques = sorted((set(table["treat_node"]) | set(table["comp_node"])) - {ref})
+    position = {ref: 0} | {t: k + 1 for k, t in enumerate(techniques)}
+    treat = table["treat_node"].map(position).to_numpy()
+    comp = table["comp_node"].map(position).to_numpy()
+    sign = np.zeros(len(table))  # +1 / -1 on the split comparison's studies, 0 elsewhere
+    if split is not None:
+        a, b = split
+        if (a, b) not in splittable_comparisons(table) and (b, a) not in splittable_comparisons(table):
+            raise ValueError(f"comparison {a!r} vs {b!r} cannot be split: it needs direct studies and an "
+                             f"indirect path; splittable here: {splittable_comparisons(table)}")
+        sign = np.where((table["treat_node"] == a) & (table["comp_node"] == b), 1.0,
+                        np.where((table["treat_node"] == b) & (table["comp_node"] == a), -1.0, 0.0))
+
+    coords = {"study": table["study_id"].tolist(), "technique": techniques}
+    with pm.Model(coords=coords) as model:
+        treat_idx = pm.Data("treat_idx", treat, dims="study")
+        comp_idx = pm.Data("comp_idx", comp, dims="study")
+        effect = parse_prior(chosen["mu"]).to_pymc("technique_effect", dims="technique")
+        tau = parse_prior(chosen["tau"]).to_pymc("tau")
+        d = pt.concatenate([pt.zeros(1), effect])
+        relative = d[treat_idx] - d[comp_idx]
+        if split is not None:
+            direct = parse_prior(chosen["mu"]).to_pymc("direct")
+            indirect = pm.Deterministic("indirect", d[position[a]] - d[position[b]])
+            pm.Deterministic("inconsistency", direct - indirect)
+            relative = pt.where(sign != 0, sign * direct, relative)
+        z = pm.Normal("z", 0, 1, dims="study")
+        theta = pm.Deterministic("theta", relative + tau * z, dims="study")
+        _likelihood(theta, table)
+    model.evsynth_settings = _settings(effects, table) | {
+        "model": "network" if split is None else f"network split {split[0]} vs {split[1]}",
+        "reference": ref, "prior_mu": chosen["mu"], "prior_tau": chosen["tau"]}
+    return model
+
+
+# --------------------------------------------------------------------------- results
+
+
+def _interval(draws: np.ndarray) -> dict:
+    lo, mid, hi = np.quantile(draws, (0.025, 0.5, 0.975))
+    return {"mean": draws.mean(), "q2.5": lo, "q50": mid, "q97.5": hi, "P(>0)": (draws > 0).mean()}
+
+
+def network_summary(idata) -> pd.DataFrame:
+    """Each technique versus the reference, and tau (equal-tailed 95% intervals)."""
+    post = idata.posterior
+    ref = idata.attrs.get("reference", "reference")
+    rows = {f"{t} vs {ref}": _interval(post["technique_effect"].sel(technique=t).to_numpy().ravel())
+            for t in post["technique"].to_numpy()}
+    rows["tau (between studies)"] = _interval(post["tau"].to_numpy().ravel()) | {"P(>0)": np.nan}
+    return pd.DataFrame(rows).T
+
+
+def node_split(effects: pd.DataFrame, priors: dict | None = None, reference: str = "control",
+               split: list[tuple[str, str]] | None = None, **fit_options) -> pd.DataFrame:
+    """Node-splitting consistency check: one fit per splittable comparison (or those in `split`).
+
+    Returns one row per comparison: direct and indirect estimates (a - b), their difference
+    (inconsistency) with its 95% interval, the Bayesian p-value 2 min(P(diff > 0), P(diff < 0)),
+    `flagged` (the interval excludes 0) and whether the fit passed its diagnostics. An empty table
+    means the network has no loop, so consistency cannot be checked (attrs["note"] says so).
+    """
+    from .diagnostics import diagnose
+    from .fit import fit
+
+    table = _prepare_network(effects, reference)
+    candidates = splittable_comparisons(table) if split is None else [tuple(s) for s in split]
+    rows = []
+    for a, b in candidates:
+        idata = fit(network(effects, priors, reference, split=(a, b)), **fit_options)
+        post = idata.posterior
+        diff = post["inconsistency"].to_numpy().ravel()
+        lo, hi = np.quantile(diff, (0.025, 0.975))
+        n_direct = int((((table["treat_node"] == a) & (table["comp_node"] == b))
+                        | ((table["treat_node"] == b) & (table["comp_node"] == a))).sum())
+        rows.append({"comparison": f"{a} vs {b}", "direct_studies": n_direct,
+                     "direct": float(np.median(post["direct"])), "indirect": float(np.median(post["indirect"])),
+                     "inconsistency": float(np.median(diff)), "q2.5": lo, "q97.5": hi,
+                     "p_value": 2 * min((diff > 0).mean(), (diff < 0).mean()),
+                     "flagged": not lo <= 0 <= hi, "diagnostics_ok": diagnose(idata).ok})
+    out = pd.DataFrame(rows, columns=["comparison", "direct_studies", "direct", "indirect", "inconsistency",
+                                      "q2.5", "q97.5", "p_value", "flagged", "diagnostics_ok"])
+    out.attrs["note"] = ("" if candidates else "the network has no closed loop: direct and indirect evidence "
+                         "never overlap, so consistency cannot be checked and the estimates rest on it untested")
+    return out
+
+
+# --------------------------------------------------------------------------- figure
+
+EDGE_WIDTH = 2.5  # points of line width per study
+
+
+def network_plot(effects: pd.DataFrame, ax=None, reference: str = "control"):
+    """Network graph: nodes = techniques (reference on top), edges = comparisons with usable
+    studies, edge width proportional to the number of studies (printed on the edge)."""
+    import matplotlib.pyplot as plt
+
+    table = network_table(effects, reference)
+    ref = table.attrs["reference"]
+    if table.empty:
+        raise ValueError("no usable comparisons to draw")
+    edges = comparisons(table)
+    nodes = [ref] + sorted((set(edges["a"]) | set(edges["b"])) - {ref})
+    angles = np.pi / 2 - 2 * np.pi * np.arange(len(nodes)) / len(nodes)
+    xy = {n: (np.cos(t), np.sin(t)) for n, t in zip(nodes, angles)}
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 6))
+    for e in edges.itertuples():
+        (x0, y0), (x1, y1) = xy[e.a], xy[e.b]
+        ax.plot([x0, x1], [y0, y1], color="tab:blue", lw=EDGE_WIDTH * e.studies, alpha=0.6, solid_capstyle="round",
+                zorder=1, gid=f"edge:{e.a}|{e.b}")
+        ax.text((x0 + x1) / 2, (y0 + y1) / 2, str(e.studies), ha="center", va="center", fontsize=8,
+                bbox={"boxstyle": "circle", "fc": "white", "ec": "tab:blue"}, zorder=3)
+    for n, (x, y) in xy.items():
+        ax.scatter([x], [y], s=300, color="black" if n == ref else "tab:orange", zorder=2)
+        ax.annotate(n, (x, y), xytext=(0, 14 if y >= 0 else -14), textcoords="offset points",
+                    ha="center", va="center", fontsize=9, fontweight="bold" if n == ref else "normal")
+    ax.set_xlim(-1.6, 1.6)
+    ax.set_ylim(-1.4, 1.4)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    outcomes = ", ".join(sorted(table["outcome"].unique()))
+    ax.set_title(f"Network of comparisons ({outcomes}); edge label = number of studies", fontsize=9)
+    return ax.figure
