@@ -249,10 +249,12 @@ def _trapezoid_weights(x: np.ndarray) -> np.ndarray:
     return w
 
 
-def _log_integral(L: np.ndarray, grids: list[np.ndarray]) -> float:
-    log_w = sum(np.log(_trapezoid_weights(g)).reshape([-1 if a == i else 1 for a in range(len(grids))])
-                for i, g in enumerate(grids))
-    return float(special.logsumexp(L + log_w)) if grids else float(L.ravel()[0])
+def _integral(E: np.ndarray, grids: list[np.ndarray]) -> float:
+    """Tensor trapezoid rule: contract E with each axis' weights in turn (one pass, no big temporaries)."""
+    out = E
+    for g in grids:
+        out = np.tensordot(_trapezoid_weights(g), out, axes=([0], [0]))
+    return float(out)
 
 
 def _find_box(f: _Integrand, axes: list[_Axis]) -> dict:
@@ -311,12 +313,15 @@ def log_evidence(effects: pd.DataFrame, spec: ModelSpec, priors: dict | None = N
         grids = {name: np.linspace(*box[name], n[name]) for name in box}
         L = f(grids)
         L = np.where(np.isfinite(L), L, -np.inf)
-        log_ml = _log_integral(L, list(grids.values()))
+        top = L.max()
+        E = np.exp(L - top)
+        total = _integral(E, list(grids.values()))
+        log_ml = float(top + np.log(total))
         errors = {}
         for i, name in enumerate(grids):  # the same rule with this axis at double spacing
             half = tuple(slice(None, None, 2) if j == i else slice(None) for j in range(L.ndim))
-            errors[name] = abs(log_ml - _log_integral(L[half], [g[::2] if g is grids[name] else g
-                                                               for g in grids.values()]))
+            coarse_total = _integral(E[half], [g[::2] if g is grids[name] else g for g in grids.values()])
+            errors[name] = abs(math.log(total / coarse_total))
         coarse = [name for name, err in errors.items() if err > tol / len(axes)]
         if not coarse:
             break

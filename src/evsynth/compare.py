@@ -1,0 +1,198 @@
+"""Model comparison: Bayes factors, robust Bayesian model averaging, and PSIS-LOO.
+
+- `model_average`: the eight models {mu = 0, mu ~ prior} x {tau = 0, tau ~ prior} x {no selection,
+  step-function selection}, weighted by their marginal likelihoods (`evsynth.marginal`, by
+  quadrature), in the spirit of RoBMA (Maier, Bartos & Wagenmakers 2022). Reports posterior model
+  probabilities, inclusion Bayes factors and the model-averaged effect.
+- `bayes_factors`: BF10 for mu != 0 and for tau > 0 within the model without selection, from the
+  same marginal likelihoods (exact up to the quadrature error).
+- `savage_dickey`: the same Bayes factors from MCMC draws, as the ratio of posterior to prior
+  density at the point null. Valid here because each null is a point inside (or, for tau = 0, on
+  the edge of) a continuous prior, and the priors on the other parameters are independent of it, so
+  p(other | null) under the alternative equals the null model's prior (Verdinelli & Wasserman 1995).
+  The posterior density comes from a kernel density estimate, so it is noisier than the quadrature.
+- `loo_compare` / `pareto_k_table`: PSIS-LOO with ArviZ (`az.compare`) and the per-study Pareto k
+  influence flags.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import arviz as az
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .marginal import FAMILY, Evidence, ModelSpec, log_evidence, mixture_quantile
+from .priors import parse_prior
+from .selection import DEFAULT_CUTPOINTS
+
+COMPONENTS = ("effect", "heterogeneity", "bias")
+QUANTILES = (0.025, 0.5, 0.975)
+
+
+# --------------------------------------------------------------------------- model averaging
+
+
+@dataclass
+class ModelAverage:
+    models: pd.DataFrame  # one row per model: prior/posterior probability, log ML (+ error), means
+    inclusion: pd.DataFrame  # per component: prior/posterior inclusion probability, BF_incl
+    mu: pd.Series  # model-averaged mu over all models (the no-effect models put mass at mu = 0)
+    mu_conditional: pd.Series  # averaged over the effect models only
+    evidences: list  # the Evidence objects, in the order of `models`
+
+    def __str__(self) -> str:
+        inc = "; ".join(f"{c}: P = {r.post_prob:.3f}, BF_incl = {r.BF_incl:.3g}"
+                        for c, r in self.inclusion.iterrows())
+        m = self.mu
+        return (f"model-averaged mu {m['mean']:.3f} (95% CrI {m['q2.5']:.3f} to {m['q97.5']:.3f}); "
+                f"{inc}")
+
+
+def _summary(evidences, probs) -> pd.Series:
+    probs = np.asarray(probs, float) / np.sum(probs)
+    mean = sum(p * e.means.get("mu", 0.0) for e, p in zip(evidences, probs))
+    second = sum(p * (e.sds.get("mu", 0.0) ** 2 + e.means.get("mu", 0.0) ** 2) for e, p in zip(evidences, probs))
+    q = mixture_quantile(evidences, probs, QUANTILES)
+    p_pos = 1 - sum(p * e.mu_cdf(0.0)[0] for e, p in zip(evidences, probs))
+    return pd.Series({"mean": mean, "sd": math.sqrt(max(second - mean**2, 0.0)),
+                      **{f"q{100 * a:g}": v for a, v in zip(QUANTILES, q)}, "P(>0)": p_pos})
+
+
+def model_average(effects: pd.DataFrame, priors: dict | None = None, cutpoints=DEFAULT_CUTPOINTS,
+                  direction: str = "positive", prior_probs: dict | None = None) -> ModelAverage:
+    """Robust Bayesian model averaging over the eight-model family.
+
+    prior_probs: {ModelSpec: prior probability}; default 1/8 each, i.e. prior inclusion
+    probability 1/2 for an effect, for heterogeneity and for selection.
+    """
+    specs = list(FAMILY)
+    prior = np.array([(prior_probs or {}).get(s, 1.0) for s in specs], float)
+    if np.any(prior < 0) or prior.sum() <= 0:
+        raise ValueError("prior model probabilities must be >= 0 and not all zero")
+    prior /= prior.sum()
+    evidences = [log_evidence(effects, s, priors, cutpoints, direction) for s in specs]
+    log_ml = np.array([e.log_ml for e in evidences])
+    log_post = np.where(prior > 0, np.log(np.where(prior > 0, prior, 1.0)) + log_ml, -np.inf)
+    post = np.exp(log_post - log_post.max())
+    post /= post.sum()
+    models = pd.DataFrame({
+        "model": [s.name for s in specs], "effect": [s.effect for s in specs],
+        "heterogeneity": [s.heterogeneity for s in specs], "bias": [s.bias for s in specs],
+        "prior_prob": prior, "log_ml": log_ml, "log_ml_error": [e.log_ml_error for e in evidences],
+        "post_prob": post, "mu_mean": [e.means.get("mu", 0.0) for e in evidences],
+        "tau_mean": [e.means.get("tau", 0.0) for e in evidences],
+    })
+    rows = {}
+    for comp in COMPONENTS:
+        on = models[comp].to_numpy()
+        pi, pp = prior[on].sum(), post[on].sum()
+        # inclusion BF = posterior odds / prior odds, computed from log ML to avoid 1 - p rounding
+        log_num = _logsumexp(log_post[on]) - _logsumexp(log_post[~on])
+        log_bf = log_num - (math.log(pi) - math.log(1 - pi)) if 0 < pi < 1 else np.nan
+        rows[comp] = {"prior_prob": pi, "post_prob": pp, "BF_incl": math.exp(log_bf) if np.isfinite(log_bf) else np.nan,
+                      "log_BF_incl": log_bf}
+    inclusion = pd.DataFrame.from_dict(rows, orient="index")
+    mu_all = _summary(evidences, post)
+    eff = models["effect"].to_numpy()
+    mu_cond = _summary([e for e, on in zip(evidences, eff) if on], post[eff])
+    return ModelAverage(models, inclusion, mu_all, mu_cond, evidences)
+
+
+def _logsumexp(x) -> float:
+    x = np.asarray(x, float)
+    if x.size == 0 or not np.isfinite(x).any():
+        return -np.inf
+    top = x[np.isfinite(x)].max()
+    return float(top + np.log(np.sum(np.exp(x - top))))
+
+
+# --------------------------------------------------------------------------- Bayes factors
+
+
+def bayes_factors(effects: pd.DataFrame, priors: dict | None = None) -> pd.DataFrame:
+    """BF10 for mu != 0 and for tau > 0 in the normal random-effects model (no selection), from
+    marginal likelihoods by quadrature. Row `mu != 0`: random-effects vs mu = 0 (tau free);
+    row `tau > 0`: random-effects vs common-effect (mu free)."""
+    full = log_evidence(effects, ModelSpec(True, True, False), priors)
+    no_mu = log_evidence(effects, ModelSpec(False, True, False), priors)
+    no_tau = log_evidence(effects, ModelSpec(True, False, False), priors)
+    rows = []
+    for label, null in (("mu != 0", no_mu), ("tau > 0", no_tau)):
+        log_bf = full.log_ml - null.log_ml
+        rows.append({"hypothesis": label, "BF10": math.exp(log_bf), "log_BF10": log_bf,
+                     "log_BF10_error": full.log_ml_error + null.log_ml_error, "method": "marginal likelihood (quadrature)"})
+    return pd.DataFrame(rows).set_index("hypothesis")
+
+
+def savage_dickey(idata: az.InferenceData, var: str = "mu", null: float = 0.0, prior: str | None = None) -> dict:
+    """BF10 = p(var = null) / p(var = null | y) from MCMC draws (Savage-Dickey density ratio).
+
+    The prior defaults to the one recorded in idata.attrs (`prior_mu` / `prior_tau`). For a scale
+    parameter at its boundary (tau = 0) the KDE is reflected at 0 so it is not halved there.
+    Returns BF10, log_BF10, the two densities and the number of draws.
+    """
+    if var not in idata.posterior:
+        raise ValueError(f"{var!r} is not in the posterior")
+    text = prior or idata.attrs.get(f"prior_{var}")
+    if text is None:
+        raise ValueError(f"no prior for {var!r}: pass prior='...' (the fit's attrs have none)")
+    prior_obj = parse_prior(text)
+    draws = idata.posterior[var].to_numpy().ravel()
+    positive = prior_obj.support == "positive"
+    if positive and null < 0:
+        raise ValueError(f"{var} = {null} lies outside the prior's support")
+    if positive and null == 0.0:
+        kde = stats.gaussian_kde(np.concatenate([draws, -draws]))
+        post_density = 2 * float(kde(0.0)[0])
+        prior_density = float(np.exp(prior_obj.logpdf(0.0)))
+    else:
+        post_density = float(stats.gaussian_kde(draws)(null)[0])
+        prior_density = float(np.exp(prior_obj.logpdf(null)))
+    log_bf = math.log(prior_density) - math.log(post_density)
+    return {"BF10": math.exp(log_bf), "log_BF10": log_bf, "prior_density": prior_density,
+            "posterior_density": post_density, "draws": draws.size}
+
+
+# --------------------------------------------------------------------------- PSIS-LOO
+
+
+def _check_loglik(name: str, idata: az.InferenceData):
+    if "log_likelihood" not in idata.groups() or "y" not in idata.log_likelihood:
+        raise ValueError(f"model {name!r}: no pointwise log-likelihood 'y' (fit with evsynth.fit)")
+
+
+def loo_compare(idatas: dict, **kwargs) -> pd.DataFrame:
+    """az.compare over {name: InferenceData} by PSIS-LOO (elpd, differences, stacking weights).
+
+    All models must describe the same studies, in the same order."""
+    if len(idatas) < 2:
+        raise ValueError("need at least two models to compare")
+    studies = None
+    for name, idata in idatas.items():
+        _check_loglik(name, idata)
+        ids = list(idata.log_likelihood["y"].coords["study"].to_numpy())
+        if studies is None:
+            studies = ids
+        elif ids != studies:
+            raise ValueError(f"model {name!r} was fitted to different studies than the others")
+    return az.compare(dict(idatas), ic="loo", var_name="y", **kwargs)
+
+
+def pareto_k_table(idata: az.InferenceData) -> pd.DataFrame:
+    """One row per study: the PSIS Pareto k of its leave-one-out weights and a flag.
+
+    flag: "ok" (k <= the sample-size threshold min(1 - 1/log10(S), 0.7)), "high" (the LOO estimate
+    for this study is unreliable: an influential study; refit without it to check), "very high"
+    (k > 1). Sorted as the studies are.
+    """
+    _check_loglik("idata", idata)
+    loo = az.loo(idata, pointwise=True, var_name="y")
+    k = np.asarray(loo.pareto_k)
+    good = float(loo.good_k)
+    flag = np.where(k <= good, "ok", np.where(k <= 1.0, "high", "very high"))
+    return pd.DataFrame({"study_id": idata.log_likelihood["y"].coords["study"].to_numpy().astype(str),
+                         "pareto_k": k, "flag": flag})
