@@ -144,3 +144,13 @@ def test_network_plot_edges_scale_with_studies():
     assert isinstance(fig, matplotlib.figure.Figure)
     widths = {line.get_gid(): line.get_linewidth() for line in fig.axes[0].lines if line.get_gid()}
     assert widths == {"edge:A|B": 2 * EDGE_WIDTH, "edge:A|control": 3 * EDGE_WIDTH, "edge:B|control": EDGE_WIDTH}
+
+
+def test_cli_network_names_outcomes_it_cannot_link_to_the_reference(capsys, tmp_path):
+    from evsynth.cli import main
+
+    code = main(["network", str(ROOT / "studies" / "massage.csv"), "--outcome", "prolactin", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "outcome 'prolactin' not analysed: reference 'control' is not a node" in out
+    assert "try --reference with a technique label" in out

@@ -28,7 +28,8 @@ def _prior_option(text: str) -> tuple[str, str]:
 def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("studies", nargs="?", default="studies/massage.csv", help="study CSV (default: %(default)s)")
     p.add_argument("--measure", default="SMD", choices=MEASURES, help="effect measure (default: %(default)s)")
-    p.add_argument("--model", default="by_technique", choices=sorted(BUILDERS), help="default: %(default)s")
+    p.add_argument("--model", default="by_technique", choices=sorted(set(BUILDERS) - {"network"}),
+                   help="default: %(default)s (the network model has its own command: evsynth network)")
     p.add_argument("--r-prepost", type=float, default=DEFAULT_R_PREPOST,
                    help="assumed pre/post correlation where a study gives none (default: %(default)s)")
     p.add_argument("--p-bound", default="auto", choices=P_BOUND_MODES,
@@ -118,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .sensitivity_cli import register as register_sensitivity  # `evsynth sensitivity <spec.toml>`
 
     register_sensitivity(commands)
+    from .network_cli import register as register_network  # `evsynth network`: head-to-head rows too
+
+    register_network(commands, _prior_option)
     return parser
 
 
