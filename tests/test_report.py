@@ -42,7 +42,8 @@ def test_report_on_the_massage_table(tmp_path, capsys):
     # effect table: every row of the study table, used or not, with its SE route in words
     for study in effects["study_id"]:
         assert study in text
-    assert "back-calculated from a p-value bound" in text
+    assert "censored: p known only as a bound" in text  # hesti2017, p = 0.000 (default p_bound for SMD)
+    assert "back-calculated from an exact p-value" in text  # pratama2023
     # not-used rows with their reasons
     for reason in not_used(effects)["why_not"]:
         assert " ".join(reason.split()) in text
@@ -54,6 +55,7 @@ def test_report_on_the_massage_table(tmp_path, capsys):
         assert label in text
     # caveats follow from the rows used
     assert "regression to the mean" in text and "pratama2023" in text
+    assert "p-values known only as bounds, censored (hesti2017)" in text
     # forest, funnel and tau figures, embedded: nothing to fetch
     images = _images(page)
     assert len(images) == 3 and all(img.startswith(PNG_SIGNATURE) for img in images)

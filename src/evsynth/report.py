@@ -32,6 +32,8 @@ SE_ROUTE_WORDS = {
     "p_bound": "back-calculated from a p-value bound (p < ...): an upper bound on the SE",
     "given": "given ready-made in the study table",
 }
+CENSORED_WORDS = ("censored: p known only as a bound, so yi is the effect at the bound and the true effect "
+                  "lies beyond it (censored likelihood)")
 EFFECT_COLUMNS = ["study_id", "technique", "comparator", "outcome", "design", "source_level", "measure",
                   "yi", "sei", "se_route", "how the SE was obtained", "used"]
 RANK_TESTS = ("mann-whitney", "wilcoxon")
@@ -70,7 +72,7 @@ def cmd_report(args) -> int:
         results.append(run_analysis(label, table, model=args.model, priors=dict(args.prior), draws=args.draws,
                                     tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler))
     settings = {"studies": str(args.studies), "measure": args.measure, "model": args.model,
-                "r_prepost (default)": args.r_prepost, "p_bound": args.p_bound,
+                "r_prepost (default)": args.r_prepost, "p_bound": effects.attrs.get("p_bound", args.p_bound),
                 "priors given": ", ".join(f"{k}={v}" for k, v in args.prior) or "defaults",
                 "sampler": args.sampler, "chains x draws (tune)": f"{args.chains} x {args.draws} ({args.tune})",
                 "seed": args.seed}
@@ -98,8 +100,8 @@ def select_outcomes(effects: pd.DataFrame, outcomes) -> pd.DataFrame:
 def effect_table(studies: pd.DataFrame, effects: pd.DataFrame) -> pd.DataFrame:
     """The effect sizes with where each came from (source level, SE route in words)."""
     level = studies.set_index("study_id")["source_level"]
-    view = effects.assign(source_level=effects["study_id"].map(level),
-                          **{"how the SE was obtained": effects["se_route"].map(SE_ROUTE_WORDS).fillna("")})
+    words = effects["se_route"].map(SE_ROUTE_WORDS).fillna("").where(~effects["censored"].astype(bool), CENSORED_WORDS)
+    view = effects.assign(source_level=effects["study_id"].map(level), **{"how the SE was obtained": words})
     return view[EFFECT_COLUMNS]
 
 
@@ -120,7 +122,16 @@ def caveats(studies: pd.DataFrame, effects: pd.DataFrame) -> list[str]:
     from_p = used.loc[used["se_route"].isin(["p_value", "p_bound"]), "study_id"].tolist()
     if from_p:
         out.append(f"SEs back-calculated from p-values ({', '.join(from_p)}): exact only if the p came from a "
-                   "t-test on the same comparison; a bound (p < 0.001) gives an upper bound on the SE.")
+                   "t-test on the same comparison.")
+    bound = used[used["se_route"] == "p_bound"]
+    censored = bound.loc[bound["censored"].astype(bool), "study_id"].tolist()
+    as_p = bound.loc[~bound["censored"].astype(bool), "study_id"].tolist()
+    if censored:
+        out.append(f"p-values known only as bounds, censored ({', '.join(censored)}): the model is told only "
+                   "that the effect lies beyond the one computed at the bound.")
+    if as_p:
+        out.append(f"p-values known only as bounds, used as if exact ({', '.join(as_p)}): the SE is an upper "
+                   "bound and the effect is biased towards zero.")
     notes = info.loc[from_p, "note"].fillna("").str.lower()
     rank = notes.index[notes.str.contains("|".join(RANK_TESTS))].tolist()
     if rank:
@@ -176,7 +187,8 @@ def _analysis_section(result: AnalysisResult, threshold: float | None) -> str:
         parts += ["<h3>Between-study SD (tau): prior and posterior</h3>",
                   _png(plots.prior_posterior(result.idata, "tau"))]
     parts += ["<h3>Convergence diagnostics per parameter</h3>", _table(d.table)]
-    attrs = {k: v for k, v in result.idata.attrs.items() if k.startswith("prior_") or k in ("model", "data_hash")}
+    attrs = {k: v for k, v in result.idata.attrs.items()
+             if k.startswith("prior_") or k in ("model", "sampler", "data_hash")}
     parts += ["<p class=\"note\">" + _e("; ".join(f"{k}: {v}" for k, v in attrs.items())) + "</p>"]
     return "\n".join(parts)
 
