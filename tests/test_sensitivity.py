@@ -174,6 +174,29 @@ def test_reuse_equals_rebuild_within_monte_carlo_error(demo):
 
 
 @needs_nutpie
+def test_reuse_agrees_with_exact_quadrature(demo):
+    """An independent reference: the random-effects posterior by quadrature over tau
+    (evsynth.exact), on a scenario that changes prior scale, r and the study mask."""
+    settings = dict(tau_prior=["halfnormal(0.2)", "halfnormal(2)"], r_prepost=[0.9],
+                    exclude=["technique in ('combined', 'oxytocin')"], leave_one_out=True, **COMMON)
+    mcmc = sens.Sensitivity(demo, chains=4, draws=1000, tune=500, **settings)
+    scenarios = mcmc.scenarios()
+    chosen = [scenarios[0].id, scenarios[-1].id]  # hn(0.2) all 8 kept; hn(2) with one more left out
+    mcmc.scenarios = lambda: [s for s in scenarios if s.id in chosen]
+    sampled = mcmc.run(progress=False).set_index(["scenario", "parameter"])
+    exact = sens.Sensitivity(demo, engine="exact", **settings).run(progress=False)
+    assert len(exact) == 3 * len(scenarios) and set(exact["verdict"]) == {"PASS"}
+    exact = exact.set_index(["scenario", "parameter"])
+    for key in sampled.index:
+        a, b = sampled.loc[key], exact.loc[key]
+        tolerance = 4.5 * b["sd"] / np.sqrt(250)
+        for column in ("mean", "q50"):
+            assert abs(a[column] - b[column]) < tolerance, (key, column, a[column], b[column])
+        assert abs(a["p_gt_0"] - b["p_gt_0"]) < 0.03 or np.isnan(b["p_gt_0"])
+    assert set(sampled.reset_index()["n_studies"]) == {8, 7}
+
+
+@needs_nutpie
 def test_leave_one_out_has_one_row_per_study_per_parameter(demo):
     grid = sens.Sensitivity(demo, tau_prior=["halfnormal(0.5)"], r_prepost=[0.5], leave_one_out=True,
                             **COMMON, **SMALL)

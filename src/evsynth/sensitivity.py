@@ -17,6 +17,9 @@ model, cached per process, and get their data and prior hyper-parameters through
 the posterior before diagnose/summarize, so a row means exactly what a fit on the reduced table
 means (`reuse=False` does that fit, rebuilding per scenario, for checking).
 
+`engine="exact"` (random-effects model only) replaces sampling by evsynth.exact's quadrature
+over tau: no Monte-Carlo error, milliseconds per scenario, verdict PASS by construction.
+
 Every scenario keeps its settings, estimates and diagnostics verdict; a scenario that fails its
 diagnostics or cannot be fitted (fewer than two studies left) stays in the table as FAIL with
 the reason in `problems`.
@@ -25,6 +28,7 @@ the reason in `problems`.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import json
 import os
@@ -43,7 +47,7 @@ from .builders import BUILDERS, build_model
 from .diagnostics import diagnose
 from .effects import DEFAULT_R_PREPOST, compute_effects, used_effects
 from .fit import fit
-from .models import default_priors
+from .models import default_priors, resolve_priors
 from .priors import parse_prior
 from .rules import parse_rule
 from .studies import load_studies
@@ -94,12 +98,13 @@ class Context:
     model: str
     priors: dict
     options: FitOptions
+    engine: str = "mcmc"  # "exact": quadrature over tau (evsynth.exact), random_effects only
 
     def fingerprint(self) -> str:
         """Scenarios of one results file must share all of this, so resumed rows are comparable."""
         payload = {"studies": self.studies.to_csv(index=False), "outcome": self.outcome, "measure": self.measure,
                    "p_bound": self.p_bound, "model": self.model, "priors": self.priors,
-                   "options": asdict(self.options), "evsynth": __version__}
+                   "options": asdict(self.options), "engine": self.engine, "evsynth": __version__}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -144,22 +149,47 @@ def run_scenario(job: Job) -> dict:
             return _not_fitted(scenario, settings, f"not fitted: {len(kept)} usable stud"
                                f"{'y' if len(kept) == 1 else 'ies'} left, need {MIN_STUDIES}", start)
         priors = dict(context.priors) | {"tau": scenario.tau_prior}
+        if context.engine == "exact":
+            return _exact_record(context, scenario, settings, effects, kept, priors, start)
         if job.reuse:
             idata = _fit_reusing(context, effects, kept, priors, job.cores)
         else:
             reduced = effects[effects["study_id"].isin(kept) | ~effects["used"]].reset_index(drop=True)
             reduced.attrs = dict(effects.attrs)
             idata = fit(build_model(context.model, reduced, priors), **asdict(context.options))
-    except Exception as exc:  # a scenario that breaks is reported, and the sweep goes on
+        diagnostics = diagnose(idata)
+        summary = summarize(idata)
+    except Exception as exc:  # a scenario that breaks is reported (FAIL, with the error), the sweep goes on
         settings.setdefault("n_studies", 0)
         return _not_fitted(scenario, settings, f"error: {type(exc).__name__}: {exc}", start)
-    diagnostics = diagnose(idata)
-    summary = summarize(idata)
     rows = [{"parameter": label, "mean": row["mean"], "sd": row["sd"], "q2.5": row["q2.5"], "q50": row["q50"],
              "q97.5": row["q97.5"], "p_gt_0": row["P(>0)"]} for label, row in summary.iterrows()]
     return {"key": scenario.id, "settings": settings, "rows": rows, "verdict": diagnostics.verdict,
             "problems": "; ".join(diagnostics.problems), "sampler": idata.attrs.get("sampler", ""),
             "reused_compiled_model": job.reuse, "seconds": round(time.monotonic() - start, 3)}
+
+
+def _exact_record(context, scenario, settings, effects, kept, priors, start) -> dict:
+    """The normal-normal model by quadrature over tau: no sampling, so nothing to diagnose."""
+    from .exact import exact_posterior
+
+    used = used_effects(effects)
+    rows = used[used["study_id"].isin(kept)]
+    if rows["censored"].any():
+        raise ValueError("engine 'exact' has no censored likelihood; use p_bound 'conservative' or 'exclude'")
+    chosen = resolve_priors(effects, priors, ("mu", "tau"))
+    post = exact_posterior(rows["yi"], rows["sei"], tau_prior=chosen["tau"], mu_prior=chosen["mu"],
+                           labels=rows["study_id"])
+    estimates = [("pooled (mu)", post.mu_mixture, True), ("tau (between studies)", None, False),
+                 ("prediction (new study)", post.predictive_mixture, True)]
+    out = []
+    for label, mixture, signed in estimates:
+        summary = post.tau if mixture is None else mixture.summary()
+        out.append({"parameter": label, "mean": summary["mean"], "sd": summary["sd"], "q2.5": summary["2.5%"],
+                    "q50": summary["50%"], "q97.5": summary["97.5%"],
+                    "p_gt_0": 1.0 - float(mixture.cdf(0.0)) if signed else float("nan")})
+    return {"key": scenario.id, "settings": settings, "rows": out, "verdict": "PASS", "problems": "",
+            "sampler": "exact", "reused_compiled_model": False, "seconds": round(time.monotonic() - start, 3)}
 
 
 def _not_fitted(scenario: Scenario, settings: dict, why: str, start: float) -> dict:
@@ -204,7 +234,7 @@ def _fit_reusing(context: Context, effects: pd.DataFrame, kept: list[str], prior
     compiled = compiled_model(model).with_data(**{v.name: v.get_value() for v in model.data_vars})
     o = context.options
     idata = nutpie.sample(compiled, draws=o.draws, tune=o.tune, chains=o.chains, seed=o.seed,
-                          target_accept=o.target_accept, progress_bar=False, cores=cores)
+                          target_accept=o.target_accept, progress_bar=False, cores=cores, save_warmup=False)
     techniques = sorted(set(used.loc[used["study_id"].isin(kept), "technique"]))
     selection = {"study": kept} | ({"technique": techniques} if "technique" in idata.posterior.dims else {})
     idata.posterior = idata.posterior.sel(selection)
@@ -212,6 +242,12 @@ def _fit_reusing(context: Context, effects: pd.DataFrame, kept: list[str], prior
     idata.attrs.update(sampler="nutpie", seed=str(o.seed), draws=str(o.draws), tune=str(o.tune),
                        chains=str(o.chains), target_accept=str(o.target_accept), evsynth_version=__version__)
     return idata
+
+
+def supports_reuse(kind: str) -> bool:
+    """Builders registered by other model families may not take the sweep keywords yet."""
+    parameters = inspect.signature(BUILDERS[kind]).parameters
+    return "weights" in parameters and "prior_data" in parameters
 
 
 def nutpie_available() -> bool:
@@ -244,6 +280,7 @@ class Sensitivity:
     seed: int = 2026
     target_accept: float = 0.99
     sampler: str = "auto"
+    engine: str = "mcmc"  # or "exact": the random-effects posterior by quadrature (no sampling)
     table: pd.DataFrame | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
@@ -253,6 +290,11 @@ class Sensitivity:
             raise ValueError(f"model {self.model!r} unknown; choose one of {sorted(BUILDERS)}")
         if "tau" in self.priors:
             raise ValueError("the tau prior is swept: give it as tau_prior=[...], not in priors")
+        if self.engine not in ("mcmc", "exact"):
+            raise ValueError(f"engine {self.engine!r} unknown; choose 'mcmc' or 'exact'")
+        if self.engine == "exact" and (self.model != "random_effects" or self.p_bound == "censor"):
+            raise ValueError("engine 'exact' is the normal-normal random-effects model: needs model "
+                             "'random_effects' and no censored rows (p_bound 'conservative' or 'exclude')")
         self.outcome = self.outcome or _only_outcome(self.studies, self.measure, self.p_bound)
         if self.outcome not in set(self.studies["outcome"]):
             raise ValueError(f"outcome {self.outcome!r} is not in the study table "
@@ -278,7 +320,8 @@ class Sensitivity:
     @property
     def context(self) -> Context:
         options = FitOptions(self.draws, self.tune, self.chains, self.seed, self.target_accept, self.sampler)
-        return Context(self.studies, self.outcome, self.measure, self.p_bound, self.model, dict(self.priors), options)
+        return Context(self.studies, self.outcome, self.measure, self.p_bound, self.model, dict(self.priors), options,
+                       self.engine)
 
     def scenarios(self) -> list[Scenario]:
         """The grid in order: every tau prior x r x exclusion, each followed by its leave-one-out
@@ -297,18 +340,25 @@ class Sensitivity:
         """Fit every scenario; returns (and keeps in `.table`) the tidy table.
 
         n_jobs: local worker processes (1 = this process). executor: any object with
-        submit(fn, arg) returning futures, e.g. a dask.distributed Client (then n_jobs is unused).
+        submit(fn, arg) returning futures, e.g. a dask.distributed Client (then n_jobs is unused
+        and each scenario samples on one thread).
         out: JSON-lines file written as scenarios finish; scenarios already in it are not rerun.
-        reuse: compile once per graph structure (needs nutpie); False rebuilds and compiles per
-        scenario through evsynth.fit (slow; for checking).
+        reuse: compile once per graph structure (needs nutpie, and a builder taking `weights` and
+        `prior_data`); otherwise, or with False, each scenario is built and compiled through
+        evsynth.fit on its reduced table (slow; the reference for checking).
         """
         context = self.context
         sampler = context.options.sampler
         if sampler == "auto":
             sampler = "nutpie" if nutpie_available() else "pymc"
         context = replace(context, options=replace(context.options, sampler=sampler))
-        reuse = reuse and sampler == "nutpie"
-        cores = None if executor is None and n_jobs <= 1 else max(1, (os.cpu_count() or 1) // max(1, n_jobs))
+        reuse = reuse and sampler == "nutpie" and self.engine == "mcmc" and supports_reuse(self.model)
+        # sampler threads per scenario: all cores in this process, a share in local workers, one
+        # on an external executor (it decides how many scenarios run at once)
+        if executor is not None:
+            cores = 1
+        else:
+            cores = None if n_jobs <= 1 else max(1, (os.cpu_count() or 1) // n_jobs)
         scenarios = self.scenarios()
         jobs = {s.id: Job(context, s, reuse, cores) for s in scenarios}
         if len(jobs) != len(scenarios):

@@ -11,6 +11,7 @@
     [model]
     name = "by_technique"
     priors = { mu = "normal(0, 1)", tau_technique = "halfnormal(0.5)" }
+    # engine = "exact"   # random_effects only: quadrature over tau instead of MCMC
 
     [fit]
     draws = 2000
@@ -44,7 +45,7 @@ LAYOUT = {
     "": {"title": (str, False), "description": (str, False)},
     "data": {"studies": (str, True), "outcome": (str, False)},
     "effects": {"measure": (str, False), "p_bound": (str, False)},
-    "model": {"name": (str, False), "priors": (dict, False)},
+    "model": {"name": (str, False), "priors": (dict, False), "engine": (str, False)},
     "fit": {"draws": (int, False), "tune": (int, False), "chains": (int, False), "seed": (int, False),
             "target_accept": ((int, float), False), "sampler": (str, False)},
     "grid": {"tau_prior": (list, False), "r_prepost": (list, False), "exclude": (list, False),
@@ -88,6 +89,8 @@ def load_spec(path) -> Spec:
     kwargs |= {k: effects[k] for k in ("measure", "p_bound") if k in effects}
     if "name" in model:
         kwargs["model"] = model["name"]
+    if "engine" in model:
+        kwargs["engine"] = model["engine"]
     priors = dict(model.get("priors", {}))
     for key, value in priors.items():
         if not isinstance(value, str):

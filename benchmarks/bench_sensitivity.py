@@ -1,0 +1,105 @@
+"""Time a 100-scenario sensitivity sweep both ways, in one run:
+
+- naive:  build and compile a model per scenario (evsynth.fit on the reduced table), and
+- reuse:  compile once per graph structure, swap data/prior hyper-parameters/0-1 study weights.
+
+Both use nutpie, the same fit settings and n_jobs worker processes; the ratio is the gain from
+not compiling. Grid on the SYNTHETIC demo (studies/synthetic_demo.csv), by-technique model:
+4 tau priors (2 halfnormal + 2 halfcauchy: two graph structures) x 5 pre/post r x 5 exclusions.
+
+    .venv/bin/python benchmarks/bench_sensitivity.py                  # full, both ways (naive takes minutes)
+    .venv/bin/python benchmarks/bench_sensitivity.py --naive-limit 10 # naive on 10 scenarios, scaled up (labelled)
+
+Other engineers' jobs share the machine: the load average is printed with the times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from evsynth.sensitivity import Sensitivity
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = dict(
+    tau_prior=["halfnormal(0.5)", "halfnormal(1)", "halfcauchy(0.5)", "halfcauchy(1)"],
+    r_prepost=[0.1, 0.3, 0.5, 0.7, 0.9],
+    exclude=[None, "design == 'pre_post'", "n_ctrl < 20 or n < 20", "technique == 'neck'",
+             "design == 'two_group' and p > 0.1"],
+)
+
+
+def timed_run(grid: Sensitivity, n_jobs: int, reuse: bool, limit: int | None = None):
+    if limit is not None:  # run only the first `limit` scenarios of the same grid
+        keep = {s.id for s in grid.scenarios()[:limit]}
+        grid.scenarios = lambda full=grid.scenarios: [s for s in full() if s.id in keep]
+    start = time.perf_counter()
+    table = grid.run(n_jobs=n_jobs, reuse=reuse)
+    return time.perf_counter() - start, table
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--tune", type=int, default=1000)
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--naive-limit", type=int, default=None,
+                        help="time the naive way on this many scenarios only and scale to the grid (labelled)")
+    parser.add_argument("--skip-naive", action="store_true")
+    args = parser.parse_args()
+
+    def make_grid():
+        return Sensitivity(ROOT / "studies" / "synthetic_demo.csv", outcome="milk volume", model="by_technique",
+                           draws=args.draws, tune=args.tune, chains=args.chains, sampler="nutpie", **GRID)
+
+    n = len(make_grid().scenarios())
+    print(f"grid: {n} scenarios (by_technique on the SYNTHETIC demo), {args.chains} chains x {args.draws} draws "
+          f"(+{args.tune} tune), nutpie, n_jobs={args.n_jobs}, {os.cpu_count()} CPUs, "
+          f"load average before: {os.getloadavg()[0]:.1f}")
+
+    reuse_seconds, reused = timed_run(make_grid(), args.n_jobs, reuse=True)
+    per_reuse = reuse_seconds / n
+    print(f"\nreuse (compile once per structure): {reuse_seconds:.1f} s for {n} scenarios "
+          f"({per_reuse:.2f} s/scenario), load average {os.getloadavg()[0]:.1f}")
+    _verdicts(reused)
+    if args.skip_naive:
+        return
+    limit = args.naive_limit
+    naive_seconds, naive = timed_run(make_grid(), args.n_jobs, reuse=False, limit=limit)
+    done = naive["scenario"].nunique()
+    naive_total = naive_seconds * n / done
+    label = "" if done == n else f" (measured on {done} scenarios, scaled to {n})"
+    print(f"\nnaive (build + compile per scenario): {naive_seconds:.1f} s for {done} scenarios "
+          f"({naive_seconds / done:.2f} s/scenario), load average {os.getloadavg()[0]:.1f}")
+    _verdicts(naive)
+    print(f"\n100-scenario sweep: naive {naive_total:.0f} s{label}, reuse {reuse_seconds:.0f} s, "
+          f"speed-up x{naive_total / reuse_seconds:.1f}")
+    _agreement(reused, naive)
+
+
+def _verdicts(table) -> None:
+    per = table.drop_duplicates("scenario")
+    fitted = per[~per["problems"].str.startswith("not fitted")]
+    print(f"  {int((per['verdict'] == 'PASS').sum())} PASS, {int((fitted['verdict'] != 'PASS').sum())} FAIL "
+          f"diagnostics, {len(per) - len(fitted)} not fitted")
+
+
+def _agreement(reused, naive) -> None:
+    """Same scenarios both ways: pooled means should differ by Monte-Carlo error only."""
+    key = ["scenario", "parameter"]
+    both = reused.merge(naive, on=key, suffixes=("_reuse", "_naive"))
+    both = both[both["parameter"] == "pooled (mu)"].dropna(subset=["mean_reuse", "mean_naive"])
+    if both.empty:
+        return
+    z = (both["mean_reuse"] - both["mean_naive"]).abs() / both["sd_reuse"]
+    print(f"  pooled (mu) on {len(both)} common scenarios: max |mean difference| = {z.max():.3f} posterior sd "
+          f"(median {np.median(z):.3f})")
+
+
+if __name__ == "__main__":
+    main()
