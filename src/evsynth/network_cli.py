@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .analysis import slug
+from .analysis import MIN_STUDIES, slug
 from .diagnostics import diagnose
 from .effects import DEFAULT_R_PREPOST, MEASURES, P_BOUND_MODES, compute_effects
 from .fit import fit
@@ -69,6 +69,11 @@ def cmd_network(args) -> int:
     options = dict(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler)
     failed, fitted = [], 0
     for label, table in _groups(effects, args).items():
+        n_rows = int(table["used"].sum())
+        if n_rows < MIN_STUDIES:  # as `evsynth fit`: one study is not a synthesis
+            print(f"\noutcome {label!r} not analysed: {n_rows} usable stud{'y' if n_rows == 1 else 'ies'}; "
+                  f"need {MIN_STUDIES}")
+            continue
         try:
             model = network(table, dict(args.prior), reference=args.reference)
         except ValueError as exc:  # no usable rows, or not connected to the reference
