@@ -271,7 +271,7 @@ class Sensitivity:
     leave_one_out: bool = False
     outcome: str | None = None  # None: the one outcome with enough studies
     measure: str = "SMD"
-    p_bound: str = "conservative"
+    p_bound: str = "auto"  # as evsynth.compute_effects
     model: str = "by_technique"
     priors: dict = field(default_factory=dict)  # fixed priors for the other parameters
     draws: int = 2000
@@ -292,13 +292,17 @@ class Sensitivity:
             raise ValueError("the tau prior is swept: give it as tau_prior=[...], not in priors")
         if self.engine not in ("mcmc", "exact"):
             raise ValueError(f"engine {self.engine!r} unknown; choose 'mcmc' or 'exact'")
-        if self.engine == "exact" and (self.model != "random_effects" or self.p_bound == "censor"):
-            raise ValueError("engine 'exact' is the normal-normal random-effects model: needs model "
-                             "'random_effects' and no censored rows (p_bound 'conservative' or 'exclude')")
         self.outcome = self.outcome or _only_outcome(self.studies, self.measure, self.p_bound)
         if self.outcome not in set(self.studies["outcome"]):
             raise ValueError(f"outcome {self.outcome!r} is not in the study table "
                              f"(outcomes: {sorted(set(self.studies['outcome']))})")
+        if self.engine == "exact":
+            effects = used_effects(compute_effects(self.studies, measure=self.measure, p_bound=self.p_bound))
+            censored = effects.loc[effects["censored"] & (effects["outcome"] == self.outcome), "study_id"]
+            if self.model != "random_effects" or len(censored):
+                raise ValueError("engine 'exact' is the normal-normal random-effects model: it needs model "
+                                 "'random_effects' and no censored rows (censored here: "
+                                 f"{', '.join(censored) or 'none'}; p_bound 'conservative' or 'exclude' avoids them)")
         self.tau_prior = [self._tau_text(t) for t in _as_list(self.tau_prior)]
         self.r_prepost = [float(r) for r in _as_list(self.r_prepost)]
         self.exclude = ["" if rule in (None, "", "none") else str(parse_rule(rule, self.studies.columns))

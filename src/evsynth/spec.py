@@ -6,7 +6,7 @@
 
     [effects]
     measure = "SMD"
-    p_bound = "conservative"
+    p_bound = "auto"
 
     [model]
     name = "by_technique"
