@@ -12,7 +12,7 @@
   p(other | null) under the alternative equals the null model's prior (Verdinelli & Wasserman 1995).
   The posterior density comes from a kernel density estimate, so it is noisier than the quadrature.
 - `loo_compare` / `pareto_k_table`: PSIS-LOO with ArviZ (`az.compare`) and the per-study Pareto k
-  influence flags.
+  influence flags, by default on the study-level likelihood with the study effects integrated out.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import arviz as az
 import numpy as np
 import pandas as pd
-from scipy import stats
+import xarray as xr
+from scipy import special, stats
 
 from .marginal import FAMILY, Evidence, ModelSpec, log_evidence, mixture_quantile
 from .priors import parse_prior
@@ -159,19 +160,56 @@ def savage_dickey(idata: az.InferenceData, var: str = "mu", null: float = 0.0, p
 
 # --------------------------------------------------------------------------- PSIS-LOO
 
+# Study effects integrated out: y_i ~ N(centre_i, sqrt(se_i^2 + tau^2)). Leaving study i out then
+# asks how well the model predicts a new study's observed effect. The conditional likelihood
+# p(y_i | theta_i) would make nearly every Pareto k exceed 0.7 (theta_i is informed mainly by its
+# own study, so dropping it moves the posterior too far for importance sampling).
+_INTEGRABLE = ("random_effects", "by_technique", "common_effect")
+
+
+def study_loglik(idata: az.InferenceData) -> az.InferenceData:
+    """A copy of idata whose log_likelihood `y` has the study effects integrated out (for models in
+    random_effects / by_technique / common_effect; other models already use a marginal likelihood
+    and are returned as they are). Censored rows get the censored normal terms, as in the model."""
+    kind = idata.attrs.get("model")
+    if kind not in _INTEGRABLE:
+        return idata
+    post, data = idata.posterior, idata.constant_data
+    yi, sei = data["yi"], data["sei"]
+    if kind == "by_technique":
+        centre = post["technique_effect"].isel(technique=data["technique_idx"])
+    else:
+        centre = post["mu"]
+    tau2 = post["tau"] ** 2 if kind != "common_effect" else 0.0
+    sd = np.sqrt(sei**2 + tau2)
+    z = (yi - centre) / sd
+    loglik = -0.5 * z**2 - 0.5 * np.log(2 * np.pi) - np.log(sd)
+    if "upper_bound" in data:  # censored rows: the statistic is only known to lie beyond yi
+        above = yi >= data["upper_bound"]
+        below = yi <= data["lower_bound"]
+        log_sf, log_cdf = xr.apply_ufunc(special.log_ndtr, -z), xr.apply_ufunc(special.log_ndtr, z)
+        loglik = loglik.where(~above, log_sf).where(~below, log_cdf)
+    out = idata.copy()
+    ll = loglik.transpose("chain", "draw", "study").rename("y")
+    del out.log_likelihood
+    out.add_groups(log_likelihood=ll.to_dataset())
+    return out
+
 
 def _check_loglik(name: str, idata: az.InferenceData):
     if "log_likelihood" not in idata.groups() or "y" not in idata.log_likelihood:
         raise ValueError(f"model {name!r}: no pointwise log-likelihood 'y' (fit with evsynth.fit)")
 
 
-def loo_compare(idatas: dict, **kwargs) -> pd.DataFrame:
+def loo_compare(idatas: dict, integrate_theta: bool = True, **kwargs) -> pd.DataFrame:
     """az.compare over {name: InferenceData} by PSIS-LOO (elpd, differences, stacking weights).
 
-    All models must describe the same studies, in the same order."""
+    All models must describe the same studies, in the same order. With integrate_theta (default)
+    each study's log-likelihood has its study effect integrated out (`study_loglik`), so every
+    model is scored on predicting a left-out study's observed effect."""
     if len(idatas) < 2:
         raise ValueError("need at least two models to compare")
-    studies = None
+    studies, prepared = None, {}
     for name, idata in idatas.items():
         _check_loglik(name, idata)
         ids = list(idata.log_likelihood["y"].coords["study"].to_numpy())
@@ -179,17 +217,20 @@ def loo_compare(idatas: dict, **kwargs) -> pd.DataFrame:
             studies = ids
         elif ids != studies:
             raise ValueError(f"model {name!r} was fitted to different studies than the others")
-    return az.compare(dict(idatas), ic="loo", var_name="y", **kwargs)
+        prepared[name] = study_loglik(idata) if integrate_theta else idata
+    return az.compare(prepared, ic="loo", var_name="y", **kwargs)
 
 
-def pareto_k_table(idata: az.InferenceData) -> pd.DataFrame:
+def pareto_k_table(idata: az.InferenceData, integrate_theta: bool = True) -> pd.DataFrame:
     """One row per study: the PSIS Pareto k of its leave-one-out weights and a flag.
 
     flag: "ok" (k <= the sample-size threshold min(1 - 1/log10(S), 0.7)), "high" (the LOO estimate
     for this study is unreliable: an influential study; refit without it to check), "very high"
-    (k > 1). Sorted as the studies are.
+    (k > 1). In study order.
     """
     _check_loglik("idata", idata)
+    if integrate_theta:
+        idata = study_loglik(idata)
     loo = az.loo(idata, pointwise=True, var_name="y")
     k = np.asarray(loo.pareto_k)
     good = float(loo.good_k)
