@@ -19,9 +19,10 @@ for a comparison a-b with both direct studies and an indirect path once those st
 (van Valkenhoef et al. 2016), the direct studies get their own parameter `direct`, the rest of the
 network gives `indirect` = d[a] - d[b], and `inconsistency` = direct - indirect. We chose it over a
 design-by-treatment interaction model because our networks hold two-arm studies only and at most a
-few loops: there the two coincide loop by loop, and a per-comparison answer says where the
-conflict is. With a handful of studies a split has little power; an unflagged loop is weak
-evidence of consistency, and a network without loops cannot be checked at all (we say so).
+few loops: in a single loop of two-arm studies the two models are the same (one inconsistency
+parameter), and a per-comparison answer says where a conflict is. With a handful of studies a
+split has little power, so an unflagged loop is weak evidence of consistency; a network without
+loops (the bundled massage data today) cannot be checked at all, and node_split says so.
 """
 
 from __future__ import annotations
