@@ -70,15 +70,30 @@ def test_intervals_follow_one_sided_p():
     assert list(interval_index([0.025, 0.05], (0.025, 0.05))) == [1, 2]  # left-closed intervals
 
 
-def test_bad_cutpoints_and_censored_rows_are_refused():
+@pytest.mark.parametrize("direction", ["positive", "negative"])
+@pytest.mark.parametrize("bound, se, mu, tau", [(0.9, 0.3, 0.2, 0.1), (-0.4, 0.2, 0.1, 0.2),
+                                                (0.3, 0.25, 0.0, 0.3), (-0.7, 0.2, -0.1, 0.05)])
+def test_censored_row_is_the_weighted_mass_beyond_its_bound(direction, bound, se, mu, tau):
+    cuts, eta = (0.025, 0.05), np.array([0.5, 0.3, 0.2])
+    got = np.exp(weighted_loglik([bound], [se], mu, tau, eta, cuts, direction, censored=[True])[0])
+
+    def density(y):
+        return np.exp(weighted_loglik(np.array([y]), np.array([se]), mu, tau, eta, cuts, direction))[0]
+    jumps = np.r_[stats.norm.isf(cuts) * se, -stats.norm.isf(cuts) * se]
+    a, b = (bound, mu + 40) if bound > 0 else (mu - 40, bound)  # beyond the bound, away from zero
+    edges = [a, *sorted(j for j in jumps if a < j < b), b]
+    expected = sum(integrate.quad(density, x0, x1, epsabs=1e-14, epsrel=1e-12)[0] for x0, x1 in zip(edges, edges[1:]))
+    assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_bad_cutpoints_and_directions_are_refused():
     eff = simulate(1)
     with pytest.raises(ValueError, match="cutpoints"):
         build_model("selection", eff, cutpoints=(0.05, 0.025))
     with pytest.raises(ValueError, match="direction"):
         build_model("selection", eff, direction="up")
-    censored = eff.assign(censored=[True] + [False] * (len(eff) - 1))
-    with pytest.raises(ValueError, match="s0: censored"):
-        build_model("selection", censored)
+    with pytest.raises(ValueError, match=r"study 's1', field 'sei'"):
+        build_model("selection", eff.assign(sei=[0.1, -1.0] + [0.1] * (len(eff) - 2)))
 
 
 # --------------------------------------------------------------------------- marginal likelihoods
@@ -145,6 +160,20 @@ def test_full_selection_evidence_matches_prior_monte_carlo(small):
     assert abs(e.log_ml - mc) < 4 * mc_se + 1e-3, (e.log_ml, mc, mc_se)
 
 
+def test_censored_row_in_the_marginal_likelihood():
+    # common effect, no selection, first row known only to lie beyond its bound: 1-D quadrature
+    eff = simulate(2)
+    eff.loc[0, "censored"] = True
+    y, se = eff["yi"].to_numpy(), eff["sei"].to_numpy()
+    assert y[0] > 0
+
+    def integrand(mu):
+        ll = stats.norm(mu, se[1:]).logpdf(y[1:]).sum() + stats.norm.logsf(y[0], mu, se[0])
+        return np.exp(ll + stats.norm.logpdf(mu) + 20)
+    ref = np.log(integrate.quad(integrand, -3, 3, points=[y.mean()], epsabs=0, epsrel=1e-12)[0]) - 20
+    assert log_evidence(eff, ModelSpec(True, False, False)).log_ml == pytest.approx(ref, abs=1e-7)
+
+
 def test_posterior_cdf_of_mu_matches_normal_mixture(small):
     y, se, k = small["yi"].to_numpy(), small["sei"].to_numpy(), len(small)
 
@@ -179,13 +208,18 @@ def test_null_models_have_mu_zero():
 
 def test_pymc_selection_model_matches_quadrature_posterior():
     eff = simulate(2)  # 15 studies, true mu = 0.2, strong selection
+    # the most significant study is reported only as "p < 0.001": censored at its bound
+    top = int(np.argmax(eff["yi"] / eff["sei"]))
+    assert eff.loc[top, "yi"] / eff.loc[top, "sei"] > stats.norm.isf(0.0005)
+    eff.loc[top, ["yi", "censored"]] = [stats.norm.isf(0.0005) * eff.loc[top, "sei"], True]
     model = build_model("selection", eff)
     # the PyMC log-likelihood is the numpy one at an arbitrary point
     point = {"mu": 0.15, "tau_log__": np.log(0.2), "eta_simplex__": np.array([0.3, -0.4])}
     from pymc.distributions.transforms import simplex
     eta = simplex.backward(point["eta_simplex__"]).eval()
     pointwise = model.compile_logp(vars=model.observed_RVs, sum=False)(point)[0]
-    assert np.allclose(pointwise, weighted_loglik(eff["yi"], eff["sei"], 0.15, 0.2, eta, (0.025, 0.05)))
+    expected = weighted_loglik(eff["yi"], eff["sei"], 0.15, 0.2, eta, (0.025, 0.05), censored=eff["censored"])
+    assert np.allclose(pointwise, expected)
 
     idata = fit(model, draws=600, tune=600, chains=2, seed=3)
     assert int(idata.sample_stats["diverging"].sum()) == 0

@@ -42,6 +42,17 @@ def study_arrays(effects: pd.DataFrame, min_k: int = 1) -> tuple[np.ndarray, np.
     optionally `study_id`). Censored rows (p-value known only as a bound) have no point estimate,
     so they are refused here rather than silently treated as exact.
     """
+    ids, yi, sei, censored = study_data(effects, min_k)
+    if censored.any():
+        raise ValueError(f"studies {', '.join(ids[censored])}: censored rows (p printed as a bound) have no "
+                         "point estimate; recompute the effects with p_bound='conservative' or 'exclude' "
+                         "for regression-based bias diagnostics")
+    return ids, yi, sei
+
+
+def study_data(effects: pd.DataFrame, min_k: int = 1):
+    """(study_id, yi, sei, censored) of the rows to analyse, validated (censored rows allowed:
+    for them yi is the signed bound beyond which the estimate lies)."""
     if not isinstance(effects, pd.DataFrame):
         raise TypeError("expected an effect table (pandas DataFrame with yi and sei)")
     table = used_effects(effects) if {"used", "head_to_head"} <= set(effects.columns) else effects
@@ -57,13 +68,11 @@ def study_arrays(effects: pd.DataFrame, min_k: int = 1) -> tuple[np.ndarray, np.
             raise ValueError(f"study {sid!r}, field 'yi': not a finite number ({y})")
         if not (np.isfinite(s) and s > 0):
             raise ValueError(f"study {sid!r}, field 'sei': must be a positive finite number ({s})")
-    if "censored" in table.columns and table["censored"].astype(bool).any():
-        names = ", ".join(ids[table["censored"].astype(bool).to_numpy()])
-        raise ValueError(f"studies {names}: censored rows (p printed as a bound) have no point estimate; "
-                         "use p_bound='conservative' or 'exclude' for bias diagnostics")
+    censored = (table["censored"].astype(bool).to_numpy() if "censored" in table.columns
+                else np.zeros(len(yi), bool))
     if len(yi) < min_k:
         raise ValueError(f"{len(yi)} usable studies; this method needs at least {min_k}")
-    return ids, yi, sei
+    return ids, yi, sei, censored
 
 
 # --------------------------------------------------------------------------- regression engines

@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from .bias import study_arrays
+from .bias import study_data
 from .models import resolve_priors
 from .priors import Prior, parse_prior
-from .selection import DEFAULT_CUTPOINTS, _sign, check_cutpoints, interval_index, one_sided_p
+from .selection import DEFAULT_CUTPOINTS, _sign, censored_overlap, check_cutpoints, interval_index, one_sided_p
 
 DROP = 20.0  # keep the box where the log integrand is within this of its maximum (e^-20 ~ 2e-9)
 N_COARSE = 25  # nodes per axis while searching the box, and the first rule tried
@@ -159,14 +159,17 @@ def _axes(spec, yi, sei, mu_prior, tau_prior, n_weights, tau_a) -> list[_Axis]:
 class _Integrand:
     """log p(y | params) + log p(params) + log Jacobian, on a tensor grid of axis nodes."""
 
-    def __init__(self, spec, yi, sei, mu_prior, tau_prior, cutpoints, direction, tau_a):
+    def __init__(self, spec, yi, sei, censored, mu_prior, tau_prior, cutpoints, direction, tau_a):
         self.spec, self.yi, self.sei, self.tau_a = spec, yi, sei, tau_a
+        self.cens = np.asarray(censored, bool)
         self.mu_prior, self.tau_prior = mu_prior, tau_prior
         self.cuts = check_cutpoints(cutpoints)
         self.d = _sign(direction)
         self.z_cut = stats.norm.isf(np.asarray(self.cuts))
-        self.counts = np.bincount(interval_index(one_sided_p(yi, sei, direction), self.cuts),
+        exact = ~self.cens
+        self.counts = np.bincount(interval_index(one_sided_p(yi[exact], sei[exact], direction), self.cuts),
                                   minlength=len(self.cuts) + 1)
+        self.overlap = censored_overlap(yi, sei, self.cuts, direction)
 
     def _conditional_mu(self, tau):
         """Centre and scale of mu given tau under the model without selection (normal prior
@@ -210,12 +213,29 @@ class _Integrand:
             out = out + self.mu_prior.logpdf(mu)
         if "tau" in nodes:
             out = out + self.tau_prior.logpdf(tau)
-        # sum_i log N(y_i | mu, se_i^2 + tau^2): depends on (mu, tau) only
-        s2 = self.sei**2 + tau[..., None] ** 2
-        out = out + np.sum(-0.5 * (self.yi - mu[..., None]) ** 2 / s2 - 0.5 * np.log(2 * np.pi * s2), axis=-1)
+        # sum_i log N(y_i | mu, se_i^2 + tau^2) over the exact rows: depends on (mu, tau) only
+        exact = ~self.cens
+        s2 = self.sei[exact] ** 2 + tau[..., None] ** 2
+        out = out + np.sum(-0.5 * (self.yi[exact] - mu[..., None]) ** 2 / s2 - 0.5 * np.log(2 * np.pi * s2), axis=-1)
         if self.spec.bias:
             out = out + self._selection_terms(nodes, along, mu, tau)
+        elif self.cens.any():
+            out = out + self._censored_terms(mu, tau, None)
         return out
+
+    def _censored_terms(self, mu, tau, omega):
+        """sum over censored rows of log sum_j omega_j P(y in interval j and beyond the bound)."""
+        lo, hi = self.overlap
+        total = 0.0
+        for i in np.flatnonzero(self.cens):
+            s = np.sqrt(self.sei[i] ** 2 + tau**2)
+            beyond = 0.0
+            for j in range(len(self.cuts) + 1):
+                p_j = (special.ndtr((self.d * mu - self.sei[i] * lo[i, j]) / s)
+                       - special.ndtr((self.d * mu - self.sei[i] * hi[i, j]) / s))
+                beyond = beyond + (p_j if omega is None else omega[j] * p_j)
+            total = total + np.log(beyond)
+        return total
 
     def _selection_terms(self, nodes, along, mu, tau):
         n_b = len(self.cuts)
@@ -227,6 +247,8 @@ class _Integrand:
         # prior: ordered uniform with density (J-1)!; Jacobians d omega / d b and d b / d logit(b)
         out = math.lgamma(n_b + 1) + sum(log_omega[1:-1]) + sum(lb + l1 for lb, l1 in zip(log_b, log_1mb))
         out = out + sum(c * lw for c, lw in zip(self.counts, log_omega))
+        if self.cens.any():
+            out = out + self._censored_terms(mu, tau, [np.exp(lw) for lw in log_omega])
         # eta_j = omega_j - omega_{j+1} = omega_j (1 - b_{j+1}), computed without cancellation
         eta = [np.exp(log_omega[j] + log_1mb[j]) for j in range(n_b)] + [np.exp(log_omega[-1])]
         s = np.sqrt(self.sei**2 + tau[..., None] ** 2)
@@ -296,14 +318,14 @@ def log_evidence(effects: pd.DataFrame, spec: ModelSpec, priors: dict | None = N
     Nodes are doubled on each axis whose halved rule moves log ML by more than tol / n_axes; the
     reported error is the sum of those per-axis differences (a conservative bound in practice).
     """
-    _, yi, sei = study_arrays(effects, min_k=1)
+    _, yi, sei, censored = study_data(effects, min_k=1)
     chosen = resolve_priors(effects, priors)
     mu_prior, tau_prior = parse_prior(chosen["mu"]), parse_prior(chosen["tau"])
     if mu_prior.support != "real" or mu_prior.family == "uniform":
         raise ValueError(f"mu prior {mu_prior}: the quadrature needs a prior on the whole real line")
     cuts = check_cutpoints(cutpoints)
     tau_a = _tau_scale(sei, tau_prior)
-    f = _Integrand(spec, yi, sei, mu_prior, tau_prior, cuts, direction, tau_a)
+    f = _Integrand(spec, yi, sei, censored, mu_prior, tau_prior, cuts, direction, tau_a)
     axes = _axes(spec, yi, sei, mu_prior, tau_prior, len(cuts) + 1, tau_a)
     if not axes:  # mu = 0, tau = 0, no selection: nothing to integrate
         return Evidence(spec, float(f({})), 0.0, 1, {}, {})

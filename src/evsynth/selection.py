@@ -14,7 +14,9 @@ expected direction. The weights have RoBMA's cumulative-Dirichlet prior: eta ~ D
 omega_j = eta_j + ... + eta_{J-1}, so 1 = omega_0 >= omega_1 >= ... > 0 and the ordered weights
 are uniform on their region.
 
-The same likelihood in numpy (`weighted_loglik`) serves the quadrature in `evsynth.marginal`.
+Rows whose p-value is printed only as a bound (`censored`, yi = the signed bound) contribute the
+weighted probability of lying beyond the bound, split over the intervals it spans.
+The same likelihood in numpy (`weighted_loglik`) checks the quadrature in `evsynth.marginal`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from scipy import special, stats
 
-from .bias import study_arrays
+from .bias import study_data
 from .models import _prepare, _settings, resolve_priors
 from .priors import parse_prior
 
@@ -70,12 +72,31 @@ def omega_from_eta(eta):
     return pt.cumsum(eta[::-1])[::-1]
 
 
-def weighted_loglik(yi, sei, mu, tau, eta, cutpoints, direction: str = "positive"):
+def censored_overlap(yi, sei, cutpoints, direction: str = "positive") -> tuple[np.ndarray, np.ndarray]:
+    """For rows known only to lie beyond a bound (yi = the signed bound, as in the models: y >= yi
+    when yi > 0, y <= yi when yi < 0): the part of each selection interval inside that region, as
+    (lo, hi) of shape (k, J) in t = d * y / se units; empty parts are (0, 0)."""
+    cuts = check_cutpoints(cutpoints)
+    d = _sign(direction)
+    yi, sei = np.asarray(yi, float), np.asarray(sei, float)
+    z = stats.norm.isf(np.asarray(cuts))  # decreasing; interval j is t in (z_j, z_{j-1}]
+    lo_j = np.r_[z, -np.inf]
+    hi_j = np.r_[np.inf, z]
+    t_bound = (d * yi / sei)[:, None]
+    upward = ((yi > 0) == (d > 0))[:, None]  # region t >= t_bound, else t <= t_bound
+    lo = np.where(upward, np.maximum(lo_j, t_bound), lo_j)
+    hi = np.where(upward, hi_j, np.minimum(hi_j, t_bound))
+    empty = lo >= hi
+    return np.where(empty, 0.0, lo), np.where(empty, 0.0, hi)
+
+
+def weighted_loglik(yi, sei, mu, tau, eta, cutpoints, direction: str = "positive", censored=None):
     """Per-study log density of the selection model (numpy; broadcasting over leading axes).
 
     mu, tau: arrays broadcastable to each other (shape S); eta: (..., J) Dirichlet increments
     broadcastable to S + (J,). Returns S + (k,). A_i is written as eta_{J-1} + sum_m eta_{m-1}
-    P(p_i < c_m), a sum of non-negative terms, so it never cancels.
+    P(p_i < c_m), a sum of non-negative terms, so it never cancels. Censored rows contribute
+    log(sum_j omega_j P(y in interval j and beyond the bound)) - log A_i.
     """
     cuts = check_cutpoints(cutpoints)
     d = _sign(direction)
@@ -90,11 +111,29 @@ def weighted_loglik(yi, sei, mu, tau, eta, cutpoints, direction: str = "positive
     for m, zc in enumerate(z_cut):  # P(one-sided p < c_m) = P(d*y > se*z_c)
         area = area + eta[..., m:m + 1] * special.ndtr((d * mu - sei * zc) / s)
     log_norm = -0.5 * ((yi - mu) / s) ** 2 - np.log(s) - 0.5 * np.log(2 * np.pi)
-    return np.log(omega[..., idx]) + log_norm - np.log(area)
+    out = np.log(omega[..., idx]) + log_norm
+    if censored is not None and np.any(censored):
+        censored = np.asarray(censored, bool)
+        lo, hi = censored_overlap(yi, sei, cuts, direction)
+        beyond = 0.0
+        for j in range(len(cuts) + 1):  # G(x) = P(t > x) = Phi((d mu - se x) / s)
+            p_j = special.ndtr((d * mu - sei * lo[:, j]) / s) - special.ndtr((d * mu - sei * hi[:, j]) / s)
+            beyond = beyond + omega[..., j:j + 1] * p_j
+        with np.errstate(divide="ignore"):  # uncensored columns of `beyond` are not used
+            out = np.where(censored, np.log(beyond), out)
+    return out - np.log(area)
 
 
 def _normal_cdf(x):
     return 0.5 * pt.erfc(-x / np.sqrt(2.0))
+
+
+def _tail(x: np.ndarray, dmu, sei, s):
+    """P(t > x) = Phi((d mu - se x) / s) for fixed x that may be +-inf (then 0 or 1), with the
+    infinite entries kept out of the arithmetic so gradients stay finite."""
+    finite = np.where(np.isfinite(x), x, 0.0)
+    value = _normal_cdf((dmu - sei * finite) / s)
+    return pt.switch(np.isposinf(x), 0.0, pt.switch(np.isneginf(x), 1.0, value))
 
 
 def selection(effects: pd.DataFrame, priors: dict | None = None, cutpoints=DEFAULT_CUTPOINTS,
@@ -107,7 +146,7 @@ def selection(effects: pd.DataFrame, priors: dict | None = None, cutpoints=DEFAU
     cuts = check_cutpoints(cutpoints)
     d = _sign(direction)
     table = _prepare(effects)
-    study_arrays(table)  # refuses censored rows and bad yi/sei, naming the study
+    _, _, _, censored = study_data(table)  # refuses bad yi/sei, naming the study
     chosen = resolve_priors(effects, priors)
     yi_np, sei_np = table["yi"].to_numpy(float), table["sei"].to_numpy(float)
     idx = interval_index(one_sided_p(yi_np, sei_np, direction), cuts)
@@ -126,11 +165,18 @@ def selection(effects: pd.DataFrame, priors: dict | None = None, cutpoints=DEFAU
         for m, zc in enumerate(z_cut):
             area = area + eta[m] * _normal_cdf((d * mu - sei * zc) / s)
         offset = pt.log(omega[interval_idx]) - pt.log(area)
+        # censored rows: log sum_j omega_j P(y in interval j and beyond the bound) - log A
+        lo, hi = censored_overlap(yi_np, sei_np, cuts, direction)
+        beyond = 0.0
+        for j in range(len(cuts) + 1):
+            beyond = beyond + omega[j] * (_tail(lo[:, j], d * mu, sei, s) - _tail(hi[:, j], d * mu, sei, s))
+        beyond_ll = pt.log(pt.switch(censored, beyond, 1.0)) - pt.log(area)
 
-        def logp(value, loc, scale, off):
-            return pm.logp(pm.Normal.dist(loc, scale), value) + off
+        def logp(value, loc, scale, off, cens_ll, is_cens):
+            return pt.switch(is_cens, cens_ll, pm.logp(pm.Normal.dist(loc, scale), value) + off)
 
-        pm.CustomDist("y", mu, s, offset, logp=logp, observed=yi, dims="study")
+        pm.CustomDist("y", mu, s, offset, beyond_ll, censored.astype("int8"), logp=logp, observed=yi,
+                      dims="study")
     model.evsynth_settings = _settings(effects, table) | {
         "model": "selection", "prior_mu": chosen["mu"], "prior_tau": chosen["tau"],
         "prior_eta": f"dirichlet({', '.join(['1'] * (len(cuts) + 1))})",
