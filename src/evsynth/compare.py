@@ -26,7 +26,7 @@ import pandas as pd
 import xarray as xr
 from scipy import special, stats
 
-from .marginal import FAMILY, Evidence, ModelSpec, log_evidence, mixture_quantile
+from .marginal import FAMILY, ModelSpec, log_evidence, mixture_quantile
 from .priors import parse_prior
 from .selection import DEFAULT_CUTPOINTS
 
