@@ -98,3 +98,28 @@ def test_md_refuses_mixed_units():
     effects = es.compute_effects(es.load_studies(pd.DataFrame(rows)), measure="MD")
     with pytest.raises(ValueError, match="units differ"):
         es.random_effects(effects)
+
+
+def test_summary_of_common_effect_fit_has_no_tau_and_prediction_equals_mu():
+    rng = np.random.default_rng(3)
+    idata = az.from_dict(posterior={"mu": rng.normal(0.5, 0.1, (2, 500))})
+    table = es.summarize(idata)
+    assert not any(label.startswith("tau") for label in table.index)
+    pred, mu = table.loc["prediction (new study)"], table.loc["pooled (mu)"]
+    assert pred["mean"] == pytest.approx(mu["mean"]) and pred["sd"] == pytest.approx(mu["sd"])
+    assert table.loc["pooled (mu)", "P(>0)"] == pytest.approx((idata.posterior["mu"].values > 0).mean())
+
+
+def test_diagnostics_check_selection_weights_increments():
+    rng = np.random.default_rng(4)
+    post = {"mu": rng.normal(size=(4, 500)), "eta": np.stack([rng.dirichlet([1, 1, 1], 500)] * 3 + [np.tile([0.9, 0.05, 0.05], (500, 1))])}
+    stats = {"diverging": np.zeros((4, 500), bool), "energy": rng.normal(size=(4, 500))}
+    report = es.diagnose(az.from_dict(posterior=post, sample_stats=stats))
+    assert any(p.startswith("eta") and "R-hat" in p for p in report.problems), report.problems
+    assert not any("sampler statistics" in p for p in report.problems)
+
+
+def test_diagnostics_without_sampler_statistics_say_so():
+    rng = np.random.default_rng(5)
+    report = es.diagnose(az.from_dict(posterior={"mu": rng.normal(size=(4, 1000))}))
+    assert not report.ok and "not checked" in str(report)

@@ -1,22 +1,37 @@
 """evsynth: Bayesian evidence synthesis from study-level summaries.
 
-studies (load, validate) -> effects -> models (builders) -> fit -> diagnostics -> summary/plots.
+studies (load, validate) -> effects -> models (builders) -> fit -> diagnostics -> summary/plots,
+with sensitivity sweeps over those same verbs, and an exact (quadrature) path for checks.
 """
 
 __version__ = "0.1.0"
 
+from . import plots
 from .analysis import run_analysis, split_by_outcome
+from .bias import egger_test, funnel_data, pet_peese
 from .builders import BUILDERS, build_model
+from .compare import bayes_factors, loo_compare, model_average, pareto_k_table, savage_dickey
 from .diagnostics import diagnose
 from .effects import compute_effects, not_used, used_effects
+from .exact import check_against_exact, exact_posterior
 from .fit import fit
-from .models import by_technique, random_effects
+from .frequentist import common_effect as common_effect_fe
+from .frequentist import dersimonian_laird, reml
+from .models import by_technique, common_effect, random_effects
+from .network import network, network_plot, network_summary, network_table, node_split
 from .priors import parse_prior
+from .report import write_report
+from .selection import selection
+from .sensitivity import Sensitivity
 from .studies import StudyDataError, load_studies
 from .summary import summarize
 
 __all__ = [
-    "BUILDERS", "StudyDataError", "build_model", "by_technique", "compute_effects", "diagnose", "fit",
-    "load_studies", "not_used", "parse_prior", "random_effects", "run_analysis", "split_by_outcome",
-    "summarize", "used_effects",
+    "BUILDERS", "Sensitivity", "StudyDataError", "bayes_factors", "build_model", "by_technique",
+    "check_against_exact", "common_effect", "common_effect_fe", "compute_effects", "dersimonian_laird",
+    "diagnose", "egger_test", "exact_posterior", "fit", "funnel_data", "load_studies", "loo_compare",
+    "model_average", "network", "network_plot", "network_summary", "network_table", "node_split",
+    "not_used", "pareto_k_table", "parse_prior", "pet_peese", "plots", "random_effects", "reml",
+    "run_analysis", "savage_dickey", "selection", "split_by_outcome", "summarize", "used_effects",
+    "write_report",
 ]

@@ -10,7 +10,7 @@ import pandas as pd
 
 # Vehtari et al. (2021) recommendations; E-BFMI below 0.3 signals poor energy exploration.
 THRESHOLDS = {"r_hat": 1.01, "ess_bulk": 400, "ess_tail": 400, "divergences": 0, "bfmi": 0.3}
-SUMMARY_VARS = ("mu", "tau", "tau_technique", "technique_effect", "theta")
+SUMMARY_VARS = ("mu", "tau", "tau_technique", "technique_effect", "theta", "eta", "direct")  # eta: selection weights (omega_1 == 1 is constant)
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Diagnostics:
     def __str__(self) -> str:
         worst = (f"max R-hat {self.table['r_hat'].max():.3f}, min ESS bulk {self.table['ess_bulk'].min():.0f}, "
                  f"min ESS tail {self.table['ess_tail'].min():.0f}, divergences {self.divergences}, "
-                 f"min E-BFMI {min(self.bfmi):.2f}")
+                 f"min E-BFMI {min(self.bfmi, default=float('nan')):.2f}")
         lines = [f"diagnostics: {self.verdict} ({worst})"]
         lines += [f"  !! {p}" for p in self.problems]
         return "\n".join(lines)
@@ -43,9 +43,12 @@ def diagnose(idata: az.InferenceData, thresholds: dict | None = None) -> Diagnos
     limits = THRESHOLDS | dict(thresholds or {})
     names = [v for v in SUMMARY_VARS if v in idata.posterior]
     table = az.summary(idata, var_names=names, kind="diagnostics")[["r_hat", "ess_bulk", "ess_tail"]]
-    divergences = int(idata.sample_stats["diverging"].sum()) if "diverging" in idata.sample_stats else 0
-    bfmi = [float(b) for b in np.atleast_1d(az.bfmi(idata))]
     problems = []
+    stats = idata.get("sample_stats")
+    if stats is None or "diverging" not in stats or "energy" not in stats:
+        problems.append("no sampler statistics (diverging, energy): divergences and E-BFMI not checked")
+    divergences = int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else 0
+    bfmi = [float(b) for b in np.atleast_1d(az.bfmi(idata))] if stats is not None and "energy" in stats else []
     for param, row in table.iterrows():
         if not row["r_hat"] <= limits["r_hat"]:
             problems.append(f"{param}: R-hat {row['r_hat']:.3f} > {limits['r_hat']}")

@@ -20,7 +20,8 @@ def predictive_draws(idata: az.InferenceData, technique: str | None = None, seed
     """Draws of the true effect in a new study (of `technique`, or of a new technique)."""
     post = az.extract(idata, var_names=None)
     rng = np.random.default_rng(seed)
-    tau = post["tau"].to_numpy()
+    # A common-effect fit has no tau: it asserts every study shares mu.
+    tau = post["tau"].to_numpy() if "tau" in post else np.zeros(post.sizes["sample"])
     if technique is not None:
         centre = post["technique_effect"].sel(technique=technique).to_numpy()
     elif "tau_technique" in post:
@@ -42,7 +43,8 @@ def summarize(idata: az.InferenceData, threshold: float = 0.0) -> pd.DataFrame:
         for tech in post["technique"].to_numpy():
             rows.append(_describe(f"technique: {tech}",
                                   post["technique_effect"].sel(technique=tech).to_numpy(), threshold))
-    rows.append(_describe("tau (between studies)", post["tau"].to_numpy(), None))
+    if "tau" in post:
+        rows.append(_describe("tau (between studies)", post["tau"].to_numpy(), None))
     if "tau_technique" in post:
         rows.append(_describe("tau (between techniques)", post["tau_technique"].to_numpy(), None))
     rows.append(_describe("prediction (new study)", predictive_draws(idata), threshold))
