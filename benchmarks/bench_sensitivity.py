@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from evsynth.sensitivity import Sensitivity
+from evsynth.sweep import read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = dict(
@@ -37,9 +39,15 @@ def timed_run(grid: Sensitivity, n_jobs: int, reuse: bool, limit: int | None = N
     if limit is not None:  # run only the first `limit` scenarios of the same grid
         keep = {s.id for s in grid.scenarios()[:limit]}
         grid.scenarios = lambda full=grid.scenarios: [s for s in full() if s.id in keep]
-    start = time.perf_counter()
-    table = grid.run(n_jobs=n_jobs, reuse=reuse)
-    return time.perf_counter() - start, table
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "records.jsonl"
+        start = time.perf_counter()
+        table = grid.run(n_jobs=n_jobs, reuse=reuse, out=out)
+        seconds = time.perf_counter() - start
+        worker = np.array([r["seconds"] for r in read_records(out).values()])
+    print(f"  time inside a worker per scenario: median {np.median(worker):.2f} s, max {worker.max():.1f} s "
+          f"(first scenario of a structure in a worker: compile), total {worker.sum():.0f} s")
+    return seconds, table
 
 
 def main():

@@ -138,6 +138,36 @@ def test_progress_line_counts_and_estimates(capsys):
     assert "s left" in text
 
 
+def test_progress_rewrites_one_line_on_a_terminal():
+    import io
+
+    from evsynth.sweep import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    meter = Progress(total=3, resumed=0, label="sensitivity", stream=stream)
+    meter.update(failed=True)
+    meter.update()
+    meter.show(final=True)
+    frames = stream.getvalue().split("\r")[1:]
+    assert len(frames) == 3 and frames[-1].endswith("\n") and "\n" not in "".join(frames[:-1])
+    assert len(frames[1]) >= len(frames[0])  # a shorter line is padded over the longer one
+
+
+def test_a_fit_cut_short_by_ctrl_c_is_never_recorded():
+    """nutpie returns the draws so far on Ctrl-C; such a fit must stop the sweep, not become a row."""
+    import arviz as az
+
+    options = sens.FitOptions(chains=2, draws=100)
+    full = az.from_dict(posterior={"mu": np.zeros((2, 100))})
+    sens._check_complete(full, options)
+    with pytest.raises(KeyboardInterrupt):
+        sens._check_complete(az.from_dict(posterior={"mu": np.zeros((2, 37))}), options)
+
+
 # ---- sampled sweeps ------------------------------------------------------------------------
 
 needs_nutpie = pytest.mark.skipif(not sens.nutpie_available(), reason="the compile-once path needs nutpie")

@@ -157,6 +157,7 @@ def run_scenario(job: Job) -> dict:
             reduced = effects[effects["study_id"].isin(kept) | ~effects["used"]].reset_index(drop=True)
             reduced.attrs = dict(effects.attrs)
             idata = fit(build_model(context.model, reduced, priors), **asdict(context.options))
+        _check_complete(idata, context.options)
         diagnostics = diagnose(idata)
         summary = summarize(idata)
     except Exception as exc:  # a scenario that breaks is reported (FAIL, with the error), the sweep goes on
@@ -167,6 +168,13 @@ def run_scenario(job: Job) -> dict:
     return {"key": scenario.id, "settings": settings, "rows": rows, "verdict": diagnostics.verdict,
             "problems": "; ".join(diagnostics.problems), "sampler": idata.attrs.get("sampler", ""),
             "reused_compiled_model": job.reuse, "seconds": round(time.monotonic() - start, 3)}
+
+
+def _check_complete(idata: az.InferenceData, options: FitOptions) -> None:
+    """nutpie answers Ctrl-C by returning the draws so far: such a fit must not become a result."""
+    sizes = idata.posterior.sizes
+    if sizes.get("chain") != options.chains or sizes.get("draw") != options.draws:
+        raise KeyboardInterrupt(f"sampling stopped early ({dict(sizes)}); scenario not recorded")
 
 
 def _exact_record(context, scenario, settings, effects, kept, priors, start) -> dict:
@@ -343,7 +351,8 @@ class Sensitivity:
             reuse: bool = True) -> pd.DataFrame:
         """Fit every scenario; returns (and keeps in `.table`) the tidy table.
 
-        n_jobs: local worker processes (1 = this process). executor: any object with
+        n_jobs: local worker processes (1 = this process; from a script, call run() under
+        `if __name__ == "__main__":` as for any spawned process pool). executor: any object with
         submit(fn, arg) returning futures, e.g. a dask.distributed Client (then n_jobs is unused
         and each scenario samples on one thread).
         out: JSON-lines file written as scenarios finish; scenarios already in it are not rerun.

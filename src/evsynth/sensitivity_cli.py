@@ -12,6 +12,7 @@ from .sensitivity import Sensitivity
 from .spec import load_spec
 
 EXIT_DIAGNOSTICS = 3  # as `evsynth fit`
+EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 NOT_FITTED = "not fitted"
 
 
@@ -48,7 +49,13 @@ def cmd_sensitivity(args) -> int:
     scenarios = grid.scenarios()
     print(f"{spec.title}: {len(scenarios)} scenarios on {grid.outcome!r} ({grid.model}, {grid.measure}), "
           f"{n_jobs} job(s); results appended to {records}")
-    table = grid.run(n_jobs=n_jobs, out=records, progress=not args.quiet, reuse=not args.rebuild)
+    try:
+        table = grid.run(n_jobs=n_jobs, out=records, progress=not args.quiet, reuse=not args.rebuild)
+    except KeyboardInterrupt:
+        if args.quiet:  # otherwise the sweep has said so already
+            print(f"interrupted: finished scenarios are in {records}; run the same command again to resume",
+                  file=sys.stderr)
+        return EXIT_INTERRUPTED
     table.to_csv(csv, index=False)
     _print_pooled(table)
     saved = [str(records), str(csv)]

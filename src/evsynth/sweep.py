@@ -15,6 +15,7 @@ import multiprocessing
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 POLL_SECONDS = 0.05
@@ -83,6 +84,7 @@ class Progress:
         self.done, self.failed, self.start = resumed, 0, time.monotonic()
         self.inline = getattr(self.stream, "isatty", lambda: False)() or "ipykernel" in sys.modules
         self.last_printed = -1
+        self.width = 0
 
     def text(self) -> str:
         elapsed = time.monotonic() - self.start
@@ -107,7 +109,10 @@ class Progress:
         if not self.enabled:
             return
         if self.inline:
-            self.stream.write("\r" + self.text() + ("\n" if final else ""))
+            text = self.text()
+            # pad over the end of a longer previous line
+            self.stream.write("\r" + text.ljust(self.width) + ("\n" if final else ""))
+            self.width = len(text)
         else:
             step = max(1, self.total // 10)
             if not (final or self.done // step > self.last_printed // step or self.done == self.total):
@@ -123,7 +128,8 @@ class Progress:
 
 def local_executor(n_jobs: int) -> ProcessPoolExecutor:
     """Worker processes started fresh ('spawn'): forking a process that already runs sampler
-    threads can deadlock."""
+    threads can deadlock. As with any spawn pool, a script must start the sweep under
+    `if __name__ == "__main__":` (notebooks and the CLI need nothing)."""
     return ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"))
 
 
@@ -166,7 +172,13 @@ def run_tasks(function, tasks: dict, *, out=None, fingerprint: str = "", n_jobs:
                     time.sleep(POLL_SECONDS)
                 for future in finished:
                     del futures[future]
-                    accept(future.result())
+                    try:
+                        record = future.result()
+                    except BrokenProcessPool as exc:
+                        raise RuntimeError(
+                            f"{label}: a worker process died ({exc}). From a script, start the sweep under "
+                            "`if __name__ == '__main__':` (worker processes re-import the main module)") from exc
+                    accept(record)
     except BaseException:
         for future in futures:
             future.cancel()
