@@ -31,18 +31,35 @@ def slug(label: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_") or "analysis"
 
 
-def split_by_outcome(effects: pd.DataFrame, pool_outcomes: bool = False) -> tuple[dict, dict]:
-    """({label: effect table} to analyse, {label: reason} for outcomes that cannot be analysed)."""
+def _subset(effects: pd.DataFrame, mask) -> pd.DataFrame:
+    kept = effects[mask].reset_index(drop=True)
+    kept.attrs = dict(effects.attrs)
+    return kept
+
+
+def select_outcomes(effects: pd.DataFrame, outcomes=None) -> pd.DataFrame:
+    """Only the named outcomes (all when None); an unknown name is an error, not an empty result."""
+    if not outcomes:
+        return effects
+    unknown = sorted(set(outcomes) - set(effects["outcome"]))
+    if unknown:
+        raise ValueError(f"outcome {unknown}: not in the study table (outcomes: {sorted(set(effects['outcome']))})")
+    return _subset(effects, effects["outcome"].isin(outcomes))
+
+
+def group_by_outcome(effects: pd.DataFrame, pool_outcomes: bool = False) -> dict[str, pd.DataFrame]:
+    """{label: effect table}, one per outcome, or one for all when pooling (standardized only)."""
     if pool_outcomes:
         if effects.attrs.get("measure") not in ("SMD", "SMCC"):
             raise ValueError("pooling different outcomes needs a standardized measure (SMD or SMCC)")
-        groups = {"all outcomes (SMD)": effects}
-    else:
-        groups = {outcome: effects[effects["outcome"] == outcome] for outcome in effects["outcome"].unique()}
+        return {"all outcomes (SMD)": _subset(effects, slice(None))}
+    return {outcome: _subset(effects, effects["outcome"] == outcome) for outcome in effects["outcome"].unique()}
+
+
+def split_by_outcome(effects: pd.DataFrame, pool_outcomes: bool = False) -> tuple[dict, dict]:
+    """({label: effect table} to analyse, {label: reason} for outcomes that cannot be analysed)."""
     runnable, skipped = {}, {}
-    for label, table in groups.items():
-        table = table.copy()
-        table.attrs = dict(effects.attrs)
+    for label, table in group_by_outcome(effects, pool_outcomes).items():
         n_used = len(used_effects(table))
         if n_used < MIN_STUDIES:
             skipped[label] = f"{n_used} usable stud{'y' if n_used == 1 else 'ies'}; need {MIN_STUDIES}"

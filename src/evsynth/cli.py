@@ -9,45 +9,21 @@ from pathlib import Path
 import pandas as pd
 
 from .analysis import run_analysis, slug, split_by_outcome
-from .effects import MEASURES, P_BOUND_MODES, DEFAULT_R_PREPOST, compute_effects, not_used
 from .builders import BUILDERS
-from .studies import StudyDataError, load_studies
+from .cli_common import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS  # noqa: F401  (exit codes, part of the CLI's API)
+from .cli_common import add_input_arguments, add_sampling_arguments, exit_status, load_effects, sampling_options
+from .effects import not_used
+from .studies import StudyDataError
 
-EXIT_BAD_INPUT, EXIT_DIAGNOSTICS = 2, 3
-EFFECT_VIEW = ["study_id", "technique", "comparator", "outcome", "design", "measure", "yi", "sei", "se_route", "censored",
-               "used"]
-
-
-def _prior_option(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"--prior {text!r}: expected NAME=PRIOR, e.g. tau=halfnormal(0.5)")
-    return name.strip(), value.strip()
+EFFECT_VIEW = ["study_id", "technique", "comparator", "outcome", "design", "measure", "yi", "sei", "se_route",
+               "censored", "used"]
 
 
 def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("studies", nargs="?", default="studies/massage.csv", help="study CSV (default: %(default)s)")
-    p.add_argument("--measure", default="SMD", choices=MEASURES, help="effect measure (default: %(default)s)")
+    add_input_arguments(p)
     p.add_argument("--model", default="by_technique", choices=sorted(set(BUILDERS) - {"network"}),
                    help="default: %(default)s (the network model has its own command: evsynth network)")
-    p.add_argument("--r-prepost", type=float, default=DEFAULT_R_PREPOST,
-                   help="assumed pre/post correlation where a study gives none (default: %(default)s)")
-    p.add_argument("--p-bound", default="auto", choices=P_BOUND_MODES,
-                   help="p-values printed only as bounds: censor, treat bound as p (conservative), or exclude; "
-                        "auto = censor for SMD/SMCC, conservative for MD/ROM (default: %(default)s)")
-    p.add_argument("--outcome", action="append", help="analyse only this outcome (repeatable)")
-    p.add_argument("--pool-outcomes", action="store_true", help="one SMD analysis across all outcomes")
-    p.add_argument("--prior", action="append", type=_prior_option, default=[],
-                   help="override a prior, e.g. --prior tau=halfnormal(1) --prior mu='normal(0, 2)'")
-    p.add_argument("--draws", type=int, default=2000)
-    p.add_argument("--tune", type=int, default=1000)
-    p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--seed", type=int, default=2026)
-    p.add_argument("--sampler", default="auto", choices=("auto", "pymc", "nutpie"),
-                   help="auto = nutpie when installed, else PyMC's NUTS (default: %(default)s)")
-    p.add_argument("--out", default="output", help="output folder (default: %(default)s)")
-    p.add_argument("--accept-failed", action="store_true",
-                   help="exit 0 even when a fit fails its diagnostics (the failure is still reported)")
+    add_sampling_arguments(p)
 
 
 def _print_frame(title: str, frame: pd.DataFrame) -> None:
@@ -58,13 +34,7 @@ def _print_frame(title: str, frame: pd.DataFrame) -> None:
 
 
 def cmd_fit(args) -> int:
-    studies = load_studies(args.studies)
-    effects = compute_effects(studies, measure=args.measure, r_prepost=args.r_prepost, p_bound=args.p_bound)
-    if args.outcome:
-        unknown = sorted(set(args.outcome) - set(effects["outcome"]))
-        if unknown:
-            raise ValueError(f"--outcome {unknown}: not in the study table (outcomes: {sorted(set(effects['outcome']))})")
-        effects = _keep_attrs(effects, effects["outcome"].isin(args.outcome))
+    _, effects = load_effects(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     _print_frame(f"effect sizes ({args.measure}, r_prepost={args.r_prepost}, p_bound={effects.attrs['p_bound']})",
@@ -79,8 +49,7 @@ def cmd_fit(args) -> int:
         print(f"\noutcome {label!r} not analysed: {reason}")
     failed = []
     for label, table in runnable.items():
-        result = run_analysis(label, table, model=args.model, priors=dict(args.prior), draws=args.draws,
-                              tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler)
+        result = run_analysis(label, table, model=args.model, priors=dict(args.prior), **sampling_options(args))
         _print_frame(f"{label}: {args.model} model, posterior (95% equal-tailed intervals)", result.summary)
         print(result.diagnostics)
         stem = out / slug(label)
@@ -94,17 +63,7 @@ def cmd_fit(args) -> int:
             failed.append(label)
     if not runnable:
         print("\nno outcome has enough usable studies to fit a model")
-    if failed:
-        print(f"\nDIAGNOSTICS FAILED for: {', '.join(failed)}"
-              + (" (accepted by --accept-failed)" if args.accept_failed else ""), file=sys.stderr)
-        return 0 if args.accept_failed else EXIT_DIAGNOSTICS
-    return 0
-
-
-def _keep_attrs(effects: pd.DataFrame, mask) -> pd.DataFrame:
-    kept = effects[mask].reset_index(drop=True)
-    kept.attrs = dict(effects.attrs)
-    return kept
+    return exit_status(failed, args.accept_failed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_sensitivity(commands)
     from .network_cli import register as register_network  # `evsynth network`: head-to-head rows too
 
-    register_network(commands, _prior_option)
+    register_network(commands)
     return parser
 
 

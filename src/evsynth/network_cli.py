@@ -4,71 +4,31 @@ consistency check (or why there is none), diagnostics, and the network plot."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import pandas as pd
-
-from .analysis import MIN_STUDIES, slug
+from .analysis import MIN_STUDIES, group_by_outcome, slug
+from .cli_common import add_input_arguments, add_sampling_arguments, exit_status, load_effects, sampling_options
 from .diagnostics import diagnose
-from .effects import DEFAULT_R_PREPOST, MEASURES, P_BOUND_MODES, compute_effects
 from .fit import fit
 from .network import comparisons, network, network_plot, network_summary, network_table, node_split
 
-EXIT_DIAGNOSTICS = 3  # as `evsynth fit`
-
-
-def register(commands, prior_option) -> None:
+def register(commands) -> None:
     p = commands.add_parser("network", help="network meta-analysis using head-to-head rows too (per outcome)")
-    p.add_argument("studies", nargs="?", default="studies/massage.csv", help="study CSV (default: %(default)s)")
+    add_input_arguments(p, prior_help="mu = prior of each technique effect vs the reference, tau = between-study SD")
     p.add_argument("--reference", default="control",
                    help="reference node; every control label (control, usual care, baseline, ...) is 'control' "
                         "(default: %(default)s)")
-    p.add_argument("--measure", default="SMD", choices=MEASURES)
-    p.add_argument("--r-prepost", type=float, default=DEFAULT_R_PREPOST)
-    p.add_argument("--p-bound", default="auto", choices=P_BOUND_MODES)
-    p.add_argument("--outcome", action="append", help="analyse only this outcome (repeatable)")
-    p.add_argument("--pool-outcomes", action="store_true", help="one SMD network across all outcomes")
-    p.add_argument("--prior", action="append", type=prior_option, default=[],
-                   help="mu = prior of each technique effect vs the reference, tau = between-study SD")
-    p.add_argument("--draws", type=int, default=2000)
-    p.add_argument("--tune", type=int, default=1000)
-    p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--seed", type=int, default=2026)
-    p.add_argument("--sampler", default="auto", choices=("auto", "pymc", "nutpie"))
-    p.add_argument("--out", default="output")
-    p.add_argument("--accept-failed", action="store_true",
-                   help="exit 0 even when a fit fails its diagnostics (the failure is still reported)")
+    add_sampling_arguments(p)
     p.set_defaults(handler=cmd_network)
 
 
-def _groups(effects: pd.DataFrame, args) -> dict[str, pd.DataFrame]:
-    if args.pool_outcomes:
-        if effects.attrs["measure"] not in ("SMD", "SMCC"):
-            raise ValueError("pooling different outcomes needs a standardized measure (SMD or SMCC)")
-        return {"all outcomes (SMD)": effects}
-    outcomes = args.outcome or list(effects["outcome"].unique())
-    unknown = sorted(set(outcomes) - set(effects["outcome"]))
-    if unknown:
-        raise ValueError(f"--outcome {unknown}: not in the study table (outcomes: {sorted(set(effects['outcome']))})")
-    groups = {}
-    for outcome in outcomes:
-        table = effects[effects["outcome"] == outcome].reset_index(drop=True)
-        table.attrs = dict(effects.attrs)
-        groups[outcome] = table
-    return groups
-
-
 def cmd_network(args) -> int:
-    from .studies import load_studies
-
-    effects = compute_effects(load_studies(args.studies), measure=args.measure, r_prepost=args.r_prepost,
-                              p_bound=args.p_bound)
+    _, effects = load_effects(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    options = dict(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler)
+    options = sampling_options(args)
     failed, fitted = [], 0
-    for label, table in _groups(effects, args).items():
+    for label, table in group_by_outcome(effects, args.pool_outcomes).items():
         n_rows = int(table["used"].sum())
         if n_rows < MIN_STUDIES:  # as `evsynth fit`: one study is not a synthesis
             print(f"\noutcome {label!r} not analysed: {n_rows} usable stud{'y' if n_rows == 1 else 'ies'}; "
@@ -103,8 +63,4 @@ def cmd_network(args) -> int:
             failed.append(label)
     if not fitted:
         print("\nno outcome has a network connected to the reference; try --reference with a technique label")
-    if failed:
-        print(f"\nDIAGNOSTICS FAILED for: {', '.join(failed)}"
-              + (" (accepted by --accept-failed)" if args.accept_failed else ""), file=sys.stderr)
-        return 0 if args.accept_failed else EXIT_DIAGNOSTICS
-    return 0
+    return exit_status(failed, args.accept_failed)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,11 +17,10 @@ import pandas as pd
 
 from . import __version__
 from .analysis import AnalysisResult, run_analysis, split_by_outcome
-from .effects import compute_effects, not_used, used_effects
-from .studies import load_studies
+from .cli_common import exit_status, load_effects, sampling_options
+from .effects import not_used, used_effects
 from .summary import summarize
 
-EXIT_DIAGNOSTICS = 3  # as `evsynth fit`
 SE_ROUTE_WORDS = {
     "sd": "from the reported SDs",
     "sd_change": "from the reported SD of the change",
@@ -62,15 +60,12 @@ def register(commands, add_fit_arguments) -> None:
 
 
 def cmd_report(args) -> int:
-    studies = load_studies(args.studies)
-    effects = compute_effects(studies, measure=args.measure, r_prepost=args.r_prepost, p_bound=args.p_bound)
-    effects = select_outcomes(effects, args.outcome)
+    studies, effects = load_effects(args)
     runnable, skipped = split_by_outcome(effects, args.pool_outcomes)
     results = []
     for label, table in runnable.items():
         print(f"fitting {label!r} ({args.model}, {args.sampler}, {args.chains} x {args.draws} draws)")
-        results.append(run_analysis(label, table, model=args.model, priors=dict(args.prior), draws=args.draws,
-                                    tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler))
+        results.append(run_analysis(label, table, model=args.model, priors=dict(args.prior), **sampling_options(args)))
     settings = {"studies": str(args.studies), "measure": args.measure, "model": args.model,
                 "r_prepost (default)": args.r_prepost, "p_bound": effects.attrs.get("p_bound", args.p_bound),
                 "priors given": ", ".join(f"{k}={v}" for k, v in args.prior) or "defaults",
@@ -79,22 +74,7 @@ def cmd_report(args) -> int:
     path = write_report(studies, effects, results, skipped, args.out, settings, threshold=args.threshold)
     print(f"wrote {path}")
     failed = [r.label for r in results if not r.diagnostics.ok]
-    if failed:
-        print(f"DIAGNOSTICS FAILED for: {', '.join(failed)} (marked in the report)"
-              + (" (accepted by --accept-failed)" if args.accept_failed else ""), file=sys.stderr)
-        return 0 if args.accept_failed else EXIT_DIAGNOSTICS
-    return 0
-
-
-def select_outcomes(effects: pd.DataFrame, outcomes) -> pd.DataFrame:
-    if not outcomes:
-        return effects
-    unknown = sorted(set(outcomes) - set(effects["outcome"]))
-    if unknown:
-        raise ValueError(f"--outcome {unknown}: not in the study table (outcomes: {sorted(set(effects['outcome']))})")
-    kept = effects[effects["outcome"].isin(outcomes)].reset_index(drop=True)
-    kept.attrs = dict(effects.attrs)
-    return kept
+    return exit_status(failed, args.accept_failed, " (marked in the report)")
 
 
 def effect_table(studies: pd.DataFrame, effects: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,68 @@
+"""What the subcommands share: their options, loading the effect table, and the exit status."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+
+from .analysis import select_outcomes
+from .effects import DEFAULT_R_PREPOST, MEASURES, P_BOUND_MODES, compute_effects
+from .studies import load_studies
+
+EXIT_BAD_INPUT, EXIT_DIAGNOSTICS = 2, 3
+
+
+def prior_option(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--prior {text!r}: expected NAME=PRIOR, e.g. tau=halfnormal(0.5)")
+    return name.strip(), value.strip()
+
+
+def add_input_arguments(p: argparse.ArgumentParser, prior_help: str | None = None) -> None:
+    """The study table, the effect measure and its assumptions, outcome selection, priors."""
+    p.add_argument("studies", nargs="?", default="studies/massage.csv", help="study CSV (default: %(default)s)")
+    p.add_argument("--measure", default="SMD", choices=MEASURES, help="effect measure (default: %(default)s)")
+    p.add_argument("--r-prepost", type=float, default=DEFAULT_R_PREPOST,
+                   help="assumed pre/post correlation where a study gives none (default: %(default)s)")
+    p.add_argument("--p-bound", default="auto", choices=P_BOUND_MODES,
+                   help="p-values printed only as bounds: censor, treat bound as p (conservative), or exclude; "
+                        "auto = censor for SMD/SMCC, conservative for MD/ROM (default: %(default)s)")
+    p.add_argument("--outcome", action="append", help="analyse only this outcome (repeatable)")
+    p.add_argument("--pool-outcomes", action="store_true", help="one SMD analysis across all outcomes")
+    p.add_argument("--prior", action="append", type=prior_option, default=[],
+                   help=prior_help or "override a prior, e.g. --prior tau=halfnormal(1) --prior mu='normal(0, 2)'")
+
+
+def add_sampling_arguments(p: argparse.ArgumentParser, out: str = "output") -> None:
+    p.add_argument("--draws", type=int, default=2000)
+    p.add_argument("--tune", type=int, default=1000)
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--sampler", default="auto", choices=("auto", "pymc", "nutpie"),
+                   help="auto = nutpie when installed, else PyMC's NUTS (default: %(default)s)")
+    p.add_argument("--out", default=out, help="output folder (default: %(default)s)")
+    p.add_argument("--accept-failed", action="store_true",
+                   help="exit 0 even when a fit fails its diagnostics (the failure is still reported)")
+
+
+def sampling_options(args) -> dict:
+    return dict(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler)
+
+
+def load_effects(args) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(studies, effects restricted to --outcome) from the parsed input options."""
+    studies = load_studies(args.studies)
+    effects = compute_effects(studies, measure=args.measure, r_prepost=args.r_prepost, p_bound=args.p_bound)
+    return studies, select_outcomes(effects, args.outcome)
+
+
+def exit_status(failed: list[str], accept_failed: bool, where: str = "") -> int:
+    """Loud on stderr when any fit failed its diagnostics; non-zero unless the user accepts it."""
+    if not failed:
+        return 0
+    print(f"\nDIAGNOSTICS FAILED for: {', '.join(failed)}{where}"
+          + (" (accepted by --accept-failed)" if accept_failed else ""), file=sys.stderr)
+    return 0 if accept_failed else EXIT_DIAGNOSTICS
