@@ -4,7 +4,6 @@ quadrature, prior Monte Carlo, and one small MCMC fit of the PyMC selection mode
 
 import arviz as az
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import integrate, special, stats
 
@@ -13,28 +12,7 @@ from evsynth.fit import fit
 from evsynth.marginal import FAMILY, ModelSpec, log_evidence
 from evsynth.selection import interval_index, one_sided_p, weighted_loglik
 
-
-def effect_table(yi, sei, technique="x") -> pd.DataFrame:
-    """A synthetic EffectTable (design 'effect', all rows used)."""
-    k = len(yi)
-    table = pd.DataFrame({
-        "study_id": [f"s{i}" for i in range(k)], "technique": technique, "comparator": "control",
-        "outcome": "o", "unit": "u", "design": "effect", "measure": "SMD", "yi": np.asarray(yi, float),
-        "sei": np.asarray(sei, float), "vi": np.asarray(sei, float) ** 2, "se_route": "given",
-        "n_total": np.nan, "df": np.nan, "sd_scale": np.nan, "censored": False, "head_to_head": False,
-        "used": True, "why_not": "", "synthetic": True})
-    table.attrs["measure"] = "SMD"
-    return table
-
-
-def simulate(seed, k=15, mu=0.2, tau=0.0, keep_nonsig=0.05):
-    """Synthetic: significant (two-sided 0.05, positive) studies always published, others w.p. keep_nonsig."""
-    rng = np.random.default_rng(seed)
-    n = rng.integers(10, 61, 4000)
-    se = 1 / np.sqrt(n)
-    y = rng.normal(rng.normal(mu, tau, n.size), se)
-    idx = np.flatnonzero((y / se > stats.norm.isf(0.025)) | (rng.random(n.size) < keep_nonsig))[:k]
-    return effect_table(y[idx], se[idx])
+from conftest import effect_table, simulate
 
 
 @pytest.fixture(scope="module")
