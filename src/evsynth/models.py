@@ -114,13 +114,17 @@ def _prior(text: str, name: str, as_data: bool):
 
 
 def _prepare(effects: pd.DataFrame) -> pd.DataFrame:
-    table = used_effects(effects)
+    return check_poolable(used_effects(effects), effects.attrs.get("measure"))
+
+
+def check_poolable(table: pd.DataFrame, measure: str | None) -> pd.DataFrame:
+    """Refuse a table no model should pool: empty, repeated studies, raw differences in mixed units."""
     if table.empty:
         raise ValueError("no usable effect sizes: see evsynth.effects.not_used(effects) for why")
     if table["study_id"].duplicated().any():
         raise ValueError("duplicate study_id in the effect table")
     units = sorted(set(table["unit"].dropna()))
-    if effects.attrs.get("measure") == "MD" and len(units) > 1:
+    if measure == "MD" and len(units) > 1:
         raise ValueError(f"MD pools raw differences, but the units differ ({', '.join(units)}); "
                          "use SMD or ROM, or analyse one unit at a time")
     return table

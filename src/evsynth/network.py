@@ -35,7 +35,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .effects import CONTROL_LABELS, used_effects
-from .models import _likelihood, _settings, resolve_priors
+from .models import _likelihood, _settings, check_poolable, resolve_priors
 from .priors import parse_prior
 
 
@@ -105,14 +105,7 @@ def _check_connected(table: pd.DataFrame, reference: str) -> None:
 
 
 def _prepare_network(effects: pd.DataFrame, reference: str) -> pd.DataFrame:
-    table = network_table(effects, reference)
-    if table.empty:
-        raise ValueError("no usable effect sizes: see evsynth.effects.not_used(effects) for why")
-    if table["study_id"].duplicated().any():
-        raise ValueError("duplicate study_id in the effect table")
-    units = sorted(set(table["unit"].dropna()))
-    if effects.attrs.get("measure") == "MD" and len(units) > 1:
-        raise ValueError(f"MD pools raw differences, but the units differ ({', '.join(units)}); use SMD or ROM")
+    table = check_poolable(network_table(effects, reference), effects.attrs.get("measure"))
     loops = table["treat_node"] == table["comp_node"]
     if loops.any():
         raise ValueError(f"study {table.loc[loops, 'study_id'].iloc[0]!r}: technique and comparator are the same node")
