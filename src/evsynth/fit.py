@@ -13,7 +13,7 @@ from .builders import build_model
 SAMPLERS = ("auto", "pymc", "nutpie")
 
 
-def _nutpie_available() -> bool:
+def nutpie_available() -> bool:
     try:
         import nutpie  # noqa: F401
     except ImportError:
@@ -36,7 +36,7 @@ def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws:
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler {sampler!r} unknown; choose one of {SAMPLERS}")
     if sampler == "auto":
-        sampler = "nutpie" if _nutpie_available() else "pymc"
+        sampler = "nutpie" if nutpie_available() else "pymc"
     if sampler == "nutpie":
         idata = _sample_nutpie(model, draws, tune, chains, seed, target_accept, progressbar)
     else:

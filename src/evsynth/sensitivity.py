@@ -46,7 +46,7 @@ from .analysis import MIN_STUDIES, split_by_outcome
 from .builders import BUILDERS, build_model
 from .diagnostics import diagnose
 from .effects import DEFAULT_R_PREPOST, compute_effects, used_effects
-from .fit import fit
+from .fit import fit, nutpie_available
 from .models import default_priors, resolve_priors
 from .priors import parse_prior
 from .rules import parse_rule
@@ -256,14 +256,6 @@ def supports_reuse(kind: str) -> bool:
     """Builders registered by other model families may not take the sweep keywords yet."""
     parameters = inspect.signature(BUILDERS[kind]).parameters
     return "weights" in parameters and "prior_data" in parameters
-
-
-def nutpie_available() -> bool:
-    try:
-        import nutpie  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 # ---- the grid ----------------------------------------------------------------------------
