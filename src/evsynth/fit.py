@@ -23,33 +23,53 @@ def nutpie_available() -> bool:
 
 def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws: int = 2000,
         tune: int = 1000, chains: int = 4, seed: int = 2026, sampler: str = "auto",
-        target_accept: float = 0.99, progressbar: bool = False) -> az.InferenceData:
+        target_accept: float = 0.99, progressbar: bool = False, cores: int | None = None,
+        compiled=None, log_likelihood: bool = True) -> az.InferenceData:
     """Fit a pm.Model (from a builder in evsynth.models) or an effect table (built as `kind`).
 
     Seeded: the same inputs and seed give the same draws. The posterior, log-likelihood and data
     are returned together; `idata.attrs` records model, priors, measure, data hash and sampler.
     sampler "auto" uses nutpie when installed (its mass-matrix adaptation gave no divergences
     where PyMC's NUTS gave occasional ones on the by-technique model), else PyMC's NUTS.
+
+    cores: nutpie's sampler threads (None: all), PyMC's processes (None: up to 2).
+    compiled: a nutpie compiled model of a graph with `model`'s structure (evsynth.sensitivity
+    compiles once per sweep); it is sampled with `model`'s data, so no compiling happens here.
+    log_likelihood=False skips the pointwise log-likelihood (needed only for LOO and comparisons).
     """
     if isinstance(model, pd.DataFrame):
         model = build_model(kind, model, priors)
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler {sampler!r} unknown; choose one of {SAMPLERS}")
     if sampler == "auto":
-        sampler = "nutpie" if nutpie_available() else "pymc"
+        sampler = "nutpie" if nutpie_available() or compiled is not None else "pymc"
+    if compiled is not None and sampler != "nutpie":
+        raise ValueError("a compiled model is a nutpie model: use sampler 'nutpie' (or 'auto')")
     if sampler == "nutpie":
-        idata = _sample_nutpie(model, draws, tune, chains, seed, target_accept, progressbar)
+        idata = _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, progressbar, cores)
     else:
         with model:
-            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2),
+            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores or min(chains, 2),
                               random_seed=seed, target_accept=target_accept, progressbar=progressbar,
-                              idata_kwargs={"log_likelihood": True}, compute_convergence_checks=False)
+                              compute_convergence_checks=False)
+    if log_likelihood and model.observed_RVs and "log_likelihood" not in idata:
+        with model:
+            pm.compute_log_likelihood(idata, progressbar=False)
     _complete_constant_data(idata, model)
     settings = getattr(model, "evsynth_settings", {})
     idata.attrs.update({k: str(v) for k, v in settings.items()})
     idata.attrs.update(sampler=sampler, seed=str(seed), draws=str(draws), tune=str(tune),
                        chains=str(chains), target_accept=str(target_accept), evsynth_version=__version__)
     return idata
+
+
+def compile_nutpie(model):
+    """nutpie's compiled model of `model` (seconds to minutes: numba compiles the log-density)."""
+    try:
+        import nutpie
+    except ImportError as exc:  # optional extra
+        raise ImportError("sampler='nutpie' needs the optional extra: pip install 'evsynth[fast]'") from exc
+    return nutpie.compile_pymc_model(model)
 
 
 def _data_dataset(model) -> xr.Dataset:
@@ -72,15 +92,13 @@ def _complete_constant_data(idata: az.InferenceData, model) -> None:
         idata.add_groups(observed_data=xr.Dataset({"y": data["yi"]}))
 
 
-def _sample_nutpie(model, draws, tune, chains, seed, target_accept, progressbar):
-    try:
-        import nutpie
-    except ImportError as exc:  # optional extra
-        raise ImportError("sampler='nutpie' needs the optional extra: pip install 'evsynth[fast]'") from exc
-    compiled = nutpie.compile_pymc_model(model)
-    idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
-                          target_accept=target_accept, progress_bar=progressbar)
-    # nutpie returns the posterior only; add what the rest of evsynth expects.
-    with model:
-        pm.compute_log_likelihood(idata, progressbar=False)
-    return idata
+def _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, progressbar, cores):
+    import nutpie
+
+    if compiled is None:
+        compiled = compile_nutpie(model)
+    else:
+        compiled = compiled.with_data(**{v.name: v.get_value() for v in model.data_vars})
+    # nutpie returns the posterior and sampler statistics; fit adds the rest.
+    return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
+                         progress_bar=progressbar, cores=cores, save_warmup=False)

@@ -7,11 +7,14 @@ are pm.Data so that sensitivity sweeps can swap data without rebuilding the grap
 Rows flagged `censored` (p-value printed only as a bound) enter through an interval-censored
 likelihood: the observed statistic is only known to lie beyond the bound stored in `yi`.
 
-For sweeps (evsynth.sensitivity) every builder takes two optional keywords that keep the graph's
-structure fixed while settings change: `weights` (study_id -> 0/1 or any weight >= 0, a pm.Data
-multiplying each study's log-likelihood, so leave-one-out and exclusions need no new graph) and
-`prior_data=True` (prior hyper-parameters as pm.Data, so halfnormal(0.5) -> halfnormal(1) is a
-data swap). Without them the graph is exactly the plain model.
+For sweeps (evsynth.sensitivity) every builder takes three optional keywords. Two keep the
+graph's structure fixed while settings change: `weights` (study_id -> 0/1 or any weight >= 0, a
+pm.Data multiplying each study's log-likelihood, so leave-one-out and exclusions need no new
+graph) and `prior_data=True` (prior hyper-parameters as pm.Data, so halfnormal(0.5) ->
+halfnormal(1) is a data swap). The third, `study_effects=False`, integrates the study effects
+out analytically (y_i ~ N(centre_i, sqrt(se_i^2 + tau^2))): the same posterior for mu, tau and
+the technique effects with fewer parameters, at the price of no `theta`, which a sweep does not
+report. Without them the graph is exactly the plain model.
 """
 
 from __future__ import annotations
@@ -54,35 +57,49 @@ def resolve_priors(effects: pd.DataFrame, priors: dict | None, names=("mu", "tau
     return {name: str(parse_prior(chosen[name])) for name in names}
 
 
-def _likelihood(theta, table: pd.DataFrame, weights: np.ndarray | None = None):
-    """Normal likelihood of yi; censored rows contribute P(statistic beyond their bound).
+def _likelihood(centre, table: pd.DataFrame, weights: np.ndarray | None = None, tau=None):
+    """Normal likelihood of yi around `centre`; censored rows contribute P(statistic beyond their bound).
 
-    With `weights`, study i counts w_i times: `y` stays the observed variable (so log_likelihood
-    and predictive checks work as usual, and a left-out study's log-likelihood is its held-out
-    predictive density) and a Potential adds (w_i - 1) * log p(y_i), which is exactly zero for
-    w_i = 1 and cancels the study for w_i = 0.
+    tau None: `centre` holds the study effects theta_i, and y_i ~ N(theta_i, se_i). With `tau`
+    the study effects are integrated out: y_i ~ N(centre_i, sqrt(se_i^2 + tau^2)), exactly the
+    same posterior for everything above the studies (censoring acts on y, so it integrates the
+    same way).
+
+    With `weights` (sweeps) the likelihood is one Potential, sum_i w_i log p(y_i), so w_i = 0
+    removes study i and w_i = 1 keeps it; such a model has no observed `y` (a sweep needs no
+    log-likelihood or predictive draws).
     """
+    model = pm.modelcontext(None)
     yi = pm.Data("yi", table["yi"].to_numpy(float), dims="study")
     sei = pm.Data("sei", table["sei"].to_numpy(float), dims="study")
+    sigma = sei if tau is None else pm.math.sqrt(sei**2 + tau**2)
     censored = table["censored"].to_numpy(bool)
-    if not censored.any():
-        y = pm.Normal("y", mu=theta, sigma=sei, observed=yi, dims="study")
-        make_dist = lambda mean: pm.Normal.dist(mu=mean, sigma=sei)  # noqa: E731
-    else:
+    bounds = {}
+    if censored.any():
         positive = table["yi"].to_numpy(float) > 0
-        lower = pm.Data("lower_bound", np.where(censored & ~positive, table["yi"], -np.inf), dims="study")
-        upper = pm.Data("upper_bound", np.where(censored & positive, table["yi"], np.inf), dims="study")
-        y = pm.Censored("y", pm.Normal.dist(mu=theta, sigma=sei), lower=lower, upper=upper,
-                        observed=yi, dims="study")
-        make_dist = lambda mean: pm.Censored.dist(pm.Normal.dist(mu=mean, sigma=sei),  # noqa: E731
-                                                  lower=lower, upper=upper)
-    if weights is not None:
-        w = pm.Data("weights", weights, dims="study")
-        # The same distribution as `y`, written on the value variables (PyMC's advice for
-        # log-densities derived from model variables).
-        mean = pm.modelcontext(None).replace_rvs_by_values([theta])[0]
-        pm.Potential("likelihood_weights", ((w - 1.0) * pm.logp(make_dist(mean), yi)).sum())
-    return y
+        bounds = {"lower": pm.Data("lower_bound", np.where(censored & ~positive, table["yi"], -np.inf), dims="study"),
+                  "upper": pm.Data("upper_bound", np.where(censored & positive, table["yi"], np.inf), dims="study")}
+
+    def distribution(mean, scale):
+        normal = pm.Normal.dist(mu=mean, sigma=scale)
+        return pm.Censored.dist(normal, **bounds) if bounds else normal
+
+    if weights is None:
+        return model.register_rv(distribution(centre, sigma), "y", observed=yi, dims=("study",))
+    w = pm.Data("weights", weights, dims="study")
+    # written on the value variables, as PyMC advises for log-densities built from model variables
+    mean, scale = model.replace_rvs_by_values([centre, sigma])
+    return pm.Potential("weighted_likelihood", (w * pm.logp(distribution(mean, scale), yi)).sum())
+
+
+def _study_level(centre, tau, table: pd.DataFrame, weights, study_effects: bool):
+    """theta_i ~ N(centre_i, tau), non-centered, and the likelihood; with study_effects=False the
+    theta_i are integrated out instead (no `z`, no `theta`: cheaper, and no funnel to sample)."""
+    if not study_effects:
+        return _likelihood(centre, table, weights, tau=tau)
+    z = pm.Normal("z", 0, 1, dims="study")
+    theta = pm.Deterministic("theta", centre + tau * z, dims="study")
+    return _likelihood(theta, table, weights)
 
 
 def _weights(table: pd.DataFrame, weights) -> np.ndarray | None:
@@ -130,7 +147,8 @@ def check_poolable(table: pd.DataFrame, measure: str | None) -> pd.DataFrame:
     return table
 
 
-def _settings(effects: pd.DataFrame, table: pd.DataFrame, weights: np.ndarray | None = None) -> dict:
+def _settings(effects: pd.DataFrame, table: pd.DataFrame, weights: np.ndarray | None = None,
+              study_effects: bool = True) -> dict:
     """What produced the data, to travel with the result (InferenceData attrs)."""
     hashed = table[["study_id", "yi", "sei", "censored"]]
     if weights is not None:
@@ -140,29 +158,35 @@ def _settings(effects: pd.DataFrame, table: pd.DataFrame, weights: np.ndarray | 
     settings |= {"outcomes": ", ".join(sorted(table["outcome"].unique())), "data_hash": digest.hexdigest()[:16]}
     if weights is not None:
         settings["weights"] = ", ".join(f"{s}={w:g}" for s, w in zip(table["study_id"], weights) if w != 1)
+    if not study_effects:
+        settings["study_effects"] = "integrated out"
     return settings
 
 
 def common_effect(effects: pd.DataFrame, priors: dict | None = None, *, weights=None,
-                  prior_data: bool = False) -> pm.Model:
+                  prior_data: bool = False, study_effects: bool = True) -> pm.Model:
     """Common-effect (fixed-effect) model: y_i ~ N(mu, se_i), i.e. theta_i = mu for every study.
 
     No tau: the model asserts zero heterogeneity. `theta` is kept (all equal to mu) so the
-    InferenceData has the same study-level variable as the other models.
+    InferenceData has the same study-level variable as the other models (not with
+    study_effects=False, which drops the study level as in the other builders).
     """
     table = _prepare(effects)
     chosen = resolve_priors(effects, priors, ("mu",))
     w = _weights(table, weights)
     with pm.Model(coords={"study": table["study_id"].tolist()}) as model:
         mu = _prior(chosen["mu"], "mu", prior_data)
-        theta = pm.Deterministic("theta", mu * pm.math.ones(len(table)), dims="study")
-        _likelihood(theta, table, w)
-    model.evsynth_settings = _settings(effects, table, w) | {"model": "common_effect", "prior_mu": chosen["mu"]}
+        if study_effects:
+            _likelihood(pm.Deterministic("theta", mu * pm.math.ones(len(table)), dims="study"), table, w)
+        else:
+            _likelihood(mu, table, w)
+    model.evsynth_settings = _settings(effects, table, w, study_effects) | {"model": "common_effect",
+                                                                            "prior_mu": chosen["mu"]}
     return model
 
 
 def random_effects(effects: pd.DataFrame, priors: dict | None = None, *, weights=None,
-                   prior_data: bool = False) -> pm.Model:
+                   prior_data: bool = False, study_effects: bool = True) -> pm.Model:
     """Normal-normal random-effects model: y_i ~ N(theta_i, se_i), theta_i ~ N(mu, tau)."""
     table = _prepare(effects)
     chosen = resolve_priors(effects, priors)
@@ -170,15 +194,14 @@ def random_effects(effects: pd.DataFrame, priors: dict | None = None, *, weights
     with pm.Model(coords={"study": table["study_id"].tolist()}) as model:
         mu = _prior(chosen["mu"], "mu", prior_data)
         tau = _prior(chosen["tau"], "tau", prior_data)
-        z = pm.Normal("z", 0, 1, dims="study")
-        theta = pm.Deterministic("theta", mu + tau * z, dims="study")
-        _likelihood(theta, table, w)
-    model.evsynth_settings = _settings(effects, table, w) | {"model": "random_effects", "prior_mu": chosen["mu"], "prior_tau": chosen["tau"]}
+        _study_level(mu, tau, table, w, study_effects)
+    model.evsynth_settings = _settings(effects, table, w, study_effects) | {
+        "model": "random_effects", "prior_mu": chosen["mu"], "prior_tau": chosen["tau"]}
     return model
 
 
 def by_technique(effects: pd.DataFrame, priors: dict | None = None, *, weights=None,
-                 prior_data: bool = False) -> pm.Model:
+                 prior_data: bool = False, study_effects: bool = True) -> pm.Model:
     """Technique effects partially pooled around a global mean, study effects around their technique.
 
     technique_effect_k ~ N(mu, tau_technique), theta_i ~ N(technique_effect_k[i], tau).
@@ -196,9 +219,8 @@ def by_technique(effects: pd.DataFrame, priors: dict | None = None, *, weights=N
         tau = _prior(chosen["tau"], "tau", prior_data)
         z_technique = pm.Normal("z_technique", 0, 1, dims="technique")
         effect = pm.Deterministic("technique_effect", mu + tau_technique * z_technique, dims="technique")
-        z = pm.Normal("z", 0, 1, dims="study")
-        theta = pm.Deterministic("theta", effect[technique_idx] + tau * z, dims="study")
-        _likelihood(theta, table, w)
-    model.evsynth_settings = _settings(effects, table, w) | {"model": "by_technique", "prior_mu": chosen["mu"], "prior_tau": chosen["tau"],
-                              "prior_tau_technique": chosen["tau_technique"]}
+        _study_level(effect[technique_idx], tau, table, w, study_effects)
+    model.evsynth_settings = _settings(effects, table, w, study_effects) | {
+        "model": "by_technique", "prior_mu": chosen["mu"], "prior_tau": chosen["tau"],
+        "prior_tau_technique": chosen["tau_technique"]}
     return model

@@ -9,13 +9,15 @@ leave-one-out -- giving one tidy table.
     grid.plot()
 
 Speed: with nutpie, a scenario does not compile a model. The builder is still run per scenario
-(a graph costs ~30 ms; compiling it ~10 s), always on every usable study of the outcome, with
-`weights` (1 = in, 0 = excluded or left out) and `prior_data=True`. Scenarios whose graphs have
-the same structure (same prior families, same studies and techniques) share one compiled nutpie
-model, cached per process, and get their data and prior hyper-parameters through
-`with_data`. Variables of studies and techniques that are out of a scenario are dropped from
-the posterior before diagnose/summarize, so a row means exactly what a fit on the reduced table
-means (`reuse=False` does that fit, rebuilding per scenario, for checking).
+(a graph costs ~30 ms; compiling it ~8 s), always on every usable study of the outcome, with
+`weights` (1 = in, 0 = excluded or left out), `prior_data=True` and the study effects
+integrated out (`study_effects=False`: the same posterior for what the table reports, with
+fewer parameters). Scenarios whose graphs have the same structure (same prior families, same
+studies and techniques) share one compiled nutpie model, and get their data and prior
+hyper-parameters through `with_data`; scenarios run in threads of one process, so the sweep
+compiles each structure once. Techniques that are out of a scenario are dropped from the
+posterior before diagnose/summarize, so a row means exactly what a fit on the reduced table
+means (`reuse=False` does that fit, building and compiling per scenario, for checking).
 
 `engine="exact"` (random-effects model only) replaces sampling by evsynth.exact's quadrature
 over tau: no Monte-Carlo error, milliseconds per scenario, verdict PASS by construction.
@@ -46,7 +48,7 @@ from .analysis import MIN_STUDIES, split_by_outcome
 from .builders import BUILDERS, build_model
 from .diagnostics import diagnose
 from .effects import DEFAULT_R_PREPOST, compute_effects, used_effects
-from .fit import fit, nutpie_available
+from .fit import compile_nutpie, fit, nutpie_available
 from .models import default_priors, resolve_priors
 from .priors import parse_prior
 from .rules import parse_rule
@@ -151,12 +153,8 @@ def run_scenario(job: Job) -> dict:
         priors = dict(context.priors) | {"tau": scenario.tau_prior}
         if context.engine == "exact":
             return _exact_record(context, scenario, settings, effects, kept, priors, start)
-        if job.reuse:
-            idata = _fit_reusing(context, effects, kept, priors, job.cores)
-        else:
-            reduced = effects[effects["study_id"].isin(kept) | ~effects["used"]].reset_index(drop=True)
-            reduced.attrs = dict(effects.attrs)
-            idata = fit(build_model(context.model, reduced, priors), **asdict(context.options))
+        refit = _fit_reusing if job.reuse else _fit_rebuilding
+        idata = refit(context, effects, kept, priors, job.cores)
         _check_complete(idata, context.options)
         diagnostics = diagnose(idata)
         summary = summarize(idata)
@@ -208,8 +206,13 @@ def _not_fitted(scenario: Scenario, settings: dict, why: str, start: float) -> d
 
 # ---- compile once per structure ----------------------------------------------------------
 
-_COMPILED: dict = {}  # structure key -> nutpie compiled model, per process
-_COMPILE_LOCK = threading.Lock()
+# What a sweep asks of a builder: study weights, prior hyper-parameters as data, and the study
+# effects integrated out (the table reports none of them, and sampling gets cheaper).
+SWEEP_OPTIONS = {"prior_data": True, "study_effects": False}
+
+_COMPILED: dict = {}  # structure key -> nutpie compiled model, shared by the threads of a process
+_KEY_LOCKS: dict = {}  # structure key -> lock, so one thread compiles while others sample
+_CACHE_LOCK = threading.Lock()
 
 
 def structure_key(model) -> tuple:
@@ -223,39 +226,43 @@ def structure_key(model) -> tuple:
 
 
 def compiled_model(model):
-    import nutpie
-
+    """The compiled model for `model`'s structure, compiled by the first thread that needs it."""
     key = structure_key(model)
-    with _COMPILE_LOCK:
+    with _CACHE_LOCK:
+        lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+    with lock:
         if key not in _COMPILED:
-            _COMPILED[key] = nutpie.compile_pymc_model(model)
-        return _COMPILED[key]
+            _COMPILED[key] = compile_nutpie(model)
+    return _COMPILED[key]
 
 
 def _fit_reusing(context: Context, effects: pd.DataFrame, kept: list[str], priors: dict, cores) -> az.InferenceData:
-    """The builder on all usable studies with 0/1 weights, sampled with a cached compiled model."""
-    import nutpie
-
+    """The builder on all usable studies with 0/1 weights, sampled with a cached compiled model;
+    studies and techniques out of the scenario are then dropped from the posterior."""
     used = used_effects(effects)
     weights = {s: float(s in kept) for s in used["study_id"]}
-    model = build_model(context.model, effects, priors, weights=weights, prior_data=True)
-    compiled = compiled_model(model).with_data(**{v.name: v.get_value() for v in model.data_vars})
-    o = context.options
-    idata = nutpie.sample(compiled, draws=o.draws, tune=o.tune, chains=o.chains, seed=o.seed,
-                          target_accept=o.target_accept, progress_bar=False, cores=cores, save_warmup=False)
+    model = build_model(context.model, effects, priors, weights=weights, **SWEEP_OPTIONS)
+    idata = fit(model, **asdict(context.options), cores=cores, compiled=compiled_model(model), log_likelihood=False)
     techniques = sorted(set(used.loc[used["study_id"].isin(kept), "technique"]))
-    selection = {"study": kept} | ({"technique": techniques} if "technique" in idata.posterior.dims else {})
+    dims = idata.posterior.dims
+    selection = ({"study": kept} if "study" in dims else {}) | ({"technique": techniques} if "technique" in dims else {})
     idata.posterior = idata.posterior.sel(selection)
-    idata.attrs.update({k: str(v) for k, v in model.evsynth_settings.items()})
-    idata.attrs.update(sampler="nutpie", seed=str(o.seed), draws=str(o.draws), tune=str(o.tune),
-                       chains=str(o.chains), target_accept=str(o.target_accept), evsynth_version=__version__)
     return idata
+
+
+def _fit_rebuilding(context: Context, effects: pd.DataFrame, kept: list[str], priors: dict, cores) -> az.InferenceData:
+    """The reference: the scenario's reduced table, built and compiled afresh."""
+    reduced = effects[effects["study_id"].isin(kept) | ~effects["used"]].reset_index(drop=True)
+    reduced.attrs = dict(effects.attrs)
+    options = {"study_effects": False} if supports_reuse(context.model) else {}
+    model = build_model(context.model, reduced, priors, **options)
+    return fit(model, **asdict(context.options), cores=cores, log_likelihood=False)
 
 
 def supports_reuse(kind: str) -> bool:
     """Builders registered by other model families may not take the sweep keywords yet."""
     parameters = inspect.signature(BUILDERS[kind]).parameters
-    return "weights" in parameters and "prior_data" in parameters
+    return all(name in parameters for name in ["weights", *SWEEP_OPTIONS])
 
 
 # ---- the grid ----------------------------------------------------------------------------
@@ -343,14 +350,16 @@ class Sensitivity:
             reuse: bool = True) -> pd.DataFrame:
         """Fit every scenario; returns (and keeps in `.table`) the tidy table.
 
-        n_jobs: local worker processes (1 = this process; from a script, call run() under
-        `if __name__ == "__main__":` as for any spawned process pool). executor: any object with
-        submit(fn, arg) returning futures, e.g. a dask.distributed Client (then n_jobs is unused
-        and each scenario samples on one thread).
+        n_jobs: scenarios run at once (1 = one at a time in this process). With reuse they run
+        in threads of this process, which share one compiled model per graph structure (nutpie
+        samples outside the GIL); otherwise in worker processes (from a script, call run() under
+        `if __name__ == "__main__":` as for any spawned process pool).
+        executor: any object with submit(fn, arg) returning futures, e.g. a dask.distributed
+        Client (then n_jobs is unused and each scenario samples on one thread).
         out: JSON-lines file written as scenarios finish; scenarios already in it are not rerun.
-        reuse: compile once per graph structure (needs nutpie, and a builder taking `weights` and
-        `prior_data`); otherwise, or with False, each scenario is built and compiled through
-        evsynth.fit on its reduced table (slow; the reference for checking).
+        reuse: compile once per graph structure (needs nutpie, and a builder taking `weights`,
+        `prior_data` and `study_effects`); otherwise, or with False, each scenario's reduced
+        table is built and compiled afresh (slow; the reference for checking).
         """
         context = self.context
         sampler = context.options.sampler
@@ -369,7 +378,7 @@ class Sensitivity:
         if len(jobs) != len(scenarios):
             raise ValueError("two scenarios share an id; check the grid for repeated settings")
         records = run_tasks(run_scenario, jobs, out=out, fingerprint=context.fingerprint(), n_jobs=n_jobs,
-                            executor=executor, progress=progress, label="sensitivity",
+                            executor=executor, threads=reuse, progress=progress, label="sensitivity",
                             failed=lambda record: record["verdict"] != "PASS")
         self.table = records_table([records[s.id] for s in scenarios])
         return self.table

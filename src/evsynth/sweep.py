@@ -14,7 +14,7 @@ import math
 import multiprocessing
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -126,21 +126,26 @@ class Progress:
 
 # ---- running ------------------------------------------------------------------------------
 
-def local_executor(n_jobs: int) -> ProcessPoolExecutor:
-    """Worker processes started fresh ('spawn'): forking a process that already runs sampler
-    threads can deadlock. As with any spawn pool, a script must start the sweep under
-    `if __name__ == "__main__":` (notebooks and the CLI need nothing)."""
+def local_executor(n_jobs: int, threads: bool = False):
+    """Threads, for tasks that spend their time outside the GIL and share a cache (a compiled
+    model sampled by nutpie); otherwise worker processes started fresh ('spawn'): forking a
+    process that already runs sampler threads can deadlock. As with any spawn pool, a script
+    must start the sweep under `if __name__ == "__main__":` (notebooks and the CLI need nothing)."""
+    if threads:
+        return ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="evsynth-sweep")
     return ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"))
 
 
 def run_tasks(function, tasks: dict, *, out=None, fingerprint: str = "", n_jobs: int = 1, executor=None,
-              progress: bool = True, label: str = "sweep", failed=lambda record: False) -> dict[str, dict]:
+              threads: bool = False, progress: bool = True, label: str = "sweep",
+              failed=lambda record: False) -> dict[str, dict]:
     """Run function(task) for each task (dict key -> argument) not already finished in `out`.
 
     Returns every record by key (resumed ones included). Each record is written to `out` as soon
     as it arrives; on interruption (Ctrl-C) the pending tasks are cancelled and the finished ones
     stay in the file. `executor`: anything with submit(fn, arg) -> future (.done/.result/.cancel),
-    e.g. a dask.distributed Client; otherwise n_jobs local processes, or this process for n_jobs=1.
+    e.g. a dask.distributed Client; otherwise n_jobs local processes (threads with threads=True),
+    or this process for n_jobs=1.
     """
     out = Path(out) if out is not None else None
     records = {k: r for k, r in (read_records(out, fingerprint) if out else {}).items() if k in tasks}
@@ -158,7 +163,7 @@ def run_tasks(function, tasks: dict, *, out=None, fingerprint: str = "", n_jobs:
         meter.update(failed(record))
 
     own = executor is None and n_jobs > 1 and len(todo) > 1
-    pool = local_executor(min(n_jobs, len(todo))) if own else executor
+    pool = local_executor(min(n_jobs, len(todo)), threads) if own else executor
     futures = {}
     try:
         if pool is None:
