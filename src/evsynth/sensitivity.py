@@ -54,7 +54,7 @@ from .priors import parse_prior
 from .rules import parse_rule
 from .studies import load_studies
 from .summary import summarize
-from .sweep import run_tasks
+from .sweep import read_records, run_tasks
 
 SETTINGS = ["tau_prior", "r_prepost", "exclude", "left_out", "outcome", "model", "measure", "n_studies"]
 ESTIMATES = ["mean", "sd", "q2.5", "q50", "q97.5", "p_gt_0"]
@@ -236,12 +236,38 @@ def compiled_model(model):
     return _COMPILED[key]
 
 
+def _sweep_model(context: Context, effects: pd.DataFrame, kept: list[str], priors: dict):
+    """The builder on all usable studies, with weight 1 for the studies in `kept` and 0 for the rest."""
+    weights = {s: float(s in kept) for s in used_effects(effects)["study_id"]}
+    return build_model(context.model, effects, priors, weights=weights, **SWEEP_OPTIONS)
+
+
+def compile_ahead(context: Context, scenarios: list[Scenario]) -> threading.Thread:
+    """Compile the graph of each tau prior in a background thread, in grid order, so that one
+    structure compiles while scenarios of another sample (compiling holds the GIL, sampling
+    does not). A scenario whose structure is not ready yet waits for it or compiles it itself;
+    one that cannot be built is skipped here and reports its own error when it runs."""
+    firsts = list({s.tau_prior: s for s in reversed(scenarios)}.values())[::-1]
+
+    def work():
+        for scenario in firsts:
+            try:
+                effects, _ = scenario_effects(context, scenario)
+                kept = list(used_effects(effects)["study_id"])
+                compiled_model(_sweep_model(context, effects, kept, dict(context.priors) | {"tau": scenario.tau_prior}))
+            except Exception:  # noqa: BLE001 -- the scenario reports it when it runs
+                continue
+
+    thread = threading.Thread(target=work, name="evsynth-compile-ahead", daemon=True)
+    thread.start()
+    return thread
+
+
 def _fit_reusing(context: Context, effects: pd.DataFrame, kept: list[str], priors: dict, cores) -> az.InferenceData:
-    """The builder on all usable studies with 0/1 weights, sampled with a cached compiled model;
-    studies and techniques out of the scenario are then dropped from the posterior."""
+    """The sweep model sampled with a cached compiled model; techniques out of the scenario are
+    then dropped from the posterior."""
     used = used_effects(effects)
-    weights = {s: float(s in kept) for s in used["study_id"]}
-    model = build_model(context.model, effects, priors, weights=weights, **SWEEP_OPTIONS)
+    model = _sweep_model(context, effects, kept, priors)
     idata = fit(model, **asdict(context.options), cores=cores, compiled=compiled_model(model), log_likelihood=False)
     techniques = sorted(set(used.loc[used["study_id"].isin(kept), "technique"]))
     dims = idata.posterior.dims
@@ -377,7 +403,11 @@ class Sensitivity:
         jobs = {s.id: Job(context, s, reuse, cores) for s in scenarios}
         if len(jobs) != len(scenarios):
             raise ValueError("two scenarios share an id; check the grid for repeated settings")
-        records = run_tasks(run_scenario, jobs, out=out, fingerprint=context.fingerprint(), n_jobs=n_jobs,
+        fingerprint = context.fingerprint()
+        if reuse and executor is None:
+            done = read_records(out, fingerprint) if out is not None else {}
+            compile_ahead(context, [s for s in scenarios if s.id not in done])
+        records = run_tasks(run_scenario, jobs, out=out, fingerprint=fingerprint, n_jobs=n_jobs,
                             executor=executor, threads=reuse, progress=progress, label="sensitivity",
                             failed=lambda record: record["verdict"] != "PASS")
         self.table = records_table([records[s.id] for s in scenarios])
