@@ -7,6 +7,7 @@ import pytest
 
 import evsynth as es
 from evsynth.cli import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS, main
+from evsynth.fit import compile_nutpie, nutpie_available
 
 from conftest import ROOT
 
@@ -123,3 +124,19 @@ def test_diagnostics_without_sampler_statistics_say_so():
     rng = np.random.default_rng(5)
     report = es.diagnose(az.from_dict(posterior={"mu": rng.normal(size=(4, 1000))}))
     assert not report.ok and "not checked" in str(report)
+
+
+@pytest.mark.skipif(not nutpie_available(), reason="needs nutpie")
+def test_a_precompiled_model_is_sampled_with_the_new_models_data():
+    """fit(model, compiled=...) swaps in `model`'s data: the same draws as compiling `model`."""
+    studies = es.load_studies(ROOT / "studies" / "synthetic_demo.csv")
+    tables = [es.compute_effects(studies, r_prepost=r) for r in (0.2, 0.9)]
+    first, second = (es.random_effects(t[t["outcome"] == "milk volume"], study_effects=False) for t in tables)
+    options = dict(draws=200, tune=200, chains=2, seed=5, sampler="nutpie")
+    reused = es.fit(second, compiled=compile_nutpie(first), **options)
+    fresh = es.fit(second, **options)
+    assert not np.allclose(first["sei"].get_value(), second["sei"].get_value())  # the data really differ
+    np.testing.assert_array_equal(reused.posterior["mu"], fresh.posterior["mu"])
+    np.testing.assert_array_equal(reused.constant_data["sei"], second["sei"].get_value())
+    with pytest.raises(ValueError, match="nutpie"):
+        es.fit(second, compiled=object(), sampler="pymc")
