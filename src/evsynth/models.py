@@ -26,7 +26,7 @@ import pandas as pd
 import pymc as pm
 
 from .effects import used_effects
-from .priors import _FAMILIES, parse_prior
+from .priors import parse_prior
 
 # Defaults on the standardized scale (SMD, SMCC) and the log-ratio scale (ROM): an effect beyond
 # +-2 SD is implausible for a massage, and between-study SDs above ~1 likewise.
@@ -120,14 +120,7 @@ def _weights(table: pd.DataFrame, weights) -> np.ndarray | None:
 
 
 def _prior(text: str, name: str, as_data: bool):
-    """The random variable for a prior; with as_data its hyper-parameters are pm.Data named
-    '<name>_prior_<parameter>' (e.g. tau_prior_sigma), so a sweep can change them in place."""
-    prior = parse_prior(text)
-    if not as_data:
-        return prior.to_pymc(name)
-    param_names, _, cls, _ = _FAMILIES[prior.family]
-    params = {p: pm.Data(f"{name}_prior_{p}", float(v)) for p, v in zip(param_names, prior.params)}
-    return cls(name, **params)
+    return parse_prior(text).to_pymc(name, as_data=as_data)
 
 
 def _prepare(effects: pd.DataFrame) -> pd.DataFrame:

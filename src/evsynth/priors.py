@@ -45,10 +45,15 @@ class Prior:
     def support(self) -> str:
         return _FAMILIES[self.family][3]
 
-    def to_pymc(self, name: str, **kwargs):
-        """Create the PyMC random variable (inside a model context)."""
+    def to_pymc(self, name: str, as_data: bool = False, **kwargs):
+        """Create the PyMC random variable (inside a model context). With as_data the
+        hyper-parameters are pm.Data named '<name>_prior_<parameter>' (e.g. tau_prior_sigma), so
+        a sweep can change them in place without rebuilding the graph."""
         names, _, cls, _ = _FAMILIES[self.family]
-        return cls(name, **dict(zip(names, self.params)), **kwargs)
+        params = dict(zip(names, self.params))
+        if as_data:
+            params = {p: pm.Data(f"{name}_prior_{p}", float(v)) for p, v in params.items()}
+        return cls(name, **params, **kwargs)
 
     def logpdf(self, x) -> np.ndarray:
         """Log density on the prior's support (used by the exact path)."""
