@@ -236,7 +236,7 @@ def mcmc_idata():
         z = pm.Normal("z", 0, 1, dims="study")
         theta = pm.Deterministic("theta", mu + tau * z, dims="study")
         pm.Normal("y", theta, sei, observed=yi, dims="study")
-        idata = pm.sample(draws=1000, tune=1000, chains=2, cores=1, random_seed=20240601,
+        idata = pm.sample(draws=1000, tune=1000, chains=4, cores=1, random_seed=20240601,
                           target_accept=0.95, progressbar=False, compute_convergence_checks=False)
     # PyMC files observed pm.Data under observed_data; the contract wants yi in constant_data too
     idata.constant_data["yi"] = idata.observed_data["y"].copy()
