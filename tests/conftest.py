@@ -30,6 +30,24 @@ def write_csv(tmp_path):
     return _write
 
 
+def outcome_effects(csv: str, outcome: str = "milk volume", **options) -> pd.DataFrame:
+    """compute_effects on studies/<csv>, one outcome's rows (the effect table's attrs kept)."""
+    import evsynth as es
+
+    effects = es.compute_effects(es.load_studies(ROOT / "studies" / csv), **options)
+    one = effects[effects["outcome"] == outcome].reset_index(drop=True)
+    one.attrs = dict(effects.attrs)
+    return one
+
+
+def censored_milk_effects() -> pd.DataFrame:
+    """The real data's milk-volume rows with the p-bound row censored (one censored, one not)."""
+    effects = outcome_effects("massage.csv", p_bound="censor")
+    used = effects[effects["used"]]
+    assert used["censored"].any() and not used["censored"].all()
+    return effects
+
+
 # Synthetic effect tables shared by the bias, selection and comparison tests.
 def effect_table(yi, sei, technique="x") -> pd.DataFrame:
     """A synthetic EffectTable (design 'effect', all rows used)."""

@@ -8,7 +8,7 @@ from scipy import integrate, stats
 
 import evsynth as es
 
-from conftest import ROOT
+from conftest import censored_milk_effects, outcome_effects
 
 
 def _study_likelihood(y, se, censored):
@@ -45,20 +45,15 @@ def _check(builder, effects, point, centres, tau, z):
 
 
 def test_random_effects_integrates_the_study_effects_out_censored_row_included():
-    effects = es.compute_effects(es.load_studies(ROOT / "studies" / "massage.csv"), p_bound="censor")
-    effects = effects[effects["outcome"] == "milk volume"].reset_index(drop=True)
-    effects.attrs = {"measure": "SMD", "r_prepost": 0.5, "p_bound": "censor"}
+    effects = censored_milk_effects()
     table = es.used_effects(effects)
-    assert table["censored"].any() and not table["censored"].all()
     mu, tau = 0.3, 0.4
     z = np.linspace(-0.5, 0.7, len(table))
     _check(es.random_effects, effects, {"mu": mu, "tau_log__": np.log(tau)}, np.full(len(table), mu), tau, z)
 
 
 def test_by_technique_integrates_the_study_effects_out():
-    effects = es.compute_effects(es.load_studies(ROOT / "studies" / "synthetic_demo.csv"))
-    effects = effects[effects["outcome"] == "milk volume"].reset_index(drop=True)
-    effects.attrs = {"measure": "SMD", "r_prepost": 0.5, "p_bound": "auto"}
+    effects = outcome_effects("synthetic_demo.csv")
     table = es.used_effects(effects)
     techniques = sorted(table["technique"].unique())
     mu, tau, tau_technique = 0.4, 0.25, 0.3

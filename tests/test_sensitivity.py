@@ -22,6 +22,8 @@ from evsynth.rules import RuleError
 from evsynth.spec import SpecError, load_spec
 from evsynth.sweep import SweepFileError, read_records, run_tasks
 
+from conftest import censored_milk_effects
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "studies" / "synthetic_demo.csv"
 COMMON = dict(outcome="milk volume", model="random_effects", priors={"mu": "normal(0, 1)"}, seed=7)
@@ -52,11 +54,8 @@ def test_grid_order_ids_and_leave_one_out_scenarios(demo):
 
 def test_weights_zero_equals_dropping_the_study_and_two_counts_it_twice():
     """The mask enters the log-density exactly: checked on the real data's censored row."""
-    effects = es.compute_effects(es.load_studies(ROOT / "studies" / "massage.csv"), p_bound="censor")
-    effects = effects[effects["outcome"] == "milk volume"].reset_index(drop=True)
-    effects.attrs = {"measure": "SMD", "r_prepost": 0.5, "p_bound": "censor"}
+    effects = censored_milk_effects()
     used = es.used_effects(effects)
-    assert used["censored"].any() and not used["censored"].all()
     point = {"mu": 0.3, "tau_log__": np.log(0.4), "z": np.array([0.5, -0.2])}
     plain = es.random_effects(effects).compile_logp()(point)
     for k, study in enumerate(used["study_id"]):
