@@ -24,7 +24,7 @@ def register(commands) -> None:
                     "status 3 when a fitted scenario fails its diagnostics (unless --accept-failed); "
                     "scenarios that cannot be fitted (too few studies left) are listed but do not change it.")
     parser.add_argument("spec", help="spec file, e.g. models/synthetic_demo_sensitivity.toml")
-    parser.add_argument("--n-jobs", type=int, default=None, help="worker processes (default: the spec's [run] n_jobs, else 1)")
+    parser.add_argument("--n-jobs", type=int, default=None, help="scenarios run at once: threads sharing compiled models, or worker processes with --rebuild (default: the spec's [run] n_jobs, else 1)")
     parser.add_argument("--out", default="output", help="output folder (default: %(default)s)")
     parser.add_argument("--draws", type=int, help="override the spec's [fit] draws")
     parser.add_argument("--tune", type=int, help="override the spec's [fit] tune")
