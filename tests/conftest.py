@@ -7,14 +7,43 @@ from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+REFERENCE = SHARED / "reference"
+
+
+def reference_file(name: str) -> Path:
+    """A file of ../shared/reference (published data sets); the test is skipped without it."""
+    path = REFERENCE / name
+    if not path.exists():
+        pytest.skip(f"reference data not found at {path} (../shared/reference beside the checkout)")
+    return path
 
 
 @pytest.fixture
 def reference_dir() -> Path:
-    path = SHARED / "reference"
-    if not path.is_dir():
-        pytest.skip(f"reference data not found at {path} (../shared/reference beside the checkout)")
-    return path
+    return reference_file("")
+
+
+def assert_printed(value, printed: str, tol: float | None = None):
+    """Within half a unit of the last digit a reference prints (or within tol)."""
+    decimals = len(printed.split(".")[1]) if "." in printed else 0
+    tol = 0.5 * 10.0**-decimals if tol is None else tol
+    assert abs(float(value) - float(printed)) <= tol + 1e-12, (float(value), printed)
+
+
+def assert_all_printed(result, printed: dict[str, str]):
+    """Each attribute of `result` named in `printed` matches its printed reference value."""
+    for name, text in printed.items():
+        try:
+            assert_printed(getattr(result, name), text)
+        except AssertionError as exc:
+            raise AssertionError(f"{name}: {exc}") from None
+
+
+def bcg_log_risk_ratios(bcg: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """metafor's escalc("RR") on dat.bcg: log risk ratios and their variances."""
+    yi = np.log(bcg.tpos / (bcg.tpos + bcg.tneg)) - np.log(bcg.cpos / (bcg.cpos + bcg.cneg))
+    vi = 1 / bcg.tpos - 1 / (bcg.tpos + bcg.tneg) + 1 / bcg.cpos - 1 / (bcg.cpos + bcg.cneg)
+    return yi.to_numpy(), vi.to_numpy()
 
 
 @pytest.fixture

@@ -1,8 +1,6 @@
 """Egger's test, PET-PEESE and funnel data: metafor's published BCG numbers, an independent
 parameterisation of the classic test, and simulated meta-analyses with a known selection rule."""
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,13 +8,7 @@ from scipy import stats
 
 from evsynth.bias import egger_test, funnel_data, pet_peese, study_arrays
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
-
-
-def assert_printed(value: float, printed: str):
-    """Within half a unit of the last printed digit."""
-    decimals = len(printed.split(".")[1]) if "." in printed else 0
-    assert abs(value - float(printed)) <= 0.5 * 10.0**-decimals + 1e-12, (value, printed)
+from conftest import assert_all_printed, assert_printed, bcg_log_risk_ratios, reference_file
 
 
 def effect_table(yi, sei, ids=None) -> pd.DataFrame:
@@ -40,24 +32,17 @@ def simulate(seed, k=30, mu=0.0, tau=0.0, keep_nonsig=1.0):
 
 @pytest.fixture(scope="module")
 def bcg():
-    path = REFERENCE / "bcg.csv"
-    if not path.exists():
-        pytest.skip(f"reference data not found at {path}")
-    return pd.read_csv(path)
+    return pd.read_csv(reference_file("bcg.csv"))
 
 
 def test_egger_mixed_effects_knha_matches_metafor_readme(bcg):
     # metafor README (github.com/wviechtb/metafor): log risk ratios, rma(yi, vi, test="knha"),
     # regtest(res): t = -0.7812, df = 11, p = 0.4512; limit estimate -0.5104 (CI -1.2123, 0.1915)
-    yi = np.log(bcg.tpos / (bcg.tpos + bcg.tneg)) - np.log(bcg.cpos / (bcg.cpos + bcg.cneg))
-    vi = 1 / bcg.tpos - 1 / (bcg.tpos + bcg.tneg) + 1 / bcg.cpos - 1 / (bcg.cpos + bcg.cneg)
+    yi, vi = bcg_log_risk_ratios(bcg)
     r = egger_test(effect_table(yi, np.sqrt(vi)), model="rma", test="knha")
     assert r.test == "t" and r.df == 11
-    assert_printed(r.statistic, "-0.7812")
-    assert_printed(r.pval, "0.4512")
-    assert_printed(r.limit_estimate, "-0.5104")
-    assert_printed(r.limit_ci_low, "-1.2123")
-    assert_printed(r.limit_ci_high, "0.1915")
+    assert_all_printed(r, {"statistic": "-0.7812", "pval": "0.4512", "limit_estimate": "-0.5104",
+                           "limit_ci_low": "-1.2123", "limit_ci_high": "0.1915"})
 
 
 def test_egger_mixed_effects_z_matches_published_log_odds_ratio_output(bcg):

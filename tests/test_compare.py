@@ -1,7 +1,6 @@
 """Model averaging, Bayes factors and PSIS-LOO: simulated data with a known truth, closed-form
 marginal likelihoods, and Savage-Dickey from MCMC against the quadrature Bayes factors."""
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,9 +13,8 @@ from evsynth.fit import fit
 from evsynth.frequentist import reml
 from evsynth.marginal import FAMILY
 
-from conftest import effect_table, simulate
+from conftest import effect_table, reference_file, simulate
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 FIT = dict(draws=500, tune=500, chains=2, seed=1)
 
 
@@ -92,10 +90,7 @@ def test_bayes_factors_match_closed_form_marginal_likelihoods():
 
 @pytest.fixture(scope="module")
 def eight_schools():
-    path = REFERENCE / "eight_schools.csv"
-    if not path.exists():
-        pytest.skip(f"reference data not found at {path}")
-    d = pd.read_csv(path)
+    d = pd.read_csv(reference_file("eight_schools.csv"))
     # Rescaled by 1/10 so the default SMD-scale priors are sensible and the model graph is the one
     # the LOO test compiles anyway.
     return effect_table(d["y"] / 10, d["sigma"] / 10)

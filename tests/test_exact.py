@@ -7,7 +7,6 @@ at the printed precision against `bayesmeta_direct`, our emulation of that appro
 """
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,28 +16,17 @@ from scipy import integrate, stats
 from evsynth.exact import bayesmeta_direct, check_against_exact, exact_posterior
 from evsynth.frequentist import common_effect
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+from conftest import assert_printed, reference_file
+
 
 # bayesmeta's Rubin1981 data (unrounded eight schools), as listed in the reference README
 Y8 = np.array([28.39, 7.94, -2.75, 6.82, -0.64, 0.63, 18.01, 12.16])
 S8 = np.array([14.9, 10.2, 16.3, 11.0, 9.4, 11.4, 10.4, 17.6])
 
 
-def _half_unit(printed: str) -> float:
-    return 0.5 * 10.0 ** -len(printed.split(".")[1])
-
-
-def assert_printed(value, printed: str, tol: float | None = None):
-    tol = _half_unit(printed) if tol is None else tol
-    assert abs(float(value) - float(printed)) <= tol + 1e-12, (float(value), printed)
-
-
 @pytest.fixture(scope="module")
 def readme():
-    path = REFERENCE / "README.md"
-    if not path.exists():
-        pytest.skip(f"reference README not found at {path} (expected ../shared/reference next to the repo)")
-    return path.read_text()
+    return reference_file("README.md").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -224,10 +212,7 @@ def test_fast_enough_for_50_studies():
 def mcmc_idata():
     """Non-centred eight-schools fit with the contract's constant_data and attrs."""
     pm = pytest.importorskip("pymc")
-    path = REFERENCE / "eight_schools.csv"
-    if not path.exists():
-        pytest.skip(f"reference data not found at {path}")
-    d = pd.read_csv(path)
+    d = pd.read_csv(reference_file("eight_schools.csv"))
     with pm.Model(coords={"study": d.school.tolist()}):
         yi = pm.Data("yi", d.y.to_numpy(float), dims="study")
         sei = pm.Data("sei", d.sigma.to_numpy(float), dims="study")

@@ -4,8 +4,6 @@ Tolerances are half a unit in the last printed digit of the reference, so a roun
 disagreement with metafor fails the test.
 """
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,77 +16,44 @@ from evsynth.frequentist import (
     tau2_reml,
 )
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+from conftest import assert_all_printed, bcg_log_risk_ratios, reference_file
 
-
-def _half_unit(printed: str) -> float:
-    """Half a unit in the last printed digit of a reference value, e.g. "-0.7145" -> 5e-5."""
-    decimals = len(printed.split(".")[1]) if "." in printed else 0
-    return 0.5 * 10.0**-decimals
-
-
-def assert_printed(value: float, printed: str):
-    assert abs(value - float(printed)) <= _half_unit(printed) + 1e-12, (value, printed)
+# metafor's printed output on dat.bcg (log risk ratios), shared/reference/README.md
+METAFOR_BCG = {
+    "REML": (dict(), {"mu": "-0.7145", "se": "0.1798", "ci_low": "-1.0669", "ci_high": "-0.3622",
+                      "z": "-3.9744", "tau2": "0.3132", "tau2_se": "0.1664", "tau": "0.5597", "I2": "92.22",
+                      "H2": "12.86", "Q": "152.2330", "pi_low": "-1.87", "pi_high": "0.44"}),
+    "Knapp-Hartung": (dict(knapp_hartung=True), {"mu": "-0.7145", "se": "0.1808", "z": "-3.9522",
+                                                "ci_low": "-1.1084", "ci_high": "-0.3206"}),
+}
 
 
 @pytest.fixture(scope="module")
 def bcg():
-    path = REFERENCE / "bcg.csv"
-    if not path.exists():
-        pytest.skip(f"reference data not found at {path} (expected ../shared/reference next to the repo)")
-    d = pd.read_csv(path)
-    # log risk ratio and its variance, formulas as in the reference README (metafor escalc "RR")
-    yi = np.log(d.tpos / (d.tpos + d.tneg)) - np.log(d.cpos / (d.cpos + d.cneg))
-    vi = 1 / d.tpos - 1 / (d.tpos + d.tneg) + 1 / d.cpos - 1 / (d.cpos + d.cneg)
-    return yi.to_numpy(), vi.to_numpy(), d.trial.to_numpy()
+    d = pd.read_csv(reference_file("bcg.csv"))
+    return (*bcg_log_risk_ratios(d), d.trial.to_numpy())
 
 
-def test_reml_matches_metafor(bcg):
+@pytest.mark.parametrize("name", METAFOR_BCG)
+def test_reml_matches_metafor(bcg, name):
     yi, vi, _ = bcg
-    r = reml(yi, vi)
-    assert_printed(r.mu, "-0.7145")
-    assert_printed(r.se, "0.1798")
-    assert_printed(r.ci_low, "-1.0669")
-    assert_printed(r.ci_high, "-0.3622")
-    assert_printed(r.z, "-3.9744")
-    assert_printed(r.tau2, "0.3132")
-    assert_printed(r.tau2_se, "0.1664")
-    assert_printed(r.tau, "0.5597")
-    assert_printed(r.I2, "92.22")
-    assert_printed(r.H2, "12.86")
-    assert_printed(r.Q, "152.2330")
+    options, printed = METAFOR_BCG[name]
+    r = reml(yi, vi, **options)
+    assert_all_printed(r, printed)
     assert r.Q_df == 12
-    assert_printed(r.pi_low, "-1.87")
-    assert_printed(r.pi_high, "0.44")
-
-
-def test_knapp_hartung_matches_metafor(bcg):
-    yi, vi, _ = bcg
-    r = reml(yi, vi, knapp_hartung=True)
-    assert_printed(r.mu, "-0.7145")
-    assert_printed(r.se, "0.1808")
-    assert_printed(r.z, "-3.9522")
-    assert_printed(r.ci_low, "-1.1084")
-    assert_printed(r.ci_high, "-0.3206")
 
 
 def test_dersimonian_laird_matches_metafor(bcg):
     yi, vi, _ = bcg
-    r = dersimonian_laird(yi, vi)
-    assert_printed(r.mu, "-0.7141")
-    assert_printed(r.ci_low, "-1.0644")
-    assert_printed(r.ci_high, "-0.3638")
-    assert_printed(r.tau2, "0.3088")
-    assert_printed(r.I2, "92.1173")
+    assert_all_printed(dersimonian_laird(yi, vi),
+                       {"mu": "-0.7141", "ci_low": "-1.0644", "ci_high": "-0.3638", "tau2": "0.3088", "I2": "92.1173"})
 
 
 def test_leave_one_out_trial_8(bcg):
     yi, vi, trial = bcg
     loo = leave_one_out(yi, vi, labels=trial)
     assert len(loo) == 13
-    assert_printed(loo.loc[8, "mu"], "-0.7948")
-    assert_printed(loo.loc[8, "se"], "0.1799")
-    assert_printed(loo.loc[8, "tau2"], "0.2732")
+    assert_all_printed(loo.loc[8], {"mu": "-0.7948", "se": "0.1799", "tau2": "0.2732"})
 
 
 def test_reml_is_a_stationary_point_of_the_restricted_likelihood(bcg):
