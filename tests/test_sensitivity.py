@@ -393,3 +393,13 @@ def test_threads_compile_each_structure_once_and_match_a_sequential_run(demo, mo
     assert len(compiles) == 2
     pd.testing.assert_frame_equal(threaded, sequential)
     assert threaded["tau_prior"].nunique() == 2 and (threaded["verdict"] != "").all()
+
+
+@needs_nutpie
+def test_worker_processes_give_the_threads_results(demo):
+    """The same sweep in two local worker processes (each compiles for itself) and in threads."""
+    grid = sens.Sensitivity(demo, tau_prior=["halfnormal(0.5)"], r_prepost=[0.3, 0.8], **COMMON, **SMALL)
+    in_processes = grid.run(n_jobs=2, workers="processes", progress=False)
+    pd.testing.assert_frame_equal(in_processes, grid.run(n_jobs=2, workers="threads", progress=False))
+    with pytest.raises(ValueError, match="workers"):
+        grid.run(workers="fibres", progress=False)

@@ -24,7 +24,11 @@ def register(commands) -> None:
                     "status 3 when a fitted scenario fails its diagnostics (unless --accept-failed); "
                     "scenarios that cannot be fitted (too few studies left) are listed but do not change it.")
     parser.add_argument("spec", help="spec file, e.g. models/synthetic_demo_sensitivity.toml")
-    parser.add_argument("--n-jobs", type=int, default=None, help="scenarios run at once: threads sharing compiled models, or worker processes with --rebuild (default: the spec's [run] n_jobs, else 1)")
+    parser.add_argument("--n-jobs", type=int, default=None,
+                        help="scenarios run at once (default: the spec's [run] n_jobs, else 1)")
+    parser.add_argument("--workers", choices=("threads", "processes"), default=None,
+                        help="threads sharing the compiled models (the default) or worker processes "
+                             "(each compiles for itself; with --rebuild the default)")
     parser.add_argument("--out", default="output", help="output folder (default: %(default)s)")
     parser.add_argument("--draws", type=int, help="override the spec's [fit] draws")
     parser.add_argument("--tune", type=int, help="override the spec's [fit] tune")
@@ -50,7 +54,8 @@ def cmd_sensitivity(args) -> int:
     print(f"{spec.title}: {len(scenarios)} scenarios on {grid.outcome!r} ({grid.model}, {grid.measure}), "
           f"{n_jobs} job(s); results appended to {records}")
     try:
-        table = grid.run(n_jobs=n_jobs, out=records, progress=not args.quiet, reuse=not args.rebuild)
+        table = grid.run(n_jobs=n_jobs, out=records, progress=not args.quiet, reuse=not args.rebuild,
+                         workers=args.workers)
     except KeyboardInterrupt:
         if args.quiet:  # otherwise the sweep has said so already
             print(f"interrupted: finished scenarios are in {records}; run the same command again to resume",
