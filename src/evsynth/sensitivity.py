@@ -9,7 +9,7 @@ leave-one-out -- giving one tidy table.
     grid.plot()
 
 Speed: with nutpie, a scenario does not compile a model. The builder is still run per scenario
-(a graph costs ~30 ms; compiling it ~8 s), always on every usable study of the outcome, with
+(a graph costs ~30 ms; compiling it 4-10 s), always on every usable study of the outcome, with
 `weights` (1 = in, 0 = excluded or left out), `prior_data=True` and the study effects
 integrated out (`study_effects=False`: the same posterior for what the table reports, with
 fewer parameters). Scenarios whose graphs have the same structure (same prior families, same
