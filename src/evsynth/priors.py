@@ -46,13 +46,21 @@ class Prior:
         return _FAMILIES[self.family][3]
 
     def to_pymc(self, name: str, as_data: bool = False, **kwargs):
-        """Create the PyMC random variable (inside a model context). With as_data the
-        hyper-parameters are pm.Data named '<name>_prior_<parameter>' (e.g. tau_prior_sigma), so
-        a sweep can change them in place without rebuilding the graph."""
-        names, _, cls, _ = _FAMILIES[self.family]
+        """Create the PyMC random variable (inside a model context).
+
+        With as_data the hyper-parameters are pm.Data named '<name>_prior_<parameter>' (e.g.
+        tau_prior_sigma), so a sweep can change them in place without rebuilding the graph, and
+        the sampler starts from a point that does not depend on them (1 for a scale, 0 for a
+        location): a compiled model keeps the starting values of the graph it was compiled from,
+        so a start taken from the hyper-parameters would make a scenario's draws depend on which
+        scenario compiled the model. (A uniform prior keeps its midpoint: its bounds are data.)
+        """
+        names, _, cls, support = _FAMILIES[self.family]
         params = dict(zip(names, self.params))
         if as_data:
             params = {p: pm.Data(f"{name}_prior_{p}", float(v)) for p, v in params.items()}
+            if self.family != "uniform":
+                kwargs.setdefault("initval", 1.0 if support == "positive" else 0.0)
         return cls(name, **params, **kwargs)
 
     def logpdf(self, x) -> np.ndarray:
