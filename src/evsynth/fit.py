@@ -35,6 +35,8 @@ def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws:
     cores: nutpie's sampler threads (None: all), PyMC's processes (None: up to 2).
     compiled: a nutpie compiled model of a graph with `model`'s structure (evsynth.sensitivity
     compiles once per sweep); it is sampled with `model`'s data, so no compiling happens here.
+    Its chains start where the graph it was compiled from starts (models built with
+    prior_data=True start at fixed values, so that does not depend on the graph).
     log_likelihood=False skips the pointwise log-likelihood (needed only for LOO and comparisons).
     """
     if isinstance(model, pd.DataFrame):
