@@ -1,5 +1,7 @@
 """End-to-end: models fit, diagnostics flag failures, the CLI runs on the bundled data."""
 
+import sys
+
 import arviz as az
 import numpy as np
 import pandas as pd
@@ -140,3 +142,11 @@ def test_a_precompiled_model_is_sampled_with_the_new_models_data():
     np.testing.assert_array_equal(reused.constant_data["sei"], second["sei"].get_value())
     with pytest.raises(ValueError, match="nutpie"):
         es.fit(second, compiled=object(), sampler="pymc")
+
+
+def test_sampler_nutpie_without_nutpie_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "nutpie", None)  # as if the optional extra were not installed
+    effects = es.compute_effects(es.load_studies(ROOT / "studies" / "synthetic_demo.csv"))
+    model = es.random_effects(effects[effects["outcome"] == "milk volume"])
+    with pytest.raises(ImportError, match=r"evsynth\[fast\]"):
+        es.fit(model, sampler="nutpie")

@@ -95,12 +95,12 @@ def _complete_constant_data(idata: az.InferenceData, model) -> None:
 
 
 def _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, progressbar, cores):
-    import nutpie
-
     if compiled is None:
-        compiled = compile_nutpie(model)
+        compiled = compile_nutpie(model)  # says how to install nutpie when it is missing
     else:
         compiled = compiled.with_data(**{v.name: v.get_value() for v in model.data_vars})
+    import nutpie
+
     # nutpie returns the posterior and sampler statistics; fit adds the rest.
     return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
                          progress_bar=progressbar, cores=cores, save_warmup=False)
