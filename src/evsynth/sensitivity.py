@@ -137,6 +137,11 @@ def scenario_effects(context: Context, scenario: Scenario) -> tuple[pd.DataFrame
     return effects, kept
 
 
+def scenario_priors(context: Context, scenario: Scenario) -> dict:
+    """The sweep's fixed priors with the scenario's tau prior."""
+    return dict(context.priors) | {"tau": scenario.tau_prior}
+
+
 def run_scenario(job: Job) -> dict:
     """Settings, estimates and verdict of one scenario, as a JSON-able record."""
     context, scenario = job.context, job.scenario
@@ -150,7 +155,7 @@ def run_scenario(job: Job) -> dict:
         if len(kept) < MIN_STUDIES:
             return _not_fitted(scenario, settings, f"not fitted: {len(kept)} usable stud"
                                f"{'y' if len(kept) == 1 else 'ies'} left, need {MIN_STUDIES}", start)
-        priors = dict(context.priors) | {"tau": scenario.tau_prior}
+        priors = scenario_priors(context, scenario)
         if context.engine == "exact":
             return _exact_record(context, scenario, settings, effects, kept, priors, start)
         refit = _fit_reusing if job.reuse else _fit_rebuilding
@@ -247,14 +252,16 @@ def compile_ahead(context: Context, scenarios: list[Scenario]) -> threading.Thre
     structure compiles while scenarios of another sample (compiling holds the GIL, sampling
     does not). A scenario whose structure is not ready yet waits for it or compiles it itself;
     one that cannot be built is skipped here and reports its own error when it runs."""
-    firsts = list({s.tau_prior: s for s in reversed(scenarios)}.values())[::-1]
+    firsts = {}
+    for scenario in scenarios:
+        firsts.setdefault(scenario.tau_prior, scenario)
 
     def work():
-        for scenario in firsts:
+        for scenario in firsts.values():
             try:
                 effects, _ = scenario_effects(context, scenario)
                 kept = list(used_effects(effects)["study_id"])
-                compiled_model(_sweep_model(context, effects, kept, dict(context.priors) | {"tau": scenario.tau_prior}))
+                compiled_model(_sweep_model(context, effects, kept, scenario_priors(context, scenario)))
             except Exception:  # noqa: BLE001 -- the scenario reports it when it runs
                 continue
 
