@@ -170,3 +170,36 @@ def test_bundled_massage_rows_all_reported():
     assert (unused["why_not"].str.len() > 0).all()
     seed = effects.set_index("study_id").loc["pratama2023"]
     assert seed["used"] and seed["se_route"] == "p_value"
+
+
+# metafor 3.8.1 (R 4.2.2) figures for pre/post rows, each printed with sprintf("%.10f"):
+#   escalc("SMCR", m1i=15, m2i=20, sd1i=4, ni=25, ri=0.5)            -> yi -1.2104565418, vi 0.0693041008
+#   escalc("SMCC", m1i=15, m2i=20, sd1i=5, sd2i=4, ni=25, ri=0.5)    -> yi -1.0565730911, vi 0.0623269339
+#   s <- 4/sqrt(2*(1-0.6)); escalc("ROMC", m1i=25, m2i=20, sd1i=s, sd2i=s, ni=30, ri=0.6)
+#                                                                    -> yi 0.2231435513, vi 0.0011333333
+def test_pre_post_smd_keeps_the_sign_of_a_negative_change_metafor_smcr():
+    row = effects_of([pre_post(n=25, mean_pre=20.0, mean_post=15.0, sd_pre=4.0, sd_post=5.0)],
+                     measure="SMD", r_prepost=0.5).iloc[0]
+    assert row["yi"] == pytest.approx(-1.2104565418, abs=1e-9)
+    assert row["vi"] == pytest.approx(0.0693041008, abs=1e-9)
+
+
+def test_pre_post_smd_from_a_p_value_keeps_a_negative_sign():
+    # no SDs: d_z = -t / sqrt(n) on the change scale, times sqrt(2 (1 - r)) to the raw-score scale
+    row = effects_of([pre_post(n=36, mean_pre=40.36, mean_post=24.78, p=0.012)], measure="SMD").iloc[0]
+    assert row["yi"] == pytest.approx(-hedges_j(35) * stats.t.isf(0.006, 35) / 6 * math.sqrt(2 * 0.5))
+
+
+def test_smcc_matches_metafor_including_its_sampling_variance():
+    row = effects_of([pre_post(n=25, mean_pre=20.0, mean_post=15.0, sd_pre=4.0, sd_post=5.0)],
+                     measure="SMCC", r_prepost=0.5).iloc[0]
+    assert row["yi"] == pytest.approx(-1.0565730911, abs=1e-9)
+    assert row["vi"] == pytest.approx(0.0623269339, abs=1e-9)
+
+
+def test_log_ratio_pre_post_from_change_sd_metafor_romc():
+    # only the change SD: both SDs are taken as SD_change / sqrt(2 (1 - r)) before metafor's ROMC formula
+    row = effects_of([pre_post(n=30, mean_pre=20.0, mean_post=25.0, sd_change=4.0)],
+                     measure="ROM", r_prepost=0.6).iloc[0]
+    assert row["yi"] == pytest.approx(0.2231435513, abs=1e-9)
+    assert row["vi"] == pytest.approx(0.0011333333, abs=1e-9)

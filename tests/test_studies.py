@@ -118,3 +118,16 @@ def test_bundled_tables_load():
     assert synthetic["synthetic"].all() and (synthetic["source_level"] == "synthetic").all()
     real = load_studies(ROOT / "studies" / "massage.csv")
     assert not real["synthetic"].any() and real["citation"].str.len().gt(0).all()
+
+
+@pytest.mark.parametrize("field", ["sd_pre", "sd_post", "sd_change"])
+@pytest.mark.parametrize("value", ["0", "-2.5"])
+def test_pre_post_sd_not_positive(write_csv, field, value):
+    refused(write_csv, [dict(GOOD_PRE_POST, **{field: value})], "s1", field)
+
+
+@pytest.mark.parametrize("value", ["0", "-0.1"])
+def test_sei_not_positive(write_csv, value):
+    row = {"study_id": "e1", "citation": "C 2022", "source_level": "abstract", "design": "effect",
+           "technique": "neck", "outcome": "milk volume", "yi": "0.3", "sei": value, "measure": "SMD"}
+    refused(write_csv, [row], "e1", "sei")
