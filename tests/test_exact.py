@@ -244,3 +244,26 @@ def test_check_detects_a_wrong_prior(mcmc_idata):
     # same draws judged against a much tighter tau prior: the check must flag tau
     table = check_against_exact(mcmc_idata, tau_prior="halfnormal(1)")
     assert not table[table.parameter == "tau"].ok.all(), table.to_string()
+
+
+def test_bounded_tau_prior_against_adaptive_quadrature():
+    # uniform(0, 10): the posterior density of tau is far from zero at the upper end of the grid, so
+    # the end-corrected weights there matter (a prior vanishing at the grid end would hide them).
+    def unnorm(t):
+        v = S8**2 + t**2
+        w = 1 / v
+        m = (w @ Y8) / w.sum()
+        return np.exp(-0.5 * (np.log(v).sum() + (w * (Y8 - m) ** 2).sum() + np.log(w.sum()))), m, 1 / w.sum()
+
+    opts = dict(a=0, b=10, epsabs=0, epsrel=1e-12, limit=200)
+    z = integrate.quad(lambda t: unnorm(t)[0], **opts)[0]
+    e_tau = integrate.quad(lambda t: unnorm(t)[0] * t, **opts)[0] / z
+    e_tau2 = integrate.quad(lambda t: unnorm(t)[0] * t**2, **opts)[0] / z
+    e_mu = integrate.quad(lambda t: unnorm(t)[0] * unnorm(t)[1], **opts)[0] / z
+    cdf_5 = integrate.quad(lambda t: unnorm(t)[0], 0, 5, epsabs=0, epsrel=1e-12)[0] / z
+    post = exact_posterior(Y8, S8, tau_prior="uniform(0, 10)")
+    assert unnorm(10.0)[0] > 0.3 * unnorm(0.0)[0]  # the premise: much density at the upper bound
+    assert post.tau["mean"] == pytest.approx(e_tau, abs=1e-7)
+    assert post.tau["sd"] == pytest.approx(np.sqrt(e_tau2 - e_tau**2), abs=1e-7)
+    assert post.mu["mean"] == pytest.approx(e_mu, abs=1e-7)
+    assert post.tau_cdf(5.0) == pytest.approx(cdf_5, abs=1e-8)

@@ -95,3 +95,22 @@ def test_input_validation():
         reml([0.1, 0.2], [0.1, 0.0])
     with pytest.raises(ValueError):
         reml([0.1], [0.1])
+
+
+def test_knapp_hartung_p_value_on_k_minus_1_df_matches_metafor(bcg):
+    # metafor 3.8.1: rma(yi, vi, data=escalc("RR", ai=tpos, bi=tneg, ci=cpos, di=cneg, data=dat.bcg),
+    # test="knha"); c(zval, pval, dfs) -> -3.952239889678, 0.001920015085, 12
+    yi, vi, _ = bcg
+    r = reml(yi, vi, knapp_hartung=True)
+    assert r.z == pytest.approx(-3.952239889678, abs=1e-6)
+    assert r.pval == pytest.approx(0.001920015085, rel=1e-5)
+
+
+def test_common_effect_heterogeneity_matches_metafor(bcg):
+    # metafor 3.8.1: rma(yi, vi, data=<as above>, method="FE"); c(I2, H2, QE)
+    # -> 92.11734685, 12.68608401, 152.23300808 (printed: I^2 92.12%, H^2 12.69)
+    yi, vi, _ = bcg
+    r = common_effect(yi, vi)
+    assert r.I2 == pytest.approx(92.11734685, abs=1e-6)
+    assert r.H2 == pytest.approx(12.68608401, abs=1e-6)
+    assert r.Q == pytest.approx(152.23300808, abs=1e-6)

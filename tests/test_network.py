@@ -160,3 +160,23 @@ def test_cli_network_names_outcomes_it_cannot_analyse(capsys, tmp_path, write_cs
     out = capsys.readouterr().out
     assert "outcome 'x' not analysed: reference 'control' is not a node of the network (nodes: ['B', 'C'])" in out
     assert "try --reference with a technique label" in out
+
+
+def test_node_split_direct_effect_enters_reversed_studies_with_a_minus_sign():
+    # Studies of the split comparison entered both ways round: A vs B carries +direct, B vs A
+    # -direct (both on the A - B scale); other studies keep d[treat] - d[comp]. Checked on the
+    # model graph at fixed parameter values (z = 0, so theta is the study's mean), no sampling.
+    design = [("A", "control", 2), ("B", "control", 2), ("A", "B", 1), ("B", "A", 2)]
+    effects = simulate_network(2, design, {"A": 0.4, "B": 0.8}, tau=0.05)
+    table = network_table(effects)
+    model = network(effects, split=("A", "B"))
+    theta = model.compile_fn(model.replace_rvs_by_values([model["theta"]])[0], inputs=model.value_vars,
+                             point_fn=True)
+    d = {"control": 0.0, "A": 0.3, "B": 1.1}
+    direct = -0.5  # deliberately far from d[A] - d[B] = -0.8, so the two routes differ
+    point = {"technique_effect": np.array([d["A"], d["B"]]), "tau_log__": np.log(0.2), "direct": direct,
+             "z": np.zeros(len(table))}
+    expected = [direct if (t, c) == ("A", "B") else -direct if (t, c) == ("B", "A") else d[t] - d[c]
+                for t, c in zip(table["treat_node"], table["comp_node"])]
+    assert list(zip(table["treat_node"], table["comp_node"])).count(("B", "A")) == 2
+    np.testing.assert_allclose(theta(point), expected, rtol=1e-12)
