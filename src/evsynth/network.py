@@ -104,7 +104,7 @@ def _check_connected(table: pd.DataFrame, reference: str) -> None:
                          "that part of the network separately (choose one of them as `reference`)")
 
 
-def _prepare_network(effects: pd.DataFrame, reference: str) -> pd.DataFrame:
+def prepare_network(effects: pd.DataFrame, reference: str) -> pd.DataFrame:
     table = check_poolable(network_table(effects, reference), effects.attrs.get("measure"))
     loops = table["treat_node"] == table["comp_node"]
     if loops.any():
@@ -124,7 +124,7 @@ def network(effects: pd.DataFrame, priors: dict | None = None, reference: str = 
     study SD. split=(a, b): node-splitting model for comparison a-b (adds `direct`, `indirect`,
     `inconsistency`, all on the a - b scale).
     """
-    table = _prepare_network(effects, reference)
+    table = prepare_network(effects, reference)
     ref = table.attrs["reference"]
     chosen = resolve_priors(effects, priors, ("mu", "tau"))
     techniques = sorted((set(table["treat_node"]) | set(table["comp_node"])) - {ref})
@@ -192,7 +192,7 @@ def node_split(effects: pd.DataFrame, priors: dict | None = None, reference: str
     from .diagnostics import diagnose
     from .fit import fit
 
-    table = _prepare_network(effects, reference)
+    table = prepare_network(effects, reference)
     candidates = splittable_comparisons(table) if split is None else [tuple(s) for s in split]
     rows = []
     for a, b in candidates:
