@@ -156,7 +156,7 @@ def test_ready_made_effects_on_other_scale_are_reported_not_dropped():
 
 def test_bad_options_refused():
     rows = [pre_post(n=36, mean_pre=24.78, mean_post=40.36, p=0.012)]
-    for kwargs in ({"measure": "OR"}, {"r_prepost": 1.0}, {"p_bound": "guess"}):
+    for kwargs in ({"measure": "HR"}, {"r_prepost": 1.0}, {"p_bound": "guess"}):
         with pytest.raises(EffectSizeError):
             effects_of(rows, **kwargs)
 

@@ -9,6 +9,13 @@ allow (SDs, then t, CI, exact p, and last a p-value bound), then the requested m
          two-group rows; when only the change SD is known, SD_raw = SD_change / sqrt(2 (1 - r)).
 - "SMCC" pre/post standardized by the change-score SD (metafor's "SMCC"); two-group rows as SMD.
 - "ROM"  log ratio of means, for outcomes on a ratio scale of unknown unit (cups, "units").
+- "RR", "OR", "RD"  log risk ratio, log odds ratio, risk difference of a binary outcome, from a 2x2
+         table (events_treat/n_treat vs events_ctrl/n_ctrl, as metafor's escalc) or from a ratio
+         reported with its 95% CI (design "effect": yi = log ratio, SE from the CI on the log scale).
+         A zero cell gets `add` (0.5) in every cell of that study only (metafor's to="only0");
+         a study with no events in either arm is reported as not used (metafor's drop00=TRUE).
+         An SMD analysis takes a binary row only when asked (binary_to_smd=True): the logit
+         conversion of Chinn (2000), SMD = ln(OR) sqrt(3)/pi, vi = vi(ln OR) 3/pi^2.
 
 A p-value without SDs is turned into |t| with the t distribution on the design's degrees of freedom
 (Cochrane Handbook 6.5.2.3), so SE(MD) = |MD| / |t|. The route is recorded in `se_route`.
@@ -23,7 +30,14 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-MEASURES = ("MD", "SMD", "SMCC", "ROM")
+from .studies import ROB_DOMAINS
+
+CONTINUOUS_MEASURES = ("MD", "SMD", "SMCC", "ROM")
+BINARY_MEASURES = ("RR", "OR", "RD")
+MEASURES = CONTINUOUS_MEASURES + BINARY_MEASURES
+# Measures analysed on the log scale and shown back-transformed (exp) in tables and plots.
+RATIO_MEASURES = ("RR", "OR", "ROM")
+CONTINUITY_TO = ("only0", "all", "if0all", "none")
 P_BOUND_MODES = ("auto", "conservative", "censor", "exclude")
 # "auto": censor where the effect is standardized (its SE does not depend on the unknown statistic),
 # else treat the bound as p. Censoring recovers the pooled effect where the bound-as-p fallback
@@ -38,6 +52,7 @@ CONTROL_LABELS = frozenset(
 EFFECT_COLUMNS = [
     "study_id", "technique", "comparator", "outcome", "unit", "design", "measure", "yi", "sei", "vi",
     "se_route", "n_total", "df", "sd_scale", "censored", "head_to_head", "used", "why_not", "synthetic",
+    "rob",
 ]
 
 
@@ -151,7 +166,96 @@ def _log_ratio(row, d: _MeanDifference, r: float, study: str) -> tuple[float, fl
     return math.log(m1 / m2), vi
 
 
-def _effect_row(row, measure, r_default, p_bound, control_labels) -> dict:
+@dataclass(frozen=True)
+class Continuity:
+    """Zero-cell handling of 2x2 tables, as metafor's escalc/rma arguments add, to and drop00."""
+
+    add: float = 0.5
+    to: str = "only0"  # "only0": studies with a zero cell; "all"; "if0all": all if any has one; "none"
+    drop00: bool = True  # a study with no events (or only events) in both arms carries no information
+
+    def __post_init__(self):
+        if self.to not in CONTINUITY_TO:
+            raise EffectSizeError(f"continuity to={self.to!r} unknown; choose one of {CONTINUITY_TO}")
+        if not (math.isfinite(self.add) and self.add >= 0):
+            raise EffectSizeError(f"continuity add={self.add} must be a finite number >= 0")
+
+
+def _cells(row) -> tuple[float, float, float, float]:
+    """(ai, bi, ci, di): events and non-events in the treatment, then the comparator arm."""
+    a, c = row["events_treat"], row["events_ctrl"]
+    return a, row["n_treat"] - a, c, row["n_ctrl"] - c
+
+
+def _has_zero_cell(row) -> bool:
+    return min(_cells(row)) == 0
+
+
+def _double_zero(row) -> bool:
+    a, b, c, d = _cells(row)
+    return (a == 0 and c == 0) or (b == 0 and d == 0)
+
+
+def _binary_effect(row, measure: str, add: float) -> tuple[float, float]:
+    """(yi, vi) of a 2x2 table after adding `add` to every cell (metafor escalc formulas)."""
+    a, b, c, d = (x + add for x in _cells(row))
+    n1, n2 = a + b, c + d
+    if measure == "RR":
+        return math.log((a / n1) / (c / n2)), 1 / a - 1 / n1 + 1 / c - 1 / n2
+    if measure == "OR":
+        return math.log(a * d / (b * c)), 1 / a + 1 / b + 1 / c + 1 / d
+    p1, p2 = a / n1, c / n2  # RD, metafor's large-sample variance (vtype="LS")
+    return p1 - p2, p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
+
+
+def logit_to_smd(log_or: float, vi: float) -> tuple[float, float]:
+    """Chinn (2000): a log odds ratio as a standardized mean difference (logistic latent scale)."""
+    return log_or * math.sqrt(3) / math.pi, vi * 3 / math.pi**2
+
+
+def _binary_row(row, out: dict, measure: str, add: float, continuity: Continuity, binary_to_smd: bool) -> dict:
+    study = row["study_id"]
+    if measure not in BINARY_MEASURES and not (measure == "SMD" and binary_to_smd):
+        hint = " (or SMD with binary_to_smd=True, the logit conversion)" if measure == "SMD" else ""
+        out["why_not"] = f"binary outcome (2x2 counts): analyse with {', '.join(BINARY_MEASURES)}{hint}, not {measure}"
+        return out
+    if continuity.drop00 and _double_zero(row):
+        out["why_not"] = ("no events (or all events) in both arms: the 2x2 table carries no information on a "
+                          "relative effect (metafor drop00)")
+        return out
+    a, b, c, d = _cells(row)
+    if add == 0 and min(a, b, c, d) == 0 and measure != "RD":
+        raise EffectSizeError(f"study {study!r}, field 'events_treat': a zero cell without continuity correction "
+                              f"gives an infinite {measure}; use add > 0 or to='only0'")
+    yi, vi = _binary_effect(row, "OR" if measure == "SMD" else measure, add)
+    route = "counts"
+    if measure == "SMD":
+        (yi, vi), route = logit_to_smd(yi, vi), "counts_logit"
+    if vi <= 0:
+        raise EffectSizeError(f"study {study!r}, field 'events_treat': the risk difference has zero variance "
+                              "(no events or all events in both arms); use a continuity correction")
+    out.update(yi=yi, vi=vi, sei=math.sqrt(vi), se_route=route, n_total=row["n_treat"] + row["n_ctrl"], used=True)
+    return out
+
+
+def _ratio_row(row, out: dict, measure: str, binary_to_smd: bool) -> dict:
+    """A ratio (RR/OR) printed with its 95% CI: log scale, SE = log-CI width / (2 z_0.975)."""
+    given = row["measure"].upper()
+    yi = math.log(row["ratio"])
+    sei = (math.log(row["ci_high"]) - math.log(row["ci_low"])) / (2 * stats.norm.ppf(0.975))
+    route = "ci"
+    if measure == "SMD" and given == "OR" and binary_to_smd:
+        (yi, vi), route = logit_to_smd(yi, sei**2), "ci_logit"
+        sei = math.sqrt(vi)
+    elif given != measure:
+        out["why_not"] = f"ready-made effect is on the {given} scale, the analysis uses {measure}"
+        return out
+    out.update(yi=yi, sei=sei, vi=sei**2, se_route=route, used=True)
+    return out
+
+
+def _effect_row(row, measure, r_default, p_bound, control_labels, continuity_add=0.0,
+                continuity=Continuity(), binary_to_smd=False) -> dict:
     study = row["study_id"]
     comparator = row["comparator"] or ("baseline" if row["design"] == "pre_post" else "control")
     out = {
@@ -159,10 +263,18 @@ def _effect_row(row, measure, r_default, p_bound, control_labels) -> dict:
         "outcome": row["outcome"], "unit": row["unit"], "design": row["design"], "measure": measure,
         "yi": np.nan, "sei": np.nan, "vi": np.nan, "se_route": "", "n_total": np.nan, "df": np.nan,
         "sd_scale": np.nan, "censored": False, "head_to_head": comparator.lower() not in control_labels,
-        "used": False, "why_not": "", "synthetic": bool(row["synthetic"]),
+        "used": False, "why_not": "", "synthetic": bool(row["synthetic"]), "rob": row.get("rob"),
     }
     if row["unusable_reason"]:
         out["why_not"] = f"not usable as reported: {row['unusable_reason']}"
+        return out
+    if row.get("events_treat") is not None:
+        return _binary_row(row, out, measure, continuity_add, continuity, binary_to_smd)
+    if row.get("ratio") is not None:
+        return _ratio_row(row, out, measure, binary_to_smd)
+    if measure in BINARY_MEASURES:
+        out["why_not"] = (f"continuous outcome (means): {measure} needs 2x2 counts (events_treat, events_ctrl) "
+                          "or a reported ratio with its CI")
         return out
     r = row["r_prepost"] if row["r_prepost"] is not None else r_default
     if row["design"] == "effect":
@@ -189,8 +301,21 @@ def _effect_depends_on_statistic(row, measure: str) -> bool:
     return not (row["design"] == "pre_post" and measure == "SMD" and row["sd_pre"] is not None)
 
 
+def _continuity_adds(rows: list[dict], continuity: Continuity) -> list[float]:
+    """What each 2x2 row gets added to its cells (metafor's add/to)."""
+    binary = [r.get("events_treat") is not None and not r["unusable_reason"] for r in rows]
+    any_zero = any(b and _has_zero_cell(r) for b, r in zip(binary, rows))
+    adds = []
+    for is_binary, row in zip(binary, rows):
+        wanted = {"all": True, "none": False, "if0all": any_zero,
+                  "only0": is_binary and _has_zero_cell(row)}[continuity.to]
+        adds.append(continuity.add if is_binary and wanted else 0.0)
+    return adds
+
+
 def compute_effects(studies: pd.DataFrame, measure: str = "SMD", r_prepost: float = DEFAULT_R_PREPOST,
-                    p_bound: str = "auto", control_labels=CONTROL_LABELS) -> pd.DataFrame:
+                    p_bound: str = "auto", control_labels=CONTROL_LABELS, continuity: Continuity | None = None,
+                    binary_to_smd: bool = False) -> pd.DataFrame:
     """One effect-table row per study row, in order; unusable rows stay with `why_not`.
 
     r_prepost: assumed pre/post correlation where a row gives none (used for pre/post SDs and for
@@ -200,6 +325,11 @@ def compute_effects(studies: pd.DataFrame, measure: str = "SMD", r_prepost: floa
       bound; SMD/SMCC only), "conservative" treats the bound as the p-value (Cochrane; the effect
       is then biased towards zero), "exclude" leaves it out. "auto" (default): "censor" for
       SMD/SMCC, "conservative" for MD/ROM. The mode used is in `table.attrs["p_bound"]`.
+    continuity: zero-cell handling of 2x2 rows (default Continuity(add=0.5, to="only0",
+      drop00=True): metafor's add/to, and double-zero studies reported as not used).
+    binary_to_smd: let an SMD analysis take binary rows through the logit conversion (Chinn 2000);
+      their se_route then says "counts_logit" or "ci_logit". Off by default: the conversion assumes
+      a logistic latent outcome.
     """
     measure = measure.upper()
     if measure not in MEASURES:
@@ -213,11 +343,18 @@ def compute_effects(studies: pd.DataFrame, measure: str = "SMD", r_prepost: floa
     if p_bound == "censor" and measure not in CENSORABLE_MEASURES:
         raise EffectSizeError("p_bound='censor' needs a standardized measure (SMD or SMCC), whose SE "
                               "does not depend on the unknown statistic")
+    continuity = Continuity() if continuity is None else continuity
     labels = frozenset(label.lower() for label in control_labels)
-    rows = [_effect_row(row, measure, r_prepost, p_bound, labels)
-            for row in studies.astype(object).where(studies.notna(), None).to_dict("records")]
+    records = studies.astype(object).where(studies.notna(), None).to_dict("records")
+    adds = _continuity_adds(records, continuity)
+    rows = [_effect_row(row, measure, r_prepost, p_bound, labels, add, continuity, binary_to_smd)
+            for row, add in zip(records, adds)]
+    domains = [c for c in ROB_DOMAINS if c in studies.columns and studies[c].notna().any()]
     table = pd.DataFrame(rows, columns=EFFECT_COLUMNS)
-    table.attrs.update(measure=measure, r_prepost=r_prepost, p_bound=p_bound)
+    for column in domains:  # risk-of-bias domains, shown only when the study table has them
+        table[column] = studies[column].to_numpy()
+    table.attrs.update(measure=measure, r_prepost=r_prepost, p_bound=p_bound, continuity_add=continuity.add,
+                       continuity_to=continuity.to, drop00=continuity.drop00, binary_to_smd=binary_to_smd)
     return table
 
 

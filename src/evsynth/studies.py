@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 DESIGNS = ("pre_post", "two_group", "effect")
 SOURCE_LEVELS = ("abstract", "full text", "secondary", "synthetic")
+# Risk-of-bias judgements as the tools word them: RoB 2 (randomized) and ROBINS-I (non-randomized).
+ROB_LEVELS = ("low", "some concerns", "high", "moderate", "serious", "critical", "no information")
+ROB_DOMAINS = ("rob_d1", "rob_d2", "rob_d3", "rob_d4", "rob_d5")
 
 # Numeric fields each design needs before an effect size can be attempted.
 REQUIRED_BY_DESIGN = {
@@ -21,6 +24,10 @@ REQUIRED_BY_DESIGN = {
     "two_group": ("n_treat", "n_ctrl", "mean_treat", "mean_ctrl"),
     "effect": ("yi", "sei", "measure"),
 }
+# Binary outcomes: a 2x2 table (events out of n in each arm), or a ratio reported with its 95% CI.
+BINARY_REQUIRED = ("n_treat", "n_ctrl", "events_treat", "events_ctrl")
+RATIO_REQUIRED = ("ratio", "ci_low", "ci_high", "measure")
+RATIO_MEASURES = ("RR", "OR")
 # Any one of these lets the standard error be obtained (checked in compute_effects order).
 SE_SOURCES_BY_DESIGN = {
     "pre_post": ("sd_change", "sd_pre+sd_post", "t", "ci_low+ci_high", "p", "p_upper"),
@@ -31,6 +38,8 @@ SE_SOURCES_BY_DESIGN = {
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=2)]
+Events = Annotated[int, Field(ge=0)]
+RobJudgement = Optional[Literal[ROB_LEVELS]]
 Probability = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 
 
@@ -64,6 +73,9 @@ class StudyRow(BaseModel):
     mean_ctrl: Optional[Finite] = None
     sd_treat: Optional[Positive] = None
     sd_ctrl: Optional[Positive] = None
+    events_treat: Optional[Events] = None
+    events_ctrl: Optional[Events] = None
+    ratio: Optional[Positive] = None
     p: Optional[Probability] = None
     p_upper: Optional[Probability] = None
     t: Optional[Finite] = None
@@ -72,6 +84,12 @@ class StudyRow(BaseModel):
     yi: Optional[Finite] = None
     sei: Optional[Positive] = None
     measure: Optional[str] = None
+    rob: RobJudgement = None
+    rob_d1: RobJudgement = None
+    rob_d2: RobJudgement = None
+    rob_d3: RobJudgement = None
+    rob_d4: RobJudgement = None
+    rob_d5: RobJudgement = None
     synthetic: bool = False
     note: Optional[str] = None
     unusable_reason: Optional[str] = None
@@ -93,14 +111,55 @@ class StudyRow(BaseModel):
             raise ValueError("t = 0 carries no standard error; leave it empty")
         return value
 
+    @property
+    def has_counts(self) -> bool:
+        """A binary-outcome row: events out of n per arm (a 2x2 table)."""
+        return self.events_treat is not None or self.events_ctrl is not None
+
+    def _required(self) -> tuple[str, ...]:
+        if self.has_counts and self.design == "two_group":
+            return BINARY_REQUIRED
+        if self.ratio is not None and self.design == "effect":
+            return RATIO_REQUIRED
+        return REQUIRED_BY_DESIGN[self.design]
+
+    def _binary_problems(self) -> list[tuple[str, str]]:
+        problems = []
+        if self.has_counts and self.design == "pre_post" and not self.unusable_reason:
+            field = "events_treat" if self.events_treat is not None else "events_ctrl"
+            problems.append((field, "binary pre/post counts cannot be analysed: the paired before/after table "
+                             "(who changed) is not reported; keep the row with an unusable_reason"))
+        if self.has_counts and self.design == "two_group":
+            problems += [(f, "a row gives counts (events_*) or means (mean_*), not both: one outcome per row")
+                         for f in ("mean_treat", "mean_ctrl") if getattr(self, f) is not None]
+            for events, n in (("events_treat", "n_treat"), ("events_ctrl", "n_ctrl")):
+                if None not in (getattr(self, events), getattr(self, n)) and getattr(self, events) > getattr(self, n):
+                    problems.append((events, f"{getattr(self, events)} events exceed {n} = {getattr(self, n)}"))
+        if self.has_counts and self.design == "effect":
+            problems.append(("events_treat", "counts belong to design 'two_group'; design 'effect' takes yi/sei "
+                             "or a reported ratio"))
+        if self.ratio is not None:
+            if self.design != "effect":
+                problems.append(("ratio", "a reported ratio belongs to design 'effect'"))
+            elif (self.measure or "").upper() not in RATIO_MEASURES:
+                problems.append(("measure", f"a reported ratio needs measure {' or '.join(RATIO_MEASURES)}"))
+            if self.yi is not None or self.sei is not None:
+                problems.append(("yi", "give a ready-made effect as yi/sei (log scale) or as ratio with its CI, "
+                                 "not both"))
+            if self.ci_low is not None and self.ci_high is not None and not (
+                    0 < self.ci_low < self.ratio < self.ci_high):
+                problems.append(("ratio", f"ratio {self.ratio} must lie inside its CI ({self.ci_low}, "
+                                 f"{self.ci_high}) with ci_low > 0"))
+        return problems
+
     def design_problems(self) -> list[tuple[str, str]]:
         """(field, why) for what the design needs but the row lacks or contradicts."""
-        problems = []
-        missing = [f for f in REQUIRED_BY_DESIGN[self.design] if getattr(self, f) is None]
+        problems = self._binary_problems()
+        missing = [f for f in self._required() if getattr(self, f) is None]
         hint = "; if the source does not report it, keep the row and say so in unusable_reason"
         if not self.unusable_reason:
             problems += [(f, f"required for design {self.design!r}{hint}") for f in missing]
-            if not missing and not self._has_se_source():
+            if not missing and not (self.has_counts or self.ratio is not None) and not self._has_se_source():
                 options = ", ".join(SE_SOURCES_BY_DESIGN[self.design])
                 problems.append((options.split(",")[0], f"design {self.design!r} needs one of {options} "
                                  f"to obtain a standard error{hint}"))
