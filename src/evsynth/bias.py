@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from .effects import used_effects
+from .frequentist import mixed_effects, weighted_least_squares
 
 LEVEL = 0.95
 
@@ -88,47 +89,17 @@ class _Fit:
 
 def _wls_dispersion(y: np.ndarray, X: np.ndarray, w: np.ndarray) -> _Fit:
     """Weighted least squares with an estimated residual scale (R's lm(y ~ 0 + X, weights=w))."""
-    XtW = X.T * w
-    bread = np.linalg.inv(XtW @ X)
-    coef = bread @ (XtW @ y)
+    coef, bread = weighted_least_squares(y, X, w)
     resid = y - X @ coef
     df = len(y) - X.shape[1]
     sigma2 = float(w @ resid**2) / df
     return _Fit(coef, sigma2 * bread, float(df), np.nan)
 
 
-def _reml_tau2(y: np.ndarray, X: np.ndarray, v: np.ndarray, tol: float = 1e-10, max_iter: int = 1000) -> float:
-    """REML tau^2 of a meta-regression by Fisher scoring (as metafor), truncated at zero."""
-    tau2 = max(0.0, float(np.var(y - X @ np.linalg.lstsq(X, y, rcond=None)[0], ddof=X.shape[1]) - v.mean()))
-    for _ in range(max_iter):
-        W = np.diag(1 / (v + tau2))
-        P = W - W @ X @ np.linalg.inv(X.T @ W @ X) @ X.T @ W
-        Py = P @ y
-        step = (Py @ Py - np.trace(P)) / np.trace(P @ P)
-        new = tau2 + step
-        while new < 0 and step > 1e-14:  # halve the step rather than jump below zero
-            step /= 2
-            new = tau2 + step
-        new = max(new, 0.0)
-        if abs(new - tau2) < tol * max(1.0, tau2):
-            return new
-        tau2 = new
-    raise RuntimeError("REML estimation of tau^2 did not converge")
-
-
 def _mixed_effects(y: np.ndarray, X: np.ndarray, v: np.ndarray, test: str) -> _Fit:
     """Mixed-effects meta-regression (metafor rma.uni with mods, REML); test 'z' or 'knha'."""
-    tau2 = _reml_tau2(y, X, v)
-    w = 1 / (v + tau2)
-    XtW = X.T * w
-    bread = np.linalg.inv(XtW @ X)
-    coef = bread @ (XtW @ y)
-    if test == "z":
-        return _Fit(coef, bread, np.inf, tau2)
-    # Knapp-Hartung: scale by the weighted residual variance, t on k - p df (metafor: untruncated)
-    df = len(y) - X.shape[1]
-    s2 = float(w @ (y - X @ coef) ** 2) / df
-    return _Fit(coef, s2 * bread, float(df), tau2)
+    fit = mixed_effects(y, v, X, knapp_hartung=test == "knha")
+    return _Fit(fit.coefficients["estimate"].to_numpy(), fit.cov, fit.df, fit.tau2)
 
 
 def _coef_test(fit: _Fit, j: int, level: float = LEVEL) -> dict:

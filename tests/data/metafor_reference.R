@@ -42,6 +42,13 @@ show("bcg RR mods ~ ablat knha", rma(yi, vi, mods = ~ ablat, data = dat, test = 
 show("bcg RR mods ~ ablat + year", rma(yi, vi, mods = ~ ablat + year, data = dat))
 show("bcg RR mods ~ factor(alloc)", rma(yi, vi, mods = ~ factor(alloc), data = dat))
 show("bcg RR mods ~ ablat FE", rma(yi, vi, mods = ~ ablat, data = dat, method = "FE"))
+# The same fits converged tightly (the tests use these; the default stop, tau^2 change < 1e-5, moves
+# e.g. ci.lb of the ~ ablat intercept from -0.236750 to -0.236770, across a rounding edge).
+tight <- list(threshold = 1e-12)
+show("bcg RR mods ~ ablat threshold=1e-12", rma(yi, vi, mods = ~ ablat, data = dat, control = tight))
+show("bcg RR mods ~ ablat knha threshold=1e-12", rma(yi, vi, mods = ~ ablat, data = dat, test = "knha", control = tight))
+show("bcg RR mods ~ ablat + year threshold=1e-12", rma(yi, vi, mods = ~ ablat + year, data = dat, control = tight))
+show("bcg RR mods ~ factor(alloc) threshold=1e-12", rma(yi, vi, mods = ~ factor(alloc), data = dat, control = tight))
 # metafor stops Fisher scoring when tau^2 changes by < 1e-5 (control threshold); on the RD scale
 # (tau^2 ~ 0.0014) that leaves the last printed digit of ci.ub unsettled. Converged tightly:
 show("bcg RD REML threshold=1e-12", rma(measure = "RD", ai = tpos, bi = tneg, ci = cpos, di = cneg,
