@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import arviz as az
 import matplotlib.pyplot as plt
+from matplotlib import ticker
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .effects import used_effects
+from .effects import RATIO_MEASURES, used_effects
+from .frequentist import MetaRegression, meta_regression
 from .priors import parse_prior
 from .summary import predictive_draws
 
 FAIL_COLOR = "tab:red"
+RATIO_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)  # labelled ticks of a log ratio axis
 DIAGNOSTIC_VARS = ("mu", "tau", "tau_technique", "technique_effect")
 SENSITIVITY_COLUMNS = ("scenario", "parameter", "q2.5", "q50", "q97.5", "p_gt_0", "verdict")
 # Which SE routes rest on a reported spread (SD, CI, t) and which on a p-value alone.
@@ -188,6 +191,73 @@ def funnel(effects: pd.DataFrame, ax=None, center: float | None = None, contours
     note = _synthetic_note(table)
     ax.set_title("Contour-enhanced funnel plot" + (f" - {note}" if note else ""), fontsize=10)
     ax.legend(fontsize=7, loc="lower left", framealpha=0.9)
+    fig.tight_layout()
+    return fig
+
+
+def regplot(effects: pd.DataFrame, moderator: str, fit: MetaRegression | None = None, beta_draws=None,
+            ax=None, back_transform: bool = True, n_grid: int = 100):
+    """Bubble plot of a meta-regression on one continuous moderator (metafor's regplot).
+
+    Each used study is a circle at (moderator, yi), its area proportional to its weight
+    1 / (vi + tau^2) in the fit; the fitted line and its 95% CI band come from `fit` (default: the
+    REML meta-regression `mods = [moderator]`, frequentist.meta_regression), with the 95% prediction
+    band dashed. `beta_draws` (n_draws x 2 posterior draws of intercept and slope, e.g. from a Bayesian
+    meta-regression) adds the posterior median line and its 95% credible band. Ratio measures (RR, OR,
+    ROM) are drawn back-transformed (exp) on a log axis unless back_transform=False.
+    """
+    table = used_effects(effects)
+    if moderator not in table.columns:
+        raise ValueError(f"regplot: moderator column {moderator!r} not in the effect table")
+    fit = meta_regression(table, [moderator]) if fit is None else fit
+    if list(fit.coefficients.index) != ["intrcpt", moderator]:
+        raise ValueError(f"regplot draws one moderator: the fit's terms are {list(fit.coefficients.index)}, "
+                         f"expected ['intrcpt', {moderator!r}]")
+    x = table[moderator].to_numpy(float)
+    measure = effects.attrs.get("measure", "effect")
+    scale = np.exp if back_transform and measure in RATIO_MEASURES else (lambda v: v)
+    ax = _new_ax(ax, (6.5, 4.5))
+    fig = ax.figure
+
+    weights = 1 / (table["vi"].to_numpy(float) + fit.tau2)
+    sizes = 400 * weights / weights.max()  # area proportional to weight, the largest 400 pt^2
+    ax.scatter(x, scale(table["yi"].to_numpy(float)), s=sizes, facecolor="0.75", edgecolor="black", zorder=3,
+               gid="studies", label="studies (area ~ weight)")
+    grid = np.linspace(x.min(), x.max(), n_grid)
+    X_grid = np.column_stack([np.ones_like(grid), grid])
+    pred = fit.predict(X_grid)
+    ax.plot(grid, scale(pred["pred"]), color="black", lw=1.5, gid="fitted", label="REML fit")
+    ax.fill_between(grid, scale(pred["ci_low"]), scale(pred["ci_high"]), color="0.6", alpha=0.35, lw=0,
+                    gid="band:ci", label="95% CI")
+    for column in ("pi_low", "pi_high"):
+        ax.plot(grid, scale(pred[column]), color="0.4", lw=0.8, ls="--", gid=f"band:{column}",
+                label="95% prediction interval" if column == "pi_low" else "_nolegend_")
+    if beta_draws is not None:
+        beta = np.asarray(beta_draws, dtype=float)
+        if beta.ndim != 2 or beta.shape[1] != 2:
+            raise ValueError(f"beta_draws must be n_draws x 2 (intercept, slope), not shape {beta.shape}")
+        lines = beta @ X_grid.T  # one fitted line per draw
+        lo, mid, hi = np.quantile(lines, (0.025, 0.5, 0.975), axis=0)
+        ax.plot(grid, scale(mid), color="tab:blue", lw=1.5, gid="bayes:median", label="posterior median")
+        ax.fill_between(grid, scale(lo), scale(hi), color="tab:blue", alpha=0.2, lw=0, gid="band:bayes",
+                        label="95% credible band")
+    if scale is np.exp:
+        ax.set_yscale("log")
+        low, high = ax.get_ylim()
+        ax.set_yticks([v for v in RATIO_TICKS if low <= v <= high])
+        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.axhline(1.0, color="0.3", lw=0.6, ls=":")
+        ax.set_ylabel(f"{measure} (log scale)")
+    else:
+        ax.axhline(0.0, color="0.3", lw=0.6, ls=":")
+        ax.set_ylabel(f"{measure} (yi)")
+    ax.set_xlabel(moderator)
+    slope = fit.coefficients.loc[moderator]
+    note = _synthetic_note(table)
+    ax.set_title(f"Meta-regression on {moderator}: slope {slope.estimate:.3g} "
+                 f"[{slope.ci_low:.3g}, {slope.ci_high:.3g}]" + (f" - {note}" if note else ""), fontsize=10)
+    ax.legend(fontsize=7, framealpha=0.9)
     fig.tight_layout()
     return fig
 
