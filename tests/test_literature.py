@@ -2,6 +2,7 @@
 are used and which are not (and why), and the printed figures checked against the independent
 extraction in ../shared/literature/candidate_studies.csv."""
 
+import math
 import re
 
 import pandas as pd
@@ -14,8 +15,12 @@ from evsynth.studies import load_studies
 from conftest import ROOT, SHARED
 
 MASSAGE = ROOT / "studies" / "massage.csv"
-USED = {"hesti2017", "ijaph12", "pratama2023"}  # versus a control or baseline: the pairwise models
+# Versus a control or baseline, in an SMD analysis (the default): what the pairwise models take.
+USED = {"hesti2017", "ijaph12", "pratama2023",  # round 1
+        "langgeng2020", "viswanath2016", "fara2022", "icash_a051", "dewi2024_weight", "dewi2024_urination"}
+MILK_VOLUME_USED = {"hesti2017", "pratama2023", "langgeng2020", "viswanath2016", "fara2022"}
 HEAD_TO_HEAD_USED = {"emilda2020"}  # oxytocin vs Marmet: only the network model can use it
+BINARY = {"wijayanti2014": "binary outcome (2x2 counts)"}  # used by RR/OR/RD analyses, not by SMD
 UNUSABLE = {  # study id -> words that must be in its reason
     "sulaeman2017": "group sizes not printed",
     "rahayuningsih2016": "group sizes not printed",
@@ -28,6 +33,31 @@ UNUSABLE = {  # study id -> words that must be in its reason
     "kundarti2025": "no means or SDs printed",
     "medan_neck": "no means or SDs printed",
     "jgrph417": "means and SDs not printed",
+    # round 2 (../shared/literature/candidate_studies_round2.csv)
+    "wulandari2014": "'5:12 hours'",
+    "choi2023_mrm": "group sizes and means not in the abstract",
+    "savabi2017": "acupressure",
+    "jmscr2017_acup_oxy": "group split not printed",
+    "cherian2019": "group split and means not printed",
+    "lubis_gikes": "number of mothers not printed",
+    "marpuah2021_oxy": "arm sizes",
+    "nurlaila2019_mob": "omnibus bound",
+    "nurlaila2019_ob": "omnibus bound",
+    "nurlaila2019_mb": "omnibus bound",
+    "jose_manipal": "means not printed",
+    "thai2026_marmet": "means and SDs not in the abstract",
+    "rizka_bogor": "means not printed",
+    "hadriani2019": "cut off",
+    # found by the round-2 search of this repository (pages corpus)
+    "setiowati2017": "contradicts the printed p",
+    "karuniawati_marmet": "percentages do not fit",
+    "karuniawati_oxytocin": "percentages do not fit",
+    "fitriani2021": "numerator",
+    "rofiah2016": "group split not printed",
+    "saputri2015_marmet": "means not printed",
+    "hendriyani2019": "mean ranks",
+    "tanjungkarang2023_marmet": "no means",
+    "mld_ttm2023": "no means",
 }
 
 
@@ -49,17 +79,32 @@ def test_loading_the_bundled_data_reports_exactly_which_rows_are_used_and_which_
     effects = compute_effects(studies)
     assert len(effects) == len(studies)
     assert set(used_effects(effects)["study_id"]) == USED
+    milk = used_effects(effects).query("outcome == 'milk volume'")
+    assert set(milk["study_id"]) == MILK_VOLUME_USED and len(milk) >= 5
     assert set(effects.loc[effects["used"] & effects["head_to_head"], "study_id"]) == HEAD_TO_HEAD_USED
     left_out = not_used(effects).set_index("study_id")["why_not"]
-    assert set(left_out.index) == set(UNUSABLE) | HEAD_TO_HEAD_USED
+    assert set(left_out.index) == set(UNUSABLE) | HEAD_TO_HEAD_USED | set(BINARY)
+    assert set(left_out.index) | USED == set(studies["study_id"])  # every row accounted for
     for study, words in UNUSABLE.items():
         assert left_out[study].startswith("not usable as reported: ") and words in left_out[study], study
+    for study, words in BINARY.items():
+        assert left_out[study].startswith(words), study
     assert "needs the network model" in left_out["emilda2020"]
-    # Only a p printed as a bound makes a row censored, and only hesti2017 has no other SE route.
+    # Only a p printed as a bound (with no SD) makes a row censored.
     by_id = effects.set_index("study_id")
-    assert set(by_id.index[by_id["censored"]]) == {"hesti2017"}
-    assert by_id.loc[list(USED | HEAD_TO_HEAD_USED), "se_route"].to_dict() == {
-        "hesti2017": "p_bound", "ijaph12": "sd", "pratama2023": "p_value", "emilda2020": "sd"}
+    assert set(by_id.index[by_id["censored"]]) == {"hesti2017", "fara2022"}
+    assert by_id.loc[sorted(USED | HEAD_TO_HEAD_USED), "se_route"].to_dict() == {
+        "hesti2017": "p_bound", "ijaph12": "sd", "pratama2023": "p_value", "emilda2020": "sd",
+        "langgeng2020": "p_value", "viswanath2016": "sd", "fara2022": "p_bound", "icash_a051": "p_value",
+        "dewi2024_weight": "sd", "dewi2024_urination": "sd"}
+
+
+def test_the_binary_row_is_used_by_a_risk_ratio_analysis(studies):
+    effects = compute_effects(studies, measure="RR")
+    assert set(used_effects(effects)["study_id"]) == set(BINARY)
+    row = effects.set_index("study_id").loc["wijayanti2014"]
+    # 15/15 vs 11/15 with a zero cell: 1/2 added to every cell (metafor's add=1/2, to="only0")
+    assert row["yi"] == pytest.approx(math.log((15.5 / 16) / (11.5 / 16)))
 
 
 def test_evsynth_fit_prints_the_rows_not_used_with_their_reasons(monkeypatch, capsys, tmp_path):
@@ -70,12 +115,12 @@ def test_evsynth_fit_prints_the_rows_not_used_with_their_reasons(monkeypatch, ca
     out = capsys.readouterr().out
     section = out.split("== rows not used (and why) ==\n", 1)[1].split("\n\n", 1)[0].splitlines()
     printed = {line.split()[1] for line in section[1:]}
-    assert printed == set(UNUSABLE) | HEAD_TO_HEAD_USED
+    assert printed == set(UNUSABLE) | HEAD_TO_HEAD_USED | set(BINARY)
     effects = compute_effects(load_studies(MASSAGE))
     for reason in not_used(effects)["why_not"]:
         assert reason in out
     # Outcomes are analysed separately by default: each too-small outcome is named with its count.
-    assert "outcome 'infant weight' not analysed: 1 usable study; need 2" in out
+    assert "outcome 'time to colostrum' not analysed: 1 usable study; need 2" in out
     assert "p_bound=censor" in out
 
 
@@ -110,3 +155,60 @@ def test_encoded_figures_match_the_independent_extraction(studies):
             assert first["p_upper"] == _number(printed) and pd.isna(first["p"]), cand.row
         elif _number(printed) is not None:
             assert first["p"] == _number(printed) and pd.isna(first["p_upper"]), cand.row
+
+
+def _printed_number(text) -> float | None:
+    """First number of a cell as printed, decimal comma or point ('24,0' -> 24.0, '.003' -> 0.003)."""
+    if pd.isna(text):
+        return None
+    match = re.search(r"\d*[.,]?\d+", str(text))
+    return float(match.group(0).replace(",", ".")) if match else None
+
+
+# Round-2 candidate key -> study ids (in file order; the first carries the worklist's figures).
+ROUND2 = {
+    "langgeng2020": ["langgeng2020"], "viswanath2016_jsafog": ["viswanath2016"], "fara2022_jaman": ["fara2022"],
+    "wulandari2014_kolostrum": ["wulandari2014"], "icash_a051_marmet_oxy": ["icash_a051"],
+    "dewi2024_oketani": ["dewi2024_weight", "dewi2024_urination"], "choi2023_mrm": ["choi2023_mrm"],
+    "savabi2017_acupressure": ["savabi2017"], "jmscr2017_acup_oxy": ["jmscr2017_acup_oxy"],
+    "cherian2019_nicu": ["cherian2019"], "lubis_gikes_oxy_marmet": ["lubis_gikes"],
+    "marpuah2021_jnh": ["marpuah2021_oxy"], "nurlaila2019_jmscr": ["nurlaila2019_mob", "nurlaila2019_ob", "nurlaila2019_mb"],
+    "jose_manipal_preterm": ["jose_manipal"], "thai2026_marmet_rct": ["thai2026_marmet"], "rizka_bogor": ["rizka_bogor"],
+    "hadriani2019_woh": ["hadriani2019"],
+}
+
+
+def test_every_round2_candidate_is_encoded_with_the_printed_figures(studies):
+    path = SHARED / "literature" / "candidate_studies_round2.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} not found (../shared beside the checkout)")
+    candidates = pd.read_csv(path, dtype=str)
+    assert set(candidates["study_key"]) == set(ROUND2)
+    by_id = studies.set_index("study_id")
+    fields = ["n_treat", "n_ctrl", "n", "mean_pre", "mean_post", "sd_pre", "sd_post", "mean_treat", "mean_ctrl",
+              "sd_treat", "sd_ctrl", "t"]
+    for cand in candidates.itertuples():
+        ours = by_id.loc[ROUND2[cand.study_key][0]]
+        assert ours["source"] == cand.url, cand.study_key
+        for field in fields:
+            printed, encoded = _printed_number(getattr(cand, field)), ours[field]
+            if pd.notna(encoded):  # every encoded figure is the printed one (a cut-off figure stays empty)
+                assert printed is not None and encoded == pytest.approx(printed), (cand.study_key, field)
+        printed_p = str(cand.p_as_printed) if pd.notna(cand.p_as_printed) else ""
+        if re.search(r"0[.,]000\b", printed_p):  # "p = 0.000" rounds to zero: only a bound
+            assert ours["p_upper"] == 0.0005 and pd.isna(ours["p"]), cand.study_key
+        elif pd.notna(ours["p"]) and cand.study_key != "icash_a051_marmet_oxy":
+            assert ours["p"] == pytest.approx(_printed_number(printed_p)), cand.study_key
+    # "P value = 0939": the digits of 0.939 with the point lost; recorded as 0.939, the printed text kept.
+    assert by_id.loc["icash_a051", "p"] == 0.939 and "0939" in by_id.loc["icash_a051", "note"]
+    # Decimal commas are values; the printed text stays in the note.
+    assert by_id.loc["langgeng2020", "p"] == 0.001 and "'p = 0,001'" in by_id.loc["langgeng2020", "note"]
+
+
+def test_direction_and_components_are_recorded(studies):
+    lower = set(studies.loc[studies["direction"] == "lower", "study_id"])
+    assert lower == {"mjm2025_epds", "wulandari2014", "icash_a051", "hadriani2019", "rofiah2016"}
+    combos = studies[studies["technique"].str.contains(r" \+ ")]
+    assert combos["components"].notna().all(), list(combos.loc[combos["components"].isna(), "study_id"])
+    single = studies[~studies["technique"].str.contains(r" \+ ")]
+    assert single["components"].isna().all()

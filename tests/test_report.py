@@ -47,9 +47,9 @@ def test_report_on_the_massage_table(tmp_path, capsys):
     # not-used rows with their reasons
     for reason in not_used(effects)["why_not"]:
         assert " ".join(reason.split()) in text
-    # one analysable outcome (milk volume: hesti2017, pratama2023); the rest named with the reason
+    # analysable outcomes (milk volume: 5 studies); the rest named with the reason
     assert "Outcome: milk volume" in text
-    assert "infant weight: 1 usable study; need 2" in text
+    assert "time to colostrum: 1 usable study; need 2" in text
     for label in ("technique: oxytocin", "technique: breast care + oxytocin", "tau (between studies)",
                   "prediction (new study)", "P(>0)", "P(>0.2)", "ess_bulk", "r_hat"):
         assert label in text

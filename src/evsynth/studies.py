@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 DESIGNS = ("pre_post", "two_group", "effect")
 SOURCE_LEVELS = ("abstract", "full text", "secondary", "synthetic")
+# Which way is better for the outcome: more milk is good ("higher"), a later first milk or a higher
+# depression score is bad ("lower"). Effects keep their sign; only a pooled SMD across outcomes flips.
+DIRECTIONS = ("higher", "lower")
+COMPONENT_SEPARATOR = ";"  # components = "breast care; oxytocin" for a combination technique
 # Risk-of-bias judgements as the tools word them: RoB 2 (randomized) and ROBINS-I (non-randomized).
 ROB_LEVELS = ("low", "some concerns", "high", "moderate", "serious", "critical", "no information")
 ROB_DOMAINS = ("rob_d1", "rob_d2", "rob_d3", "rob_d4", "rob_d5")
@@ -57,9 +61,11 @@ class StudyRow(BaseModel):
     year: Optional[int] = None
     design: Literal[DESIGNS]
     technique: str = Field(min_length=1)
+    components: Optional[str] = None
     comparator: Optional[str] = None
     outcome: str = Field(min_length=1)
     unit: Optional[str] = None
+    direction: Literal[DIRECTIONS] = "higher"
     n: Optional[Count] = None
     mean_pre: Optional[Finite] = None
     mean_post: Optional[Finite] = None
@@ -102,6 +108,14 @@ class StudyRow(BaseModel):
                 f"{value!r} is an inequality, not a number; record a bound as p_upper "
                 "(e.g. 'p < 0.001' -> p_upper = 0.001, 'p = 0.000' -> p_upper = 0.0005)"
             )
+        return value
+
+    @field_validator("components")
+    @classmethod
+    def _components_listed(cls, value):
+        if value is not None and not all(part.strip() for part in value.split(COMPONENT_SEPARATOR)):
+            raise ValueError(f"{value!r}: list the techniques separated by '{COMPONENT_SEPARATOR}', none empty "
+                             "(e.g. 'breast care; oxytocin')")
         return value
 
     @field_validator("t")
