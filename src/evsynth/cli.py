@@ -16,7 +16,7 @@ from .effects import not_used
 from .studies import StudyDataError
 
 EFFECT_VIEW = ["study_id", "technique", "comparator", "outcome", "design", "measure", "yi", "sei", "se_route",
-               "censored", "used"]
+               "censored", "rob", "used"]
 
 
 def _add_fit_arguments(p: argparse.ArgumentParser) -> None:

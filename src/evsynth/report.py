@@ -33,7 +33,7 @@ SE_ROUTE_WORDS = {
 CENSORED_WORDS = ("censored: p known only as a bound, so yi is the effect at the bound and the true effect "
                   "lies beyond it (censored likelihood)")
 EFFECT_COLUMNS = ["study_id", "technique", "comparator", "outcome", "design", "source_level", "measure",
-                  "yi", "sei", "se_route", "how the SE was obtained", "used"]
+                  "yi", "sei", "se_route", "how the SE was obtained", "rob", "used"]
 RANK_TESTS = ("mann-whitney", "wilcoxon")
 
 CSS = """
