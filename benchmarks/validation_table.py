@@ -1,6 +1,6 @@
 """Print the markdown validation table for docs/validation.md.
 
-Reference values are the published numbers quoted in ../shared/reference/README.md (typed here
+Reference values are the published numbers quoted in tests/data/reference_figures.md (typed here
 with their source); every evsynth value is computed now, by the code under test.
 Run: .venv/bin/python benchmarks/validation_table.py
 """
@@ -13,7 +13,7 @@ import pandas as pd
 from evsynth.exact import bayesmeta_direct, exact_posterior
 from evsynth.frequentist import dersimonian_laird, leave_one_out, reml
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "data"  # bcg.csv, eight_schools.csv
 METAFOR = "metafor docs, `rma(yi, vi)` on dat.bcg"
 BAYESMETA = "bayesmeta, Rubin1981"
 Y8 = np.array([28.39, 7.94, -2.75, 6.82, -0.64, 0.63, 18.01, 12.16])  # unrounded, as in bayesmeta

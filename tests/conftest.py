@@ -7,20 +7,23 @@ from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-REFERENCE = SHARED / "reference"
+# Published data sets and the figures printed for them, shipped with the tests so that the
+# metafor/bayesmeta checks run from any clone: bcg.csv (metadat dat.bcg), eight_schools.csv
+# (Rubin 1981) and reference_figures.md (the published numbers the tests check).
+REFERENCE = ROOT / "tests" / "data"
 
 
 def reference_file(name: str) -> Path:
-    """A file of ../shared/reference (published data sets); the test is skipped without it."""
+    """A published data set or figure list under tests/data (a missing file is an error, not a skip)."""
     path = REFERENCE / name
     if not path.exists():
-        pytest.skip(f"reference data not found at {path} (../shared/reference beside the checkout)")
+        raise FileNotFoundError(f"reference data missing from the repository: {path}")
     return path
 
 
 @pytest.fixture
 def reference_dir() -> Path:
-    return reference_file("")
+    return REFERENCE
 
 
 def assert_printed(value, printed: str, tol: float | None = None):

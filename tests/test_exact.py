@@ -1,6 +1,6 @@
 """evsynth.exact against bayesmeta's published numbers, closed forms and an MCMC fit.
 
-Reference numbers: shared/reference/README.md (bayesmeta on the unrounded eight-schools data).
+Reference numbers: tests/data/reference_figures.md (bayesmeta on the unrounded eight-schools data).
 bayesmeta computes tau summaries by adaptive quadrature but mu summaries from a coarse discrete
 mixture (DIRECT, delta = 0.01), so mu is compared at 3 decimals against the exact posterior and
 at the printed precision against `bayesmeta_direct`, our emulation of that approximation.
@@ -19,14 +19,14 @@ from evsynth.frequentist import common_effect
 from conftest import assert_printed, reference_file
 
 
-# bayesmeta's Rubin1981 data (unrounded eight schools), as listed in the reference README
+# bayesmeta's Rubin1981 data (unrounded eight schools), as listed in tests/data/reference_figures.md
 Y8 = np.array([28.39, 7.94, -2.75, 6.82, -0.64, 0.63, 18.01, 12.16])
 S8 = np.array([14.9, 10.2, 16.3, 11.0, 9.4, 11.4, 10.4, 17.6])
 
 
 @pytest.fixture(scope="module")
 def readme():
-    return reference_file("README.md").read_text()
+    return reference_file("reference_figures.md").read_text()
 
 
 @pytest.fixture(scope="module")

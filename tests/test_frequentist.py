@@ -1,4 +1,4 @@
-"""evsynth.frequentist against metafor's published BCG numbers (shared/reference/README.md).
+"""evsynth.frequentist against metafor's published BCG numbers (tests/data/reference_figures.md).
 
 Tolerances are half a unit in the last printed digit of the reference, so a rounding-level
 disagreement with metafor fails the test.
@@ -18,7 +18,7 @@ from evsynth.frequentist import (
 
 from conftest import assert_all_printed, bcg_log_risk_ratios, reference_file
 
-# metafor's printed output on dat.bcg (log risk ratios), shared/reference/README.md
+# metafor's printed output on dat.bcg (log risk ratios), tests/data/reference_figures.md
 METAFOR_BCG = {
     "REML": (dict(), {"mu": "-0.7145", "se": "0.1798", "ci_low": "-1.0669", "ci_high": "-0.3622",
                       "z": "-3.9744", "tau2": "0.3132", "tau2_se": "0.1664", "tau": "0.5597", "I2": "92.22",

@@ -106,7 +106,7 @@ def test_two_moderators_match_metafor(bcg):
 
 def test_categorical_moderator_matches_metafor(bcg):
     # rma(yi, vi, mods = ~ factor(alloc), data=dat) (same digits with either threshold; also
-    # shared/reference/README.md)
+    # tests/data/reference_figures.md)
     fit = meta_regression(bcg, "~ C(alloc)")
     coef(fit, "intrcpt", {"estimate": "-0.5180", "se": "0.4412", "statistic": "-1.1740"})
     coef(fit, "C(alloc)[T.random]", {"estimate": "-0.4478", "se": "0.5158", "pval": "0.3853"})
