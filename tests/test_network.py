@@ -106,7 +106,7 @@ def test_node_split_flags_an_injected_inconsistency_and_not_a_consistent_loop():
 
 
 def test_star_network_has_nothing_to_split_and_says_so():
-    effects = simulate_network(1, [("A", "control", 2), ("B", "baseline", 2)], {"A": 0.3, "B": 0.5}, tau=0.1)
+    effects = simulate_network(1, [("A", "control", 2), ("B", "usual care", 2)], {"A": 0.3, "B": 0.5}, tau=0.1)
     table = network_table(effects)
     assert set(table["comp_node"]) == {"control"}  # control labels are one reference node
     assert splittable_comparisons(table) == []
@@ -124,7 +124,11 @@ def test_bundled_head_to_head_rows_enter_the_network():
     effects = compute_effects(load_studies(ROOT / "studies" / "massage.csv"))
     table = network_table(effects).set_index("study_id")
     assert table.loc["emilda2020", ["treat_node", "comp_node"]].tolist() == ["oxytocin", "marmet"]
-    assert table.loc["pratama2023", "comp_node"] == "control"  # baseline is the reference node
+    # A pre/post baseline is not a control arm: left out unless the user asks.
+    pre_post = {"pratama2023", "viswanath2016", "fara2022", "dewi2024_weight", "dewi2024_urination"}
+    assert not pre_post & set(table.index) and set(table.attrs["prepost_left_out"]) == pre_post
+    asked = network_table(effects, prepost_as_control=True).set_index("study_id")
+    assert asked.loc["pratama2023", "comp_node"] == "control" and asked.attrs["prepost_left_out"] == []
     prolactin = effects[effects["outcome"] == "prolactin"]
     prolactin.attrs = dict(effects.attrs)
     # oxytocin vs Marmet is not linked to any control: refused, not silently prior-driven ...
@@ -133,6 +137,22 @@ def test_bundled_head_to_head_rows_enter_the_network():
     # ... but identified with one of the two techniques as the reference.
     model = network(prolactin, reference="marmet")
     assert list(model.coords["technique"]) == ["oxytocin"]
+
+
+def test_prepost_rows_enter_the_network_only_when_asked():
+    effects = simulate_network(1, [("A", "control", 2), ("B", "baseline", 2)], {"A": 0.3, "B": 0.5}, tau=0.1)
+    default = network(effects)
+    assert list(default.coords["technique"]) == ["A"] and list(default.coords["study"]) == ["A-control-0", "A-control-1"]
+    assert default.evsynth_settings["prepost_as_control"] == "False"
+    asked = network(effects, prepost_as_control=True)
+    assert list(asked.coords["technique"]) == ["A", "B"] and len(asked.coords["study"]) == 4
+    only_prepost = simulate_network(1, [("B", "baseline", 2)], {"B": 0.5}, tau=0.1)
+    with pytest.raises(ValueError, match="a baseline is not a control arm"):
+        network(only_prepost)
+    from evsynth.description import network as describe_network
+
+    assert describe_network(effects).fixed[0].labels == ("A",)
+    assert describe_network(effects, prepost_as_control=True).fixed[0].labels == ("A", "B")
 
 
 def test_network_plot_edges_scale_with_studies():

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 import arviz as az
+import numpy as np
 import pandas as pd
 
 from .diagnostics import Diagnostics, diagnose
@@ -47,12 +48,31 @@ def select_outcomes(effects: pd.DataFrame, outcomes=None) -> pd.DataFrame:
     return _subset(effects, effects["outcome"].isin(outcomes))
 
 
+def align_direction(effects: pd.DataFrame) -> pd.DataFrame:
+    """Effects with the sign of `direction == "lower"` rows flipped (time to first milk, EPDS: less
+    is better), so that positive means "better" on every row; a pooled SMD across outcomes needs
+    this. Flipped rows are marked in `flipped`, and attrs["direction_note"] says which they are.
+    A censored row's yi is its signed bound, so flipping it flips the censoring side too."""
+    out = _subset(effects, slice(None))
+    lower = (out["direction"] == "lower").to_numpy() if "direction" in out else np.zeros(len(out), bool)
+    out["yi"] = np.where(lower, -out["yi"], out["yi"])
+    out["flipped"] = lower
+    used = lower & out["used"].to_numpy(bool)
+    if lower.any():
+        out.attrs["direction_note"] = (
+            f"sign flipped on {lower.sum()} row(s) whose outcome is better when lower "
+            f"({', '.join(sorted(set(out.loc[lower, 'outcome'])))}; used: "
+            f"{', '.join(out.loc[used, 'study_id']) or 'none'}), so that a positive SMD means better on every row")
+    return out
+
+
 def group_by_outcome(effects: pd.DataFrame, pool_outcomes: bool = False) -> dict[str, pd.DataFrame]:
-    """{label: effect table}, one per outcome, or one for all when pooling (standardized only)."""
+    """{label: effect table}, one per outcome, or one for all when pooling (standardized only; rows
+    whose outcome is better when lower are sign-flipped, see align_direction)."""
     if pool_outcomes:
         if effects.attrs.get("measure") not in ("SMD", "SMCC"):
             raise ValueError("pooling different outcomes needs a standardized measure (SMD or SMCC)")
-        return {"all outcomes (SMD)": _subset(effects, slice(None))}
+        return {"all outcomes (SMD)": align_direction(effects)}
     return {outcome: _subset(effects, effects["outcome"] == outcome) for outcome in effects["outcome"].unique()}
 
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from .analysis import run_analysis, slug, split_by_outcome
+from .analysis import group_by_outcome, run_analysis, slug, split_by_outcome
 from .builders import BUILDERS
 from .cli_common import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS  # noqa: F401  (exit codes, part of the CLI's API)
 from .cli_common import add_input_arguments, add_sampling_arguments, exit_status, load_effects, sampling_options
 from .effects import not_used
 from .studies import StudyDataError
+from .techniques import format_coverage, technique_coverage
 
 EFFECT_VIEW = ["study_id", "technique", "comparator", "outcome", "design", "measure", "yi", "sei", "se_route",
                "censored", "rob", "used"]
@@ -44,14 +45,21 @@ def cmd_fit(args) -> int:
         _print_frame("rows not used (and why)", excluded)
     effects.to_csv(out / "effects.csv", index=False)
 
+    groups = group_by_outcome(effects, args.pool_outcomes)
     runnable, skipped = split_by_outcome(effects, args.pool_outcomes)
+    for label, table in groups.items():
+        if table.attrs.get("direction_note"):
+            print(f"\n{label}: {table.attrs['direction_note']}")
     for label, reason in skipped.items():
-        print(f"\noutcome {label!r} not analysed: {reason}")
+        techniques = technique_coverage(groups[label], not_analysed=reason)["technique"]
+        print(f"\noutcome {label!r} not analysed: {reason} (techniques: {', '.join(techniques)})")
     failed = []
     for label, table in runnable.items():
         result = run_analysis(label, table, model=args.model, priors=dict(args.prior), **sampling_options(args))
         _print_frame(f"{label}: {args.model} model, posterior (95% equal-tailed intervals)", result.summary)
         print(result.diagnostics)
+        _print_frame(f"{label}: every technique, with its estimate or why there is none",
+                     format_coverage(technique_coverage(table, result.summary)))
         stem = out / slug(label)
         result.idata.to_netcdf(f"{stem}.nc")
         result.summary.to_csv(f"{stem}_summary.csv")

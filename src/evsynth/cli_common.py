@@ -10,6 +10,7 @@ import pandas as pd
 from .analysis import select_outcomes
 from .effects import DEFAULT_R_PREPOST, MEASURES, P_BOUND_MODES, compute_effects
 from .studies import load_studies
+from .techniques import group_combinations
 
 EXIT_BAD_INPUT, EXIT_DIAGNOSTICS = 2, 3
 
@@ -31,7 +32,13 @@ def add_input_arguments(p: argparse.ArgumentParser, prior_help: str | None = Non
                    help="p-values printed only as bounds: censor, treat bound as p (conservative), or exclude; "
                         "auto = censor for SMD/SMCC, conservative for MD/ROM (default: %(default)s)")
     p.add_argument("--outcome", action="append", help="analyse only this outcome (repeatable)")
-    p.add_argument("--pool-outcomes", action="store_true", help="one SMD analysis across all outcomes")
+    p.add_argument("--pool-outcomes", action="store_true",
+                   help="one SMD analysis across all outcomes (rows whose outcome is better when lower, "
+                        "direction = lower, are sign-flipped, and the output says which)")
+    p.add_argument("--group-combinations", action="store_true",
+                   help="analyse a combination whose components include exactly one of oxytocin, neck, marmet "
+                        "as that technique (e.g. 'breast care + oxytocin' as oxytocin); default: every label is "
+                        "its own technique")
     p.add_argument("--prior", action="append", type=prior_option, default=[],
                    help=prior_help or "override a prior, e.g. --prior tau=halfnormal(1) --prior mu='normal(0, 2)'")
 
@@ -56,6 +63,8 @@ def load_effects(args) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(studies, effects restricted to --outcome) from the parsed input options."""
     studies = load_studies(args.studies)
     effects = compute_effects(studies, measure=args.measure, r_prepost=args.r_prepost, p_bound=args.p_bound)
+    if getattr(args, "group_combinations", False):
+        effects = group_combinations(effects)
     return studies, select_outcomes(effects, args.outcome)
 
 

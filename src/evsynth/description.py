@@ -248,7 +248,7 @@ def meta_regression(effects: pd.DataFrame, mods, priors: dict | None = None) -> 
     chosen = resolve_priors(effects, priors, ("mu", "tau", "beta"))
     X, names = design_matrix(table, mods)
     X, names = np.asarray(X, float), [str(n) for n in names]
-    intercept = [k for k, n in enumerate(names) if n.lower() in ("intercept", "(intercept)")]
+    intercept = [k for k, n in enumerate(names) if n.lower() in ("intrcpt", "intercept", "(intercept)")]
     slopes = [k for k in range(len(names)) if k not in intercept]
     if not slopes:
         raise ValueError(f"mods {mods!r} give no moderator column")
@@ -274,16 +274,17 @@ def multi_arm_correlation(trials) -> np.ndarray | None:
 
 
 def network(effects: pd.DataFrame, priors: dict | None = None, reference: str = "control",
-            split: tuple[str, str] | None = None) -> GaussianModel:
+            split: tuple[str, str] | None = None, prepost_as_control: bool = False) -> GaussianModel:
     """Contrast-based NMA (evsynth.network): theta_i = d[treat_i] - d[comp_i] + tau e_i, d[ref] = 0.
 
     A column `trial` in the table groups the rows of one multi-arm trial: their study effects
     get correlation 0.5. split=(a, b) gives the node-splitting model: the a-b studies get their
     own coefficient `direct`; `indirect` = d_a - d_b and `inconsistency` = direct - indirect.
+    Pre/post rows enter only with prepost_as_control=True (see evsynth.network).
     """
     from .network import prepare_network, splittable_comparisons
 
-    table = prepare_network(effects, reference)
+    table = prepare_network(effects, reference, prepost_as_control)
     ref = table.attrs["reference"]
     chosen = resolve_priors(effects, priors, ("mu", "tau"))
     techniques = sorted((set(table["treat_node"]) | set(table["comp_node"])) - {ref})
@@ -317,7 +318,8 @@ def network(effects: pd.DataFrame, priors: dict | None = None, reference: str = 
     trials = table["trial"] if "trial" in table.columns else table["study_id"]
     settings = data_settings(effects, table) | {
         "model": "network" if split is None else f"network split {split[0]} vs {split[1]}",
-        "reference": ref, "prior_mu": chosen["mu"], "prior_tau": chosen["tau"]}
+        "reference": ref, "prior_mu": chosen["mu"], "prior_tau": chosen["tau"],
+        "prepost_as_control": str(prepost_as_control)}
     position = {ref: 0} | {t: k + 1 for k, t in enumerate(techniques)}
     data = {"treat_idx": table["treat_node"].map(position).to_numpy(),
             "comp_idx": table["comp_node"].map(position).to_numpy()}

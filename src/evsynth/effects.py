@@ -52,8 +52,10 @@ CONTROL_LABELS = frozenset(
 EFFECT_COLUMNS = [
     "study_id", "technique", "comparator", "outcome", "unit", "design", "measure", "yi", "sei", "vi",
     "se_route", "n_total", "df", "sd_scale", "censored", "head_to_head", "used", "why_not", "synthetic",
-    "rob",
+    "rob", "components", "direction",
 ]
+# The comparator of a one-group before/after change: not a concurrent control arm.
+BASELINE = "baseline"
 
 
 class EffectSizeError(ValueError):
@@ -264,6 +266,7 @@ def _effect_row(row, measure, r_default, p_bound, control_labels, continuity_add
         "yi": np.nan, "sei": np.nan, "vi": np.nan, "se_route": "", "n_total": np.nan, "df": np.nan,
         "sd_scale": np.nan, "censored": False, "head_to_head": comparator.lower() not in control_labels,
         "used": False, "why_not": "", "synthetic": bool(row["synthetic"]), "rob": row.get("rob"),
+        "components": row.get("components"), "direction": row.get("direction") or "higher",
     }
     if row["unusable_reason"]:
         out["why_not"] = f"not usable as reported: {row['unusable_reason']}"
@@ -356,6 +359,13 @@ def compute_effects(studies: pd.DataFrame, measure: str = "SMD", r_prepost: floa
     table.attrs.update(measure=measure, r_prepost=r_prepost, p_bound=p_bound, continuity_add=continuity.add,
                        continuity_to=continuity.to, drop00=continuity.drop00, binary_to_smd=binary_to_smd)
     return table
+
+
+def uncontrolled(effects: pd.DataFrame) -> pd.Series:
+    """Rows without a concurrent comparator: one-group pre/post changes (design 'pre_post', or a
+    ready-made effect versus 'baseline'). They answer 'did the outcome change?', not 'did it
+    change more than without the technique?'."""
+    return (effects["design"] == "pre_post") | (effects["comparator"].str.lower() == BASELINE)
 
 
 def used_effects(effects: pd.DataFrame, *, allow_head_to_head: bool = False) -> pd.DataFrame:

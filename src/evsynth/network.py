@@ -7,10 +7,11 @@ Model (Lu & Ades 2004; Dias et al. 2013, NICE DSU TSD 2), one row per two-arm co
     d[reference] = 0,  d[k] ~ prior "mu",  tau ~ prior "tau".
 
 `technique_effect` is d (each technique versus the reference). Comparator labels that mean "no
-active technique" (effects.CONTROL_LABELS: control, usual care, baseline, ...) are all one node,
-the reference. Treating a pre/post change ("baseline") like a concurrent control is an assumption
-of this dataset's analysis, not a property of the model: a pre/post change also contains time
-effects. The random effects are non-centered and share one tau across comparisons. Rows are
+active technique" (effects.CONTROL_LABELS: control, usual care, no massage, ...) are all one node,
+the reference. One-group pre/post rows (design "pre_post", or comparator "baseline") are left out
+by default: a change from baseline also contains time trends and regression to the mean, so a
+baseline is not a control arm. `prepost_as_control=True` (CLI: --prepost-as-control) puts them in
+as versus the reference, an assumption the user then makes explicitly. The random effects are non-centered and share one tau across comparisons. Rows are
 treated as independent: a multi-arm trial entered as several rows would need the correlation of
 its contrasts, which is not modelled (the bundled data have none).
 
@@ -34,7 +35,7 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from .effects import CONTROL_LABELS, used_effects
+from .effects import CONTROL_LABELS, uncontrolled, used_effects
 from .models import _likelihood, _settings, check_poolable, resolve_priors
 from .priors import parse_prior
 
@@ -46,21 +47,28 @@ def _reference_label(reference: str, control_labels) -> str:
     return "control" if reference.lower() in control_labels else reference
 
 
-def network_table(effects: pd.DataFrame, reference: str = "control", control_labels=CONTROL_LABELS) -> pd.DataFrame:
+def network_table(effects: pd.DataFrame, reference: str = "control", control_labels=CONTROL_LABELS,
+                  prepost_as_control: bool = False) -> pd.DataFrame:
     """The usable rows (controlled and head-to-head) with their nodes: `treat_node`, `comp_node`.
 
     Every comparator label in `control_labels` becomes the node "control"; a technique label as
-    `reference` makes that technique the reference instead.
+    `reference` makes that technique the reference instead. Pre/post rows (a change from
+    baseline) are left out unless `prepost_as_control`; their ids are in attrs["prepost_left_out"].
     """
     labels = frozenset(label.lower() for label in control_labels)
     table = used_effects(effects, allow_head_to_head=True)
+    pre_post = uncontrolled(table)
+    left_out = [] if prepost_as_control else table.loc[pre_post, "study_id"].tolist()
+    if left_out:
+        table = table[~pre_post].reset_index(drop=True)
 
     def node(label: str) -> str:
         return "control" if label.lower() in labels else label
 
     table["treat_node"] = table["technique"].map(node)
     table["comp_node"] = table["comparator"].map(node)
-    table.attrs["reference"] = _reference_label(reference, labels)
+    table.attrs |= {"reference": _reference_label(reference, labels), "prepost_left_out": left_out,
+                    "prepost_as_control": prepost_as_control}
     return table
 
 
@@ -104,8 +112,12 @@ def _check_connected(table: pd.DataFrame, reference: str) -> None:
                          "that part of the network separately (choose one of them as `reference`)")
 
 
-def prepare_network(effects: pd.DataFrame, reference: str) -> pd.DataFrame:
-    table = check_poolable(network_table(effects, reference), effects.attrs.get("measure"))
+def prepare_network(effects: pd.DataFrame, reference: str, prepost_as_control: bool = False) -> pd.DataFrame:
+    table = network_table(effects, reference, prepost_as_control=prepost_as_control)
+    if table.empty and table.attrs["prepost_left_out"]:
+        raise ValueError(f"only pre/post rows ({', '.join(table.attrs['prepost_left_out'])}): a baseline is not a "
+                         "control arm; use prepost_as_control=True (--prepost-as-control) to treat it as one")
+    table = check_poolable(table, effects.attrs.get("measure"))
     loops = table["treat_node"] == table["comp_node"]
     if loops.any():
         raise ValueError(f"study {table.loc[loops, 'study_id'].iloc[0]!r}: technique and comparator are the same node")
@@ -117,14 +129,14 @@ def prepare_network(effects: pd.DataFrame, reference: str) -> pd.DataFrame:
 
 
 def network(effects: pd.DataFrame, priors: dict | None = None, reference: str = "control",
-            split: tuple[str, str] | None = None) -> pm.Model:
+            split: tuple[str, str] | None = None, prepost_as_control: bool = False) -> pm.Model:
     """Random-effects contrast-based NMA (see module docstring); `technique_effect` = d vs reference.
 
     priors: "mu" is the prior of each technique effect versus the reference, "tau" the between-
     study SD. split=(a, b): node-splitting model for comparison a-b (adds `direct`, `indirect`,
-    `inconsistency`, all on the a - b scale).
+    `inconsistency`, all on the a - b scale). prepost_as_control: see the module docstring.
     """
-    table = prepare_network(effects, reference)
+    table = prepare_network(effects, reference, prepost_as_control)
     ref = table.attrs["reference"]
     chosen = resolve_priors(effects, priors, ("mu", "tau"))
     techniques = sorted((set(table["treat_node"]) | set(table["comp_node"])) - {ref})
@@ -158,7 +170,8 @@ def network(effects: pd.DataFrame, priors: dict | None = None, reference: str = 
         _likelihood(theta, table)
     model.evsynth_settings = _settings(effects, table) | {
         "model": "network" if split is None else f"network split {split[0]} vs {split[1]}",
-        "reference": ref, "prior_mu": chosen["mu"], "prior_tau": chosen["tau"]}
+        "reference": ref, "prior_mu": chosen["mu"], "prior_tau": chosen["tau"],
+        "prepost_as_control": str(prepost_as_control)}
     return model
 
 
@@ -181,7 +194,8 @@ def network_summary(idata) -> pd.DataFrame:
 
 
 def node_split(effects: pd.DataFrame, priors: dict | None = None, reference: str = "control",
-               split: list[tuple[str, str]] | None = None, **fit_options) -> pd.DataFrame:
+               split: list[tuple[str, str]] | None = None, prepost_as_control: bool = False,
+               **fit_options) -> pd.DataFrame:
     """Node-splitting consistency check: one fit per splittable comparison (or those in `split`).
 
     Returns one row per comparison: direct and indirect estimates (a - b), their difference
@@ -192,11 +206,12 @@ def node_split(effects: pd.DataFrame, priors: dict | None = None, reference: str
     from .diagnostics import diagnose
     from .fit import fit
 
-    table = prepare_network(effects, reference)
+    table = prepare_network(effects, reference, prepost_as_control)
     candidates = splittable_comparisons(table) if split is None else [tuple(s) for s in split]
     rows = []
     for a, b in candidates:
-        idata = fit(network(effects, priors, reference, split=(a, b)), **fit_options)
+        idata = fit(network(effects, priors, reference, split=(a, b), prepost_as_control=prepost_as_control),
+                    **fit_options)
         post = idata.posterior
         diff = post["inconsistency"].to_numpy().ravel()
         lo, hi = np.quantile(diff, (0.025, 0.975))
@@ -219,12 +234,12 @@ def node_split(effects: pd.DataFrame, priors: dict | None = None, reference: str
 EDGE_WIDTH = 2.5  # points of line width per study
 
 
-def network_plot(effects: pd.DataFrame, ax=None, reference: str = "control"):
+def network_plot(effects: pd.DataFrame, ax=None, reference: str = "control", prepost_as_control: bool = False):
     """Network graph: nodes = techniques (reference on top), edges = comparisons with usable
     studies, edge width proportional to the number of studies (printed on the edge)."""
     import matplotlib.pyplot as plt
 
-    table = network_table(effects, reference)
+    table = network_table(effects, reference, prepost_as_control=prepost_as_control)
     ref = table.attrs["reference"]
     if table.empty:
         raise ValueError("no usable comparisons to draw")

@@ -18,6 +18,9 @@ def register(commands) -> None:
     p.add_argument("--reference", default="control",
                    help="reference node; every control label (control, usual care, baseline, ...) is 'control' "
                         "(default: %(default)s)")
+    p.add_argument("--prepost-as-control", action="store_true",
+                   help="treat a one-group pre/post change as a comparison with the control node (default: pre/post "
+                        "rows are left out, since a baseline is not a control arm)")
     add_sampling_arguments(p)
     p.set_defaults(handler=cmd_network)
 
@@ -34,13 +37,17 @@ def cmd_network(args) -> int:
             print(f"\noutcome {label!r} not analysed: {n_rows} usable stud{'y' if n_rows == 1 else 'ies'}; "
                   f"need {MIN_STUDIES}")
             continue
+        prepost = args.prepost_as_control
         try:
-            model = network(table, dict(args.prior), reference=args.reference)
+            model = network(table, dict(args.prior), reference=args.reference, prepost_as_control=prepost)
         except ValueError as exc:  # no usable rows, or not connected to the reference
             print(f"\noutcome {label!r} not analysed: {exc}")
             continue
-        nodes = network_table(table, args.reference)
+        nodes = network_table(table, args.reference, prepost_as_control=prepost)
         print(f"\n== {label}: network of comparisons (reference: {nodes.attrs['reference']}) ==")
+        if nodes.attrs["prepost_left_out"]:
+            print(f"pre/post rows left out (a baseline is not a control arm; --prepost-as-control to use them): "
+                  f"{', '.join(nodes.attrs['prepost_left_out'])}")
         print(comparisons(nodes).to_string(index=False))
         idata = fit(model, **options)
         fitted += 1
@@ -48,7 +55,7 @@ def cmd_network(args) -> int:
         print(f"\n== {label}: technique effects vs {nodes.attrs['reference']} ({args.measure}, 95% intervals) ==")
         print(network_summary(idata).to_string(float_format="{:.3f}".format))
         print(verdict)
-        split = node_split(table, dict(args.prior), args.reference, **options)
+        split = node_split(table, dict(args.prior), args.reference, prepost_as_control=prepost, **options)
         if split.empty:
             print(f"consistency: {split.attrs['note']}")
         else:
@@ -57,7 +64,7 @@ def cmd_network(args) -> int:
             failed += [f"{label} (node split {c})" for c, ok in zip(split["comparison"], split["diagnostics_ok"]) if not ok]
         stem = out / f"network_{slug(label)}"
         idata.to_netcdf(f"{stem}.nc")
-        network_plot(table, reference=args.reference).savefig(f"{stem}.png", dpi=120)
+        network_plot(table, reference=args.reference, prepost_as_control=prepost).savefig(f"{stem}.png", dpi=120)
         print(f"saved {stem}.nc, {stem}.png")
         if not verdict.ok:
             failed.append(label)

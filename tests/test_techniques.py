@@ -1,0 +1,122 @@
+"""Technique coverage (every technique with its estimate or the reason there is none), the grouping
+of combination techniques, and the direction flip of a pooled SMD across outcomes."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import evsynth.cli as cli
+from evsynth.analysis import align_direction, group_by_outcome
+from evsynth.effects import compute_effects
+from evsynth.studies import load_studies
+from evsynth.techniques import format_coverage, group_combinations, technique_coverage
+
+from conftest import ROOT
+
+MASSAGE = ROOT / "studies" / "massage.csv"
+
+
+@pytest.fixture(scope="module")
+def effects():
+    return compute_effects(load_studies(MASSAGE))
+
+
+def _milk(effects):
+    milk = effects[effects["outcome"] == "milk volume"].reset_index(drop=True)
+    milk.attrs = dict(effects.attrs)
+    return milk
+
+
+def _summary(rows: dict) -> pd.DataFrame:
+    """A posterior summary as evsynth.summarize shapes it: 'technique: <label>' rows."""
+    return pd.DataFrame({f"technique: {k}": {"q50": v[0], "q2.5": v[1], "q97.5": v[2]} for k, v in rows.items()}).T
+
+
+def test_every_milk_volume_technique_gets_an_estimate_or_a_reason(effects):
+    summary = _summary({"oxytocin": (0.9, 0.5, 1.3), "breast care + oxytocin": (1.0, 0.3, 1.8),
+                        "breast massage": (1.1, 0.4, 1.9)})
+    table = technique_coverage(_milk(effects), summary).set_index("technique")
+    labels = set(_milk(effects)["technique"])
+    components = {"breast care", "breast acupressure", "pectoralis major", "manual lymphatic drainage",
+                  "thai traditional massage"}
+    comparators = {"routine breast-massage advice", "routine education"}  # head-to-head comparators
+    assert set(table.index) == labels | components | comparators  # every label, component and comparator
+    assert {"oxytocin", "neck", "marmet"} <= set(table.index)
+    estimated = table[table["status"] == "estimate"]
+    assert set(estimated.index) == {"oxytocin", "breast care + oxytocin", "breast massage"}
+    assert table.loc["oxytocin", "studies_used"] == "pratama2023, langgeng2020, fara2022"
+    assert table.loc["oxytocin", "designs"] == "1 controlled, 2 pre/post"
+    assert table.loc["oxytocin", ["q50", "q2.5", "q97.5"]].tolist() == [0.9, 0.5, 1.3]
+    assert "one study" in table.loc["breast massage", "reason"]
+    # no usable study: each row named with the first clause of its reason
+    assert table.loc["neck", "status"] == "no usable study"
+    assert table.loc["neck", "reason"] == "medan_neck: no means or SDs printed"
+    assert table.loc["marmet", "reason"] == ("thai2026_marmet: group sizes, means and SDs not in the abstract; "
+                                             "saputri2015_marmet: means not printed in the abstract")
+    assert table.loc["oxytocin + marmet", "reason"] == "lubis_gikes: number of mothers not printed"
+    assert table.loc["breast care", "status"] == "only in combinations"
+    assert "breast care + oxytocin (estimate)" in table.loc["breast care", "reason"]
+    assert np.isnan(table.loc["neck", "q50"])
+    assert table.loc["routine education", "status"] == "only as comparator"
+    assert table.loc["routine education", "reason"].endswith("(acupressure vs routine education); none of them usable")
+    # estimates are listed first
+    assert list(technique_coverage(_milk(effects), summary)["status"][:3]) == ["estimate"] * 3
+    shown = format_coverage(technique_coverage(_milk(effects), summary)).set_index("technique")
+    assert shown.loc["oxytocin", "estimate"] == "0.90 [0.50, 1.30]" and shown.loc["neck", "estimate"] == ""
+
+
+def test_coverage_without_per_technique_estimates_says_why(effects):
+    pooled_only = technique_coverage(_milk(effects), pd.DataFrame({"q50": [1.0]}, index=["pooled (mu)"]))
+    by = pooled_only.set_index("technique")
+    assert by.loc["oxytocin", "status"] == "pooled only" and "no per-technique effect" in by.loc["oxytocin", "reason"]
+    colostrum = effects[effects["outcome"] == "time to colostrum"]
+    skipped = technique_coverage(colostrum, not_analysed="1 usable study; need 2").set_index("technique")
+    assert set(skipped["status"]) == {"not analysed"}
+    assert skipped.loc["marmet + oxytocin", "reason"] == "outcome not analysed: 1 usable study; need 2"
+    prolactin = technique_coverage(effects[effects["outcome"] == "prolactin"]).set_index("technique")
+    assert prolactin.loc["marmet", "status"] == "only as comparator"
+    assert "emilda2020 (oxytocin vs marmet); the network model" in prolactin.loc["marmet", "reason"]
+
+
+def test_combinations_grouped_by_their_massage_component(effects):
+    grouped = group_combinations(effects).set_index("study_id")
+    assert grouped.loc["hesti2017", "technique"] == "oxytocin"  # breast care + oxytocin
+    assert grouped.loc["hesti2017", "technique_as_labelled"] == "breast care + oxytocin"
+    assert grouped.loc["jgrph417", "technique"] == "neck"  # neck + pectoralis major
+    assert grouped.loc["nurlaila2019_mb", "technique"] == "marmet"  # marmet + breast care
+    # two massage techniques, or none of the three: the label stays
+    assert grouped.loc["lubis_gikes", "technique"] == "oxytocin + marmet"
+    assert grouped.loc["nurlaila2019_mob", "technique"] == "marmet + oxytocin + breast care"
+    assert grouped.loc["dewi2024_weight", "technique"] == "oketani + jasmine oil"
+    assert grouped.loc["viswanath2016", "technique"] == "breast massage"
+    assert (grouped["technique"] == effects.set_index("study_id")["technique"]).sum() == len(effects) - 10
+    coverage = technique_coverage(_milk(group_combinations(effects)), _summary({"oxytocin": (1, 0, 2)}))
+    oxytocin = coverage[coverage["technique"].str.startswith("oxytocin (with")].iloc[0]
+    assert oxytocin["technique"] == "oxytocin (with breast acupressure + oxytocin, breast care + oxytocin)"
+    assert oxytocin["studies_used"] == "hesti2017, pratama2023, langgeng2020, fara2022"
+    assert "breast care + oxytocin" not in set(coverage["technique"])  # no silent fourth technique
+
+
+def test_pooled_smd_flips_outcomes_where_lower_is_better(effects):
+    pooled = group_by_outcome(effects, pool_outcomes=True)["all outcomes (SMD)"]
+    by_id, original = pooled.set_index("study_id"), effects.set_index("study_id")
+    lower = {"mjm2025_epds", "wulandari2014", "icash_a051", "hadriani2019", "rofiah2016"}
+    assert set(by_id.index[by_id["flipped"]]) == lower
+    assert by_id.loc["icash_a051", "yi"] == pytest.approx(-original.loc["icash_a051", "yi"]) != 0
+    assert by_id.loc["hesti2017", "yi"] == original.loc["hesti2017", "yi"]
+    assert "sign flipped on 5 row(s)" in pooled.attrs["direction_note"] and "used: icash_a051" in pooled.attrs[
+        "direction_note"]
+    # per-outcome analyses keep the sign as printed
+    assert "flipped" not in group_by_outcome(effects)["time to colostrum"].columns
+    assert "direction_note" not in align_direction(_milk(effects)).attrs
+
+
+def test_fit_names_the_techniques_of_outcomes_it_cannot_analyse(monkeypatch, capsys, tmp_path):
+    real_split = cli.split_by_outcome
+    monkeypatch.setattr(cli, "split_by_outcome", lambda effects, pool: ({}, real_split(effects, pool)[1]))
+    assert cli.main(["fit", str(MASSAGE), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert ("outcome 'time to colostrum' not analysed: 1 usable study; need 2 "
+            "(techniques: early mobilisation, marmet, marmet + oxytocin, oxytocin)") in out
+    assert cli.main(["fit", str(MASSAGE), "--out", str(tmp_path), "--pool-outcomes"]) == 0
+    assert "all outcomes (SMD): sign flipped on 5 row(s)" in capsys.readouterr().out
