@@ -173,6 +173,29 @@ def _analysis_section(result: AnalysisResult, threshold: float | None) -> str:
     return "\n".join(parts)
 
 
+def sof_section(studies: pd.DataFrame, results: list[AnalysisResult]) -> str:
+    """The summary-of-findings table (evsynth.sof) with its rules in one sentence; binary outcomes get
+    the absolute effect per 1000 at the median control-group risk of their studies."""
+    from .sof import median_control_risk, summary_of_findings
+
+    if not results:
+        return ""
+    baseline = {r.label: median_control_risk(studies, r.effects) for r in results}
+    try:
+        table = summary_of_findings(results, baseline_risk=baseline)
+    except ValueError as exc:  # e.g. MD without an imprecision threshold
+        return f"<h2>Summary of findings</h2><p>Not rated: {_e(exc)}</p>"
+    reasons = table.pop("reasons")
+    return "\n".join([
+        "<h2>Summary of findings (GRADE-style)</h2>",
+        '<p class="note">Effect: posterior median and 95% CrI (ratios back-transformed); per 1000: at the median '
+        "control-group risk of the studies. Certainty starts high and drops one level per serious, two per very "
+        "serious rating, by the documented rules of evsynth.sof (risk of bias by weight at high risk, "
+        "inconsistency by posterior I² and prediction interval, indirectness by uncontrolled pre/post rows, "
+        "imprecision by CrI width, publication bias by Egger's test with 10 or more studies).</p>",
+        _table(table), "<ul>" + "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in reasons.items()) + "</ul>"])
+
+
 def write_report(studies: pd.DataFrame, effects: pd.DataFrame, results: list[AnalysisResult], skipped: dict,
                  out, settings: dict, threshold: float | None = None) -> Path:
     """Write `<out>/report.html` and return its path."""
@@ -200,6 +223,7 @@ def write_report(studies: pd.DataFrame, effects: pd.DataFrame, results: list[Ana
     if not results:
         body.append("<p>No outcome has enough usable studies to fit a model.</p>")
     body += [_analysis_section(r, threshold) for r in results]
+    body.append(sof_section(studies, results))
     page = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>evsynth report</title>"
             f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
     path = out / "report.html"
