@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from .studies import ROB_DOMAINS
+from .studies import ROB_DOMAINS, StudyDataError, is_validated, load_studies
 
 CONTINUOUS_MEASURES = ("MD", "SMD", "SMCC", "ROM")
 BINARY_MEASURES = ("RR", "OR", "RD")
@@ -52,10 +52,14 @@ CONTROL_LABELS = frozenset(
 EFFECT_COLUMNS = [
     "study_id", "technique", "comparator", "outcome", "unit", "design", "measure", "yi", "sei", "vi",
     "se_route", "n_total", "df", "sd_scale", "censored", "head_to_head", "used", "why_not", "synthetic",
-    "rob", "components", "direction",
+    "rob", "components", "direction", "warnings",
 ]
 # The comparator of a one-group before/after change: not a concurrent control arm.
 BASELINE = "baseline"
+# How far a printed statistic may sit from the one the other printed numbers imply before the row is
+# flagged (rounding of p and t to two or three digits stays well inside).
+T_AGREEMENT = 0.2  # relative difference between a printed t and the t implied by p or by the CI
+R_AGREEMENT = 0.1  # sd_change against sd_pre, sd_post and the row's r_prepost (relative)
 
 
 class EffectSizeError(ValueError):
@@ -85,6 +89,9 @@ class _MeanDifference:
 def _se_from_statistics(row, md: float, df: float, study: str) -> tuple[float, str]:
     """SE(MD) from t, CI, p or a p bound, in that order of preference."""
     if row["t"] is not None:
+        if md == 0:
+            raise EffectSizeError(f"study {study!r}, field 't': the means are equal, so no standard error can "
+                                  "be back-calculated from t")
         return abs(md) / abs(row["t"]), "t_stat"
     if row["ci_low"] is not None:
         return (row["ci_high"] - row["ci_low"]) / (2 * stats.t.ppf(0.975, df)), "ci"
@@ -93,6 +100,9 @@ def _se_from_statistics(row, md: float, df: float, study: str) -> tuple[float, s
             if md == 0:
                 raise EffectSizeError(f"study {study!r}, field {field!r}: the means are equal, so "
                                       "no standard error can be back-calculated from a p-value")
+            if row[field] >= 1:
+                raise EffectSizeError(f"study {study!r}, field {field!r}: {field} = 1 gives t = 0, which carries "
+                                      "no standard error; report the SDs, t or the CI instead")
             return abs(md) / t_from_p(row[field], df), route
     raise EffectSizeError(f"study {study!r}: no SD, t, CI or p to obtain a standard error")
 
@@ -256,8 +266,106 @@ def _ratio_row(row, out: dict, measure: str, binary_to_smd: bool) -> dict:
     return out
 
 
+def _se_fields(row) -> str:
+    """The printed numbers the row's standard error comes from, in compute_effects' order (for messages)."""
+    design = row["design"]
+    if design == "effect":
+        return "sei" if row.get("ratio") is None else "ci_low/ci_high"
+    if row.get("events_treat") is not None:
+        return "events_treat/events_ctrl"
+    sds = ("sd_change",) if design == "pre_post" else ()
+    pairs = [("sd_pre", "sd_post")] if design == "pre_post" else [("sd_treat", "sd_ctrl")]
+    for field in sds:
+        if row[field] is not None:
+            return field
+    for pair in pairs:
+        if all(row[f] is not None for f in pair):
+            return "/".join(pair)
+    for field in ("t", "ci_low", "p", "p_upper"):
+        if row[field] is not None:
+            return field
+    return "n"
+
+
+def _mean_fields(row) -> str:
+    return {"two_group": "mean_treat/mean_ctrl", "pre_post": "mean_pre/mean_post"}.get(row["design"], "yi")
+
+
+def _check_finite(out: dict, row) -> dict:
+    """A used row must have a finite yi and a positive, finite SE; otherwise it is refused, by name."""
+    if not out["used"]:
+        return out
+    study = row["study_id"]
+    if not math.isfinite(out["yi"]):
+        field = _mean_fields(row) if out["se_route"] not in ("counts", "counts_logit", "ci", "ci_logit") else "ratio"
+        raise EffectSizeError(f"study {study!r}, field {field!r}: the effect size is not a finite number "
+                              f"(yi = {out['yi']}); check the printed values")
+    if not (math.isfinite(out["vi"]) and out["vi"] > 0 and math.isfinite(out["sei"]) and out["sei"] > 0):
+        raise EffectSizeError(f"study {study!r}, field {_se_fields(row)!r}: the standard error is not a positive, "
+                              f"finite number (sei = {out['sei']:.3g}); check the printed values")
+    return out
+
+
+def consistency_warnings(row, df: float | None = None) -> list[str]:
+    """Printed numbers of one row that contradict each other: p against t, a CI that does not hold
+    the mean difference, sd_change against sd_pre/sd_post (and the row's r). Flags, not errors."""
+    warnings = []
+    design = row["design"]
+    if design == "two_group" and None not in (row["mean_treat"], row["mean_ctrl"]):
+        md = row["mean_treat"] - row["mean_ctrl"]
+        df = df if df is not None else (row["n_treat"] or 0) + (row["n_ctrl"] or 0) - 2
+    elif design == "pre_post" and None not in (row["mean_pre"], row["mean_post"]):
+        md = row["mean_post"] - row["mean_pre"]
+        df = df if df is not None else (row["n"] or 0) - 1
+    else:
+        return warnings
+    if df is None or not df >= 1 or not math.isfinite(md):
+        return warnings
+    t = row["t"]
+    if t is not None and row["p"] is not None and row["p"] < 1:
+        t_of_p = t_from_p(row["p"], df)
+        if abs(t_of_p - abs(t)) > T_AGREEMENT * max(t_of_p, abs(t)):
+            warnings.append(f"p = {row['p']:g} implies |t| = {t_of_p:.2f} on {df:g} df, but t = {t:g} is printed")
+    if t is not None and row["p_upper"] is not None:
+        p_of_t = 2 * stats.t.sf(abs(t), df)
+        if p_of_t > row["p_upper"] * (1 + T_AGREEMENT) and p_of_t - row["p_upper"] > 1e-3:
+            warnings.append(f"t = {t:g} gives p = {p_of_t:.3g} on {df:g} df, above the printed bound "
+                            f"p < {row['p_upper']:g}")
+    if row["ci_low"] is not None and row["ci_high"] is not None and not row["ci_low"] <= md <= row["ci_high"]:
+        warnings.append(f"the 95% CI ({row['ci_low']:g}, {row['ci_high']:g}) does not contain the mean "
+                        f"difference {md:g}")
+    if design == "pre_post" and None not in (row["sd_change"], row["sd_pre"], row["sd_post"]):
+        s1, s2, sc = row["sd_pre"], row["sd_post"], row["sd_change"]
+        implied_r = (s1**2 + s2**2 - sc**2) / (2 * s1 * s2)
+        if not -1 <= implied_r <= 1:
+            warnings.append(f"sd_change = {sc:g} is impossible with sd_pre = {s1:g} and sd_post = {s2:g} "
+                            f"(it must lie between {abs(s1 - s2):g} and {s1 + s2:g})")
+        elif row["r_prepost"] is not None:
+            expected = math.sqrt(max(s1**2 + s2**2 - 2 * row["r_prepost"] * s1 * s2, 0.0))
+            if abs(expected - sc) > R_AGREEMENT * max(expected, sc):
+                warnings.append(f"sd_change = {sc:g} disagrees with sd_pre, sd_post and r_prepost = "
+                                f"{row['r_prepost']:g} (which give {expected:.3g}; implied r = {implied_r:.2f})")
+    return warnings
+
+
 def _effect_row(row, measure, r_default, p_bound, control_labels, continuity_add=0.0,
                 continuity=Continuity(), binary_to_smd=False) -> dict:
+    """One effect-table row; numbers the arithmetic cannot take (p = 1, t ~ 0, overflowing values)
+    are refused naming the study and the field the standard error comes from."""
+    try:
+        out = _effect_values(row, measure, r_default, p_bound, control_labels, continuity_add, continuity,
+                             binary_to_smd)
+    except (ZeroDivisionError, OverflowError) as exc:
+        raise EffectSizeError(f"study {row['study_id']!r}, field {_se_fields(row)!r}: the printed numbers "
+                              f"give no finite effect size or standard error ({exc}); check them") from None
+    out = _check_finite(out, row)
+    if not row["unusable_reason"]:
+        out["warnings"] = "; ".join(consistency_warnings(row, out["df"] if math.isfinite(out["df"]) else None))
+    return out
+
+
+def _effect_values(row, measure, r_default, p_bound, control_labels, continuity_add=0.0,
+                   continuity=Continuity(), binary_to_smd=False) -> dict:
     study = row["study_id"]
     comparator = row["comparator"] or ("baseline" if row["design"] == "pre_post" else "control")
     out = {
@@ -266,7 +374,7 @@ def _effect_row(row, measure, r_default, p_bound, control_labels, continuity_add
         "yi": np.nan, "sei": np.nan, "vi": np.nan, "se_route": "", "n_total": np.nan, "df": np.nan,
         "sd_scale": np.nan, "censored": False, "head_to_head": comparator.lower() not in control_labels,
         "used": False, "why_not": "", "synthetic": bool(row["synthetic"]), "rob": row.get("rob"),
-        "components": row.get("components"), "direction": row.get("direction") or "higher",
+        "components": row.get("components"), "direction": row.get("direction") or "higher", "warnings": "",
     }
     if row["unusable_reason"]:
         out["why_not"] = f"not usable as reported: {row['unusable_reason']}"
@@ -346,6 +454,12 @@ def compute_effects(studies: pd.DataFrame, measure: str = "SMD", r_prepost: floa
     if p_bound == "censor" and measure not in CENSORABLE_MEASURES:
         raise EffectSizeError("p_bound='censor' needs a standardized measure (SMD or SMCC), whose SE "
                               "does not depend on the unknown statistic")
+    if not is_validated(studies):  # a hand-made table goes through the loader's checks first
+        try:
+            studies = load_studies(studies)
+        except StudyDataError as exc:
+            raise EffectSizeError(f"compute_effects takes a study table from load_studies (columns of your own "
+                                  f"declared with extra_columns=[...]); this one is refused: {exc}") from None
     continuity = Continuity() if continuity is None else continuity
     labels = frozenset(label.lower() for label in control_labels)
     records = studies.astype(object).where(studies.notna(), None).to_dict("records")

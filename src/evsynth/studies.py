@@ -2,11 +2,21 @@
 
 Every cell is read as text and validated by a pydantic row model, so a bad cell is refused with
 an error naming the study id and the field instead of being coerced to NaN or silently dropped.
-The schema is documented in studies/README.md.
+The file itself is checked first, so nothing is padded, renamed or ignored on the way in: it must
+be UTF-8 (a byte-order mark and CRLF line ends are fine), comma-separated, every line must have as
+many fields as the header, header names must be unique and known (a column outside the schema is
+accepted only when declared with `extra_columns`, e.g. a moderator), and labels that differ only
+by case, spacing or an invisible character (`Oxytocin` / `oxytocin`) are refused rather than
+becoming separate groups. The schema is documented in studies/README.md.
 """
 
 from __future__ import annotations
 
+import csv
+import difflib
+import io
+import unicodedata
+from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import pandas as pd
@@ -41,8 +51,10 @@ SE_SOURCES_BY_DESIGN = {
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
-Count = Annotated[int, Field(ge=2)]
-Events = Annotated[int, Field(ge=0)]
+MAX_COUNT = 10**9  # more participants than this is a typo, and would overflow the arithmetic downstream
+Count = Annotated[int, Field(ge=2, le=MAX_COUNT)]
+Events = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Year = Annotated[int, Field(ge=1000, le=2100)]
 RobJudgement = Optional[Literal[ROB_LEVELS]]
 Probability = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 
@@ -58,7 +70,7 @@ class StudyRow(BaseModel):
     citation: str = Field(min_length=1)
     source: Optional[str] = None
     source_level: Literal[SOURCE_LEVELS]
-    year: Optional[int] = None
+    year: Optional[Year] = None
     design: Literal[DESIGNS]
     technique: str = Field(min_length=1)
     components: Optional[str] = None
@@ -192,28 +204,154 @@ class StudyRow(BaseModel):
         return False
 
 
-def _read_text_table(source) -> pd.DataFrame:
+# Labels that name groups: spellings that differ only by case, spacing or invisible characters are
+# refused (technique and comparator together: a comparator can name a technique in head-to-head rows).
+LABEL_GROUPS = {"study_id": ("study_id",), "technique": ("technique", "comparator"), "outcome": ("outcome",)}
+SEPARATORS = {";": "semicolon", "\t": "tab", "|": "vertical bar"}
+
+
+def _label_key(text: str) -> str:
+    """What two spellings of one label share: NFKC, no invisible characters, case-folded, single spaces."""
+    visible = "".join(c for c in unicodedata.normalize("NFKC", text) if unicodedata.category(c) != "Cf")
+    return " ".join(visible.casefold().split())
+
+
+def _invisible(text: str) -> list[str]:
+    return [f"U+{ord(c):04X}" for c in text if unicodedata.category(c) == "Cf"]
+
+
+def _decode(data: bytes, name: str) -> str:
+    """The file's text; UTF-8 (with or without a byte-order mark) is expected, anything else is named."""
+    if not data.strip():
+        raise StudyDataError(f"{name}: the file is empty; expected a CSV whose first line is the header "
+                             "(study_id,citation,source_level,...)")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:4096]:
+        raise StudyDataError(f"{name}: the file is UTF-16 encoded (found a UTF-16 byte-order mark or NUL bytes); "
+                             "expected UTF-8: save it as 'CSV UTF-8'")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise StudyDataError(f"{name}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8 (the file looks "
+                             "Latin-1 / Windows-1252 encoded); expected UTF-8: save it as 'CSV UTF-8'") from None
+
+
+def _read_csv_text(source) -> tuple[list[str], list[list[str]], list[int], str]:
+    """(header, rows, line number of each row, name) from a CSV path, as text, nothing padded."""
+    name = str(source)
+    path = Path(source)
+    if path.is_dir():
+        raise StudyDataError(f"{name}: is a directory; expected a study CSV file")
+    if not path.is_file():
+        raise StudyDataError(f"{name}: no such file; expected a study CSV file")
+    text = _decode(path.read_bytes(), name)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header, rows, lines, start = None, [], [], 1
+    try:
+        for record in reader:
+            line, start = start, reader.line_num + 1
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue  # a blank line
+            if header is None:
+                header = [cell.strip() for cell in record]
+                continue
+            rows.append(record)
+            lines.append(line)
+    except csv.Error as exc:
+        raise StudyDataError(f"{name}: line {reader.line_num}: not a well-formed CSV line ({exc})") from None
+    if header is None:
+        raise StudyDataError(f"{name}: the file has no header line; expected study_id,citation,...")
+    if len(header) == 1:
+        found = [f"{word} ({sep!r})" for sep, word in SEPARATORS.items() if sep in header[0]]
+        if found:
+            raise StudyDataError(f"{name}: the header line is separated by {' and '.join(found)}; expected commas "
+                                 "(export as 'CSV (comma delimited)')")
+    return header, rows, lines, name
+
+
+def _check_header(header: list[str], extra: tuple[str, ...], name: str) -> None:
+    known = list(StudyRow.model_fields)
+    problems = []
+    if "" in header:
+        problems.append(f"column {header.index('') + 1} has no name; every column needs a header")
+    repeated = sorted({h for h in header if h and header.count(h) > 1})
+    problems += [f"column {h!r} appears {header.count(h)} times; each column must appear once" for h in repeated]
+    for column in dict.fromkeys(h for h in header if h and h not in known and h not in extra):
+        close = difflib.get_close_matches(column.lower(), known, n=1, cutoff=0.6)
+        close = close or [k for k in known if k.lower() == column.lower()]
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        problems.append(f"column {column!r} is not in the schema (studies/README.md){hint} Declare a column "
+                        "of your own (a moderator, notes) with extra_columns=[...]")
+    if problems:
+        raise StudyDataError(f"{name}: {len(problems)} problem(s) in the header:\n  " + "\n  ".join(problems))
+
+
+def _read_text_table(source, extra: tuple[str, ...]) -> tuple[pd.DataFrame, list[str]]:
+    """The table as stripped text, and where each row is (for messages)."""
     if isinstance(source, pd.DataFrame):
-        return source.astype(object).where(source.notna(), "").astype(str).map(str.strip)
-    # Everything as text: "NaN" or "abc" must reach the validator, not become a float NaN.
-    return pd.read_csv(source, dtype=str, keep_default_na=False).map(str.strip)
+        _check_header([str(c) for c in source.columns], extra, "DataFrame")
+        frame = source.astype(object).where(source.notna(), "").astype(str).map(str.strip)
+        frame.columns = [str(c) for c in source.columns]
+        return frame.reset_index(drop=True), [f"row {i}" for i in range(len(frame))]
+    header, rows, lines, name = _read_csv_text(source)
+    _check_header(header, extra, name)
+    ragged = []
+    for line, row in zip(lines, rows):
+        if len(row) != len(header):
+            study = row[header.index("study_id")].strip() if "study_id" in header and len(row) > header.index(
+                "study_id") else "?"
+            ragged.append(f"line {line} (study {study!r}): {len(row)} fields, the header has {len(header)}; "
+                          f"{'a field is missing' if len(row) < len(header) else 'there are extra fields'} "
+                          "(quote text that contains commas)")
+    if ragged:
+        raise StudyDataError(f"{name}: {len(ragged)} line(s) do not match the header:\n  " + "\n  ".join(ragged))
+    frame = pd.DataFrame([[cell.strip() for cell in row] for row in rows], columns=header, dtype=object)
+    return frame, [f"line {line}" for line in lines]
 
 
 def _field_of(error: dict) -> str:
     return ".".join(str(x) for x in error["loc"]) or "row"
 
 
-def load_studies(source) -> pd.DataFrame:
+def _label_problems(raw: pd.DataFrame) -> list[str]:
+    """Invisible characters in labels, and labels that differ only by case/spacing/invisible characters."""
+    problems = []
+    for group, fields in LABEL_GROUPS.items():
+        spellings: dict[str, dict[str, str]] = {}  # key -> spelling -> first study using it
+        for field in (f for f in fields if f in raw.columns):
+            for study, value in zip(raw["study_id"], raw[field]):
+                if not value:
+                    continue
+                if _invisible(value):
+                    problems.append(f"study {study!r}, field {field!r}: {value!r} contains invisible character(s) "
+                                    f"{', '.join(_invisible(value))}; retype the label")
+                spellings.setdefault(_label_key(value), {}).setdefault(value, study)
+        for variants in spellings.values():
+            if len(variants) > 1:
+                shown = " vs ".join(f"{v!r} (study {s!r})" for v, s in variants.items())
+                first = next(iter(variants.values()))
+                problems.append(f"study {first!r}, field {fields[0]!r}: labels differ only by case, spacing or "
+                                f"invisible characters: {shown}; spell them the same")
+    return problems
+
+
+def load_studies(source, extra_columns=()) -> pd.DataFrame:
     """Read a study CSV (path) or DataFrame, validate every row, return a typed DataFrame.
 
+    extra_columns: columns outside the schema to keep as text (moderators, notes); any other
+    unknown column is refused, with the nearest schema name as a suggestion.
     Raises StudyDataError listing every problem as "study <id>, field <name>: <why>".
     """
-    raw = _read_text_table(source)
+    extra = tuple(str(c) for c in extra_columns)
+    clash = [c for c in extra if c in StudyRow.model_fields]
+    if clash:
+        raise StudyDataError(f"extra_columns {clash}: already in the schema; list only columns of your own")
+    raw, where = _read_text_table(source, extra)
     if "study_id" not in raw.columns:
         raise StudyDataError("study table has no 'study_id' column")
     problems, rows = [], []
-    for position, record in enumerate(raw.to_dict("records"), start=2):
-        study = record.get("study_id") or f"<row {position} of the file, no study_id>"
+    for position, record in zip(where, raw.to_dict("records")):
+        study = record.get("study_id") or f"<{position}, no study_id>"
         cells = {k: v for k, v in record.items() if v != ""}
         for key, value in cells.items():
             if isinstance(value, str) and value.lower() in ("nan", "na", "inf", "-inf", "null"):
@@ -227,24 +365,27 @@ def load_studies(source) -> pd.DataFrame:
         rows.append(row.model_dump())
     seen = raw["study_id"][raw["study_id"].duplicated() & (raw["study_id"] != "")]
     problems += [f"study {sid!r}, field 'study_id': duplicate study id" for sid in seen.unique()]
+    problems += _label_problems(raw)
     if problems:
         unique = list(dict.fromkeys(problems))
         raise StudyDataError(f"{len(unique)} problem(s) in the study table:\n  " + "\n  ".join(unique))
-    table = _typed(pd.DataFrame(rows, columns=list(StudyRow.model_fields) + _extra_columns(rows)))
-    table.attrs["source"] = str(source) if not isinstance(source, pd.DataFrame) else "DataFrame"
+    columns = list(StudyRow.model_fields) + [c for c in raw.columns if c in extra]
+    table = _typed(pd.DataFrame(rows, columns=columns))
+    table.attrs.update(source=str(source) if not isinstance(source, pd.DataFrame) else "DataFrame",
+                       validated=True, extra_columns=extra)
     return table
 
 
-def _extra_columns(rows: list[dict]) -> list[str]:
-    known = set(StudyRow.model_fields)
-    return list(dict.fromkeys(k for row in rows for k in row if k not in known))
+def is_validated(table: pd.DataFrame) -> bool:
+    """Whether `table` came from load_studies (its attrs say so; pandas keeps attrs through slicing)."""
+    return bool(table.attrs.get("validated"))
 
 
 def _typed(table: pd.DataFrame) -> pd.DataFrame:
     """Numbers as numeric dtypes (missing = NA) so the table reads naturally in a notebook."""
     for name, field in StudyRow.model_fields.items():
         kind = field.annotation
-        if kind in (Optional[int], Optional[Count]):
+        if kind in (Optional[int], Optional[Count], Optional[Year]):
             table[name] = table[name].astype("Int64")
         elif kind in (Optional[float], Optional[Finite], Optional[Positive], Optional[Probability]) or name == "r_prepost":
             table[name] = table[name].astype("float64")

@@ -1,0 +1,222 @@
+"""Hostile input (issue 15): every bad input is refused by name (exit 2, the study or spec key and
+the field in the message), nothing is padded, renamed, ignored or altered on the way in, and valid
+files in other shapes (byte-order mark, CRLF line ends, unicode labels) load exactly as before."""
+
+import csv
+import io
+
+import pandas as pd
+import pytest
+
+from evsynth import cli
+from evsynth.effects import EffectSizeError, compute_effects
+from evsynth.studies import StudyDataError, load_studies
+
+from conftest import ROOT
+
+MASSAGE = ROOT / "studies" / "massage.csv"
+DEMO = ROOT / "studies" / "synthetic_demo.csv"
+BASE = {"citation": "test", "source_level": "abstract", "technique": "oxytocin", "outcome": "milk volume"}
+TWO_GROUP = dict(BASE, study_id="g1", design="two_group", n_treat="20", n_ctrl="21", mean_treat="12.0",
+                 mean_ctrl="10.0", sd_treat="3.0", sd_ctrl="3.5")
+PRE_POST = dict(BASE, study_id="p1", design="pre_post", n="30", mean_pre="20", mean_post="25", sd_change="6")
+EFFECT = dict(BASE, study_id="e1", design="effect", yi="0.3", sei="0.1", measure="SMD")
+
+
+def csv_text(rows: list[dict], header: list[str] | None = None) -> str:
+    header = header or list(dict.fromkeys(k for row in rows for k in row))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([[row.get(k, "") for k in header] for row in rows])
+    return buffer.getvalue()
+
+
+def run(args, capsys) -> tuple[int, str]:
+    """cli.main as a user runs it: (exit status, stderr); a traceback fails the test."""
+    try:
+        code = cli.main([str(a) for a in args])
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def fit_refuses(tmp_path, capsys, text: str | bytes, *needles, code=2):
+    path = tmp_path / "studies.csv"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    status, err = run(["fit", path, "--out", tmp_path / "out", "--draws", 10, "--tune", 10, "--chains", 1], capsys)
+    assert status == code, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+# ---- the file itself ----------------------------------------------------------------------------
+
+def test_a_short_row_is_refused_naming_line_and_study_not_padded(tmp_path, capsys):
+    synthetic = dict(TWO_GROUP, study_id="syn1", synthetic="true")
+    text = csv_text([TWO_GROUP, synthetic])
+    short = text.rstrip("\n").rsplit(",", 1)[0] + "\n"  # the last field (synthetic=true) lost
+    err = fit_refuses(tmp_path, capsys, short, "line 3", "study 'syn1'", "fields, the header has")
+    assert "missing" in err
+
+
+def test_a_long_row_is_refused(tmp_path, capsys):
+    text = csv_text([TWO_GROUP, dict(TWO_GROUP, study_id="g2")]).rstrip("\n") + ",extra\n"
+    fit_refuses(tmp_path, capsys, text, "line 3", "study 'g2'", "extra fields")
+
+
+def test_duplicate_header_is_refused_not_renamed(tmp_path, capsys):
+    text = csv_text([TWO_GROUP]).replace("sd_ctrl\n", "sd_ctrl,sd_ctrl\n", 1).rstrip("\n") + ",9.9\n"
+    fit_refuses(tmp_path, capsys, text, "column 'sd_ctrl' appears 2 times")
+
+
+def test_unknown_column_is_refused_with_a_suggestion(tmp_path, capsys):
+    row = {("sd_Treat" if k == "sd_treat" else k): v for k, v in TWO_GROUP.items()}
+    fit_refuses(tmp_path, capsys, csv_text([row]), "column 'sd_Treat'", "did you mean 'sd_treat'")
+
+
+def test_declared_extra_columns_are_kept_as_text(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text(csv_text([dict(TWO_GROUP, latitude="44")]))
+    with pytest.raises(StudyDataError, match="'latitude' is not in the schema"):
+        load_studies(path)
+    table = load_studies(path, extra_columns=["latitude"])
+    assert table.loc[0, "latitude"] == "44" and table.attrs["extra_columns"] == ("latitude",)
+    with pytest.raises(StudyDataError, match="already in the schema"):
+        load_studies(path, extra_columns=["n"])
+
+
+@pytest.mark.parametrize("separator,word", [(";", "semicolon"), ("\t", "tab")])
+def test_other_separators_are_named(tmp_path, capsys, separator, word):
+    fit_refuses(tmp_path, capsys, csv_text([TWO_GROUP]).replace(",", separator), word, "expected commas")
+
+
+@pytest.mark.parametrize("encoding,word", [("latin-1", "Latin-1"), ("utf-16", "UTF-16")])
+def test_other_encodings_are_named(tmp_path, capsys, encoding, word):
+    text = csv_text([dict(TWO_GROUP, technique="pijat oksitosin (Müller)")])
+    fit_refuses(tmp_path, capsys, text.encode(encoding), word, "expected UTF-8")
+
+
+def test_empty_file_and_directory_and_missing_file(tmp_path, capsys):
+    fit_refuses(tmp_path, capsys, b"", "the file is empty", "expected a CSV")
+    status, err = run(["fit", tmp_path, "--out", tmp_path / "out"], capsys)
+    assert status == 2 and "is a directory" in err and "Traceback" not in err
+    status, err = run(["fit", tmp_path / "nope.csv", "--out", tmp_path / "out"], capsys)
+    assert status == 2 and "no such file" in err
+
+
+def test_bom_crlf_and_unicode_labels_load_unchanged(tmp_path):
+    reference = load_studies(MASSAGE)
+    text = MASSAGE.read_text(encoding="utf-8")
+    variant = tmp_path / "variant.csv"
+    variant.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
+    pd.testing.assert_frame_equal(load_studies(variant), reference)
+    unicode_rows = [dict(TWO_GROUP, technique="pijat oksitosin — Müller ü", outcome="volume ASI (mL) ✓")]
+    plain = tmp_path / "u.csv"
+    plain.write_text(csv_text(unicode_rows), encoding="utf-8")
+    table = load_studies(plain)
+    assert table.loc[0, "technique"] == "pijat oksitosin — Müller ü"
+    assert table.loc[0, "outcome"] == "volume ASI (mL) ✓"
+
+
+def test_bundled_tables_load_and_round_trip_through_the_loader():
+    for path in (MASSAGE, DEMO):
+        table = load_studies(path)
+        pd.testing.assert_frame_equal(load_studies(table), table)  # a loaded table validates as itself
+
+
+# ---- labels ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field,first,second", [
+    ("technique", "Oxytocin", "oxytocin"),
+    ("outcome", "Milk volume", "milk volume"),
+    ("technique", "oxytocin", "oxy\u200btocin"),
+])
+def test_near_duplicate_labels_are_refused_naming_both_spellings(tmp_path, capsys, field, first, second):
+    rows = [dict(TWO_GROUP, study_id="a", **{field: first}), dict(TWO_GROUP, study_id="b", **{field: second})]
+    err = fit_refuses(tmp_path, capsys, csv_text(rows), f"field '{field}'", repr(first), repr(second))
+    assert "study 'a'" in err and "study 'b'" in err
+
+
+def test_study_ids_differing_by_case_or_zero_width_space(tmp_path, capsys):
+    rows = [dict(TWO_GROUP, study_id="Smith2020"), dict(TWO_GROUP, study_id="smith2020")]
+    fit_refuses(tmp_path, capsys, csv_text(rows), "field 'study_id'", "'Smith2020'", "'smith2020'")
+    rows = [dict(TWO_GROUP, study_id="s1"), dict(TWO_GROUP, study_id="s\u200b1")]
+    fit_refuses(tmp_path, capsys, csv_text(rows), "field 'study_id'", "U+200B")
+
+
+# ---- numbers --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("row,study,field", [
+    (dict(TWO_GROUP, mean_treat="1e308", mean_ctrl="-1e308"), "g1", "mean_treat/mean_ctrl"),
+    (dict(EFFECT, sei="1e-300"), "e1", "sei"),
+    (dict(EFFECT, sei="1e200"), "e1", "sei"),
+    (dict(TWO_GROUP, sd_treat="1e-300", sd_ctrl="1e-300"), "g1", "sd_treat/sd_ctrl"),
+    (dict(TWO_GROUP, sd_treat="", sd_ctrl="", t="1e-300"), "g1", "t"),  # MD only: see the next test
+    (dict(TWO_GROUP, sd_treat="", sd_ctrl="", p="1"), "g1", "p"),
+    (dict(TWO_GROUP, sd_treat="", sd_ctrl="", p_upper="1"), "g1", "p_upper"),
+    (dict(TWO_GROUP, sd_treat="", sd_ctrl="", mean_ctrl="12.0", t="2.1"), "g1", "t"),
+    (dict(TWO_GROUP, n_treat="1e20"), "g1", "n_treat"),
+    (dict(TWO_GROUP, n_treat="100000000000000000000"), "g1", "n_treat"),
+    (dict(TWO_GROUP, year="-1e25"), "g1", "year"),
+    (dict(TWO_GROUP, year="-100000"), "g1", "year"),
+])
+def test_degenerate_numbers_are_refused_by_study_and_field(tmp_path, capsys, row, study, field):
+    measures = ("SMD",) if row["design"] == "effect" else ("MD",) if field == "t" else ("SMD", "MD")
+    for measure in measures:
+        path = tmp_path / "studies.csv"
+        path.write_text(csv_text([row]))
+        status, err = run(["fit", path, "--measure", measure, "--out", tmp_path / "out"], capsys)
+        assert status == 2 and "Traceback" not in err, err
+        assert f"study '{study}'" in err and f"field '{field}'" in err, err
+
+
+def test_a_vanishing_t_is_an_honest_zero_smd(tmp_path):
+    # t -> 0 means the SD is huge next to the mean difference: the SMD tends to 0 with its usual variance
+    # (the MD's SE would overflow, refused above). Same answer as t = 1e-6.
+    rows = [dict(TWO_GROUP, study_id="tiny", sd_treat="", sd_ctrl="", t="1e-300"),
+            dict(TWO_GROUP, study_id="small", sd_treat="", sd_ctrl="", t="1e-6")]
+    table = compute_effects(load_studies(_write(tmp_path, rows)))
+    assert table["used"].all() and abs(table.loc[0, "yi"]) < 1e-290
+    assert table.loc[0, "vi"] == pytest.approx(table.loc[1, "vi"], rel=1e-9)
+
+
+def test_compute_effects_validates_a_hand_made_table():
+    frame = pd.DataFrame([dict(TWO_GROUP, sd_treat=-3, n_ctrl=1)])
+    with pytest.raises(EffectSizeError, match="study 'g1', field 'sd_treat'") as info:
+        compute_effects(frame)
+    assert "field 'n_ctrl'" in str(info.value) and "load_studies" in str(info.value)
+    with pytest.raises(EffectSizeError, match="column 'sd_Treat'"):
+        compute_effects(pd.DataFrame([{("sd_Treat" if k == "sd_treat" else k): v for k, v in TWO_GROUP.items()}]))
+    good = compute_effects(pd.DataFrame([TWO_GROUP]))  # valid hand-made rows are validated, then used
+    assert good["used"].all()
+
+
+# ---- contradictions are flagged on the row --------------------------------------------------------
+
+@pytest.mark.parametrize("row,words", [
+    (dict(TWO_GROUP, sd_treat="", sd_ctrl="", p="0.071", t="10"), "p = 0.071 implies |t|"),
+    (dict(TWO_GROUP, ci_low="3", ci_high="5"), "does not contain the mean difference 2"),
+    (dict(PRE_POST, sd_pre="5", sd_post="5", sd_change="20"), "sd_change = 20 is impossible"),
+    (dict(PRE_POST, sd_pre="5", sd_post="5", sd_change="2", r_prepost="0.2"), "disagrees with sd_pre"),
+    (dict(TWO_GROUP, sd_treat="", sd_ctrl="", t="0.5", p_upper="0.001"), "above the printed bound"),
+])
+def test_contradictions_are_flagged_and_kept_visible(tmp_path, row, words):
+    table = compute_effects(load_studies(_write(tmp_path, [row])))
+    assert words in table.loc[0, "warnings"] and table.loc[0, "used"]
+
+
+def test_consistent_rows_carry_no_warning(tmp_path):
+    rows = [dict(TWO_GROUP, sd_treat="", sd_ctrl="", t="2.0", p="0.052"),  # t = 2.0 on 39 df: p = 0.052
+            dict(TWO_GROUP, study_id="g2", ci_low="0.1", ci_high="3.9"),
+            dict(PRE_POST, sd_pre="5", sd_post="5", sd_change="5", r_prepost="0.5")]
+    table = compute_effects(load_studies(_write(tmp_path, rows)))
+    assert (table["warnings"] == "").all(), table["warnings"].tolist()
+
+
+def _write(tmp_path, rows):
+    path = tmp_path / "rows.csv"
+    path.write_text(csv_text(rows))
+    return path
