@@ -53,6 +53,11 @@ def test_report_on_the_massage_table(tmp_path, capsys):
     for label in ("technique: oxytocin", "technique: breast care + oxytocin", "tau (between studies)",
                   "prediction (new study)", "P(>0)", "P(>0.2)", "ess_bulk", "r_hat"):
         assert label in text
+    # every technique of the outcome, with its estimate or why there is none; design side by side
+    assert "Every technique: its estimate, or why there is none" in text
+    assert "medan_neck: no means or SDs printed" in text and "lubis_gikes: number of mothers not printed" in text
+    assert "Design: controlled vs pre/post studies" in text and "pre/post - controlled (beta)" in text
+    assert "time to colostrum: 1 usable study; need 2 (techniques: early mobilisation, marmet" in text
     # caveats follow from the rows used
     assert "regression to the mean" in text and "pratama2023" in text
     assert "p-values known only as bounds, censored (hesti2017)" in text

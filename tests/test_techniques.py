@@ -120,3 +120,27 @@ def test_fit_names_the_techniques_of_outcomes_it_cannot_analyse(monkeypatch, cap
             "(techniques: early mobilisation, marmet, marmet + oxytocin, oxytocin)") in out
     assert cli.main(["fit", str(MASSAGE), "--out", str(tmp_path), "--pool-outcomes"]) == 0
     assert "all outcomes (SMD): sign flipped on 5 row(s)" in capsys.readouterr().out
+
+
+def test_design_moderator_matches_weighted_least_squares_when_tau_is_pinned_near_zero(effects):
+    from evsynth.designs import design_moderator
+
+    exact_p = compute_effects(load_studies(MASSAGE), p_bound="conservative")  # no censored rows
+    milk = _milk(exact_p)
+    priors = {"mu": "normal(0, 100)", "beta": "normal(0, 100)", "tau": "halfnormal(0.0001)"}
+    table = design_moderator(milk, priors, draws=20000, seed=3)
+    used = milk[milk["used"] & ~milk["head_to_head"]]
+    x = np.column_stack([np.ones(len(used)), (used["design"] == "pre_post").to_numpy(float)])
+    w = np.diag(1 / used["sei"].to_numpy() ** 2)
+    cov = np.linalg.inv(x.T @ w @ x)
+    coef = cov @ x.T @ w @ used["yi"].to_numpy()
+    contrast = {"controlled studies (mu)": [1, 0], "pre/post studies (mu + beta)": [1, 1],
+                "pre/post - controlled (beta)": [0, 1]}
+    for label, c in contrast.items():
+        mean, sd = np.dot(c, coef), np.sqrt(np.dot(c, cov @ c))
+        assert table.loc[label, "q50"] == pytest.approx(mean, abs=0.03 * sd), label
+        assert table.loc[label, "q97.5"] - table.loc[label, "q2.5"] == pytest.approx(2 * 1.959964 * sd, rel=0.03)
+    assert table.loc["controlled studies (mu)", "studies"] == "hesti2017, langgeng2020"
+    assert table.loc["pre/post studies (mu + beta)", "studies"] == "pratama2023, viswanath2016, fara2022"
+    with pytest.raises(ValueError, match="all 2 used rows are controlled|at least 3"):
+        design_moderator(milk[milk["design"] == "two_group"])

@@ -12,6 +12,7 @@ from .analysis import group_by_outcome, run_analysis, slug, split_by_outcome
 from .builders import BUILDERS
 from .cli_common import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS  # noqa: F401  (exit codes, part of the CLI's API)
 from .cli_common import add_input_arguments, add_sampling_arguments, exit_status, load_effects, sampling_options
+from .designs import design_moderator
 from .effects import not_used
 from .studies import StudyDataError
 from .techniques import format_coverage, technique_coverage
@@ -32,6 +33,19 @@ def _print_frame(title: str, frame: pd.DataFrame) -> None:
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.max_colwidth", 60,
                            "display.float_format", "{:.3f}".format):
         print(frame.to_string())
+
+
+def _print_design(label: str, table: pd.DataFrame, priors: dict) -> None:
+    """Controlled and pre/post rows side by side: the design as a moderator (exact engine)."""
+    try:
+        design = design_moderator(table, {k: v for k, v in priors.items() if k in ("mu", "tau", "beta")})
+    except ValueError as exc:
+        print(f"\n{label}: design (controlled vs pre/post) not contrasted: {exc}")
+        return
+    _print_frame(f"{label}: design as moderator (random-effects meta-regression on a pre/post indicator, "
+                 "exact engine; 95% intervals)", design)
+    print("A pre/post change also contains time trends and regression to the mean; only controlled rows "
+          "estimate what the technique adds.")
 
 
 def cmd_fit(args) -> int:
@@ -60,6 +74,7 @@ def cmd_fit(args) -> int:
         print(result.diagnostics)
         _print_frame(f"{label}: every technique, with its estimate or why there is none",
                      format_coverage(technique_coverage(table, result.summary)))
+        _print_design(label, table, dict(args.prior))
         stem = out / slug(label)
         result.idata.to_netcdf(f"{stem}.nc")
         result.summary.to_csv(f"{stem}_summary.csv")

@@ -18,8 +18,10 @@ import pandas as pd
 from . import __version__
 from .analysis import AnalysisResult, run_analysis, split_by_outcome
 from .cli_common import exit_status, load_effects, sampling_options
+from .designs import design_moderator
 from .effects import not_used, used_effects
 from .summary import summarize
+from .techniques import format_coverage, technique_coverage
 
 SE_ROUTE_WORDS = {
     "sd": "from the reported SDs",
@@ -139,6 +141,17 @@ def _e(text) -> str:
     return html.escape(str(text))
 
 
+def _design_section(effects: pd.DataFrame) -> list[str]:
+    """Controlled and pre/post rows side by side (evsynth.designs), or why they cannot be."""
+    try:
+        table = design_moderator(effects)
+    except ValueError as exc:
+        return [f'<p class="note">Design (controlled vs pre/post) not contrasted: {_e(exc)}</p>']
+    return ["<h3>Design: controlled vs pre/post studies (meta-regression, exact engine)</h3>",
+            '<p class="note">A pre/post change also contains time trends and regression to the mean; only '
+            "controlled rows estimate what the technique adds.</p>", _table(table)]
+
+
 def _analysis_section(result: AnalysisResult, threshold: float | None) -> str:
     from . import plots  # matplotlib only when a figure is drawn
 
@@ -155,6 +168,9 @@ def _analysis_section(result: AnalysisResult, threshold: float | None) -> str:
         column = f"P(>{threshold:g})"
         summary = summary.join(extra[[column]]) if column not in summary else summary
     parts += ["<h3>Posterior summary (95% equal-tailed intervals)</h3>", _table(summary)]
+    parts += ["<h3>Every technique: its estimate, or why there is none</h3>",
+              _table(format_coverage(technique_coverage(result.effects, result.summary)), index=False)]
+    parts += _design_section(result.effects)
     post = result.idata.posterior
     center = float(post["mu"].median())
     parts += ["<h3>Forest plot</h3>", _png(plots.forest(result.idata, result.effects))]
@@ -218,8 +234,13 @@ def write_report(studies: pd.DataFrame, effects: pd.DataFrame, results: list[Ana
     body += ["<h2>Rows not used, and why</h2>",
              _table(excluded, index=False) if not excluded.empty else "<p>All rows used.</p>"]
     if skipped:
+        def techniques(label):
+            rows = effects[effects["outcome"] == label]
+            return ", ".join(technique_coverage(rows, not_analysed=skipped[label])["technique"]) if len(rows) else ""
+
         body += ["<h2>Outcomes not analysed</h2>",
-                 "<ul>" + "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in skipped.items()) + "</ul>"]
+                 "<ul>" + "".join(f"<li>{_e(k)}: {_e(v)} (techniques: {_e(techniques(k))})</li>"
+                                  for k, v in skipped.items()) + "</ul>"]
     if not results:
         body.append("<p>No outcome has enough usable studies to fit a model.</p>")
     body += [_analysis_section(r, threshold) for r in results]
