@@ -58,6 +58,10 @@ UNUSABLE = {  # study id -> words that must be in its reason
     "hendriyani2019": "mean ranks",
     "tanjungkarang2023_marmet": "no means",
     "mld_ttm2023": "no means",
+    # found by this round's further search (pages corpus): Marmet trials, none usable as printed
+    "mardiyaningsih_marmet_oxy": "without its confidence interval",
+    "nusantara2022_marmet": "percentages do not fit",
+    "hozaimah2017_marmet": "binary before/after counts",
 }
 
 
