@@ -93,70 +93,7 @@ def _by_gid(fig, prefix):
             and (a.get_gid() == key if exact else a.get_gid().startswith(key))]
 
 
-# ---------------------------------------------------------------- forest
-
-def test_forest_rows_and_subtotals(effects):
-    fig = plots.forest(_technique_idata(effects), effects)
-    labels = [t.get_text().strip() for t in fig.axes[0].get_yticklabels()]
-    # neck: header, a1, a2, c2, subtotal; oxytocin: header, b1, b2, b3, c1, subtotal; pooled; prediction
-    assert labels == ["neck", "a1", "a2", "c2", "neck (technique effect)",
-                      "oxytocin", "b1", "b2", "b3", "c1", "oxytocin (technique effect)",
-                      "Pooled (mu)", "Prediction, new study"]
-    assert "h2h" not in labels and "bad" not in labels
-    diamonds = _by_gid(fig, "diamond:")
-    assert sorted(d.get_gid() for d in diamonds) == ["diamond:pooled", "diamond:technique:neck",
-                                                     "diamond:technique:oxytocin"]
-    assert len(_by_gid(fig, "study:")) == 7 and len(_by_gid(fig, "theta:")) == 7
-    assert "SYNTHETIC" in fig.axes[0].get_title()
-
-
-def test_forest_intervals_match_closed_form(effects):
-    idata = _technique_idata(effects, mu=(0.5, 0.1), tau=0.2, tau_technique=0.3,
-                             technique={"neck": (0.2, 0.05), "oxytocin": (0.7, 0.08)})
-    fig = plots.forest(idata, effects)
-    (pooled,) = _by_gid(fig, "diamond:pooled=")
-    x = pooled.get_xy()[:, 0]
-    assert x.min() == pytest.approx(0.5 - Z975 * 0.1, abs=0.01)
-    assert x.max() == pytest.approx(0.5 + Z975 * 0.1, abs=0.01)
-    (oxy,) = _by_gid(fig, "diamond:technique:oxytocin")
-    assert oxy.get_xy()[:, 0].max() == pytest.approx(0.7 + Z975 * 0.08, abs=0.01)
-    # new study: mu + tau_technique * z1 + tau * z2, so sd = sqrt(0.1^2 + 0.3^2 + 0.2^2)
-    (pred,) = _by_gid(fig, "prediction")
-    sd = np.sqrt(0.1**2 + 0.3**2 + 0.2**2)
-    assert pred.get_xdata() == pytest.approx([0.5 - Z975 * sd, 0.5 + Z975 * sd], abs=0.02)
-    # observed study CI: yi +- 1.96 se
-    (ci,) = _by_gid(fig, "study-ci:b2")
-    assert ci.get_xdata() == pytest.approx([0.55 - 1.96 * 0.15, 0.55 + 1.96 * 0.15])
-
-
-def test_forest_without_tau_has_no_prediction_row(effects):
-    idata = _technique_idata(effects)
-    common = az.from_dict(posterior={"mu": idata.posterior["mu"].to_numpy(),
-                                     "theta": idata.posterior["theta"].to_numpy()},
-                          coords={"study": list(idata.posterior["study"].to_numpy())}, dims={"theta": ["study"]})
-    fig = plots.forest(common, effects)
-    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
-    assert labels[-1] == "Pooled (mu)" and not _by_gid(fig, "prediction")
-    assert not _by_gid(fig, "diamond:technique")  # no technique model: no subtotals
-
-
-def test_forest_refuses_a_table_the_fit_did_not_see(effects):
-    idata = _technique_idata(effects)
-    extra = pd.concat([effects, effects.iloc[[0]].assign(study_id="zz")], ignore_index=True)
-    extra.attrs = dict(effects.attrs)
-    with pytest.raises(ValueError, match="zz"):
-        plots.forest(idata, extra)
-
-
-def test_forest_marks_censored_rows():
-    rows = [_row("e1", "neck", 0.4, 0.2),
-            {"study_id": "cens", "citation": "t", "source_level": "synthetic", "design": "two_group",
-             "technique": "neck", "outcome": "milk volume", "n_treat": 15, "n_ctrl": 15, "mean_treat": 14,
-             "mean_ctrl": 10, "p_upper": 0.001}]
-    effects = compute_effects(load_studies(pd.DataFrame(rows)), p_bound="censor")
-    fig = plots.forest(_technique_idata(effects), effects)
-    (point,) = _by_gid(fig, "study:cens=")
-    assert point.get_marker() == ">"
+# The forest plot: tests/test_forest.py
 
 
 # ---------------------------------------------------------------- funnel

@@ -56,15 +56,101 @@ def _label_right(ax, y: float, text: str, color: str = "0.2"):
 
 
 def _fmt(lo: float, mid: float, hi: float) -> str:
-    return f"{mid:6.2f} [{lo:6.2f}, {hi:6.2f}]"
+    return f"{_num(mid):>6} [{_num(lo):>6}, {_num(hi):>6}]"
 
 
-def forest(idata: az.InferenceData, effects: pd.DataFrame, ax=None, threshold: float | None = 0.0):
-    """Studies grouped by technique (observed yi +- 1.96 se, and shrunken theta), a diamond per
-    technique, the pooled diamond and the 95% prediction interval for a new study.
+def _num(value: float) -> str:
+    """Two decimals, and never "-0.00"."""
+    text = f"{value:.2f}"
+    return "0.00" if text == "-0.00" else text
 
-    The right-hand column prints the median [95% interval] of each row (for studies: yi and its
-    95% CI). `effects` must be the table the model was fitted on.
+
+def _estimate(lo: float, mid: float, hi: float) -> str:
+    return f"{_num(mid)} [{_num(lo)}, {_num(hi)}]"
+
+
+# Forest plot layout, in inches (text columns sit at fixed distances from the plot area).
+FOREST_PLOT_WIDTH = 3.4
+FOREST_ROW_HEIGHT = 0.24
+FOREST_CHAR = 0.066  # width of one character at the forest's 8-point font
+FOREST_INDENT = 0.16
+ROB_COLORS = {"low": "#2e7d32", "some concerns": "#d49b00", "moderate": "#d49b00", "high": "#c62828",
+              "serious": "#c62828", "critical": "#7b1010", "no information": "0.55"}
+ROB_SHORT = {"some concerns": "some", "no information": "n/i"}
+PRE_POST = "pre_post"
+
+
+def _favours(table: pd.DataFrame, favours) -> tuple[str, str] | None:
+    """(left, right) labels under the axis: where effects favour the comparator and the technique.
+
+    From the outcome's declared direction ("higher" is better: a positive effect favours the
+    technique); no labels when the rows disagree on the direction."""
+    if favours is not None:
+        return tuple(favours)
+    directions = set(table["direction"].dropna()) if "direction" in table else {"higher"}
+    if len(directions) != 1:
+        return None
+    techniques, comparators = set(table["technique"]), set(table["comparator"])
+    treat = next(iter(techniques)) if len(techniques) == 1 else "technique"
+    comp = next(iter(comparators)) if len(comparators) == 1 else "comparator"
+    pair = (f"favours {comp}", f"favours {treat}")
+    return pair if directions == {"higher"} else pair[::-1]
+
+
+def _forest_rows(table: pd.DataFrame, post, idata) -> list[dict]:
+    """One dict per row, top to bottom: kind, label, indent and the interval on the yi scale."""
+    has_tech = "technique_effect" in post
+    indent = 1 if has_tech else 0
+    rows = []
+    for tech in (sorted(table["technique"].unique()) if has_tech else [None]):
+        members = table if tech is None else table[table["technique"] == tech]
+        if tech is not None:
+            rows.append({"kind": "header", "label": tech, "indent": 0})
+        for r in members.itertuples():
+            lo, hi = (r.yi, r.yi) if r.censored else (r.yi - 1.96 * r.sei, r.yi + 1.96 * r.sei)
+            rows.append({"kind": "study", "label": str(r.study_id), "indent": indent, "row": r,
+                         "interval": (lo, r.yi, hi)})
+        if tech is not None:
+            rows.append({"kind": "technique", "label": "Technique effect", "indent": indent, "technique": tech,
+                         "interval": _interval(post["technique_effect"].sel(technique=tech).to_numpy())})
+    rows.append({"kind": "pooled", "label": "Pooled (mu)", "indent": 0, "interval": _interval(post["mu"].to_numpy())})
+    if "tau" in post:  # a common-effect model has no between-study spread to predict with
+        rows.append({"kind": "prediction", "label": "Prediction, new study", "indent": 0,
+                     "interval": _interval(predictive_draws(idata))})
+    return rows
+
+
+def _forest_texts(rows: list[dict], scale) -> list[str]:
+    """The estimate column, aligned: median [lower, upper], each number right-justified."""
+    numbers = [[_num(scale(v)) for v in (r["interval"][1], r["interval"][0], r["interval"][2])]
+               if "interval" in r else None for r in rows]
+    width = [max((len(n[k]) for n in numbers if n), default=0) for k in range(3)]
+    texts = []
+    for row, n in zip(rows, numbers):
+        if n is None:
+            texts.append("")
+        elif row["kind"] == "study" and row["row"].censored:
+            texts.append(f"{'>' if row['row'].yi > 0 else '<'}{n[0]:>{width[0] - 1}} (bound)")
+        else:
+            texts.append(f"{n[0]:>{width[0]}} [{n[1]:>{width[1]}}, {n[2]:>{width[2]}}]")
+    return texts
+
+
+def forest(idata: az.InferenceData, effects: pd.DataFrame, ax=None, threshold: float | None = 0.0,
+           favours: tuple[str, str] | None = None):
+    """Forest plot in the layout of metafor's forest() and RevMan.
+
+    Columns: study (grouped and indented by technique when the model has technique effects), n,
+    risk of bias (when the table has a `rob` judgement), the plot, and the estimate [95% interval]
+    (studies: observed yi and its 95% CI; diamonds: posterior median and 95% CrI; the red bar: 95%
+    prediction interval for a new study). Study squares have area proportional to the precision
+    1/se^2; open squares are pre/post (single-group) designs, filled ones controlled comparisons.
+    A censored row (the effect lies beyond the value at a reported p-value bound) is a triangle at
+    the bound with an arrow towards the side where the effect lies. Blue dots: posterior median
+    of each study's effect. Ratio measures (RR, OR, ROM) are drawn back-transformed on a log axis.
+    "favours" labels come from the outcome's direction (or `favours=(left, right)`). `threshold`
+    draws a dashed line at a value of interest (on the yi scale) besides the line of no effect.
+    `effects` must be the table the model was fitted on.
     """
     table = used_effects(effects)
     post = az.extract(idata)
@@ -72,60 +158,146 @@ def forest(idata: az.InferenceData, effects: pd.DataFrame, ax=None, threshold: f
     if missing:
         raise ValueError(f"studies {missing} are in the effect table but not in the fit; "
                          "pass the effect table the model was fitted on")
-    has_tech = "technique_effect" in post
-    groups = sorted(table["technique"].unique()) if has_tech else [None]
-    rows = []  # (label, kind, payload)
-    for tech in groups:
-        members = table if tech is None else table[table["technique"] == tech]
-        if tech is not None:
-            rows.append((tech, "header", None))
-        rows += [(f"  {r.study_id}", "study", r) for r in members.itertuples()]
-        if tech is not None:
-            rows.append((f"  {tech} (technique effect)", "technique", tech))
-    rows.append(("Pooled (mu)", "pooled", None))
-    if "tau" in post:  # a common-effect model has no between-study spread to predict with
-        rows.append(("Prediction, new study", "prediction", None))
-
-    ax = _new_ax(ax, (9, 0.32 * len(rows) + 1.4))
-    fig = ax.figure
-    ys = np.arange(len(rows))[::-1]
-    for y, (label, kind, payload) in zip(ys, rows):
-        if kind == "study":
-            lo, hi = payload.yi - 1.96 * payload.sei, payload.yi + 1.96 * payload.sei
-            marker = ">" if payload.censored else "s"
-            ax.plot([lo, hi], [y, y], color="0.4", lw=1, gid=f"study-ci:{payload.study_id}")
-            ax.plot(payload.yi, y, marker=marker, color="0.2", ms=5, zorder=3, gid=f"study:{payload.study_id}")
-            theta = post["theta"].sel(study=payload.study_id).to_numpy()
-            ax.plot(np.median(theta), y - 0.18, "o", color="tab:blue", ms=3, zorder=3,
-                    gid=f"theta:{payload.study_id}")
-            bound = " (bound)" if payload.censored else ""
-            _label_right(ax, y, _fmt(lo, payload.yi, hi) + bound)
-        elif kind == "technique":
-            interval = _interval(post["technique_effect"].sel(technique=payload).to_numpy())
-            _diamond(ax, y, *interval, "tab:blue", gid=f"diamond:technique:{payload}")
-            _label_right(ax, y, _fmt(*interval))
-        elif kind == "pooled":
-            interval = _interval(post["mu"].to_numpy())
-            _diamond(ax, y, *interval, "black", gid="diamond:pooled")
-            _label_right(ax, y, _fmt(*interval))
-        elif kind == "prediction":
-            lo, mid, hi = _interval(predictive_draws(idata))
-            ax.plot([lo, hi], [y, y], color="tab:red", lw=3, solid_capstyle="butt", gid="prediction")
-            _label_right(ax, y, _fmt(lo, mid, hi), color="tab:red")
-    ax.set_yticks(ys, [r[0] for r in rows])
-    for tick, (_, kind, _) in zip(ax.get_yticklabels(), rows):
-        tick.set_fontweight("bold" if kind in ("header", "pooled") else "normal")
-    if threshold is not None:
-        ax.axvline(threshold, color="0.6", ls="--", lw=0.8, gid="threshold")
     measure = idata.attrs.get("measure", effects.attrs.get("measure", "effect"))
-    ax.set_xlabel(f"{measure}\nsquares: observed ±1.96 SE (> censored bound); dots: posterior median; "
-                  "diamonds: 95% CrI; red: 95% prediction interval", fontsize=8)
+    ratio = measure in RATIO_MEASURES
+    scale = np.exp if ratio else (lambda v: v)
+    rows = _forest_rows(table, post, idata)
+    texts = _forest_texts(rows, scale)
+    has_rob = "rob" in table and table["rob"].notna().any()
+
+    # widths of the text columns (inches), left of the plot: study | n | RoB; right: estimate
+    label_w = max(len(r["label"]) * FOREST_CHAR + r["indent"] * FOREST_INDENT for r in rows + [{"label": "Study", "indent": 0}]) + 0.15
+    n_w, rob_w = 0.45, (0.55 if has_rob else 0.0)
+    left_w = label_w + n_w + rob_w + 0.1
+    right_w = max(len(t) for t in texts + ["Estimate [95% CI/CrI]"]) * FOREST_CHAR + 0.25
     title = " - ".join(t for t in (_synthetic_note(table), idata.attrs.get("analysis", "")) if t)
+    if ax is None:
+        width = left_w + FOREST_PLOT_WIDTH + right_w + 0.2
+        top_w = 0.62 if title else 0.4
+        height = FOREST_ROW_HEIGHT * len(rows) + top_w + 1.2
+        fig, ax = plt.subplots(figsize=(width, height))
+        fig.subplots_adjust(left=(left_w + 0.1) / width, right=1 - (right_w + 0.1) / width,
+                            top=1 - top_w / height, bottom=1.15 / height)
+    fig = ax.figure
+    plot_w = ax.get_position().width * fig.get_figwidth()  # inches
+    at = lambda inches: inches / plot_w  # noqa: E731  (axes fraction of an offset in inches)
+    where = ax.get_yaxis_transform()  # x in axes fraction, y in data
+    text_kw = dict(transform=where, va="center", fontsize=8, clip_on=False)
+    x_label, x_n, x_rob, x_est = at(-left_w), at(-rob_w - 0.12), at(-rob_w / 2 - 0.05), 1 + at(0.12)
+
+    # x range on the yi scale: every drawn interval, the censored bounds and the null line
+    ends = [v for r in rows for v in r.get("interval", ())] + [0.0] + ([threshold] if threshold is not None else [])
+    lo_x, hi_x = min(ends), max(ends)
+    pad = 0.06 * (hi_x - lo_x or 1.0)
+    limits = (lo_x - pad, hi_x + pad)
+
+    sei = table["sei"].to_numpy(float)
+    precision_max = np.max(1 / sei[~table["censored"].to_numpy(bool)] ** 2, initial=0) or 1.0
+    ys = np.arange(len(rows))[::-1].astype(float)
+    for y, row, text in zip(ys, rows, texts):
+        kind, (lo, mid, hi) = row["kind"], row.get("interval", (np.nan,) * 3)
+        bold = kind in ("header", "pooled")
+        ax.text(x_label + at(row["indent"] * FOREST_INDENT), y, row["label"], ha="left", gid=f"row-label:{kind}",
+                fontweight="bold" if bold else "normal", fontstyle="italic" if kind == "technique" else "normal",
+                **text_kw)
+        if kind == "header":
+            continue
+        color = "tab:red" if kind == "prediction" else "black"
+        ax.text(x_est, y, text, ha="left", family="monospace", color=color, gid=f"estimate:{kind}", **text_kw)
+        if kind == "study":
+            r = row["row"]
+            sid = r.study_id
+            if not np.isnan(r.n_total):
+                ax.text(x_n, y, f"{r.n_total:.0f}", ha="right", gid=f"n:{sid}", **text_kw)
+            if has_rob and isinstance(r.rob, str):
+                ax.text(x_rob, y, ROB_SHORT.get(r.rob, r.rob), ha="center", color=ROB_COLORS.get(r.rob, "0.2"),
+                        fontweight="bold", gid=f"rob:{sid}", **text_kw)
+            face = "white" if r.design == PRE_POST else "black"
+            if r.censored:
+                side = 1 if r.yi > 0 else 0
+                ax.annotate("", xy=(scale(limits[side]), y), xytext=(scale(r.yi), y),
+                            arrowprops=dict(arrowstyle="-|>", color="0.25", lw=1, shrinkA=0, shrinkB=0,
+                                            mutation_scale=8), gid=f"study-ci:{sid}")
+                ax.plot(scale(r.yi), y, marker=">" if side else "<", ms=6, color="black", mfc=face, mew=1,
+                        zorder=3, gid=f"study:{sid}")
+            else:
+                ax.plot([scale(lo), scale(hi)], [y, y], color="0.25", lw=1, gid=f"study-ci:{sid}")
+                size = max(3.0, 11.0 * np.sqrt((1 / r.sei**2) / precision_max))  # area ~ precision
+                ax.plot(scale(mid), y, marker="s", ms=size, color="black", mfc=face, mew=1, zorder=3,
+                        gid=f"study:{sid}")
+            theta = post["theta"].sel(study=sid).to_numpy()
+            ax.plot(scale(np.median(theta)), y - 0.22, "o", color="tab:blue", ms=3, zorder=4, gid=f"theta:{sid}")
+        elif kind in ("technique", "pooled"):
+            gid = "diamond:pooled" if kind == "pooled" else f"diamond:technique:{row['technique']}"
+            _diamond(ax, y, scale(lo), scale(mid), scale(hi), "black" if kind == "pooled" else "0.45", gid=gid,
+                     height=0.3)
+        else:
+            ax.plot([scale(lo), scale(hi)], [y, y], color="tab:red", lw=2.5, solid_capstyle="butt", gid="prediction")
+
+    # headers, above the first row, with a rule under them spanning all columns
+    top = len(rows) - 0.2
+    header_kw = dict(transform=where, va="bottom", fontsize=8, fontweight="bold", clip_on=False)
+    ax.text(x_label, top + 0.25, "Study", ha="left", gid="header:study", **header_kw)
+    ax.text(x_n, top + 0.25, "n", ha="right", gid="header:n", **header_kw)
+    if has_rob:
+        ax.text(x_rob, top + 0.25, "RoB", ha="center", gid="header:rob", **header_kw)
+    ax.text(x_est, top + 0.25, "Estimate [95% CI/CrI]", ha="left", gid="header:estimate", **header_kw)
+    ax.plot([x_label, 1 + at(right_w)], [top + 0.1, top + 0.1], transform=where, color="black", lw=0.6,
+            clip_on=False, gid="rule:header")
+    first_summary = next(i for i, r in enumerate(rows) if r["kind"] == "pooled")
+    ax.plot([x_label, 1 + at(right_w)], [ys[first_summary] + 0.5] * 2, transform=where, color="0.6", lw=0.5,
+            clip_on=False)
+
+    null = scale(0.0)
+    ax.axvline(null, color="0.2", lw=0.8, zorder=1, gid="null")
+    if threshold is not None and threshold != 0:
+        ax.axvline(scale(threshold), color="0.5", ls="--", lw=0.8, gid="threshold")
+    if ratio:
+        ax.set_xscale("log")
+        ax.set_xlim(scale(limits[0]), scale(limits[1]))
+        ax.set_xticks([v for v in RATIO_TICKS if scale(limits[0]) <= v <= scale(limits[1])])
+        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xlabel(f"{measure} (log scale)", fontsize=8)
+    else:
+        ax.set_xlim(*limits)
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: _num(v) if abs(v) < 10 else f"{v:g}"))
+        ax.set_xlabel(measure, fontsize=8)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_yticks([])
+    for spine in ("left", "right", "top"):
+        ax.spines[spine].set_visible(False)
+    labels = _favours(table, favours)
+    if labels:
+        for text, sign, side in ((f"\u2190 {labels[0]}", -1, "left"), (f"{labels[1]} \u2192", 1, "right")):
+            ax.annotate(text, xy=(null, 0), xycoords=ax.get_xaxis_transform(), xytext=(6 * sign, -30),
+                        textcoords="offset points", ha="right" if sign < 0 else "left", va="top", fontsize=8,
+                        gid=f"favours:{side}")
+    _forest_legend(ax, table)
     if title:
-        ax.set_title(title, fontsize=10)
-    ax.set_ylim(-0.8, len(rows) - 0.2)
-    fig.tight_layout()
+        ax.text(x_label, top + 1.2, title, transform=where, fontsize=9, fontweight="bold", va="bottom",
+                color=FAIL_COLOR if _synthetic_note(table) else "black", clip_on=False, gid="title")
     return fig
+
+
+def _forest_legend(ax, table: pd.DataFrame):
+    """What each mark means; only the marks the plot shows."""
+    from matplotlib.lines import Line2D
+
+    designs = set(table["design"])
+    handles = []
+    if designs - {PRE_POST}:
+        handles.append(Line2D([], [], ls="", marker="s", color="black", label="controlled study, 95% CI"))
+    if PRE_POST in designs:
+        handles.append(Line2D([], [], ls="", marker="s", color="black", mfc="white", label="pre/post study, 95% CI"))
+    if table["censored"].any():
+        handles.append(Line2D([], [], ls="", marker=">", color="black", label="censored: effect beyond bound"))
+    handles += [Line2D([], [], ls="", marker="o", ms=3, color="tab:blue", label="posterior study effect"),
+                Line2D([], [], ls="", marker="D", color="black", label="posterior median, 95% CrI"),
+                Line2D([], [], color="tab:red", lw=2.5, label="95% prediction interval")]
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.005), bbox_transform=ax.figure.transFigure,
+              ncol=3, fontsize=7, frameon=False, handlelength=1.5, columnspacing=1.2)
 
 
 def contour_z(contours=(0.90, 0.95, 0.99)) -> np.ndarray:

@@ -1,0 +1,239 @@
+"""The forest plot's layout (columns, headers, marks), read from the artists, not from pixels.
+
+Posteriors are built by hand with arviz.from_dict from normal distributions, so the drawn intervals
+are checked against closed forms, not against a fit.
+"""
+
+import arviz as az
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from evsynth import compute_effects, load_studies  # noqa: E402
+from evsynth import plots  # noqa: E402
+
+from conftest import ROOT  # noqa: E402
+
+Z975 = 1.959964
+CHAINS, DRAWS = 2, 4000
+
+
+def _row(study_id, technique, yi=None, sei=None, **fields):
+    base = {"study_id": study_id, "citation": "test row", "source_level": "synthetic", "design": "effect",
+            "technique": technique, "outcome": "milk volume", "measure": "SMD", "synthetic": "true"}
+    if yi is not None:
+        base.update(yi=yi, sei=sei)
+    return base | fields
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def make_effects():
+    rows = [
+        _row("a1", "neck", 0.40, 0.20, rob="low"),
+        _row("a2", "neck", 0.10, 0.30, rob="high"),
+        _row("b1", "oxytocin", 0.80, 0.25, rob="some concerns"),
+        _row("b2", "oxytocin", 0.55, 0.15),
+        {"study_id": "pp", "citation": "test row", "source_level": "synthetic", "design": "pre_post",
+         "technique": "oxytocin", "outcome": "milk volume", "n": 30, "mean_pre": 10, "mean_post": 12,
+         "sd_pre": 4, "sd_post": 4, "synthetic": "true"},
+        # a p-value bound on a standardized measure: censored at the bound
+        {"study_id": "cens", "citation": "test row", "source_level": "synthetic", "design": "two_group",
+         "technique": "neck", "outcome": "milk volume", "n_treat": 15, "n_ctrl": 15, "mean_treat": 14,
+         "mean_ctrl": 10, "p_upper": 0.001, "synthetic": "true"},
+        _row("h2h", "neck", 0.3, 0.2, comparator="oxytocin"),  # head-to-head: not in a pairwise forest
+    ]
+    return compute_effects(load_studies(pd.DataFrame(rows)), measure="SMD", p_bound="censor")
+
+
+@pytest.fixture
+def effects():
+    return make_effects()
+
+
+def _normal(rng, mean, sd, *shape):
+    return rng.normal(mean, sd, size=(CHAINS, DRAWS, *shape))
+
+
+def technique_idata(effects, mu=(0.5, 0.1), tau=0.2, tau_technique=0.3, technique=None, seed=1, measure="SMD"):
+    """by_technique-shaped posterior: mu ~ N(m, s), tau and tau_technique constant."""
+    rng = np.random.default_rng(seed)
+    used = effects[effects["used"] & ~effects["head_to_head"]]
+    studies, techniques = list(used["study_id"]), sorted(used["technique"].unique())
+    technique = technique or {t: (0.2 + 0.3 * k, 0.05) for k, t in enumerate(techniques)}
+    tech_draws = np.stack([_normal(rng, *technique[t]) for t in techniques], axis=-1)
+    idx = np.array([techniques.index(t) for t in used["technique"]])
+    posterior = {"mu": _normal(rng, *mu), "tau": np.full((CHAINS, DRAWS), tau),
+                 "tau_technique": np.full((CHAINS, DRAWS), tau_technique), "technique_effect": tech_draws,
+                 "theta": tech_draws[..., idx] + _normal(rng, 0, 0.01, len(studies))}
+    idata = az.from_dict({"posterior": posterior}, coords={"study": studies, "technique": techniques},
+                         dims={"theta": ["study"], "technique_effect": ["technique"]})
+    idata.attrs["measure"] = measure
+    return idata
+
+
+def random_effects_idata(effects, mu=(0.5, 0.1), tau=0.2, seed=1, measure="SMD"):
+    rng = np.random.default_rng(seed)
+    used = effects[effects["used"] & ~effects["head_to_head"]]
+    studies = list(used["study_id"])
+    posterior = {"mu": _normal(rng, *mu), "tau": np.full((CHAINS, DRAWS), tau),
+                 "theta": _normal(rng, 0, 0.01, len(studies)) + used["yi"].to_numpy()}
+    idata = az.from_dict({"posterior": posterior}, coords={"study": studies}, dims={"theta": ["study"]})
+    idata.attrs["measure"] = measure
+    return idata
+
+
+def _gid(fig, prefix):
+    exact = prefix.endswith("=")
+    key = prefix.rstrip("=")
+    return [a for a in fig.axes[0].findobj() if isinstance(a.get_gid(), str)
+            and (a.get_gid() == key if exact else a.get_gid().startswith(key))]
+
+
+def _texts(fig, prefix):
+    return [a.get_text() for a in _gid(fig, prefix)]
+
+
+def _bcg_effects():
+    bcg = pd.read_csv(ROOT / "tests" / "data" / "bcg.csv")
+    rows = [{"study_id": f"{a} {y}", "citation": "Colditz et al. 1994", "source_level": "secondary",
+             "design": "two_group", "technique": "BCG", "outcome": "tuberculosis", "direction": "lower",
+             "events_treat": tp, "n_treat": tp + tn, "events_ctrl": cp, "n_ctrl": cp + cn}
+            for a, y, tp, tn, cp, cn in zip(bcg.author, bcg.year, bcg.tpos, bcg.tneg, bcg.cpos, bcg.cneg)]
+    return compute_effects(load_studies(pd.DataFrame(rows)), measure="RR"), bcg
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+def test_column_headers_and_rows(effects):
+    fig = plots.forest(technique_idata(effects), effects)
+    assert _texts(fig, "header:") == ["Study", "n", "RoB", "Estimate [95% CI/CrI]"]
+    labels = _texts(fig, "row-label:")
+    assert labels == ["neck", "a1", "a2", "cens", "Technique effect", "oxytocin", "b1", "b2", "pp",
+                      "Technique effect", "Pooled (mu)", "Prediction, new study"]
+    assert "h2h" not in labels
+    # indentation is visible: studies and subtotals start right of their group's header
+    x = {a.get_text(): a.get_position()[0] for a in _gid(fig, "row-label:")}
+    assert x["a1"] > x["neck"] and x["Technique effect"] == x["a1"] and x["Pooled (mu)"] == x["neck"]
+    assert _texts(fig, "rob:") == ["low", "high", "some"]
+    assert dict(zip([a.get_gid() for a in _gid(fig, "n:")], _texts(fig, "n:"))) == {"n:cens": "30", "n:pp": "30"}
+    # the numbers column starts just right of the plot (within 0.2 inch)
+    est = _gid(fig, "estimate:")[0]
+    plot_right = fig.axes[0].get_window_extent().x1
+    gap = (est.get_window_extent(fig.canvas.get_renderer()).x0 - plot_right) / fig.dpi
+    assert 0 < gap < 0.2
+
+
+def test_no_rob_column_without_judgements(effects):
+    plain = effects.assign(rob=None)
+    fig = plots.forest(technique_idata(plain), plain)
+    assert _texts(fig, "header:") == ["Study", "n", "Estimate [95% CI/CrI]"] and not _gid(fig, "rob:")
+
+
+def test_square_area_follows_precision(effects):
+    fig = plots.forest(technique_idata(effects), effects)
+    used = effects[effects.used & ~effects.head_to_head & ~effects.censored]
+    sizes = {a.get_gid().split(":")[1]: a.get_markersize() for a in _gid(fig, "study:")}
+    by_precision = used.sort_values("sei", ascending=False)["study_id"].tolist()  # least precise first
+    assert [sizes[s] for s in by_precision] == sorted(sizes[s] for s in by_precision)
+    # area proportional to 1/se^2 (above the minimum size)
+    a1, b2 = (used.set_index("study_id").loc[s, "sei"] for s in ("a1", "b2"))
+    assert (sizes["b2"] / sizes["a1"]) ** 2 == pytest.approx((a1 / b2) ** 2, rel=1e-6)
+
+
+def test_design_marker(effects):
+    fig = plots.forest(technique_idata(effects), effects)
+    (pre_post,) = _gid(fig, "study:pp=")
+    (controlled,) = _gid(fig, "study:b2=")
+    assert pre_post.get_markerfacecolor() == "white" and controlled.get_markerfacecolor() == "black"
+
+
+def test_censored_row_is_one_sided(effects):
+    fig = plots.forest(technique_idata(effects), effects)
+    yi = effects.set_index("study_id").loc["cens", "yi"]
+    (point,) = _gid(fig, "study:cens=")
+    assert point.get_marker() == ">" and point.get_xdata()[0] == pytest.approx(yi)
+    (arrow,) = _gid(fig, "study-ci:cens=")  # from the bound to the edge, on the side where the effect lies
+    start, end = arrow.xyann[0], arrow.xy[0]
+    assert start == pytest.approx(yi) and end > yi and end == pytest.approx(fig.axes[0].get_xlim()[1])
+    (text,) = [a.get_text() for a in _gid(fig, "estimate:study") if "bound" in a.get_text()]
+    assert text.startswith(">") and f"{yi:.2f}" in text and "[" not in text
+
+
+def test_intervals_match_closed_form(effects):
+    idata = technique_idata(effects, mu=(0.5, 0.1), tau=0.2, tau_technique=0.3,
+                            technique={"neck": (0.2, 0.05), "oxytocin": (0.7, 0.08)})
+    fig = plots.forest(idata, effects)
+    (pooled,) = _gid(fig, "diamond:pooled=")
+    x = pooled.get_xy()[:, 0]
+    assert (x.min(), x.max()) == pytest.approx((0.5 - Z975 * 0.1, 0.5 + Z975 * 0.1), abs=0.01)
+    (oxy,) = _gid(fig, "diamond:technique:oxytocin")
+    assert oxy.get_xy()[:, 0].max() == pytest.approx(0.7 + Z975 * 0.08, abs=0.01)
+    (pred,) = _gid(fig, "prediction")  # mu + tau_technique z1 + tau z2
+    sd = np.sqrt(0.1**2 + 0.3**2 + 0.2**2)
+    assert pred.get_xdata() == pytest.approx([0.5 - Z975 * sd, 0.5 + Z975 * sd], abs=0.02)
+    (ci,) = _gid(fig, "study-ci:b2")
+    assert ci.get_xdata() == pytest.approx([0.55 - 1.96 * 0.15, 0.55 + 1.96 * 0.15])
+
+
+def test_ratio_measure_on_a_back_transformed_log_axis():
+    effects, bcg = _bcg_effects()
+    fig = plots.forest(random_effects_idata(effects, mu=(-0.71, 0.18), tau=0.56, measure="RR"), effects)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and "RR" in ax.get_xlabel()
+    assert _gid(fig, "null=")[0].get_xdata()[0] == 1.0
+    # Aronson 1948: RR and its CI from the 2x2 counts (escalc "RR"), printed back-transformed
+    log_rr = np.log(4 / 123) - np.log(11 / 139)
+    se = np.sqrt(1 / 4 - 1 / 123 + 1 / 11 - 1 / 139)
+    (ci,) = _gid(fig, "study-ci:Aronson 1948=")
+    assert ci.get_xdata() == pytest.approx(np.exp([log_rr - 1.96 * se, log_rr + 1.96 * se]))
+    first = _texts(fig, "estimate:study")[0]
+    assert first.split() == [f"{np.exp(log_rr):.2f}", f"[{np.exp(log_rr - 1.96 * se):.2f},",
+                             f"{np.exp(log_rr + 1.96 * se):.2f}]"]
+    # fewer TB cases is better: a ratio below 1 favours the vaccine
+    assert _texts(fig, "favours:right") == ["favours control \u2192"]
+    assert _texts(fig, "favours:left") == ["\u2190 favours BCG"]
+
+
+def test_favours_follows_the_direction(effects):
+    fig = plots.forest(technique_idata(effects), effects)
+    assert _texts(fig, "favours:left") == ["\u2190 favours comparator"]
+    assert _texts(fig, "favours:right") == ["favours technique \u2192"]
+    fig = plots.forest(technique_idata(effects), effects, favours=("usual care better", "massage better"))
+    assert _texts(fig, "favours:right") == ["massage better \u2192"]
+
+
+def test_no_negative_zero(effects):
+    idata = technique_idata(effects, mu=(-0.001, 0.001))
+    fig = plots.forest(idata, effects)
+    pooled = [a.get_text() for a in _gid(fig, "estimate:pooled")][0]
+    assert "-0.00" not in pooled and pooled.split()[0] == "0.00"
+    fig.canvas.draw()
+    assert "-0.00" not in [t.get_text() for t in fig.axes[0].get_xticklabels()]
+
+
+def test_common_effect_has_no_prediction_row(effects):
+    idata = technique_idata(effects)
+    common = az.from_dict({"posterior": {"mu": idata.posterior["mu"].to_numpy(),
+                                         "theta": idata.posterior["theta"].to_numpy()}},
+                          coords={"study": list(idata.posterior["study"].to_numpy())}, dims={"theta": ["study"]})
+    fig = plots.forest(common, effects)
+    assert _texts(fig, "row-label:")[-1] == "Pooled (mu)" and not _gid(fig, "prediction")
+    assert not _gid(fig, "diamond:technique")
+
+
+def test_refuses_a_table_the_fit_did_not_see(effects):
+    idata = technique_idata(effects)
+    extra = pd.concat([effects, effects.iloc[[0]].assign(study_id="zz")], ignore_index=True)
+    extra.attrs = dict(effects.attrs)
+    with pytest.raises(ValueError, match="zz"):
+        plots.forest(idata, extra)
