@@ -17,12 +17,18 @@ from .exact import check_against_exact, exact_posterior
 from .fit import fit
 from .frequentist import common_effect as common_effect_fe
 from .frequentist import dersimonian_laird, reml
+from .frequentist import meta_regression as meta_regression_reml
+from .heterogeneity import heterogeneity_draws, i2_h2
 from .models import by_technique, common_effect, random_effects
 from .network import network, network_plot, network_summary, network_table, node_split
+from .moderators import design_matrix, with_study_columns
 from .priors import parse_prior
+from .regression import fit_meta_regression
 from .report import write_report
+from .riskofbias import rob_formula, rob_subgroups
 from .selection import selection
 from .sensitivity import Sensitivity
+from .sof import median_control_risk, summary_of_findings
 from .studies import StudyDataError, load_studies
 from .summary import summarize
 
@@ -33,5 +39,6 @@ __all__ = [
     "model_average", "network", "network_plot", "network_summary", "network_table", "node_split",
     "not_used", "pareto_k_table", "parse_prior", "pet_peese", "plots", "random_effects", "reml",
     "run_analysis", "savage_dickey", "selection", "split_by_outcome", "summarize", "used_effects",
-    "write_report",
+    "write_report", "meta_regression_reml", "heterogeneity_draws", "i2_h2", "design_matrix", "with_study_columns",
+    "fit_meta_regression", "rob_formula", "rob_subgroups", "median_control_risk", "summary_of_findings",
 ]

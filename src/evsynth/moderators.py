@@ -106,3 +106,24 @@ def _check_rank(X: np.ndarray, names: list[str]) -> None:
         if np.linalg.matrix_rank(X[:, :j]) < j:
             raise ModeratorError(f"moderator term {names[j - 1]!r} is constant or a combination of "
                                  f"{', '.join(names[: j - 1])} across the studies used: it cannot be estimated")
+
+
+def _as_numbers(column: pd.Series) -> pd.Series:
+    """Numbers when every filled cell is one (the study table reads extra columns as text)."""
+    filled = column[~_is_empty(column)]
+    numbers = pd.to_numeric(filled, errors="coerce")
+    if len(filled) and numbers.notna().all():
+        return pd.to_numeric(column.where(~_is_empty(column)), errors="coerce")
+    return column
+
+
+def with_study_columns(effects: pd.DataFrame, studies: pd.DataFrame) -> pd.DataFrame:
+    """The effect table with every study-table column it lacks (year, latitude, dose...), matched by
+    study_id, so moderators can name them. A column whose filled cells are all numbers becomes
+    numeric (a continuous moderator); any other stays text (categorical, e.g. C(alloc))."""
+    extra = [c for c in studies.columns if c not in effects.columns]
+    lookup = studies.drop_duplicates("study_id").set_index("study_id")[extra]
+    lookup = lookup.apply(_as_numbers)
+    out = effects.join(lookup, on="study_id")
+    out.attrs = dict(effects.attrs)
+    return out

@@ -1,0 +1,121 @@
+"""Bayesian meta-regression (evsynth.regression, exact engine) against REML (metafor) with flat
+priors, and on simulated data with a known slope.
+
+With flat priors on mu and beta, p(y | tau) is the restricted likelihood of REML, so its maximum
+is metafor's tau (rma(yi, vi, mods = ~ ablat, data = dat) on dat.bcg: tau^2 0.0763, intercept
+0.2515, ablat -0.0291; tests/data/metafor_reference.out)."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import optimize
+
+import evsynth as es
+from evsynth import description
+from evsynth.engines import exact as engine
+from evsynth.frequentist import tau2_reml
+from evsynth.moderators import design_matrix, with_study_columns
+from evsynth.regression import beta_draws, fit_meta_regression
+
+from conftest import assert_printed
+
+DATA = Path(__file__).parent / "data"
+FLAT = {"mu": "normal(0, 1000)", "beta": "normal(0, 1000)", "tau": "uniform(0, 10)"}
+
+
+def bcg_studies() -> pd.DataFrame:
+    b = pd.read_csv(DATA / "bcg.csv")
+    return es.load_studies(pd.DataFrame(dict(
+        study_id=b.trial.astype(str), citation=b.author, year=b.year, ablat=b.ablat, alloc=b.alloc,
+        source_level="secondary", design="two_group", technique="BCG", outcome="tuberculosis",
+        events_treat=b.tpos, n_treat=b.tpos + b.tneg, events_ctrl=b.cpos, n_ctrl=b.cpos + b.cneg)))
+
+
+@pytest.fixture(scope="module")
+def bcg():
+    studies = bcg_studies()
+    return with_study_columns(es.compute_effects(studies, measure="RR"), studies)
+
+
+def test_study_columns_become_moderators(bcg):
+    assert bcg["ablat"].dtype.kind in "if" and bcg["alloc"].dtype.kind not in "if"
+    assert bcg.attrs["measure"] == "RR"
+
+
+def test_flat_prior_marginal_likelihood_peaks_at_the_reml_tau(bcg):
+    model = description.meta_regression(bcg, "~ ablat", FLAT)
+
+    def minus_loglik(tau):
+        return -engine.conditionals(model, np.array([[tau]])).loglik[0]
+
+    mode = optimize.minimize_scalar(minus_loglik, bounds=(1e-4, 2), method="bounded", options={"xatol": 1e-8}).x
+    assert_printed(mode**2, "0.0763")
+    X, _ = design_matrix(bcg, "~ ablat")
+    assert mode**2 == pytest.approx(tau2_reml(bcg.yi, bcg.vi, X), rel=1e-4)
+
+
+def test_flat_prior_coefficients_are_close_to_reml(bcg):
+    result = fit_meta_regression(bcg, "~ ablat", FLAT, draws=200, chains=1)
+    freq = result.frequentist.coefficients
+    assert_printed(freq.loc["intrcpt", "estimate"], "0.2515")
+    assert_printed(freq.loc["ablat", "estimate"], "-0.0291")
+    bayes = result.coefficients
+    # the posterior averages over tau, REML plugs in its estimate: medians within a tenth of an SE
+    for term in ("intrcpt", "ablat"):
+        assert abs(bayes.loc[term, "q50"] - freq.loc[term, "estimate"]) < 0.1 * freq.loc[term, "se"], term
+    assert bayes.loc["ablat", "P(>0)"] < 0.01  # higher latitude: stronger protection
+    assert result.coefficients.index.tolist() == ["intrcpt", "ablat"]
+
+
+def test_result_reports_residual_heterogeneity_and_r2(bcg):
+    result = fit_meta_regression(bcg, "~ ablat", draws=200, chains=1)
+    rows = result.heterogeneity.index.tolist()
+    assert rows[:2] == ["tau (residual)", "tau (no moderators)"] and "I² % (residual, between studies)" in rows
+    assert result.heterogeneity.loc["tau (residual)", "mean"] < result.heterogeneity.loc["tau (no moderators)", "mean"]
+    assert 40 < result.R2 < 90  # latitude explains most of tau² (REML: 75.63%)
+    assert result.idata["constant_data"]["X"].shape == (13, 1)
+    assert beta_draws(result).shape == (200, 2)
+    assert "REML + Knapp-Hartung" in str(result)
+
+
+def test_no_intercept_formula_is_refused(bcg):
+    with pytest.raises(ValueError, match="intercept"):
+        fit_meta_regression(bcg, "~ 0 + ablat", draws=50, chains=1)
+
+
+def simulated(k, slope, seed, tau=0.15):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, k)
+    sei = rng.uniform(0.1, 0.3, k)
+    yi = 0.1 + slope * x + rng.normal(0, tau, k) + rng.normal(0, sei)
+    table = pd.DataFrame({
+        "study_id": [f"s{i}" for i in range(k)], "technique": "t", "comparator": "control", "outcome": "o",
+        "unit": "", "design": "two_group", "measure": "SMD", "yi": yi, "sei": sei, "vi": sei**2, "used": True,
+        "head_to_head": False, "why_not": "", "censored": False, "synthetic": True, "dose": x,
+        "noise": rng.uniform(0, 1, k)})
+    table.attrs["measure"] = "SMD"
+    return table
+
+
+def test_known_slope_is_recovered():
+    """40 simulated meta-analyses (k = 20, slope 0.5 per unit of dose, tau = 0.15): the 95% CrI of the
+    slope covers 0.5 at about the nominal rate and the posterior medians are unbiased."""
+    hits, medians = 0, []
+    for seed in range(40):
+        result = fit_meta_regression(simulated(20, 0.5, seed), "~ dose", draws=100, chains=1)
+        row = result.coefficients.loc["dose"]
+        hits += row["q2.5"] < 0.5 < row["q97.5"]
+        medians.append(row["q50"])
+    print(f"slope coverage {hits}/40, mean of medians {np.mean(medians):.3f}")
+    assert hits >= 34  # P(Binomial(40, 0.95) < 34) = 0.003
+    assert abs(np.mean(medians) - 0.5) < 3 * np.std(medians) / np.sqrt(40)
+
+
+def test_r2_is_large_for_a_real_moderator_and_small_for_noise():
+    table = simulated(30, 1.0, seed=1, tau=0.05)
+    real = fit_meta_regression(table, "~ dose", draws=100, chains=1)
+    noise = fit_meta_regression(table, "~ noise", draws=100, chains=1)
+    print(f"R² dose {real.R2:.1f}%, noise {noise.R2:.1f}%")
+    assert real.R2 > 60 and noise.R2 < 20
