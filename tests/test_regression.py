@@ -30,7 +30,8 @@ def bcg_studies() -> pd.DataFrame:
     return es.load_studies(pd.DataFrame(dict(
         study_id=b.trial.astype(str), citation=b.author, year=b.year, ablat=b.ablat, alloc=b.alloc,
         source_level="secondary", design="two_group", technique="BCG", outcome="tuberculosis",
-        events_treat=b.tpos, n_treat=b.tpos + b.tneg, events_ctrl=b.cpos, n_ctrl=b.cpos + b.cneg)))
+        events_treat=b.tpos, n_treat=b.tpos + b.tneg, events_ctrl=b.cpos, n_ctrl=b.cpos + b.cneg)),
+        extra_columns=["ablat", "alloc"])
 
 
 @pytest.fixture(scope="module")
