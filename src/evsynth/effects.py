@@ -50,7 +50,7 @@ CONTROL_LABELS = frozenset(
 )
 
 EFFECT_COLUMNS = [
-    "study_id", "technique", "comparator", "outcome", "unit", "direction", "design", "measure", "yi", "sei", "vi",
+    "study_id", "technique", "comparator", "outcome", "unit", "design", "measure", "yi", "sei", "vi",
     "se_route", "n_total", "df", "sd_scale", "censored", "head_to_head", "used", "why_not", "synthetic",
     "rob", "components", "direction", "warnings",
 ]
@@ -370,8 +370,7 @@ def _effect_values(row, measure, r_default, p_bound, control_labels, continuity_
     comparator = row["comparator"] or ("baseline" if row["design"] == "pre_post" else "control")
     out = {
         "study_id": study, "technique": row["technique"], "comparator": comparator,
-        "outcome": row["outcome"], "unit": row["unit"], "direction": row.get("direction") or "higher",
-        "design": row["design"], "measure": measure,
+        "outcome": row["outcome"], "unit": row["unit"], "design": row["design"], "measure": measure,
         "yi": np.nan, "sei": np.nan, "vi": np.nan, "se_route": "", "n_total": np.nan, "df": np.nan,
         "sd_scale": np.nan, "censored": False, "head_to_head": comparator.lower() not in control_labels,
         "used": False, "why_not": "", "synthetic": bool(row["synthetic"]), "rob": row.get("rob"),
