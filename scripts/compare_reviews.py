@@ -20,7 +20,12 @@ import pandas as pd
 import evsynth
 from evsynth.builders import build_model
 from evsynth.diagnostics import diagnose
-from evsynth.effects import compute_effects, used_effects
+from evsynth.analysis import group_by_outcome
+from evsynth.designs import ROWS as DESIGN_ROWS
+from evsynth.designs import design_moderator
+from evsynth.effects import compute_effects, uncontrolled, used_effects
+from evsynth.summary import summarize
+from evsynth.techniques import format_coverage, technique_coverage
 from evsynth.fit import fit
 from evsynth.frequentist import dersimonian_laird
 from evsynth.studies import load_studies
@@ -36,8 +41,11 @@ def _subset(effects: pd.DataFrame, mask) -> pd.DataFrame:
     return out
 
 
-def _bayes_row(label: str, effects: pd.DataFrame, model: str, fit_options: dict, anchors: list[float]) -> dict:
+def _bayes_row(label: str, effects: pd.DataFrame, model: str, fit_options: dict, anchors: list[float],
+               fits: dict | None = None) -> dict:
     idata = fit(build_model(model, effects), **fit_options)
+    if fits is not None:
+        fits[label] = idata
     mu = idata.posterior["mu"].to_numpy().ravel()
     used = used_effects(effects)
     verdict = diagnose(idata)
@@ -56,15 +64,21 @@ def our_results(studies: pd.DataFrame, fit_options: dict, anchors: list[float]) 
     bound_as_p = compute_effects(studies, p_bound="conservative")
     milk_c = _subset(censored, censored["outcome"] == OUTCOME)
     milk_b = _subset(bound_as_p, bound_as_p["outcome"] == OUTCOME)
+    controlled = _subset(milk_c, ~uncontrolled(milk_c))
+    pooled = group_by_outcome(censored, pool_outcomes=True)["all outcomes (SMD)"]
+    pooled_outcomes = " + ".join(sorted(used_effects(pooled)["outcome"].unique()))
+    fits: dict = {}
     rows = [
         _bayes_row(f"evsynth: {OUTCOME}, random effects, p bounds censored (primary)", milk_c,
                    "random_effects", fit_options, anchors),
         _bayes_row(f"evsynth: {OUTCOME}, per-technique model (`evsynth fit` default), pooled mu", milk_c,
-                   "by_technique", fit_options, anchors),
+                   "by_technique", fit_options, anchors, fits),
         _bayes_row(f"evsynth: {OUTCOME}, random effects, p bound used as p (sensitivity)", milk_b,
                    "random_effects", fit_options, anchors),
-        _bayes_row("evsynth: all outcomes pooled (milk volume + infant weight), random effects, censored",
-                   censored, "random_effects", fit_options, anchors),
+        _bayes_row(f"evsynth: {OUTCOME}, controlled rows only (pre/post dropped), random effects, censored",
+                   controlled, "random_effects", fit_options, anchors),
+        _bayes_row(f"evsynth: all outcomes pooled ({pooled_outcomes}; lower-is-better rows sign-flipped), "
+                   "random effects, censored", pooled, "random_effects", fit_options, anchors),
     ]
     used = used_effects(milk_b)
     dl = dersimonian_laird(used["yi"], used["vi"])
@@ -80,7 +94,19 @@ def our_results(studies: pd.DataFrame, fit_options: dict, anchors: list[float]) 
         else:
             single |= {"estimate": r.yi, "low": r.yi - 1.96 * r.sei, "high": r.yi + 1.96 * r.sei, "interval": "95% CI"}
         rows.append(single)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    (by_technique,) = fits.values()
+    out.attrs["techniques"] = format_coverage(technique_coverage(milk_c, summarize(by_technique)))
+    out.attrs["design"] = design_moderator(milk_c)
+    return out
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    cells = frame.astype(object).where(frame.notna(), "")
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in cells.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
 
 
 def published(path: Path) -> pd.DataFrame:
@@ -137,6 +163,12 @@ def markdown(ours: pd.DataFrame, theirs: pd.DataFrame, studies: pd.DataFrame, fi
     h2h = effects[effects["used"] & effects["head_to_head"]]
     h2h_text = "; ".join(f"{r.technique} vs {r.comparator} ({r.study_id}, {r.outcome})" for r in h2h.itertuples())
     failed = ours[ours.get("diagnostics", pd.Series(dtype=str)).eq("FAIL")]["source"].tolist()
+    controlled_row = ours[ours["source"].str.contains("controlled rows only")].iloc[0]
+    design = ours.attrs["design"]
+    coverage = ours.attrs["techniques"]
+    estimated = {t: len(ids.split(", ")) for t, ids in
+                 coverage.loc[coverage["status"] == "estimate", ["technique", "studies_used"]].itertuples(index=False)}
+    no_study = ", ".join(coverage.loc[coverage["status"] == "no usable study", "technique"])
 
     lines = [
         "# evsynth's pooled effect next to published meta-analyses of breast massage",
@@ -156,6 +188,20 @@ def markdown(ours: pd.DataFrame, theirs: pd.DataFrame, studies: pd.DataFrame, fi
         "| evsynth row | studies used |",
         "|---|---|",
         *[f"| {r['source']} | {r['study_ids']} |" for r in ours.to_dict("records")],
+        "",
+        f"## Every technique in the {OUTCOME} data (per-technique model)",
+        "",
+        "Posterior median [95% CrI] of each technique's SMD versus control, or why there is none "
+        "(`evsynth.techniques.technique_coverage`, as printed by `evsynth fit`).",
+        "",
+        _markdown_table(ours.attrs["techniques"]),
+        "",
+        "## Design: controlled versus pre/post studies",
+        "",
+        "Random-effects meta-regression on a pre/post indicator (`evsynth.designs.design_moderator`, exact "
+        "engine): the controlled mean, the pre/post mean and their difference.",
+        "",
+        _markdown_table(design.reset_index().round(2)),
         "",
         "## How far apart, in plain words",
         "",
@@ -186,14 +232,35 @@ def markdown(ours: pd.DataFrame, theirs: pd.DataFrame, studies: pd.DataFrame, fi
         f"fallback) gives {bound['estimate']:.2f} ({bound['low']:.2f} to {bound['high']:.2f}); in simulations that "
         "fallback biases the pooled effect towards zero (benchmarks/censoring_simulation.py).",
         f"- **Not all rows are randomized comparisons with a control.** One-group before/after rows: {prepost_text}. "
-        "Such an effect includes everything that changes over the days after birth, not only the massage (we "
-        "treat the baseline as the control). The reviews pool trials against a control group.",
+        "Such an effect includes everything that changes over the days after birth (milk volume rises by itself "
+        "then) and regression to the mean, not only the massage; the reviews pool trials against a control group. "
+        f"Dropping them leaves {controlled_row['studies']} controlled studies: {controlled_row['estimate']:.2f} "
+        f"({controlled_row['low']:.2f} to {controlled_row['high']:.2f}). As a moderator (table above) the pre/post "
+        f"mean is {design.loc[DESIGN_ROWS[1], 'q50']:.2f} and the controlled mean "
+        f"{design.loc[DESIGN_ROWS[0], 'q50']:.2f}, a difference of {design.loc[DESIGN_ROWS[2], 'q50']:.2f} "
+        f"({design.loc[DESIGN_ROWS[2], 'q2.5']:.2f} to {design.loc[DESIGN_ROWS[2], 'q97.5']:.2f}): with so few "
+        "studies the data cannot tell whether the two designs agree. The network model leaves pre/post rows out "
+        "unless asked (`--prepost-as-control`).",
         f"- **Different techniques and outcome scales.** Our {OUTCOME} rows mix {techniques} massage, measured in "
         f"{units}; SMDs put them on one scale but do not make them the same intervention. The reviews pool their "
         f"own mix (the {int(review['studies'])}-trial review reports I² = {_fmt(review['i2_percent'], 0)}%, i.e. "
         "large heterogeneity), and we could not check which of our studies they include.",
         f"- **Head-to-head rows are not in these numbers.** {h2h_text or 'none'}: no control arm, so such a row "
         "informs the network model (`evsynth.network`), not a massage-vs-control pooled SMD.",
+        "",
+        "## What these numbers can and cannot support",
+        "",
+        f"- They can support: across {primary['studies']} small studies of {OUTCOME}, the pooled SMD is probably "
+        f"positive (P = {primary['P(>0)']:.2f}), of a size compatible with the published reviews.",
+        "- They cannot support: a ranking of techniques. Only "
+        + ", ".join(f"{t} ({n} stud{'y' if n == 1 else 'ies'})" for t, n in estimated.items())
+        + f" reach an estimate; {no_study} have no usable {OUTCOME} study (reasons in the table above), so the "
+        "toolkit says nothing about them beyond that.",
+        "- They cannot support a causal effect size for clinical use: most rows are small quasi-experiments read "
+        "from abstracts, the controlled subset has "
+        f"{controlled_row['studies']} studies, and standard errors are back-calculated from p-values.",
+        "- More evidence, not more modelling, would change this: the full texts of the rows listed as not usable "
+        "(group sizes, SDs, the other group's mean) would let several of them in.",
         "",
     ]
     return "\n".join(lines)
