@@ -245,13 +245,19 @@ def markdown(ours: pd.DataFrame, theirs: pd.DataFrame, studies: pd.DataFrame, fi
         f"{units}; SMDs put them on one scale but do not make them the same intervention. The reviews pool their "
         f"own mix (the {int(review['studies'])}-trial review reports I² = {_fmt(review['i2_percent'], 0)}%, i.e. "
         "large heterogeneity), and we could not check which of our studies they include.",
+        *([f"- **Small quasi-experiments.** Our estimate sits above the {int(review['studies'])}-RCT review's. "
+           "Small and non-randomised studies tend to report larger effects than large randomised ones (small-study "
+           "effects, selective publication of significant results); our usable rows are small (the largest has "
+           f"{int(used_effects(milk)['n_total'].max())} mothers) and mostly quasi-experimental, so a higher "
+           "estimate is what one would expect even if the true effect were the review's."]
+          if primary["estimate"] > review["estimate"] else []),
         f"- **Head-to-head rows are not in these numbers.** {h2h_text or 'none'}: no control arm, so such a row "
         "informs the network model (`evsynth.network`), not a massage-vs-control pooled SMD.",
         "",
         "## What these numbers can and cannot support",
         "",
         f"- They can support: across {primary['studies']} small studies of {OUTCOME}, the pooled SMD is probably "
-        f"positive (P = {primary['P(>0)']:.2f}), of a size compatible with the published reviews.",
+        f"positive (P(SMD > 0) = {primary['P(>0)']:.3f}), of a size compatible with the published reviews.",
         "- They cannot support: a ranking of techniques. Only "
         + ", ".join(f"{t} ({n} stud{'y' if n == 1 else 'ies'})" for t, n in estimated.items())
         + f" reach an estimate; {no_study} have no usable {OUTCOME} study (reasons in the table above), so the "
