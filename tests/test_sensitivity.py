@@ -26,7 +26,8 @@ from conftest import censored_milk_effects
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "studies" / "synthetic_demo.csv"
-COMMON = dict(outcome="milk volume", model="random_effects", priors={"mu": "normal(0, 1)"}, seed=7)
+COMMON = dict(outcome="milk volume", model="random_effects", priors={"mu": "normal(0, 1)"}, seed=7, engine="pymc")
+EXACT = COMMON | {"engine": "exact"}
 SMALL = dict(chains=2, draws=300, tune=300)
 
 
@@ -213,7 +214,8 @@ def test_reuse_agrees_with_exact_quadrature(demo):
     chosen = [scenarios[0].id, scenarios[-1].id]  # hn(0.2) all 8 kept; hn(2) with one more left out
     mcmc.scenarios = lambda: [s for s in scenarios if s.id in chosen]
     sampled = mcmc.run(progress=False).set_index(["scenario", "parameter"])
-    exact = sens.Sensitivity(demo, engine="exact", **settings).run(progress=False)
+    exact = sens.Sensitivity(demo, **(settings | {"engine": "exact"})).run(progress=False)
+    assert set(exact["engine"]) == {"exact"} and set(sampled.reset_index()["engine"]) == {"pymc"}
     assert len(exact) == 3 * len(scenarios) and set(exact["verdict"]) == {"PASS"}
     exact = exact.set_index(["scenario", "parameter"])
     for key in sampled.index:
@@ -416,3 +418,63 @@ def test_draws_do_not_depend_on_which_scenario_compiled_the_model(demo, monkeypa
     monkeypatch.setattr(sens, "_COMPILED", {})
     alone = sens.Sensitivity(demo, tau_prior=["halfnormal(2)"], **COMMON, **SMALL).run(progress=False)
     pd.testing.assert_frame_equal(after_narrow[after_narrow["scenario"] == wide].reset_index(drop=True), alone)
+
+
+# ---- the exact engine ------------------------------------------------------------------------
+
+def test_auto_engine_is_exact_where_the_model_is_gaussian(demo):
+    assert sens.Sensitivity(demo, **(COMMON | {"engine": "auto"})).engine == "exact"
+    assert sens.Sensitivity(demo, **(COMMON | {"engine": "auto", "model": "selection"})).engine == "pymc"
+    with pytest.raises(ValueError, match="no Gaussian description"):
+        sens.Sensitivity(demo, **(COMMON | {"engine": "exact", "model": "selection"}))
+    with pytest.raises(ValueError, match="engine 'nuts' unknown"):
+        sens.Sensitivity(demo, **(COMMON | {"engine": "nuts"}))
+
+
+def test_exact_sweep_rows_are_the_exact_posterior_of_each_reduced_table(demo):
+    """by_technique with leave-one-out and an exclusion that removes whole techniques: each row
+    is the exact engine's answer on that scenario's own table, techniques out of the scenario
+    are not reported, and every row says which engine produced it."""
+    from evsynth import description
+    from evsynth.engines.exact import summary_table
+
+    grid = sens.Sensitivity(demo, tau_prior=["halfcauchy(0.5)"], r_prepost=[0.3],
+                            exclude=[None, "technique in ('combined', 'oxytocin')"], leave_one_out=True,
+                            **(EXACT | {"model": "by_technique", "priors": {"mu": "normal(0, 1)"}}))
+    table = grid.run(progress=False)
+    assert list(table.columns) == sens.COLUMNS
+    assert set(table["engine"]) == {"exact"} and set(table["verdict"]) == {"PASS"}
+    assert table["scenario"].nunique() == 1 + 18 + 1 + 8
+    effects = es.compute_effects(demo, r_prepost=0.3)
+    effects = effects[effects["outcome"] == "milk volume"]
+    used = es.used_effects(effects)
+    reduced_techniques = table[table["exclude"] != ""]
+    assert not reduced_techniques["parameter"].isin(["technique: combined", "technique: oxytocin"]).any()
+    for scenario in (grid.scenarios()[5], grid.scenarios()[-1]):
+        keep = used["study_id"] != scenario.left_out
+        if scenario.exclude:
+            keep &= ~used["technique"].isin(["combined", "oxytocin"])
+        reduced = used[keep].reset_index(drop=True)
+        reduced.attrs = dict(effects.attrs)
+        expected = summary_table(description.by_technique(reduced, {"mu": "normal(0, 1)", "tau": "halfcauchy(0.5)"}))
+        got = table[table["scenario"] == scenario.id].set_index("parameter")
+        assert list(got.index) == list(expected.index)
+        for column, theirs in (("mean", "mean"), ("sd", "sd"), ("q2.5", "q2.5"), ("q97.5", "q97.5"),
+                               ("p_gt_0", "P(>0)")):
+            np.testing.assert_allclose(got[column], expected[theirs], rtol=1e-9, atol=1e-12)
+    # leaving a study out moves the pooled estimate: the scenarios really differ
+    pooled = table[(table["parameter"] == "pooled (mu)") & (table["exclude"] == "")]["mean"]
+    assert pooled.max() - pooled.min() > 0.02
+
+
+def test_spec_engine_key_and_cli_option(tmp_path, capsys):
+    spec = write_spec(tmp_path, **{"[fit]": "engine = \"pymc\"\n[fit]"})
+    assert load_spec(spec).sensitivity["engine"] == "pymc"
+    bad = write_spec(tmp_path, name="bad.toml", **{"[fit]": "engine = \"quick\"\n[fit]"})
+    with pytest.raises(ValueError, match="engine 'quick' unknown"):
+        sens.Sensitivity(**load_spec(bad).sensitivity)
+    out = tmp_path / "out"
+    assert main(["sensitivity", str(spec), "--engine", "exact", "--out", str(out), "--quiet"]) == 0
+    assert "exact engine" in capsys.readouterr().out
+    table = pd.read_csv(out / "tiny.csv", keep_default_na=False)
+    assert set(table["engine"]) == {"exact"} and table["scenario"].nunique() == 2

@@ -23,7 +23,7 @@ per scenario).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -122,6 +122,53 @@ class GaussianModel:
             out[block.name] = slice(start, start + block.size)
             start += block.size
         return out
+
+    def subset(self, keep) -> GaussianModel:
+        """The model on the rows where `keep` is true, as its constructor gives it on the reduced
+        table: levels of a random part and entries of a vector block (a network's technique
+        contrasts) left without rows are dropped, with every reported row that refers to them.
+        Priors stay as resolved for the full table. Sweeps (leave-one-out, exclusions) use it: no
+        pandas per scenario. The engine-specific `data` (index arrays) and `data_hash` are not
+        carried over, so a subset is for the exact engine's summaries, not for a saved fit."""
+        keep = np.asarray(keep, bool)
+        if keep.shape != (self.n,):
+            raise ValueError(f"keep has shape {keep.shape}; the model has {self.n} rows")
+        X = self.X[keep]
+        columns = np.ones(X.shape[1], bool)  # fixed entries kept
+        for block, sl in zip(self.fixed, self.block_slices().values()):
+            if block.dim is not None:
+                columns[sl] = np.abs(X[:, sl]).sum(axis=0) > 0
+        fixed, start = [], 0
+        for block in self.fixed:
+            mask = columns[start:start + block.size]
+            start += block.size
+            if mask.any():
+                fixed.append(replace(block, labels=tuple(np.array(block.labels)[mask])))
+        parts, levels = [], {}
+        for part in self.parts:
+            design = part.design[keep]
+            used = np.abs(design).sum(axis=0) > 0
+            levels[part.tau] = used
+            correlation = None if part.correlation is None else part.correlation[np.ix_(used, used)]
+            parts.append(replace(part, labels=tuple(np.array(part.labels)[used]), design=design[:, used],
+                                 correlation=correlation))
+        reported = []
+        for rep in self.reported:
+            rows = ~(np.abs(rep.fixed[:, ~columns]).sum(axis=1) > 0)
+            for tau, matrix in rep.random.items():
+                rows &= ~(np.abs(matrix[:, ~levels[tau]]).sum(axis=1) > 0)
+            if rows.any():
+                reported.append(replace(rep, labels=tuple(np.array(rep.labels)[rows]), fixed=rep.fixed[rows][:, columns],
+                                        random={t: m[rows][:, levels[t]] for t, m in rep.random.items()}))
+        correlation = None
+        if self.study_correlation is not None:
+            correlation = self.study_correlation[np.ix_(keep, keep)]
+            if np.allclose(correlation, np.eye(int(keep.sum()))):
+                correlation = None
+        settings = {k: v for k, v in self.settings.items() if k != "data_hash"}
+        return replace(self, study_id=tuple(np.array(self.study_id)[keep]), yi=self.yi[keep], sei=self.sei[keep],
+                       censored=self.censored[keep], X=X[:, columns], fixed=tuple(fixed), parts=tuple(parts),
+                       study_correlation=correlation, reported=tuple(reported), settings=settings, data={})
 
     def censoring_direction(self) -> np.ndarray:
         """+1 where the statistic lies above its (positive) bound, -1 below a negative one, 0 if exact."""

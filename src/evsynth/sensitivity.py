@@ -19,8 +19,15 @@ compiles each structure once. Techniques that are out of a scenario are dropped 
 posterior before diagnose/summarize, so a row means exactly what a fit on the reduced table
 means (`reuse=False` does that fit, building and compiling per scenario, for checking).
 
-`engine="exact"` (random-effects model only) replaces sampling by evsynth.exact's quadrature
-over tau: no Monte-Carlo error, milliseconds per scenario, verdict PASS by construction.
+Engines: `engine="auto"` (the default) runs every scenario on the exact engine
+(evsynth.engines.exact: quadrature over the variance components, closed-form Gaussian
+conditionals, censored rows by orthant probability) whenever the model has a Gaussian
+description (evsynth.description: common_effect, random_effects, by_technique, network), and on
+PyMC otherwise (the selection model). The exact engine has no Monte-Carlo error and needs no
+compile: tens of milliseconds per scenario, verdict PASS by construction (there is no sampler
+to diagnose); it runs the scenarios one after another in this process. `engine="pymc"` forces
+MCMC (the compile-once machinery below), `engine="exact"` refuses a model without a Gaussian
+description. Every row records its engine.
 
 Every scenario keeps its settings, estimates and diagnostics verdict; a scenario that fails its
 diagnostics or cannot be fitted (fewer than two studies left) stays in the table as FAIL with
@@ -29,6 +36,7 @@ the reason in `problems`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import itertools
@@ -56,7 +64,8 @@ from .studies import load_studies
 from .summary import summarize
 from .sweep import read_records, run_tasks
 
-SETTINGS = ["tau_prior", "r_prepost", "exclude", "left_out", "outcome", "model", "measure", "n_studies"]
+SETTINGS = ["tau_prior", "r_prepost", "exclude", "left_out", "outcome", "model", "measure", "n_studies", "engine"]
+ENGINES = ("auto", "exact", "pymc")
 ESTIMATES = ["mean", "sd", "q2.5", "q50", "q97.5", "p_gt_0"]
 COLUMNS = ["scenario", *SETTINGS, "parameter", *ESTIMATES, "verdict", "problems"]
 
@@ -100,7 +109,7 @@ class Context:
     model: str
     priors: dict
     options: FitOptions
-    engine: str = "mcmc"  # "exact": quadrature over tau (evsynth.exact), random_effects only
+    engine: str = "pymc"  # the engine the scenarios run on: "exact" or "pymc" (resolved from "auto")
 
     def fingerprint(self) -> str:
         """Scenarios of one results file must share all of this, so resumed rows are comparable."""
@@ -120,20 +129,32 @@ class Job:
 
 # ---- one scenario --------------------------------------------------------------------------
 
-def scenario_effects(context: Context, scenario: Scenario) -> tuple[pd.DataFrame, list[str]]:
-    """The outcome's effect table at the scenario's r, and the study ids the scenario keeps."""
-    effects = compute_effects(context.studies, measure=context.measure, r_prepost=scenario.r_prepost,
-                              p_bound=context.p_bound)
-    attrs = dict(effects.attrs)
-    keep = (effects["outcome"] == context.outcome).to_numpy()
-    effects = effects[keep].reset_index(drop=True)
-    effects.attrs = attrs
+def scenario_effects(context: Context, scenario: Scenario, cache: dict | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The outcome's effect table at the scenario's r, and the study ids the scenario keeps.
+    cache: a dict kept across the scenarios of one sweep (effects per r, studies per rule)."""
+    cache = {} if cache is None else cache
+    key = ("effects", scenario.r_prepost)
+    if key not in cache:
+        effects = compute_effects(context.studies, measure=context.measure, r_prepost=scenario.r_prepost,
+                                  p_bound=context.p_bound)
+        attrs = dict(effects.attrs)
+        keep = (effects["outcome"] == context.outcome).to_numpy()
+        effects = effects[keep].reset_index(drop=True)
+        effects.attrs = attrs
+        cache[key] = effects, keep
+    effects, keep = cache[key]
     excluded = set()
     if scenario.exclude:
-        studies = context.studies[keep].reset_index(drop=True)
-        excluded = set(studies["study_id"][parse_rule(scenario.exclude, studies.columns).select(studies)])
+        rule_key = ("exclude", scenario.exclude)
+        if rule_key not in cache:
+            studies = context.studies[keep].reset_index(drop=True)
+            cache[rule_key] = set(studies["study_id"][parse_rule(scenario.exclude, studies.columns).select(studies)])
+        excluded = set(cache[rule_key])
     excluded.add(scenario.left_out)
-    kept = [s for s in used_effects(effects)["study_id"] if s not in excluded]
+    used_key = ("used", scenario.r_prepost)
+    if used_key not in cache:
+        cache[used_key] = list(used_effects(effects, allow_head_to_head=context.model == "network")["study_id"])
+    kept = [s for s in cache[used_key] if s not in excluded]
     return effects, kept
 
 
@@ -142,22 +163,24 @@ def scenario_priors(context: Context, scenario: Scenario) -> dict:
     return dict(context.priors) | {"tau": scenario.tau_prior}
 
 
-def run_scenario(job: Job) -> dict:
-    """Settings, estimates and verdict of one scenario, as a JSON-able record."""
+def run_scenario(job: Job, cache: dict | None = None) -> dict:
+    """Settings, estimates and verdict of one scenario, as a JSON-able record. cache: a dict
+    shared by the scenarios of one sweep run in one process (see scenario_effects)."""
     context, scenario = job.context, job.scenario
+    cache = {} if cache is None else cache
     start = time.monotonic()
     settings = {"tau_prior": scenario.tau_prior, "r_prepost": scenario.r_prepost, "exclude": scenario.exclude,
                 "left_out": scenario.left_out, "outcome": context.outcome, "model": context.model,
-                "measure": context.measure}
+                "measure": context.measure, "engine": context.engine}
     try:
-        effects, kept = scenario_effects(context, scenario)
+        effects, kept = scenario_effects(context, scenario, cache)
         settings["n_studies"] = len(kept)
         if len(kept) < MIN_STUDIES:
             return _not_fitted(scenario, settings, f"not fitted: {len(kept)} usable stud"
                                f"{'y' if len(kept) == 1 else 'ies'} left, need {MIN_STUDIES}", start)
         priors = scenario_priors(context, scenario)
         if context.engine == "exact":
-            return _exact_record(context, scenario, settings, effects, kept, priors, start)
+            return _exact_record(context, scenario, settings, effects, kept, priors, start, cache)
         refit = _fit_reusing if job.reuse else _fit_rebuilding
         idata = refit(context, effects, kept, priors, job.cores)
         _check_complete(idata, context.options)
@@ -166,9 +189,7 @@ def run_scenario(job: Job) -> dict:
     except Exception as exc:  # a scenario that breaks is reported (FAIL, with the error), the sweep goes on
         settings.setdefault("n_studies", 0)
         return _not_fitted(scenario, settings, f"error: {type(exc).__name__}: {exc}", start)
-    rows = [{"parameter": label, "mean": row["mean"], "sd": row["sd"], "q2.5": row["q2.5"], "q50": row["q50"],
-             "q97.5": row["q97.5"], "p_gt_0": row["P(>0)"]} for label, row in summary.iterrows()]
-    return {"key": scenario.id, "settings": settings, "rows": rows, "verdict": diagnostics.verdict,
+    return {"key": scenario.id, "settings": settings, "rows": _rows(summary), "verdict": diagnostics.verdict,
             "problems": "; ".join(diagnostics.problems), "sampler": idata.attrs.get("sampler", ""),
             "reused_compiled_model": job.reuse, "seconds": round(time.monotonic() - start, 3)}
 
@@ -180,27 +201,34 @@ def _check_complete(idata: az.InferenceData, options: FitOptions) -> None:
         raise KeyboardInterrupt(f"sampling stopped early ({dict(sizes)}); scenario not recorded")
 
 
-def _exact_record(context, scenario, settings, effects, kept, priors, start) -> dict:
-    """The normal-normal model by quadrature over tau: no sampling, so nothing to diagnose."""
-    from .exact import exact_posterior
+def reduced_effects(effects: pd.DataFrame, kept: list[str]) -> pd.DataFrame:
+    """The scenario's table: the kept studies' rows and the rows not used anyway (they say why)."""
+    reduced = effects[effects["study_id"].isin(kept) | ~effects["used"]].reset_index(drop=True)
+    reduced.attrs = dict(effects.attrs)
+    return reduced
 
-    used = used_effects(effects)
-    rows = used[used["study_id"].isin(kept)]
-    if rows["censored"].any():
-        raise ValueError("engine 'exact' has no censored likelihood; use p_bound 'conservative' or 'exclude'")
-    chosen = resolve_priors(effects, priors, ("mu", "tau"))
-    post = exact_posterior(rows["yi"], rows["sei"], tau_prior=chosen["tau"], mu_prior=chosen["mu"],
-                           labels=rows["study_id"])
-    estimates = [("pooled (mu)", post.mu_mixture, True), ("tau (between studies)", None, False),
-                 ("prediction (new study)", post.predictive_mixture, True)]
-    out = []
-    for label, mixture, signed in estimates:
-        summary = post.tau if mixture is None else mixture.summary()
-        out.append({"parameter": label, "mean": summary["mean"], "sd": summary["sd"], "q2.5": summary["2.5%"],
-                    "q50": summary["50%"], "q97.5": summary["97.5%"],
-                    "p_gt_0": 1.0 - float(mixture.cdf(0.0)) if signed else float("nan")})
-    return {"key": scenario.id, "settings": settings, "rows": out, "verdict": "PASS", "problems": "",
+
+def _exact_record(context, scenario, settings, effects, kept, priors, start, cache) -> dict:
+    """The scenario's posterior on the exact engine: no sampling, so nothing to diagnose. The
+    model is described once per (r, tau prior) on every usable study and cut to the scenario's
+    studies (GaussianModel.subset: the same model as describing the reduced table)."""
+    from .description import describe
+    from .engines.exact import report_label, summary_rows
+
+    key = ("model", scenario.r_prepost, scenario.tau_prior)
+    if key not in cache:
+        cache[key] = describe(context.model, effects, priors)
+    full = cache[key]
+    rows = summary_rows(full.subset(np.isin(full.study_id, kept)))
+    summary = [{"parameter": report_label(*k), "mean": r["mean"], "sd": r["sd"], "q2.5": r["q2.5"], "q50": r["q50"],
+                "q97.5": r["q97.5"], "p_gt_0": r["P(>0)"]} for k, r in rows.items()]
+    return {"key": scenario.id, "settings": settings, "rows": summary, "verdict": "PASS", "problems": "",
             "sampler": "exact", "reused_compiled_model": False, "seconds": round(time.monotonic() - start, 3)}
+
+
+def _rows(summary: pd.DataFrame) -> list[dict]:
+    return [{"parameter": label, "mean": row["mean"], "sd": row["sd"], "q2.5": row["q2.5"], "q50": row["q50"],
+             "q97.5": row["q97.5"], "p_gt_0": row["P(>0)"]} for label, row in summary.iterrows()]
 
 
 def _not_fitted(scenario: Scenario, settings: dict, why: str, start: float) -> dict:
@@ -285,8 +313,7 @@ def _fit_reusing(context: Context, effects: pd.DataFrame, kept: list[str], prior
 
 def _fit_rebuilding(context: Context, effects: pd.DataFrame, kept: list[str], priors: dict, cores) -> az.InferenceData:
     """The reference: the scenario's reduced table, built and compiled afresh."""
-    reduced = effects[effects["study_id"].isin(kept) | ~effects["used"]].reset_index(drop=True)
-    reduced.attrs = dict(effects.attrs)
+    reduced = reduced_effects(effects, kept)
     options = {"study_effects": False} if supports_reuse(context.model) else {}
     model = build_model(context.model, reduced, priors, **options)
     return fit(model, **asdict(context.options), cores=cores, log_likelihood=False)
@@ -320,7 +347,7 @@ class Sensitivity:
     seed: int = 2026
     target_accept: float = 0.99
     sampler: str = "auto"
-    engine: str = "mcmc"  # or "exact": the random-effects posterior by quadrature (no sampling)
+    engine: str = "auto"  # "exact" (evsynth.engines.exact), "pymc", or "auto": exact where the model allows
     table: pd.DataFrame | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
@@ -330,19 +357,11 @@ class Sensitivity:
             raise ValueError(f"model {self.model!r} unknown; choose one of {sorted(BUILDERS)}")
         if "tau" in self.priors:
             raise ValueError("the tau prior is swept: give it as tau_prior=[...], not in priors")
-        if self.engine not in ("mcmc", "exact"):
-            raise ValueError(f"engine {self.engine!r} unknown; choose 'mcmc' or 'exact'")
+        self.engine = sweep_engine(self.engine, self.model)
         self.outcome = self.outcome or _only_outcome(self.studies, self.measure, self.p_bound)
         if self.outcome not in set(self.studies["outcome"]):
             raise ValueError(f"outcome {self.outcome!r} is not in the study table "
                              f"(outcomes: {sorted(set(self.studies['outcome']))})")
-        if self.engine == "exact":
-            effects = used_effects(compute_effects(self.studies, measure=self.measure, p_bound=self.p_bound))
-            censored = effects.loc[effects["censored"] & (effects["outcome"] == self.outcome), "study_id"]
-            if self.model != "random_effects" or len(censored):
-                raise ValueError("engine 'exact' is the normal-normal random-effects model: it needs model "
-                                 "'random_effects' and no censored rows (censored here: "
-                                 f"{', '.join(censored) or 'none'}; p_bound 'conservative' or 'exclude' avoids them)")
         self.tau_prior = [self._tau_text(t) for t in _as_list(self.tau_prior)]
         self.r_prepost = [float(r) for r in _as_list(self.r_prepost)]
         self.exclude = ["" if rule in (None, "", "none") else str(parse_rule(rule, self.studies.columns))
@@ -401,7 +420,7 @@ class Sensitivity:
         if sampler == "auto":
             sampler = "nutpie" if nutpie_available() else "pymc"
         context = replace(context, options=replace(context.options, sampler=sampler))
-        reuse = reuse and sampler == "nutpie" and self.engine == "mcmc" and supports_reuse(self.model)
+        reuse = reuse and sampler == "nutpie" and self.engine == "pymc" and supports_reuse(self.model)
         # sampler threads per scenario: all cores in this process, a share in local workers, one
         # on an external executor (it decides how many scenarios run at once)
         if executor is not None:
@@ -420,7 +439,11 @@ class Sensitivity:
         if reuse and in_this_process:
             done = read_records(out, fingerprint) if out is not None else {}
             compile_ahead(context, [s for s in scenarios if s.id not in done])
-        records = run_tasks(run_scenario, jobs, out=out, fingerprint=fingerprint, n_jobs=n_jobs,
+        if self.engine == "exact":  # milliseconds a scenario: one after another here, sharing the effects
+            function, n_jobs, executor = functools.partial(run_scenario, cache={}), 1, None
+        else:
+            function = run_scenario
+        records = run_tasks(function, jobs, out=out, fingerprint=fingerprint, n_jobs=n_jobs,
                             executor=executor, threads=workers == "threads", progress=progress, label="sensitivity",
                             failed=lambda record: record["verdict"] != "PASS")
         self.table = records_table([records[s.id] for s in scenarios])
@@ -435,6 +458,22 @@ class Sensitivity:
         return sensitivity_plot(self.table, parameter=parameter, **kwargs)
 
 
+def sweep_engine(engine: str, model: str) -> str:
+    """The engine a sweep of `model` runs on: "auto" is the exact engine wherever the model has a
+    Gaussian description (evsynth.description), PyMC otherwise (the selection model)."""
+    from .description import CONSTRUCTORS
+
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r} unknown; choose one of {', '.join(ENGINES)}")
+    gaussian = model in CONSTRUCTORS
+    if engine == "exact" and not gaussian:
+        raise ValueError(f"engine 'exact': model {model!r} has no Gaussian description (the exact engine fits "
+                         f"{', '.join(sorted(CONSTRUCTORS))}); use engine 'pymc'")
+    if engine == "auto":
+        return "exact" if gaussian else "pymc"
+    return engine
+
+
 def records_table(records: list[dict]) -> pd.DataFrame:
     """The tidy table: one row per scenario x parameter, columns COLUMNS."""
     rows = [{"scenario": rec["key"], **{k: rec["settings"].get(k) for k in SETTINGS}, **row,
@@ -444,8 +483,8 @@ def records_table(records: list[dict]) -> pd.DataFrame:
     for name in ESTIMATES + ["r_prepost"]:
         table[name] = pd.to_numeric(table[name], errors="coerce").astype(float)
     table["n_studies"] = table["n_studies"].astype(int)
-    for name in ("scenario", "tau_prior", "exclude", "left_out", "outcome", "model", "measure", "parameter",
-                 "verdict", "problems"):
+    for name in ("scenario", "tau_prior", "exclude", "left_out", "outcome", "model", "measure", "engine",
+                 "parameter", "verdict", "problems"):
         table[name] = table[name].fillna("").astype(str)
     return table
 

@@ -33,6 +33,9 @@ def register(commands) -> None:
     parser.add_argument("--draws", type=int, help="override the spec's [fit] draws")
     parser.add_argument("--tune", type=int, help="override the spec's [fit] tune")
     parser.add_argument("--chains", type=int, help="override the spec's [fit] chains")
+    parser.add_argument("--engine", choices=("auto", "exact", "pymc"), default=None,
+                        help="exact engine (quadrature, no MCMC), PyMC, or auto: exact wherever the model allows "
+                             "(default: the spec's [model] engine, else auto)")
     parser.add_argument("--rebuild", action="store_true",
                         help="build and compile a model per scenario instead of reusing one per structure (slow)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
@@ -44,15 +47,16 @@ def register(commands) -> None:
 def cmd_sensitivity(args) -> int:
     spec = load_spec(args.spec)
     options = dict(spec.sensitivity)
-    options |= {k: getattr(args, k) for k in ("draws", "tune", "chains") if getattr(args, k) is not None}
+    options |= {k: getattr(args, k) for k in ("draws", "tune", "chains", "engine") if getattr(args, k) is not None}
     grid = Sensitivity(**options)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     records, csv, png = out / f"{spec.name}.jsonl", out / f"{spec.name}.csv", out / f"{spec.name}_pooled.png"
     n_jobs = args.n_jobs or spec.n_jobs
     scenarios = grid.scenarios()
+    jobs = "one after another" if grid.engine == "exact" else f"{n_jobs} job(s)"
     print(f"{spec.title}: {len(scenarios)} scenarios on {grid.outcome!r} ({grid.model}, {grid.measure}), "
-          f"{n_jobs} job(s); results appended to {records}")
+          f"{grid.engine} engine, {jobs}; results appended to {records}")
     try:
         table = grid.run(n_jobs=n_jobs, out=records, progress=not args.quiet, reuse=not args.rebuild,
                          workers=args.workers)

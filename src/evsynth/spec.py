@@ -11,7 +11,7 @@
     [model]
     name = "by_technique"
     priors = { mu = "normal(0, 1)", tau_technique = "halfnormal(0.5)" }
-    # engine = "exact"   # random_effects only: quadrature over tau instead of MCMC
+    # engine = "auto"    # "exact" (no MCMC), "pymc", or "auto": exact wherever the model has one
 
     [fit]
     draws = 2000

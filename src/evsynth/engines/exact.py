@@ -56,7 +56,7 @@ class Conditionals:
     """Everything Gaussian at a set of nodes t (rows): see the module docstring."""
 
     taus: np.ndarray  # (G, J)
-    A: np.ndarray  # (G, n, d)
+    scale: np.ndarray  # (G, d): A(t) = basis * scale, column by column (1 for beta, tau_j for z_j)
     loglik: np.ndarray  # (G,) log p(y_exact, censored rows beyond their bounds | t)
     mean: np.ndarray  # (G, d) E[g | y_exact, t]
     cov: np.ndarray  # (G, d, d)
@@ -65,6 +65,12 @@ class Conditionals:
     c_cov: np.ndarray | None = None  # (G, m, m)
     gain: np.ndarray | None = None  # (G, d, m): E[g | y_c] = mean + gain (y_c - c_mean)
     post_cov: np.ndarray | None = None  # (G, d, d): Cov[g | y_exact, y_c, t]
+    basis: np.ndarray | None = None  # (n, d): [X, Z_1, ...]
+
+    @property
+    def A(self) -> np.ndarray:
+        """A(t) = [X, tau_1 Z_1, ...] at every node: (G, n, d)."""
+        return self.basis[None] * self.scale[:, None, :]
 
     def g_cov(self) -> np.ndarray:
         return self.cov if self.post_cov is None else self.post_cov
@@ -96,13 +102,17 @@ def _split_taus(model: GaussianModel, taus: np.ndarray):
     return study, [taus[:, k + j] for j in range(len(model.parts))]
 
 
-def design(model: GaussianModel, taus: np.ndarray) -> np.ndarray:
-    """A(t) = [X, tau_1 Z_1, ...], stacked over the nodes: (G, n, d)."""
+def basis(model: GaussianModel) -> np.ndarray:
+    """B = [X, Z_1, ...] (n, d): A(t) = B diag(1, ..., tau_1, ..., tau_2, ...)."""
+    return np.hstack([model.X] + [part.design for part in model.parts])
+
+
+def design_scale(model: GaussianModel, taus: np.ndarray) -> np.ndarray:
+    """The diagonal of that scaling at every node: (G, d)."""
     _, part_taus = _split_taus(model, taus)
-    G = taus.shape[0]
-    cols = [np.broadcast_to(model.X, (G, *model.X.shape))]
-    cols += [t[:, None, None] * part.design[None] for t, part in zip(part_taus, model.parts)]
-    return np.concatenate(cols, axis=2)
+    cols = [np.ones((taus.shape[0], model.X.shape[1]))]
+    cols += [np.repeat(t[:, None], len(part.labels), axis=1) for t, part in zip(part_taus, model.parts)]
+    return np.hstack(cols)
 
 
 def study_var(model: GaussianModel, taus: np.ndarray) -> np.ndarray:
@@ -124,27 +134,31 @@ def study_cov(model: GaussianModel, taus: np.ndarray) -> np.ndarray:
 def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True) -> Conditionals:
     taus = np.atleast_2d(np.asarray(taus, float))
     m0, P0 = _latent_prior(model)
-    A = design(model, taus)
+    B, D = basis(model), design_scale(model, taus)
     cens = model.censored
     o, c = np.flatnonzero(~cens), np.flatnonzero(cens)
     y = model.yi
-    A_o = A[:, o]
     diagonal = model.study_correlation is None
-    if diagonal:  # independent study effects: no n x n matrix needed
+    G, d = D.shape
+    if diagonal:  # independent study effects: A'WA = D (B'WB) D, and B'WB = w @ (rows' outer products)
         var = study_var(model, taus)
         w = 1 / var[:, o]
-        AtW = A_o.transpose(0, 2, 1) * w[:, None, :]
+        outer = (B[o, :, None] * B[o, None, :]).reshape(o.size, d * d)
+        AtWA = (w @ outer).reshape(G, d, d) * D[:, :, None] * D[:, None, :]
+        AtWy = ((w * y[o]) @ B[o]) * D
         logdet_S = -np.log(w).sum(axis=1)
         yWy = w @ y[o] ** 2
     else:
         Sigma = study_cov(model, taus)
         S_oo = Sigma[:, o][:, :, o]
         W = np.linalg.inv(S_oo)
+        A_o = B[o][None] * D[:, None, :]
         AtW = A_o.transpose(0, 2, 1) @ W
+        AtWA, AtWy = AtW @ A_o, AtW @ y[o]
         logdet_S = np.linalg.slogdet(S_oo)[1]
         yWy = np.einsum("i,gij,j->g", y[o], W, y[o])
-    Q = P0[None] + AtW @ A_o
-    b = (P0 @ m0)[None] + AtW @ y[o]
+    Q = P0[None] + AtWA
+    b = (P0 @ m0)[None] + AtWy
     L = np.linalg.cholesky(Q)
     cov = np.linalg.inv(Q)
     mean = np.einsum("gij,gj->gi", cov, b)
@@ -152,9 +166,11 @@ def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True) -
     logdet_P0 = np.linalg.slogdet(P0)[1]
     loglik = -0.5 * (logdet_S + logdet_Q - logdet_P0 + yWy + m0 @ P0 @ m0 - np.einsum("gi,gi->g", b, mean)
                      + o.size * _LOG_2PI)
-    out = Conditionals(taus, A, loglik, mean, cov)
+    out = Conditionals(taus, D, loglik, mean, cov, basis=B)
     if c.size == 0:
         return out
+    A = out.A
+    A_o = A[:, o]
     # y_c | y_o, g ~ N(H g + K y_o, S_c|o): K = S_co S_oo^-1 (zero when study effects are independent)
     if diagonal:
         K = np.zeros((taus.shape[0], c.size, o.size))
@@ -423,14 +439,22 @@ def truncated_draws(mean, cov, bounds, direction, rng, rounds: int = 200) -> np.
 def exact_summary(model: GaussianModel, grid: Grid | None = None, seed: int = 0) -> pd.DataFrame:
     """Mean, sd, 2.5/50/97.5% and P(>0) of every reported quantity, each SD and the predictive
     distribution of a new study's effect (when the model has `mu`), exact up to the quadrature."""
+    table = pd.DataFrame(summary_rows(model, grid, seed)).T
+    table.index.names = ["variable", "label"]
+    return table
+
+
+def summary_rows(model: GaussianModel, grid: Grid | None = None, seed: int = 0) -> dict[tuple[str, str], dict]:
+    """exact_summary's rows as {(variable, label): {"mean": ..., ...}} (no DataFrame: sweeps
+    call this thousands of times)."""
     grid = grid or posterior_grid(model)
     cond, w = grid.cond, grid.weights
     keep = w > 1e-14 * w.max()
     taus = cond.taus[keep]
     mean, cov, wk = cond.mean[keep], cond.g_cov()[keep], w[keep]
     if model.censored.any():
-        sub = Conditionals(taus, cond.A[keep], cond.loglik[keep], mean, cond.cov[keep], cond.c_mean[keep],
-                           cond.c_cov[keep], cond.gain[keep], cond.post_cov[keep])
+        sub = Conditionals(taus, cond.scale[keep], cond.loglik[keep], mean, cond.cov[keep], cond.c_mean[keep],
+                           cond.c_cov[keep], cond.gain[keep], cond.post_cov[keep], cond.basis)
         latent, latent_cov, piece = _latent_nodes(model, sub, np.random.default_rng(seed))
         means = mean[:, None, :] + np.einsum("gdm,glm->gld", sub.gain, latent - sub.c_mean[:, None, :])
         weights = wk[:, None] * piece
@@ -456,9 +480,7 @@ def exact_summary(model: GaussianModel, grid: Grid | None = None, seed: int = 0)
         m = np.einsum("gd,gld->gl", f, means)
         sd = np.sqrt(spread(f) + (taus**2).sum(axis=1)[:, None])
         rows[("prediction", "new study")] = _mixture_row(weights, m, sd)
-    table = pd.DataFrame(rows).T
-    table.index.names = ["variable", "label"]
-    return table
+    return rows
 
 
 def _mixture_row(weights, means, sds) -> dict:
@@ -624,3 +646,28 @@ def fit_exact(model: GaussianModel, *, draws: int = 1000, chains: int = 4, seed:
                       grid_nodes=str(grid.weights.size), seconds=f"{time.perf_counter() - start:.3f}",
                       evsynth_version=__version__)
     return tree
+
+
+# --------------------------------------------------------------------------- the reported table
+
+REPORT_LABELS = {"mu": "pooled (mu)", "tau": "tau (between studies)", "tau_technique": "tau (between techniques)",
+                 "prediction": "prediction (new study)"}
+
+
+def report_label(variable: str, label: str) -> str:
+    """The row name evsynth.summary.summarize gives the same quantity ('technique: neck', ...)."""
+    if variable in REPORT_LABELS:
+        return REPORT_LABELS[variable]
+    if variable == "technique_effect":
+        return f"technique: {label}"
+    return variable if variable == label else f"{variable}: {label}"
+
+
+def summary_table(model: GaussianModel, grid: Grid | None = None) -> pd.DataFrame:
+    """exact_summary in the shape of evsynth.summary.summarize: one row per reported quantity
+    ('pooled (mu)', 'technique: neck', 'tau (between studies)', ..., 'prediction (new study)'),
+    columns mean, sd, q2.5, q50, q97.5, P(>0)."""
+    rows = summary_rows(model, grid)
+    table = pd.DataFrame(list(rows.values()), index=pd.Index([report_label(*key) for key in rows], name="parameter"))
+    table.attrs["threshold"] = 0.0
+    return table.astype(float)
