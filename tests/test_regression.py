@@ -120,3 +120,49 @@ def test_r2_is_large_for_a_real_moderator_and_small_for_noise():
     noise = fit_meta_regression(table, "~ noise", draws=100, chains=1)
     print(f"R² dose {real.R2:.1f}%, noise {noise.R2:.1f}%")
     assert real.R2 > 60 and noise.R2 < 20
+
+
+def bcg_csv(tmp_path) -> Path:
+    b = pd.read_csv(DATA / "bcg.csv")
+    path = tmp_path / "bcg.csv"
+    pd.DataFrame(dict(study_id=b.trial.astype(str), citation=b.author, year=b.year, ablat=b.ablat,
+                      source_level="secondary", design="two_group", technique="BCG", outcome="tuberculosis",
+                      events_treat=b.tpos, n_treat=b.tpos + b.tneg, events_ctrl=b.cpos,
+                      n_ctrl=b.cpos + b.cneg)).to_csv(path, index=False)
+    return path
+
+
+def test_cli_mods_prints_bayesian_and_reml_fits_and_draws_the_regplot(tmp_path, capsys):
+    """What `evsynth fit --mods` prints per outcome (the part after the model fit, called directly)."""
+    import argparse
+
+    from evsynth.cli import _print_regression, build_parser
+    from evsynth.cli_common import load_effects
+
+    args = build_parser().parse_args(["fit", str(bcg_csv(tmp_path)), "--measure", "RR", "--mods", "ablat"])
+    assert args.mods == ["ablat"]
+    _, effects = load_effects(args)
+    _print_regression("tuberculosis", effects, args.mods, {}, tmp_path / "tb")
+    out = capsys.readouterr().out
+    assert "Bayesian meta-regression" in out and "P(beta > 0)" in out and "R² analogue" in out
+    assert "Knapp-Hartung t on 11 df (tau² 0.0763" in out and "-0.0291" in out  # metafor's printed figures
+    assert (tmp_path / "tb_regplot.png").read_bytes()[:4] == b"\x89PNG"
+    table = pd.read_csv(tmp_path / "tb_metareg.csv", header=[0, 1], index_col=0)
+    assert_printed(table.loc["ablat", ("reml_kh", "estimate")], "-0.0291")
+
+
+def test_cli_mods_naming_a_missing_column_exits_2(tmp_path, capsys):
+    from evsynth.cli import main
+
+    rc = main(["fit", str(bcg_csv(tmp_path)), "--measure", "RR", "--mods", "~ latitude", "--out", str(tmp_path)])
+    assert rc == 2 and "latitude" in capsys.readouterr().err
+
+
+def test_parse_mods_takes_a_formula_or_columns():
+    from evsynth.moderators import ModeratorError, moderator_columns, parse_mods
+
+    assert parse_mods("~ ablat + C(alloc)") == "~ ablat + C(alloc)"
+    assert parse_mods(" ablat, year ") == ["ablat", "year"]
+    assert moderator_columns("~ ablat + C(alloc)") == ["ablat", "alloc"]
+    with pytest.raises(ModeratorError):
+        parse_mods("ablat,,year")

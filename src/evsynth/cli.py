@@ -28,10 +28,19 @@ def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
     add_sampling_arguments(p)
 
 
-def _print_frame(title: str, frame: pd.DataFrame) -> None:
+def _mods_option(text: str):
+    from .moderators import ModeratorError, parse_mods
+
+    try:
+        return parse_mods(text)
+    except ModeratorError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _print_frame(title: str, frame: pd.DataFrame, digits: int = 3) -> None:
     print(f"\n== {title} ==")
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.max_colwidth", 60,
-                           "display.float_format", "{:.3f}".format):
+                           "display.float_format", f"{{:.{digits}f}}".format):
         print(frame.to_string())
 
 
@@ -46,6 +55,39 @@ def _print_design(label: str, table: pd.DataFrame, priors: dict) -> None:
                  "exact engine; 95% intervals)", design)
     print("A pre/post change also contains time trends and regression to the mean; only controlled rows "
           "estimate what the technique adds.")
+
+
+def _print_regression(label: str, table: pd.DataFrame, mods, priors: dict, stem: Path) -> None:
+    """--mods: the Bayesian meta-regression (exact engine) with the REML + Knapp-Hartung fit beside it,
+    saved as <stem>_metareg.csv; with one continuous moderator also the bubble plot <stem>_regplot.png."""
+    from .moderators import ModeratorError
+    from .regression import beta_draws, fit_meta_regression
+
+    try:
+        result = fit_meta_regression(table, mods, {k: v for k, v in priors.items() if k in ("mu", "tau", "beta")})
+    except ModeratorError:
+        raise  # bad input (a missing or empty moderator): exit status 2
+    except ValueError as exc:
+        print(f"\n{label}: meta-regression on {mods} not fitted: {exc}")
+        return
+    freq = result.frequentist
+    _print_frame(f"{label}: Bayesian meta-regression, mods {result.mods} (exact engine; 95% CrI, P(beta > 0))",
+                 result.coefficients, digits=4)
+    _print_frame(f"{label}: residual heterogeneity (R² analogue: {result.R2:.1f}% of tau² explained, "
+                 "posterior means)", result.heterogeneity.drop(columns="P(>0)"))
+    _print_frame(f"{label}: REML meta-regression, Knapp-Hartung t on {freq.df:g} df (tau² {freq.tau2:.4f}, "
+                 f"I² {freq.I2:.1f}%, R² {freq.R2:.1f}%, QM {freq.QM:.3f}, p {freq.QM_p:.4g})", freq.coefficients,
+                 digits=4)
+    pd.concat({"bayes": result.coefficients, "reml_kh": freq.coefficients}, axis=1).to_csv(f"{stem}_metareg.csv")
+    saved = [f"{stem}_metareg.csv"]
+    terms = list(result.coefficients.index)
+    if len(terms) == 2 and terms[1] in table.columns and pd.api.types.is_numeric_dtype(table[terms[1]]):
+        from .plots import regplot
+
+        fig = regplot(result.table, terms[1], fit=freq, beta_draws=beta_draws(result))
+        fig.savefig(f"{stem}_regplot.png", dpi=120)
+        saved.append(f"{stem}_regplot.png")
+    print(f"saved {', '.join(saved)}")
 
 
 def cmd_fit(args) -> int:
@@ -82,6 +124,8 @@ def cmd_fit(args) -> int:
 
         forest(result.idata, table).savefig(f"{stem}_forest.png", dpi=120)
         print(f"saved {stem}.nc, {stem}_summary.csv, {stem}_forest.png")
+        if args.mods is not None:
+            _print_regression(label, table, args.mods, dict(args.prior), stem)
         if not result.diagnostics.ok:
             failed.append(label)
     if not runnable:
@@ -94,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     fit_parser = commands.add_parser("fit", help="effect sizes + hierarchical model + diagnostics + forest plot")
     _add_fit_arguments(fit_parser)
+    fit_parser.add_argument("--mods", type=_mods_option, default=None,
+                            help="meta-regression on study-table columns: a formula ('~ ablat + C(alloc)') or "
+                                 "comma-separated columns ('ablat,year'); fitted per outcome beside the model")
     fit_parser.set_defaults(handler=cmd_fit)
     from .report import register as register_report  # `evsynth report`: same options, HTML output
 

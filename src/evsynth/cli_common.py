@@ -9,7 +9,7 @@ import pandas as pd
 
 from .analysis import select_outcomes
 from .effects import DEFAULT_R_PREPOST, MEASURES, P_BOUND_MODES, compute_effects
-from .studies import load_studies
+from .studies import StudyDataError, load_studies
 from .techniques import group_combinations
 
 EXIT_BAD_INPUT, EXIT_DIAGNOSTICS = 2, 3
@@ -61,8 +61,27 @@ def sampling_options(args) -> dict:
 
 def load_effects(args) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(studies, effects restricted to --outcome) from the parsed input options."""
-    studies = load_studies(args.studies)
+    mods = getattr(args, "mods", None)
+    if mods is None:
+        studies = load_studies(args.studies)
+    else:  # moderator columns are the user's own: declare them to the strict loader
+        from .moderators import moderator_columns
+        from .studies import StudyRow
+
+        columns = moderator_columns(mods)
+        try:
+            studies = load_studies(args.studies, extra_columns=[c for c in columns if c not in StudyRow.model_fields])
+        except StudyDataError as exc:
+            raise StudyDataError(f"{exc}\n  (--mods reads the column(s) {', '.join(map(repr, columns))}; "
+                                 "the study table must have them, and no other column outside the schema)") from None
     effects = compute_effects(studies, measure=args.measure, r_prepost=args.r_prepost, p_bound=args.p_bound)
+    if mods is not None:
+        from .moderators import with_study_columns
+
+        missing = [c for c in moderator_columns(mods) if c not in studies.columns]
+        if missing:
+            raise ValueError(f"--mods: column(s) {', '.join(map(repr, missing))} not in the study table {args.studies}")
+        effects = with_study_columns(effects, studies)
     if getattr(args, "group_combinations", False):
         effects = group_combinations(effects)
     return studies, select_outcomes(effects, args.outcome)

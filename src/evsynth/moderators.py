@@ -127,3 +127,22 @@ def with_study_columns(effects: pd.DataFrame, studies: pd.DataFrame) -> pd.DataF
     out = effects.join(lookup, on="study_id")
     out.attrs = dict(effects.attrs)
     return out
+
+
+def parse_mods(text: str):
+    """The CLI's --mods: a formula ("~ ablat + C(alloc)") as given, or comma-separated column names
+    ("ablat, year") as a list."""
+    text = (text or "").strip()
+    if not text:
+        raise ModeratorError("--mods is empty: give a formula ('~ ablat') or column names ('ablat,year')")
+    if "~" in text:
+        return text
+    columns = [c.strip() for c in text.split(",")]
+    if not all(columns):
+        raise ModeratorError(f"--mods {text!r}: an empty column name between commas")
+    return columns
+
+
+def moderator_columns(mods) -> list[str]:
+    """The study-table columns that `mods` reads (formulaic's required variables), sorted."""
+    return sorted(str(v) for v in _formula(mods).required_variables)
