@@ -5,7 +5,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+from scipy import special, stats
 
 from evsynth.effects import compute_effects
 from evsynth.fit import fit
@@ -46,7 +46,12 @@ def test_effect_bound_sits_where_the_noncentral_t_puts_it():
     row = dict(BASE, study_id="s", design="two_group", n_treat=n, n_ctrl=n, mean_treat=2.0, mean_ctrl=1.0,
                p_upper=bound)
     eff = compute_effects(load_studies(pd.DataFrame([row])), p_bound="censor").iloc[0]
-    j = eff["yi"] / (stats.t.isf(bound / 2, 2 * n - 2) * np.sqrt(2 / n))  # Hedges' J
+    df = 2 * n - 2
+    t_bound = stats.t.isf(bound / 2, df)
+    j = special.gamma(df / 2) / (np.sqrt(df / 2) * special.gamma((df - 1) / 2))  # Hedges (1981) exact J
+    assert j == pytest.approx(1 - 3 / (4 * df - 1), abs=1e-4)  # his approximation, as a check on J itself
+    # the effect at the bound: d = t * sqrt(1/n1 + 1/n2), times J
+    assert eff["yi"] == pytest.approx(j * t_bound * np.sqrt(2 / n), rel=1e-12)
     for delta in (0.8, 1.0, 1.2, 1.5):
         exact = stats.nct.sf(stats.t.isf(bound / 2, 2 * n - 2), 2 * n - 2, delta * np.sqrt(n / 2))
         assert stats.norm.sf(eff["yi"], j * delta, eff["sei"]) == pytest.approx(exact, abs=0.015)

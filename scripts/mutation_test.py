@@ -1,0 +1,149 @@
+"""Mutation testing of the numerical core with mutmut 3 (for developers; slow, not run by CI).
+
+    python scripts/mutation_test.py                 # every module below, one after the other
+    python scripts/mutation_test.py effects exact   # some of them
+    python scripts/mutation_test.py --survivors effects   # also print each surviving mutant's diff
+
+Each module is mutated on its own in a scratch copy of the repository (.mutation/<module>/, git-ignored)
+and judged only by its fast test files (seconds per run), so a module's kill rate says how well *those*
+tests pin it down. mutmut keeps its verdicts in the scratch copy: a second run only re-tests mutants of
+functions whose code (or tests) changed. One worker process by default (--max-children).
+
+Kill rate = killed / (mutants - equivalent). Killed includes timeouts (an infinite loop is noticed);
+mutants no selected test reaches ("no tests") count as survivors. EQUIVALENT lists mutants that cannot
+change any result, with the reason; docs/mutation.md explains them and the run that measured the rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MUTMUT = Path(sys.executable).with_name("mutmut")
+TARGET = 0.90
+
+# module: (source file, test selection: files and pytest options, kept to seconds per run)
+MODULES: dict[str, tuple[str, list[str]]] = {
+    "effects": ("src/evsynth/effects.py", ["tests/test_effects.py", "tests/test_effects_binary.py"]),
+    "exact": ("src/evsynth/exact.py", ["tests/test_exact.py", "-k", "not mcmc and not wrong_prior"]),
+    "frequentist": ("src/evsynth/frequentist.py", ["tests/test_frequentist.py", "tests/test_metaregression.py"]),
+    "engines.exact": ("src/evsynth/engines/exact.py", ["tests/test_engine_exact.py"]),
+    "description": ("src/evsynth/description.py", ["tests/test_engine_exact.py"]),
+    "marginal": ("src/evsynth/marginal.py", ["tests/test_selection.py", "-k", "not pymc"]),
+    "diagnostics": ("src/evsynth/diagnostics.py", ["tests/test_diagnostics.py"]),
+}
+
+# mutant name (as `mutmut show` names it) -> why it cannot change a result. Names follow mutmut's
+# numbering of the current source: a stale entry (mutant gone or killed) is reported by the run.
+EQUIVALENT: dict[str, str] = {}
+
+# What a test run needs besides src/ and tests/ (mutmut copies those two itself).
+ALSO_COPY = ["studies/", "models/", "notebooks/"]
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
+          36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout",
+          -11: "segfault", -9: "segfault", None: "not checked"}
+
+
+def prepare(module: str, work: Path) -> Path:
+    """A scratch copy of the repository for one module; mutmut's cache (mutants/) is kept."""
+    source, tests = MODULES[module]
+    scratch = work / module
+    scratch.mkdir(parents=True, exist_ok=True)
+    for name in ("src", "tests", *[p.rstrip("/") for p in ALSO_COPY]):
+        if (ROOT / name).exists():
+            shutil.rmtree(scratch / name, ignore_errors=True)
+            shutil.copytree(ROOT / name, scratch / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shared = scratch / "shared"  # tests find the reference data sets at ../shared beside the checkout
+    if not shared.exists() and (ROOT.parent / "shared").exists():
+        shared.symlink_to(ROOT.parent / "shared")
+    pytest_ini = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    config = {
+        "source_paths": ["src/"],
+        "only_mutate": [source],
+        "also_copy": [p for p in ALSO_COPY if (ROOT / p).exists()],
+        "pytest_add_cli_args_test_selection": tests,
+        "pytest_add_cli_args": ["-p", "no:randomly", "-p", "no:cacheprovider", "-q"],
+        "use_git_change_detection": False,
+    }
+    lines = ["[tool.pytest.ini_options]"] + [f"{k} = {json.dumps(v)}" for k, v in pytest_ini.items()]
+    lines += ["", "[tool.mutmut]"] + [f"{k} = {json.dumps(v)}" for k, v in config.items()]
+    (scratch / "pyproject.toml").write_text("\n".join(lines) + "\n")
+    return scratch
+
+
+def run(module: str, scratch: Path, max_children: int) -> None:
+    log = scratch / "mutmut.log"
+    print(f"[{module}] mutmut run (log: {log.relative_to(ROOT)})", flush=True)
+    with open(log, "w") as out:
+        code = subprocess.call([str(MUTMUT), "run", "--max-children", str(max_children)], cwd=scratch,
+                               stdout=out, stderr=subprocess.STDOUT)
+    if code != 0:
+        sys.exit(f"[{module}] mutmut failed (exit {code}); see {log}")
+
+
+def verdicts(module: str, scratch: Path) -> dict[str, str]:
+    """mutant name -> status, read from mutmut's per-file metadata."""
+    meta = scratch / "mutants" / (MODULES[module][0] + ".meta")
+    codes = json.loads(meta.read_text())["exit_code_by_key"]
+    return {name: STATUS.get(code, "suspicious") for name, code in codes.items()}
+
+
+def rate_row(module: str, status: dict[str, str]) -> dict:
+    killed = sum(s in ("killed", "timeout", "segfault") for s in status.values())
+    equivalent = [n for n in EQUIVALENT if n in status and status[n] != "killed"]
+    stale = [n for n in EQUIVALENT if n.startswith(_prefix(module)) and n not in equivalent]
+    survivors = [n for n, s in status.items() if s not in ("killed", "timeout", "segfault") and n not in equivalent]
+    counted = len(status) - len(equivalent)
+    return dict(module=module, mutants=len(status), equivalent=len(equivalent), killed=killed,
+                survived=len(survivors), unchecked=sum(s == "not checked" for s in status.values()), rate=killed / counted if counted else float("nan"),
+                survivors=survivors, stale=stale)
+
+
+def _prefix(module: str) -> str:
+    return "evsynth." + module + "."
+
+
+def show(scratch: Path, name: str) -> str:
+    return subprocess.run([str(MUTMUT), "show", name], cwd=scratch, capture_output=True, text=True).stdout
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("modules", nargs="*", metavar="module", help=f"any of {', '.join(MODULES)} (default: all)")
+    parser.add_argument("--max-children", type=int, default=1, help="mutmut worker processes (default 1)")
+    parser.add_argument("--workdir", type=Path, default=ROOT / ".mutation")
+    parser.add_argument("--survivors", action="store_true", help="print the diff of every surviving mutant")
+    parser.add_argument("--no-run", action="store_true", help="only report the verdicts of the last run")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.modules) - set(MODULES))
+    if unknown:
+        parser.error(f"unknown module(s) {', '.join(unknown)}; choose from {', '.join(MODULES)}")
+    rows = []
+    for module in args.modules or list(MODULES):
+        scratch = args.workdir / module if args.no_run else prepare(module, args.workdir)
+        if not args.no_run:
+            run(module, scratch, args.max_children)
+        row = rate_row(module, verdicts(module, scratch))
+        rows.append(row)
+        if args.survivors:
+            for name in row["survivors"]:
+                print(f"--- survived: {name} ({verdicts(module, scratch)[name]})\n{show(scratch, name)}")
+        for name in row["stale"]:
+            print(f"[{module}] EQUIVALENT entry {name} is stale (gone or killed): update the list")
+    print(f"\n{'module':<14}{'mutants':>8}{'equiv':>7}{'killed':>8}{'survived':>9}{'kill rate':>11}"
+          "   (survived includes 'no tests' and not yet checked)")
+    for r in rows:
+        flag = "" if r["rate"] >= TARGET else f"  < {TARGET:.0%}"
+        print(f"{r['module']:<14}{r['mutants']:>8}{r['equivalent']:>7}{r['killed']:>8}{r['survived']:>9}"
+              f"{r['rate']:>10.1%}{flag}" + (f"  ({r['unchecked']} not checked)" if r["unchecked"] else ""))
+    return 0 if all(r["rate"] >= TARGET for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
