@@ -9,8 +9,8 @@ random-effects meta-regression with a pre/post indicator as moderator,
     theta_i = mu + beta * pre_post_i + tau e_i,
 
 so `mu` is the mean of controlled studies, mu + beta that of pre/post studies, and beta their
-difference, with the exact engine (quadrature over tau: no MCMC, censored rows by their exact
-likelihood). Used by `evsynth fit` and the notebook; the sensitivity grid drops the pre/post rows
+difference, by evsynth.regression.fit_meta_regression with the exact engine (quadrature over tau:
+no MCMC, censored rows by their exact likelihood). Used by `evsynth fit` and the notebook; the sensitivity grid drops the pre/post rows
 with the exclusion rule "design == 'pre_post'".
 """
 
@@ -30,8 +30,7 @@ def design_moderator(effects: pd.DataFrame, priors: dict | None = None, draws: i
     """Posterior median, 95% interval and P(> 0) of the controlled mean, the pre/post mean and
     their difference, with the studies behind each. Raises ValueError when the used rows are all
     of one design (then there is nothing to contrast) or fewer than three."""
-    from .description import meta_regression
-    from .engines.exact import fit_exact
+    from .regression import beta_draws, fit_meta_regression
 
     used = used_effects(effects)
     pre_post = uncontrolled(used).to_numpy()
@@ -42,10 +41,9 @@ def design_moderator(effects: pd.DataFrame, priors: dict | None = None, draws: i
                          f"{'pre/post' if pre_post.all() else 'controlled'}")
     table = effects.assign(**{MODERATOR: uncontrolled(effects).astype(float)})
     table.attrs = dict(effects.attrs)
-    tree = fit_exact(meta_regression(table, [MODERATOR], priors), draws=draws, chains=1, seed=seed)
-    post = tree["posterior"]
-    mu = post["mu"].to_numpy().ravel()
-    beta = post["beta"].to_numpy().reshape(mu.size, -1)[:, 0]
+    fitted = fit_meta_regression(table, [MODERATOR], priors, draws=draws, chains=1, seed=seed)
+    mu, beta = beta_draws(fitted).T
+    tree = fitted.idata
     ids = used["study_id"].to_numpy()
     studies = [", ".join(ids[~pre_post]), ", ".join(ids[pre_post]), ""]
     rows = []
