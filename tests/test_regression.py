@@ -166,3 +166,21 @@ def test_parse_mods_takes_a_formula_or_columns():
     assert moderator_columns("~ ablat + C(alloc)") == ["ablat", "alloc"]
     with pytest.raises(ModeratorError):
         parse_mods("ablat,,year")
+
+
+def test_bundled_bcg_table_equals_metadat_and_loads_with_its_columns():
+    from argparse import Namespace
+
+    from evsynth.cli_common import load_effects
+
+    from conftest import ROOT
+
+    args = Namespace(studies=str(ROOT / "studies" / "bcg.csv"), measure="RR", r_prepost=0.5, p_bound="auto",
+                     outcome=None, extra_column=["alloc"], mods=["ablat"], group_combinations=False)
+    studies, effects = load_effects(args)
+    b = pd.read_csv(DATA / "bcg.csv")
+    assert (studies["events_treat"].to_numpy() == b.tpos).all() and (studies["n_ctrl"].to_numpy() == b.cpos + b.cneg).all()
+    assert effects["ablat"].tolist() == b.ablat.tolist() and studies["alloc"].tolist() == b.alloc.tolist()
+    fit = es.reml(effects.yi, effects.vi)
+    assert_printed(fit.tau2, "0.3132")
+    assert_printed(fit.I2, "92.22")

@@ -31,6 +31,9 @@ def add_input_arguments(p: argparse.ArgumentParser, prior_help: str | None = Non
     p.add_argument("--p-bound", default="auto", choices=P_BOUND_MODES,
                    help="p-values printed only as bounds: censor, treat bound as p (conservative), or exclude; "
                         "auto = censor for SMD/SMCC, conservative for MD/ROM (default: %(default)s)")
+    p.add_argument("--extra-column", action="append", default=[], metavar="NAME",
+                   help="a column of your own in the study table (a moderator, notes), kept as text; repeatable "
+                        "(--mods declares the columns it reads)")
     p.add_argument("--outcome", action="append", help="analyse only this outcome (repeatable)")
     p.add_argument("--pool-outcomes", action="store_true",
                    help="one SMD analysis across all outcomes (rows whose outcome is better when lower, "
@@ -62,18 +65,20 @@ def sampling_options(args) -> dict:
 def load_effects(args) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(studies, effects restricted to --outcome) from the parsed input options."""
     mods = getattr(args, "mods", None)
+    extra = list(getattr(args, "extra_column", None) or [])
     if mods is None:
-        studies = load_studies(args.studies)
+        studies = load_studies(args.studies, extra_columns=extra)
     else:  # moderator columns are the user's own: declare them to the strict loader
         from .moderators import moderator_columns
         from .studies import StudyRow
 
         columns = moderator_columns(mods)
+        extra += [c for c in columns if c not in StudyRow.model_fields and c not in extra]
         try:
-            studies = load_studies(args.studies, extra_columns=[c for c in columns if c not in StudyRow.model_fields])
+            studies = load_studies(args.studies, extra_columns=extra)
         except StudyDataError as exc:
             raise StudyDataError(f"{exc}\n  (--mods reads the column(s) {', '.join(map(repr, columns))}; "
-                                 "the study table must have them, and no other column outside the schema)") from None
+                                 "declare any other column of your own with --extra-column NAME)") from None
     effects = compute_effects(studies, measure=args.measure, r_prepost=args.r_prepost, p_bound=args.p_bound)
     if mods is not None:
         from .moderators import with_study_columns
