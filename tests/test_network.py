@@ -200,3 +200,64 @@ def test_node_split_direct_effect_enters_reversed_studies_with_a_minus_sign():
                 for t, c in zip(table["treat_node"], table["comp_node"])]
     assert list(zip(table["treat_node"], table["comp_node"])).count(("B", "A")) == 2
     np.testing.assert_allclose(theta(point), expected, rtol=1e-12)
+
+
+# ---- the exact engine (quadrature over tau; no MCMC) -------------------------------------------
+
+RING = [("A", "control", 2), ("B", "control", 2), ("C", "control", 2), ("D", "control", 1), ("A", "B", 1),
+        ("B", "C", 2), ("C", "D", 1), ("D", "A", 2)]
+RING_TRUTH = {"A": 0.2, "B": 0.5, "C": 0.8, "D": 0.4}
+
+
+def test_exact_node_split_flags_an_injected_inconsistency_and_matches_bucher():
+    truth = {"A": 0.4, "B": 0.8}
+    design = [("A", "control", 3), ("B", "control", 3), ("A", "B", 3)]
+    consistent = simulate_network(1, design, truth, tau=0.05)
+    broken = simulate_network(1, design, truth, tau=0.05, shift=(("A", "B"), 0.8))
+    results = {name: node_split(effects, split=[("A", "B")], engine="exact").iloc[0]
+               for name, effects in (("consistent", consistent), ("broken", broken))}
+    assert results["broken"]["flagged"] and results["broken"]["p_value"] < 0.05 and results["broken"]["q2.5"] > 0.3
+    assert not results["consistent"]["flagged"] and results["consistent"]["p_value"] > 0.05
+    for name, effects in (("consistent", consistent), ("broken", broken)):
+        diff, se = bucher(network_table(effects), "A", "B")
+        assert results[name]["inconsistency"] == pytest.approx(diff, abs=0.1), name
+        assert results[name]["engine"] == "exact" and results[name]["diagnostics_ok"]
+
+
+def test_exact_network_fit_equals_the_gls_estimate_and_splits_every_loop_edge():
+    from evsynth.network import network_fit
+
+    effects = simulate_network(5, RING, RING_TRUTH, tau=0.1)
+    tree = network_fit(effects, engine="exact", draws=500, chains=2)
+    assert tree.attrs["engine"] == "exact" and tree.posterior["technique_effect"].shape == (2, 500, 4)
+    summary = network_summary(tree)
+    assert list(summary.index) == ["A vs control", "B vs control", "C vs control", "D vs control",
+                                   "tau (between studies)"]
+    # the exact posterior mean of d, at tau fixed where the data put it, is the GLS estimate
+    tau = float(summary.loc["tau (between studies)", "q50"])
+    expected = gls(network_table(effects), list(RING_TRUTH), tau)
+    np.testing.assert_allclose(summary["mean"].to_numpy()[:4], expected, atol=0.03)
+    # the exact summaries are those of its own draws (independent draws: 1000 of them)
+    draws = tree.posterior["technique_effect"].mean(("chain", "draw")).to_numpy()
+    sd = tree.posterior["technique_effect"].std(("chain", "draw")).to_numpy()
+    assert np.all(np.abs(draws - summary["mean"].to_numpy()[:4]) < 4 * sd / np.sqrt(1000))
+    splits = node_split(effects, engine="exact")
+    assert len(splits) == len(splittable_comparisons(network_table(effects))) == 8
+    assert set(splits["engine"]) == {"exact"} and splits["diagnostics_ok"].all()
+
+
+def test_network_subset_equals_describing_the_reduced_table():
+    """GaussianModel.subset (what sweeps use) drops a technique left without studies, exactly as
+    describing the reduced table does."""
+    from evsynth import description
+    from evsynth.engines.exact import exact_summary
+
+    effects = simulate_network(5, RING, RING_TRUTH, tau=0.1)
+    full = description.network(effects)
+    keep = ~np.isin(full.study_id, [s for s in full.study_id if "D" in s.split("-")[:2]])
+    reduced = effects[~effects["study_id"].isin(np.array(full.study_id)[~keep])].reset_index(drop=True)
+    reduced.attrs = dict(effects.attrs)
+    direct = description.network(reduced)
+    cut = full.subset(keep)
+    assert cut.fixed[0].labels == direct.fixed[0].labels == ("A", "B", "C")
+    pd.testing.assert_frame_equal(exact_summary(cut), exact_summary(direct), rtol=1e-10)

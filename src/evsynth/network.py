@@ -24,6 +24,11 @@ few loops: in a single loop of two-arm studies the two models are the same (one 
 parameter), and a per-comparison answer says where a conflict is. With a handful of studies a
 split has little power, so an unflagged loop is weak evidence of consistency; a network without
 loops (the bundled massage data today) cannot be checked at all, and node_split says so.
+
+Engines: the network model is Gaussian given tau (evsynth.description.network), so `network_fit`
+and `node_split` run on the exact engine by default (engine="auto"): one quadrature over tau per
+split instead of one compiled and sampled model per split. engine="pymc" samples the PyMC model
+below (the model to read and extend).
 """
 
 from __future__ import annotations
@@ -183,10 +188,44 @@ def _interval(draws: np.ndarray) -> dict:
     return {"mean": draws.mean(), "q2.5": lo, "q50": mid, "q97.5": hi, "P(>0)": (draws > 0).mean()}
 
 
+def network_fit(effects: pd.DataFrame, priors: dict | None = None, reference: str = "control",
+                prepost_as_control: bool = False, engine: str = "auto", **fit_options):
+    """The network model's posterior: the exact engine's independent draws and exact summaries
+    (engine "auto" or "exact"), or the PyMC model sampled (engine "pymc"; fit_options go to
+    evsynth.fit: draws, tune, chains, seed, sampler)."""
+    if _engine(engine) == "pymc":
+        from .fit import fit
+
+        return fit(network(effects, priors, reference, prepost_as_control=prepost_as_control), **fit_options)
+    from .description import network as describe_network
+    from .engines.exact import fit_exact
+
+    kept = {k: fit_options[k] for k in ("draws", "chains", "seed") if k in fit_options}
+    return fit_exact(describe_network(effects, priors, reference, prepost_as_control=prepost_as_control), **kept)
+
+
+def _engine(engine: str) -> str:
+    if engine not in ("auto", "exact", "pymc"):
+        raise ValueError(f"engine {engine!r} unknown; choose auto, exact or pymc")
+    return "pymc" if engine == "pymc" else "exact"
+
+
 def network_summary(idata) -> pd.DataFrame:
-    """Each technique versus the reference, and tau (equal-tailed 95% intervals)."""
-    post = idata.posterior
+    """Each technique versus the reference, and tau (equal-tailed 95% intervals); from the exact
+    summaries when the fit has them (exact engine), else from the draws."""
     ref = idata.attrs.get("reference", "reference")
+    if "exact_summary" in getattr(idata, "children", {}):
+        exact = idata["exact_summary"].to_dataset().to_dataframe()
+        rows = {}
+        for _, row in exact.iterrows():
+            values = {"mean": row["mean"], "q2.5": row["q2.5"], "q50": row["q50"], "q97.5": row["q97.5"],
+                      "P(>0)": row["p_gt_0"]}
+            if row["variable"] == "technique_effect":
+                rows[f"{row['label']} vs {ref}"] = values
+            elif row["variable"] == "tau":
+                rows["tau (between studies)"] = values | {"P(>0)": np.nan}
+        return pd.DataFrame(rows).T
+    post = idata.posterior
     rows = {f"{t} vs {ref}": _interval(post["technique_effect"].sel(technique=t).to_numpy().ravel())
             for t in post["technique"].to_numpy()}
     rows["tau (between studies)"] = _interval(post["tau"].to_numpy().ravel()) | {"P(>0)": np.nan}
@@ -195,38 +234,61 @@ def network_summary(idata) -> pd.DataFrame:
 
 def node_split(effects: pd.DataFrame, priors: dict | None = None, reference: str = "control",
                split: list[tuple[str, str]] | None = None, prepost_as_control: bool = False,
-               **fit_options) -> pd.DataFrame:
+               engine: str = "auto", **fit_options) -> pd.DataFrame:
     """Node-splitting consistency check: one fit per splittable comparison (or those in `split`).
 
-    Returns one row per comparison: direct and indirect estimates (a - b), their difference
-    (inconsistency) with its 95% interval, the Bayesian p-value 2 min(P(diff > 0), P(diff < 0)),
-    `flagged` (the interval excludes 0) and whether the fit passed its diagnostics. An empty table
-    means the network has no loop, so consistency cannot be checked (attrs["note"] says so).
-    """
-    from .diagnostics import diagnose
-    from .fit import fit
+    Returns one row per comparison: direct and indirect estimates (a - b, posterior medians),
+    their difference (inconsistency) with its 95% interval, the Bayesian p-value
+    2 min(P(diff > 0), P(diff < 0)), `flagged` (the interval excludes 0), whether the fit passed
+    its diagnostics (the exact engine has no sampler to fail: always true) and the engine. An
+    empty table means the network has no loop, so consistency cannot be checked (attrs["note"]).
 
+    engine "auto"/"exact": each split model by quadrature over tau (evsynth.engines.exact),
+    milliseconds each; "pymc": each split model compiled and sampled (fit_options to evsynth.fit).
+    """
+    engine = _engine(engine)
     table = prepare_network(effects, reference, prepost_as_control)
     candidates = splittable_comparisons(table) if split is None else [tuple(s) for s in split]
+    model = {"priors": priors, "reference": reference, "prepost_as_control": prepost_as_control}
     rows = []
     for a, b in candidates:
-        idata = fit(network(effects, priors, reference, split=(a, b), prepost_as_control=prepost_as_control),
-                    **fit_options)
-        post = idata.posterior
-        diff = post["inconsistency"].to_numpy().ravel()
-        lo, hi = np.quantile(diff, (0.025, 0.975))
         n_direct = int((((table["treat_node"] == a) & (table["comp_node"] == b))
                         | ((table["treat_node"] == b) & (table["comp_node"] == a))).sum())
-        rows.append({"comparison": f"{a} vs {b}", "direct_studies": n_direct,
-                     "direct": float(np.median(post["direct"])), "indirect": float(np.median(post["indirect"])),
-                     "inconsistency": float(np.median(diff)), "q2.5": lo, "q97.5": hi,
-                     "p_value": 2 * min((diff > 0).mean(), (diff < 0).mean()),
-                     "flagged": not lo <= 0 <= hi, "diagnostics_ok": diagnose(idata).ok})
+        row = _split_exact(effects, model, (a, b)) if engine == "exact" else \
+            _split_pymc(effects, model, (a, b), fit_options)
+        lo, hi = row["q2.5"], row["q97.5"]
+        rows.append({"comparison": f"{a} vs {b}", "direct_studies": n_direct, **row,
+                     "flagged": not lo <= 0 <= hi, "engine": engine})
     out = pd.DataFrame(rows, columns=["comparison", "direct_studies", "direct", "indirect", "inconsistency",
-                                      "q2.5", "q97.5", "p_value", "flagged", "diagnostics_ok"])
+                                      "q2.5", "q97.5", "p_value", "flagged", "diagnostics_ok", "engine"])
     out.attrs["note"] = ("" if candidates else "the network has no closed loop: direct and indirect evidence "
                          "never overlap, so consistency cannot be checked and the estimates rest on it untested")
     return out
+
+
+def _split_exact(effects, model: dict, split) -> dict:
+    from .description import network as describe_network
+    from .engines.exact import summary_rows
+
+    rows = summary_rows(describe_network(effects, split=split, **model))
+    diff = rows[("inconsistency", "inconsistency")]
+    p_above = diff["P(>0)"]
+    return {"direct": rows[("direct", "direct")]["q50"], "indirect": rows[("indirect", "indirect")]["q50"],
+            "inconsistency": diff["q50"], "q2.5": diff["q2.5"], "q97.5": diff["q97.5"],
+            "p_value": 2 * min(p_above, 1 - p_above), "diagnostics_ok": True}
+
+
+def _split_pymc(effects, model: dict, split, fit_options) -> dict:
+    from .diagnostics import diagnose
+    from .fit import fit
+
+    idata = fit(network(effects, split=split, **model), **fit_options)
+    post = idata.posterior
+    diff = post["inconsistency"].to_numpy().ravel()
+    lo, hi = np.quantile(diff, (0.025, 0.975))
+    return {"direct": float(np.median(post["direct"])), "indirect": float(np.median(post["indirect"])),
+            "inconsistency": float(np.median(diff)), "q2.5": lo, "q97.5": hi,
+            "p_value": 2 * min((diff > 0).mean(), (diff < 0).mean()), "diagnostics_ok": diagnose(idata).ok}
 
 
 # --------------------------------------------------------------------------- figure

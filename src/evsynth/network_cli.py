@@ -8,9 +8,8 @@ from pathlib import Path
 
 from .analysis import MIN_STUDIES, group_by_outcome, slug
 from .cli_common import add_input_arguments, add_sampling_arguments, exit_status, load_effects, sampling_options
-from .diagnostics import diagnose
-from .fit import fit
-from .network import comparisons, network, network_plot, network_summary, network_table, node_split
+from .network import (comparisons, network_fit, network_plot, network_summary, network_table, node_split,
+                      prepare_network)
 
 def register(commands) -> None:
     p = commands.add_parser("network", help="network meta-analysis using head-to-head rows too (per outcome)")
@@ -22,6 +21,9 @@ def register(commands) -> None:
                    help="treat a one-group pre/post change as a comparison with the control node (default: pre/post "
                         "rows are left out, since a baseline is not a control arm)")
     add_sampling_arguments(p)
+    p.add_argument("--engine", choices=("auto", "exact", "pymc"), default="auto",
+                   help="exact: quadrature over tau, no MCMC (the network model is Gaussian given tau); pymc: "
+                        "sample the PyMC model and every node-split model; auto = exact (default: %(default)s)")
     p.set_defaults(handler=cmd_network)
 
 
@@ -39,7 +41,7 @@ def cmd_network(args) -> int:
             continue
         prepost = args.prepost_as_control
         try:
-            model = network(table, dict(args.prior), reference=args.reference, prepost_as_control=prepost)
+            prepare_network(table, args.reference, prepost)
         except ValueError as exc:  # no usable rows, or not connected to the reference
             print(f"\noutcome {label!r} not analysed: {exc}")
             continue
@@ -49,13 +51,21 @@ def cmd_network(args) -> int:
             print(f"pre/post rows left out (a baseline is not a control arm; --prepost-as-control to use them): "
                   f"{', '.join(nodes.attrs['prepost_left_out'])}")
         print(comparisons(nodes).to_string(index=False))
-        idata = fit(model, **options)
+        model = dict(priors=dict(args.prior), reference=args.reference, prepost_as_control=prepost, engine=args.engine)
+        idata = network_fit(table, **model, **options)
         fitted += 1
-        verdict = diagnose(idata)
         print(f"\n== {label}: technique effects vs {nodes.attrs['reference']} ({args.measure}, 95% intervals) ==")
         print(network_summary(idata).to_string(float_format="{:.3f}".format))
-        print(verdict)
-        split = node_split(table, dict(args.prior), args.reference, prepost_as_control=prepost, **options)
+        if idata.attrs.get("engine") == "exact":
+            verdict = None
+            print("engine: exact (quadrature over tau, Gaussian conditionals; independent draws, no sampler "
+                  "to diagnose)")
+        else:
+            from .diagnostics import diagnose
+
+            verdict = diagnose(idata)
+            print(verdict)
+        split = node_split(table, **model, **options)
         if split.empty:
             print(f"consistency: {split.attrs['note']}")
         else:
@@ -66,7 +76,7 @@ def cmd_network(args) -> int:
         idata.to_netcdf(f"{stem}.nc")
         network_plot(table, reference=args.reference, prepost_as_control=prepost).savefig(f"{stem}.png", dpi=120)
         print(f"saved {stem}.nc, {stem}.png")
-        if not verdict.ok:
+        if verdict is not None and not verdict.ok:
             failed.append(label)
     if not fitted:
         print("\nno outcome has a network connected to the reference; try --reference with a technique label")
