@@ -224,3 +224,18 @@ def test_arviz_wrappers_one_panel_row_per_parameter(effects):
     assert isinstance(fig, matplotlib.figure.Figure)
     fig = plots.rank(idata, var_names=["mu", "tau"])
     assert len([a for a in fig.axes if a.has_data()]) == 2
+
+
+def test_funnel_labels_stay_inside_the_axes():
+    rows = [_row(f"study_{k:02d}_long_name", "neck", yi, 0.1 + 0.05 * k)
+            for k, yi in enumerate((-1.2, -0.4, 0.0, 0.5, 1.4, 1.9))]
+    effects = compute_effects(load_studies(pd.DataFrame(rows)))
+    fig = plots.funnel(effects)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.axes[0].get_window_extent(renderer)
+    labels = [a for a in fig.axes[0].texts if str(a.get_gid()).startswith("label:")]
+    assert len(labels) == 6
+    for label in labels:
+        extent = label.get_window_extent(renderer)
+        assert box.x0 <= extent.x0 and extent.x1 <= box.x1, label.get_text()

@@ -350,8 +350,10 @@ def funnel(effects: pd.DataFrame, ax=None, center: float | None = None, contours
         ax.plot(group["yi"], group["sei"], ls="none", marker=markers[route], color="black", ms=6, zorder=4,
                 label=route, gid=f"studies:{route}")
     if len(table) <= 12:
-        for row in table.itertuples():
-            ax.annotate(row.study_id, (row.yi, row.sei), xytext=(4, 3), textcoords="offset points", fontsize=7)
+        for row in table.itertuples():  # labels point inwards, so that they stay inside the axes
+            inward = -1 if row.yi > 0.3 * x_lim else 1
+            ax.annotate(row.study_id, (row.yi, row.sei), xytext=(5 * inward, 3), textcoords="offset points",
+                        fontsize=7, ha="left" if inward > 0 else "right", gid=f"label:{row.study_id}")
     if center is not None:
         ax.axvline(center, color="tab:blue", lw=1.2, label=f"pooled estimate ({center:.2f})", gid="center")
     ax.axvline(0, color="0.3", lw=0.6, ls=":")
