@@ -151,3 +151,80 @@ def test_censored_draws_respect_the_bounds():
     draws = np.stack([engine.truncated_draws(cond.c_mean, cond.c_cov, model.yi[c], model.censoring_direction()[c], rng)
                       for _ in range(200)])
     assert np.all(model.censoring_direction()[c] * (draws - model.yi[c]) > 0)
+
+
+# ---- evidence: Bayes factors and exact leave-one-out --------------------------------------------
+
+def test_bayes_factors_equal_the_independent_marginal_likelihood_quadrature(demo):
+    """mu != 0 and tau > 0 in the random-effects model: the exact engine's two evidences per
+    Bayes factor against evsynth.marginal (its own quadrature in (mu, tau)), as compare.bayes_factors."""
+    from evsynth.compare import bayes_factors
+
+    reference = bayes_factors(demo)
+    model = description.random_effects(demo)
+    for null, hypothesis in (("mu", "mu != 0"), ("tau", "tau > 0")):
+        ours = engine.bayes_factor(model, null)
+        assert ours["hypothesis"] == hypothesis
+        assert ours["log_BF10"] == pytest.approx(reference.loc[hypothesis, "log_BF10"], abs=1e-4), null
+    with pytest.raises(ValueError, match="'tau_technique' is not a part"):
+        model.without("tau_technique")
+
+
+def test_moderator_bayes_factor_equals_the_savage_dickey_ratio():
+    """BF10 for a slope, from two evidences, against the prior / posterior density of the slope
+    at 0 (the posterior density exactly: a mixture of normals over the grid of tau)."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, 12)
+    sei = rng.uniform(0.1, 0.3, 12)
+    yi = 0.3 + 0.6 * x + rng.normal(0, 0.1, 12) + rng.normal(0, sei)
+    model = description.meta_regression(effect_table(yi, sei, x=x), ["x"])
+    ours = engine.bayes_factor(model, "beta")
+    grid = engine.posterior_grid(model)
+    slot = model.block_slices()["beta"].start
+    mean, sd = grid.cond.mean[:, slot], np.sqrt(grid.cond.cov[:, slot, slot])
+    posterior_at_0 = grid.weights @ stats.norm.pdf(0.0, mean, sd)
+    prior_at_0 = stats.norm.pdf(0.0, 0.0, 1.0)  # beta ~ normal(0, 1), the default
+    assert ours["BF10"] == pytest.approx(prior_at_0 / posterior_at_0, rel=1e-5)
+    assert ours["BF10"] > 3  # the simulated slope is there
+
+
+def test_common_effect_loo_is_the_conditional_normal_density():
+    rng = np.random.default_rng(5)
+    sei = rng.uniform(0.1, 0.4, 6)
+    yi = 0.4 + rng.normal(0, sei)
+    table = effect_table(yi, sei)
+    terms = engine.loo(description.common_effect(table))
+    cov = np.diag(sei**2) + 1.0  # mu ~ normal(0, 1) integrated out
+    for i in range(6):
+        rest = np.arange(6) != i
+        gain = cov[i, rest] @ np.linalg.inv(cov[np.ix_(rest, rest)])
+        mean = gain @ yi[rest]
+        var = cov[i, i] - gain @ cov[rest, i]
+        assert terms["elpd_loo"][i] == pytest.approx(stats.norm.logpdf(yi[i], mean, np.sqrt(var)), abs=1e-9)
+    assert terms.attrs["elpd_loo"] == pytest.approx(terms["elpd_loo"].sum())
+
+
+@pytest.mark.parametrize("n_censored", [0, 1])
+def test_random_effects_loo_equals_the_independent_quadrature(n_censored):
+    table = censored_table(n_censored) if n_censored else censored_table(1).assign(censored=False)
+    terms = engine.loo(description.random_effects(table))
+    full = log_evidence(table, ModelSpec(True, True, False)).log_ml
+    for i in (0, 3):
+        rest = table.drop(index=i).reset_index(drop=True)
+        rest.attrs = dict(table.attrs)
+        expected = full - log_evidence(rest, ModelSpec(True, True, False)).log_ml
+        assert terms["elpd_loo"][i] == pytest.approx(expected, abs=5e-5), i
+
+
+def test_loo_compare_ranks_the_model_that_predicts_better():
+    """Two techniques with clearly different effects: by_technique predicts a left-out study
+    better than random_effects, and the comparison says so with a paired SE."""
+    rng = np.random.default_rng(8)
+    technique = ["a"] * 6 + ["b"] * 6
+    sei = rng.uniform(0.08, 0.15, 12)
+    yi = np.where(np.array(technique) == "a", 0.1, 0.9) + rng.normal(0, sei)
+    table = effect_table(yi, sei, technique=technique)
+    ranked = engine.loo_compare({"random_effects": description.random_effects(table),
+                                 "by_technique": description.by_technique(table)})
+    assert list(ranked.index) == ["by_technique", "random_effects"]
+    assert ranked.loc["random_effects", "elpd_diff"] < -2 * ranked.loc["random_effects", "dse"]

@@ -170,6 +170,27 @@ class GaussianModel:
                        censored=self.censored[keep], X=X[:, columns], fixed=tuple(fixed), parts=tuple(parts),
                        study_correlation=correlation, reported=tuple(reported), settings=settings, data={})
 
+    def without(self, name: str) -> GaussianModel:
+        """The point-null model: fixed block `name` (e.g. "mu", "beta") set to 0, or variance
+        component `name` ("tau", "tau_technique") set to 0. Reported quantities keep their
+        meaning with that part at 0. For Bayes factors (evsynth.engines.exact.bayes_factor)."""
+        slices = self.block_slices()
+        if name in slices:
+            drop = np.zeros(self.X.shape[1], bool)
+            drop[slices[name]] = True
+            reported = tuple(replace(rep, fixed=rep.fixed[:, ~drop]) for rep in self.reported)
+            return replace(self, X=self.X[:, ~drop], fixed=tuple(b for b in self.fixed if b.name != name),
+                           reported=reported, settings=self.settings | {"null": f"{name} = 0"})
+        if name == "tau" and self.study_prior is not None:
+            return replace(self, study_prior=None, study_correlation=None, settings=self.settings | {"null": "tau = 0"})
+        if name in [p.tau for p in self.parts]:
+            reported = tuple(replace(rep, random={t: m for t, m in rep.random.items() if t != name})
+                             for rep in self.reported)
+            return replace(self, parts=tuple(p for p in self.parts if p.tau != name), reported=reported,
+                           settings=self.settings | {"null": f"{name} = 0"})
+        known = list(slices) + [t for t, _ in self.taus]
+        raise ValueError(f"{name!r} is not a part of this {self.kind} model; its parts: {', '.join(known)}")
+
     def censoring_direction(self) -> np.ndarray:
         """+1 where the statistic lies above its (positive) bound, -1 below a negative one, 0 if exact."""
         return np.where(self.censored, np.where(self.yi > 0, 1.0, -1.0), 0.0)
