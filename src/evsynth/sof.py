@@ -89,7 +89,7 @@ def rate_inconsistency(idata, table: pd.DataFrame) -> tuple[str, str]:
     pi = np.quantile(predictive_draws(idata), [0.025, 0.975])
     ci = np.quantile(_draws(idata, "mu"), [0.025, 0.975])
     pi_null, ci_null = _includes_zero(*pi), _includes_zero(*ci)
-    why = (f"posterior median I² {median:.0f}%; 95% prediction interval {pi[0]:.2f} to {pi[1]:.2f}"
+    why = (f"posterior median I² {median:.0f}%, 95% prediction interval {pi[0]:.2f} to {pi[1]:.2f}"
            + (" includes no effect" if pi_null else " excludes no effect"))
     if median >= 75 and pi_null:
         return "very serious", why
