@@ -220,3 +220,133 @@ def _write(tmp_path, rows):
     path = tmp_path / "rows.csv"
     path.write_text(csv_text(rows))
     return path
+
+
+# ---- the command line -----------------------------------------------------------------------------
+
+def test_header_only_csv_and_nothing_fittable_exit_4(tmp_path, capsys):
+    header = ",".join(csv_text([TWO_GROUP]).splitlines()[0].split(","))
+    err = fit_refuses(tmp_path, capsys, header + "\n", "nothing analysed", code=4)
+    err = fit_refuses(tmp_path, capsys, csv_text([TWO_GROUP]), "nothing analysed", code=4)  # one study
+
+
+def test_out_is_a_file(tmp_path, capsys):
+    (tmp_path / "taken").write_text("x")
+    path = _write(tmp_path, [TWO_GROUP])
+    for command in ("fit", "report", "network"):
+        status, err = run([command, path, "--out", tmp_path / "taken"], capsys)
+        assert status == 2 and "--out" in err and "is a file" in err and "Traceback" not in err, (command, err)
+
+
+def test_stale_files_in_out_are_listed(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "effects.csv").write_text("old")
+    (out / "milk_volume_forest.png").write_text("old")
+    status = cli.main(["fit", str(_write(tmp_path, [TWO_GROUP])), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert status == 4
+    assert f"replaced in {out}: effects.csv" in printed
+    assert "from an earlier run, not this one: milk_volume_forest.png" in printed
+    assert (out / "effects.csv").read_text() != "old"
+
+
+SPEC = """
+[data]
+studies = "{studies}"
+outcome = "milk volume"
+[effects]
+p_bound = "conservative"
+[model]
+name = "random_effects"
+engine = "exact"
+priors = {{ mu = "normal(0, 1)" }}
+[grid]
+tau_prior = ["halfnormal(0.5)"]
+exclude = ["", "design == 'pre_post'"]
+"""
+
+
+def write_spec(tmp_path, **replace):
+    text = SPEC.format(studies=DEMO.as_posix())
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    path = tmp_path / "spec.toml"
+    path.write_text(text)
+    return path
+
+
+def sweep(tmp_path, capsys, spec, *extra):
+    return run(["sensitivity", spec, "--out", tmp_path / "out", "--quiet", *extra], capsys)
+
+
+@pytest.mark.parametrize("change,needles", [
+    ({'mu = "normal(0, 1)"': 'tua_technique = "halfnormal(1)"'},
+     ["[model] priors.tua_technique", "did you mean 'tau_technique'"]),
+    ({'tau_prior = ["halfnormal(0.5)"]': 'tau_prior = ["normal(0, 1)"]'}, ["[grid] tau_prior", "positive numbers"]),
+    ({'tau_prior = ["halfnormal(0.5)"]': 'tau_prior = ["uniform(-5, 5)"]'}, ["[grid] tau_prior", "positive numbers"]),
+    ({'tau_prior = ["halfnormal(0.5)"]': 'tau_prior = ["halfnormal(1e-300)"]'}, ["[grid] tau_prior", "between 1e-08"]),
+    ({'mu = "normal(0, 1)"': 'mu = "normal(0, 1e300)"'}, ["[model] priors.mu", "between 1e-08"]),
+    ({"[grid]": "[grid]\nleave_one_ot = true"}, ["[grid] leave_one_ot", "did you mean 'leave_one_out'"]),
+    ({"[effects]": "[efects]"}, ["'efects'", "did you mean 'effects'"]),
+    ({"exclude = [": 'exclude = ["' + "not " * 40 + 'synthetic", '}, ["nested more than 32 levels"]),
+    ({"exclude = [": 'exclude = ["' + " or ".join(["synthetic"] * 300) + '", '}, ["more than the limit of 2000"]),
+])
+def test_bad_specs_exit_2_at_load_time(tmp_path, capsys, change, needles):
+    status, err = sweep(tmp_path, capsys, write_spec(tmp_path, **change))
+    assert status == 2 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    assert not (tmp_path / "out" / "spec.jsonl").exists()  # refused before anything ran
+
+
+def test_spec_directory_and_results_file_that_is_not_records(tmp_path, capsys):
+    status, err = sweep(tmp_path, capsys, tmp_path)
+    assert status == 2 and "is a directory" in err
+    spec = write_spec(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "spec.jsonl").write_text('[1, 2, 3]\n')
+    status, err = sweep(tmp_path, capsys, spec)
+    assert status == 2 and "spec.jsonl line 1: not a result record" in err, err
+    (tmp_path / "taken").write_text("x")
+    status, err = run(["sensitivity", spec, "--out", tmp_path / "taken"], capsys)
+    assert status == 2 and "is a file" in err
+
+
+def test_a_rule_that_matches_nothing_is_warned_and_marked(tmp_path, capsys):
+    spec = write_spec(tmp_path, **{"design == 'pre_post'": "design == 'prepost'"})
+    with pytest.warns(UserWarning, match="leaves out no usable study"):
+        status, err = sweep(tmp_path, capsys, spec)
+    assert status == 0, err
+    assert "exclusion rule \"design == 'prepost'\" leaves out no usable study of 'milk volume'" in err
+    table = pd.read_csv(tmp_path / "out" / "spec.csv", keep_default_na=False)
+    marked = table[table["exclude"] == "design == 'prepost'"]
+    assert (marked["warnings"].str.contains("leaves out no usable study")).all()
+    assert (table.loc[table["exclude"] == "", "warnings"] == "").all()
+
+
+def test_prior_text_is_kept_as_given_in_scenario_ids(tmp_path, capsys):
+    spec = write_spec(tmp_path, **{'"halfnormal(0.5)"': '"halfnormal(0.123456789)"'})
+    status, err = sweep(tmp_path, capsys, spec)
+    assert status == 0, err
+    table = pd.read_csv(tmp_path / "out" / "spec.csv", keep_default_na=False)
+    assert set(table["tau_prior"]) == {"halfnormal(0.123456789)"}
+    assert table["scenario"].str.startswith("tau halfnormal(0.123456789) |").all()
+
+
+def test_grid_size_is_capped_and_the_cap_can_be_raised(tmp_path, capsys):
+    values = ", ".join(str(round(0.001 * i, 3)) for i in range(1, 700))
+    spec = write_spec(tmp_path, **{"[grid]": f"[grid]\nr_prepost = [{values}]",
+                                   'tau_prior = ["halfnormal(0.5)"]': 'tau_prior = ["halfnormal(0.5)", "halfnormal(1)"]'})
+    status, err = sweep(tmp_path, capsys, spec, "--max-scenarios", "100")
+    assert status == 2 and "more than max_scenarios = 100" in err, err
+    text = spec.read_text() + "[run]\nmax_scenarios = 50\n"
+    spec.write_text(text)
+    status, err = sweep(tmp_path, capsys, spec)
+    assert status == 2 and "more than max_scenarios = 50" in err, err
+
+
+def test_no_fittable_scenario_exits_4(tmp_path, capsys):
+    spec = write_spec(tmp_path, **{"exclude = [\"\", ": "exclude = [", "design == 'pre_post'": "synthetic"})
+    status, err = sweep(tmp_path, capsys, spec)
+    assert status == 4 and "nothing analysed" in err, err

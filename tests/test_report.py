@@ -78,7 +78,7 @@ def test_report_without_analysable_outcome_and_synthetic_banner(tmp_path, write_
                        "sei": 0.1, "measure": "SMD", "synthetic": "true"}])
     rc = main(["report", str(path), "--out", str(tmp_path / "r")])
     text = _text((tmp_path / "r" / "report.html").read_text(encoding="utf-8"))
-    assert rc == 0
+    assert rc == 4  # nothing analysed (the report is still written)
     assert "SYNTHETIC DATA" in text and "No outcome has enough usable studies" in text
     assert "milk volume: 1 usable study; need 2" in text
 

@@ -34,8 +34,8 @@ def excluded(rule, table):
     ("year >= 2019 and design == 'two_group'", lambda t: (t["year"].fillna(0) >= 2019) & (t["design"] == "two_group")),
     ("synthetic or technique == 'neck'", lambda t: t["synthetic"] | (t["technique"] == "neck")),
     ("technique in ('neck', 'marmet')", lambda t: t["technique"].isin(["neck", "marmet"])),
-    ("not (design == 'pre_post' or year > 2018)",
-     lambda t: ~((t["design"] == "pre_post") | (t["year"].fillna(0) > 2018))),
+    ("not (design == 'pre_post' or year > 2018)",  # study c (no year, two_group): unknown, not excluded
+     lambda t: ~((t["design"] == "pre_post") | (t["year"].fillna(0) > 2018)) & t["year"].notna()),
     ("n < 20", lambda t: t["n"].fillna(1e9) < 20),
     ("year == 2.017e3", lambda t: t["year"].fillna(0) == 2017),
 ])
@@ -50,7 +50,8 @@ def test_and_binds_tighter_than_or(table):
 
 def test_missing_cells_never_match(table):
     # study c has no year and no source_level: no comparison excludes it
-    for rule in ("year < 3000", "year > 0", "year != 2015", "source_level != 'abstract'"):
+    for rule in ("year < 3000", "year > 0", "year != 2015", "source_level != 'abstract'", "not (year < 2018)",
+                 "not year < 3000", "not (year > 0) or synthetic"):
         assert "c" not in excluded(rule, table), rule
 
 
@@ -94,3 +95,32 @@ def test_malicious_rule_runs_nothing(table, monkeypatch):
 def test_rule_text_is_kept_for_tables(table):
     rule = parse_rule("  design == 'pre_post'  ", table.columns)
     assert str(rule) == "design == 'pre_post'"
+
+
+def test_a_known_answer_needs_no_missing_cell(table):
+    # SQL's three-valued logic: c has no year but is not synthetic, so "year > 0 and synthetic" is
+    # known to be false for it and its negation known to be true
+    assert "c" in excluded("not (year > 0 and synthetic)", table)
+    assert "c" in excluded("year > 0 or technique == 'marmet'", table)
+
+
+@pytest.mark.parametrize("rule, message", [
+    ("n>1 or " * 250 + "n>1", "more than 200 column tests"),
+    ("not " * 40 + "synthetic", "nested more than 32 levels"),
+    ("(" * 40 + "synthetic" + ")" * 40, "nested more than 32 levels"),
+    ("design == '" + "x" * 3000 + "'", "more than the limit of 2000"),
+])
+def test_size_limits_refuse_before_any_work(table, rule, message):
+    with pytest.raises(RuleError, match="exclusion rule") as info:
+        excluded(rule, table)
+    assert message in str(info.value)
+
+
+def test_long_chains_within_the_limits_evaluate_without_recursion(table):
+    rule = " or ".join(f"year=={2000 + i}" for i in range(140))
+    assert excluded(rule, table) == ["a", "b", "d", "e"]
+
+
+def test_flag_test_of_an_all_empty_column_matches_nothing(table):
+    empty = table.assign(flagged=pd.Series([None] * 5, dtype=object), blank=float("nan"))
+    assert excluded("flagged", empty) == [] and excluded("not blank", empty) == []

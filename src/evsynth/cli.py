@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import pandas as pd
 
 from .analysis import group_by_outcome, run_analysis, slug, split_by_outcome
 from .builders import BUILDERS
-from .cli_common import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS  # noqa: F401  (exit codes, part of the CLI's API)
-from .cli_common import add_input_arguments, add_sampling_arguments, exit_status, load_effects, sampling_options
+from .cli_common import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS, EXIT_NOTHING_ANALYSED  # noqa: F401  (the CLI's API)
+from .cli_common import (add_input_arguments, add_sampling_arguments, exit_status, load_effects, prepare_out,
+                         report_replaced, sampling_options, snapshot)
 from .designs import design_moderator
 from .effects import not_used
 from .studies import StudyDataError
 from .techniques import format_coverage, technique_coverage
 
 EFFECT_VIEW = ["study_id", "technique", "comparator", "outcome", "design", "measure", "yi", "sei", "se_route",
-               "censored", "rob", "used"]
+               "censored", "rob", "used", "warnings"]
 
 
 def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
@@ -91,14 +91,19 @@ def _print_regression(label: str, table: pd.DataFrame, mods, priors: dict, stem:
 
 
 def cmd_fit(args) -> int:
+    out = prepare_out(args.out)
     _, effects = load_effects(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    before = snapshot(out)
     _print_frame(f"effect sizes ({args.measure}, r_prepost={args.r_prepost}, p_bound={effects.attrs['p_bound']})",
                  effects[EFFECT_VIEW])
     excluded = not_used(effects)
     if not excluded.empty:
         _print_frame("rows not used (and why)", excluded)
+    flagged = effects[effects["warnings"] != ""]
+    if not flagged.empty:
+        print("\n== rows whose printed numbers contradict each other (kept as computed; check the source) ==")
+        for _, row in flagged.iterrows():
+            print(f"  {row['study_id']} ({row['outcome']}): {row['warnings']}")
     effects.to_csv(out / "effects.csv", index=False)
 
     groups = group_by_outcome(effects, args.pool_outcomes)
@@ -128,8 +133,10 @@ def cmd_fit(args) -> int:
             _print_regression(label, table, args.mods, dict(args.prior), stem)
         if not result.diagnostics.ok:
             failed.append(label)
+    report_replaced(out, before)
     if not runnable:
-        print("\nno outcome has enough usable studies to fit a model")
+        print("\nno outcome has enough usable studies to fit a model: nothing analysed", file=sys.stderr)
+        return EXIT_NOTHING_ANALYSED
     return exit_status(failed, args.accept_failed)
 
 
@@ -158,7 +165,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (StudyDataError, ValueError, FileNotFoundError) as exc:
+    except (StudyDataError, ValueError, OSError) as exc:
         print(f"evsynth: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -12,7 +12,44 @@ from .effects import DEFAULT_R_PREPOST, MEASURES, P_BOUND_MODES, compute_effects
 from .studies import StudyDataError, load_studies
 from .techniques import group_combinations
 
-EXIT_BAD_INPUT, EXIT_DIAGNOSTICS = 2, 3
+from pathlib import Path
+
+# Exit status of every command: 0 ok; 2 bad input (the message names the study or spec key and the
+# field); 3 a fit failed its diagnostics (unless --accept-failed); 4 nothing was analysed (no outcome,
+# network or scenario had enough usable studies, e.g. a header-only CSV).
+EXIT_OK, EXIT_BAD_INPUT, EXIT_DIAGNOSTICS, EXIT_NOTHING_ANALYSED = 0, 2, 3, 4
+
+
+class InputError(ValueError):
+    """A command-line input that cannot be used (e.g. --out names a file); exit status 2."""
+
+
+def prepare_out(path) -> Path:
+    """The output folder, created if needed; refused when it is a file."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file; expected a folder for the results")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    return out
+
+
+def snapshot(out: Path) -> dict[str, int]:
+    """Files already in the output folder, with their modification times."""
+    return {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()}
+
+
+def report_replaced(out: Path, before: dict[str, int]) -> None:
+    """Say which earlier files this run overwrote and which it left (they are not from this run)."""
+    now = snapshot(out)
+    replaced = sorted(n for n in before if n in now and now[n] != before[n])
+    stale = sorted(n for n in before if n in now and now[n] == before[n])
+    if replaced:
+        print(f"replaced in {out}: {', '.join(replaced)}")
+    if stale:
+        print(f"NOTE: {len(stale)} file(s) in {out} are from an earlier run, not this one: {', '.join(stale)}")
 
 
 def prior_option(text: str) -> tuple[str, str]:
@@ -95,7 +132,7 @@ def load_effects(args) -> tuple[pd.DataFrame, pd.DataFrame]:
 def exit_status(failed: list[str], accept_failed: bool, where: str = "") -> int:
     """Loud on stderr when any fit failed its diagnostics; non-zero unless the user accepts it."""
     if not failed:
-        return 0
+        return EXIT_OK
     print(f"\nDIAGNOSTICS FAILED for: {', '.join(failed)}{where}"
           + (" (accepted by --accept-failed)" if accept_failed else ""), file=sys.stderr)
     return 0 if accept_failed else EXIT_DIAGNOSTICS

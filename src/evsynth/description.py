@@ -220,7 +220,7 @@ def resolve_priors(effects: pd.DataFrame, priors: dict | None, names=("mu", "tau
         raise ValueError(f"priors for {sorted(unknown)} unknown; this model takes {list(names)}")
     missing = [n for n in names if n not in given]
     chosen = (default_priors(effects) if missing else {}) | given
-    return {name: str(parse_prior(chosen[name])) for name in names}
+    return {name: str(parse_prior(chosen[name], name)) for name in names}
 
 
 def check_poolable(table: pd.DataFrame, measure: str | None) -> pd.DataFrame:

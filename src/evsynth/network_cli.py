@@ -4,10 +4,11 @@ consistency check (or why there is none), diagnostics, and the network plot."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 
 from .analysis import MIN_STUDIES, group_by_outcome, slug
-from .cli_common import add_input_arguments, add_sampling_arguments, exit_status, load_effects, sampling_options
+from .cli_common import (EXIT_NOTHING_ANALYSED, add_input_arguments, add_sampling_arguments, exit_status, load_effects,
+                         prepare_out, sampling_options)
 from .network import (comparisons, network_fit, network_plot, network_summary, network_table, node_split,
                       prepare_network)
 
@@ -28,9 +29,8 @@ def register(commands) -> None:
 
 
 def cmd_network(args) -> int:
+    out = prepare_out(args.out)
     _, effects = load_effects(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     options = sampling_options(args)
     failed, fitted = [], 0
     for label, table in group_by_outcome(effects, args.pool_outcomes).items():
@@ -80,4 +80,6 @@ def cmd_network(args) -> int:
             failed.append(label)
     if not fitted:
         print("\nno outcome has a network connected to the reference; try --reference with a technique label")
+        print("nothing analysed", file=sys.stderr)
+        return EXIT_NOTHING_ANALYSED
     return exit_status(failed, args.accept_failed)

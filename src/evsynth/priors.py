@@ -33,13 +33,25 @@ class PriorError(ValueError):
     """A prior string that cannot be understood."""
 
 
+# Hyper-parameters outside these magnitudes are typos (halfnormal(1e-300)) that would only surface
+# later as a failed fit; on any scale evsynth works on they are not a prior anyone means.
+SCALE_RANGE = (1e-8, 1e8)
+LOCATION_LIMIT = 1e8
+
+
+def _number_text(value: float) -> str:
+    """The shortest text that reads back as exactly `value` (0.123456789 stays as given)."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
 @dataclass(frozen=True)
 class Prior:
     family: str
     params: tuple[float, ...]
 
     def __str__(self) -> str:
-        return f"{self.family}({', '.join(f'{p:g}' for p in self.params)})"
+        return f"{self.family}({', '.join(_number_text(p) for p in self.params)})"
 
     @property
     def support(self) -> str:
@@ -72,10 +84,25 @@ class Prior:
         return _FAMILIES[self.family][1](*self.params).logpdf(x)
 
 
-def parse_prior(text: "str | Prior") -> Prior:
-    """Parse e.g. "halfnormal(0.5)" into a Prior; refuse anything else with a clear error."""
+def parse_prior(text: "str | Prior", name: str | None = None) -> Prior:
+    """Parse e.g. "halfnormal(0.5)" into a Prior; refuse anything else with a clear error.
+
+    name: the parameter it is for; a standard deviation (tau, tau_technique, ...) needs a prior on
+    the positive numbers (half-normal, half-Cauchy, exponential, or a uniform from >= 0).
+    """
     if isinstance(text, Prior):
-        return text
+        prior = text
+    else:
+        prior = _parse(text)
+    if name is not None and name.startswith("tau") and not (
+            prior.support == "positive" or (prior.family == "uniform" and prior.params[0] >= 0)):
+        raise PriorError(f"prior {text!s} for {name}: {name} is a standard deviation, so its prior must live on "
+                         "the positive numbers, e.g. 'halfnormal(0.5)', 'halfcauchy(0.5)', 'exponential(2)', "
+                         "'uniform(0, 2)'")
+    return prior
+
+
+def _parse(text) -> Prior:
     match = _PATTERN.match(str(text))
     if not match:
         raise PriorError(f"prior {text!r}: expected family(number, ...), e.g. 'halfnormal(0.5)'")
@@ -94,6 +121,11 @@ def parse_prior(text: "str | Prior") -> Prior:
     scale_like = [p for n, p in zip(expected, params) if n in ("sigma", "beta", "lam", "nu")]
     if any(p <= 0 for p in scale_like):
         raise PriorError(f"prior {text!r}: scale parameters must be > 0")
+    if any(not SCALE_RANGE[0] <= p <= SCALE_RANGE[1] for p in scale_like):
+        raise PriorError(f"prior {text!r}: scale parameters must lie between {SCALE_RANGE[0]:g} and "
+                         f"{SCALE_RANGE[1]:g}")
+    if any(abs(p) > LOCATION_LIMIT for n, p in zip(expected, params) if n not in ("sigma", "beta", "lam", "nu")):
+        raise PriorError(f"prior {text!r}: locations and bounds must lie within +-{LOCATION_LIMIT:g}")
     if family == "uniform" and params[0] >= params[1]:
         raise PriorError(f"prior {text!r}: lower must be below upper")
     return Prior(family, params)

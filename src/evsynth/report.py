@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pandas as pd
 
 from . import __version__
 from .analysis import AnalysisResult, run_analysis, split_by_outcome
-from .cli_common import exit_status, load_effects, sampling_options
+from .cli_common import EXIT_NOTHING_ANALYSED, exit_status, load_effects, prepare_out, sampling_options
 from .designs import design_moderator
 from .effects import RATIO_MEASURES, not_used, used_effects
 from .summary import summarize
@@ -41,7 +42,8 @@ CENSORED_WORDS = ("censored: p known only as a bound, so yi is the effect at the
 EFFECT_LABELS = {"study_id": "Study", "technique": "Technique", "comparator": "Comparator", "outcome": "Outcome",
                  "design": "Design", "source_level": "Source", "measure": "Measure", "yi": "Effect",
                  "sei": "SE", "how the SE was obtained": "How the SE was obtained", "rob": "Risk of bias",
-                 "computable": "Effect size computed", "in_model": "Entered a model"}
+                 "computable": "Effect size computed", "warnings": "Contradictions in the printed numbers",
+                 "in_model": "Entered a model"}
 DESIGN_WORDS = {"pre_post": "pre/post (one group)", "two_group": "two groups", "effect": "effect as printed"}
 SUMMARY_LABELS = {"mean": "Mean", "sd": "SD", "q2.5": "2.5%", "q50": "Median", "q97.5": "97.5%"}
 DIAGNOSTIC_LABELS = {"r_hat": "R-hat", "ess_bulk": "Bulk ESS", "ess_tail": "Tail ESS"}
@@ -79,6 +81,7 @@ def register(commands, add_fit_arguments) -> None:
 
 
 def cmd_report(args) -> int:
+    prepare_out(args.out)
     studies, effects = load_effects(args)
     runnable, skipped = split_by_outcome(effects, args.pool_outcomes)
     results = []
@@ -93,6 +96,9 @@ def cmd_report(args) -> int:
     path = write_report(studies, effects, results, skipped, args.out, settings, threshold=args.threshold)
     print(f"wrote {path}")
     failed = [r.label for r in results if not r.diagnostics.ok]
+    if not results:
+        print("no outcome has enough usable studies to fit a model: nothing analysed", file=sys.stderr)
+        return EXIT_NOTHING_ANALYSED
     return exit_status(failed, args.accept_failed, " (marked in the report)")
 
 
@@ -114,6 +120,7 @@ def effect_table(studies: pd.DataFrame, effects: pd.DataFrame, entered: set | No
                           computable=effects["used"].map({True: "yes", False: "no"}))
     columns = [c for c in EFFECT_LABELS if c != "in_model"
                and not (c == "rob" and effects["rob"].isna().all())
+               and not (c == "warnings" and (effects["warnings"] == "").all())
                and not (c == "measure" and effects["measure"].nunique() == 1)]
     if entered is not None:
         view["in_model"] = [("yes" if (s, o) in entered else "no")
@@ -148,7 +155,8 @@ def caveats(studies: pd.DataFrame, effects: pd.DataFrame) -> list[str]:
     """Plain-words warnings that follow from the rows actually used."""
     used = used_effects(effects)
     info = studies.set_index("study_id").loc[used["study_id"]]
-    out = []
+    out = [f"{row.study_id}: the printed numbers contradict each other ({row.warnings}); the row is kept as "
+           "computed, check the source." for row in effects[effects["warnings"] != ""].itertuples()]
     pre_post = used.loc[used["design"] == "pre_post", "study_id"].tolist()
     if pre_post:
         out.append(f"One-group pre/post rows ({', '.join(pre_post)}): the change from before to after includes "

@@ -20,8 +20,11 @@ Grammar (keywords lower-case):
 
 COLUMN must be a column of the study table. The text is tokenized by a fixed regular
 expression and evaluated by plain pandas comparisons: there is no eval, no attribute access, no
-call, so a rule cannot run code. A missing cell never matches a comparison (a study whose year
-is not reported is not excluded by `year < 2018`).
+call, so a rule cannot run code. A missing cell never matches: a test on it is unknown, `not`
+of unknown is unknown, `and`/`or` follow SQL's three-valued logic, and only a rule that is known to
+hold excludes a study (a study whose year is not reported is excluded neither by `year < 2018`
+nor by `not (year < 2018)`). A rule is at most MAX_RULE_LENGTH characters, MAX_TERMS tests and
+MAX_DEPTH nested parentheses/`not`s deep; longer ones are refused before any work is done.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ import numpy as np
 import pandas as pd
 
 OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
+MAX_RULE_LENGTH = 2000  # characters
+MAX_TERMS = 200  # column tests
+MAX_DEPTH = 32  # nested parentheses and `not`s
 KEYWORDS = ("and", "or", "not", "in", "true", "false")
 
 _TOKEN = re.compile(r"""
@@ -74,7 +80,7 @@ def _tokenize(text: str):
     yield _Token("end", "", len(text))
 
 
-# Parsed rules are small trees of tuples: ("or", a, b), ("and", a, b), ("not", a),
+# Parsed rules are small trees of tuples: ("or", a, b, ...), ("and", a, b, ...), ("not", a),
 # ("flag", column), ("cmp", column, op, value), ("in", column, values).
 
 
@@ -82,6 +88,7 @@ class _Parser:
     def __init__(self, text: str, columns: list[str]):
         self.text, self.columns = text, columns
         self.stream, self.current = _tokenize(text), None
+        self.depth, self.terms = 0, 0
         self.advance()
 
     def advance(self) -> None:
@@ -115,26 +122,34 @@ class _Parser:
         return node
 
     def or_expr(self):
-        node = self.and_expr()
+        nodes = [self.and_expr()]
         while self.at("keyword", "or"):
             self.advance()
-            node = ("or", node, self.and_expr())
-        return node
+            nodes.append(self.and_expr())
+        return nodes[0] if len(nodes) == 1 else ("or", *nodes)
 
     def and_expr(self):
-        node = self.not_expr()
+        nodes = [self.not_expr()]
         while self.at("keyword", "and"):
             self.advance()
-            node = ("and", node, self.not_expr())
+            nodes.append(self.not_expr())
+        return nodes[0] if len(nodes) == 1 else ("and", *nodes)
+
+    def nested(self, parse):
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(f"nested more than {MAX_DEPTH} levels deep (parentheses and not)")
+        node = parse()
+        self.depth -= 1
         return node
 
     def not_expr(self):
         if self.at("keyword", "not"):
             self.advance()
-            return ("not", self.not_expr())
+            return ("not", self.nested(self.not_expr))
         if self.at("punct", "("):
             self.advance()
-            node = self.or_expr()
+            node = self.nested(self.or_expr)
             self.take("punct", ")")
             return node
         return self.test()
@@ -163,6 +178,9 @@ class _Parser:
         return value
 
     def test(self):
+        self.terms += 1
+        if self.terms > MAX_TERMS:
+            raise self.error(f"more than {MAX_TERMS} column tests; split the rule")
         name = self.column()
         if self.at("op"):
             op = self.take("op").text
@@ -192,34 +210,50 @@ class Rule:
         return self.text
 
     def select(self, table: pd.DataFrame) -> pd.Series:
-        """Boolean Series, True for each row the rule excludes."""
-        return pd.Series(_evaluate(self.tree, table, self.text), index=table.index, dtype=bool)
+        """Boolean Series, True for each row the rule is known to hold for (the rows it excludes)."""
+        holds, known = _evaluate(self.tree, table, self.text)
+        return pd.Series(holds & known, index=table.index, dtype=bool)
 
 
 def parse_rule(text: str, columns) -> Rule:
     """Parse `text` against the study table's column names; refuse anything outside the grammar."""
     if not isinstance(text, str):
         raise RuleError(f"exclusion rule {text!r}: must be text")
+    if len(text) > MAX_RULE_LENGTH:
+        raise RuleError(f"exclusion rule {text[:40]!r}...: {len(text)} characters, more than the limit of "
+                        f"{MAX_RULE_LENGTH}; split it into several rules")
     tree = _Parser(text, [str(c) for c in columns]).parse()
     return Rule(text.strip(), tree)
 
 
-def _evaluate(node, table: pd.DataFrame, text: str) -> np.ndarray:
+def _evaluate(node, table: pd.DataFrame, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """(holds, known) per row: SQL's three-valued logic, a missing cell making a test unknown."""
     kind = node[0]
-    if kind == "or":
-        return _evaluate(node[1], table, text) | _evaluate(node[2], table, text)
-    if kind == "and":
-        return _evaluate(node[1], table, text) & _evaluate(node[2], table, text)
+    if kind in ("or", "and"):
+        parts = [_evaluate(child, table, text) for child in node[1:]]
+        true = [h & k for h, k in parts]
+        false = [~h & k for h, k in parts]
+        if kind == "or":
+            holds, refuted = np.logical_or.reduce(true), np.logical_and.reduce(false)
+        else:
+            holds, refuted = np.logical_and.reduce(true), np.logical_or.reduce(false)
+        return holds, holds | refuted
     if kind == "not":
-        return ~_evaluate(node[1], table, text)
+        holds, known = _evaluate(node[1], table, text)
+        return ~holds & known, known
+    return _test(node, table, text), table[node[1]].notna().to_numpy(bool)
+
+
+def _test(node, table: pd.DataFrame, text: str) -> np.ndarray:
+    kind = node[0]
     column = table[node[1]]
-    present = column.notna().to_numpy()
+    present = column.notna().to_numpy(bool)
     if kind == "flag":
         values = column[column.notna()]
         if not values.map(lambda v: isinstance(v, (bool, np.bool_))).all():
             raise RuleError(f"exclusion rule {text!r}: column {node[1]!r} is not true/false; "
                             f"compare it with a value, e.g. {node[1]} == 'something'")
-        return present & column.fillna(False).astype(bool).to_numpy()
+        return np.array([bool(v) if p else False for v, p in zip(column.to_numpy(object), present)], dtype=bool)
     values = [node[3]] if kind == "cmp" else list(node[2])
     op = node[2] if kind == "cmp" else "in"
     data = _comparable(column, values, node[1], text)

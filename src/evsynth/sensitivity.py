@@ -44,6 +44,7 @@ import json
 import os
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -67,7 +68,8 @@ from .sweep import read_records, run_tasks
 SETTINGS = ["tau_prior", "r_prepost", "exclude", "left_out", "outcome", "model", "measure", "n_studies", "engine"]
 ENGINES = ("auto", "exact", "pymc")
 ESTIMATES = ["mean", "sd", "q2.5", "q50", "q97.5", "p_gt_0"]
-COLUMNS = ["scenario", *SETTINGS, "parameter", *ESTIMATES, "verdict", "problems"]
+COLUMNS = ["scenario", *SETTINGS, "parameter", *ESTIMATES, "verdict", "problems", "warnings"]
+MAX_SCENARIOS = 10_000  # Sensitivity(max_scenarios=...) raises it; a bigger grid is almost surely a typo
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,20 @@ def scenario_effects(context: Context, scenario: Scenario, cache: dict | None = 
     return effects, kept
 
 
+def rule_warning(context: Context, rule: str, cache: dict | None = None) -> str:
+    """Why an exclusion rule's scenarios are suspect: it leaves out no usable study of the outcome,
+    so they repeat the baseline under an exclusion label (a typo such as 'prepost' does that)."""
+    if not rule:
+        return ""
+    cache = {} if cache is None else cache
+    _, kept = scenario_effects(context, Scenario("", DEFAULT_R_PREPOST, rule), cache)
+    _, baseline = scenario_effects(context, Scenario("", DEFAULT_R_PREPOST), cache)
+    if set(kept) == set(baseline) - {""}:
+        return (f"exclusion rule {rule!r} leaves out no usable study of {context.outcome!r}: its scenarios "
+                "repeat the baseline (check the rule for a typo)")
+    return ""
+
+
 def scenario_priors(context: Context, scenario: Scenario) -> dict:
     """The sweep's fixed priors with the scenario's tau prior."""
     return dict(context.priors) | {"tau": scenario.tau_prior}
@@ -175,6 +191,8 @@ def run_scenario(job: Job, cache: dict | None = None) -> dict:
     try:
         effects, kept = scenario_effects(context, scenario, cache)
         settings["n_studies"] = len(kept)
+        if scenario.exclude and rule_warning(context, scenario.exclude, cache):
+            settings["warnings"] = "exclusion rule leaves out no usable study: same studies as the baseline"
         if len(kept) < MIN_STUDIES:
             return _not_fitted(scenario, settings, f"not fitted: {len(kept)} usable stud"
                                f"{'y' if len(kept) == 1 else 'ies'} left, need {MIN_STUDIES}", start)
@@ -348,7 +366,9 @@ class Sensitivity:
     target_accept: float = 0.99
     sampler: str = "auto"
     engine: str = "auto"  # "exact" (evsynth.engines.exact), "pymc", or "auto": exact where the model allows
+    max_scenarios: int = MAX_SCENARIOS  # refuse a bigger grid (memory, time) unless raised here
     table: pd.DataFrame | None = field(default=None, init=False, repr=False)
+    rule_warnings: list = field(default_factory=list, init=False, repr=False)  # e.g. a rule excluding nothing
 
     def __post_init__(self):
         if not isinstance(self.studies, pd.DataFrame):
@@ -362,6 +382,12 @@ class Sensitivity:
         if self.outcome not in set(self.studies["outcome"]):
             raise ValueError(f"outcome {self.outcome!r} is not in the study table "
                              f"(outcomes: {sorted(set(self.studies['outcome']))})")
+        size = len(_as_list(self.tau_prior)) * len(_as_list(self.r_prepost)) * len(_as_list(self.exclude))
+        if self.leave_one_out:
+            size *= 1 + int(self.studies["outcome"].eq(self.outcome).sum())
+        if size > self.max_scenarios:
+            raise ValueError(f"the grid has up to {size:,} scenarios, more than max_scenarios = {self.max_scenarios:,}; "
+                             "shrink it, or raise the cap ([run] max_scenarios in a spec, --max-scenarios)")
         self.tau_prior = [self._tau_text(t) for t in _as_list(self.tau_prior)]
         self.r_prepost = [float(r) for r in _as_list(self.r_prepost)]
         self.exclude = ["" if rule in (None, "", "none") else str(parse_rule(rule, self.studies.columns))
@@ -373,12 +399,18 @@ class Sensitivity:
         for r in self.r_prepost:
             if not -1 < r < 1:
                 raise ValueError(f"r_prepost {r} must lie strictly between -1 and 1")
+        context, cache = self.context, {}
+        self.rule_warnings = [w for w in (rule_warning(context, rule, cache) for rule in self.exclude) if w]
+        for text in self.rule_warnings:
+            warnings.warn(text, stacklevel=2)
 
     def _tau_text(self, text) -> str:
+        """The tau prior as the user wrote it (checked; the scenario id keeps every digit given)."""
         if text is None:
             effects = compute_effects(self.studies, measure=self.measure, p_bound=self.p_bound)
             return default_priors(effects[effects["outcome"] == self.outcome])["tau"]
-        return str(parse_prior(text))
+        parse_prior(text, "tau")
+        return " ".join(str(text).split())
 
     @property
     def context(self) -> Context:
@@ -477,14 +509,14 @@ def sweep_engine(engine: str, model: str) -> str:
 def records_table(records: list[dict]) -> pd.DataFrame:
     """The tidy table: one row per scenario x parameter, columns COLUMNS."""
     rows = [{"scenario": rec["key"], **{k: rec["settings"].get(k) for k in SETTINGS}, **row,
-             "verdict": rec["verdict"], "problems": rec["problems"]}
+             "verdict": rec["verdict"], "problems": rec["problems"], "warnings": rec["settings"].get("warnings", "")}
             for rec in records for row in rec["rows"]]
     table = pd.DataFrame(rows, columns=COLUMNS)
     for name in ESTIMATES + ["r_prepost"]:
         table[name] = pd.to_numeric(table[name], errors="coerce").astype(float)
     table["n_studies"] = table["n_studies"].astype(int)
     for name in ("scenario", "tau_prior", "exclude", "left_out", "outcome", "model", "measure", "engine",
-                 "parameter", "verdict", "problems"):
+                 "parameter", "verdict", "problems", "warnings"):
         table[name] = table[name].fillna("").astype(str)
     return table
 

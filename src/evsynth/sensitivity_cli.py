@@ -4,14 +4,14 @@ tidy table (CSV), the raw records (JSON lines) and a plot of the pooled effect p
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pandas as pd
 
+from .cli_common import prepare_out
 from .sensitivity import Sensitivity
-from .spec import load_spec
+from .spec import MAX_SCENARIOS, load_spec
 
-EXIT_DIAGNOSTICS = 3  # as `evsynth fit`
+EXIT_DIAGNOSTICS, EXIT_NOTHING_ANALYSED = 3, 4  # as `evsynth fit`
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 NOT_FITTED = "not fitted"
 
@@ -36,6 +36,9 @@ def register(commands) -> None:
     parser.add_argument("--engine", choices=("auto", "exact", "pymc"), default=None,
                         help="exact engine (quadrature, no MCMC), PyMC, or auto: exact wherever the model allows "
                              "(default: the spec's [model] engine, else auto)")
+    parser.add_argument("--max-scenarios", type=int, default=None,
+                        help="refuse a grid larger than this (default: the spec's [run] max_scenarios, else "
+                             f"{MAX_SCENARIOS:,})")
     parser.add_argument("--rebuild", action="store_true",
                         help="build and compile a model per scenario instead of reusing one per structure (slow)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
@@ -47,10 +50,12 @@ def register(commands) -> None:
 def cmd_sensitivity(args) -> int:
     spec = load_spec(args.spec)
     options = dict(spec.sensitivity)
-    options |= {k: getattr(args, k) for k in ("draws", "tune", "chains", "engine") if getattr(args, k) is not None}
+    options |= {k: getattr(args, k) for k in ("draws", "tune", "chains", "engine", "max_scenarios")
+                if getattr(args, k) is not None}
     grid = Sensitivity(**options)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    for text in grid.rule_warnings:
+        print(f"warning: {text}", file=sys.stderr)
+    out = prepare_out(args.out)
     records, csv, png = out / f"{spec.name}.jsonl", out / f"{spec.name}.csv", out / f"{spec.name}_pooled.png"
     n_jobs = args.n_jobs or spec.n_jobs
     scenarios = grid.scenarios()
@@ -91,6 +96,14 @@ def _exit_status(table: pd.DataFrame, accept_failed: bool) -> int:
     failed = per_scenario[per_scenario["verdict"] != "PASS"]
     not_fitted = failed[failed["problems"].str.startswith(NOT_FITTED)]
     diagnostics = failed.drop(not_fitted.index)
+    marked = per_scenario[per_scenario["warnings"] != ""]
+    if not marked.empty:
+        print(f"\n{len(marked)} scenario(s) marked:", file=sys.stderr)
+        for _, row in marked.iterrows():
+            print(f"  {row['scenario']}: {row['warnings']}", file=sys.stderr)
+    if len(not_fitted) == len(per_scenario):
+        print(f"\nno scenario could be fitted ({per_scenario['problems'].iloc[0]}): nothing analysed", file=sys.stderr)
+        return EXIT_NOTHING_ANALYSED
     if not not_fitted.empty:
         print(f"\n{len(not_fitted)} scenario(s) not fitted (kept in the table as FAIL):", file=sys.stderr)
     for _, row in not_fitted.iterrows():

@@ -30,15 +30,23 @@
 
 A spec is data: every key is checked against this layout (a typo is an error naming the file,
 section and key), priors go through evsynth.priors and exclusion rules through evsynth.rules,
-neither of which can run code.
+neither of which can run code. Priors are checked when the file is read (a misspelled parameter
+name, a tau prior that allows negative values, parameters out of range are input errors, not
+failed fits), and the grid is capped at [run] max_scenarios (default MAX_SCENARIOS).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+from .description import STANDARD_PRIORS
+from .priors import PriorError, parse_prior
+
+MAX_SCENARIOS = 10_000  # a larger grid is refused unless [run] max_scenarios (or --max-scenarios) raises it
 
 # section -> key -> (type(s), required)
 LAYOUT = {
@@ -50,7 +58,7 @@ LAYOUT = {
             "target_accept": ((int, float), False), "sampler": (str, False)},
     "grid": {"tau_prior": (list, False), "r_prepost": (list, False), "exclude": (list, False),
              "leave_one_out": (bool, False)},
-    "run": {"n_jobs": (int, False)},
+    "run": {"n_jobs": (int, False), "max_scenarios": (int, False)},
 }
 ITEM_TYPES = {"tau_prior": str, "r_prepost": (int, float), "exclude": str}
 
@@ -71,10 +79,21 @@ class Spec:
         return self.path.stem
 
 
+def _did_you_mean(word: str, known) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def load_spec(path) -> Spec:
     path = Path(path)
+    if path.is_dir():
+        raise SpecError(f"{path}: is a directory; expected a spec file (TOML), e.g. models/massage_sensitivity.toml")
+    if not path.is_file():
+        raise SpecError(f"{path}: no such spec file")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not UTF-8 text; expected a TOML spec file in UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML: {exc}") from None
     _check(path, raw)
@@ -97,6 +116,14 @@ def load_spec(path) -> Spec:
             raise SpecError(f"{path}, [model] priors.{key}: expected a prior as text, e.g. 'halfnormal(0.5)'")
     if "tau" in priors:
         raise SpecError(f"{path}, [model] priors.tau: the tau prior is swept; list it in [grid] tau_prior")
+    for key, value in priors.items():
+        if key not in STANDARD_PRIORS:
+            known = [k for k in STANDARD_PRIORS if k != "tau"]
+            raise SpecError(f"{path}, [model] priors.{key}: unknown parameter{_did_you_mean(key, known)} "
+                            f"(known: {', '.join(known)})")
+        _check_prior(path, f"[model] priors.{key}", value, key)
+    for value in grid.get("tau_prior", []):
+        _check_prior(path, "[grid] tau_prior", value, "tau")
     kwargs["priors"] = priors
     kwargs |= {k: fit[k] for k in ("draws", "tune", "chains", "seed", "target_accept", "sampler") if k in fit}
     for key in ("tau_prior", "r_prepost", "exclude"):
@@ -108,7 +135,17 @@ def load_spec(path) -> Spec:
     n_jobs = raw.get("run", {}).get("n_jobs", 1)
     if n_jobs < 1:
         raise SpecError(f"{path}, [run] n_jobs: must be at least 1")
+    kwargs["max_scenarios"] = raw.get("run", {}).get("max_scenarios", MAX_SCENARIOS)
+    if kwargs["max_scenarios"] < 1:
+        raise SpecError(f"{path}, [run] max_scenarios: must be at least 1")
     return Spec(path, raw.get("title", path.stem), kwargs, n_jobs)
+
+
+def _check_prior(path: Path, where: str, text: str, name: str) -> None:
+    try:
+        parse_prior(text, name)
+    except PriorError as exc:
+        raise SpecError(f"{path}, {where}: {exc}") from None
 
 
 def _check(path: Path, raw: dict) -> None:
@@ -117,13 +154,15 @@ def _check(path: Path, raw: dict) -> None:
             _check_value(path, "", section, body)
             continue
         if section not in LAYOUT:
-            raise SpecError(f"{path}: unknown section or key {section!r}; known sections: "
+            raise SpecError(f"{path}: unknown section or key {section!r}"
+                            f"{_did_you_mean(section, [s for s in LAYOUT if s] + list(LAYOUT['']))}; known sections: "
                             f"{', '.join(s for s in LAYOUT if s)}")
         if not isinstance(body, dict):
             raise SpecError(f"{path}, [{section}]: expected a table of settings")
         for key, value in body.items():
             if key not in LAYOUT[section]:
-                raise SpecError(f"{path}, [{section}] {key}: unknown key; known: {', '.join(LAYOUT[section])}")
+                raise SpecError(f"{path}, [{section}] {key}: unknown key{_did_you_mean(key, LAYOUT[section])}; "
+                                f"known: {', '.join(LAYOUT[section])}")
             _check_value(path, section, key, value)
     for section, keys in LAYOUT.items():
         for key, (_, required) in keys.items():

@@ -54,6 +54,9 @@ def read_records(path, fingerprint: str | None = None) -> dict[str, dict]:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut short by an interruption: that scenario simply runs again
+        if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+            raise SweepFileError(f"{path} line {number}: not a result record (a JSON object with a 'key'); "
+                                 "this file was not written by an evsynth sweep: use another output folder")
         if fingerprint is not None and record.get("fingerprint") != fingerprint:
             raise SweepFileError(
                 f"{path} line {number} was written by a sweep with other settings (data, outcome, measure, "
