@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .diagnostics import Diagnostics, diagnose
-from .effects import used_effects
+from .effects import not_used, used_effects
 from .fit import fit
 from .builders import build_model
 from .summary import summarize
@@ -72,7 +72,9 @@ def group_by_outcome(effects: pd.DataFrame, pool_outcomes: bool = False) -> dict
     if pool_outcomes:
         if effects.attrs.get("measure") not in ("SMD", "SMCC"):
             raise ValueError("pooling different outcomes needs a standardized measure (SMD or SMCC)")
-        return {"all outcomes (SMD)": align_direction(effects)}
+        pooled = align_direction(effects)
+        pooled.attrs["pooled_outcomes"] = True  # a deliberate choice (evsynth.network accepts it)
+        return {"all outcomes (SMD)": pooled}
     return {outcome: _subset(effects, effects["outcome"] == outcome) for outcome in effects["outcome"].unique()}
 
 
@@ -86,6 +88,27 @@ def split_by_outcome(effects: pd.DataFrame, pool_outcomes: bool = False) -> tupl
         else:
             runnable[label] = table
     return runnable, skipped
+
+
+def entered_rows(tables) -> set[tuple[str, str]]:
+    """(study_id, outcome) of every row that enters one of the pairwise models fitted on `tables`
+    (an iterable of effect tables, e.g. the runnable ones of split_by_outcome)."""
+    return {(sid, outcome) for table in tables
+            for sid, outcome in used_effects(table)[["study_id", "outcome"]].itertuples(index=False)}
+
+
+def rows_not_in_model(effects: pd.DataFrame, skipped: dict, entered: set | None = None) -> pd.DataFrame:
+    """Every row that enters no model, with its reason: no effect size, head-to-head (network model
+    only), or an outcome with too few studies to analyse (`skipped`, from split_by_outcome).
+    `entered` (from entered_rows) drops rows that did enter a model, e.g. under --pool-outcomes."""
+    out = not_used(effects)
+    usable = effects.loc[effects["used"] & ~effects["head_to_head"] & effects["outcome"].isin(list(skipped))]
+    extra = usable.assign(why_not="outcome not analysed: " + usable["outcome"].map(skipped))
+    out = pd.concat([out, extra[out.columns]])
+    out = out[~out.index.duplicated()].sort_index()
+    if entered is not None:
+        out = out[[(s, o) not in entered for s, o in zip(out["study_id"], out["outcome"])]]
+    return out
 
 
 def run_analysis(label: str, effects: pd.DataFrame, model: str = "by_technique", priors: dict | None = None,

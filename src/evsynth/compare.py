@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import arviz as az
@@ -129,15 +130,29 @@ def bayes_factors(effects: pd.DataFrame, priors: dict | None = None) -> pd.DataF
     return pd.DataFrame(rows).set_index("hypothesis")
 
 
-def savage_dickey(idata: az.InferenceData, var: str = "mu", null: float = 0.0, prior: str | None = None) -> dict:
+SD_MIN_TAIL = 0.01  # below this share of draws beyond the null, the KDE there is mostly bandwidth
+
+
+def savage_dickey(idata: az.InferenceData, var: str = "mu", null: float = 0.0, prior: str | None = None,
+                  effects: pd.DataFrame | None = None) -> dict:
     """BF10 = p(var = null) / p(var = null | y) from MCMC draws (Savage-Dickey density ratio).
 
-    The prior defaults to the one recorded in idata.attrs (`prior_mu` / `prior_tau`). For a scale
-    parameter at its boundary (tau = 0) the KDE is reflected at 0 so it is not halved there.
-    Returns BF10, log_BF10, the two densities and the number of draws.
+    Where the model allows, the quadrature Bayes factor is preferred: with `effects` (the table the
+    model was fitted on), a random-effects fit and null 0 for mu or tau, the result is
+    bayes_factors(effects, the fit's priors) (method "marginal likelihood (quadrature)").
+    Otherwise the prior defaults to the one recorded in idata.attrs (`prior_mu` / `prior_tau`); for
+    a scale parameter at its boundary (tau = 0) the KDE is reflected at 0 so it is not halved there.
+    A null outside the sampled range is refused (a density estimate there is meaningless: BF10 of
+    1e44 where quadrature gives 3e4), and one with fewer than 1% of the draws beyond it warns.
+    Returns BF10, log_BF10, the two densities, the number of draws and the method.
     """
     if var not in idata.posterior:
         raise ValueError(f"{var!r} is not in the posterior")
+    if effects is not None and null == 0.0 and var in ("mu", "tau") and idata.attrs.get("model") == "random_effects":
+        priors = {k: idata.attrs[f"prior_{k}"] for k in ("mu", "tau") if idata.attrs.get(f"prior_{k}")}
+        row = bayes_factors(effects, priors).loc["mu != 0" if var == "mu" else "tau > 0"]
+        return {"BF10": float(row["BF10"]), "log_BF10": float(row["log_BF10"]), "prior_density": np.nan,
+                "posterior_density": np.nan, "draws": 0, "method": row["method"]}
     text = prior or idata.attrs.get(f"prior_{var}")
     if text is None:
         raise ValueError(f"no prior for {var!r}: pass prior='...' (the fit's attrs have none)")
@@ -146,16 +161,26 @@ def savage_dickey(idata: az.InferenceData, var: str = "mu", null: float = 0.0, p
     positive = prior_obj.support == "positive"
     if positive and null < 0:
         raise ValueError(f"{var} = {null} lies outside the prior's support")
-    if positive and null == 0.0:
+    boundary = positive and null == 0.0
+    if not boundary:
+        beyond = min(int((draws <= null).sum()), int((draws >= null).sum()))
+        if beyond == 0:
+            raise ValueError(f"{var} = {null:g} lies outside the sampled range [{draws.min():.3g}, {draws.max():.3g}]: "
+                             "the posterior density there cannot be estimated from draws; use "
+                             "compare.bayes_factors(effects) (marginal likelihoods by quadrature), or pass "
+                             "effects= for a random-effects fit")
+        if beyond < SD_MIN_TAIL * draws.size:
+            warnings.warn(f"savage_dickey: only {beyond} of {draws.size} draws of {var} lie beyond {null:g}; the "
+                          "density estimate in that tail is unreliable (prefer compare.bayes_factors)", stacklevel=2)
+    if boundary:
         kde = stats.gaussian_kde(np.concatenate([draws, -draws]))
         post_density = 2 * float(kde(0.0)[0])
-        prior_density = float(np.exp(prior_obj.logpdf(0.0)))
     else:
         post_density = float(stats.gaussian_kde(draws)(null)[0])
-        prior_density = float(np.exp(prior_obj.logpdf(null)))
+    prior_density = float(np.exp(prior_obj.logpdf(null)))
     log_bf = math.log(prior_density) - math.log(post_density)
     return {"BF10": math.exp(log_bf), "log_BF10": log_bf, "prior_density": prior_density,
-            "posterior_density": post_density, "draws": draws.size}
+            "posterior_density": post_density, "draws": draws.size, "method": "Savage-Dickey (KDE of draws)"}
 
 
 # --------------------------------------------------------------------------- PSIS-LOO

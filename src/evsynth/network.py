@@ -77,9 +77,17 @@ def network_table(effects: pd.DataFrame, reference: str = "control", control_lab
     return table
 
 
+def _edge(a: str, b: str, reference: str | None) -> tuple[str, str]:
+    """An edge in one order everywhere: the reference last (technique vs reference, the sign of the
+    technique effects), otherwise alphabetical."""
+    a, b = sorted((a, b))
+    return (b, a) if a == reference else (a, b)
+
+
 def comparisons(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per edge (unordered pair of nodes) with its number of studies."""
-    pairs = [tuple(sorted(p)) for p in zip(table["treat_node"], table["comp_node"])]
+    """One row per edge (pair of nodes, reference last) with its number of studies."""
+    reference = table.attrs.get("reference")
+    pairs = [_edge(a, b, reference) for a, b in zip(table["treat_node"], table["comp_node"])]
     counts = pd.Series(pairs, dtype=object).value_counts()
     return pd.DataFrame({"a": [p[0] for p in counts.index], "b": [p[1] for p in counts.index],
                          "studies": counts.to_numpy()}).sort_values(["a", "b"], ignore_index=True)
@@ -117,7 +125,19 @@ def _check_connected(table: pd.DataFrame, reference: str) -> None:
                          "that part of the network separately (choose one of them as `reference`)")
 
 
+def check_one_outcome(effects: pd.DataFrame) -> None:
+    """A network compares techniques on one outcome: refuse a table that mixes outcomes (as the CLI,
+    which fits one network per outcome), unless the outcomes were pooled on purpose
+    (analysis.group_by_outcome(pool_outcomes=True) marks the table)."""
+    outcomes = sorted(set(used_effects(effects, allow_head_to_head=True)["outcome"]))
+    if len(outcomes) > 1 and not effects.attrs.get("pooled_outcomes"):
+        raise ValueError(f"the effect table mixes {len(outcomes)} outcomes ({', '.join(outcomes)}): a network "
+                         "compares techniques on one outcome; select one (effects[effects.outcome == ...]) or "
+                         "pool them on purpose with analysis.group_by_outcome(effects, pool_outcomes=True)")
+
+
 def prepare_network(effects: pd.DataFrame, reference: str, prepost_as_control: bool = False) -> pd.DataFrame:
+    check_one_outcome(effects)
     table = network_table(effects, reference, prepost_as_control=prepost_as_control)
     if table.empty and table.attrs["prepost_left_out"]:
         raise ValueError(f"only pre/post rows ({', '.join(table.attrs['prepost_left_out'])}): a baseline is not a "

@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .analysis import AnalysisResult, run_analysis, split_by_outcome
+from .analysis import AnalysisResult, entered_rows, run_analysis, split_by_outcome
+from .analysis import rows_not_in_model as analysis_rows_not_in_model
 from .cli_common import EXIT_NOTHING_ANALYSED, exit_status, load_effects, prepare_out, sampling_options
 from .designs import design_moderator
-from .effects import RATIO_MEASURES, not_used, used_effects
+from .effects import RATIO_MEASURES, used_effects
 from .summary import summarize
 from .techniques import format_coverage, technique_coverage
 
@@ -104,8 +105,7 @@ def cmd_report(args) -> int:
 
 def in_model(results: list[AnalysisResult]) -> set[tuple[str, str]]:
     """(study_id, outcome) of every row that entered one of the fitted models."""
-    return {(sid, outcome) for r in results
-            for sid, outcome in used_effects(r.effects)[["study_id", "outcome"]].itertuples(index=False)}
+    return entered_rows(r.effects for r in results)
 
 
 def effect_table(studies: pd.DataFrame, effects: pd.DataFrame, entered: set | None = None) -> pd.DataFrame:
@@ -139,16 +139,8 @@ def se_route_legend(effects: pd.DataFrame) -> str:
 
 
 def rows_not_in_model(effects: pd.DataFrame, skipped: dict, entered: set | None = None) -> pd.DataFrame:
-    """Every row that entered no model, with its reason: no effect size, head-to-head, or an outcome
-    with too few studies to analyse."""
-    out = not_used(effects)
-    reasons = effects.loc[effects["used"] & effects["outcome"].isin(list(skipped))]
-    extra = reasons.assign(why_not="outcome not analysed: " + reasons["outcome"].map(skipped))
-    out = pd.concat([out, extra[out.columns]])
-    out = out[~out.index.duplicated()].sort_index()
-    if entered is not None:
-        out = out[[(s, o) not in entered for s, o in zip(out["study_id"], out["outcome"])]]
-    return out.rename(columns=NOT_USED_LABELS)
+    """analysis.rows_not_in_model in a reader's column names."""
+    return analysis_rows_not_in_model(effects, skipped, entered).rename(columns=NOT_USED_LABELS)
 
 
 def caveats(studies: pd.DataFrame, effects: pd.DataFrame) -> list[str]:
