@@ -134,3 +134,38 @@ def test_credible_interval_of_i2_covers_the_truth():
     print(f"I² coverage {hits}/40, mean error of the median {np.mean(errors):.2f} points")
     assert hits >= 34, hits  # P(Binomial(40, 0.95) < 34) = 0.003
     assert abs(np.mean(errors)) < 10, np.mean(errors)  # percentage points
+
+
+def test_summarize_lists_i2_and_h2():
+    from evsynth.summary import summarize
+
+    rng = np.random.default_rng(3)
+    sei = rng.uniform(0.1, 0.4, 12)
+    table = effect_table(0.3 + rng.normal(0, 0.3, 12) + rng.normal(0, sei), sei)
+    tree = engine.fit_exact(description.random_effects(table), draws=500, chains=2, seed=1)
+    summary = summarize(tree)
+    tau = tree["posterior"]["tau"].to_numpy().ravel()
+    row = summary.loc["I² % (between studies)"]
+    assert row["q50"] == pytest.approx(np.median(i2_h2(tau, sei**2)[0]))
+    assert np.isnan(row["P(>0)"]) and "H² (between studies)" in summary.index
+    assert "I² % (between studies)" not in summarize(tree, heterogeneity=False).index
+    assert summary.index[-1] == "prediction (new study)"
+
+
+def test_summarize_of_a_meta_regression_has_slopes_and_no_prediction(bcg):
+    from evsynth.summary import summarize
+
+    table = effect_table(bcg.yi.to_numpy(), np.sqrt(bcg.vi.to_numpy()), ablat=bcg.ablat.to_numpy())
+    tree = engine.fit_exact(description.meta_regression(table, "~ ablat"), draws=300, chains=1, seed=1)
+    summary = summarize(tree)
+    assert summary.index[:2].tolist() == ["intercept (mu)", "slope: ablat"]
+    assert "prediction (new study)" not in summary.index
+    assert summary.loc["slope: ablat", "q97.5"] < 0
+
+
+def test_studies_with_weight_zero_are_left_out_of_s2():
+    vi = np.array([0.04, 0.05, 0.06, 0.5])
+    tree = xr.DataTree.from_dict({
+        "posterior": xr.Dataset({"tau": (("chain", "draw"), [[0.1, 0.2]])}),
+        "constant_data": xr.Dataset({"sei": ("study", np.sqrt(vi)), "weights": ("study", [1.0, 1.0, 1.0, 0.0])})})
+    np.testing.assert_allclose(heterogeneity_draws(tree)["I² % (between studies)"], i2_h2([0.1, 0.2], vi[:3])[0])

@@ -64,7 +64,8 @@ def _design(constant) -> np.ndarray | None:
 def heterogeneity_draws(idata, vi=None, X=None) -> dict[str, np.ndarray]:
     """{row label: draws} of I² (percent) and H² for the model in `idata` (a fit's DataTree).
 
-    vi: the sampling variances of the studies the model used (default: sei² from constant_data).
+    vi: the sampling variances of the studies the model used (default: sei² from constant_data,
+    without the studies a sweep gave weight 0).
     X: a meta-regression's design matrix with intercept (default: constant_data `X` with an
     intercept added, when the fit stored it). Empty for a model without tau.
     """
@@ -78,6 +79,9 @@ def heterogeneity_draws(idata, vi=None, X=None) -> dict[str, np.ndarray]:
         vi = np.square(np.asarray(constant["sei"], dtype=float))
     vi = np.asarray(vi, dtype=float).ravel()
     X = _design(constant) if X is None else np.asarray(X, dtype=float)
+    if constant is not None and "weights" in constant and vi.size == constant["weights"].size:
+        kept = np.asarray(constant["weights"], dtype=float) > 0  # a sweep's weight 0 leaves a study out
+        vi, X = vi[kept], (None if X is None else X[kept])
     tau = _flat(posterior, "tau")
     out: dict[str, np.ndarray] = {}
     if tau.ndim == 2 and "technique" in posterior["tau"].dims:

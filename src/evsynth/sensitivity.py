@@ -203,7 +203,7 @@ def run_scenario(job: Job, cache: dict | None = None) -> dict:
         idata = refit(context, effects, kept, priors, job.cores)
         _check_complete(idata, context.options)
         diagnostics = diagnose(idata)
-        summary = summarize(idata)
+        summary = summarize(idata, heterogeneity=False)
     except Exception as exc:  # a scenario that breaks is reported (FAIL, with the error), the sweep goes on
         settings.setdefault("n_studies", 0)
         return _not_fitted(scenario, settings, f"error: {type(exc).__name__}: {exc}", start)

@@ -6,6 +6,8 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
+from .heterogeneity import heterogeneity_draws
+
 QUANTILES = (0.025, 0.5, 0.975)
 
 
@@ -31,11 +33,14 @@ def predictive_draws(idata: az.InferenceData, technique: str | None = None, seed
     return centre + tau * rng.standard_normal(tau.size)
 
 
-def summarize(idata: az.InferenceData, threshold: float = 0.0) -> pd.DataFrame:
+def summarize(idata: az.InferenceData, threshold: float = 0.0, heterogeneity: bool = True) -> pd.DataFrame:
     """Equal-tailed 95% credible intervals and P(effect > threshold) for the reported quantities.
 
-    Rows: pooled mean (mu), each technique, tau (and tau between techniques), and the 95%
-    prediction interval for the effect in a new study.
+    Rows: pooled mean (mu), each technique, tau (and tau between techniques), the posterior of I²
+    and H² (evsynth.heterogeneity; heterogeneity=False leaves them out), and the 95% prediction
+    interval for the effect in a new study. A meta-regression (posterior `beta`) has the intercept
+    and one slope per moderator instead of the pooled mean, and no prediction row (a new study's
+    effect depends on its moderators).
     """
     post = az.extract(idata)
     rows = [_describe("pooled (mu)", post["mu"].to_numpy(), threshold)]
@@ -47,7 +52,14 @@ def summarize(idata: az.InferenceData, threshold: float = 0.0) -> pd.DataFrame:
         rows.append(_describe("tau (between studies)", post["tau"].to_numpy(), None))
     if "tau_technique" in post:
         rows.append(_describe("tau (between techniques)", post["tau_technique"].to_numpy(), None))
-    rows.append(_describe("prediction (new study)", predictive_draws(idata), threshold))
+    if heterogeneity:
+        rows += [_describe(label, draws, None) for label, draws in heterogeneity_draws(idata).items()]
+    if "beta" in post:  # a meta-regression: mu is the intercept, a new study's effect depends on its moderators
+        rows[0]["parameter"] = "intercept (mu)"
+        for j, term in enumerate(post["moderator"].to_numpy()):
+            rows.insert(1 + j, _describe(f"slope: {term}", post["beta"].isel(moderator=j).to_numpy(), threshold))
+    else:
+        rows.append(_describe("prediction (new study)", predictive_draws(idata), threshold))
     table = pd.DataFrame(rows).set_index("parameter")
     table.attrs["threshold"] = threshold
     return table.rename(columns={"P(>threshold)": f"P(>{threshold:g})"})

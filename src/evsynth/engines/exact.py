@@ -118,7 +118,9 @@ def design_scale(model: GaussianModel, taus: np.ndarray) -> np.ndarray:
 def study_var(model: GaussianModel, taus: np.ndarray) -> np.ndarray:
     """Variances of e + eps when the study effects are independent: se^2 + tau^2, (G, n)."""
     study, _ = _split_taus(model, taus)
-    return model.sei[None] ** 2 + (0.0 if study is None else study[:, None] ** 2)
+    if study is None:  # common effect: no SD, the same variances at every node
+        return np.broadcast_to(model.sei[None] ** 2, (taus.shape[0], model.n))
+    return model.sei[None] ** 2 + study[:, None] ** 2
 
 
 def study_cov(model: GaussianModel, taus: np.ndarray) -> np.ndarray:
