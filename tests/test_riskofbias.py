@@ -91,5 +91,5 @@ def test_rob_is_a_column_of_the_report_and_cli_effect_tables():
 
     studies = biased_studies()
     effects = es.compute_effects(studies)
-    assert effect_table(studies, effects)["rob"].tolist() == studies["rob"].tolist()
+    assert effect_table(studies, effects)["Risk of bias"].tolist() == studies["rob"].tolist()
     assert "rob" in EFFECT_VIEW
