@@ -4,6 +4,7 @@ files in other shapes (byte-order mark, CRLF line ends, unicode labels) load exa
 
 import csv
 import io
+import math
 
 import pandas as pd
 import pytest
@@ -350,3 +351,191 @@ def test_no_fittable_scenario_exits_4(tmp_path, capsys):
     spec = write_spec(tmp_path, **{"exclude = [\"\", ": "exclude = [", "design == 'pre_post'": "synthetic"})
     status, err = sweep(tmp_path, capsys, spec)
     assert status == 4 and "nothing analysed" in err, err
+
+
+# ---- property-based: the loader and the rule grammar (bounded: a few seconds each) ------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from evsynth.rules import RuleError, parse_rule  # noqa: E402
+
+BOUNDED = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Printable labels in any script, with commas, quotes and spaces inside (the CSV must quote them);
+# no control or invisible characters, and no leading/trailing space (the loader strips cells).
+LABEL = st.text(st.characters(categories=["L", "N", "P", "S", "Zs"], exclude_characters="\x85\xa0\u2028\u2029"),
+                min_size=1, max_size=12).map(str.strip).filter(bool)
+NUMBER = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False).map(lambda x: float(f"{x:.6g}"))
+POSITIVE = st.floats(min_value=1e-3, max_value=1e4).map(lambda x: float(f"{x:.6g}"))
+
+
+@st.composite
+def study_rows(draw):
+    k = draw(st.integers(1, 6))
+    techniques = draw(st.lists(LABEL, min_size=1, max_size=3, unique_by=lambda s: " ".join(s.casefold().split())))
+    return [dict(BASE, study_id=f"s{i}", citation=draw(LABEL), design="two_group",
+                 technique=draw(st.sampled_from(techniques)), n_treat=str(draw(st.integers(2, 500))),
+                 n_ctrl=str(draw(st.integers(2, 500))), mean_treat=repr(draw(NUMBER)),
+                 mean_ctrl=repr(draw(NUMBER)), sd_treat=repr(draw(POSITIVE)), sd_ctrl=repr(draw(POSITIVE)))
+            for i in range(k)]
+
+
+@BOUNDED
+@given(rows=study_rows(), bom=st.booleans(), crlf=st.booleans())
+def test_property_valid_files_load_exactly_as_written(tmp_path, rows, bom, crlf):
+    text = csv_text(rows)
+    data = (text.replace("\n", "\r\n") if crlf else text).encode("utf-8")
+    path = tmp_path / "p.csv"
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + data)
+    table = load_studies(path)
+    assert list(table["study_id"]) == [r["study_id"] for r in rows]
+    for field in ("citation", "technique"):
+        assert list(table[field]) == [r[field] for r in rows]
+    for field in ("mean_treat", "sd_ctrl", "n_treat"):
+        assert list(table[field].astype(float)) == [float(r[field]) for r in rows]
+    assert not table["synthetic"].any()
+
+
+@BOUNDED
+@given(rows=study_rows(), data=st.data())
+def test_property_a_ragged_line_is_always_refused_by_line_and_study(tmp_path, rows, data):
+    lines = csv_text(rows).splitlines()
+    i = data.draw(st.integers(1, len(lines) - 1))
+    fields = next(csv.reader([lines[i]]))
+    if data.draw(st.booleans()):
+        fields = fields[:-data.draw(st.integers(1, len(fields) - 1))]
+    else:
+        fields = fields + ["x"] * data.draw(st.integers(1, 3))
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(fields)
+    lines[i] = buffer.getvalue()
+    path = tmp_path / "r.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(StudyDataError) as info:
+        load_studies(path)
+    assert f"line {i + 1} (study {rows[i - 1]['study_id']!r})" in str(info.value)
+
+
+@BOUNDED
+@given(rows=study_rows(), name=st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True))
+def test_property_unknown_columns_are_refused_by_name(tmp_path, rows, name):
+    from evsynth.studies import StudyRow
+
+    if name in StudyRow.model_fields:
+        return
+    path = tmp_path / "u.csv"
+    path.write_text(csv_text([dict(r, **{name: "1"}) for r in rows]), encoding="utf-8")
+    with pytest.raises(StudyDataError, match=f"column {name!r} is not in the schema"):
+        load_studies(path)
+
+
+EXTREME = st.sampled_from(["0", "-0", "1", "-1", "1e308", "-1e308", "1e-300", "1e200", "1e20", "-1e25",
+                           "100000000000000000000", "0.5", "2", "nan", "inf", "1,5", " ", "abc", "\u200b"])
+NUMERIC_FIELDS = ["n_treat", "n_ctrl", "mean_treat", "mean_ctrl", "sd_treat", "sd_ctrl", "p", "p_upper", "t",
+                  "ci_low", "ci_high", "year"]
+
+
+@BOUNDED
+@given(changes=st.dictionaries(st.sampled_from(NUMERIC_FIELDS), EXTREME, min_size=1, max_size=4),
+       measure=st.sampled_from(["SMD", "MD", "ROM", "SMCC"]))
+def test_property_any_numbers_give_a_table_or_a_named_refusal(tmp_path, changes, measure):
+    row = dict(TWO_GROUP, **changes)
+    path = tmp_path / "n.csv"
+    path.write_text(csv_text([row]), encoding="utf-8")
+    try:
+        effects = compute_effects(load_studies(path), measure=measure)
+    except (StudyDataError, EffectSizeError) as exc:
+        assert "study 'g1', field '" in str(exc), str(exc)
+        return
+    used = effects[effects["used"]]
+    assert (used["yi"].map(math.isfinite) & used["sei"].gt(0) & used["sei"].map(math.isfinite)).all()
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_property_arbitrary_bytes_load_or_are_refused_by_name(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("bytes") / "b.csv"
+    path.write_bytes(b"study_id,citation,source_level,design,technique,outcome\n" + data)
+    try:
+        load_studies(path)
+    except StudyDataError:
+        pass
+
+
+# Rules: random trees of the grammar, against an independent row-by-row evaluator (Kleene logic).
+RULE_TABLE = pd.DataFrame({
+    "study_id": list("abcdef"),
+    "design": ["pre_post", "two_group", None, "two_group", "pre_post", "two_group"],
+    "year": pd.array([2015, None, 2019, 2021, None, 2017], dtype="Int64"),
+    "n": [12.0, 30.0, None, 40.0, 8.0, None],
+    "synthetic": [True, False, None, True, False, False],
+})
+ATOMS = st.one_of(
+    st.tuples(st.just("cmp"), st.sampled_from(["year", "n"]), st.sampled_from(["==", "!=", "<", "<=", ">", ">="]),
+              st.integers(0, 2030).map(float)),
+    st.tuples(st.just("cmp"), st.just("design"), st.sampled_from(["==", "!="]),
+              st.sampled_from(["pre_post", "two_group", "x"])),
+    st.tuples(st.just("flag"), st.just("synthetic")),
+    st.tuples(st.just("in"), st.just("design"), st.lists(st.sampled_from(["pre_post", "two_group", "x"]),
+                                                          min_size=1, max_size=3).map(tuple)),
+)
+TREES = st.recursive(ATOMS, lambda inner: st.one_of(
+    st.tuples(st.just("not"), inner),
+    st.tuples(st.sampled_from(["and", "or"]), inner, inner)), max_leaves=8)
+
+
+def rule_text(node) -> str:
+    kind = node[0]
+    if kind == "not":
+        return f"not ({rule_text(node[1])})"
+    if kind in ("and", "or"):
+        return f"({rule_text(node[1])}) {kind} ({rule_text(node[2])})"
+    if kind == "flag":
+        return node[1]
+    if kind == "in":
+        return f"{node[1]} in ({', '.join(repr(v) for v in node[2])})"
+    value = repr(node[3]) if isinstance(node[3], str) else f"{node[3]:g}"
+    return f"{node[1]} {node[2]} {value}"
+
+
+def truth(node, row):
+    """True / False / None (unknown) for one row, written without pandas."""
+    kind = node[0]
+    if kind == "not":
+        inner = truth(node[1], row)
+        return None if inner is None else not inner
+    if kind in ("and", "or"):
+        a, b = truth(node[1], row), truth(node[2], row)
+        if kind == "and":
+            return False if False in (a, b) else (None if None in (a, b) else True)
+        return True if True in (a, b) else (None if None in (a, b) else False)
+    value = row[node[1]]
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if kind == "flag":
+        return bool(value)
+    if kind == "in":
+        return value in node[2]
+    return {"==": value == node[3], "!=": value != node[3], "<": value < node[3], "<=": value <= node[3],
+            ">": value > node[3], ">=": value >= node[3]}[node[2]]
+
+
+@settings(max_examples=150, deadline=None)
+@given(tree=TREES)
+def test_property_rules_select_what_three_valued_logic_selects(tree):
+    text = rule_text(tree)
+    selected = list(RULE_TABLE["study_id"][parse_rule(text, RULE_TABLE.columns).select(RULE_TABLE)])
+    rows = RULE_TABLE.astype(object).to_dict("records")
+    assert selected == [r["study_id"] for r in rows if truth(tree, r) is True], text
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.one_of(st.text(max_size=80), st.lists(st.sampled_from(
+    ["not", "and", "or", "(", ")", "year", "design", "synthetic", "n", "<", "==", "in", "'x'", "3", ",", "true"]),
+    max_size=30).map(" ".join)))
+def test_property_any_text_is_a_rule_or_a_rule_error(text):
+    try:
+        rule = parse_rule(text, RULE_TABLE.columns)
+        rule.select(RULE_TABLE)
+    except RuleError as exc:
+        assert "exclusion rule" in str(exc)
