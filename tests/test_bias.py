@@ -105,9 +105,17 @@ def test_pet_peese_decision_rule_and_regressions():
     # PET is plain WLS of yi on sei: check against numpy lstsq on sqrt(w)-scaled rows
     sw = 1 / eff.sei.to_numpy()
     X = np.column_stack([np.ones(len(eff)), eff.sei.to_numpy()])
-    coef = np.linalg.lstsq(X * sw[:, None], eff.yi.to_numpy() * sw, rcond=None)[0]
+    coef, rss, *_ = np.linalg.lstsq(X * sw[:, None], eff.yi.to_numpy() * sw, rcond=None)
+    # multiplicative dispersion: the residual variance of the scaled OLS, t on k - 2 df
+    df = len(eff) - 2
+    se = np.sqrt(rss[0] / df * np.linalg.inv((X * sw[:, None]).T @ (X * sw[:, None]))[0, 0])
     assert pet["intercept"] == pytest.approx(coef[0], rel=1e-10)
-    assert pet["p_one_sided"] == pytest.approx(stats.t.sf(pet["t"], pet["df"]), rel=1e-12)
+    assert pet["df"] == df and pet["se"] == pytest.approx(se, rel=1e-10)
+    assert pet["p_one_sided"] == pytest.approx(stats.t.sf(coef[0] / se, df), rel=1e-10)
+    peese = r.table.loc["PEESE"]
+    Xv = np.column_stack([np.ones(len(eff)), eff.vi.to_numpy() if "vi" in eff else eff.sei.to_numpy() ** 2])
+    coef_v = np.linalg.lstsq(Xv * sw[:, None], eff.yi.to_numpy() * sw, rcond=None)[0]
+    assert peese["intercept"] == pytest.approx(coef_v[0], rel=1e-10)
     assert r.chosen == ("PEESE" if pet["p_one_sided"] < 0.05 else "PET")
     assert r.estimate == r.table.loc[r.chosen, "intercept"]
     flipped = pet_peese(effect_table(-eff.yi, eff.sei), direction="negative")

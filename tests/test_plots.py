@@ -132,8 +132,16 @@ def test_funnel_points_axes_and_center(effects):
     points = np.concatenate([np.column_stack([g.get_xdata(), g.get_ydata()]) for g in _by_gid(fig, "studies:")])
     used = effects[effects["used"] & ~effects["head_to_head"]]
     assert sorted(map(tuple, points.round(9))) == sorted(map(tuple, used[["yi", "sei"]].to_numpy().round(9)))
-    (center,) = _by_gid(fig, "center")
-    assert center.get_xdata()[0] == pytest.approx(0.42)
+    # the axes hold every point and the outermost (99%) contour at the largest SE, symmetric about 0
+    x_lo, x_hi = ax.get_xlim()
+    assert x_lo == pytest.approx(-x_hi)
+    assert x_hi >= max(np.abs(used["yi"]).max(), 2.5758 * used["sei"].max())
+    assert lo >= used["sei"].max()
+    # a centre far outside the data widens the x axis so its line stays visible
+    wide = plots.funnel(effects, center=-3.0)
+    assert wide.axes[0].get_xlim()[0] <= -3.0
+    (line,) = _by_gid(wide, "center")
+    assert "-3.00" in line.get_label()
     assert not _by_gid(plots.funnel(effects), "center")
 
 
