@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import pymc as pm
 
-from .models import by_technique, common_effect, random_effects
+from .models import by_technique, common_effect, meta_regression, random_effects
 from .selection import selection
 from .network import network
 
@@ -18,6 +18,7 @@ BUILDERS = {
     "common_effect": common_effect,
     "selection": selection,
     "network": network,
+    "meta_regression": meta_regression,  # needs mods=...
 }
 
 

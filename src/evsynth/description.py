@@ -241,15 +241,22 @@ def prepare(effects: pd.DataFrame) -> pd.DataFrame:
     return check_poolable(used_effects(effects), effects.attrs.get("measure"))
 
 
+def data_hash(study_id, yi, sei, censored, weights=None) -> str:
+    """16 hex digits identifying the data a model was fitted to (and the study weights, if any)."""
+    hashed = pd.DataFrame({"study_id": list(study_id), "yi": np.asarray(yi, float), "sei": np.asarray(sei, float),
+                           "censored": np.asarray(censored, bool)})
+    if weights is not None:
+        hashed = hashed.assign(weight=weights)
+    return hashlib.sha256(hashed.to_csv(index=False).encode()).hexdigest()[:16]
+
+
 def data_settings(effects: pd.DataFrame, table: pd.DataFrame, weights: np.ndarray | None = None,
                   study_effects: bool = True) -> dict:
     """What produced the data, to travel with the result (attrs)."""
-    hashed = table[["study_id", "yi", "sei", "censored"]]
-    if weights is not None:
-        hashed = hashed.assign(weight=weights)
-    digest = hashlib.sha256(hashed.to_csv(index=False).encode())
     settings = {k: str(v) for k, v in effects.attrs.items() if k in ("measure", "r_prepost", "p_bound")}
-    settings |= {"outcomes": ", ".join(sorted(table["outcome"].unique())), "data_hash": digest.hexdigest()[:16]}
+    settings |= {"outcomes": ", ".join(sorted(table["outcome"].unique())),
+                 "data_hash": data_hash(table["study_id"].astype(str), table["yi"], table["sei"], table["censored"],
+                                        weights)}
     if weights is not None:
         settings["weights"] = ", ".join(f"{s}={w:g}" for s, w in zip(table["study_id"], weights) if w != 1)
     if not study_effects:

@@ -37,12 +37,9 @@ from collections import defaultdict
 
 import numpy as np
 import pandas as pd
-import pymc as pm
-import pytensor.tensor as pt
 
+from .description import check_poolable
 from .effects import CONTROL_LABELS, uncontrolled, used_effects
-from .models import _likelihood, _settings, check_poolable, resolve_priors
-from .priors import parse_prior
 
 
 # --------------------------------------------------------------------------- network structure
@@ -154,50 +151,18 @@ def prepare_network(effects: pd.DataFrame, reference: str, prepost_as_control: b
 
 
 def network(effects: pd.DataFrame, priors: dict | None = None, reference: str = "control",
-            split: tuple[str, str] | None = None, prepost_as_control: bool = False) -> pm.Model:
-    """Random-effects contrast-based NMA (see module docstring); `technique_effect` = d vs reference.
+            split: tuple[str, str] | None = None, prepost_as_control: bool = False):
+    """Random-effects contrast-based NMA as a PyMC model (see module docstring); `technique_effect`
+    = d vs reference, described by evsynth.description.network and built by the PyMC engine.
 
     priors: "mu" is the prior of each technique effect versus the reference, "tau" the between-
     study SD. split=(a, b): node-splitting model for comparison a-b (adds `direct`, `indirect`,
     `inconsistency`, all on the a - b scale). prepost_as_control: see the module docstring.
     """
-    table = prepare_network(effects, reference, prepost_as_control)
-    ref = table.attrs["reference"]
-    chosen = resolve_priors(effects, priors, ("mu", "tau"))
-    techniques = sorted((set(table["treat_node"]) | set(table["comp_node"])) - {ref})
-    position = {ref: 0} | {t: k + 1 for k, t in enumerate(techniques)}
-    treat = table["treat_node"].map(position).to_numpy()
-    comp = table["comp_node"].map(position).to_numpy()
-    sign = np.zeros(len(table))  # +1 / -1 on the split comparison's studies, 0 elsewhere
-    if split is not None:
-        a, b = split
-        if (a, b) not in splittable_comparisons(table) and (b, a) not in splittable_comparisons(table):
-            raise ValueError(f"comparison {a!r} vs {b!r} cannot be split: it needs direct studies and an "
-                             f"indirect path; splittable here: {splittable_comparisons(table)}")
-        sign = np.where((table["treat_node"] == a) & (table["comp_node"] == b), 1.0,
-                        np.where((table["treat_node"] == b) & (table["comp_node"] == a), -1.0, 0.0))
+    from .description import network as describe_network
+    from .engines.pymc import build
 
-    coords = {"study": table["study_id"].tolist(), "technique": techniques}
-    with pm.Model(coords=coords) as model:
-        treat_idx = pm.Data("treat_idx", treat, dims="study")
-        comp_idx = pm.Data("comp_idx", comp, dims="study")
-        effect = parse_prior(chosen["mu"]).to_pymc("technique_effect", dims="technique")
-        tau = parse_prior(chosen["tau"]).to_pymc("tau")
-        d = pt.concatenate([pt.zeros(1), effect])
-        relative = d[treat_idx] - d[comp_idx]
-        if split is not None:
-            direct = parse_prior(chosen["mu"]).to_pymc("direct")
-            indirect = pm.Deterministic("indirect", d[position[a]] - d[position[b]])
-            pm.Deterministic("inconsistency", direct - indirect)
-            relative = pt.where(sign != 0, sign * direct, relative)
-        z = pm.Normal("z", 0, 1, dims="study")
-        theta = pm.Deterministic("theta", relative + tau * z, dims="study")
-        _likelihood(theta, table)
-    model.evsynth_settings = _settings(effects, table) | {
-        "model": "network" if split is None else f"network split {split[0]} vs {split[1]}",
-        "reference": ref, "prior_mu": chosen["mu"], "prior_tau": chosen["tau"],
-        "prepost_as_control": str(prepost_as_control)}
-    return model
+    return build(describe_network(effects, priors, reference, split=split, prepost_as_control=prepost_as_control))
 
 
 # --------------------------------------------------------------------------- results

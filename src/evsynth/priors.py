@@ -11,19 +11,19 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-import pymc as pm
 from scipy import stats
 
-# family -> (parameter names, scipy frozen-distribution factory, PyMC class, support)
+# family -> (parameter names, scipy frozen-distribution factory, PyMC class name, support); PyMC is
+# imported only when a prior becomes a PyMC variable, so describing a model never imports it
 _FAMILIES = {
-    "normal": (("mu", "sigma"), lambda m, s: stats.norm(m, s), pm.Normal, "real"),
-    "student_t": (("nu", "mu", "sigma"), lambda nu, m, s: stats.t(nu, m, s), pm.StudentT, "real"),
-    "cauchy": (("alpha", "beta"), lambda a, b: stats.cauchy(a, b), pm.Cauchy, "real"),
-    "halfnormal": (("sigma",), lambda s: stats.halfnorm(0, s), pm.HalfNormal, "positive"),
-    "halfcauchy": (("beta",), lambda b: stats.halfcauchy(0, b), pm.HalfCauchy, "positive"),
-    "halfstudent_t": (("nu", "sigma"), None, pm.HalfStudentT, "positive"),
-    "exponential": (("lam",), lambda lam: stats.expon(0, 1 / lam), pm.Exponential, "positive"),
-    "uniform": (("lower", "upper"), lambda lo, hi: stats.uniform(lo, hi - lo), pm.Uniform, "real"),
+    "normal": (("mu", "sigma"), lambda m, s: stats.norm(m, s), "Normal", "real"),
+    "student_t": (("nu", "mu", "sigma"), lambda nu, m, s: stats.t(nu, m, s), "StudentT", "real"),
+    "cauchy": (("alpha", "beta"), lambda a, b: stats.cauchy(a, b), "Cauchy", "real"),
+    "halfnormal": (("sigma",), lambda s: stats.halfnorm(0, s), "HalfNormal", "positive"),
+    "halfcauchy": (("beta",), lambda b: stats.halfcauchy(0, b), "HalfCauchy", "positive"),
+    "halfstudent_t": (("nu", "sigma"), None, "HalfStudentT", "positive"),
+    "exponential": (("lam",), lambda lam: stats.expon(0, 1 / lam), "Exponential", "positive"),
+    "uniform": (("lower", "upper"), lambda lo, hi: stats.uniform(lo, hi - lo), "Uniform", "real"),
 }
 
 _PATTERN = re.compile(r"^\s*([a-z_]+)\s*\(\s*([^()]*)\s*\)\s*$")
@@ -67,7 +67,10 @@ class Prior:
         so a start taken from the hyper-parameters would make a scenario's draws depend on which
         scenario compiled the model. (A uniform prior keeps its midpoint: its bounds are data.)
         """
-        names, _, cls, support = _FAMILIES[self.family]
+        import pymc as pm
+
+        names, _, cls_name, support = _FAMILIES[self.family]
+        cls = getattr(pm, cls_name)
         params = dict(zip(names, self.params))
         if as_data:
             params = {p: pm.Data(f"{name}_prior_{p}", float(v)) for p, v in params.items()}
