@@ -73,7 +73,7 @@ def test_cli_fit_on_bundled_data(tmp_path, capsys, monkeypatch):
     code = main(["fit", "studies/massage.csv", "--out", str(tmp_path / "a"), *small])
     out, err = capsys.readouterr()
     assert code == EXIT_DIAGNOSTICS and "DIAGNOSTICS FAILED" in err
-    for section in ("== effect sizes", "rows not used (and why)", "pooled (mu)", "technique: oxytocin",
+    for section in ("== effect sizes", "rows in no model, and why", "pooled (mu)", "technique: oxytocin",
                     "tau (between studies)", "prediction (new study)", "P(>0)", "diagnostics: FAIL"):
         assert section in out, section
     assert "not analysed" in out  # outcomes with fewer than two usable studies are named, not dropped

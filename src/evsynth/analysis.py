@@ -4,7 +4,7 @@ outcome. Outcomes are analysed separately by default; pooling them is an explici
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import arviz as az
 import numpy as np
@@ -26,6 +26,7 @@ class AnalysisResult:
     idata: az.InferenceData
     diagnostics: Diagnostics
     summary: pd.DataFrame
+    notes: list[str] = field(default_factory=list)  # which model ran and why; weakly identified parts
 
 
 def slug(label: str) -> str:
@@ -103,7 +104,7 @@ def rows_not_in_model(effects: pd.DataFrame, skipped: dict, entered: set | None 
     `entered` (from entered_rows) drops rows that did enter a model, e.g. under --pool-outcomes."""
     out = not_used(effects)
     usable = effects.loc[effects["used"] & ~effects["head_to_head"] & effects["outcome"].isin(list(skipped))]
-    extra = usable.assign(why_not="outcome not analysed: " + usable["outcome"].map(skipped))
+    extra = usable.assign(why_not=[f"outcome not analysed: {skipped[o]}" for o in usable["outcome"]])
     out = pd.concat([out, extra[out.columns]])
     out = out[~out.index.duplicated()].sort_index()
     if entered is not None:
@@ -111,8 +112,50 @@ def rows_not_in_model(effects: pd.DataFrame, skipped: dict, entered: set | None 
     return out
 
 
-def run_analysis(label: str, effects: pd.DataFrame, model: str = "by_technique", priors: dict | None = None,
+def choose_model(effects: pd.DataFrame) -> tuple[str, str]:
+    """(model, why) from the data: one technique -> random_effects (a per-technique model would add a
+    between-technique SD that only its prior informs); several -> by_technique."""
+    techniques = sorted(used_effects(effects)["technique"].unique())
+    if len(techniques) <= 1:
+        return "random_effects", (f"one technique ({', '.join(techniques) or 'none'}): random effects; a "
+                                  "per-technique model would add a between-technique SD informed by its prior alone")
+    return "by_technique", f"{len(techniques)} techniques: per-technique effects around a pooled mean"
+
+
+def _groups(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def variance_warnings(model: str, effects: pd.DataFrame) -> list[str]:
+    """A warning for each variance component that rests on one or two groups, so that its posterior
+    is mostly its prior (and the pooled interval widens accordingly)."""
+    used = used_effects(effects)
+    per_technique = used["technique"].value_counts()
+    out = []
+    if model in ("random_effects", "selection") and len(used) <= 2:
+        out.append(f"tau (between studies) rests on {_groups(len(used), 'study')}: its posterior is mostly its prior")
+    if model == "by_technique":
+        if len(per_technique) <= 2:
+            out.append(f"tau_technique (between techniques) rests on {_groups(len(per_technique), 'technique')}: "
+                       "its posterior is mostly its prior")
+        repeated = int((per_technique >= 2).sum())
+        if repeated <= 2:
+            out.append(f"tau (between studies of a technique) rests on {_groups(repeated, 'technique')} with more "
+                       "than one study: its posterior is mostly its prior (consider --model random_effects)")
+    return out
+
+
+def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors: dict | None = None,
                  thresholds: dict | None = None, **fit_options) -> AnalysisResult:
+    """Fit one outcome. model "auto" chooses from the data (choose_model); the result's notes say
+    which model ran and why, and warn about variance components resting on one or two groups."""
+    if model == "auto":
+        model, why = choose_model(effects)
+        notes = [f"model: {model} (auto: {why})"]
+    else:
+        notes = [f"model: {model} (chosen by the user)"]
+    notes += [f"warning: {w}" for w in variance_warnings(model, effects)]
     idata = fit(build_model(model, effects, priors), **fit_options)
     idata.attrs["analysis"] = label
-    return AnalysisResult(label, effects, idata, diagnose(idata, thresholds), summarize(idata))
+    idata.attrs["model_notes"] = " | ".join(notes)
+    return AnalysisResult(label, effects, idata, diagnose(idata, thresholds), summarize(idata), notes)

@@ -7,24 +7,28 @@ import sys
 
 import pandas as pd
 
-from .analysis import group_by_outcome, run_analysis, slug, split_by_outcome
+from . import __version__
+from .analysis import entered_rows, group_by_outcome, rows_not_in_model, run_analysis, slug, split_by_outcome
 from .builders import BUILDERS
 from .cli_common import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS, EXIT_NOTHING_ANALYSED  # noqa: F401  (the CLI's API)
 from .cli_common import (add_input_arguments, add_sampling_arguments, exit_status, load_effects, prepare_out,
-                         report_replaced, sampling_options, snapshot)
+                         progress, report_replaced, sampling_options, snapshot)
 from .designs import design_moderator
-from .effects import not_used
 from .studies import StudyDataError
 from .techniques import format_coverage, technique_coverage
 
-EFFECT_VIEW = ["study_id", "technique", "comparator", "outcome", "design", "measure", "yi", "sei", "se_route",
-               "censored", "rob", "used", "warnings"]
+# The terminal's effect table (the full one is output/effects.csv): computable = has an effect size,
+# in_model = entered one of the models fitted below.
+EFFECT_VIEW = ["study_id", "comparison", "outcome", "design", "yi", "sei", "se_route", "rob", "in_model"]
+WIDTH = 100  # terminal tables fit this many columns (wrapped by pandas; long text abbreviated)
 
 
 def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
     add_input_arguments(p)
-    p.add_argument("--model", default="by_technique", choices=sorted(set(BUILDERS) - {"network"}),
-                   help="default: %(default)s (the network model has its own command: evsynth network)")
+    p.add_argument("--model", default="auto", choices=["auto"] + sorted(set(BUILDERS) - {"network"}),
+                   help="auto = random_effects for one technique, by_technique for several (the output says "
+                        "which ran and why); the network model has its own command, evsynth network "
+                        "(default: %(default)s)")
     add_sampling_arguments(p)
 
 
@@ -37,11 +41,61 @@ def _mods_option(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _print_frame(title: str, frame: pd.DataFrame, digits: int = 3) -> None:
+def _abbreviate(text, width: int):
+    text = str(text)
+    return text if len(text) <= width else text[: width - 1] + "~"
+
+
+def fit_width(frame: pd.DataFrame, width: int = WIDTH, digits: int = 3, index: bool = True) -> str:
+    """The frame as text in at most `width` columns: the longest text columns are abbreviated
+    (ending in "~") until it fits; if even 8 characters per text column are too wide, pandas wraps
+    the columns into blocks. The CSVs in the output folder hold the full table."""
+    frame = frame.copy()
+    text_columns = [c for c in frame.columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])]
+    float_format = f"{{:.{digits}f}}".format
+
+    def render(f):
+        return f.to_string(index=index, float_format=float_format, na_rep="")
+
+    out = render(frame)
+    while max(map(len, out.splitlines()), default=0) > width:
+        lengths = {c: frame[c].astype(str).str.len().max() for c in text_columns}
+        widest = max(lengths, key=lengths.get, default=None)
+        if widest is None or lengths[widest] <= 8:
+            with pd.option_context("display.width", width, "display.max_columns", None, "display.max_rows", None,
+                                   "display.float_format", float_format):
+                return repr(frame)
+        frame[widest] = frame[widest].map(lambda v, n=int(lengths[widest]) - 1: _abbreviate(v, n))
+        out = render(frame)
+    return out
+
+
+def _print_frame(title: str, frame: pd.DataFrame, digits: int = 3, index: bool = True) -> None:
     print(f"\n== {title} ==")
-    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.max_colwidth", 60,
-                           "display.float_format", f"{{:.{digits}f}}".format):
-        print(frame.to_string())
+    print(fit_width(frame, digits=digits, index=index))
+
+
+def effect_view(effects: pd.DataFrame, entered: set) -> pd.DataFrame:
+    """The terminal's effect table: the rows with an effect size (computable), and whether each
+    entered one of the models fitted (in_model); the rows without one are listed with their reason."""
+    computable = effects[effects["used"]]
+    if computable.empty:
+        return pd.DataFrame(columns=EFFECT_VIEW)
+    view = computable.assign(
+        comparison=computable["technique"] + " vs " + computable["comparator"],
+        se_route=computable["se_route"].where(~computable["censored"].astype(bool), "censored"),
+        in_model=["yes" if (s, o) in entered else "no" for s, o in zip(computable["study_id"], computable["outcome"])])
+    columns = [c for c in EFFECT_VIEW if not (c == "rob" and view["rob"].isna().all())]
+    return view[columns]
+
+
+def print_not_in_model(excluded: pd.DataFrame) -> None:
+    """One wrapped line per row that entered no model: study (outcome): reason."""
+    import textwrap
+
+    print(f"\n== rows in no model, and why ({len(excluded)}; effects.csv has them all) ==")
+    for row in excluded.itertuples():
+        print(textwrap.fill(f"{row.study_id} ({row.outcome}): {row.why_not}", WIDTH, subsequent_indent="    "))
 
 
 def _print_design(label: str, table: pd.DataFrame, priors: dict) -> None:
@@ -94,20 +148,23 @@ def cmd_fit(args) -> int:
     out = prepare_out(args.out)
     _, effects = load_effects(args)
     before = snapshot(out)
-    _print_frame(f"effect sizes ({args.measure}, r_prepost={args.r_prepost}, p_bound={effects.attrs['p_bound']})",
-                 effects[EFFECT_VIEW])
-    excluded = not_used(effects)
+    groups = group_by_outcome(effects, args.pool_outcomes)
+    runnable, skipped = split_by_outcome(effects, args.pool_outcomes)
+    entered = entered_rows(runnable.values())
+    print(f"\n{len(effects)} rows: {int(effects['used'].sum())} with an effect size ({args.measure}, "
+          f"r_prepost={args.r_prepost}, p_bound={effects.attrs['p_bound']}), {len(entered)} of them in a model")
+    _print_frame("effect sizes (in_model: entered a model fitted below)", effect_view(effects, entered), index=False)
+    excluded = rows_not_in_model(effects, skipped, entered)
     if not excluded.empty:
-        _print_frame("rows not used (and why)", excluded)
+        print_not_in_model(excluded)
     flagged = effects[effects["warnings"] != ""]
     if not flagged.empty:
         print("\n== rows whose printed numbers contradict each other (kept as computed; check the source) ==")
         for _, row in flagged.iterrows():
             print(f"  {row['study_id']} ({row['outcome']}): {row['warnings']}")
-    effects.to_csv(out / "effects.csv", index=False)
-
-    groups = group_by_outcome(effects, args.pool_outcomes)
-    runnable, skipped = split_by_outcome(effects, args.pool_outcomes)
+    # `used` there means computable (has an effect size); `in_model`: entered a model fitted below
+    effects.assign(in_model=[(s, o) in entered for s, o in zip(effects["study_id"], effects["outcome"])]).to_csv(
+        out / "effects.csv", index=False)
     for label, table in groups.items():
         if table.attrs.get("direction_note"):
             print(f"\n{label}: {table.attrs['direction_note']}")
@@ -116,8 +173,12 @@ def cmd_fit(args) -> int:
         print(f"\noutcome {label!r} not analysed: {reason} (techniques: {', '.join(techniques)})")
     failed = []
     for label, table in runnable.items():
-        result = run_analysis(label, table, model=args.model, priors=dict(args.prior), **sampling_options(args))
-        _print_frame(f"{label}: {args.model} model, posterior (95% equal-tailed intervals)", result.summary)
+        with progress(f"{label}: compiling and sampling ({args.chains} chains x {args.draws} draws)",
+                      enabled=not args.quiet):
+            result = run_analysis(label, table, model=args.model, priors=dict(args.prior), **sampling_options(args))
+        print(f"\n{label}: " + "\n  ".join(result.notes))
+        _print_frame(f"{label}: {result.idata.attrs.get('model', args.model)} model, posterior "
+                     "(95% equal-tailed intervals)", result.summary)
         print(result.diagnostics)
         _print_frame(f"{label}: every technique, with its estimate or why there is none",
                      format_coverage(technique_coverage(table, result.summary)))
@@ -142,6 +203,7 @@ def cmd_fit(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evsynth", description="Bayesian evidence synthesis from study summaries")
+    parser.add_argument("--version", action="version", version=f"evsynth {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     fit_parser = commands.add_parser("fit", help="effect sizes + hierarchical model + diagnostics + forest plot")
     _add_fit_arguments(fit_parser)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
+import threading
+import time
+from contextlib import contextmanager
 
 import pandas as pd
 
@@ -52,6 +56,35 @@ def report_replaced(out: Path, before: dict[str, int]) -> None:
         print(f"NOTE: {len(stale)} file(s) in {out} are from an earlier run, not this one: {', '.join(stale)}")
 
 
+@contextmanager
+def progress(message: str, enabled: bool = True, stream=None):
+    """A spinner with the elapsed seconds on one line of `stream` (stderr) while the block runs
+    (compiling and sampling show nothing of their own); silent when not enabled (--quiet) or when
+    the stream is not a terminal, and the line is erased afterwards."""
+    stream = sys.stderr if stream is None else stream
+    if not enabled or not getattr(stream, "isatty", lambda: False)():
+        yield
+        return
+    stop, start = threading.Event(), time.monotonic()
+
+    def spin():
+        for frame in itertools.cycle("|/-\\"):
+            stream.write(f"\r{frame} {message} ({time.monotonic() - start:.0f} s)")
+            stream.flush()
+            if stop.wait(0.25):
+                break
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        stream.write("\r" + " " * (len(message) + 12) + "\r")
+        stream.flush()
+
+
 def prior_option(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep:
@@ -84,10 +117,13 @@ def add_input_arguments(p: argparse.ArgumentParser, prior_help: str | None = Non
 
 
 def add_sampling_arguments(p: argparse.ArgumentParser, out: str = "output") -> None:
-    p.add_argument("--draws", type=int, default=2000)
-    p.add_argument("--tune", type=int, default=1000)
-    p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--draws", type=int, default=2000, help="posterior draws per chain (default: %(default)s)")
+    p.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default: %(default)s)")
+    p.add_argument("--chains", type=int, default=4, help="MCMC chains (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=2026, help="random seed: same inputs and seed, same draws "
+                                                          "(default: %(default)s)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress indicator (it is shown only on a terminal anyway)")
     p.add_argument("--sampler", default="auto", choices=("auto", "pymc", "nutpie"),
                    help="auto = nutpie when installed, else PyMC's NUTS (default: %(default)s)")
     p.add_argument("--out", default=out, help="output folder (default: %(default)s)")

@@ -20,7 +20,7 @@ import pandas as pd
 from . import __version__
 from .analysis import AnalysisResult, entered_rows, run_analysis, split_by_outcome
 from .analysis import rows_not_in_model as analysis_rows_not_in_model
-from .cli_common import EXIT_NOTHING_ANALYSED, exit_status, load_effects, prepare_out, sampling_options
+from .cli_common import EXIT_NOTHING_ANALYSED, exit_status, load_effects, prepare_out, progress, sampling_options
 from .designs import design_moderator
 from .effects import RATIO_MEASURES, used_effects
 from .summary import summarize
@@ -87,8 +87,11 @@ def cmd_report(args) -> int:
     runnable, skipped = split_by_outcome(effects, args.pool_outcomes)
     results = []
     for label, table in runnable.items():
-        print(f"fitting {label!r} ({args.model}, {args.sampler}, {args.chains} x {args.draws} draws)")
-        results.append(run_analysis(label, table, model=args.model, priors=dict(args.prior), **sampling_options(args)))
+        print(f"fitting {label!r} (model {args.model}, {args.sampler}, {args.chains} x {args.draws} draws)")
+        with progress(f"{label}: compiling and sampling", enabled=not args.quiet):
+            results.append(run_analysis(label, table, model=args.model, priors=dict(args.prior),
+                                        **sampling_options(args)))
+        print("  " + "\n  ".join(results[-1].notes))
     settings = {"studies": str(args.studies), "measure": args.measure, "model": args.model,
                 "r_prepost (default)": args.r_prepost, "p_bound": effects.attrs.get("p_bound", args.p_bound),
                 "priors given": ", ".join(f"{k}={v}" for k, v in args.prior) or "defaults",
@@ -363,6 +366,8 @@ def _analysis_section(result: AnalysisResult, threshold: float | None) -> str:
         column = f"P(>{threshold:g})"
         summary = summary.join(extra[[column]]) if column not in summary else summary
     parts.insert(1, f'<p class="results">{_e(results_paragraph(result))}</p>')
+    if result.notes:
+        parts.insert(2, '<ul class="note">' + "".join(f"<li>{_e(n)}</li>" for n in result.notes) + "</ul>")
     parts += ["<h3>Posterior summary (95% equal-tailed intervals)</h3>",
               _table(summary.rename(columns=SUMMARY_LABELS).rename_axis("Parameter"))]
     parts += ["<h3>Every technique: its estimate, or why there is none</h3>",
