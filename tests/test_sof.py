@@ -150,6 +150,6 @@ def test_report_section_shows_the_table_and_the_reasons():
     effects = es.compute_effects(studies, measure="RR")
     tree = engine.fit_exact(description.random_effects(effects), draws=300, chains=1)
     page = sof_section(studies, [SimpleNamespace(label="tuberculosis", effects=effects, idata=tree)])
-    assert "Summary of findings" in page and "tuberculosis" in page and "per 1000 low" in page
+    assert "Summary of findings" in page and "tuberculosis" in page and "per 1000" in page and "RR 0.5" in page
     assert "posterior median I²" in page and "Egger" in page  # 13 studies: publication bias assessed
     assert sof_section(studies, []) == ""

@@ -412,7 +412,31 @@ def sof_section(studies: pd.DataFrame, results: list[AnalysisResult]) -> str:
         "serious rating, by the documented rules of evsynth.sof (risk of bias by weight at high risk, "
         "inconsistency by posterior I² and prediction interval, indirectness by uncontrolled pre/post rows, "
         "imprecision by CrI width, publication bias by Egger's test with 10 or more studies).</p>",
-        _table(table), "<ul>" + "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in reasons.items()) + "</ul>"])
+        _table(_sof_view(table), index=False),
+        "<ul>" + "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in reasons.items()) + "</ul>"])
+
+
+def _sof_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as a reader sees a SoF table: effect and absolute effect as text with their intervals."""
+    def effect(row):
+        return f"{row['measure']} {row['effect']:.3g} ({row['effect_low']:.3g} to {row['effect_high']:.3g})"
+
+    def absolute(row):
+        if "per_1000" not in row or pd.isna(row.get("per_1000")):
+            return ""
+        text = f"{row['per_1000']:+.1f} ({row['per_1000_low']:+.1f} to {row['per_1000_high']:+.1f})"
+        # a risk difference is the same at every baseline risk; a ratio's absolute effect is not
+        return text if row["measure"] == "RD" else f"{text} at a risk of {1000 * row['baseline_risk']:.1f} per 1000"
+
+    domains = ["risk_of_bias", "inconsistency", "indirectness", "imprecision", "publication_bias"]
+    view = pd.DataFrame({"Outcome": table.index, "Studies": table["studies"].to_numpy(),
+                         "Participants": table["participants"].to_numpy(),
+                         "Effect (95% CrI)": [effect(r) for _, r in table.iterrows()],
+                         "Per 1000 (95% CrI)": [absolute(r) for _, r in table.iterrows()]})
+    for d in domains:
+        view[d.replace("_", " ").capitalize()] = table[d].to_numpy()
+    view["Certainty"] = table["certainty"].str.upper().to_numpy()
+    return view
 
 
 def write_report(studies: pd.DataFrame, effects: pd.DataFrame, results: list[AnalysisResult], skipped: dict,
