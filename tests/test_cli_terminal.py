@@ -95,3 +95,22 @@ def test_default_model_from_the_data():
     assert not any(w.startswith("tau_technique") for w in warnings)  # three techniques
     assert variance_warnings("by_technique", _table(["a", "a", "a", "b", "b", "b", "c", "c", "c"])) == []
     assert variance_warnings("random_effects", _table(["a", "a"]))[0].startswith("tau (between studies) rests on 2")
+
+
+def test_sweep_progress_moves_before_the_first_scenario_finishes():
+    import time
+
+    from evsynth.sweep import run_tasks
+
+    tty = _Tty()
+    import evsynth.sweep as sweep
+
+    real = sweep.sys.stderr
+    sweep.sys.stderr = tty
+    try:
+        run_tasks(lambda task: (time.sleep(1.3), {"key": task})[1], {"a": "a"}, progress=True, label="sensitivity")
+    finally:
+        sweep.sys.stderr = real
+    frames = [f for f in tty.getvalue().split("\r") if f.strip()]
+    assert frames[0].startswith("sensitivity: 0/1 scenarios done") and "first scenario (includes compiling)" in frames[0]
+    assert len(frames) >= 3  # the ticker refreshed the line while the scenario ran

@@ -247,3 +247,17 @@ def test_funnel_labels_stay_inside_the_axes():
     for label in labels:
         extent = label.get_window_extent(renderer)
         assert box.x0 <= extent.x0 and extent.x1 <= box.x1, label.get_text()
+
+
+def test_sensitivity_plot_not_fitted_is_not_a_failure():
+    table = _sensitivity_table()
+    extra = table.iloc[[0]].assign(scenario="drop a1", verdict="FAIL", q2_5=np.nan,
+                                   problems="not fitted: 1 usable study left, need 2")
+    for q in ("q2.5", "q50", "q97.5", "p_gt_0"):
+        extra[q] = np.nan
+    fig = plots.sensitivity_plot(pd.concat([table, extra.drop(columns="q2_5")], ignore_index=True))
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[-1] == "drop a1  [not fitted]" and "FAIL" not in labels[-1]
+    assert not _by_gid(fig, "scenario:drop a1") and not _by_gid(fig, "median:drop a1")
+    assert sum("FAIL" in t.get_text() for t in ax.texts) == 1  # only the real diagnostic failure

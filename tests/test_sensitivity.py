@@ -131,11 +131,17 @@ def test_interrupted_sweep_keeps_finished_records_and_resumes(tmp_path):
 def test_progress_line_counts_and_estimates(capsys):
     from evsynth.sweep import Progress
 
-    meter = Progress(total=4, resumed=1, label="sensitivity", stream=None)
+    now = [0.0]
+    meter = Progress(total=5, resumed=1, label="sensitivity", enabled=False, clock=lambda: now[0])
+    now[0] = 22.0  # the first scenario compiles for 22 s, then 2 s each
     meter.update(failed=True)
     text = meter.text()
-    assert text.startswith("sensitivity: 2/4 scenarios done (1 resumed from file), 1 FAIL")
-    assert "s left" in text
+    assert text.startswith("sensitivity: 2/5 scenarios done (1 resumed from file), 1 FAIL")
+    assert "estimating the time left" in text  # one scenario (with the compile) says nothing of the pace
+    now[0] = 24.0
+    meter.update(not_fitted=True)
+    assert meter.text() == ("sensitivity: 3/5 scenarios done (1 resumed from file), 1 FAIL, 1 not fitted, "
+                            "24 s elapsed, ~4 s left")  # 2 left at 2 s each, not 2 x 12 s
 
 
 def test_progress_rewrites_one_line_on_a_terminal():

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
-import threading
-import time
-from contextlib import contextmanager
 
 import pandas as pd
 
 from .analysis import select_outcomes
 from .effects import DEFAULT_R_PREPOST, MEASURES, P_BOUND_MODES, compute_effects
 from .studies import StudyDataError, load_studies
+from .sweep import spinner as progress  # noqa: F401  (a spinner around compiling and sampling)
 from .techniques import group_combinations
 
 from pathlib import Path
@@ -54,35 +51,6 @@ def report_replaced(out: Path, before: dict[str, int]) -> None:
         print(f"replaced in {out}: {', '.join(replaced)}")
     if stale:
         print(f"NOTE: {len(stale)} file(s) in {out} are from an earlier run, not this one: {', '.join(stale)}")
-
-
-@contextmanager
-def progress(message: str, enabled: bool = True, stream=None):
-    """A spinner with the elapsed seconds on one line of `stream` (stderr) while the block runs
-    (compiling and sampling show nothing of their own); silent when not enabled (--quiet) or when
-    the stream is not a terminal, and the line is erased afterwards."""
-    stream = sys.stderr if stream is None else stream
-    if not enabled or not getattr(stream, "isatty", lambda: False)():
-        yield
-        return
-    stop, start = threading.Event(), time.monotonic()
-
-    def spin():
-        for frame in itertools.cycle("|/-\\"):
-            stream.write(f"\r{frame} {message} ({time.monotonic() - start:.0f} s)")
-            stream.flush()
-            if stop.wait(0.25):
-                break
-
-    thread = threading.Thread(target=spin, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        stream.write("\r" + " " * (len(message) + 12) + "\r")
-        stream.flush()
 
 
 def prior_option(text: str) -> tuple[str, str]:

@@ -456,9 +456,13 @@ def sensitivity_plot(table: pd.DataFrame, parameter: str = "pooled (mu)", ax=Non
     labels = []
     for y, (_, row) in zip(ys, rows.iterrows()):
         lo, mid, hi = (float(row[q]) for q in ("q2.5", "q50", "q97.5"))
+        scenario = str(row["scenario"])
+        if str(row.get("problems", "")).startswith("not fitted"):  # too few studies: no fit, not a failure
+            labels.append(f"{scenario}  [not fitted]")
+            _label_right(ax, y, "not fitted: " + str(row["problems"]).removeprefix("not fitted: "), color="0.5")
+            continue
         failed = str(row["verdict"]).upper() != "PASS"
         color = FAIL_COLOR if failed else "black"
-        scenario = str(row["scenario"])
         labels.append(f"{scenario}  [FAIL]" if failed else scenario)
         if np.isfinite([lo, mid, hi]).all():
             ax.plot([lo, hi], [y, y], color=color, lw=1.5, gid=f"scenario:{scenario}")
@@ -472,6 +476,8 @@ def sensitivity_plot(table: pd.DataFrame, parameter: str = "pooled (mu)", ax=Non
     for tick, label in zip(ax.get_yticklabels(), labels):
         if label.endswith("[FAIL]"):
             tick.set_color(FAIL_COLOR)
+        elif label.endswith("[not fitted]"):
+            tick.set_color("0.5")
     if threshold is not None:
         ax.axvline(threshold, color="0.6", ls="--", lw=0.8, gid="threshold")
     ax.set_xlabel(f"{parameter}: posterior median and 95% interval per scenario "

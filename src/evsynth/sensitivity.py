@@ -63,7 +63,7 @@ from .priors import parse_prior
 from .rules import parse_rule
 from .studies import load_studies
 from .summary import summarize
-from .sweep import read_records, run_tasks
+from .sweep import read_records, run_tasks, spinner
 
 SETTINGS = ["tau_prior", "r_prepost", "exclude", "left_out", "outcome", "model", "measure", "n_studies", "engine"]
 ENGINES = ("auto", "exact", "pymc")
@@ -470,14 +470,16 @@ class Sensitivity:
         fingerprint = context.fingerprint()
         if reuse and in_this_process:
             done = read_records(out, fingerprint) if out is not None else {}
-            compile_ahead(context, [s for s in scenarios if s.id not in done])
+            with spinner("sensitivity: compiling the model once per graph structure", enabled=progress):
+                compile_ahead(context, [s for s in scenarios if s.id not in done])
         if self.engine == "exact":  # milliseconds a scenario: one after another here, sharing the effects
             function, n_jobs, executor = functools.partial(run_scenario, cache={}), 1, None
         else:
             function = run_scenario
         records = run_tasks(function, jobs, out=out, fingerprint=fingerprint, n_jobs=n_jobs,
                             executor=executor, threads=workers == "threads", progress=progress, label="sensitivity",
-                            failed=lambda record: record["verdict"] != "PASS")
+                            failed=lambda record: record["verdict"] != "PASS",
+                            not_fitted=lambda record: str(record.get("problems", "")).startswith("not fitted"))
         self.table = records_table([records[s.id] for s in scenarios])
         return self.table
 

@@ -9,12 +9,15 @@ must share).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import multiprocessing
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -77,54 +80,118 @@ def _open_for_append(path: Path):
 # ---- progress -----------------------------------------------------------------------------
 
 class Progress:
-    """'sensitivity: 12/100 scenarios done (3 resumed from file), 1 FAIL, 8 s elapsed, ~55 s left'
-    (FAIL: failed diagnostics or not fitted). Rewrites one line
-    on a terminal or in a notebook; elsewhere (CI logs) prints a line about every 10%."""
+    """'sensitivity: 12/100 scenarios done (3 resumed from file), 1 FAIL, 2 not fitted, 8 s elapsed,
+    ~55 s left' (FAIL: failed diagnostics; not fitted: too few studies left, never a diagnostic
+    failure). Rewrites one line on a terminal or in a notebook, refreshed every second by
+    start_ticker() so that it moves while the first scenario compiles; elsewhere (CI logs) prints
+    a line about every 10%. The time left comes from the pace after the first finished scenario
+    (which includes compiling the model), so it is not inflated by the compile time."""
 
-    def __init__(self, total: int, resumed: int, label: str, enabled: bool = True, stream=None):
+    def __init__(self, total: int, resumed: int, label: str, enabled: bool = True, stream=None,
+                 clock=time.monotonic):
         self.total, self.resumed, self.label, self.enabled = total, resumed, label, enabled
         self.stream = stream or sys.stderr
-        self.done, self.failed, self.start = resumed, 0, time.monotonic()
+        self.clock = clock
+        self.done, self.failed, self.not_fitted, self.start = resumed, 0, 0, clock()
+        self.first_done = None  # when the first scenario of this run finished
         self.inline = getattr(self.stream, "isatty", lambda: False)() or "ipykernel" in sys.modules
         self.last_printed = -1
         self.width = 0
+        self._lock = threading.RLock()
+        self._stop = None
 
     def text(self) -> str:
-        elapsed = time.monotonic() - self.start
+        now = self.clock()
         new = self.done - self.resumed
-        left = (self.total - self.done) * elapsed / new if new else float("nan")
         parts = [f"{self.label}: {self.done}/{self.total} scenarios done"]
         if self.resumed:
             parts[0] += f" ({self.resumed} resumed from file)"
         if self.failed:
             parts.append(f"{self.failed} FAIL")
-        parts.append(f"{elapsed:.0f} s elapsed")
-        if self.done < self.total and math.isfinite(left):
-            parts.append(f"~{left:.0f} s left")
+        if self.not_fitted:
+            parts.append(f"{self.not_fitted} not fitted")
+        parts.append(f"{now - self.start:.0f} s elapsed")
+        if self.done < self.total:
+            if new >= 2:
+                pace = (now - self.first_done) / (new - 1)
+                parts.append(f"~{(self.total - self.done) * pace:.0f} s left")
+            else:
+                parts.append("estimating the time left" if new else "first scenario (includes compiling)")
         return ", ".join(parts)
 
-    def update(self, failed: bool = False) -> None:
-        self.done += 1
-        self.failed += int(failed)
-        self.show()
+    def update(self, failed: bool = False, not_fitted: bool = False) -> None:
+        with self._lock:
+            self.done += 1
+            if self.first_done is None and self.done > self.resumed:
+                self.first_done = self.clock()
+            self.not_fitted += int(not_fitted)
+            self.failed += int(failed and not not_fitted)
+            self.show()
+
+    def start_ticker(self, every: float = 1.0) -> None:
+        """Refresh the line every `every` seconds (terminals and notebooks only) until stop_ticker()."""
+        if not (self.enabled and self.inline) or self._stop is not None:
+            return
+        self._stop = threading.Event()
+
+        def tick(stop=self._stop):
+            while not stop.wait(every):
+                self.show()
+
+        threading.Thread(target=tick, daemon=True, name="evsynth-progress").start()
+
+    def stop_ticker(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+            self._stop = None
 
     def show(self, final: bool = False) -> None:
         if not self.enabled:
             return
-        if self.inline:
-            text = self.text()
-            # pad over the end of a longer previous line
-            self.stream.write("\r" + text.ljust(self.width) + ("\n" if final else ""))
-            self.width = len(text)
-        else:
-            step = max(1, self.total // 10)
-            if not (final or self.done // step > self.last_printed // step or self.done == self.total):
-                return
-            if final and self.last_printed == self.done:
-                return
-            self.stream.write(self.text() + "\n")
-            self.last_printed = self.done
-        self.stream.flush()
+        with self._lock:
+            if self.inline:
+                text = self.text()
+                # pad over the end of a longer previous line
+                self.stream.write("\r" + text.ljust(self.width) + ("\n" if final else ""))
+                self.width = len(text)
+            else:
+                step = max(1, self.total // 10)
+                if not (final or self.done // step > self.last_printed // step or self.done == self.total):
+                    return
+                if final and self.last_printed == self.done:
+                    return
+                self.stream.write(self.text() + "\n")
+                self.last_printed = self.done
+            self.stream.flush()
+
+
+@contextmanager
+def spinner(message: str, enabled: bool = True, stream=None):
+    """A spinner with the elapsed seconds on one line of `stream` (stderr) while the block runs
+    (compiling and sampling show nothing of their own); silent when not enabled (--quiet) or when
+    the stream is not a terminal, and the line is erased afterwards."""
+    stream = sys.stderr if stream is None else stream
+    if not enabled or not getattr(stream, "isatty", lambda: False)():
+        yield
+        return
+    stop, start = threading.Event(), time.monotonic()
+
+    def spin():
+        for frame in itertools.cycle("|/-\\"):
+            stream.write(f"\r{frame} {message} ({time.monotonic() - start:.0f} s)")
+            stream.flush()
+            if stop.wait(0.25):
+                break
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        stream.write("\r" + " " * (len(message) + 12) + "\r")
+        stream.flush()
 
 
 # ---- running ------------------------------------------------------------------------------
@@ -141,7 +208,7 @@ def local_executor(n_jobs: int, threads: bool = False):
 
 def run_tasks(function, tasks: dict, *, out=None, fingerprint: str = "", n_jobs: int = 1, executor=None,
               threads: bool = False, progress: bool = True, label: str = "sweep",
-              failed=lambda record: False) -> dict[str, dict]:
+              failed=lambda record: False, not_fitted=lambda record: False) -> dict[str, dict]:
     """Run function(task) for each task (dict key -> argument) not already finished in `out`.
 
     Returns every record by key (resumed ones included). Each record is written to `out` as soon
@@ -156,6 +223,7 @@ def run_tasks(function, tasks: dict, *, out=None, fingerprint: str = "", n_jobs:
     meter = Progress(len(tasks), len(records), label, progress)
     handle = _open_for_append(out) if out and todo else None
     meter.show()
+    meter.start_ticker()
 
     def accept(record: dict) -> None:
         record = _clean(dict(record, fingerprint=fingerprint))
@@ -163,7 +231,7 @@ def run_tasks(function, tasks: dict, *, out=None, fingerprint: str = "", n_jobs:
         if handle:
             handle.write(json.dumps(record) + "\n")
             handle.flush()
-        meter.update(failed(record))
+        meter.update(failed(record), not_fitted(record))
 
     own = executor is None and n_jobs > 1 and len(todo) > 1
     pool = local_executor(min(n_jobs, len(todo)), threads) if own else executor
@@ -195,6 +263,7 @@ def run_tasks(function, tasks: dict, *, out=None, fingerprint: str = "", n_jobs:
             sys.stderr.write(f"\n{label}: stopped{where}\n")
         raise
     finally:
+        meter.stop_ticker()
         if own:
             pool.shutdown(wait=False, cancel_futures=True)
         if handle:
