@@ -364,7 +364,8 @@ BOUNDED = settings(max_examples=60, deadline=None, suppress_health_check=[Health
 # Printable labels in any script, with commas, quotes and spaces inside (the CSV must quote them);
 # no control or invisible characters, and no leading/trailing space (the loader strips cells).
 LABEL = st.text(st.characters(categories=["L", "N", "P", "S", "Zs"], exclude_characters="\x85\xa0\u2028\u2029"),
-                min_size=1, max_size=12).map(str.strip).filter(bool)
+                min_size=1, max_size=12).map(str.strip).filter(bool).filter(
+    lambda s: s.lower() not in ("nan", "na", "inf", "-inf", "null"))  # refused in every cell: "not a value"
 NUMBER = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False).map(lambda x: float(f"{x:.6g}"))
 POSITIVE = st.floats(min_value=1e-3, max_value=1e4).map(lambda x: float(f"{x:.6g}"))
 
