@@ -299,7 +299,7 @@ def _read_text_table(source, extra: tuple[str, ...]) -> tuple[pd.DataFrame, list
     for line, row in zip(lines, rows):
         if len(row) != len(header):
             study = row[header.index("study_id")].strip() if "study_id" in header and len(row) > header.index(
-                "study_id") else "?"
+                "study_id") else "?"  # the line ends before its study_id
             ragged.append(f"line {line} (study {study!r}): {len(row)} fields, the header has {len(header)}; "
                           f"{'a field is missing' if len(row) < len(header) else 'there are extra fields'} "
                           "(quote text that contains commas)")
