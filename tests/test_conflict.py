@@ -77,3 +77,15 @@ def test_no_tau_is_a_note_not_a_warning():
     fit = fit_exact(description.common_effect(effects), draws=200, chains=2)
     check = prior_data_conflict(fit, effects)
     assert check.ok and check.table.empty and "no between-study SD" in str(check)
+
+
+def test_the_report_lists_the_conflict_among_a_result_s_caveats():
+    from types import SimpleNamespace
+
+    from evsynth.report import _result_caveats
+
+    effects = effects_of([5.0, -5.0], [0.01, 0.01])
+    fit = fit_exact(description.random_effects(effects), draws=500, chains=2)
+    result = SimpleNamespace(idata=fit, effects=effects, diagnostics=SimpleNamespace(ok=True))
+    caveats = _result_caveats(result, es.used_effects(effects), 2)
+    assert any(c.startswith("Prior-data conflict: 2 of 2 studies lie outside") for c in caveats), caveats

@@ -13,6 +13,7 @@ from .builders import BUILDERS
 from .cli_common import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS, EXIT_NOTHING_ANALYSED  # noqa: F401  (the CLI's API)
 from .cli_common import (add_input_arguments, add_sampling_arguments, exit_status, load_effects, prepare_out,
                          progress, report_replaced, sampling_options, snapshot)
+from .conflict import prior_data_conflict
 from .designs import design_moderator
 from .studies import StudyDataError
 from .techniques import format_coverage, technique_coverage
@@ -180,6 +181,7 @@ def cmd_fit(args) -> int:
         _print_frame(f"{label}: {result.idata.attrs.get('model', args.model)} model, posterior "
                      "(95% equal-tailed intervals)", result.summary)
         print(result.diagnostics)
+        print(prior_data_conflict(result.idata, table))
         _print_frame(f"{label}: every technique, with its estimate or why there is none",
                      format_coverage(technique_coverage(table, result.summary)))
         _print_design(label, table, dict(args.prior))

@@ -60,6 +60,8 @@ def _draws(posterior, name: str) -> np.ndarray:
 
 def _centres(posterior, table: pd.DataFrame) -> np.ndarray | None:
     """(sample, study) centre of a new study like each one: its technique effect, else mu."""
+    if "beta" in posterior:  # moderators: the centre depends on the study's covariates
+        return None
     if "technique_effect" in posterior:
         labels = [str(t) for t in np.asarray(posterior["technique_effect"]["technique"])]
         if not set(table["technique"]) <= set(labels):
@@ -93,6 +95,10 @@ def prior_data_conflict(idata, effects: pd.DataFrame, *, priors: dict | None = N
     if "tau" not in posterior:
         notes.append("no between-study SD tau in this fit: the predictive check needs one")
         centres = None
+    elif attrs.get("model") == "selection":
+        notes.append("selection model: its likelihood weights studies by their p-values, so the plain predictive "
+                     "check does not apply")
+        centres = None
     else:
         centres = _centres(posterior, table)
         if centres is None:
@@ -125,7 +131,10 @@ def prior_data_conflict(idata, effects: pd.DataFrame, *, priors: dict | None = N
     sd_tails = {}
     for name in SD_PARAMETERS:
         text = (priors or {}).get(name) or attrs.get(f"prior_{name}")
-        if name not in posterior or not text:
+        if name not in posterior:
+            continue
+        if not text:
+            notes.append(f"the prior of {name} is not recorded in this fit: its tail is not checked")
             continue
         median = float(np.median(_draws(posterior, name)))
         sd_tails[name] = cdf = _prior_cdf(text, median)

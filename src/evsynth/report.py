@@ -21,6 +21,7 @@ from . import __version__
 from .analysis import AnalysisResult, entered_rows, run_analysis, split_by_outcome
 from .analysis import rows_not_in_model as analysis_rows_not_in_model
 from .cli_common import EXIT_NOTHING_ANALYSED, exit_status, load_effects, prepare_out, progress, sampling_options
+from .conflict import prior_data_conflict
 from .designs import design_moderator
 from .effects import RATIO_MEASURES, used_effects
 from .summary import summarize
@@ -315,6 +316,7 @@ def _result_caveats(result: AnalysisResult, used: pd.DataFrame, k: int) -> list[
                    "(censored).")
     if k < 5 and "tau" in result.idata.posterior:
         out.append(f"With {k} studies the between-study SD rests largely on its prior.")
+    out += [f"Prior-data conflict: {w}." for w in prior_data_conflict(result.idata, result.effects).warnings]
     return out
 
 
