@@ -328,3 +328,119 @@ def test_bounded_tau_prior_against_adaptive_quadrature():
     assert post.tau["sd"] == pytest.approx(np.sqrt(e_tau2 - e_tau**2), abs=1e-7)
     assert post.mu["mean"] == pytest.approx(e_mu, abs=1e-7)
     assert post.tau_cdf(5.0) == pytest.approx(cdf_5, abs=1e-8)
+
+
+# ----------------------------------------------------------------------------- priors, labels, tails
+
+
+def test_prior_spellings_and_labels():
+    flat = exact_posterior(Y8, S8, tau_prior=3.0)
+    for spelling in ("flat", " Flat ", "uniform", "UNIFORM()"):
+        post = exact_posterior(Y8, S8, tau_prior=3.0, mu_prior=spelling)
+        assert post.mu_prior == "flat" and post.mu["mean"] == flat.mu["mean"]
+    assert exact_posterior(Y8, S8, tau_prior=3.0, mu_prior="normal(0, 50)").mu_prior == "normal(0, 50)"
+    assert flat.tau_prior == "fixed(3)"
+    assert exact_posterior(Y8, S8, tau_prior=" Uniform() ").tau_prior == "uniform(0, inf)"
+    assert exact_posterior(Y8, S8, tau_prior="uniform(0, 10)").tau_prior == "uniform(0, 10)"
+    assert exact_posterior(Y8, S8, tau_prior="halfcauchy(25)").tau_prior == "halfcauchy(25)"
+    summary = flat.summary()
+    assert list(summary.index) == ["mu", "tau", "predictive"]
+    assert set(summary.columns) == {"mean", "sd", "2.5%", "50%", "97.5%", "P(mu>0)"}
+    with pytest.raises(ValueError, match="fixed tau must be finite and >= 0"):
+        exact_posterior(Y8, S8, tau_prior=np.inf)
+    with pytest.raises(ValueError, match="fixed tau must be finite and >= 0"):
+        exact_posterior(Y8, S8, tau_prior=-1.0)
+    with pytest.raises(ValueError, match="lower bound must be >= 0"):
+        exact_posterior(Y8, S8, tau_prior="uniform(-1, 10)")
+
+
+def test_tau_prior_with_a_positive_lower_bound_against_quadrature():
+    # uniform(4, 10): no mass below 4; moments by scipy quad over [4, 10]
+    ref = QuadReference(lambda t: 1.0, upper=10.0)
+    z = ref._quad(lambda t: 1.0, 4.0, 10.0)
+    mean = ref._quad(lambda t: t, 4.0, 10.0) / z
+    sd = np.sqrt(ref._quad(lambda t: (t - mean) ** 2, 4.0, 10.0) / z)
+    post = exact_posterior(Y8, S8, tau_prior="uniform(4, 10)")
+    assert post.tau_cdf(3.99) == 0.0 and post.tau["2.5%"] > 4.0
+    assert post.tau["mean"] == pytest.approx(mean, abs=1e-7)
+    assert post.tau["sd"] == pytest.approx(sd, abs=1e-7)
+    assert post.tau["50%"] == pytest.approx(
+        optimize.brentq(lambda x: ref._quad(lambda t: 1.0, 4.0, x) / z - 0.5, 4.0, 10.0), abs=1e-7)
+
+
+@pytest.mark.parametrize("prior, mean_exists, sd_exists", [
+    ("halfcauchy(5)", False, False),           # tail tau^-2: no mean
+    ("halfstudent_t(1.5, 5)", True, False),    # tail tau^-2.5: mean, no variance
+    ("halfstudent_t(2.5, 5)", True, True),     # tail tau^-3.5: both
+    ("halfnormal(5)", True, True),
+])
+def test_moments_that_exist_with_one_study(prior, mean_exists, sd_exists):
+    # One study, flat mu prior: p(y | tau) is constant in tau for large tau (it does not fall
+    # like tau^-(k - 1) = tau^0), so the posterior tail of tau is the prior's: a half-t with nu
+    # degrees of freedom falls like tau^-(nu + 1); the r-th moment exists when nu > r.
+    post = exact_posterior(Y8[:1], S8[:1], tau_prior=prior)
+    assert np.isfinite(post.tau["mean"]) == mean_exists
+    assert np.isfinite(post.tau["sd"]) == sd_exists
+    assert np.isfinite(post.tau["50%"])
+    assert np.isfinite(post.mu["sd"]) == sd_exists  # mu's variance needs E[tau^2]
+    if prior == "halfnormal(5)":  # the likelihood in tau is then N(y; mu, s^2 + tau^2) with mu flat: constant
+        assert post.tau["mean"] == pytest.approx(stats.halfnorm(0, 5).mean(), rel=1e-6)
+
+
+def iid_posterior_draws(seed=1, chains=4, draws=1000):
+    """Independent draws from the eight-schools posterior (tau ~ halfcauchy(25), mu ~ N(0, 50)) by
+    inverse-CDF sampling of tau on a fine trapezoid grid and normal draws of mu given tau: the
+    ideal sampler, written without evsynth.exact."""
+    t = np.linspace(0, 300, 200001)
+    v = S8**2 + t[:, None] ** 2
+    w = 1 / v
+    sw = w.sum(1) + 1 / 50**2
+    m = (w @ Y8) / sw
+    ll = -0.5 * (np.log(v).sum(1) + (w * (Y8 - m[:, None]) ** 2).sum(1) + m**2 / 50**2 + np.log(sw))
+    dens = np.exp(ll - ll.max()) * stats.halfcauchy(0, 25).pdf(t)
+    cdf = np.concatenate([[0], np.cumsum((dens[1:] + dens[:-1]) / 2)])
+    rng = np.random.default_rng(seed)
+    tau = np.interp(rng.random(chains * draws), cdf / cdf[-1], t)
+    mu = rng.normal(np.interp(tau, t, m), np.sqrt(np.interp(tau, t, 1 / sw)))
+    return mu.reshape(chains, draws), tau.reshape(chains, draws)
+
+
+def posterior_idata(mu, tau):
+    import arviz as az
+
+    idata = az.from_dict({"posterior": {"mu": mu, "tau": tau}, "constant_data": {"yi": Y8, "sei": S8}},
+                         dims={"yi": ["study"], "sei": ["study"]})
+    idata.attrs.update(prior_mu="normal(0, 50)", prior_tau="halfcauchy(25)")
+    return idata
+
+
+def test_check_against_exact_on_ideal_draws():
+    mu, tau = iid_posterior_draws()
+    table = check_against_exact(posterior_idata(mu, tau))
+    assert list(table.columns) == ["parameter", "statistic", "mcmc", "exact", "mcse", "z", "ok"]
+    assert table.ok.all(), table.to_string()
+    rows = table.set_index(["parameter", "statistic"])
+    # the exact column is bayesmeta's printed posterior (tau by adaptive quadrature, mu at 3 decimals)
+    assert_printed(rows.loc[("tau", "mean"), "exact"], "5.8845")
+    assert_printed(rows.loc[("tau", "50%"), "exact"], "4.7585")
+    assert_printed(rows.loc[("mu", "mean"), "exact"], "7.9857", tol=1e-3)
+    assert_printed(rows.loc[("mu", "50%"), "exact"], "7.9630", tol=1e-3)
+    # the mcmc column is the draws' own mean and quantiles; for independent draws the MCSE of a
+    # mean is sd / sqrt(n)
+    assert rows.loc[("mu", "mean"), "mcmc"] == pytest.approx(mu.mean(), rel=1e-12)
+    assert rows.loc[("tau", "97.5%"), "mcmc"] == pytest.approx(np.quantile(tau, 0.975), rel=1e-12)
+    assert rows.loc[("mu", "mean"), "mcse"] == pytest.approx(4.9958 / np.sqrt(mu.size), rel=0.1)
+    assert rows.loc[("tau", "mean"), "mcse"] == pytest.approx(tau.std() / np.sqrt(tau.size), rel=0.1)
+    assert rows.loc[("mu", "2.5%"), "mcse"] > rows.loc[("mu", "50%"), "mcse"]  # tails are noisier
+    np.testing.assert_allclose(table.z, (table.mcmc - table.exact) / table.mcse, rtol=1e-12)
+    assert table.attrs["tau_prior"] == "halfcauchy(25)" and table.attrs["mu_prior"] == "normal(0, 50)"
+
+
+def test_check_against_exact_flags_shifted_draws_and_wrong_priors():
+    mu, tau = iid_posterior_draws()
+    shifted = check_against_exact(posterior_idata(mu + 1.0, tau))  # 1.0 is about 13 MCSE of the mean
+    mu_rows = shifted[shifted.parameter == "mu"].set_index("statistic")
+    assert not mu_rows.loc[["mean", "2.5%", "50%"], "ok"].any() and shifted[shifted.parameter == "tau"].ok.all()
+    assert check_against_exact(posterior_idata(mu, tau), threshold=1e-3).ok.sum() == 0
+    wrong = check_against_exact(posterior_idata(mu, tau), tau_prior="halfnormal(1)", mu_prior="normal(0, 1)")
+    assert not wrong.ok.any() and wrong.attrs["tau_prior"] == "halfnormal(1)"

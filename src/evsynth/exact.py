@@ -384,7 +384,8 @@ def exact_posterior(yi, sei, tau_prior="halfnormal(0.5)", mu_prior=None, labels=
     z_hi = np.arcsinh(tau_hi / c)
     n = n_grid or int(np.clip(np.ceil((z_hi - z_lo) / _STEP_Z) + 1, 201, 2001))
     z = np.linspace(z_lo, z_hi, n)
-    tau = c * np.sinh(z)
+    # sinh(asinh(x)) can round just outside a bounded prior's support, where its density is 0
+    tau = np.clip(c * np.sinh(z), prior.lower, prior.upper)
     lp, m, v = _log_post_tau(tau, yi, sei, prior, mu_mean, mu_sd)
     dens_z = np.exp(lp - lp.max()) * c * np.cosh(z)
     h = z[1] - z[0]
