@@ -443,4 +443,6 @@ def test_check_against_exact_flags_shifted_draws_and_wrong_priors():
     assert not mu_rows.loc[["mean", "2.5%", "50%"], "ok"].any() and shifted[shifted.parameter == "tau"].ok.all()
     assert check_against_exact(posterior_idata(mu, tau), threshold=1e-3).ok.sum() == 0
     wrong = check_against_exact(posterior_idata(mu, tau), tau_prior="halfnormal(1)", mu_prior="normal(0, 1)")
-    assert not wrong.ok.any() and wrong.attrs["tau_prior"] == "halfnormal(1)"
+    flagged = wrong.set_index(["parameter", "statistic"]).ok
+    assert not flagged["tau"].any() and not flagged["mu", "mean"] and not flagged["mu", "50%"]
+    assert wrong.attrs["tau_prior"] == "halfnormal(1)" and wrong.attrs["mu_prior"] == "normal(0, 1)"
