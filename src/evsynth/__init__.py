@@ -2,35 +2,83 @@
 
 studies (load, validate) -> effects -> models (builders) -> fit -> diagnostics -> summary/plots,
 with sensitivity sweeps over those same verbs, and an exact (quadrature) path for checks.
+
+The names below load on first use (PEP 562), so `import evsynth` and the command line's
+argument parsing do not import PyMC, ArviZ or matplotlib.
 """
 
 __version__ = "0.1.0"
 
-from . import plots
-from .analysis import run_analysis, split_by_outcome
-from .bias import egger_test, funnel_data, pet_peese
-from .builders import BUILDERS, build_model
-from .compare import bayes_factors, loo_compare, model_average, pareto_k_table, savage_dickey
-from .diagnostics import diagnose
-from .effects import compute_effects, not_used, used_effects
-from .exact import check_against_exact, exact_posterior
-from .fit import fit
-from .frequentist import common_effect as common_effect_fe
-from .frequentist import dersimonian_laird, reml
-from .frequentist import meta_regression as meta_regression_reml
-from .heterogeneity import heterogeneity_draws, i2_h2
-from .models import by_technique, common_effect, random_effects
-from .network import network, network_plot, network_summary, network_table, node_split
-from .moderators import design_matrix, with_study_columns
-from .priors import parse_prior
-from .regression import fit_meta_regression
-from .report import write_report
-from .riskofbias import rob_formula, rob_subgroups
-from .selection import selection
-from .sensitivity import Sensitivity
-from .sof import median_control_risk, summary_of_findings
-from .studies import StudyDataError, load_studies
-from .summary import summarize
+import importlib
+
+# name -> (module, attribute; None: the module itself)
+_EXPORTS = {
+    "plots": (".plots", None),
+    "run_analysis": (".analysis", 'run_analysis'),
+    "split_by_outcome": (".analysis", 'split_by_outcome'),
+    "egger_test": (".bias", 'egger_test'),
+    "funnel_data": (".bias", 'funnel_data'),
+    "pet_peese": (".bias", 'pet_peese'),
+    "BUILDERS": (".builders", 'BUILDERS'),
+    "build_model": (".builders", 'build_model'),
+    "bayes_factors": (".compare", 'bayes_factors'),
+    "loo_compare": (".compare", 'loo_compare'),
+    "model_average": (".compare", 'model_average'),
+    "pareto_k_table": (".compare", 'pareto_k_table'),
+    "savage_dickey": (".compare", 'savage_dickey'),
+    "diagnose": (".diagnostics", 'diagnose'),
+    "compute_effects": (".effects", 'compute_effects'),
+    "not_used": (".effects", 'not_used'),
+    "used_effects": (".effects", 'used_effects'),
+    "check_against_exact": (".exact", 'check_against_exact'),
+    "exact_posterior": (".exact", 'exact_posterior'),
+    "fit": (".fit", 'fit'),
+    "common_effect_fe": (".frequentist", 'common_effect'),
+    "dersimonian_laird": (".frequentist", 'dersimonian_laird'),
+    "reml": (".frequentist", 'reml'),
+    "meta_regression_reml": (".frequentist", 'meta_regression'),
+    "heterogeneity_draws": (".heterogeneity", 'heterogeneity_draws'),
+    "i2_h2": (".heterogeneity", 'i2_h2'),
+    "by_technique": (".models", 'by_technique'),
+    "common_effect": (".models", 'common_effect'),
+    "random_effects": (".models", 'random_effects'),
+    "network": (".network", 'network'),
+    "network_plot": (".network", 'network_plot'),
+    "network_summary": (".network", 'network_summary'),
+    "network_table": (".network", 'network_table'),
+    "node_split": (".network", 'node_split'),
+    "design_matrix": (".moderators", 'design_matrix'),
+    "with_study_columns": (".moderators", 'with_study_columns'),
+    "parse_prior": (".priors", 'parse_prior'),
+    "fit_meta_regression": (".regression", 'fit_meta_regression'),
+    "write_report": (".report", 'write_report'),
+    "rob_formula": (".riskofbias", 'rob_formula'),
+    "rob_subgroups": (".riskofbias", 'rob_subgroups'),
+    "selection": (".selection", 'selection'),
+    "Sensitivity": (".sensitivity", 'Sensitivity'),
+    "median_control_risk": (".sof", 'median_control_risk'),
+    "summary_of_findings": (".sof", 'summary_of_findings'),
+    "StudyDataError": (".studies", 'StudyDataError'),
+    "load_studies": (".studies", 'load_studies'),
+    "summarize": (".summary", 'summarize'),
+}
+
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'evsynth' has no attribute {name!r}")
+    module, attribute = _EXPORTS[name]
+    value = importlib.import_module(module, __name__)
+    if attribute is not None:
+        value = getattr(value, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "BUILDERS", "Sensitivity", "StudyDataError", "bayes_factors", "build_model", "by_technique",

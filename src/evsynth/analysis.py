@@ -6,15 +6,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import arviz as az
 import numpy as np
 import pandas as pd
 
-from .diagnostics import Diagnostics, diagnose
 from .effects import not_used, used_effects
-from .fit import fit
-from .builders import build_model
-from .summary import summarize
 
 MIN_STUDIES = 2  # a pooled estimate needs at least two studies
 
@@ -23,8 +18,8 @@ MIN_STUDIES = 2  # a pooled estimate needs at least two studies
 class AnalysisResult:
     label: str
     effects: pd.DataFrame  # the effect rows this analysis was given (used and unused)
-    idata: az.InferenceData
-    diagnostics: Diagnostics
+    idata: object  # the fit: an xarray DataTree (ArviZ 1's InferenceData)
+    diagnostics: object  # evsynth.diagnostics.Diagnostics
     summary: pd.DataFrame
     notes: list[str] = field(default_factory=list)  # which model ran and why; weakly identified parts
 
@@ -155,6 +150,11 @@ def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors:
     else:
         notes = [f"model: {model} (chosen by the user)"]
     notes += [f"warning: {w}" for w in variance_warnings(model, effects)]
+    from .builders import build_model  # PyMC and ArviZ load when a model is fitted, not with the CLI
+    from .diagnostics import diagnose
+    from .fit import fit
+    from .summary import summarize
+
     idata = fit(build_model(model, effects, priors), **fit_options)
     idata.attrs["analysis"] = label
     idata.attrs["model_notes"] = " | ".join(notes)

@@ -5,12 +5,16 @@ Each builder lives in the module of its model family; add one line here for a ne
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
-import pymc as pm
 
 from .models import by_technique, common_effect, meta_regression, random_effects
 from .selection import selection
 from .network import network
+
+if TYPE_CHECKING:  # the builders import PyMC when they build, not at import
+    import pymc as pm
 
 BUILDERS = {
     "random_effects": random_effects,

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-
-import pandas as pd
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .analysis import entered_rows, group_by_outcome, rows_not_in_model, run_analysis, slug, split_by_outcome
-from .builders import BUILDERS
 from .cli_common import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS, EXIT_NOTHING_ANALYSED  # noqa: F401  (the CLI's API)
 from .cli_common import (add_input_arguments, add_sampling_arguments, exit_status, load_effects, prepare_out,
                          progress, report_replaced, sampling_options, snapshot)
-from .conflict import prior_data_conflict
-from .designs import design_moderator
-from .studies import StudyDataError
-from .techniques import format_coverage, technique_coverage
+from .vocabulary import MODELS
+
+if TYPE_CHECKING:  # parsing arguments (and --help) loads none of these; each command imports what it runs
+    import pandas as pd
 
 # The terminal's effect table (the full one is output/effects.csv): computable = has an effect size,
 # in_model = entered one of the models fitted below.
@@ -26,7 +24,7 @@ WIDTH = 100  # terminal tables fit this many columns (wrapped by pandas; long te
 
 def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
     add_input_arguments(p)
-    p.add_argument("--model", default="auto", choices=["auto"] + sorted(set(BUILDERS) - {"network"}),
+    p.add_argument("--model", default="auto", choices=["auto"] + sorted(set(MODELS) - {"network"}),
                    help="auto = random_effects for one technique, by_technique for several (the output says "
                         "which ran and why); the network model has its own command, evsynth network "
                         "(default: %(default)s)")
@@ -51,6 +49,8 @@ def fit_width(frame: pd.DataFrame, width: int = WIDTH, digits: int = 3, index: b
     """The frame as text in at most `width` columns: the longest text columns are abbreviated
     (ending in "~") until it fits; if even 8 characters per text column are too wide, pandas wraps
     the columns into blocks. The CSVs in the output folder hold the full table."""
+    import pandas as pd
+
     frame = frame.copy()
     text_columns = [c for c in frame.columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])]
     float_format = f"{{:.{digits}f}}".format
@@ -79,6 +79,8 @@ def _print_frame(title: str, frame: pd.DataFrame, digits: int = 3, index: bool =
 def effect_view(effects: pd.DataFrame, entered: set) -> pd.DataFrame:
     """The terminal's effect table: the rows with an effect size (computable), and whether each
     entered one of the models fitted (in_model); the rows without one are listed with their reason."""
+    import pandas as pd
+
     computable = effects[effects["used"]]
     if computable.empty:
         return pd.DataFrame(columns=EFFECT_VIEW)
@@ -101,6 +103,8 @@ def print_not_in_model(excluded: pd.DataFrame) -> None:
 
 def _print_design(label: str, table: pd.DataFrame, priors: dict) -> None:
     """Controlled and pre/post rows side by side: the design as a moderator (exact engine)."""
+    from .designs import design_moderator
+
     try:
         design = design_moderator(table, {k: v for k, v in priors.items() if k in ("mu", "tau", "beta")})
     except ValueError as exc:
@@ -115,6 +119,8 @@ def _print_design(label: str, table: pd.DataFrame, priors: dict) -> None:
 def _print_regression(label: str, table: pd.DataFrame, mods, priors: dict, stem: Path) -> None:
     """--mods: the Bayesian meta-regression (exact engine) with the REML + Knapp-Hartung fit beside it,
     saved as <stem>_metareg.csv; with one continuous moderator also the bubble plot <stem>_regplot.png."""
+    import pandas as pd
+
     from .moderators import ModeratorError
     from .regression import beta_draws, fit_meta_regression
 
@@ -146,6 +152,10 @@ def _print_regression(label: str, table: pd.DataFrame, mods, priors: dict, stem:
 
 
 def cmd_fit(args) -> int:
+    from .analysis import entered_rows, group_by_outcome, rows_not_in_model, run_analysis, slug, split_by_outcome
+    from .conflict import prior_data_conflict
+    from .techniques import format_coverage, technique_coverage
+
     out = prepare_out(args.out)
     _, effects = load_effects(args)
     before = snapshot(out)
@@ -213,9 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
                             help="meta-regression on study-table columns: a formula ('~ ablat + C(alloc)') or "
                                  "comma-separated columns ('ablat,year'); fitted per outcome beside the model")
     fit_parser.set_defaults(handler=cmd_fit)
-    from .report import register as register_report  # `evsynth report`: same options, HTML output
-
-    register_report(commands, _add_fit_arguments)
+    report = commands.add_parser("report", help="run the analysis and write a self-contained HTML report")
+    _add_fit_arguments(report)  # `evsynth report`: the options of fit, HTML output (evsynth.report)
+    report.add_argument("--threshold", type=float, default=None,
+                        help="also report P(effect > THRESHOLD), e.g. 0.2 (a small effect on the SMD scale)")
+    report.set_defaults(handler=_cmd_report, out="report")
     from .sensitivity_cli import register as register_sensitivity  # `evsynth sensitivity <spec.toml>`
 
     register_sensitivity(commands)
@@ -225,8 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cmd_report(args) -> int:
+    from .report import cmd_report
+
+    return cmd_report(args)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from .studies import StudyDataError  # after parsing: --help and usage errors load nothing
+
     try:
         return args.handler(args)
     except (StudyDataError, ValueError, OSError) as exc:

@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-import pandas as pd
-
-from .analysis import select_outcomes
-from .effects import DEFAULT_R_PREPOST, MEASURES, P_BOUND_MODES, compute_effects
-from .studies import StudyDataError, load_studies
-from .sweep import spinner as progress  # noqa: F401  (a spinner around compiling and sampling)
-from .techniques import group_combinations
-
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .sweep import spinner as progress  # noqa: F401  (a spinner around compiling and sampling)
+from .vocabulary import DEFAULT_R_PREPOST, ENGINES, MEASURES, P_BOUND_MODES  # noqa: F401
+
+if TYPE_CHECKING:  # the parser needs none of these; the commands import them when they run
+    import pandas as pd
 
 # Exit status of every command: 0 ok; 2 bad input (the message names the study or spec key and the
 # field); 3 a fit failed its diagnostics (unless --accept-failed); 4 nothing was analysed (no outcome,
@@ -105,6 +104,11 @@ def sampling_options(args) -> dict:
 
 def load_effects(args) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(studies, effects restricted to --outcome) from the parsed input options."""
+    from .analysis import select_outcomes
+    from .effects import compute_effects
+    from .studies import StudyDataError, load_studies
+    from .techniques import group_combinations
+
     mods = getattr(args, "mods", None)
     extra = list(getattr(args, "extra_column", None) or [])
     if mods is None:

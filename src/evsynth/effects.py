@@ -31,19 +31,15 @@ import pandas as pd
 from scipy import special, stats
 
 from .studies import ROB_DOMAINS, StudyDataError, is_validated, load_studies
+from .vocabulary import BINARY_MEASURES, CONTINUOUS_MEASURES, DEFAULT_R_PREPOST, MEASURES, P_BOUND_MODES  # noqa: F401
 
-CONTINUOUS_MEASURES = ("MD", "SMD", "SMCC", "ROM")
-BINARY_MEASURES = ("RR", "OR", "RD")
-MEASURES = CONTINUOUS_MEASURES + BINARY_MEASURES
 # Measures analysed on the log scale and shown back-transformed (exp) in tables and plots.
 RATIO_MEASURES = ("RR", "OR", "ROM")
 CONTINUITY_TO = ("only0", "all", "if0all", "none")
-P_BOUND_MODES = ("auto", "conservative", "censor", "exclude")
 # "auto": censor where the effect is standardized (its SE does not depend on the unknown statistic),
 # else treat the bound as p. Censoring recovers the pooled effect where the bound-as-p fallback
 # biases it towards zero (benchmarks/censoring_simulation.py, tests/test_censoring.py).
 CENSORABLE_MEASURES = ("SMD", "SMCC")
-DEFAULT_R_PREPOST = 0.5
 # Comparator labels that mean "no active technique"; other labels make a row head-to-head.
 CONTROL_LABELS = frozenset(
     {"control", "usual care", "standard care", "no massage", "placebo", "education only", "baseline", "none"}

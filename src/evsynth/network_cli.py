@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import sys
 
-from .analysis import MIN_STUDIES, group_by_outcome, slug
 from .cli_common import (EXIT_NOTHING_ANALYSED, add_input_arguments, add_sampling_arguments, exit_status, load_effects,
                          prepare_out, sampling_options)
-from .network import (comparisons, network_fit, network_plot, network_summary, network_table, node_split,
-                      prepare_network)
 
 def register(commands) -> None:
     p = commands.add_parser("network", help="network meta-analysis using head-to-head rows too (per outcome)")
@@ -29,6 +26,10 @@ def register(commands) -> None:
 
 
 def cmd_network(args) -> int:
+    from .analysis import MIN_STUDIES, group_by_outcome, slug
+    from .network import (comparisons, network_fit, network_plot, network_summary, network_table, node_split,
+                          prepare_network)
+
     out = prepare_out(args.out)
     _, effects = load_effects(args)
     options = sampling_options(args)

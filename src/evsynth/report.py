@@ -24,7 +24,6 @@ from .cli_common import EXIT_NOTHING_ANALYSED, exit_status, load_effects, prepar
 from .conflict import prior_data_conflict
 from .designs import design_moderator
 from .effects import RATIO_MEASURES, used_effects
-from .summary import summarize
 from .techniques import format_coverage, technique_coverage
 
 SE_ROUTE_WORDS = {
@@ -71,15 +70,6 @@ th { background: #f3f3f3; } .num { text-align: right; font-variant-numeric: tabu
 img { max-width: 100%; display: block; margin: 0.5em 0 1.5em; }
 .note { color: #555; font-size: 0.9em; }
 """
-
-
-def register(commands, add_fit_arguments) -> None:
-    """Add the `report` subcommand; it takes the same options as `fit`."""
-    parser = commands.add_parser("report", help="run the analysis and write a self-contained HTML report")
-    add_fit_arguments(parser)
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="also report P(effect > THRESHOLD), e.g. 0.2 (a small effect on the SMD scale)")
-    parser.set_defaults(handler=cmd_report, out="report")
 
 
 def cmd_report(args) -> int:
@@ -364,6 +354,8 @@ def _analysis_section(result: AnalysisResult, threshold: float | None) -> str:
     parts.append(f'<p class="note">{_e(str(d).splitlines()[0])}</p>')
     summary = result.summary
     if threshold is not None:
+        from .summary import summarize  # ArviZ only when a report is written
+
         extra = summarize(result.idata, threshold=threshold)
         column = f"P(>{threshold:g})"
         summary = summary.join(extra[[column]]) if column not in summary else summary

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pymc as pm
-import pytensor.tensor as pt
 from scipy import special, stats
 
 from .bias import study_data
@@ -69,6 +67,8 @@ def omega_from_eta(eta):
     """Weights from the Dirichlet increments: omega_j = sum_{m >= j} eta_m (works on numpy or PyTensor)."""
     if isinstance(eta, np.ndarray):
         return np.cumsum(eta[..., ::-1], axis=-1)[..., ::-1]
+    import pytensor.tensor as pt  # PyMC's tensors only when a model is built
+
     return pt.cumsum(eta[::-1])[::-1]
 
 
@@ -125,6 +125,8 @@ def weighted_loglik(yi, sei, mu, tau, eta, cutpoints, direction: str = "positive
 
 
 def _normal_cdf(x):
+    import pytensor.tensor as pt
+
     return 0.5 * pt.erfc(-x / np.sqrt(2.0))
 
 
@@ -133,18 +135,23 @@ def _tail(x: np.ndarray, dmu, sei, s):
     infinite entries kept out of the arithmetic so gradients stay finite."""
     finite = np.where(np.isfinite(x), x, 0.0)
     value = _normal_cdf((dmu - sei * finite) / s)
+    import pytensor.tensor as pt
+
     return pt.switch(np.isposinf(x), 0.0, pt.switch(np.isneginf(x), 1.0, value))
 
 
 def selection(effects: pd.DataFrame, priors: dict | None = None, cutpoints=DEFAULT_CUTPOINTS,
-              direction: str = "positive") -> pm.Model:
-    """Random-effects step-function selection model (builder "selection").
+              direction: str = "positive"):
+    """Random-effects step-function selection model (builder "selection"): a pm.Model.
 
     Posterior: `mu`, `tau`, `omega` (dim `interval`, omega[0] = 1). No `theta`: the study effects
     are integrated out, as selection acts on the marginal distribution of y_i.
     """
     cuts = check_cutpoints(cutpoints)
     d = _sign(direction)
+    import pymc as pm
+    import pytensor.tensor as pt
+
     table = _prepare(effects)
     _, _, _, censored = study_data(table)  # refuses bad yi/sei, naming the study
     chosen = resolve_priors(effects, priors)

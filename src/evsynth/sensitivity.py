@@ -64,12 +64,11 @@ from .rules import parse_rule
 from .studies import load_studies
 from .summary import summarize
 from .sweep import read_records, run_tasks, spinner
+from .vocabulary import ENGINES, MAX_SCENARIOS
 
 SETTINGS = ["tau_prior", "r_prepost", "exclude", "left_out", "outcome", "model", "measure", "n_studies", "engine"]
-ENGINES = ("auto", "exact", "pymc")
 ESTIMATES = ["mean", "sd", "q2.5", "q50", "q97.5", "p_gt_0"]
 COLUMNS = ["scenario", *SETTINGS, "parameter", *ESTIMATES, "verdict", "problems", "warnings"]
-MAX_SCENARIOS = 10_000  # Sensitivity(max_scenarios=...) raises it; a bigger grid is almost surely a typo
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import sys
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .cli_common import prepare_out
-from .sensitivity import Sensitivity
-from .spec import MAX_SCENARIOS, load_spec
+from .vocabulary import MAX_SCENARIOS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXIT_DIAGNOSTICS, EXIT_NOTHING_ANALYSED = 3, 4  # as `evsynth fit`
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
@@ -48,6 +50,10 @@ def register(commands) -> None:
 
 
 def cmd_sensitivity(args) -> int:
+    from .sensitivity import Sensitivity  # its machinery loads when a sweep runs, not with the CLI
+
+    from .spec import load_spec
+
     spec = load_spec(args.spec)
     options = dict(spec.sensitivity)
     options |= {k: getattr(args, k) for k in ("draws", "tune", "chains", "engine", "max_scenarios")
@@ -83,6 +89,8 @@ def cmd_sensitivity(args) -> int:
 
 
 def _print_pooled(table: pd.DataFrame) -> None:
+    import pandas as pd
+
     pooled = table[table["parameter"] == "pooled (mu)"]
     view = pooled[["scenario", "n_studies", "q50", "q2.5", "q97.5", "p_gt_0", "verdict"]]
     print("\n== pooled (mu): posterior median, 95% interval, P(> 0), diagnostics ==")

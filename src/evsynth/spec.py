@@ -45,8 +45,8 @@ from pathlib import Path
 
 from .description import STANDARD_PRIORS
 from .priors import PriorError, parse_prior
+from .vocabulary import MAX_SCENARIOS
 
-MAX_SCENARIOS = 10_000  # a larger grid is refused unless [run] max_scenarios (or --max-scenarios) raises it
 
 # section -> key -> (type(s), required)
 LAYOUT = {

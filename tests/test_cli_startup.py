@@ -1,0 +1,46 @@
+"""Start-up: parsing the command line (and --help) loads no PyMC, ArviZ or matplotlib (nor pandas,
+scipy, pydantic: a command imports what it runs). Checked in a fresh interpreter."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+HEAVY = ("pymc", "pytensor", "arviz", "arviz_base", "arviz_stats", "matplotlib", "xarray", "pandas", "scipy")
+
+
+def fresh_python(code: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_importing_the_cli_and_parsing_arguments_loads_no_heavy_library():
+    code = ("import json, sys, evsynth.cli as cli\n"
+            "parser = cli.build_parser()\n"
+            "for argv in (['fit'], ['network', '--engine', 'exact'], ['report'], ['sensitivity', 'x.toml']):\n"
+            "    parser.parse_args(argv)\n"
+            f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})))")
+    done = fresh_python(code)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
+
+
+def test_help_lists_every_command_without_loading_them():
+    done = fresh_python("import sys\nfrom evsynth.cli import main\n"
+                        "try:\n    main(['--help'])\nexcept SystemExit as exit:\n    code = exit.code\n"
+                        "print('pymc' in sys.modules, 'arviz' in sys.modules, code)")
+    assert done.returncode == 0, done.stderr
+    for command in ("fit", "report", "sensitivity", "network"):
+        assert command in done.stdout
+    assert done.stdout.strip().endswith("False False 0")
+
+
+def test_the_cli_vocabulary_is_the_registries():
+    from evsynth import vocabulary
+    from evsynth.builders import BUILDERS
+    from evsynth.effects import MEASURES, P_BOUND_MODES
+
+    assert set(vocabulary.MODELS) == set(BUILDERS)
+    assert vocabulary.MEASURES == MEASURES and vocabulary.P_BOUND_MODES == P_BOUND_MODES
