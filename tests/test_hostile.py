@@ -542,3 +542,12 @@ def test_property_any_text_is_a_rule_or_a_rule_error(text):
         rule.select(RULE_TABLE)
     except RuleError as exc:
         assert "exclusion rule" in str(exc)
+
+
+def test_a_flag_rule_on_an_all_empty_column_matches_nothing_and_is_marked(tmp_path, capsys):
+    # the demo has no risk-of-bias judgements: `rob` is empty everywhere (was a TypeError)
+    assert load_studies(DEMO)["rob"].isna().all()
+    spec = write_spec(tmp_path, **{"design == 'pre_post'": "not rob"})
+    with pytest.warns(UserWarning, match="leaves out no usable study"):
+        status, err = sweep(tmp_path, capsys, spec)
+    assert status == 0 and "Traceback" not in err and "scenario(s) marked" in err, err

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 
 from .cli_common import (EXIT_NOTHING_ANALYSED, add_input_arguments, add_sampling_arguments, exit_status, load_effects,
-                         prepare_out, sampling_options)
+                         prepare_out, report_replaced, sampling_options, snapshot)
 
 def register(commands) -> None:
     p = commands.add_parser("network", help="network meta-analysis using head-to-head rows too (per outcome)")
@@ -32,6 +32,7 @@ def cmd_network(args) -> int:
 
     out = prepare_out(args.out)
     _, effects = load_effects(args)
+    before = snapshot(out)
     options = sampling_options(args)
     failed, fitted = [], 0
     for label, table in group_by_outcome(effects, args.pool_outcomes).items():
@@ -79,6 +80,7 @@ def cmd_network(args) -> int:
         print(f"saved {stem}.nc, {stem}.png")
         if verdict is not None and not verdict.ok:
             failed.append(label)
+    report_replaced(out, before)
     if not fitted:
         print("\nno outcome has a network connected to the reference; try --reference with a technique label")
         print("nothing analysed", file=sys.stderr)
