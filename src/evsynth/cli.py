@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,8 +95,6 @@ def effect_view(effects: pd.DataFrame, entered: set) -> pd.DataFrame:
 
 def print_not_in_model(excluded: pd.DataFrame) -> None:
     """One wrapped line per row that entered no model: study (outcome): reason."""
-    import textwrap
-
     print(f"\n== rows in no model, and why ({len(excluded)}; effects.csv has them all) ==")
     for row in excluded.itertuples():
         print(textwrap.fill(f"{row.study_id} ({row.outcome}): {row.why_not}", WIDTH, subsequent_indent="    "))
@@ -181,13 +180,16 @@ def cmd_fit(args) -> int:
             print(f"\n{label}: {table.attrs['direction_note']}")
     for label, reason in skipped.items():
         techniques = technique_coverage(groups[label], not_analysed=reason)["technique"]
-        print(f"\noutcome {label!r} not analysed: {reason} (techniques: {', '.join(techniques)})")
+        print("\n" + textwrap.fill(f"outcome {label!r} not analysed: {reason} (techniques: {', '.join(techniques)})",
+                                  WIDTH, subsequent_indent="    "))
     failed = []
     for label, table in runnable.items():
         with progress(f"{label}: compiling and sampling ({args.chains} chains x {args.draws} draws)",
                       enabled=not args.quiet):
             result = run_analysis(label, table, model=args.model, priors=dict(args.prior), **sampling_options(args))
-        print(f"\n{label}: " + "\n  ".join(result.notes))
+        print()
+        for note in result.notes:
+            print(textwrap.fill(f"{label}: {note}", WIDTH, subsequent_indent="    "))
         _print_frame(f"{label}: {result.idata.attrs.get('model', args.model)} model, posterior "
                      "(95% equal-tailed intervals)", result.summary)
         print(result.diagnostics)
