@@ -8,10 +8,6 @@ from scipy import stats
 
 from evsynth.diagnostics import THRESHOLDS, diagnose
 
-# diagnose still calls ArviZ 0.x's az.bfmi array interface (TypeError on ArviZ 1's DataTree); the
-# "stack" migration replaces it. Until then these tests cannot run; afterwards they run for real.
-pytestmark = pytest.mark.xfail(raises=TypeError, reason="diagnostics.py not yet on ArviZ 1 (az.bfmi)")
-
 
 def split_rank_rhat(draws: np.ndarray) -> float:
     """Rank-normalized split-R-hat (Vehtari et al. 2021, Bayesian Analysis 16(2), sec. 4.1-4.2):

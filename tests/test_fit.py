@@ -46,13 +46,12 @@ def fake_fit(chain_means, diverging=0, energy_noise=1.0, seed=0):
     div = np.zeros((len(chain_means), draws), dtype=bool)
     div.flat[:diverging] = True
     energy = rng.normal(0, energy_noise, (len(chain_means), draws)).cumsum(axis=1)
-    return az.from_dict(posterior={"mu": mu, "tau": np.abs(mu)}, sample_stats={"diverging": div, "energy": energy})
+    return az.from_dict({"posterior": {"mu": mu, "tau": np.abs(mu)}, "sample_stats": {"diverging": div, "energy": energy}})
 
 
 def test_diagnostics_pass_on_well_mixed_chains():
     rng = np.random.default_rng(1)
-    idata = az.from_dict(posterior={"mu": rng.normal(size=(4, 1000)), "tau": np.abs(rng.normal(size=(4, 1000)))},
-                         sample_stats={"diverging": np.zeros((4, 1000), bool), "energy": rng.normal(size=(4, 1000))})
+    idata = az.from_dict({"posterior": {"mu": rng.normal(size=(4, 1000)), "tau": np.abs(rng.normal(size=(4, 1000)))}, "sample_stats": {"diverging": np.zeros((4, 1000), bool), "energy": rng.normal(size=(4, 1000))}})
     report = es.diagnose(idata)
     assert report.ok and report.verdict == "PASS", report.problems
 
@@ -105,7 +104,7 @@ def test_md_refuses_mixed_units():
 
 def test_summary_of_common_effect_fit_has_no_tau_and_prediction_equals_mu():
     rng = np.random.default_rng(3)
-    idata = az.from_dict(posterior={"mu": rng.normal(0.5, 0.1, (2, 500))})
+    idata = az.from_dict({"posterior": {"mu": rng.normal(0.5, 0.1, (2, 500))}})
     table = es.summarize(idata)
     assert not any(label.startswith("tau") for label in table.index)
     pred, mu = table.loc["prediction (new study)"], table.loc["pooled (mu)"]
@@ -117,14 +116,14 @@ def test_diagnostics_check_selection_weights_increments():
     rng = np.random.default_rng(4)
     post = {"mu": rng.normal(size=(4, 500)), "eta": np.stack([rng.dirichlet([1, 1, 1], 500)] * 3 + [np.tile([0.9, 0.05, 0.05], (500, 1))])}
     stats = {"diverging": np.zeros((4, 500), bool), "energy": rng.normal(size=(4, 500))}
-    report = es.diagnose(az.from_dict(posterior=post, sample_stats=stats))
+    report = es.diagnose(az.from_dict({"posterior": post, "sample_stats": stats}))
     assert any(p.startswith("eta") and "R-hat" in p for p in report.problems), report.problems
     assert not any("sampler statistics" in p for p in report.problems)
 
 
 def test_diagnostics_without_sampler_statistics_say_so():
     rng = np.random.default_rng(5)
-    report = es.diagnose(az.from_dict(posterior={"mu": rng.normal(size=(4, 1000))}))
+    report = es.diagnose(az.from_dict({"posterior": {"mu": rng.normal(size=(4, 1000))}}))
     assert not report.ok and "not checked" in str(report)
 
 

@@ -75,14 +75,10 @@ def _technique_idata(effects, mu=(0.5, 0.1), tau=0.2, tau_technique=0.3, techniq
         "technique_effect": tech_draws,
         "theta": tech_draws[..., idx] + _normal(rng, 0, 0.01, len(studies)),
     }
-    return az.from_dict(
-        posterior=posterior,
-        constant_data={"yi": used["yi"].to_numpy(), "sei": used["sei"].to_numpy(), "technique_idx": idx},
-        coords={"study": studies, "technique": techniques},
-        dims={"theta": ["study"], "technique_effect": ["technique"], "yi": ["study"], "sei": ["study"],
-              "technique_idx": ["study"]},
-        attrs={"measure": "SMD", "prior_tau": "halfnormal(0.5)", "prior_mu": "normal(0, 1)"},
-    )
+    idata = az.from_dict({"posterior": posterior, "constant_data": {"yi": used["yi"].to_numpy(), "sei": used["sei"].to_numpy(), "technique_idx": idx}}, coords={"study": studies, "technique": techniques}, dims={"theta": ["study"], "technique_effect": ["technique"], "yi": ["study"], "sei": ["study"],
+              "technique_idx": ["study"]})
+    idata.attrs.update({"measure": "SMD", "prior_tau": "halfnormal(0.5)", "prior_mu": "normal(0, 1)"})
+    return idata
 
 
 def _by_gid(fig, prefix):

@@ -60,10 +60,13 @@ def test_report_on_the_massage_table(tmp_path, capsys):
     assert "time to colostrum: 1 usable study; need 2 (techniques: early mobilisation, marmet" in text
     # caveats follow from the rows used
     assert "regression to the mean" in text and "pratama2023" in text
-    assert "p-values known only as bounds, censored (hesti2017)" in text
+    censored = ", ".join(effects.loc[effects["used"] & effects["censored"] & (effects["outcome"] == "milk volume"), "study_id"])
+    assert censored == "hesti2017, fara2022" and f"p-values known only as bounds, censored ({censored})" in text
     # forest, funnel and tau figures, embedded: nothing to fetch
     images = _images(page)
-    assert len(images) == 3 and all(img.startswith(PNG_SIGNATURE) for img in images)
+    analysed = text.count("Outcome: ")  # milk volume and infant weight (ijaph12, dewi2024_weight)
+    assert analysed == 2 and "Outcome: infant weight" in text
+    assert len(images) == 3 * analysed and all(img.startswith(PNG_SIGNATURE) for img in images)
     assert not re.search(r'src="(?!data:)', page)
     # exit status and banner agree: 3 exactly when the fit failed its diagnostics
     failed = "DIAGNOSTICS FAILED for: milk volume" in text
@@ -103,14 +106,9 @@ def test_failed_fit_is_loud(tmp_path):
     rng = np.random.default_rng(0)
     shift = np.array([0.0, 3.0])[:, None]  # chain 2 sits 3 units away
     n = 300
-    idata = az.from_dict(
-        posterior={"mu": rng.normal(size=(2, n)) + shift, "tau": np.abs(rng.normal(size=(2, n))),
-                   "theta": rng.normal(size=(2, n, 3)) + shift[..., None]},
-        sample_stats={"diverging": np.zeros((2, n), bool), "energy": rng.normal(size=(2, n))},
-        constant_data={"yi": effects["yi"].to_numpy(), "sei": effects["sei"].to_numpy()},
-        coords={"study": list(effects["study_id"])}, dims={"theta": ["study"], "yi": ["study"], "sei": ["study"]},
-        attrs={"measure": "SMD", "prior_tau": "halfnormal(0.5)"},
-    )
+    idata = az.from_dict({"posterior": {"mu": rng.normal(size=(2, n)) + shift, "tau": np.abs(rng.normal(size=(2, n))),
+                   "theta": rng.normal(size=(2, n, 3)) + shift[..., None]}, "sample_stats": {"diverging": np.zeros((2, n), bool), "energy": rng.normal(size=(2, n))}, "constant_data": {"yi": effects["yi"].to_numpy(), "sei": effects["sei"].to_numpy()}}, coords={"study": list(effects["study_id"])}, dims={"theta": ["study"], "yi": ["study"], "sei": ["study"]})
+    idata.attrs.update({"measure": "SMD", "prior_tau": "halfnormal(0.5)"})
     diagnostics = diagnose(idata)
     assert not diagnostics.ok
     result = AnalysisResult("milk volume", effects, idata, diagnostics, summarize(idata))

@@ -57,7 +57,7 @@ def test_weights_zero_equals_dropping_the_study_and_two_counts_it_twice():
     """The mask enters the log-density exactly: checked on the real data's censored row."""
     effects = censored_milk_effects()
     used = es.used_effects(effects)
-    point = {"mu": 0.3, "tau_log__": np.log(0.4), "z": np.array([0.5, -0.2])}
+    point = {"mu": 0.3, "tau_log__": np.log(0.4), "z": np.linspace(0.5, -0.2, len(used))}
     plain = es.random_effects(effects).compile_logp()(point)
     for k, study in enumerate(used["study_id"]):
         rest = effects[effects["study_id"] != study].reset_index(drop=True)
@@ -168,10 +168,10 @@ def test_a_fit_cut_short_by_ctrl_c_is_never_recorded():
     import arviz as az
 
     options = sens.FitOptions(chains=2, draws=100)
-    full = az.from_dict(posterior={"mu": np.zeros((2, 100))})
+    full = az.from_dict({"posterior": {"mu": np.zeros((2, 100))}})
     sens._check_complete(full, options)
     with pytest.raises(KeyboardInterrupt):
-        sens._check_complete(az.from_dict(posterior={"mu": np.zeros((2, 37))}), options)
+        sens._check_complete(az.from_dict({"posterior": {"mu": np.zeros((2, 37))}}), options)
 
 
 # ---- sampled sweeps ------------------------------------------------------------------------

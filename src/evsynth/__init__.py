@@ -7,7 +7,7 @@ The names below load on first use (PEP 562), so `import evsynth` and the command
 argument parsing do not import PyMC, ArviZ or matplotlib.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 import importlib
 

@@ -153,6 +153,7 @@ def _print_regression(label: str, table: pd.DataFrame, mods, priors: dict, stem:
 def cmd_fit(args) -> int:
     from .analysis import entered_rows, group_by_outcome, rows_not_in_model, run_analysis, slug, split_by_outcome
     from .conflict import prior_data_conflict
+    from .results import save_result
     from .techniques import format_coverage, technique_coverage
 
     out = prepare_out(args.out)
@@ -198,7 +199,7 @@ def cmd_fit(args) -> int:
                      format_coverage(technique_coverage(table, result.summary)))
         _print_design(label, table, dict(args.prior))
         stem = out / slug(label)
-        result.idata.to_netcdf(f"{stem}.nc")
+        save_result(result.idata, f"{stem}.nc")
         result.summary.to_csv(f"{stem}_summary.csv")
         from .plots import forest  # matplotlib only when a figure is drawn
 

@@ -133,7 +133,7 @@ def bayes_factors(effects: pd.DataFrame, priors: dict | None = None) -> pd.DataF
 SD_MIN_TAIL = 0.01  # below this share of draws beyond the null, the KDE there is mostly bandwidth
 
 
-def savage_dickey(idata: az.InferenceData, var: str = "mu", null: float = 0.0, prior: str | None = None,
+def savage_dickey(idata: xr.DataTree, var: str = "mu", null: float = 0.0, prior: str | None = None,
                   effects: pd.DataFrame | None = None) -> dict:
     """BF10 = p(var = null) / p(var = null | y) from MCMC draws (Savage-Dickey density ratio).
 
@@ -192,7 +192,7 @@ def savage_dickey(idata: az.InferenceData, var: str = "mu", null: float = 0.0, p
 _INTEGRABLE = ("random_effects", "by_technique", "common_effect")
 
 
-def study_loglik(idata: az.InferenceData) -> az.InferenceData:
+def study_loglik(idata: xr.DataTree) -> xr.DataTree:
     """A copy of idata whose log_likelihood `y` has the study effects integrated out (for models in
     random_effects / by_technique / common_effect; other models already use a marginal likelihood
     and are returned as they are). Censored rows get the censored normal terms, as in the model."""
@@ -215,19 +215,17 @@ def study_loglik(idata: az.InferenceData) -> az.InferenceData:
         log_sf, log_cdf = xr.apply_ufunc(special.log_ndtr, -z), xr.apply_ufunc(special.log_ndtr, z)
         loglik = loglik.where(~above, log_sf).where(~below, log_cdf)
     out = idata.copy()
-    ll = loglik.transpose("chain", "draw", "study").rename("y")
-    del out.log_likelihood
-    out.add_groups(log_likelihood=ll.to_dataset())
+    out["log_likelihood"] = loglik.transpose("chain", "draw", "study").rename("y").to_dataset()
     return out
 
 
-def _check_loglik(name: str, idata: az.InferenceData):
-    if "log_likelihood" not in idata.groups() or "y" not in idata.log_likelihood:
+def _check_loglik(name: str, idata: xr.DataTree):
+    if "log_likelihood" not in idata.children or "y" not in idata["log_likelihood"]:
         raise ValueError(f"model {name!r}: no pointwise log-likelihood 'y' (fit with evsynth.fit)")
 
 
 def loo_compare(idatas: dict, integrate_theta: bool = True, **kwargs) -> pd.DataFrame:
-    """az.compare over {name: InferenceData} by PSIS-LOO (elpd, differences, stacking weights).
+    """az.compare over {name: DataTree} by PSIS-LOO (elpd, differences, stacking weights).
 
     All models must describe the same studies, in the same order. With integrate_theta (default)
     each study's log-likelihood has its study effect integrated out (`study_loglik`), so every
@@ -243,10 +241,11 @@ def loo_compare(idatas: dict, integrate_theta: bool = True, **kwargs) -> pd.Data
         elif ids != studies:
             raise ValueError(f"model {name!r} was fitted to different studies than the others")
         prepared[name] = study_loglik(idata) if integrate_theta else idata
-    return az.compare(prepared, ic="loo", var_name="y", **kwargs)
+    # round_to="none": the table keeps the figures, printing decides the digits.
+    return az.compare(prepared, var_name="y", round_to="none", **kwargs)
 
 
-def pareto_k_table(idata: az.InferenceData, integrate_theta: bool = True) -> pd.DataFrame:
+def pareto_k_table(idata: xr.DataTree, integrate_theta: bool = True) -> pd.DataFrame:
     """One row per study: the PSIS Pareto k of its leave-one-out weights and a flag.
 
     flag: "ok" (k <= the sample-size threshold min(1 - 1/log10(S), 0.7)), "high" (the LOO estimate
@@ -257,7 +256,7 @@ def pareto_k_table(idata: az.InferenceData, integrate_theta: bool = True) -> pd.
     if integrate_theta:
         idata = study_loglik(idata)
     loo = az.loo(idata, pointwise=True, var_name="y")
-    k = np.asarray(loo.pareto_k)
+    k = np.asarray(loo.pareto_k).ravel()
     good = float(loo.good_k)
     flag = np.where(k <= good, "ok", np.where(k <= 1.0, "high", "very high"))
     return pd.DataFrame({"study_id": idata.log_likelihood["y"].coords["study"].to_numpy().astype(str),

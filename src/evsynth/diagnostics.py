@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import arviz as az
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 # Vehtari et al. (2021) recommendations; E-BFMI below 0.3 signals poor energy exploration.
 THRESHOLDS = {"r_hat": 1.01, "ess_bulk": 400, "ess_tail": 400, "divergences": 0, "bfmi": 0.3}
@@ -38,17 +39,21 @@ class Diagnostics:
         return "\n".join(lines)
 
 
-def diagnose(idata: az.InferenceData, thresholds: dict | None = None) -> Diagnostics:
-    """Check a fit; every threshold breach becomes a named problem (never hidden)."""
+def diagnose(idata: xr.DataTree, thresholds: dict | None = None) -> Diagnostics:
+    """Check a fit; every threshold breach becomes a named problem (never hidden).
+
+    The values compared are unrounded (a summary rounded to 2 decimals shows R-hat 1.0147 as 1.01,
+    which would pass the 1.01 threshold)."""
     limits = THRESHOLDS | dict(thresholds or {})
-    names = [v for v in SUMMARY_VARS if v in idata.posterior]
-    table = az.summary(idata, var_names=names, kind="diagnostics")[["r_hat", "ess_bulk", "ess_tail"]]
+    names = [v for v in SUMMARY_VARS if v in idata["posterior"]]
+    table = az.summary(idata, var_names=names, kind="diagnostics", round_to="none")[["r_hat", "ess_bulk", "ess_tail"]]
     problems = []
     stats = idata.get("sample_stats")
     if stats is None or "diverging" not in stats or "energy" not in stats:
         problems.append("no sampler statistics (diverging, energy): divergences and E-BFMI not checked")
     divergences = int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else 0
-    bfmi = [float(b) for b in np.atleast_1d(az.bfmi(idata))] if stats is not None and "energy" in stats else []
+    bfmi = ([float(b) for b in np.atleast_1d(az.bfmi(idata)["energy"].to_numpy())]
+            if stats is not None and "energy" in stats else [])
     for param, row in table.iterrows():
         if not row["r_hat"] <= limits["r_hat"]:
             problems.append(f"{param}: R-hat {row['r_hat']:.3f} > {limits['r_hat']}")

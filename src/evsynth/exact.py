@@ -11,7 +11,7 @@ the density is usually largest) and logarithmic in the tail. End-corrected (Greg
 weights make every expectation O(h^4) accurate; tau's CDF uses cumulative Simpson plus cubic
 Hermite interpolation with the exact density as slope.
 
-`check_against_exact` compares an MCMC fit (InferenceData, see docs/architecture.md) with it;
+`check_against_exact` compares an MCMC fit (an ArviZ DataTree, see docs/architecture.md) with it;
 `bayesmeta_direct` reproduces the coarser discrete mixture that bayesmeta reports for mu.
 """
 

@@ -1,8 +1,7 @@
-"""Sample a model and return arviz.InferenceData that carries the settings that produced it."""
+"""Sample a model and return an ArviZ 1 result (xarray DataTree) that carries the settings that produced it."""
 
 from __future__ import annotations
 
-import arviz as az
 import pandas as pd
 import pymc as pm
 import xarray as xr
@@ -24,7 +23,7 @@ def nutpie_available() -> bool:
 def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws: int = 2000,
         tune: int = 1000, chains: int = 4, seed: int = 2026, sampler: str = "auto",
         target_accept: float = 0.99, progressbar: bool = False, cores: int | None = None,
-        compiled=None, log_likelihood: bool = True) -> az.InferenceData:
+        compiled=None, log_likelihood: bool = True) -> xr.DataTree:
     """Fit a pm.Model (from a builder in evsynth.models) or an effect table (built as `kind`).
 
     Seeded: the same inputs and seed give the same draws. The posterior, log-likelihood and data
@@ -51,9 +50,10 @@ def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws:
         idata = _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, progressbar, cores)
     else:
         with model:
+            # nuts_sampler="pymc": PyMC 6 would otherwise hand over to nutpie when it is installed.
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores or min(chains, 2),
                               random_seed=seed, target_accept=target_accept, progressbar=progressbar,
-                              compute_convergence_checks=False)
+                              compute_convergence_checks=False, nuts_sampler="pymc")
     if log_likelihood and model.observed_RVs and "log_likelihood" not in idata:
         with model:
             pm.compute_log_likelihood(idata, progressbar=False)
@@ -81,17 +81,18 @@ def _data_dataset(model) -> xr.Dataset:
     )
 
 
-def _complete_constant_data(idata: az.InferenceData, model) -> None:
+def _complete_constant_data(idata: xr.DataTree, model) -> None:
     """Every pm.Data (yi and sei included: PyMC files observed data elsewhere) in constant_data,
     so a saved result holds the data it was fitted to."""
     data = _data_dataset(model)
     if "constant_data" in idata:
-        missing = [name for name in data.data_vars if name not in idata.constant_data]
-        idata.constant_data = idata.constant_data.assign({name: data[name] for name in missing})
+        present = idata["constant_data"].to_dataset()
+        missing = [name for name in data.data_vars if name not in present]
+        idata["constant_data"] = present.assign({name: data[name] for name in missing})
     else:
-        idata.add_groups(constant_data=data)
+        idata["constant_data"] = data
     if "observed_data" not in idata:
-        idata.add_groups(observed_data=xr.Dataset({"y": data["yi"]}))
+        idata["observed_data"] = xr.Dataset({"y": data["yi"]})
 
 
 def _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, progressbar, cores):
@@ -102,5 +103,9 @@ def _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, pr
     import nutpie
 
     # nutpie returns the posterior and sampler statistics; fit adds the rest.
-    return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
-                         progress_bar=progressbar, cores=cores, save_warmup=False)
+    idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
+                          progress_bar=progressbar, cores=cores, save_warmup=False)
+    # Text-valued statistics (divergence messages, None when there was none) cannot go to netCDF.
+    stats = idata["sample_stats"].to_dataset()
+    idata["sample_stats"] = stats.drop_vars([n for n, v in stats.data_vars.items() if v.dtype == object])
+    return idata

@@ -29,6 +29,7 @@ def cmd_network(args) -> int:
     from .analysis import MIN_STUDIES, group_by_outcome, slug
     from .network import (comparisons, network_fit, network_plot, network_summary, network_table, node_split,
                           prepare_network)
+    from .results import save_result
 
     out = prepare_out(args.out)
     _, effects = load_effects(args)
@@ -75,7 +76,7 @@ def cmd_network(args) -> int:
             print(split.to_string(index=False, float_format="{:.3f}".format))
             failed += [f"{label} (node split {c})" for c, ok in zip(split["comparison"], split["diagnostics_ok"]) if not ok]
         stem = out / f"network_{slug(label)}"
-        idata.to_netcdf(f"{stem}.nc")
+        save_result(idata, f"{stem}.nc")
         network_plot(table, reference=args.reference, prepost_as_control=prepost).savefig(f"{stem}.png", dpi=120)
         print(f"saved {stem}.nc, {stem}.png")
         if verdict is not None and not verdict.ok:

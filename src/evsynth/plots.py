@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 from matplotlib import ticker
 import numpy as np
 import pandas as pd
+import xarray as xr
 from scipy import stats
 
 from .effects import RATIO_MEASURES, used_effects
@@ -136,7 +137,7 @@ def _forest_texts(rows: list[dict], scale) -> list[str]:
     return texts
 
 
-def forest(idata: az.InferenceData, effects: pd.DataFrame, ax=None, threshold: float | None = 0.0,
+def forest(idata: xr.DataTree, effects: pd.DataFrame, ax=None, threshold: float | None = 0.0,
            favours: tuple[str, str] | None = None):
     """Forest plot in the layout of metafor's forest() and RevMan.
 
@@ -153,7 +154,7 @@ def forest(idata: az.InferenceData, effects: pd.DataFrame, ax=None, threshold: f
     `effects` must be the table the model was fitted on.
     """
     table = used_effects(effects)
-    post = az.extract(idata)
+    post = az.extract(idata, keep_dataset=True)
     missing = sorted(set(table["study_id"]) - set(post["study"].to_numpy()))
     if missing:
         raise ValueError(f"studies {missing} are in the effect table but not in the fit; "
@@ -487,7 +488,7 @@ def sensitivity_plot(table: pd.DataFrame, parameter: str = "pooled (mu)", ax=Non
     return fig
 
 
-def prior_posterior(idata: az.InferenceData, var: str = "tau", ax=None):
+def prior_posterior(idata: xr.DataTree, var: str = "tau", ax=None):
     """Posterior histogram of a scalar parameter with its prior density on top.
 
     With few studies the posterior of tau stays close to its prior: the data cannot tell how
@@ -514,7 +515,7 @@ def prior_posterior(idata: az.InferenceData, var: str = "tau", ax=None):
     return fig
 
 
-def predictive_check(idata: az.InferenceData, ax=None, seed: int = 0):
+def predictive_check(idata: xr.DataTree, ax=None, seed: int = 0):
     """Per study: observed yi against two 95% predictive intervals.
 
     - posterior predictive (idata.posterior_predictive['y'], from pm.sample_posterior_predictive):
@@ -527,7 +528,7 @@ def predictive_check(idata: az.InferenceData, ax=None, seed: int = 0):
     studies = list(post["study"].to_numpy())
     observed = constant["yi"].to_numpy()
     sei = constant["sei"].to_numpy()
-    stacked = az.extract(idata)
+    stacked = az.extract(idata, keep_dataset=True)
     rng = np.random.default_rng(seed)
     n = stacked.sizes["sample"]
     if "technique_effect" in stacked and "technique_idx" in constant:
@@ -568,18 +569,20 @@ def _diagnostic_vars(idata, var_names):
     return [v for v in DIAGNOSTIC_VARS if v in idata.posterior]
 
 
-def trace(idata: az.InferenceData, var_names=None, kind: str = "rank_vlines"):
-    """ArviZ trace plot (density + rank plot per chain by default) of the model's top-level
-    parameters; returns the Figure. Chains that disagree show as rank lines away from uniform."""
-    axes = az.plot_trace(idata, var_names=_diagnostic_vars(idata, var_names), kind=kind, compact=True)
-    fig = np.ravel(axes)[0].figure
+def _figure(plot_collection):
+    """The matplotlib Figure behind an arviz-plots PlotCollection."""
+    fig = plot_collection.viz["figure"].item()
     fig.tight_layout()
     return fig
 
 
-def rank(idata: az.InferenceData, var_names=None):
-    """ArviZ rank plot, one panel per parameter; uniform histograms mean the chains agree."""
-    axes = az.plot_rank(idata, var_names=_diagnostic_vars(idata, var_names))
-    fig = np.ravel(axes)[0].figure
-    fig.tight_layout()
-    return fig
+def trace(idata: xr.DataTree, var_names=None):
+    """ArviZ trace plot (per-chain densities and traces) of the model's top-level parameters;
+    returns the Figure. Chains that disagree show as densities and traces that do not overlap."""
+    return _figure(az.plot_trace_dist(idata, var_names=_diagnostic_vars(idata, var_names), backend="matplotlib"))
+
+
+def rank(idata: xr.DataTree, var_names=None):
+    """ArviZ rank plot (fractional-rank ECDF differences with a simultaneous envelope), one panel
+    per parameter; curves inside the envelope mean the chains agree."""
+    return _figure(az.plot_rank(idata, var_names=_diagnostic_vars(idata, var_names), backend="matplotlib"))

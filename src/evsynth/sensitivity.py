@@ -51,6 +51,7 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from . import __version__
 from .analysis import MIN_STUDIES, split_by_outcome
@@ -211,7 +212,7 @@ def run_scenario(job: Job, cache: dict | None = None) -> dict:
             "reused_compiled_model": job.reuse, "seconds": round(time.monotonic() - start, 3)}
 
 
-def _check_complete(idata: az.InferenceData, options: FitOptions) -> None:
+def _check_complete(idata: xr.DataTree, options: FitOptions) -> None:
     """nutpie answers Ctrl-C by returning the draws so far: such a fit must not become a result."""
     sizes = idata.posterior.sizes
     if sizes.get("chain") != options.chains or sizes.get("draw") != options.draws:
@@ -315,20 +316,21 @@ def compile_ahead(context: Context, scenarios: list[Scenario]) -> threading.Thre
     return thread
 
 
-def _fit_reusing(context: Context, effects: pd.DataFrame, kept: list[str], priors: dict, cores) -> az.InferenceData:
+def _fit_reusing(context: Context, effects: pd.DataFrame, kept: list[str], priors: dict, cores) -> xr.DataTree:
     """The sweep model sampled with a cached compiled model; techniques out of the scenario are
     then dropped from the posterior."""
     used = used_effects(effects)
     model = _sweep_model(context, effects, kept, priors)
     idata = fit(model, **asdict(context.options), cores=cores, compiled=compiled_model(model), log_likelihood=False)
     techniques = sorted(set(used.loc[used["study_id"].isin(kept), "technique"]))
-    dims = idata.posterior.dims
+    posterior = idata["posterior"].to_dataset()
+    dims = posterior.dims
     selection = ({"study": kept} if "study" in dims else {}) | ({"technique": techniques} if "technique" in dims else {})
-    idata.posterior = idata.posterior.sel(selection)
+    idata["posterior"] = posterior.sel(selection)
     return idata
 
 
-def _fit_rebuilding(context: Context, effects: pd.DataFrame, kept: list[str], priors: dict, cores) -> az.InferenceData:
+def _fit_rebuilding(context: Context, effects: pd.DataFrame, kept: list[str], priors: dict, cores) -> xr.DataTree:
     """The reference: the scenario's reduced table, built and compiled afresh."""
     reduced = reduced_effects(effects, kept)
     options = {"study_effects": False} if supports_reuse(context.model) else {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import arviz as az
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from .heterogeneity import heterogeneity_draws
 
@@ -18,9 +19,9 @@ def _describe(label: str, draws: np.ndarray, threshold: float | None) -> dict:
             "q97.5": q[2], "P(>threshold)": np.nan if threshold is None else float((draws > threshold).mean())}
 
 
-def predictive_draws(idata: az.InferenceData, technique: str | None = None, seed: int = 0) -> np.ndarray:
+def predictive_draws(idata: xr.DataTree, technique: str | None = None, seed: int = 0) -> np.ndarray:
     """Draws of the true effect in a new study (of `technique`, or of a new technique)."""
-    post = az.extract(idata, var_names=None)
+    post = az.extract(idata, keep_dataset=True)
     rng = np.random.default_rng(seed)
     # A common-effect fit has no tau: it asserts every study shares mu.
     tau = post["tau"].to_numpy() if "tau" in post else np.zeros(post.sizes["sample"])
@@ -33,7 +34,7 @@ def predictive_draws(idata: az.InferenceData, technique: str | None = None, seed
     return centre + tau * rng.standard_normal(tau.size)
 
 
-def summarize(idata: az.InferenceData, threshold: float = 0.0, heterogeneity: bool = True) -> pd.DataFrame:
+def summarize(idata: xr.DataTree, threshold: float = 0.0, heterogeneity: bool = True) -> pd.DataFrame:
     """Equal-tailed 95% credible intervals and P(effect > threshold) for the reported quantities.
 
     Rows: pooled mean (mu), each technique, tau (and tau between techniques), the posterior of I²
@@ -42,7 +43,7 @@ def summarize(idata: az.InferenceData, threshold: float = 0.0, heterogeneity: bo
     and one slope per moderator instead of the pooled mean, and no prediction row (a new study's
     effect depends on its moderators).
     """
-    post = az.extract(idata)
+    post = az.extract(idata, keep_dataset=True)
     rows = [_describe("pooled (mu)", post["mu"].to_numpy(), threshold)]
     if "technique_effect" in post:
         for tech in post["technique"].to_numpy():
