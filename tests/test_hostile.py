@@ -551,3 +551,24 @@ def test_a_flag_rule_on_an_all_empty_column_matches_nothing_and_is_marked(tmp_pa
     with pytest.warns(UserWarning, match="leaves out no usable study"):
         status, err = sweep(tmp_path, capsys, spec)
     assert status == 0 and "Traceback" not in err and "scenario(s) marked" in err, err
+
+
+@pytest.mark.parametrize("prior,needles", [
+    ("tua=halfnormal(1)", ["unknown parameter 'tua'", "did you mean 'tau'"]),
+    ("tau=normal(0, 1)", ["positive numbers"]),
+    ("tau=halfnormal(1e-300)", ["between 1e-08"]),
+    ("mu=normal(0)", ["normal takes 2 parameter(s)"]),
+])
+def test_bad_command_line_priors_exit_2_before_anything_runs(tmp_path, capsys, prior, needles):
+    status, err = run(["fit", _write(tmp_path, [TWO_GROUP]), "--prior", prior, "--out", tmp_path / "o"], capsys)
+    assert status == 2 and "Traceback" not in err, err
+    assert all(n in err for n in needles), err
+    assert not (tmp_path / "o").exists()
+
+
+def test_r_prepost_keeps_every_digit_in_scenario_ids():
+    from evsynth.sensitivity import Scenario
+
+    assert Scenario("halfnormal(0.5)", 0.3).id == "tau halfnormal(0.5) | r 0.3"
+    assert Scenario("halfnormal(0.5)", 0.123456789).id == "tau halfnormal(0.5) | r 0.123456789"
+    assert Scenario("halfnormal(0.5)", 0.1234567).id != Scenario("halfnormal(0.5)", 0.1234568).id

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
-
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,7 +56,20 @@ def prior_option(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(f"--prior {text!r}: expected NAME=PRIOR, e.g. tau=halfnormal(0.5)")
-    return name.strip(), value.strip()
+    name, value = name.strip(), value.strip()
+    from .description import STANDARD_PRIORS  # only when a prior is given: the parser stays light
+    from .priors import PriorError, parse_prior
+
+    if name not in STANDARD_PRIORS:
+        close = difflib.get_close_matches(name, list(STANDARD_PRIORS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise argparse.ArgumentTypeError(f"--prior {text!r}: unknown parameter {name!r}{hint} "
+                                         f"(known: {', '.join(STANDARD_PRIORS)})")
+    try:
+        parse_prior(value, name)
+    except PriorError as exc:
+        raise argparse.ArgumentTypeError(f"--prior {text!r}: {exc}") from None
+    return name, value
 
 
 def add_input_arguments(p: argparse.ArgumentParser, prior_help: str | None = None) -> None:

@@ -39,7 +39,7 @@ SCALE_RANGE = (1e-8, 1e8)
 LOCATION_LIMIT = 1e8
 
 
-def _number_text(value: float) -> str:
+def number_text(value: float) -> str:
     """The shortest text that reads back as exactly `value` (0.123456789 stays as given)."""
     text = repr(float(value))
     return text[:-2] if text.endswith(".0") else text
@@ -51,7 +51,7 @@ class Prior:
     params: tuple[float, ...]
 
     def __str__(self) -> str:
-        return f"{self.family}({', '.join(_number_text(p) for p in self.params)})"
+        return f"{self.family}({', '.join(number_text(p) for p in self.params)})"
 
     @property
     def support(self) -> str:

@@ -60,7 +60,7 @@ from .diagnostics import diagnose
 from .effects import DEFAULT_R_PREPOST, compute_effects, used_effects
 from .fit import compile_nutpie, fit, nutpie_available
 from .models import default_priors, resolve_priors
-from .priors import parse_prior
+from .priors import number_text, parse_prior
 from .rules import parse_rule
 from .studies import load_studies
 from .summary import summarize
@@ -82,7 +82,7 @@ class Scenario:
     @property
     def id(self) -> str:
         """Readable and stable: the same settings give the same id (the resume key)."""
-        parts = [f"tau {self.tau_prior}", f"r {self.r_prepost:g}"]
+        parts = [f"tau {self.tau_prior}", f"r {number_text(self.r_prepost)}"]  # every digit: 0.3 stays 'r 0.3'
         if self.exclude:
             parts.append(f"excl {self.exclude}")
         if self.left_out:
