@@ -732,3 +732,54 @@ def loo_compare(models: dict[str, GaussianModel]) -> pd.DataFrame:
              "dse": float(np.sqrt(n) * (frame[name] - best).std(ddof=1)) if name != total.index[0] else 0.0}
             for name in total.index]
     return pd.DataFrame(rows).set_index("model")
+
+
+# --------------------------------------------------------------------------- MCMC against the exact posterior
+
+CHECKED = ("mean", "q2.5", "q50", "q97.5")
+
+
+def agreement(idata, model: GaussianModel, threshold: float = 4.0, grid: Grid | None = None) -> pd.DataFrame:
+    """An MCMC fit of `model` against its exact posterior, in Monte-Carlo standard errors: for every
+    reported quantity and SD in both, the draws' mean and 2.5/50/97.5% quantiles minus the exact
+    ones, divided by the MCSE of that statistic (arviz_stats.mcse: method "mean" / "quantile").
+    attrs: max_abs_z, worst (which row), threshold, ok (max |z| < threshold). A disagreement means
+    the sampler did not explore the posterior (or the two engines fit different models)."""
+    from arviz_stats import mcse
+
+    posterior = idata["posterior"].to_dataset() if hasattr(idata["posterior"], "to_dataset") else idata.posterior
+    rows = []
+    for (variable, label), exact in summary_rows(model, grid).items():
+        if variable not in posterior:
+            continue
+        draws = posterior[variable]
+        extra = [d for d in draws.dims if d not in ("chain", "draw")]
+        if extra:
+            draws = draws.sel({extra[0]: label})
+        values = draws.to_numpy().ravel()
+        for statistic in CHECKED:
+            if statistic == "mean":
+                estimate, error = values.mean(), mcse(draws, method="mean")
+            else:
+                p = float(statistic[1:]) / 100
+                estimate, error = np.quantile(values, p), mcse(draws, method="quantile", prob=p)
+            error = float(np.asarray(error))
+            rows.append({"quantity": report_label(variable, label), "statistic": statistic, "mcmc": estimate,
+                         "exact": exact[statistic], "mcse": error, "z": (estimate - exact[statistic]) / error})
+    table = pd.DataFrame(rows)
+    worst = table.loc[table["z"].abs().idxmax()]
+    table.attrs.update(max_abs_z=float(abs(worst["z"])), worst=f"{worst['quantity']} {worst['statistic']}",
+                       threshold=threshold, ok=bool(abs(worst["z"]) < threshold))
+    return table
+
+
+def agreement_line(table: pd.DataFrame) -> str:
+    """One line for the terminal: quiet when the engines agree, loud when they do not."""
+    a = table.attrs
+    n = table["quantity"].nunique()
+    if a["ok"]:
+        return (f"agrees with the exact posterior: max |z| {a['max_abs_z']:.1f} (MCSE units; mean and 2.5/50/97.5% "
+                f"of {n} quantities, worst {a['worst']})")
+    return (f"!! DISAGREES WITH THE EXACT POSTERIOR: |z| {a['max_abs_z']:.1f} >= {a['threshold']:g} MCSE at "
+            f"{a['worst']}: the sampler has not explored the posterior; do not use these draws (try more tuning, "
+            "or --engine exact)")
