@@ -22,6 +22,7 @@ class AnalysisResult:
     diagnostics: object  # evsynth.diagnostics.Diagnostics
     summary: pd.DataFrame
     notes: list[str] = field(default_factory=list)  # which model ran and why; weakly identified parts
+    agreement: pd.DataFrame | None = None  # the MCMC fit against the exact posterior (engines.exact.agreement)
 
 
 def slug(label: str) -> str:
@@ -141,21 +142,53 @@ def variance_warnings(model: str, effects: pd.DataFrame) -> list[str]:
 
 
 def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors: dict | None = None,
-                 thresholds: dict | None = None, **fit_options) -> AnalysisResult:
+                 thresholds: dict | None = None, engine: str = "auto", **fit_options) -> AnalysisResult:
     """Fit one outcome. model "auto" chooses from the data (choose_model); the result's notes say
-    which model ran and why, and warn about variance components resting on one or two groups."""
+    which model ran and why, and warn about variance components resting on one or two groups.
+
+    engine "auto": the PyMC model is sampled and, when the model is Gaussian (evsynth.description),
+    checked against the exact posterior in MCSE units (`agreement`; a disagreement is a failed
+    diagnostic); "pymc": sampled, no check; "exact": the exact engine alone (no MCMC: independent
+    draws from the exact posterior and its exact summaries; fit_options draws, chains, seed)."""
+    from .description import CONSTRUCTORS, describe
+    from .vocabulary import ENGINES
+
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r} unknown; choose one of {', '.join(ENGINES)}")
     if model == "auto":
         model, why = choose_model(effects)
         notes = [f"model: {model} (auto: {why})"]
     else:
         notes = [f"model: {model} (chosen by the user)"]
     notes += [f"warning: {w}" for w in variance_warnings(model, effects)]
-    from .builders import build_model  # PyMC and ArviZ load when a model is fitted, not with the CLI
-    from .diagnostics import diagnose
-    from .fit import fit
-    from .summary import summarize
+    gaussian = model in CONSTRUCTORS
+    if engine == "exact" and not gaussian:
+        raise ValueError(f"--engine exact: model {model!r} has no Gaussian description (the exact engine fits "
+                         f"{', '.join(sorted(CONSTRUCTORS))}); use --engine pymc")
+    description = describe(model, effects, priors) if gaussian and engine != "pymc" else None
+    if engine == "exact":
+        from .engines.exact import ExactVerdict, fit_exact, posterior_grid, summary_table
 
-    idata = fit(build_model(model, effects, priors), **fit_options)
+        grid = posterior_grid(description)
+        idata = fit_exact(description, grid=grid, **{k: v for k, v in fit_options.items() if k in ("draws", "chains", "seed")})
+        diagnostics, summary, agreement = ExactVerdict(), summary_table(description, grid), None
+    else:
+        from .builders import build_model  # PyMC and ArviZ load when a model is fitted, not with the CLI
+        from .diagnostics import diagnose
+        from .fit import fit
+        from .summary import summarize
+
+        idata = fit(build_model(model, effects, priors), **fit_options)
+        diagnostics, summary, agreement = diagnose(idata, thresholds), summarize(idata), None
+        if description is not None:
+            from .engines.exact import agreement as check, agreement_line
+
+            agreement = check(idata, description)
+            idata.attrs["exact_check"] = agreement_line(agreement)
+            if not agreement.attrs["ok"]:
+                diagnostics.problems.append(f"disagrees with the exact posterior: |z| {agreement.attrs['max_abs_z']:.1f} "
+                                            f"MCSE at {agreement.attrs['worst']}")
     idata.attrs["analysis"] = label
+    idata.attrs["engine"] = "exact" if engine == "exact" else "pymc"
     idata.attrs["model_notes"] = " | ".join(notes)
-    return AnalysisResult(label, effects, idata, diagnose(idata, thresholds), summarize(idata), notes)
+    return AnalysisResult(label, effects, idata, diagnostics, summary, notes, agreement)

@@ -185,8 +185,9 @@ def cmd_fit(args) -> int:
                                   WIDTH, subsequent_indent="    "))
     failed = []
     for label, table in runnable.items():
-        with progress(f"{label}: compiling and sampling ({args.chains} chains x {args.draws} draws)",
-                      enabled=not args.quiet):
+        doing = ("exact posterior (quadrature)" if args.engine == "exact" else
+                 f"compiling and sampling ({args.chains} chains x {args.draws} draws)")
+        with progress(f"{label}: {doing}", enabled=not args.quiet):
             result = run_analysis(label, table, model=args.model, priors=dict(args.prior), **sampling_options(args))
         print()
         for note in result.notes:
@@ -194,6 +195,8 @@ def cmd_fit(args) -> int:
         _print_frame(f"{label}: {result.idata.attrs.get('model', args.model)} model, posterior "
                      "(95% equal-tailed intervals)", result.summary)
         print(result.diagnostics)
+        if result.agreement is not None:  # the PyMC fit against the exact posterior of the same model
+            print(result.idata.attrs["exact_check"], file=sys.stdout if result.agreement.attrs["ok"] else sys.stderr)
         print(prior_data_conflict(result.idata, table))
         _print_frame(f"{label}: every technique, with its estimate or why there is none",
                      format_coverage(technique_coverage(table, result.summary)))

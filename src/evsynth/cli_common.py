@@ -104,6 +104,10 @@ def add_sampling_arguments(p: argparse.ArgumentParser, out: str = "output") -> N
                                                           "(default: %(default)s)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress indicator (it is shown only on a terminal anyway)")
+    p.add_argument("--engine", default="auto", choices=ENGINES,
+                   help="exact: the exact engine alone (quadrature over the variance components, no MCMC); pymc: "
+                        "sample the PyMC model; auto: sample it and check it against the exact posterior in MCSE "
+                        "units where the model is Gaussian (default: %(default)s)")
     p.add_argument("--sampler", default="auto", choices=("auto", "pymc", "nutpie"),
                    help="auto = nutpie when installed, else PyMC's NUTS (default: %(default)s)")
     p.add_argument("--out", default=out, help="output folder (default: %(default)s)")
@@ -112,7 +116,8 @@ def add_sampling_arguments(p: argparse.ArgumentParser, out: str = "output") -> N
 
 
 def sampling_options(args) -> dict:
-    return dict(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler)
+    return dict(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler,
+                engine=args.engine)
 
 
 def load_effects(args) -> tuple[pd.DataFrame, pd.DataFrame]:

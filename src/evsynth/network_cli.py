@@ -19,9 +19,6 @@ def register(commands) -> None:
                    help="treat a one-group pre/post change as a comparison with the control node (default: pre/post "
                         "rows are left out, since a baseline is not a control arm)")
     add_sampling_arguments(p)
-    p.add_argument("--engine", choices=("auto", "exact", "pymc"), default="auto",
-                   help="exact: quadrature over tau, no MCMC (the network model is Gaussian given tau); pymc: "
-                        "sample the PyMC model and every node-split model; auto = exact (default: %(default)s)")
     p.set_defaults(handler=cmd_network)
 
 
@@ -54,7 +51,7 @@ def cmd_network(args) -> int:
             print(f"pre/post rows left out (a baseline is not a control arm; --prepost-as-control to use them): "
                   f"{', '.join(nodes.attrs['prepost_left_out'])}")
         print(comparisons(nodes).to_string(index=False))
-        model = dict(priors=dict(args.prior), reference=args.reference, prepost_as_control=prepost, engine=args.engine)
+        model = dict(priors=dict(args.prior), reference=args.reference, prepost_as_control=prepost)
         idata = network_fit(table, **model, **options)
         fitted += 1
         print(f"\n== {label}: technique effects vs {nodes.attrs['reference']} ({args.measure}, 95% intervals) ==")
