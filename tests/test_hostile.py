@@ -572,3 +572,20 @@ def test_r_prepost_keeps_every_digit_in_scenario_ids():
     assert Scenario("halfnormal(0.5)", 0.3).id == "tau halfnormal(0.5) | r 0.3"
     assert Scenario("halfnormal(0.5)", 0.123456789).id == "tau halfnormal(0.5) | r 0.123456789"
     assert Scenario("halfnormal(0.5)", 0.1234567).id != Scenario("halfnormal(0.5)", 0.1234568).id
+
+
+@pytest.mark.parametrize("option", [["--draws", "-5"], ["--chains", "0"], ["--tune", "-1"], ["--draws", "many"]])
+def test_sampler_settings_out_of_range_exit_2(tmp_path, capsys, option):
+    status, err = run(["fit", _write(tmp_path, [TWO_GROUP]), "--out", tmp_path / "o", *option], capsys)
+    assert status == 2 and f"argument {option[0]}" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"[effects]": "[fit]\ndraws = -5\n[effects]"}, "[fit] draws: -5 is below 1"),
+    ({"[effects]": "[fit]\nchains = 0\n[effects]"}, "[fit] chains: 0 is below 1"),
+    ({"[effects]": "[fit]\ntarget_accept = nan\n[effects]"}, "[fit] target_accept: nan must lie strictly"),
+    ({"[grid]": "[grid]\nr_prepost = [nan]"}, "r_prepost nan must lie strictly between -1 and 1"),
+])
+def test_spec_fit_settings_out_of_range_exit_2(tmp_path, capsys, change, needle):
+    status, err = sweep(tmp_path, capsys, write_spec(tmp_path, **change))
+    assert status == 2 and needle in err and "Traceback" not in err, err

@@ -52,6 +52,19 @@ def report_replaced(out: Path, before: dict[str, int]) -> None:
         print(f"NOTE: {len(stale)} file(s) in {out} are from an earlier run, not this one: {', '.join(stale)}")
 
 
+def count_option(minimum: int):
+    """argparse type: an integer of at least `minimum` (draws >= 1, tune >= 0, ...)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+    return parse
+
+
 def prior_option(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep:
@@ -97,10 +110,10 @@ def add_input_arguments(p: argparse.ArgumentParser, prior_help: str | None = Non
 
 
 def add_sampling_arguments(p: argparse.ArgumentParser, out: str = "output") -> None:
-    p.add_argument("--draws", type=int, default=2000, help="posterior draws per chain (default: %(default)s)")
-    p.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default: %(default)s)")
-    p.add_argument("--chains", type=int, default=4, help="MCMC chains (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=2026, help="random seed: same inputs and seed, same draws "
+    p.add_argument("--draws", type=count_option(1), default=2000, help="posterior draws per chain (default: %(default)s)")
+    p.add_argument("--tune", type=count_option(0), default=1000, help="tuning steps per chain (default: %(default)s)")
+    p.add_argument("--chains", type=count_option(1), default=4, help="MCMC chains (default: %(default)s)")
+    p.add_argument("--seed", type=count_option(0), default=2026, help="random seed: same inputs and seed, same draws "
                                                           "(default: %(default)s)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress indicator (it is shown only on a terminal anyway)")

@@ -7,7 +7,7 @@ import sys
 
 from typing import TYPE_CHECKING
 
-from .cli_common import prepare_out
+from .cli_common import count_option, prepare_out
 from .vocabulary import MAX_SCENARIOS
 
 if TYPE_CHECKING:
@@ -26,19 +26,19 @@ def register(commands) -> None:
                     "status 3 when a fitted scenario fails its diagnostics (unless --accept-failed); "
                     "scenarios that cannot be fitted (too few studies left) are listed but do not change it.")
     parser.add_argument("spec", help="spec file, e.g. models/synthetic_demo_sensitivity.toml")
-    parser.add_argument("--n-jobs", type=int, default=None,
+    parser.add_argument("--n-jobs", type=count_option(1), default=None,
                         help="scenarios run at once (default: the spec's [run] n_jobs, else 1)")
     parser.add_argument("--workers", choices=("threads", "processes"), default=None,
                         help="threads sharing the compiled models (the default) or worker processes "
                              "(each compiles for itself; with --rebuild the default)")
     parser.add_argument("--out", default="output", help="output folder (default: %(default)s)")
-    parser.add_argument("--draws", type=int, help="override the spec's [fit] draws")
-    parser.add_argument("--tune", type=int, help="override the spec's [fit] tune")
-    parser.add_argument("--chains", type=int, help="override the spec's [fit] chains")
+    parser.add_argument("--draws", type=count_option(1), help="override the spec's [fit] draws")
+    parser.add_argument("--tune", type=count_option(0), help="override the spec's [fit] tune")
+    parser.add_argument("--chains", type=count_option(1), help="override the spec's [fit] chains")
     parser.add_argument("--engine", choices=("auto", "exact", "pymc"), default=None,
                         help="exact engine (quadrature, no MCMC), PyMC, or auto: exact wherever the model allows "
                              "(default: the spec's [model] engine, else auto)")
-    parser.add_argument("--max-scenarios", type=int, default=None,
+    parser.add_argument("--max-scenarios", type=count_option(1), default=None,
                         help="refuse a grid larger than this (default: the spec's [run] max_scenarios, else "
                              f"{MAX_SCENARIOS:,})")
     parser.add_argument("--rebuild", action="store_true",

@@ -170,6 +170,9 @@ def _check(path: Path, raw: dict) -> None:
                 raise SpecError(f"{path}, [{section}] {key}: required")
 
 
+MINIMUM = {"draws": 1, "tune": 0, "chains": 1, "seed": 0, "n_jobs": 1, "max_scenarios": 1}
+
+
 def _check_value(path: Path, section: str, key: str, value) -> None:
     kinds, _ = LAYOUT[section][key]
     where = f"{path}, [{section}] {key}" if section else f"{path}, {key}"
@@ -177,6 +180,10 @@ def _check_value(path: Path, section: str, key: str, value) -> None:
     if not isinstance(value, kinds) or (isinstance(value, bool) and kinds is not bool):
         expected = kinds.__name__ if isinstance(kinds, type) else " or ".join(k.__name__ for k in kinds)
         raise SpecError(f"{where}: expected {expected}, got {value!r}")
+    if key in MINIMUM and value < MINIMUM[key]:
+        raise SpecError(f"{where}: {value} is below {MINIMUM[key]}")
+    if key == "target_accept" and not 0 < value < 1:
+        raise SpecError(f"{where}: {value} must lie strictly between 0 and 1")
     if key in ITEM_TYPES:
         item = ITEM_TYPES[key]
         if not value:
