@@ -589,3 +589,13 @@ def test_sampler_settings_out_of_range_exit_2(tmp_path, capsys, option):
 def test_spec_fit_settings_out_of_range_exit_2(tmp_path, capsys, change, needle):
     status, err = sweep(tmp_path, capsys, write_spec(tmp_path, **change))
     assert status == 2 and needle in err and "Traceback" not in err, err
+
+
+def test_the_same_prior_written_twice_is_a_repeat_and_a_non_path_is_named():
+    from evsynth.sensitivity import Sensitivity
+
+    with pytest.raises(ValueError, match="without repeats"):
+        Sensitivity(DEMO, tau_prior=["halfnormal(0.5)", "halfnormal(0.50)"], outcome="milk volume",
+                    model="random_effects")
+    with pytest.raises(StudyDataError, match="expected a path to a study CSV file or a DataFrame"):
+        load_studies(42)

@@ -395,7 +395,8 @@ class Sensitivity:
                         for rule in _as_list(self.exclude)]
         for name in ("tau_prior", "r_prepost", "exclude"):
             values = getattr(self, name)
-            if not values or len(set(values)) != len(values):
+            meaning = [str(parse_prior(v)) for v in values] if name == "tau_prior" else values  # 0.5 == 0.50
+            if not values or len(set(meaning)) != len(values):
                 raise ValueError(f"{name}: give a non-empty list without repeats, got {values}")
         for r in self.r_prepost:
             if not -1 < r < 1:

@@ -239,6 +239,8 @@ def _decode(data: bytes, name: str) -> str:
 def _read_csv_text(source) -> tuple[list[str], list[list[str]], list[int], str]:
     """(header, rows, line number of each row, name) from a CSV path, as text, nothing padded."""
     name = str(source)
+    if not isinstance(source, (str, Path)) and not hasattr(source, "__fspath__"):
+        raise StudyDataError(f"{source!r}: expected a path to a study CSV file or a DataFrame")
     path = Path(source)
     if path.is_dir():
         raise StudyDataError(f"{name}: is a directory; expected a study CSV file")
