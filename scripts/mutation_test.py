@@ -77,11 +77,12 @@ def prepare(module: str, work: Path) -> Path:
     return scratch
 
 
-def run(module: str, scratch: Path, max_children: int) -> None:
+def run(module: str, scratch: Path, max_children: int, names: list[str] = ()) -> None:
+    """mutmut run: every mutant without a verdict, and those named (re-tested even if judged)."""
     log = scratch / "mutmut.log"
-    print(f"[{module}] mutmut run (log: {log.relative_to(ROOT)})", flush=True)
+    print(f"[{module}] mutmut run{f' of {len(names)} named mutants' if names else ''} (log: {log})", flush=True)
     with open(log, "w") as out:
-        code = subprocess.call([str(MUTMUT), "run", "--max-children", str(max_children)], cwd=scratch,
+        code = subprocess.call([str(MUTMUT), "run", "--max-children", str(max_children), *names], cwd=scratch,
                                stdout=out, stderr=subprocess.STDOUT)
     if code != 0:
         sys.exit(f"[{module}] mutmut failed (exit {code}); see {log}")
@@ -120,6 +121,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", type=Path, default=ROOT / ".mutation")
     parser.add_argument("--survivors", action="store_true", help="print the diff of every surviving mutant")
     parser.add_argument("--no-run", action="store_true", help="only report the verdicts of the last run")
+    parser.add_argument("--retest", action="store_true",
+                        help="re-test only the last run's survivors (after adding tests: mutmut keeps old verdicts)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.modules) - set(MODULES))
     if unknown:
@@ -127,7 +130,11 @@ def main(argv=None) -> int:
     rows = []
     for module in args.modules or list(MODULES):
         scratch = args.workdir / module if args.no_run else prepare(module, args.workdir)
-        if not args.no_run:
+        if args.retest and not args.no_run:
+            names = rate_row(module, verdicts(module, scratch))["survivors"]
+            if names:
+                run(module, scratch, args.max_children, names)
+        elif not args.no_run:
             run(module, scratch, args.max_children)
         row = rate_row(module, verdicts(module, scratch))
         rows.append(row)

@@ -446,3 +446,44 @@ def test_check_against_exact_flags_shifted_draws_and_wrong_priors():
     flagged = wrong.set_index(["parameter", "statistic"]).ok
     assert not flagged["tau"].any() and not flagged["mu", "mean"] and not flagged["mu", "50%"]
     assert wrong.attrs["tau_prior"] == "halfnormal(1)" and wrong.attrs["mu_prior"] == "normal(0, 1)"
+
+
+def test_inputs_are_checked():
+    for yi, sei in (([1.0, np.nan], [1.0, 1.0]), ([1.0, 2.0], [1.0, 0.0]), ([1.0, 2.0], [1.0, np.inf])):
+        with pytest.raises(ValueError, match="yi must be finite and sei finite and > 0"):
+            exact_posterior(yi, sei)
+    for yi, sei in (([1.0, 2.0], [1.0]), ([], [])):
+        with pytest.raises(ValueError, match="yi and sei must be non-empty and of equal length"):
+            exact_posterior(yi, sei)
+    # integers are numbers too
+    assert exact_posterior([1, 3], [1, 1], tau_prior=0).mu["mean"] == pytest.approx(2.0, rel=1e-12)
+
+
+def test_study_labels():
+    post = exact_posterior(Y8, S8, tau_prior="halfcauchy(25)", labels=list("ABCDEFGH"))
+    assert list(post.theta.index) == list("ABCDEFGH") and post.theta.index.name == "study"
+    assert post.theta_mixture("C").mean == pytest.approx(post.theta.loc["C", "mean"], rel=1e-12)
+    assert exact_posterior(Y8, S8, tau_prior=2.0).theta.index.name == "study"
+
+
+def test_tau_cdf_outside_and_at_the_ends_of_the_grid():
+    bounded = exact_posterior(Y8, S8, tau_prior="uniform(4, 10)")
+    ref = QuadReference(lambda t: 1.0, upper=10.0)
+    z = ref._quad(lambda t: 1.0, 4.0, 10.0)
+    assert bounded.tau_cdf(-1.0) == 0.0 and bounded.tau_cdf(4.0) == 0.0
+    assert bounded.tau_cdf(10.0) == 1.0 and bounded.tau_cdf(1e6) == 1.0
+    assert bounded.tau_cdf(9.99) == pytest.approx(ref._quad(lambda t: 1.0, 4.0, 9.99) / z, abs=1e-9)
+    assert bounded.tau_cdf(9.99) < 1.0
+    np.testing.assert_array_equal(bounded.tau_cdf(np.array([3.0, 11.0])), [0.0, 1.0])
+    fixed = exact_posterior(Y8, S8, tau_prior=3.0)  # a point mass at 3
+    np.testing.assert_array_equal(fixed.tau_cdf(np.array([2.9, 3.0, 3.1])), [0.0, 1.0, 1.0])
+    assert fixed.tau_quantile([0.1, 0.9]).tolist() == [3.0, 3.0]
+
+
+def test_heavy_tails_reach_the_study_effects():
+    # 3 studies, improper uniform tau prior, flat mu: tau has no mean, so no theta_i has a variance
+    post = exact_posterior(Y8[:3], S8[:3], tau_prior="uniform")
+    assert post.theta_mixture(0).sd == np.inf and np.isinf(post.theta["sd"]).all()
+    assert post.predictive["sd"] == np.inf
+    proper = exact_posterior(Y8[:3], S8[:3], tau_prior="halfnormal(10)")
+    assert np.isfinite(proper.theta_mixture(0).sd) and np.isfinite(proper.theta["sd"]).all()
