@@ -180,6 +180,8 @@ def _check_value(path: Path, section: str, key: str, value) -> None:
     if not isinstance(value, kinds) or (isinstance(value, bool) and kinds is not bool):
         expected = kinds.__name__ if isinstance(kinds, type) else " or ".join(k.__name__ for k in kinds)
         raise SpecError(f"{where}: expected {expected}, got {value!r}")
+    if isinstance(value, str) and not value.strip() and key not in ("title", "description"):
+        raise SpecError(f"{where}: empty; give a value or leave the key out")
     if key in MINIMUM and value < MINIMUM[key]:
         raise SpecError(f"{where}: {value} is below {MINIMUM[key]}")
     if key == "target_accept" and not 0 < value < 1:
