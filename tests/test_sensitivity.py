@@ -258,15 +258,23 @@ def test_leave_one_out_has_one_row_per_study_per_parameter(demo):
     assert pooled[pull.idxmin()] - pooled[pull.idxmax()] > 0.03
 
 
-@needs_nutpie
-def test_too_few_studies_is_a_visible_fail(demo):
+def test_too_few_studies_is_not_fitted_and_not_a_failure(demo):
     grid = sens.Sensitivity(demo, tau_prior=["halfnormal(0.5)"], exclude=["technique != 'neck' or n_ctrl > 20 or n > 20"],
                             **COMMON, **SMALL)
-    table = grid.run(progress=False)
+    table = grid.run(progress=False)  # nothing to sample: no sampler needed
     assert len(table) == 1
     row = table.iloc[0]
-    assert row["verdict"] == "FAIL" and row["n_studies"] == 1 and np.isnan(row["mean"])
+    assert row["verdict"] == sens.NOT_FITTED and row["n_studies"] == 1 and np.isnan(row["mean"])
     assert row["problems"].startswith("not fitted: 1 usable study left")
+
+
+def test_cli_counts_not_fitted_apart_from_failures(tmp_path, capsys):
+    spec = write_spec(tmp_path, exclude='["", "technique != \'neck\' or n_ctrl > 20 or n > 20"]')
+    assert main(["sensitivity", str(spec), "--out", str(tmp_path / "out"), "--quiet"]) == 0  # not a failure
+    captured = capsys.readouterr()
+    assert "2 scenarios: 1 PASS, 0 FAIL (diagnostics), 0 error, 1 not fitted" in captured.out
+    assert "1 scenario(s) not fitted (nothing sampled, so no diagnostic failed)" in captured.err
+    assert "DIAGNOSTICS FAILED" not in captured.err
 
 
 @needs_nutpie
@@ -310,7 +318,30 @@ def test_shipped_spec_files_parse(demo):
     assert grid.model == "by_technique" and grid.priors == {"mu": "normal(0, 1)", "tau_technique": "halfnormal(0.5)"}
     assert len(grid.scenarios()) == 3 * 4 * 3
     massage = sens.Sensitivity(**load_spec(ROOT / "models" / "massage_sensitivity.toml").sensitivity)
-    assert massage.outcome == "milk volume" and massage.model == "random_effects"
+    assert massage.outcome == "milk volume" and massage.model == "by_technique"
+    assert massage.techniques == ["as labelled", "by massage component"]
+
+
+def test_shipped_massage_spec_has_no_scenario_unfittable_by_construction():
+    grid = sens.Sensitivity(**load_spec(ROOT / "models" / "massage_sensitivity.toml").sensitivity)
+    scenarios = grid.scenarios()
+    assert len(scenarios) == 2 * 3 * 3 * 2
+    kept = {}
+    for scenario in scenarios:
+        effects, ids = sens.scenario_effects(grid.context, scenario)
+        assert len(ids) >= 2, scenario.id
+        used = effects[effects["study_id"].isin(ids)]
+        kept[(scenario.exclude, scenario.techniques)] = (sorted(ids), sorted(set(used["technique"])))
+    assert kept[("", "as labelled")] == (["fara2022", "hesti2017", "langgeng2020", "pratama2023", "viswanath2016"],
+                                         ["breast care + oxytocin", "breast massage", "oxytocin"])
+    # the grouping: breast care + oxytocin analysed as oxytocin, not a separate technique
+    assert kept[("", "by massage component")][1] == ["breast massage", "oxytocin"]
+    assert kept[("design == 'pre_post'", "as labelled")] == (["hesti2017", "langgeng2020"],
+                                                             ["breast care + oxytocin", "oxytocin"])
+    assert kept[("design == 'pre_post'", "by massage component")][1] == ["oxytocin"]
+    assert len(kept[("source_level == 'secondary'", "as labelled")][0]) == 4
+    ids = {s.id for s in scenarios}
+    assert "tau halfnormal(0.5) | r 0.3 | techniques by massage component" in ids
 
 
 SPEC = """
@@ -349,6 +380,7 @@ def write_spec(tmp_path, exclude='["", "design == \'pre_post\'"]', name="tiny.to
     ({'studies = "demo.csv"': 'studies = "nowhere.csv"'}, "[data] studies"),
     ({'mu = "normal(0, 1)"': 'mu = "normal(0, 1)", tau = "halfnormal(1)"'}, "swept"),
     ({"r_prepost = [0.5]": "r_prepost = []"}, "at least one value"),
+    ({"r_prepost = [0.5]": "r_prepost = [0.5]\ntechniques = ['by component']"}, "[grid] techniques: ['by component']"),
     ({"title": "title = \"x\"\ntitle"}, "not valid TOML"),
 ])
 def test_spec_errors_name_the_section_and_key(tmp_path, change, message):

@@ -29,9 +29,14 @@ to diagnose); it runs the scenarios one after another in this process. `engine="
 MCMC (the compile-once machinery below), `engine="exact"` refuses a model without a Gaussian
 description. Every row records its engine.
 
-Every scenario keeps its settings, estimates and diagnostics verdict; a scenario that fails its
-diagnostics or cannot be fitted (fewer than two studies left) stays in the table as FAIL with
-the reason in `problems`.
+Every scenario keeps its settings, estimates and verdict, with the reason in `problems`: PASS,
+FAIL (a diagnostic failed), NOT FITTED (the scenario's data cannot make the model, e.g. an
+exclusion leaves fewer than two studies: nothing was sampled, so nothing failed) or ERROR (the
+fit raised an unexpected error). NOT FITTED is counted apart from FAIL and ERROR.
+
+`techniques = ["as labelled", "by massage component"]` sweeps the grouping of combination
+techniques (evsynth.techniques.group_combinations): with a per-technique model it shows what
+analysing "breast care + oxytocin" as oxytocin changes.
 """
 
 from __future__ import annotations
@@ -65,9 +70,13 @@ from .rules import parse_rule
 from .studies import load_studies
 from .summary import summarize
 from .sweep import read_records, run_tasks, spinner
+from .techniques import TECHNIQUE_GROUPINGS, group_combinations
 from .vocabulary import ENGINES, MAX_SCENARIOS
 
-SETTINGS = ["tau_prior", "r_prepost", "exclude", "left_out", "outcome", "model", "measure", "n_studies", "engine"]
+SETTINGS = ["tau_prior", "r_prepost", "exclude", "techniques", "left_out", "outcome", "model", "measure", "n_studies",
+            "engine"]
+# Verdicts: PASS / FAIL are the diagnostics'; NOT FITTED and ERROR mean nothing was sampled.
+NOT_FITTED, ERROR = "NOT FITTED", "ERROR"
 ESTIMATES = ["mean", "sd", "q2.5", "q50", "q97.5", "p_gt_0"]
 COLUMNS = ["scenario", *SETTINGS, "parameter", *ESTIMATES, "verdict", "problems", "warnings"]
 
@@ -78,6 +87,7 @@ class Scenario:
     r_prepost: float
     exclude: str = ""  # exclusion rule text, "" = none
     left_out: str = ""  # study id left out, "" = none
+    techniques: str = TECHNIQUE_GROUPINGS[0]  # "as labelled" or "by massage component"
 
     @property
     def id(self) -> str:
@@ -85,6 +95,8 @@ class Scenario:
         parts = [f"tau {self.tau_prior}", f"r {number_text(self.r_prepost)}"]  # every digit: 0.3 stays 'r 0.3'
         if self.exclude:
             parts.append(f"excl {self.exclude}")
+        if self.techniques != TECHNIQUE_GROUPINGS[0]:
+            parts.append(f"techniques {self.techniques}")
         if self.left_out:
             parts.append(f"drop {self.left_out}")
         return " | ".join(parts)
@@ -145,6 +157,11 @@ def scenario_effects(context: Context, scenario: Scenario, cache: dict | None = 
         effects.attrs = attrs
         cache[key] = effects, keep
     effects, keep = cache[key]
+    if scenario.techniques == "by massage component":
+        grouped = ("grouped", scenario.r_prepost)
+        if grouped not in cache:
+            cache[grouped] = group_combinations(effects)
+        effects = cache[grouped]
     excluded = set()
     if scenario.exclude:
         rule_key = ("exclude", scenario.exclude)
@@ -186,8 +203,8 @@ def run_scenario(job: Job, cache: dict | None = None) -> dict:
     cache = {} if cache is None else cache
     start = time.monotonic()
     settings = {"tau_prior": scenario.tau_prior, "r_prepost": scenario.r_prepost, "exclude": scenario.exclude,
-                "left_out": scenario.left_out, "outcome": context.outcome, "model": context.model,
-                "measure": context.measure, "engine": context.engine}
+                "techniques": scenario.techniques, "left_out": scenario.left_out, "outcome": context.outcome,
+                "model": context.model, "measure": context.measure, "engine": context.engine}
     try:
         effects, kept = scenario_effects(context, scenario, cache)
         settings["n_studies"] = len(kept)
@@ -204,9 +221,12 @@ def run_scenario(job: Job, cache: dict | None = None) -> dict:
         _check_complete(idata, context.options)
         diagnostics = diagnose(idata)
         summary = summarize(idata, heterogeneity=False)
-    except Exception as exc:  # a scenario that breaks is reported (FAIL, with the error), the sweep goes on
+    except ValueError as exc:  # the scenario's data cannot make this model (the builders say why)
         settings.setdefault("n_studies", 0)
-        return _not_fitted(scenario, settings, f"error: {type(exc).__name__}: {exc}", start)
+        return _not_fitted(scenario, settings, f"not fitted: {exc}", start)
+    except Exception as exc:  # a scenario that breaks is reported (ERROR, with the error), the sweep goes on
+        settings.setdefault("n_studies", 0)
+        return _not_fitted(scenario, settings, f"error: {type(exc).__name__}: {exc}", start, verdict=ERROR)
     return {"key": scenario.id, "settings": settings, "rows": _rows(summary), "verdict": diagnostics.verdict,
             "problems": "; ".join(diagnostics.problems), "sampler": idata.attrs.get("sampler", ""),
             "reused_compiled_model": job.reuse, "seconds": round(time.monotonic() - start, 3)}
@@ -233,7 +253,7 @@ def _exact_record(context, scenario, settings, effects, kept, priors, start, cac
     from .description import describe
     from .engines.exact import report_label, summary_rows
 
-    key = ("model", scenario.r_prepost, scenario.tau_prior)
+    key = ("model", scenario.r_prepost, scenario.tau_prior, scenario.techniques)
     if key not in cache:
         cache[key] = describe(context.model, effects, priors)
     full = cache[key]
@@ -249,9 +269,9 @@ def _rows(summary: pd.DataFrame) -> list[dict]:
              "q97.5": row["q97.5"], "p_gt_0": row["P(>0)"]} for label, row in summary.iterrows()]
 
 
-def _not_fitted(scenario: Scenario, settings: dict, why: str, start: float) -> dict:
+def _not_fitted(scenario: Scenario, settings: dict, why: str, start: float, verdict: str = NOT_FITTED) -> dict:
     row = {"parameter": "pooled (mu)"} | {name: float("nan") for name in ESTIMATES}
-    return {"key": scenario.id, "settings": settings, "rows": [row], "verdict": "FAIL", "problems": why,
+    return {"key": scenario.id, "settings": settings, "rows": [row], "verdict": verdict, "problems": why,
             "sampler": "", "reused_compiled_model": False, "seconds": round(time.monotonic() - start, 3)}
 
 
@@ -300,7 +320,7 @@ def compile_ahead(context: Context, scenarios: list[Scenario]) -> threading.Thre
     one that cannot be built is skipped here and reports its own error when it runs."""
     firsts = {}
     for scenario in scenarios:
-        firsts.setdefault(scenario.tau_prior, scenario)
+        firsts.setdefault((scenario.tau_prior, scenario.techniques), scenario)
 
     def work():
         for scenario in firsts.values():
@@ -354,6 +374,7 @@ class Sensitivity:
     tau_prior: list = field(default_factory=lambda: [None])  # None: the model's default tau prior
     r_prepost: list = field(default_factory=lambda: [DEFAULT_R_PREPOST])
     exclude: list = field(default_factory=lambda: [None])  # rule text (evsynth.rules) or None
+    techniques: list = field(default_factory=lambda: [TECHNIQUE_GROUPINGS[0]])  # see evsynth.techniques
     leave_one_out: bool = False
     outcome: str | None = None  # None: the one outcome with enough studies
     measure: str = "SMD"
@@ -383,7 +404,8 @@ class Sensitivity:
         if self.outcome not in set(self.studies["outcome"]):
             raise ValueError(f"outcome {self.outcome!r} is not in the study table "
                              f"(outcomes: {sorted(set(self.studies['outcome']))})")
-        size = len(_as_list(self.tau_prior)) * len(_as_list(self.r_prepost)) * len(_as_list(self.exclude))
+        size = (len(_as_list(self.tau_prior)) * len(_as_list(self.r_prepost)) * len(_as_list(self.exclude))
+                * len(_as_list(self.techniques)))
         if self.leave_one_out:
             size *= 1 + int(self.studies["outcome"].eq(self.outcome).sum())
         if size > self.max_scenarios:
@@ -393,7 +415,11 @@ class Sensitivity:
         self.r_prepost = [float(r) for r in _as_list(self.r_prepost)]
         self.exclude = ["" if rule in (None, "", "none") else str(parse_rule(rule, self.studies.columns))
                         for rule in _as_list(self.exclude)]
-        for name in ("tau_prior", "r_prepost", "exclude"):
+        self.techniques = [str(t) for t in _as_list(self.techniques)]
+        unknown = [t for t in self.techniques if t not in TECHNIQUE_GROUPINGS]
+        if unknown:
+            raise ValueError(f"techniques {unknown}: choose from {list(TECHNIQUE_GROUPINGS)}")
+        for name in ("tau_prior", "r_prepost", "exclude", "techniques"):
             values = getattr(self, name)
             meaning = [str(parse_prior(v)) for v in values] if name == "tau_prior" else values  # 0.5 == 0.50
             if not values or len(set(meaning)) != len(values):
@@ -421,11 +447,11 @@ class Sensitivity:
                        self.engine)
 
     def scenarios(self) -> list[Scenario]:
-        """The grid in order: every tau prior x r x exclusion, each followed by its leave-one-out
-        scenarios (one per study the exclusion keeps)."""
+        """The grid in order: every tau prior x r x exclusion x technique grouping, each followed by
+        its leave-one-out scenarios (one per study the exclusion keeps)."""
         context, out = self.context, []
-        for tau, r, rule in itertools.product(self.tau_prior, self.r_prepost, self.exclude):
-            base = Scenario(tau, r, rule)
+        for tau, r, rule, grouping in itertools.product(self.tau_prior, self.r_prepost, self.exclude, self.techniques):
+            base = Scenario(tau, r, rule, techniques=grouping)
             out.append(base)
             if self.leave_one_out:
                 _, kept = scenario_effects(context, base)
@@ -480,8 +506,8 @@ class Sensitivity:
             function = run_scenario
         records = run_tasks(function, jobs, out=out, fingerprint=fingerprint, n_jobs=n_jobs,
                             executor=executor, threads=workers == "threads", progress=progress, label="sensitivity",
-                            failed=lambda record: record["verdict"] != "PASS",
-                            not_fitted=lambda record: str(record.get("problems", "")).startswith("not fitted"))
+                            failed=lambda record: record["verdict"] in ("FAIL", ERROR),
+                            not_fitted=lambda record: record["verdict"] == NOT_FITTED)
         self.table = records_table([records[s.id] for s in scenarios])
         return self.table
 
@@ -519,7 +545,8 @@ def records_table(records: list[dict]) -> pd.DataFrame:
     for name in ESTIMATES + ["r_prepost"]:
         table[name] = pd.to_numeric(table[name], errors="coerce").astype(float)
     table["n_studies"] = table["n_studies"].astype(int)
-    for name in ("scenario", "tau_prior", "exclude", "left_out", "outcome", "model", "measure", "engine",
+    table["techniques"] = table["techniques"].fillna(TECHNIQUE_GROUPINGS[0])  # records from before the column
+    for name in ("scenario", "tau_prior", "exclude", "techniques", "left_out", "outcome", "model", "measure", "engine",
                  "parameter", "verdict", "problems", "warnings"):
         table[name] = table[name].fillna("").astype(str)
     return table

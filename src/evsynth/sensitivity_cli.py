@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 
 EXIT_DIAGNOSTICS, EXIT_NOTHING_ANALYSED = 3, 4  # as `evsynth fit`
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
-NOT_FITTED = "not fitted"
 
 
 def register(commands) -> None:
@@ -100,10 +99,14 @@ def _print_pooled(table: pd.DataFrame) -> None:
 
 
 def _exit_status(table: pd.DataFrame, accept_failed: bool) -> int:
+    from .sensitivity import ERROR, NOT_FITTED
+
     per_scenario = table.drop_duplicates("scenario")
-    failed = per_scenario[per_scenario["verdict"] != "PASS"]
-    not_fitted = failed[failed["problems"].str.startswith(NOT_FITTED)]
-    diagnostics = failed.drop(not_fitted.index)
+    counts = per_scenario["verdict"].value_counts()
+    print(f"\n{len(per_scenario)} scenarios: {counts.get('PASS', 0)} PASS, {counts.get('FAIL', 0)} FAIL "
+          f"(diagnostics), {counts.get(ERROR, 0)} error, {counts.get(NOT_FITTED, 0)} not fitted")
+    not_fitted = per_scenario[per_scenario["verdict"] == NOT_FITTED]
+    diagnostics = per_scenario[per_scenario["verdict"].isin(["FAIL", ERROR])]
     marked = per_scenario[per_scenario["warnings"] != ""]
     if not marked.empty:
         print(f"\n{len(marked)} scenario(s) marked:", file=sys.stderr)
@@ -113,7 +116,8 @@ def _exit_status(table: pd.DataFrame, accept_failed: bool) -> int:
         print(f"\nno scenario could be fitted ({per_scenario['problems'].iloc[0]}): nothing analysed", file=sys.stderr)
         return EXIT_NOTHING_ANALYSED
     if not not_fitted.empty:
-        print(f"\n{len(not_fitted)} scenario(s) not fitted (kept in the table as FAIL):", file=sys.stderr)
+        print(f"\n{len(not_fitted)} scenario(s) not fitted (nothing sampled, so no diagnostic failed):",
+              file=sys.stderr)
     for _, row in not_fitted.iterrows():
         print(f"  {row['scenario']}: {row['problems']}", file=sys.stderr)
     if not diagnostics.empty:

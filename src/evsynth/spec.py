@@ -23,6 +23,7 @@
     tau_prior = ["halfnormal(0.5)", "halfcauchy(0.5)"]
     r_prepost = [0.3, 0.5, 0.7, 0.9]
     exclude = ["", "design == 'pre_post'"]     # "" = exclude nothing
+    techniques = ["as labelled", "by massage component"]   # evsynth.techniques.group_combinations
     leave_one_out = true
 
     [run]
@@ -45,6 +46,7 @@ from pathlib import Path
 
 from .description import STANDARD_PRIORS
 from .priors import PriorError, parse_prior
+from .techniques import TECHNIQUE_GROUPINGS
 from .vocabulary import MAX_SCENARIOS
 
 
@@ -57,10 +59,10 @@ LAYOUT = {
     "fit": {"draws": (int, False), "tune": (int, False), "chains": (int, False), "seed": (int, False),
             "target_accept": ((int, float), False), "sampler": (str, False)},
     "grid": {"tau_prior": (list, False), "r_prepost": (list, False), "exclude": (list, False),
-             "leave_one_out": (bool, False)},
+             "techniques": (list, False), "leave_one_out": (bool, False)},
     "run": {"n_jobs": (int, False), "max_scenarios": (int, False)},
 }
-ITEM_TYPES = {"tau_prior": str, "r_prepost": (int, float), "exclude": str}
+ITEM_TYPES = {"tau_prior": str, "r_prepost": (int, float), "exclude": str, "techniques": str}
 
 
 class SpecError(ValueError):
@@ -126,9 +128,12 @@ def load_spec(path) -> Spec:
         _check_prior(path, "[grid] tau_prior", value, "tau")
     kwargs["priors"] = priors
     kwargs |= {k: fit[k] for k in ("draws", "tune", "chains", "seed", "target_accept", "sampler") if k in fit}
-    for key in ("tau_prior", "r_prepost", "exclude"):
+    for key in ("tau_prior", "r_prepost", "exclude", "techniques"):
         if key in grid:
             kwargs[key] = grid[key]
+    unknown = [t for t in kwargs.get("techniques", []) if t not in TECHNIQUE_GROUPINGS]
+    if unknown:
+        raise SpecError(f"{path}, [grid] techniques: {unknown} unknown; choose from {list(TECHNIQUE_GROUPINGS)}")
     if "exclude" in kwargs:
         kwargs["exclude"] = [rule or None for rule in kwargs["exclude"]]
     kwargs["leave_one_out"] = grid.get("leave_one_out", False)
