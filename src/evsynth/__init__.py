@@ -10,6 +10,8 @@ argument parsing do not import PyMC, ArviZ or matplotlib.
 __version__ = "0.2.0"
 
 import importlib
+import sys
+import types
 
 # name -> (module, attribute; None: the module itself)
 _EXPORTS = {
@@ -63,6 +65,21 @@ _EXPORTS = {
     "summarize": (".summary", 'summarize'),
 }
 
+
+
+class _Package(types.ModuleType):
+    """Importing a submodule binds it on its package (evsynth.fit = the module), which would hide the
+    function of the same name once any code has run `from .fit import fit`: the names exported as
+    functions (fit, network, selection) keep meaning the function. `from evsynth.fit import x` still
+    imports the module (through sys.modules)."""
+
+    def __setattr__(self, name, value):
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name, (None, None))[1] is not None:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

@@ -142,14 +142,15 @@ def variance_warnings(model: str, effects: pd.DataFrame) -> list[str]:
 
 
 def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors: dict | None = None,
-                 thresholds: dict | None = None, engine: str = "auto", **fit_options) -> AnalysisResult:
+                 thresholds: dict | None = None, engine: str = "auto", mods=None, **fit_options) -> AnalysisResult:
     """Fit one outcome. model "auto" chooses from the data (choose_model); the result's notes say
     which model ran and why, and warn about variance components resting on one or two groups.
 
     engine "auto": the PyMC model is sampled and, when the model is Gaussian (evsynth.description),
     checked against the exact posterior in MCSE units (`agreement`; a disagreement is a failed
     diagnostic); "pymc": sampled, no check; "exact": the exact engine alone (no MCMC: independent
-    draws from the exact posterior and its exact summaries; fit_options draws, chains, seed)."""
+    draws from the exact posterior and its exact summaries; fit_options draws, chains, seed).
+    mods: the moderators of model "meta_regression" (ignored by the other models)."""
     from .description import CONSTRUCTORS, describe
     from .vocabulary import ENGINES
 
@@ -161,24 +162,33 @@ def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors:
     else:
         notes = [f"model: {model} (chosen by the user)"]
     notes += [f"warning: {w}" for w in variance_warnings(model, effects)]
+    if model == "meta_regression" and mods is None:
+        raise ValueError("model 'meta_regression' needs moderators: mods= (CLI: --mods)")
+    options = {"mods": mods} if model == "meta_regression" else {}  # moderators enter only that model
     gaussian = model in CONSTRUCTORS
     if engine == "exact" and not gaussian:
         raise ValueError(f"--engine exact: model {model!r} has no Gaussian description (the exact engine fits "
                          f"{', '.join(sorted(CONSTRUCTORS))}); use --engine pymc")
-    description = describe(model, effects, priors) if gaussian and engine != "pymc" else None
+    description = describe(model, effects, priors, **options) if gaussian and engine != "pymc" else None
     if engine == "exact":
         from .engines.exact import ExactVerdict, fit_exact, posterior_grid, summary_table
 
         grid = posterior_grid(description)
         idata = fit_exact(description, grid=grid, **{k: v for k, v in fit_options.items() if k in ("draws", "chains", "seed")})
         diagnostics, summary, agreement = ExactVerdict(), summary_table(description, grid), None
+        from .summary import heterogeneity_table
+
+        I2 = heterogeneity_table(idata, X=description.X if model == "meta_regression" else None)
+        before = [p for p in summary.index if p.startswith("prediction")]
+        at = summary.index.get_loc(before[0]) if before else len(summary)
+        summary = pd.concat([summary.iloc[:at], I2, summary.iloc[at:]])
     else:
         from .builders import build_model  # PyMC and ArviZ load when a model is fitted, not with the CLI
         from .diagnostics import diagnose
         from .fit import fit
         from .summary import summarize
 
-        idata = fit(build_model(model, effects, priors), **fit_options)
+        idata = fit(build_model(model, effects, priors, **options), **fit_options)
         diagnostics, summary, agreement = diagnose(idata, thresholds), summarize(idata), None
         if description is not None:
             from .engines.exact import agreement as check, agreement_line

@@ -156,6 +156,8 @@ def cmd_fit(args) -> int:
     from .results import save_result
     from .techniques import format_coverage, technique_coverage
 
+    if args.model == "meta_regression" and args.mods is None:
+        raise ValueError("--model meta_regression needs moderators: --mods '~ column' or --mods column1,column2")
     out = prepare_out(args.out)
     _, effects = load_effects(args)
     before = snapshot(out)
@@ -188,7 +190,8 @@ def cmd_fit(args) -> int:
         doing = ("exact posterior (quadrature)" if args.engine == "exact" else
                  f"compiling and sampling ({args.chains} chains x {args.draws} draws)")
         with progress(f"{label}: {doing}", enabled=not args.quiet):
-            result = run_analysis(label, table, model=args.model, priors=dict(args.prior), **sampling_options(args))
+            result = run_analysis(label, table, model=args.model, priors=dict(args.prior), mods=args.mods,
+                                  **sampling_options(args))
         print()
         for note in result.notes:
             print(textwrap.fill(f"{label}: {note}", WIDTH, subsequent_indent="    "))

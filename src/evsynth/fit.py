@@ -23,7 +23,7 @@ def nutpie_available() -> bool:
 def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws: int = 2000,
         tune: int = 1000, chains: int = 4, seed: int = 2026, sampler: str = "auto",
         target_accept: float = 0.99, progressbar: bool = False, cores: int | None = None,
-        compiled=None, log_likelihood: bool = True) -> xr.DataTree:
+        compiled=None, log_likelihood: bool = True, mods=None) -> xr.DataTree:
     """Fit a pm.Model (from a builder in evsynth.models) or an effect table (built as `kind`).
 
     Seeded: the same inputs and seed give the same draws. The posterior, log-likelihood and data
@@ -37,7 +37,16 @@ def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws:
     Its chains start where the graph it was compiled from starts (models built with
     prior_data=True start at fixed values, so that does not depend on the graph).
     log_likelihood=False skips the pointwise log-likelihood (needed only for LOO and comparisons).
+    mods: moderators of a meta-regression (metafor's name: a formula "~ ablat + C(alloc)" or a list
+    of effect-table columns); given with an effect table it fits kind "meta_regression". Its
+    summary with the REML fit beside it: evsynth.fit_meta_regression(..., engine="pymc").
     """
+    if mods is not None:
+        if not isinstance(model, pd.DataFrame):
+            raise ValueError("mods= needs an effect table (a built model has its moderators already)")
+        if kind not in ("by_technique", "meta_regression"):  # by_technique: the default, not a choice
+            raise ValueError(f"mods= fits a meta-regression; kind {kind!r} takes no moderators")
+        model = build_model("meta_regression", model, priors, mods=mods)
     if isinstance(model, pd.DataFrame):
         model = build_model(kind, model, priors)
     if sampler not in SAMPLERS:

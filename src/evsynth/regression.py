@@ -11,8 +11,8 @@ posterior means of tau² without (tau²_0) and with the moderators under the sam
 pseudo-R² with posterior means in place of the REML estimates). The REML mixed-effects fit
 (Knapp-Hartung by default) is computed on the same rows.
 
-Engine "exact" (quadrature, no MCMC) is the default; a pymc engine of the same description is
-the engines module's (evsynth.engines).
+Engine "exact" (quadrature over tau, independent draws, no MCMC) is the default; "pymc" samples
+the same description with evsynth.fit (then `diagnostics` holds the convergence checks).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from .frequentist import MetaRegression, mixed_effects
 from .heterogeneity import heterogeneity_draws
 from .moderators import INTERCEPT, design_matrix
 
-ENGINES = ("exact",)
+ENGINES = ("exact", "pymc")
 COLUMNS = ["mean", "sd", "q2.5", "q50", "q97.5", "P(>0)"]
 
 
@@ -40,6 +40,7 @@ class RegressionResult:
     R2: float  # percent of tau² explained (posterior means), nan when tau²_0 = 0
     frequentist: MetaRegression
     table: pd.DataFrame  # the used rows, with the moderator columns
+    diagnostics: object = None  # engine "pymc": evsynth.diagnose of the regression fit
 
     def __str__(self) -> str:
         with pd.option_context("display.width", 160, "display.float_format", "{:.4f}".format):
@@ -50,6 +51,8 @@ class RegressionResult:
                      f"REML{' + Knapp-Hartung' if freq.knapp_hartung else ''}: tau² {freq.tau2:.4f}, "
                      f"I² {freq.I2:.2f}%, R² {freq.R2:.2f}%, QM {freq.QM:.4f} (p {freq.QM_p:.4g})",
                      freq.coefficients.to_string()]
+        if self.diagnostics is not None:
+            lines.append(str(self.diagnostics))
         return "\n".join(lines)
 
 
@@ -103,9 +106,14 @@ def _tau_moments(tree) -> tuple[dict, float]:
     return _summarize(tau, signed=False), float(np.mean(tau**2))
 
 
-def _fit(model, engine: str, draws: int, chains: int, seed: int):
+def _fit(model, engine: str, draws: int, chains: int, seed: int, sampling: dict):
     if engine not in ENGINES:
         raise ValueError(f"engine {engine!r} for meta-regression unknown; choose one of {ENGINES}")
+    if engine == "pymc":
+        from .engines.pymc import build
+        from .fit import fit
+
+        return fit(build(model), draws=draws, chains=chains, seed=seed, **sampling)
     from .engines.exact import fit_exact
 
     return fit_exact(model, draws=draws, chains=chains, seed=seed)
@@ -121,13 +129,14 @@ def _with_design(tree, X: np.ndarray, terms: list[str]):
 
 def fit_meta_regression(effects: pd.DataFrame, mods, priors: dict | None = None, *, engine: str = "exact",
                         draws: int = 1000, chains: int = 4, seed: int = 2026,
-                        knapp_hartung: bool = True) -> RegressionResult:
+                        knapp_hartung: bool = True, **sampling) -> RegressionResult:
     """Bayesian meta-regression of the used rows of `effects` on `mods` (a formula "~ ablat + C(alloc)"
     or a list of columns; the columns must be in the effect table: evsynth.moderators.with_study_columns
     adds the study table's), and the REML fit (Knapp-Hartung unless knapp_hartung=False) beside it.
 
     priors: mu, tau, beta (every slope; default normal(0, 1) per unit of the moderator: rescale
     a moderator measured in large units, or give beta explicitly).
+    sampling: engine "pymc" only, passed to evsynth.fit (tune, sampler, target_accept...).
     """
     model = description.meta_regression(effects, mods, priors)
     table = description.prepare(effects)
@@ -136,10 +145,12 @@ def fit_meta_regression(effects: pd.DataFrame, mods, priors: dict | None = None,
         raise ValueError(f"mods {mods!r}: the Bayesian meta-regression needs the intercept (its mu); "
                          "drop '0 +' / '- 1' from the formula")
     terms = list(model.fixed[1].labels)
-    tree = _with_design(_fit(model, engine, draws, chains, seed), X, terms)
+    if sampling and engine != "pymc":
+        raise ValueError(f"options {sorted(sampling)} are for engine 'pymc' (the exact engine does not sample)")
+    tree = _with_design(_fit(model, engine, draws, chains, seed, sampling), X, terms)
     tree.attrs["mods"] = str(mods)
     chosen = {k.removeprefix("prior_"): v for k, v in model.settings.items() if k in ("prior_mu", "prior_tau")}
-    null = _fit(description.random_effects(effects, chosen), engine, draws, chains, seed)
+    null = _fit(description.random_effects(effects, chosen), engine, draws, chains, seed, sampling)
     tau_row, tau2 = _tau_moments(tree)
     null_row, tau2_null = _tau_moments(null)
     rows = {"tau (residual)": tau_row, "tau (no moderators)": null_row}
@@ -147,9 +158,14 @@ def fit_meta_regression(effects: pd.DataFrame, mods, priors: dict | None = None,
         rows[label] = _summarize(values, signed=False)
     r2 = np.nan if tau2_null <= 0 else max(0.0, 100 * (tau2_null - tau2) / tau2_null)
     freq = mixed_effects(table["yi"], table["vi"], X, names, knapp_hartung=knapp_hartung)
+    checks = None
+    if engine == "pymc":
+        from .diagnostics import diagnose
+
+        checks = diagnose(tree)
     return RegressionResult(mods=str(mods), idata=tree, coefficients=coefficient_table(tree),
                             heterogeneity=pd.DataFrame(rows).T[COLUMNS], R2=float(r2), frequentist=freq,
-                            table=table)
+                            table=table, diagnostics=checks)
 
 
 def beta_draws(result: RegressionResult) -> np.ndarray:

@@ -34,6 +34,14 @@ def predictive_draws(idata: xr.DataTree, technique: str | None = None, seed: int
     return centre + tau * rng.standard_normal(tau.size)
 
 
+def heterogeneity_table(idata: xr.DataTree, X=None) -> pd.DataFrame:
+    """The I² and H² rows of a summary (evsynth.heterogeneity), for fits summarized elsewhere (the
+    exact engine's table); X: a meta-regression's design matrix with intercept."""
+    rows = [_describe(label, draws, None) for label, draws in heterogeneity_draws(idata, X=X).items()]
+    columns = ["parameter", "mean", "sd", "q2.5", "q50", "q97.5", "P(>threshold)"]
+    return pd.DataFrame(rows, columns=columns).set_index("parameter").rename(columns={"P(>threshold)": "P(>0)"})
+
+
 def summarize(idata: xr.DataTree, threshold: float = 0.0, heterogeneity: bool = True) -> pd.DataFrame:
     """Equal-tailed 95% credible intervals and P(effect > threshold) for the reported quantities.
 
