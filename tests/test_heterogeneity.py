@@ -169,3 +169,17 @@ def test_studies_with_weight_zero_are_left_out_of_s2():
         "posterior": xr.Dataset({"tau": (("chain", "draw"), [[0.1, 0.2]])}),
         "constant_data": xr.Dataset({"sei": ("study", np.sqrt(vi)), "weights": ("study", [1.0, 1.0, 1.0, 0.0])})})
     np.testing.assert_allclose(heterogeneity_draws(tree)["I² % (between studies)"], i2_h2([0.1, 0.2], vi[:3])[0])
+
+
+def test_exact_engine_analysis_lists_i2_before_the_prediction():
+    """run_analysis(engine='exact') summarizes by quadrature; the I² rows come from its draws."""
+    from evsynth.analysis import run_analysis
+
+    rng = np.random.default_rng(8)
+    sei = rng.uniform(0.1, 0.3, 10)
+    table = effect_table(0.3 + rng.normal(0, 0.2, 10) + rng.normal(0, sei), sei)
+    result = run_analysis("o", table, model="random_effects", engine="exact", draws=500, chains=2)
+    index = result.summary.index.tolist()
+    assert index.index("I² % (between studies)") < index.index("prediction (new study)")
+    tau = result.idata["posterior"]["tau"].to_numpy().ravel()
+    assert result.summary.loc["I² % (between studies)", "q50"] == pytest.approx(np.median(i2_h2(tau, sei**2)[0]))

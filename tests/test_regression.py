@@ -235,3 +235,15 @@ def test_package_names_stay_functions_after_their_modules_are_imported():
     from evsynth.fit import nutpie_available  # the module itself is still importable
 
     assert callable(nutpie_available)
+
+
+def test_exact_engine_meta_regression_summary_is_labelled_as_a_regression(bcg):
+    from evsynth.analysis import run_analysis
+
+    result = run_analysis("tb", bcg, model="meta_regression", mods="~ ablat", engine="exact", draws=300, chains=2)
+    index = result.summary.index.tolist()
+    assert index[:2] == ["intercept (mu)", "slope: ablat"] and not any(i.startswith("prediction") for i in index)
+    assert_printed(result.summary.loc["slope: ablat", "q50"], "-0.029", tol=0.002)  # REML -0.0291, prior normal(0, 1)
+    assert "I² % (residual, between studies)" in index
+    with pytest.raises(ValueError, match="needs moderators"):
+        run_analysis("tb", bcg, model="meta_regression", engine="exact")

@@ -671,7 +671,14 @@ def summary_table(model: GaussianModel, grid: Grid | None = None) -> pd.DataFram
     ('pooled (mu)', 'technique: neck', 'tau (between studies)', ..., 'prediction (new study)'),
     columns mean, sd, q2.5, q50, q97.5, P(>0)."""
     rows = summary_rows(model, grid)
-    table = pd.DataFrame(list(rows.values()), index=pd.Index([report_label(*key) for key in rows], name="parameter"))
+    labels = [report_label(*key) for key in rows]
+    if "beta" in model.block_slices():  # a meta-regression, labelled as summarize labels it: mu is the
+        # intercept, and a new study's effect depends on its moderators (no prediction row)
+        keep = [key[0] != "prediction" for key in rows]
+        rows = {k: v for k, v, kept in zip(list(rows), rows.values(), keep) if kept}
+        labels = [("intercept (mu)" if k[0] == "mu" else f"slope: {k[1]}" if k[0] == "beta" else label)
+                  for k, label in zip(rows, [lab for lab, kept in zip(labels, keep) if kept])]
+    table = pd.DataFrame(list(rows.values()), index=pd.Index(labels, name="parameter"))
     table.attrs["threshold"] = 0.0
     return table.astype(float)
 
