@@ -1,0 +1,134 @@
+"""Where the time of `evsynth fit` goes, and which sampler's compile cost can be cut.
+
+Each configuration runs in a fresh interpreter (as every `evsynth fit` does) on the bundled data
+(studies/massage.csv, milk volume, the model `evsynth fit` chooses), twice in a row with the same
+PyTensor compile directory (a fresh one per configuration): the first run is cold, the second warm.
+Phases, timed inside the child process:
+
+    import       evsynth's fit path with PyMC (the CLI itself imports none of it: see --help)
+    build        effect sizes, the model description and its PyMC graph
+    compile      nutpie: nutpie.compile_pymc_model (numba); pymc: the NUTS step's logp/dlogp
+                 function (PyTensor's C backend, whose compiled modules are cached on disk)
+    sample       4 chains x 2000 draws after 1000 tuning (evsynth fit's defaults)
+    post         pointwise log-likelihood, diagnostics, summary table, exact-engine check
+
+    python benchmarks/bench_fit.py                  # both samplers, cold and warm
+    python benchmarks/bench_fit.py --sampler pymc   # one
+
+Also printed: `evsynth --help` (a fresh process) and `evsynth fit --engine exact` end to end.
+The load average is printed with every figure: other jobs on the machine slow all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHILD = r"""
+import json, sys, time
+sampler = sys.argv[1]
+t = {}
+start = time.perf_counter()
+import pymc as pm
+import evsynth
+from evsynth import description
+from evsynth.analysis import choose_model
+from evsynth.engines.pymc import build
+from evsynth.effects import compute_effects
+from evsynth.studies import load_studies
+t["import"] = time.perf_counter() - start
+
+start = time.perf_counter()
+effects = compute_effects(load_studies(sys.argv[2]))
+table = effects[effects["outcome"] == "milk volume"].reset_index(drop=True)
+table.attrs = dict(effects.attrs)
+kind, _ = choose_model(table)
+gaussian = description.describe(kind, table)
+model = build(gaussian)
+t["build"] = time.perf_counter() - start
+
+start = time.perf_counter()
+if sampler == "nutpie":
+    import nutpie
+    compiled = nutpie.compile_pymc_model(model)
+else:
+    with model:
+        step = pm.NUTS(target_accept=0.99)
+t["compile"] = time.perf_counter() - start
+
+start = time.perf_counter()
+if sampler == "nutpie":
+    idata = nutpie.sample(compiled, draws=2000, tune=1000, chains=4, seed=2026, target_accept=0.99,
+                          progress_bar=False)
+else:
+    with model:
+        idata = pm.sample(draws=2000, tune=1000, chains=4, cores=2, step=step, random_seed=2026,
+                          progressbar=False, compute_convergence_checks=False)
+t["sample"] = time.perf_counter() - start
+
+start = time.perf_counter()
+with model:
+    pm.compute_log_likelihood(idata, progressbar=False)
+from arviz_stats import ess, rhat
+from evsynth.engines.exact import agreement
+post = idata["posterior"].to_dataset()
+names = [v for v in ("mu", "tau", "tau_technique", "technique_effect") if v in post]
+worst_rhat = max(float(rhat(post[n]).max()) for n in names)
+min_ess = min(float(ess(post[n]).min()) for n in names)
+check = agreement(idata, gaussian)
+t["post"] = time.perf_counter() - start
+t["checks"] = f"max R-hat {worst_rhat:.3f}, min ESS {min_ess:.0f}, exact check max |z| {check.attrs['max_abs_z']:.1f}"
+print(json.dumps(t))
+"""
+
+
+def run_child(sampler: str, compiledir: str) -> dict:
+    env = dict(os.environ, PYTENSOR_FLAGS=f"compiledir={compiledir}")
+    done = subprocess.run([sys.executable, "-c", CHILD, sampler, str(ROOT / "studies" / "massage.csv")],
+                          capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"{sampler} run failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def timed_command(argv: list[str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode not in (0, 3):
+        raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr[-2000:]}")
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sampler", choices=("nutpie", "pymc"), action="append")
+    args = parser.parse_args()
+    samplers = args.sampler or ["nutpie", "pymc"]
+    evsynth = [sys.executable, "-m", "evsynth.cli"]
+    print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
+    print(f"evsynth --help: {timed_command(evsynth + ['--help']):.2f} s (fresh process)")
+    with tempfile.TemporaryDirectory() as out:
+        seconds = timed_command(evsynth + ["fit", str(ROOT / "studies" / "massage.csv"), "--engine", "exact",
+                                           "--out", out, "--quiet"])
+    print(f"evsynth fit --engine exact (bundled data, every outcome, forest plots): {seconds:.1f} s end to end "
+          f"(load average {os.getloadavg()[0]:.1f})")
+    phases = ("import", "build", "compile", "sample", "post")
+    print(f"\n{'sampler':8} {'run':5} " + " ".join(f"{p:>8}" for p in phases) + f" {'total':>8}  checks")
+    for sampler in samplers:
+        with tempfile.TemporaryDirectory() as compiledir:
+            for run in ("cold", "warm"):
+                t = run_child(sampler, compiledir)
+                total = sum(t[p] for p in phases)
+                print(f"{sampler:8} {run:5} " + " ".join(f"{t[p]:8.2f}" for p in phases) + f" {total:8.2f}  "
+                      f"{t['checks']} (load {os.getloadavg()[0]:.1f})")
+
+
+if __name__ == "__main__":
+    main()
