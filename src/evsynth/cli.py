@@ -93,6 +93,12 @@ def effect_view(effects: pd.DataFrame, entered: set) -> pd.DataFrame:
     return view[columns]
 
 
+def say(text, file=None) -> None:
+    """Print a message with every line wrapped at WIDTH columns (continuations indented)."""
+    for line in str(text).splitlines() or [""]:
+        print(textwrap.fill(line, WIDTH, subsequent_indent="    ", break_on_hyphens=False) if line else "", file=file)
+
+
 def print_not_in_model(excluded: pd.DataFrame) -> None:
     """One wrapped line per row that entered no model: study (outcome): reason."""
     print(f"\n== rows in no model, and why ({len(excluded)}; effects.csv has them all) ==")
@@ -107,7 +113,7 @@ def _print_design(label: str, table: pd.DataFrame, priors: dict) -> None:
     try:
         design = design_moderator(table, {k: v for k, v in priors.items() if k in ("mu", "tau", "beta")})
     except ValueError as exc:
-        print(f"\n{label}: design (controlled vs pre/post) not contrasted: {exc}")
+        say(f"\n{label}: design (controlled vs pre/post) not contrasted: {exc}")
         return
     _print_frame(f"{label}: design as moderator (random-effects meta-regression on a pre/post indicator, "
                  "exact engine; 95% intervals)", design)
@@ -197,10 +203,10 @@ def cmd_fit(args) -> int:
             print(textwrap.fill(f"{label}: {note}", WIDTH, subsequent_indent="    "))
         _print_frame(f"{label}: {result.idata.attrs.get('model', args.model)} model, posterior "
                      "(95% equal-tailed intervals)", result.summary)
-        print(result.diagnostics)
+        say(result.diagnostics)
         if result.agreement is not None:  # the PyMC fit against the exact posterior of the same model
-            print(result.idata.attrs["exact_check"], file=sys.stdout if result.agreement.attrs["ok"] else sys.stderr)
-        print(prior_data_conflict(result.idata, table))
+            say(result.idata.attrs["exact_check"], file=sys.stdout if result.agreement.attrs["ok"] else sys.stderr)
+        say(prior_data_conflict(result.idata, table))
         _print_frame(f"{label}: every technique, with its estimate or why there is none",
                      format_coverage(technique_coverage(table, result.summary)))
         _print_design(label, table, dict(args.prior))
