@@ -54,7 +54,9 @@ def test_escalc_values_match_metafor(dataset, measure):
     assert effects.used.all() and len(effects) == len(ref)
     np.testing.assert_allclose(effects.yi, ref.yi, rtol=0, atol=1e-6)
     np.testing.assert_allclose(effects.vi, ref.vi, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(effects.sei, np.sqrt(ref.vi), rtol=1e-5)
     assert set(effects.se_route) == {"counts"}
+    assert (effects.n_total == DATASETS[dataset]().pipe(lambda t: t.n_treat + t.n_ctrl)).all()
 
 
 # R: rma(measure=m, ai=tpos, bi=tneg, ci=cpos, di=cneg, data=dat.bcg)  (REML), print(digits=4)
@@ -178,7 +180,9 @@ def test_reported_ratio_with_ci_gives_log_scale_and_se_from_the_ci(write_csv):
     assert row.used and row.se_route == "ci"
     assert row.yi == pytest.approx(math.log(0.5), abs=1e-12)
     assert row.sei == pytest.approx(math.log(4) / (2 * 1.959963984540054), abs=1e-12)
-    assert not compute_effects(load_studies(write_csv([ratio_row()])), measure="OR").used.iloc[0]
+    assert row.vi == pytest.approx(row.sei**2, rel=1e-12)
+    other = compute_effects(load_studies(write_csv([ratio_row()])), measure="OR").iloc[0]
+    assert not other.used and other.why_not == "ready-made effect is on the RR scale, the analysis uses OR"
 
 
 def test_reported_odds_ratio_converted_for_smd_only_when_asked(write_csv):
@@ -187,6 +191,10 @@ def test_reported_odds_ratio_converted_for_smd_only_when_asked(write_csv):
     row = compute_effects(table, measure="SMD", binary_to_smd=True).iloc[0]
     assert row.used and row.se_route == "ci_logit"
     assert row.yi == pytest.approx(math.log(0.5) * math.sqrt(3) / math.pi)
+    # Chinn (2000): the variance scales by 3 / pi^2 with the estimate's square
+    se_log = math.log(4) / (2 * 1.959963984540054)
+    assert row.sei == pytest.approx(se_log * math.sqrt(3) / math.pi, rel=1e-12)
+    assert row.vi == pytest.approx(se_log**2 * 3 / math.pi**2, rel=1e-12)
 
 
 @pytest.mark.parametrize("changes, field, why", [
