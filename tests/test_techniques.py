@@ -146,3 +146,24 @@ def test_design_moderator_matches_weighted_least_squares_when_tau_is_pinned_near
     assert table.loc["pre/post studies (mu + beta)", "studies"] == "pratama2023, viswanath2016, fara2022"
     with pytest.raises(ValueError, match="all 2 used rows are controlled|at least 3"):
         design_moderator(milk[milk["design"] == "two_group"])
+
+
+def test_evsynth_fit_pools_five_milk_volume_studies_and_names_every_technique(capsys, tmp_path):
+    """The issue's done criterion, end to end (small draws; the exact engine checks the fit)."""
+    rc = cli.main(["fit", str(MASSAGE), "--outcome", "milk volume", "--out", str(tmp_path), "--draws", "300",
+                   "--tune", "300", "--chains", "2", "--seed", "5", "--accept-failed"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    section = out.split("== milk volume: every technique", 1)[1].split("\n== ", 1)[0]
+    lines = [line for line in section.splitlines()[1:] if line and not line.startswith("    ")]
+    coverage = technique_coverage(_milk(compute_effects(load_studies(MASSAGE))))
+    assert [line.split(": ", 1)[0] for line in lines] == list(coverage["technique"])  # every technique, in order
+    estimated = [line for line in lines if " from " in line]
+    pooled = [s for line in estimated for s in line.split(" from ", 1)[1].split(" (")[0].split(", ")]
+    assert sorted(pooled) == ["fara2022", "hesti2017", "langgeng2020", "pratama2023", "viswanath2016"]
+    assert "neck: no usable study: medan_neck: no means or SDs printed" in section
+    assert "marmet: no usable study: thai2026_marmet:" in section
+    assert "breast care: only in combinations:" in section
+    summary = pd.read_csv(tmp_path / "milk_volume_summary.csv", index_col=0)
+    assert {"technique: oxytocin", "technique: breast care + oxytocin", "technique: breast massage"} <= set(summary.index)
+    assert "pre/post - controlled (beta)" in out  # the design contrast is printed too

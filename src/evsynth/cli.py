@@ -160,7 +160,7 @@ def cmd_fit(args) -> int:
     from .analysis import entered_rows, group_by_outcome, rows_not_in_model, run_analysis, slug, split_by_outcome
     from .conflict import prior_data_conflict
     from .results import save_result
-    from .techniques import format_coverage, technique_coverage
+    from .techniques import coverage_lines, technique_coverage
 
     if args.model == "meta_regression" and args.mods is None:
         raise ValueError("--model meta_regression needs moderators: --mods '~ column' or --mods column1,column2")
@@ -207,8 +207,9 @@ def cmd_fit(args) -> int:
         if result.agreement is not None:  # the PyMC fit against the exact posterior of the same model
             say(result.idata.attrs["exact_check"], file=sys.stdout if result.agreement.attrs["ok"] else sys.stderr)
         say(prior_data_conflict(result.idata, table))
-        _print_frame(f"{label}: every technique, with its estimate or why there is none",
-                     format_coverage(technique_coverage(table, result.summary)))
+        print(f"\n== {label}: every technique, with its estimate (median [95% CrI]) or why there is none ==")
+        for line in coverage_lines(technique_coverage(table, result.summary)):
+            print(textwrap.fill(line, WIDTH, subsequent_indent="    "))
         _print_design(label, table, dict(args.prior))
         stem = out / slug(label)
         save_result(result.idata, f"{stem}.nc")

@@ -165,3 +165,15 @@ def format_coverage(table: pd.DataFrame) -> pd.DataFrame:
                            axis=1)
     view = table.assign(estimate=estimate)
     return view[["technique", "status", "estimate", "studies_used", "designs", "reason"]]
+
+
+def coverage_lines(table: pd.DataFrame) -> list[str]:
+    """The coverage table as sentences, one per technique (for a terminal): the estimate with its
+    studies and designs, or the status and the reason there is none."""
+    lines = []
+    for row in format_coverage(table).itertuples(index=False):
+        if row.estimate:
+            lines.append(f"{row.technique}: {row.estimate} from {row.studies_used} ({row.designs}; {row.reason})")
+        else:
+            lines.append(f"{row.technique}: {row.status}: {row.reason}")
+    return lines
