@@ -203,3 +203,37 @@ def test_log_ratio_pre_post_from_change_sd_metafor_romc():
                      measure="ROM", r_prepost=0.6).iloc[0]
     assert row["yi"] == pytest.approx(0.2231435513, abs=1e-9)
     assert row["vi"] == pytest.approx(0.0011333333, abs=1e-9)
+
+
+# metafor 3.8.1, sprintf("%.10f"):
+#   escalc("MD",  m1i=12, m2i=10, sd1i=3, sd2i=4, n1i=20, n2i=25)          -> yi 2.0000000000, vi 1.0900000000
+#   escalc("ROM", m1i=12, m2i=10, sd1i=3, sd2i=4, n1i=20, n2i=25)          -> yi 0.1823215568, vi 0.0095250000
+#   escalc("ROMC", m1i=20, m2i=25, sd1i=5, sd2i=4, ni=30, ri=0.5)          -> yi -0.2231435513, vi 0.0016033333
+@pytest.mark.parametrize("measure, yi, vi", [("MD", 2.0, 1.09), ("ROM", 0.1823215568, 0.009525)])
+def test_two_group_md_and_rom_from_sds_metafor(measure, yi, vi):
+    row = effects_of([two_group(n_treat=20, n_ctrl=25, mean_treat=12, mean_ctrl=10, sd_treat=3, sd_ctrl=4)],
+                     measure=measure).iloc[0]
+    assert row.se_route == "sd" and row.n_total == 45
+    assert row.yi == pytest.approx(yi, abs=1e-9) and row.vi == pytest.approx(vi, abs=1e-9)
+    assert row.sei == pytest.approx(math.sqrt(vi), abs=1e-9)
+
+
+def test_pre_post_rom_with_both_sds_metafor_and_with_one_sd_the_equal_sd_rule():
+    row = effects_of([pre_post(n=30, mean_pre=25, mean_post=20, sd_pre=4, sd_post=5, r_prepost=0.5)],
+                     measure="ROM").iloc[0]
+    assert row.yi == pytest.approx(-0.2231435513, abs=1e-9) and row.vi == pytest.approx(0.0016033333, abs=1e-9)
+    assert row.n_total == 30
+    # only the baseline SD and the change SD: both SDs taken as sd_change / sqrt(2 (1 - r)) = 4.5
+    one = effects_of([pre_post(n=30, mean_pre=25, mean_post=20, sd_pre=4, sd_change=4.5, r_prepost=0.5)],
+                     measure="ROM").iloc[0]
+    assert one.vi == pytest.approx(4.5**2 * (1 / 20**2 + 1 / 25**2 - 2 * 0.5 / (20 * 25)) / 30, rel=1e-12)
+    assert one.se_route == "sd_change"
+
+
+def test_two_group_rom_from_t_uses_the_pooled_sd_for_both_arms():
+    # SE(MD) = |md| / t = 0.8; pooled SD = 0.8 / sqrt(1/20 + 1/25) = 8/3
+    row = effects_of([two_group(n_treat=20, n_ctrl=25, mean_treat=12, mean_ctrl=10, t=2.5)], measure="ROM").iloc[0]
+    s = 0.8 / math.sqrt(1 / 20 + 1 / 25)
+    assert s == pytest.approx(8 / 3)
+    assert row.vi == pytest.approx(s**2 * (1 / (20 * 12**2) + 1 / (25 * 10**2)), rel=1e-12)
+    assert row.se_route == "t_stat"
