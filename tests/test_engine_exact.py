@@ -228,3 +228,17 @@ def test_loo_compare_ranks_the_model_that_predicts_better():
                                  "by_technique": description.by_technique(table)})
     assert list(ranked.index) == ["by_technique", "random_effects"]
     assert ranked.loc["random_effects", "elpd_diff"] < -2 * ranked.loc["random_effects", "dse"]
+
+
+def test_fit_takes_an_engine(demo):
+    """es.fit(effects, engine="exact") is the exact engine's DataTree; a built PyMC model cannot be
+    fitted exactly; an unknown engine is refused by name."""
+    milk = demo[demo["outcome"] == "milk volume"]
+    tree = es.fit(milk, kind="random_effects", engine="exact", draws=200, chains=2)
+    assert tree.attrs["engine"] == "exact" and tree.posterior["mu"].shape == (2, 200)
+    same = engine.exact_summary(description.random_effects(milk))
+    assert float(tree["exact_summary"]["mean"].sel(quantity="mu")) == pytest.approx(same.loc[("mu", "mu"), "mean"])
+    with pytest.raises(ValueError, match="not a built PyMC model"):
+        es.fit(es.random_effects(milk), engine="exact")
+    with pytest.raises(ValueError, match="engine 'mcmc' unknown"):
+        es.fit(milk, engine="mcmc")

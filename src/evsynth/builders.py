@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .models import by_technique, common_effect, meta_regression, random_effects
+from .models import by_technique, common_effect, meta_regression, network, random_effects
 from .selection import selection
-from .network import network
 
 if TYPE_CHECKING:  # the builders import PyMC when they build, not at import
     import pymc as pm

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from .effects import used_effects
+from .effects import check_poolable, used_effects  # noqa: F401  (check_poolable: part of this API)
+from .network_graph import prepare_network, splittable_comparisons
 from .priors import parse_prior
 
 # Defaults on the standardized scale (SMD, SMCC) and the log-ratio scale (ROM): an effect beyond
@@ -223,19 +224,6 @@ def resolve_priors(effects: pd.DataFrame, priors: dict | None, names=("mu", "tau
     return {name: str(parse_prior(chosen[name], name)) for name in names}
 
 
-def check_poolable(table: pd.DataFrame, measure: str | None) -> pd.DataFrame:
-    """Refuse a table no model should pool: empty, repeated studies, raw differences in mixed units."""
-    if table.empty:
-        raise ValueError("no usable effect sizes: see evsynth.effects.not_used(effects) for why")
-    if table["study_id"].duplicated().any():
-        raise ValueError("duplicate study_id in the effect table")
-    units = sorted(set(table["unit"].dropna()))
-    if measure == "MD" and len(units) > 1:
-        raise ValueError(f"MD pools raw differences, but the units differ ({', '.join(units)}); "
-                         "use SMD or ROM, or analyse one unit at a time")
-    return table
-
-
 def prepare(effects: pd.DataFrame) -> pd.DataFrame:
     """The used rows of a pairwise analysis, checked."""
     return check_poolable(used_effects(effects), effects.attrs.get("measure"))
@@ -357,8 +345,6 @@ def network(effects: pd.DataFrame, priors: dict | None = None, reference: str = 
     own coefficient `direct`; `indirect` = d_a - d_b and `inconsistency` = direct - indirect.
     Pre/post rows enter only with prepost_as_control=True (see evsynth.network).
     """
-    from .network import prepare_network, splittable_comparisons
-
     table = prepare_network(effects, reference, prepost_as_control)
     ref = table.attrs["reference"]
     chosen = resolve_priors(effects, priors, ("mu", "tau"))

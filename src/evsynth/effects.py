@@ -493,3 +493,16 @@ def not_used(effects: pd.DataFrame, *, allow_head_to_head: bool = False) -> pd.D
     out.loc[h2h, "why_not"] = ("head-to-head comparison (" + out["technique"] + " vs " + out["comparator"]
                                + "): needs the network model")
     return out[~out["used"] | h2h][["study_id", "technique", "comparator", "outcome", "why_not"]]
+
+
+def check_poolable(table: pd.DataFrame, measure: str | None) -> pd.DataFrame:
+    """Refuse a table no model should pool: empty, repeated studies, raw differences in mixed units."""
+    if table.empty:
+        raise ValueError("no usable effect sizes: see evsynth.effects.not_used(effects) for why")
+    if table["study_id"].duplicated().any():
+        raise ValueError("duplicate study_id in the effect table")
+    units = sorted(set(table["unit"].dropna()))
+    if measure == "MD" and len(units) > 1:
+        raise ValueError(f"MD pools raw differences, but the units differ ({', '.join(units)}); "
+                         "use SMD or ROM, or analyse one unit at a time")
+    return table

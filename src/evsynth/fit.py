@@ -8,6 +8,7 @@ import xarray as xr
 
 from . import __version__
 from .builders import build_model
+from .description import GaussianModel
 
 SAMPLERS = ("auto", "pymc", "nutpie")
 
@@ -23,8 +24,14 @@ def nutpie_available() -> bool:
 def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws: int = 2000,
         tune: int = 1000, chains: int = 4, seed: int = 2026, sampler: str = "auto",
         target_accept: float = 0.99, progressbar: bool = False, cores: int | None = None,
-        compiled=None, log_likelihood: bool = True, mods=None) -> xr.DataTree:
-    """Fit a pm.Model (from a builder in evsynth.models) or an effect table (built as `kind`).
+        compiled=None, log_likelihood: bool = True, mods=None, engine: str = "auto") -> xr.DataTree:
+    """Fit a pm.Model (from a builder in evsynth.models), a GaussianModel (evsynth.description) or
+    an effect table (described as `kind`).
+
+    engine: "exact" fits a GaussianModel or an effect table on the exact engine (independent draws
+    from the posterior by quadrature, `draws` x `chains`, no sampler: evsynth.engines.exact.fit_exact);
+    "pymc" and "auto" sample the PyMC model. (`evsynth fit` and run_analysis(engine="auto") also
+    check the sampled fit against the exact posterior.)
 
     Seeded: the same inputs and seed give the same draws. The posterior, log-likelihood and data
     are returned together; `idata.attrs` records model, priors, measure, data hash and sampler.
@@ -41,6 +48,29 @@ def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws:
     of effect-table columns); given with an effect table it fits kind "meta_regression". Its
     summary with the REML fit beside it: evsynth.fit_meta_regression(..., engine="pymc").
     """
+    from .vocabulary import ENGINES
+
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r} unknown; choose one of {', '.join(ENGINES)}")
+    if isinstance(model, pd.DataFrame) and engine == "exact":
+        from .description import describe
+
+        if mods is not None and kind not in ("by_technique", "meta_regression"):
+            raise ValueError(f"mods= fits a meta-regression; kind {kind!r} takes no moderators")
+        kind = "meta_regression" if mods is not None else kind
+        model = describe(kind, model, priors, **({"mods": mods} if mods is not None else {}))
+        mods = None
+    if isinstance(model, GaussianModel):
+        if engine == "exact":
+            from .engines.exact import fit_exact
+
+            return fit_exact(model, draws=draws, chains=chains, seed=seed)
+        from .engines.pymc import build
+
+        model = build(model)
+    elif engine == "exact":
+        raise ValueError("engine 'exact' fits a model description (evsynth.description) or an effect table, "
+                         "not a built PyMC model")
     if mods is not None:
         if not isinstance(model, pd.DataFrame):
             raise ValueError("mods= needs an effect table (a built model has its moderators already)")

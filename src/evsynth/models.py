@@ -55,3 +55,16 @@ def meta_regression(effects: pd.DataFrame, priors: dict | None = None, *, mods, 
     """Random-effects meta-regression: theta_i ~ N(mu + x_i beta, tau), moderators `mods` (a
     formula '~ ablat + C(alloc)' or a list of columns; evsynth.moderators.design_matrix)."""
     return _build(description.meta_regression(effects, mods, priors), weights, prior_data, study_effects)
+
+
+def network(effects: pd.DataFrame, priors: dict | None = None, reference: str = "control",
+            split: tuple[str, str] | None = None, prepost_as_control: bool = False):
+    """Random-effects contrast-based NMA as a PyMC model (see evsynth.network); `technique_effect`
+    = d vs reference, described by evsynth.description.network and built by the PyMC engine.
+
+    priors: "mu" is the prior of each technique effect versus the reference, "tau" the between-
+    study SD. split=(a, b): node-splitting model for comparison a-b (adds `direct`, `indirect`,
+    `inconsistency`, all on the a - b scale). prepost_as_control: see the module docstring.
+    """
+    model = description.network(effects, priors, reference, split=split, prepost_as_control=prepost_as_control)
+    return _build(model, None, False, True)

@@ -1,0 +1,75 @@
+"""The architecture is visible in the imports: no module of evsynth imports (directly or through
+others, counting imports inside functions too) a module that imports it back."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "evsynth"
+
+
+def import_graph() -> dict[str, set[str]]:
+    """evsynth module -> the evsynth modules it imports anywhere in its source."""
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        package = module if parts[-1] == "__init__" else module.rsplit(".", 1)[0]
+        edges = graph.setdefault(module, set())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.ImportFrom) and node.level):
+                continue
+            base = package.split(".")[: len(package.split(".")) - node.level + 1]
+            target = ".".join(base + ([node.module] if node.module else []))
+            for alias in node.names:  # `from . import plots` imports the module evsynth.plots
+                candidate = f"{target}.{alias.name}"
+                if (PACKAGE.parent / (candidate.replace(".", "/") + ".py")).exists():
+                    edges.add(candidate)
+                elif target != module:
+                    edges.add(target)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on_stack, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles_among_the_modules():
+    graph = import_graph()
+    graph.pop("evsynth", None)  # the package's lazy exports name every module; nothing imports it back
+    assert {"evsynth.description", "evsynth.engines.exact", "evsynth.engines.pymc", "evsynth.fit"} <= set(graph)
+    assert cycles(graph) == []
+
+
+def test_the_description_and_the_exact_engine_need_neither_pymc_nor_arviz():
+    for module in ("description.py", "engines/exact.py", "vocabulary.py"):
+        tree = ast.parse((PACKAGE / module).read_text())
+        top = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+        top |= {n.module.split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom) and n.module and not n.level}
+        assert not top & {"pymc", "pytensor", "arviz", "arviz_stats", "matplotlib"}, module
