@@ -49,6 +49,24 @@ def test_model_average_bookkeeping():
     m = ma.models
     assert len(m) == 8 and m["post_prob"].sum() == pytest.approx(1.0)
     assert (m["log_ml_error"] < 1e-2).all()
+    # the four models without selection have closed-form marginal likelihoods (mu ~ N(0, 1) or 0,
+    # tau ~ halfnormal(0.5) or 0), integrated here with scipy's quad: independent of evsynth.marginal
+    eff = simulate(7, k=12, mu=0.3, keep_nonsig=0.3)
+    y, se = eff["yi"].to_numpy(), eff["sei"].to_numpy()
+
+    def log_ml(effect, tau):
+        cov = np.diag(se**2 + tau**2) + (1.0 if effect else 0.0)
+        return stats.multivariate_normal(np.zeros(len(y)), cov).logpdf(y)
+
+    def over_tau(effect):
+        ref = log_ml(effect, 0.0)
+        return ref + np.log(integrate.quad(lambda t: np.exp(log_ml(effect, t) - ref) * stats.halfnorm(0, 0.5).pdf(t),
+                                           0, np.inf, epsabs=0, epsrel=1e-12)[0])
+
+    closed = {(e, h): (over_tau(e) if h else log_ml(e, 0.0)) for e in (True, False) for h in (True, False)}
+    plain = m[~m["bias"]].set_index(["effect", "heterogeneity"])["log_ml"]
+    for key, value in closed.items():
+        assert plain[key] - plain[(False, False)] == pytest.approx(value - closed[(False, False)], abs=1e-5), key
     # posterior model probabilities are prior x ML, normalised
     unnorm = m["prior_prob"] * np.exp(m["log_ml"] - m["log_ml"].max())
     assert np.allclose(m["post_prob"], unnorm / unnorm.sum())
