@@ -339,7 +339,7 @@ def _design_section(effects: pd.DataFrame) -> list[str]:
         return [f'<p class="note">Design (controlled vs pre/post) not contrasted: {_e(exc)}</p>']
     return ["<h3>Design: controlled vs pre/post studies (meta-regression, exact engine)</h3>",
             '<p class="note">A pre/post change also contains time trends and regression to the mean; only '
-            "controlled rows estimate what the technique adds.</p>", _table(table)]
+            "controlled rows estimate what the technique adds.</p>", _table(table.rename(columns=SUMMARY_LABELS))]
 
 
 def _analysis_section(result: AnalysisResult, threshold: float | None) -> str:
