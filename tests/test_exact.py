@@ -487,3 +487,28 @@ def test_heavy_tails_reach_the_study_effects():
     assert post.predictive["sd"] == np.inf
     proper = exact_posterior(Y8[:3], S8[:3], tau_prior="halfnormal(10)")
     assert np.isfinite(proper.theta_mixture(0).sd) and np.isfinite(proper.theta["sd"]).all()
+
+
+def test_normal_mixture_against_scipy():
+    from evsynth.exact import NormalMixture
+
+    w, m, s = np.array([0.2, 0.5, 0.3]), np.array([-1.0, 0.5, 3.0]), np.array([0.5, 1.0, 2.0])
+    mix = NormalMixture(w, m, s)
+    x = np.array([-2.0, 0.0, 1.0, 4.0])
+    np.testing.assert_allclose(mix.pdf(x), sum(wi * stats.norm.pdf(x, mi, si) for wi, mi, si in zip(w, m, s)), rtol=1e-12)
+    np.testing.assert_allclose(mix.cdf(x), sum(wi * stats.norm.cdf(x, mi, si) for wi, mi, si in zip(w, m, s)), rtol=1e-12)
+    for p in (1e-6, 0.025, 0.5, 0.975, 1 - 1e-6):
+        ref = optimize.brentq(lambda v: sum(wi * stats.norm.cdf(v, mi, si) for wi, mi, si in zip(w, m, s)) - p,
+                              -30, 30, xtol=1e-14)
+        assert mix.ppf(p)[0] == pytest.approx(ref, abs=1e-10)
+    assert mix.mean == pytest.approx(w @ m) and mix.sd == pytest.approx(np.sqrt(w @ (s**2 + m**2) - (w @ m) ** 2))
+    for bad in (0.0, 1.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match=r"probabilities must be in \(0, 1\)"):
+            mix.ppf(bad)
+
+
+def test_check_against_exact_records_its_settings():
+    mu, tau = iid_posterior_draws()
+    table = check_against_exact(posterior_idata(mu, tau), threshold=3.0)
+    assert table.attrs["threshold"] == 3.0
+    assert table.ok.tolist() == (table.z.abs() < 3.0).tolist()
