@@ -526,7 +526,9 @@ def predictive_check(idata: xr.DataTree, ax=None, seed: int = 0):
     post = idata.posterior
     constant = idata.constant_data
     studies = list(post["study"].to_numpy())
-    observed = constant["yi"].to_numpy()
+    # pm.sample_posterior_predictive(extend_inferencedata=True) rewrites constant_data with the
+    # model's non-observed data only (yi is observed data there), so read yi from observed_data.
+    observed = (idata["observed_data"]["y"] if "observed_data" in idata.children else constant["yi"]).to_numpy()
     sei = constant["sei"].to_numpy()
     stacked = az.extract(idata, keep_dataset=True)
     rng = np.random.default_rng(seed)
