@@ -89,6 +89,9 @@ def test_default_model_from_the_data():
     model, why = choose_model(_table(["BCG"] * 13))
     assert model == "random_effects" and why.startswith("one technique (BCG)")
     assert choose_model(_table(["a", "a", "b", "b"]))[0] == "by_technique"
+    assert choose_model(_table(["a", "a", "b"]))[0] == "by_technique"  # one technique with two studies
+    model, why = choose_model(_table(["a", "b", "c"]))  # one study per technique: one tau
+    assert model == "random_effects" and "one study each" in why
     # one study per technique: both taus rest on few groups, and the warnings say so
     warnings = variance_warnings("by_technique", _table(["a", "b", "c", "c"]))
     assert any(w.startswith("tau (between studies of a technique) rests on 1 technique with more") for w in warnings)

@@ -110,11 +110,17 @@ def rows_not_in_model(effects: pd.DataFrame, skipped: dict, entered: set | None 
 
 def choose_model(effects: pd.DataFrame) -> tuple[str, str]:
     """(model, why) from the data: one technique -> random_effects (a per-technique model would add a
-    between-technique SD that only its prior informs); several -> by_technique."""
-    techniques = sorted(used_effects(effects)["technique"].unique())
+    between-technique SD that only its prior informs); several techniques but none with two or more
+    studies -> random_effects too (the SDs within and between techniques cannot be told apart, and one
+    tau already gives each study, hence each technique, its own effect); otherwise by_technique."""
+    per_technique = used_effects(effects)["technique"].value_counts().sort_index()
+    techniques = list(per_technique.index)
     if len(techniques) <= 1:
         return "random_effects", (f"one technique ({', '.join(techniques) or 'none'}): random effects; a "
                                   "per-technique model would add a between-technique SD informed by its prior alone")
+    if per_technique.max() < 2:
+        return "random_effects", (f"{len(techniques)} techniques with one study each: random effects; the SDs "
+                                  "within and between techniques cannot be told apart with one study per technique")
     return "by_technique", f"{len(techniques)} techniques: per-technique effects around a pooled mean"
 
 
