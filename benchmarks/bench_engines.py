@@ -31,14 +31,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_sensitivity import GRID  # the same 100-scenario grid as the MCMC benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID = dict(
-    tau_prior=["halfnormal(0.5)", "halfnormal(1)", "halfcauchy(0.5)", "halfcauchy(1)"],
-    r_prepost=[0.1, 0.3, 0.5, 0.7, 0.9],
-    exclude=[None, "design == 'pre_post'", "n_ctrl < 20 or n < 20", "technique == 'neck'",
-             "design == 'two_group' and p > 0.1"],
-)
 PRIORS = {"mu": "normal(0, 1)", "tau_technique": "halfnormal(0.5)"}
 MIN_ESS = 400
 

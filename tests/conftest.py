@@ -102,3 +102,22 @@ def simulate(seed, k=15, mu=0.2, tau=0.0, keep_nonsig=0.05):
     y = rng.normal(rng.normal(mu, tau, n.size), se)
     idx = np.flatnonzero((y / se > stats.norm.isf(0.025)) | (rng.random(n.size) < keep_nonsig))[:k]
     return effect_table(y[idx], se[idx])
+
+
+def synthetic_row(study_id, technique, yi=None, sei=None, **fields):
+    """A study-table row labelled synthetic (an effect given directly when yi/sei are), for the plot tests."""
+    base = {"study_id": study_id, "citation": "test row", "source_level": "synthetic", "design": "effect",
+            "technique": technique, "outcome": "milk volume", "measure": "SMD", "synthetic": "true"}
+    if yi is not None:
+        base.update(yi=yi, sei=sei)
+    return base | fields
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Every test leaves no open matplotlib figure behind (imported lazily: most tests draw nothing)."""
+    yield
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")

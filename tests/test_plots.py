@@ -8,7 +8,6 @@ import arviz as az
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -16,22 +15,10 @@ import pytest  # noqa: E402
 from evsynth import compute_effects, load_studies  # noqa: E402
 from evsynth import plots  # noqa: E402
 
+from conftest import synthetic_row as _row  # noqa: E402
+
 Z975 = 1.959964  # standard normal 97.5% quantile
 CHAINS, DRAWS = 4, 5000
-
-
-def _row(study_id, technique, yi=None, sei=None, **fields):
-    base = {"study_id": study_id, "citation": "test row", "source_level": "synthetic", "design": "effect",
-            "technique": technique, "outcome": "milk volume", "measure": "SMD", "synthetic": "true"}
-    if yi is not None:
-        base.update(yi=yi, sei=sei)
-    return base | fields
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 @pytest.fixture
