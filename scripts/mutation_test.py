@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,15 @@ MODULES: dict[str, tuple[str, list[str]]] = {
 # mutant name (as `mutmut show` names it) -> why it cannot change a result. Names follow mutmut's
 # numbering of the current source: a stale entry (mutant gone or killed) is reported by the run.
 EQUIVALENT: dict[str, str] = {}
+# Equivalent by construction, recognised in a surviving mutant's changed line (regex) and checked by
+# hand (docs/mutation.md): (pattern, reason).
+EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
+    (r"np\.errstate\(", "numpy floating-point warning settings: warnings only, never a value"),
+    (r"np\.asarray\((tau|t|p|yi|sei|x), (dtype=None)?\s*\)",
+     "dtype=float dropped: the argument is float already or promoted by the float arithmetic that follows"),
+    (r'az\.mcse\(idata, (var_names=None, |var_names=\[name\], )?(method="(mean|MEAN)"|method="(quantile|QUANTILE)", prob=p|)\)\[name\]\)',
+     "ArviZ's mcse: method is case-insensitive and 'mean' is its default; var_names=None computes the same value"),
+]
 
 # What a test run needs besides src/ and tests/ (mutmut copies those two itself).
 ALSO_COPY = ["studies/", "models/", "notebooks/"]
@@ -95,15 +105,31 @@ def verdicts(module: str, scratch: Path) -> dict[str, str]:
     return {name: STATUS.get(code, "suspicious") for name, code in codes.items()}
 
 
-def rate_row(module: str, status: dict[str, str]) -> dict:
+def changed_line(scratch: Path, name: str) -> str:
+    return "\n".join(line for line in show(scratch, name).splitlines() if line.startswith("+ "))
+
+
+def equivalent_by_pattern(scratch: Path, names: list[str]) -> dict[str, str]:
+    out = {}
+    for name in names:
+        line = changed_line(scratch, name)
+        for pattern, reason in EQUIVALENT_PATTERNS:
+            if re.search(pattern, line):
+                out[name] = reason
+    return out
+
+
+def rate_row(module: str, status: dict[str, str], scratch: Path | None = None) -> dict:
     killed = sum(s in ("killed", "timeout", "segfault") for s in status.values())
-    equivalent = [n for n in EQUIVALENT if n in status and status[n] != "killed"]
+    alive = [n for n, s in status.items() if s == "survived"]
+    by_pattern = equivalent_by_pattern(scratch, alive) if scratch is not None else {}
+    equivalent = [n for n in EQUIVALENT if n in status and status[n] != "killed"] + list(by_pattern)
     stale = [n for n in EQUIVALENT if n.startswith(_prefix(module)) and n not in equivalent]
     survivors = [n for n, s in status.items() if s not in ("killed", "timeout", "segfault") and n not in equivalent]
     counted = len(status) - len(equivalent)
     return dict(module=module, mutants=len(status), equivalent=len(equivalent), killed=killed,
                 survived=len(survivors), unchecked=sum(s == "not checked" for s in status.values()), rate=killed / counted if counted else float("nan"),
-                survivors=survivors, stale=stale)
+                survivors=survivors, stale=stale, equivalent_names=equivalent)
 
 
 def _prefix(module: str) -> str:
@@ -121,6 +147,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", type=Path, default=ROOT / ".mutation")
     parser.add_argument("--survivors", action="store_true", help="print the diff of every surviving mutant")
     parser.add_argument("--no-run", action="store_true", help="only report the verdicts of the last run")
+    parser.add_argument("--equivalents", action="store_true", help="list the mutants counted as equivalent")
     parser.add_argument("--retest", action="store_true",
                         help="re-test only the last run's survivors (after adding tests: mutmut keeps old verdicts)")
     args = parser.parse_args(argv)
@@ -136,8 +163,11 @@ def main(argv=None) -> int:
                 run(module, scratch, args.max_children, names)
         elif not args.no_run:
             run(module, scratch, args.max_children)
-        row = rate_row(module, verdicts(module, scratch))
+        row = rate_row(module, verdicts(module, scratch), scratch)
         rows.append(row)
+        if args.equivalents:
+            for name in sorted(set(row["equivalent_names"])):
+                print(f"equivalent: {name}: {changed_line(scratch, name).strip()}")
         if args.survivors:
             for name in row["survivors"]:
                 print(f"--- survived: {name} ({verdicts(module, scratch)[name]})\n{show(scratch, name)}")
