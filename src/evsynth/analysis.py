@@ -125,7 +125,8 @@ def choose_model(effects: pd.DataFrame) -> tuple[str, str]:
 
 
 def _groups(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    plural = word[:-1] + "ies" if word.endswith("y") else word + "s"  # study -> studies
+    return f"{n} {word if n == 1 else plural}"
 
 
 def variance_warnings(model: str, effects: pd.DataFrame) -> list[str]:
