@@ -73,7 +73,7 @@ def fit_width(frame: pd.DataFrame, width: int = WIDTH, digits: int = 3, index: b
 
 
 def _print_frame(title: str, frame: pd.DataFrame, digits: int = 3, index: bool = True) -> None:
-    print(f"\n== {title} ==")
+    print("\n" + textwrap.fill(f"== {title} ==", WIDTH, subsequent_indent="   "))
     print(fit_width(frame, digits=digits, index=index))
 
 
@@ -117,8 +117,8 @@ def _print_design(label: str, table: pd.DataFrame, priors: dict) -> None:
         return
     _print_frame(f"{label}: design as moderator (random-effects meta-regression on a pre/post indicator, "
                  "exact engine; 95% intervals)", design)
-    print("A pre/post change also contains time trends and regression to the mean; only controlled rows "
-          "estimate what the technique adds.")
+    say("A pre/post change also contains time trends and regression to the mean; only controlled rows "
+        "estimate what the technique adds.")
 
 
 def _print_regression(label: str, table: pd.DataFrame, mods, priors: dict, stem: Path) -> None:
@@ -217,7 +217,7 @@ def cmd_fit(args) -> int:
         from .plots import forest  # matplotlib only when a figure is drawn
 
         forest(result.idata, table).savefig(f"{stem}_forest.png", dpi=120)
-        print(f"saved {stem}.nc, {stem}_summary.csv, {stem}_forest.png")
+        say(f"saved {stem}.nc, {stem}_summary.csv, {stem}_forest.png")
         if args.mods is not None:
             _print_regression(label, table, args.mods, dict(args.prior), stem)
         if not result.diagnostics.ok:
