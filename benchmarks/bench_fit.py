@@ -58,13 +58,19 @@ start = time.perf_counter()
 if sampler == "nutpie":
     import nutpie
     compiled = nutpie.compile_pymc_model(model)
+elif sampler == "nutpie-jax":  # needs `pip install jax`; JAX's on-disk compilation cache in compiledir
+    import jax
+    import nutpie
+    jax.config.update("jax_compilation_cache_dir", sys.argv[3])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    compiled = nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax")
 else:
     with model:
         step = pm.NUTS(target_accept=0.99)
 t["compile"] = time.perf_counter() - start
 
 start = time.perf_counter()
-if sampler == "nutpie":
+if sampler.startswith("nutpie"):
     idata = nutpie.sample(compiled, draws=2000, tune=1000, chains=4, seed=2026, target_accept=0.99,
                           progress_bar=False)
 else:
@@ -91,7 +97,7 @@ print(json.dumps(t))
 
 def run_child(sampler: str, compiledir: str) -> dict:
     env = dict(os.environ, PYTENSOR_FLAGS=f"compiledir={compiledir}")
-    done = subprocess.run([sys.executable, "-c", CHILD, sampler, str(ROOT / "studies" / "massage.csv")],
+    done = subprocess.run([sys.executable, "-c", CHILD, sampler, str(ROOT / "studies" / "massage.csv"), compiledir],
                           capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{sampler} run failed:\n{done.stderr[-3000:]}")
@@ -108,7 +114,8 @@ def timed_command(argv: list[str]) -> float:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sampler", choices=("nutpie", "pymc"), action="append")
+    parser.add_argument("--sampler", choices=("nutpie", "pymc", "nutpie-jax"), action="append",
+                        help="nutpie-jax needs `pip install jax` (not a dependency of evsynth)")
     args = parser.parse_args()
     samplers = args.sampler or ["nutpie", "pymc"]
     evsynth = [sys.executable, "-m", "evsynth.cli"]
@@ -120,13 +127,13 @@ def main():
     print(f"evsynth fit --engine exact (bundled data, every outcome, forest plots): {seconds:.1f} s end to end "
           f"(load average {os.getloadavg()[0]:.1f})")
     phases = ("import", "build", "compile", "sample", "post")
-    print(f"\n{'sampler':8} {'run':5} " + " ".join(f"{p:>8}" for p in phases) + f" {'total':>8}  checks")
+    print(f"\n{'sampler':10} {'run':5} " + " ".join(f"{p:>8}" for p in phases) + f" {'total':>8}  checks")
     for sampler in samplers:
         with tempfile.TemporaryDirectory() as compiledir:
             for run in ("cold", "warm"):
                 t = run_child(sampler, compiledir)
                 total = sum(t[p] for p in phases)
-                print(f"{sampler:8} {run:5} " + " ".join(f"{t[p]:8.2f}" for p in phases) + f" {total:8.2f}  "
+                print(f"{sampler:10} {run:5} " + " ".join(f"{t[p]:8.2f}" for p in phases) + f" {total:8.2f}  "
                       f"{t['checks']} (load {os.getloadavg()[0]:.1f})")
 
 
