@@ -121,3 +121,37 @@ def _close_figures():
 
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close("all")
+
+
+def technique_idata(effects, mu=(0.5, 0.1), tau=0.2, tau_technique=0.3, technique=None, seed=1, measure="SMD",
+                    chains=2, draws=4000):
+    """A constructed by_technique-shaped posterior (no MCMC) for the plot tests: mu ~ N(m, s), each
+    technique ~ N(its mean, its sd), tau and tau_technique constant, theta at its technique's draw;
+    constant_data and prior attrs as evsynth.fit writes them."""
+    import arviz as az
+
+    rng = np.random.default_rng(seed)
+    normal = lambda mean, sd, *shape: rng.normal(mean, sd, size=(chains, draws, *shape))  # noqa: E731
+    used = effects[effects["used"] & ~effects["head_to_head"]]
+    studies, techniques = list(used["study_id"]), sorted(used["technique"].unique())
+    technique = technique or {t: (0.2 + 0.3 * k, 0.05) for k, t in enumerate(techniques)}
+    tech_draws = np.stack([normal(*technique[t]) for t in techniques], axis=-1)
+    idx = np.array([techniques.index(t) for t in used["technique"]])
+    posterior = {"mu": normal(*mu), "tau": np.full((chains, draws), tau),
+                 "tau_technique": np.full((chains, draws), tau_technique), "technique_effect": tech_draws,
+                 "theta": tech_draws[..., idx] + normal(0, 0.01, len(studies))}
+    data = {"yi": used["yi"].to_numpy(), "sei": used["sei"].to_numpy(), "technique_idx": idx}
+    idata = az.from_dict({"posterior": posterior, "constant_data": data},
+                         coords={"study": studies, "technique": techniques},
+                         dims={"theta": ["study"], "technique_effect": ["technique"],
+                               **{name: ["study"] for name in data}})
+    idata.attrs.update({"measure": measure, "prior_tau": "halfnormal(0.5)", "prior_mu": "normal(0, 1)"})
+    return idata
+
+
+def artists_by_gid(fig, prefix):
+    """Artists of the first axes whose gid starts with `prefix` (a trailing '=' asks for an exact match)."""
+    exact = prefix.endswith("=")
+    key = prefix.rstrip("=")
+    return [a for a in fig.axes[0].findobj() if isinstance(a.get_gid(), str)
+            and (a.get_gid() == key if exact else a.get_gid().startswith(key))]

@@ -16,7 +16,13 @@ from evsynth import compute_effects, load_studies  # noqa: E402
 from evsynth import plots  # noqa: E402
 
 from conftest import ROOT  # noqa: E402
+from conftest import artists_by_gid as _gid  # noqa: E402
 from conftest import synthetic_row as _row  # noqa: E402
+from conftest import technique_idata as _shared_technique_idata  # noqa: E402
+
+
+def technique_idata(effects, **kwargs):
+    return _shared_technique_idata(effects, chains=CHAINS, draws=DRAWS, **kwargs)
 
 Z975 = 1.959964
 CHAINS, DRAWS = 2, 4000
@@ -49,23 +55,6 @@ def _normal(rng, mean, sd, *shape):
     return rng.normal(mean, sd, size=(CHAINS, DRAWS, *shape))
 
 
-def technique_idata(effects, mu=(0.5, 0.1), tau=0.2, tau_technique=0.3, technique=None, seed=1, measure="SMD"):
-    """by_technique-shaped posterior: mu ~ N(m, s), tau and tau_technique constant."""
-    rng = np.random.default_rng(seed)
-    used = effects[effects["used"] & ~effects["head_to_head"]]
-    studies, techniques = list(used["study_id"]), sorted(used["technique"].unique())
-    technique = technique or {t: (0.2 + 0.3 * k, 0.05) for k, t in enumerate(techniques)}
-    tech_draws = np.stack([_normal(rng, *technique[t]) for t in techniques], axis=-1)
-    idx = np.array([techniques.index(t) for t in used["technique"]])
-    posterior = {"mu": _normal(rng, *mu), "tau": np.full((CHAINS, DRAWS), tau),
-                 "tau_technique": np.full((CHAINS, DRAWS), tau_technique), "technique_effect": tech_draws,
-                 "theta": tech_draws[..., idx] + _normal(rng, 0, 0.01, len(studies))}
-    idata = az.from_dict({"posterior": posterior}, coords={"study": studies, "technique": techniques},
-                         dims={"theta": ["study"], "technique_effect": ["technique"]})
-    idata.attrs["measure"] = measure
-    return idata
-
-
 def random_effects_idata(effects, mu=(0.5, 0.1), tau=0.2, seed=1, measure="SMD"):
     rng = np.random.default_rng(seed)
     used = effects[effects["used"] & ~effects["head_to_head"]]
@@ -75,13 +64,6 @@ def random_effects_idata(effects, mu=(0.5, 0.1), tau=0.2, seed=1, measure="SMD")
     idata = az.from_dict({"posterior": posterior}, coords={"study": studies}, dims={"theta": ["study"]})
     idata.attrs["measure"] = measure
     return idata
-
-
-def _gid(fig, prefix):
-    exact = prefix.endswith("=")
-    key = prefix.rstrip("=")
-    return [a for a in fig.axes[0].findobj() if isinstance(a.get_gid(), str)
-            and (a.get_gid() == key if exact else a.get_gid().startswith(key))]
 
 
 def _texts(fig, prefix):

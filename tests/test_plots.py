@@ -15,7 +15,13 @@ import pytest  # noqa: E402
 from evsynth import compute_effects, load_studies  # noqa: E402
 from evsynth import plots  # noqa: E402
 
+from conftest import artists_by_gid as _by_gid  # noqa: E402
+from conftest import technique_idata  # noqa: E402
 from conftest import synthetic_row as _row  # noqa: E402
+
+
+def _technique_idata(effects, **kwargs):
+    return technique_idata(effects, chains=CHAINS, draws=DRAWS, **kwargs)
 
 Z975 = 1.959964  # standard normal 97.5% quantile
 CHAINS, DRAWS = 4, 5000
@@ -41,39 +47,6 @@ def effects():
         _row("bad", "neck", unusable_reason="nothing printed"),
     ]
     return compute_effects(load_studies(pd.DataFrame(rows)), measure="SMD", p_bound="conservative")
-
-
-def _normal(rng, mean, sd, *shape):
-    return rng.normal(mean, sd, size=(CHAINS, DRAWS, *shape))
-
-
-def _technique_idata(effects, mu=(0.5, 0.1), tau=0.2, tau_technique=0.3, technique=None, seed=1):
-    """by_technique-shaped posterior: mu ~ N(m, s), tau and tau_technique constant."""
-    rng = np.random.default_rng(seed)
-    used = effects[effects["used"] & ~effects["head_to_head"]]
-    studies, techniques = list(used["study_id"]), sorted(used["technique"].unique())
-    technique = technique or {t: (0.2 + 0.3 * k, 0.05) for k, t in enumerate(techniques)}
-    tech_draws = np.stack([_normal(rng, *technique[t]) for t in techniques], axis=-1)
-    idx = np.array([techniques.index(t) for t in used["technique"]])
-    posterior = {
-        "mu": _normal(rng, *mu),
-        "tau": np.full((CHAINS, DRAWS), tau),
-        "tau_technique": np.full((CHAINS, DRAWS), tau_technique),
-        "technique_effect": tech_draws,
-        "theta": tech_draws[..., idx] + _normal(rng, 0, 0.01, len(studies)),
-    }
-    idata = az.from_dict({"posterior": posterior, "constant_data": {"yi": used["yi"].to_numpy(), "sei": used["sei"].to_numpy(), "technique_idx": idx}}, coords={"study": studies, "technique": techniques}, dims={"theta": ["study"], "technique_effect": ["technique"], "yi": ["study"], "sei": ["study"],
-              "technique_idx": ["study"]})
-    idata.attrs.update({"measure": "SMD", "prior_tau": "halfnormal(0.5)", "prior_mu": "normal(0, 1)"})
-    return idata
-
-
-def _by_gid(fig, prefix):
-    """Artists whose gid starts with `prefix` (a trailing '=' asks for an exact match)."""
-    exact = prefix.endswith("=")
-    key = prefix.rstrip("=")
-    return [a for a in fig.axes[0].findobj() if isinstance(a.get_gid(), str)
-            and (a.get_gid() == key if exact else a.get_gid().startswith(key))]
 
 
 # The forest plot: tests/test_forest.py
