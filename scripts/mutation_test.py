@@ -51,6 +51,10 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
      "dtype=float dropped: the argument is float already or promoted by the float arithmetic that follows"),
     (r'az\.mcse\(idata, (var_names=None, |var_names=\[name\], )?(method="(mean|MEAN)"|method="(quantile|QUANTILE)", prob=p|)\)\[name\]\)',
      "ArviZ's mcse: method is case-insensitive and 'mean' is its default; var_names=None computes the same value"),
+    (r"float\('NAN'\)", "float() parses 'nan' case-insensitively: the same NaN"),
+    (r'az\.summary\(idata, var_names=names, (kind="diagnostics", round_to="(XXnoneXX|NONE)"|kind="diagnostics", |round_to="none")\)',
+     "ArviZ 1.3's summary keeps the unrounded values under any round_to (only its display rounds), and "
+     "kind='all' holds the same r_hat/ess columns as kind='diagnostics' (computed the same way, plus others)"),
 ]
 
 # What a test run needs besides src/ and tests/ (mutmut copies those two itself).

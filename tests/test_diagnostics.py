@@ -104,3 +104,99 @@ def test_low_tail_ess_alone_fails():
     report = diagnose(fit)
     assert report.verdict == "FAIL"
     assert report.problems == [p for p in report.problems if "ess tail" in p] != []
+
+
+def ebfmi(energy: np.ndarray) -> float:
+    """E-BFMI of one chain (Betancourt 2016, arXiv:1604.00695, eq. 3):
+    sum (E_n - E_{n-1})^2 / sum (E_n - mean E)^2."""
+    return float(np.sum(np.diff(energy) ** 2) / np.sum((energy - energy.mean()) ** 2))
+
+
+def clean_draws() -> np.ndarray:
+    return offset_chains(0.0)
+
+
+def test_divergences_counted_and_named():
+    draws = clean_draws()
+    fit = constructed_fit(draws)
+    fit["sample_stats"]["diverging"].values[1, [3, 50, 700]] = True
+    report = diagnose(fit)
+    assert report.divergences == 3
+    assert report.problems == ["3 divergent transitions after tuning"]
+    assert diagnose(fit, thresholds={"divergences": 3}).ok  # at the limit: allowed
+
+
+def test_low_ebfmi_named_per_chain_and_the_limit_itself_passes():
+    # Energies of chain 2 a random walk: E-BFMI far below 0.3; the other chains independent (about 2).
+    rng = np.random.default_rng(3)
+    energy = rng.normal(size=(4, 1000))
+    energy[2] = np.cumsum(energy[2])
+    fit = az.from_dict({"posterior": {"mu": clean_draws()},
+                        "sample_stats": {"diverging": np.zeros((4, 1000), bool), "energy": energy}})
+    expected = [ebfmi(e) for e in energy]
+    assert expected[2] < 0.05 and min(expected[:2] + expected[3:]) > 1.5  # the construction
+    report = diagnose(fit)
+    assert report.bfmi == pytest.approx(expected, rel=1e-10)
+    assert report.problems == [f"chain 2: E-BFMI {expected[2]:.2f} < 0.3"]
+    assert diagnose(fit, thresholds={"bfmi": report.bfmi[2]}).ok  # E-BFMI equal to the limit passes
+
+
+def test_rhat_and_ess_equal_to_their_limits_pass():
+    fit = constructed_fit(offset_chains(0.37))
+    row = diagnose(fit).table.loc["mu"]
+    at_limits = {"r_hat": float(row["r_hat"]), "ess_bulk": float(row["ess_bulk"]), "ess_tail": float(row["ess_tail"])}
+    report = diagnose(fit, thresholds=at_limits)
+    assert report.ok and report.thresholds == THRESHOLDS | at_limits  # the limits applied, reported
+    assert diagnose(fit, thresholds=at_limits | {"r_hat": float(row["r_hat"]) - 1e-9}).problems == [
+        f"mu: R-hat {float(row['r_hat']):.3f} > {float(row['r_hat']) - 1e-9}"]
+    for kind in ("ess_bulk", "ess_tail"):
+        problems = diagnose(fit, thresholds=at_limits | {kind: at_limits[kind] + 1e-6}).problems
+        assert problems == [f"mu: {kind.replace('_', ' ')} {at_limits[kind]:.0f} < {at_limits[kind] + 1e-6}"]
+
+
+@pytest.mark.parametrize("present", [(), ("diverging",), ("energy",)])
+def test_missing_sampler_statistics_named_and_the_rest_still_checked(present):
+    shape = (4, 1000)
+    stats = {"diverging": np.zeros(shape, bool), "energy": np.random.default_rng(0).normal(size=shape)}
+    groups = {"posterior": {"mu": clean_draws()}}
+    if present:
+        groups["sample_stats"] = {k: stats[k] for k in present}
+    report = diagnose(az.from_dict(groups))
+    assert report.problems == ["no sampler statistics (diverging, energy): divergences and E-BFMI not checked"]
+    assert report.divergences == 0
+    assert (report.bfmi == []) == ("energy" not in present)
+    assert len(report.bfmi) == (4 if "energy" in present else 0)
+
+
+def test_only_model_parameters_are_checked():
+    # Selection weights: omega's first element is 1 in every draw (no R-hat, NaN); it is not a
+    # parameter of SUMMARY_VARS and must not fail the fit. eta (the free weights) is checked.
+    rng = np.random.default_rng(8)
+    omega = np.ones((4, 1000, 2))
+    omega[..., 1] = rng.uniform(size=(4, 1000))
+    fit = constructed_fit(clean_draws())
+    fit["posterior"]["omega"] = (("chain", "draw", "omega_dim_0"), omega)
+    report = diagnose(fit)
+    assert report.ok, report.problems
+    assert list(report.table.index) == ["mu"]
+
+
+def test_printed_summary_holds_the_worst_values():
+    rng = np.random.default_rng(3)
+    energy = rng.normal(size=(4, 1000))
+    energy[2] = np.cumsum(energy[2])
+    draws = offset_chains(0.37)
+    diverging = np.zeros((4, 1000), bool)
+    diverging[0, :2] = True
+    fit = az.from_dict({"posterior": {"mu": draws, "tau": np.abs(clean_draws())},
+                        "sample_stats": {"diverging": diverging, "energy": energy}})
+    report = diagnose(fit)
+    table = report.table
+    lines = str(report).splitlines()
+    assert lines[0] == (
+        f"diagnostics: FAIL (max R-hat {split_rank_rhat(draws):.3f}, "
+        f"min ESS bulk {table['ess_bulk'].min():.0f}, min ESS tail {table['ess_tail'].min():.0f}, "
+        f"divergences 2, min E-BFMI {min(ebfmi(e) for e in energy):.2f})")
+    assert lines[1:] == [f"  !! {p}" for p in report.problems] and len(lines) == 4  # R-hat, divergences, E-BFMI
+    no_stats = str(diagnose(az.from_dict({"posterior": {"mu": clean_draws()}}))).splitlines()
+    assert no_stats[0].endswith("divergences 0, min E-BFMI nan)")
