@@ -13,6 +13,8 @@
   The posterior density comes from a kernel density estimate, so it is noisier than the quadrature.
 - `loo_compare` / `pareto_k_table`: PSIS-LOO with ArviZ (`az.compare`) and the per-study Pareto k
   influence flags, by default on the study-level likelihood with the study effects integrated out.
+  Given model descriptions (`evsynth.description`) instead of fits, `loo_compare` is exact
+  leave-one-out (`engines.exact.loo_compare`: no MCMC, no importance sampling, so no Pareto k).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import pandas as pd
 import xarray as xr
 from scipy import special, stats
 
+from .description import GaussianModel
+from .engines import exact as exact_engine
 from .marginal import FAMILY, ModelSpec, log_evidence, mixture_quantile
 from .priors import parse_prior
 from .selection import DEFAULT_CUTPOINTS
@@ -225,13 +229,41 @@ def _check_loglik(name: str, idata: xr.DataTree):
 
 
 def loo_compare(idatas: dict, integrate_theta: bool = True, **kwargs) -> pd.DataFrame:
-    """az.compare over {name: DataTree} by PSIS-LOO (elpd, differences, stacking weights).
+    """Models ranked by their expected log predictive density for a left-out study.
+
+    {name: DataTree of an MCMC fit}: az.compare by PSIS-LOO (elpd, differences, stacking weights;
+    kwargs go to az.compare). {name: GaussianModel} (evsynth.description, e.g.
+    description.random_effects(effects)): exact leave-one-out, log p(y_i | y_-i) by quadrature
+    (engines.exact.loo_compare), in the same columns where they apply (no p, no Pareto k
+    diagnostics). Column `method` says which: "PSIS-LOO" or "exact LOO". The two kinds cannot be
+    mixed in one call (their estimates differ by PSIS's Monte Carlo error).
 
     All models must describe the same studies, in the same order. With integrate_theta (default)
     each study's log-likelihood has its study effect integrated out (`study_loglik`), so every
-    model is scored on predicting a left-out study's observed effect."""
+    model is scored on predicting a left-out study's observed effect; exact LOO always does so."""
     if len(idatas) < 2:
         raise ValueError("need at least two models to compare")
+    kinds = {}
+    for name, entry in idatas.items():
+        if isinstance(entry, GaussianModel):
+            kinds[name] = "a model description (exact LOO)"
+        elif isinstance(entry, xr.DataTree):
+            kinds[name] = "a fit's DataTree (PSIS-LOO)"
+        else:
+            raise ValueError(f"model {name!r} is a {type(entry).__name__}: pass the DataTree of a fit (PSIS-LOO) "
+                             "or a model description from evsynth.description (exact LOO)")
+    first = next(iter(kinds))
+    for name, kind in kinds.items():
+        if kind != kinds[first]:
+            raise ValueError(f"model {name!r} is {kind} but {first!r} is {kinds[first]}: compare descriptions "
+                             "with descriptions and fits with fits")
+    if isinstance(idatas[first], GaussianModel):
+        if not integrate_theta:
+            raise ValueError("integrate_theta=False applies to MCMC fits: exact LOO scores a left-out study's "
+                             "observed effect with its study effect integrated out")
+        if kwargs:
+            raise ValueError(f"{', '.join(sorted(kwargs))}: options of az.compare (PSIS-LOO); exact LOO takes none")
+        return exact_engine.loo_compare(idatas)
     studies, prepared = None, {}
     for name, idata in idatas.items():
         _check_loglik(name, idata)
@@ -242,7 +274,10 @@ def loo_compare(idatas: dict, integrate_theta: bool = True, **kwargs) -> pd.Data
             raise ValueError(f"model {name!r} was fitted to different studies than the others")
         prepared[name] = study_loglik(idata) if integrate_theta else idata
     # round_to="none": the table keeps the figures, printing decides the digits.
-    return az.compare(prepared, var_name="y", round_to="none", **kwargs)
+    table = az.compare(prepared, var_name="y", round_to="none", **kwargs)
+    table["method"] = "PSIS-LOO"
+    table.attrs["method"] = "PSIS-LOO (ArviZ; Pareto k in column diag_elpd)"
+    return table
 
 
 def pareto_k_table(idata: xr.DataTree, integrate_theta: bool = True) -> pd.DataFrame:
@@ -252,6 +287,9 @@ def pareto_k_table(idata: xr.DataTree, integrate_theta: bool = True) -> pd.DataF
     for this study is unreliable: an influential study; refit without it to check), "very high"
     (k > 1). In study order.
     """
+    if isinstance(idata, GaussianModel):
+        raise ValueError("a model description has no Pareto k: its leave-one-out is exact (no importance "
+                         "sampling); engines.exact.loo(model) gives each study's term")
     _check_loglik("idata", idata)
     if integrate_theta:
         idata = study_loglik(idata)

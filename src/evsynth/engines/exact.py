@@ -722,24 +722,49 @@ def loo(model: GaussianModel) -> pd.DataFrame:
 
 
 def loo_compare(models: dict[str, GaussianModel]) -> pd.DataFrame:
-    """Models (fitted to the same studies, same order) ranked by exact elpd_loo, with each one's
-    difference to the best and the SE of that difference from the paired study terms."""
+    """Models (fitted to the same studies, same order) ranked by exact elpd_loo, in the columns of
+    az.compare where they apply: rank, elpd_diff (to the best), dse (SE of that difference from
+    the paired study terms), p_worse (normal approximation), elpd, se, weight (stacking) and
+    method ("exact LOO"). No p (effective parameters) and no Pareto k diagnostics: nothing here is
+    importance-sampled. evsynth.compare.loo_compare calls this for model descriptions."""
+    from scipy import optimize  # here: only the stacking weights need it
+
+    if len(models) < 2:
+        raise ValueError("need at least two models to compare")
     terms = {}
     for name, model in models.items():
-        table = loo(model)
-        terms[name] = table.set_index("study_id")["elpd_loo"]
-    studies = {tuple(t.index) for t in terms.values()}
-    if len(studies) != 1:
-        raise ValueError("the models were fitted to different studies; LOO compares models of the same data")
-    frame = pd.DataFrame(terms)
+        if not isinstance(model, GaussianModel):
+            raise ValueError(f"model {name!r} is a {type(model).__name__}, not a GaussianModel (evsynth.description)")
+        terms[name] = loo(model).set_index("study_id")["elpd_loo"]
+    reference = next(iter(terms.values())).index
+    for name, t in terms.items():
+        if list(t.index) != list(reference):
+            raise ValueError(f"model {name!r} was fitted to different studies than the others; LOO compares "
+                             "models of the same data")
+    frame = pd.DataFrame({name: t.to_numpy() for name, t in terms.items()}, index=reference)
     total = frame.sum().sort_values(ascending=False)
-    best = frame[total.index[0]]
+    frame = frame[total.index]
     n = len(frame)
-    rows = [{"model": name, "elpd_loo": total[name], "se": float(np.sqrt(n) * frame[name].std(ddof=1)),
-             "elpd_diff": float(total[name] - total.iloc[0]),
-             "dse": float(np.sqrt(n) * (frame[name] - best).std(ddof=1)) if name != total.index[0] else 0.0}
-            for name in total.index]
-    return pd.DataFrame(rows).set_index("model")
+    diff = frame.sub(frame.iloc[:, 0], axis=0)
+    # dse as az.compare computes it (sqrt(n var) of the paired differences, ddof 0), so the two
+    # engines' tables read the same way; se as ArviZ's loo (ddof 1).
+    dse = np.sqrt(n * diff.var(ddof=0))
+    # Stacking (Yao et al. 2018): weights on the simplex maximizing sum_i log sum_k w_k p(y_i | y_-i, M_k).
+    # Each study's densities are rescaled by their maximum (the same optimum, no underflow).
+    dens = np.exp(frame.to_numpy() - frame.to_numpy().max(axis=1, keepdims=True))
+    k = dens.shape[1]
+    fit = optimize.minimize(lambda w: -np.log(dens @ w).sum(), np.full(k, 1 / k), method="SLSQP",
+                            jac=lambda w: -(dens / (dens @ w)[:, None]).sum(axis=0), bounds=[(0, 1)] * k,
+                            constraints={"type": "eq", "fun": lambda w: w.sum() - 1})
+    weight = np.clip(fit.x, 0, None)
+    elpd_diff, dse = diff.sum().to_numpy(), dse.to_numpy()
+    p_worse = np.r_[np.nan, stats.norm.cdf(0, elpd_diff[1:], dse[1:] + 1e-12)]  # as az.compare: P(diff < 0)
+    table = pd.DataFrame({"rank": np.arange(k), "elpd_diff": elpd_diff, "dse": dse, "p_worse": p_worse,
+                          "elpd": total.to_numpy(), "se": np.sqrt(n * frame.var(ddof=1)).to_numpy(),
+                          "weight": weight / weight.sum(), "method": "exact LOO"},
+                         index=pd.Index(total.index, name="model"))
+    table.attrs.update(method="exact leave-one-out (log p(y) - log p(y_-i), quadrature)", n=n)
+    return table
 
 
 # --------------------------------------------------------------------------- MCMC against the exact posterior
