@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -35,7 +36,9 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "exact": ("src/evsynth/exact.py", ["tests/test_exact.py", "-k", "not mcmc and not wrong_prior"]),
     "frequentist": ("src/evsynth/frequentist.py", ["tests/test_frequentist.py", "tests/test_metaregression.py"]),
     "engines.exact": ("src/evsynth/engines/exact.py", ["tests/test_engine_exact.py"]),
-    "description": ("src/evsynth/description.py", ["tests/test_engine_exact.py"]),
+    "description": ("src/evsynth/description.py", ["tests/test_description.py", "tests/test_engine_exact.py",
+                                                    "tests/test_network.py", "-k", "not recovers_technique_effects "
+                                                    "and not test_node_split_flags"]),  # those two sample with PyMC
     "marginal": ("src/evsynth/marginal.py", ["tests/test_selection.py", "-k", "not pymc"]),
     "diagnostics": ("src/evsynth/diagnostics.py", ["tests/test_diagnostics.py"]),
 }
@@ -141,7 +144,21 @@ def _prefix(module: str) -> str:
 
 
 def show(scratch: Path, name: str) -> str:
-    return subprocess.run([str(MUTMUT), "show", name], cwd=scratch, capture_output=True, text=True).stdout
+    """The mutant's diff, as `mutmut show` prints it (read in this process: a `mutmut show` per
+    survivor took a second each)."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    source = next(src for src, _ in MODULES.values() if name.startswith(_prefix(_module_of(src))))
+    here = os.getcwd()
+    try:
+        os.chdir(scratch)
+        return get_diff_for_mutant(name, path=source)
+    finally:
+        os.chdir(here)
+
+
+def _module_of(source: str) -> str:
+    return source.removeprefix("src/evsynth/").removesuffix(".py").replace("/", ".")
 
 
 def main(argv=None) -> int:
