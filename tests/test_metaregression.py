@@ -188,3 +188,78 @@ def test_binary_counts_feed_the_meta_regression(bcg):
     effects = compute_effects(bcg_counts(), measure="RR").assign(ablat=bcg.ablat.to_numpy())
     fit = meta_regression(effects, "~ ablat")
     coef(fit, "ablat", {"estimate": "-0.0291", "se": "0.0072"})
+
+
+# metafor 3.8.1, options(digits=12): m <- rma(yi, vi, mods = ~ ablat, data=dat); predict(m, newmods=c(10, 50))
+#   pred -0.0395523149059 -1.20361875203; se 0.186612890272 0.171648839696;
+#   ci -0.40530685889 -1.54004429582 / 0.326202229079 -0.867193208234; pi -0.693073394844 -1.8411887968 /
+#   0.613968765032 -0.566048707251. With test="knha": se 0.212702629736 0.195646504061; ci -0.507707646468
+#   -1.63423380409 / 0.428603016656 -0.773003699964; pi -0.807052924666 -1.94881476287 / 0.727948294854
+#   -0.458422741184; QM 12.5905455261 (F), QMp 0.00456554558896, QMdf 1 11
+PREDICT = {False: {"pred": (-0.0395523149059, -1.20361875203), "se": (0.186612890272, 0.171648839696),
+                   "ci_low": (-0.40530685889, -1.54004429582), "ci_high": (0.326202229079, -0.867193208234),
+                   "pi_low": (-0.693073394844, -1.8411887968), "pi_high": (0.613968765032, -0.566048707251)},
+           True: {"pred": (-0.0395523149059, -1.20361875203), "se": (0.212702629736, 0.195646504061),
+                  "ci_low": (-0.507707646468, -1.63423380409), "ci_high": (0.428603016656, -0.773003699964),
+                  "pi_low": (-0.807052924666, -1.94881476287), "pi_high": (0.727948294854, -0.458422741184)}}
+
+
+@pytest.mark.parametrize("knha", [False, True])
+def test_predict_matches_metafor(bcg, knha):
+    fit = meta_regression(bcg, "~ ablat", knapp_hartung=knha, threshold=1e-5)  # metafor's default stop
+    assert fit.knapp_hartung is knha
+    pred = fit.predict([[1, 10], [1, 50]])  # integers: taken as floats
+    assert list(pred.columns) == list(PREDICT[knha])
+    for column, expected in PREDICT[knha].items():
+        assert pred[column].to_numpy() == pytest.approx(expected, rel=1e-6), column
+    if knha:
+        assert (fit.QM, fit.QM_p, fit.QM_df, fit.df) == pytest.approx((12.5905455261, 0.00456554558896, 1, 11), rel=1e-6)
+
+
+# metafor 3.8.1: rma(yi, vi, mods = ~ 0 + factor(alloc), data=dat, control=list(threshold=1e-12)):
+#   QM 15.9841274204 on 3 df, QMp 0.001142512901, b -0.517955777155 -0.965774178546 -0.428917560924, no R2;
+#   with test="knha": QM 5.82521356782 (F on 3 and 10 df), QMp 0.0144209630318
+def test_model_without_intercept_tests_every_coefficient_like_metafor(bcg):
+    X = np.column_stack([(bcg.alloc == a).to_numpy(float) for a in ("alternate", "random", "systematic")])
+    fit = mixed_effects(bcg.yi, bcg.vi, X)
+    assert list(fit.coefficients.index) == ["X0", "X1", "X2"] and fit.coefficients.index.name == "term"
+    assert fit.coefficients["estimate"].to_numpy() == pytest.approx(
+        [-0.517955777155, -0.965774178546, -0.428917560924], rel=1e-8)
+    assert (fit.QM, fit.QM_df, fit.QM_p) == pytest.approx((15.9841274204, 3, 0.001142512901), rel=1e-8)
+    assert np.isnan(fit.R2) and fit.knapp_hartung is False
+    knha = mixed_effects(bcg.yi, bcg.vi, X, knapp_hartung=True)
+    assert (knha.QM, knha.QM_df, knha.QM_p, knha.df) == pytest.approx((5.82521356782, 3, 0.0144209630318, 10), rel=1e-8)
+
+
+# metafor 3.8.1: rma(y, v, mods = ~ x, control=list(threshold=1e-12)) on y = c(0.10, 0.12, 0.08, 0.11, 0.09,
+# 0.13), v = c(0.04, 0.05, 0.03, 0.06, 0.05, 0.04), x = 1:6: tau2 0, R2 0 (no heterogeneity to explain)
+def test_pseudo_r2_is_zero_without_heterogeneity_like_metafor():
+    y, v = [0.10, 0.12, 0.08, 0.11, 0.09, 0.13], [0.04, 0.05, 0.03, 0.06, 0.05, 0.04]
+    fit = mixed_effects(y, v, np.column_stack([np.ones(6), np.arange(1, 7)]), ["intrcpt", "x"])
+    assert fit.tau2 == 0.0 and fit.R2 == 0.0
+
+
+def test_design_matrix_is_checked(bcg):
+    with pytest.raises(ValueError, match=r"moderator matrix X must have one row per study \(13\), not shape \(12, 2\)"):
+        mixed_effects(bcg.yi, bcg.vi, np.ones((12, 2)))
+    with pytest.raises(ValueError, match=r"moderator matrix X must have one row per study \(13\), not shape \(13,\)"):
+        mixed_effects(bcg.yi, bcg.vi, np.ones(13))
+    with pytest.raises(ValueError, match="13 coefficients need more than 13 studies"):
+        mixed_effects(bcg.yi, bcg.vi, np.eye(13))
+    X = np.column_stack([np.ones(13), bcg.ablat])
+    assert typical_variance(bcg.vi, X) != typical_variance(bcg.vi)  # the regression's own s^2
+
+
+def test_meta_regression_uses_only_the_used_rows(bcg):
+    table = bcg.assign(used=True, head_to_head=False)
+    table.loc[0, "used"] = False
+    fit = meta_regression(table, "~ ablat")
+    direct = mixed_effects(bcg.yi[1:], bcg.vi[1:], np.column_stack([np.ones(12), bcg.ablat[1:]]), ["intrcpt", "ablat"])
+    assert fit.k == 12 and fit.tau2 == pytest.approx(direct.tau2, rel=1e-12)
+
+
+# metafor 3.8.1, options(digits=13): rma(yi, vi, mods = ~ ablat, data=dat)$R2 -> 75.62447836149 (default stop:
+# both the model's and the intercept-only tau^2 at threshold 1e-5); with threshold=1e-12 -> 75.62662181139
+def test_pseudo_r2_uses_the_threshold_for_both_fits(bcg):
+    assert meta_regression(bcg, "~ ablat", threshold=1e-5).R2 == pytest.approx(75.62447836149, abs=1e-8)
+    assert meta_regression(bcg, "~ ablat").R2 == pytest.approx(75.62662181139, abs=1e-8)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
 from .effects import used_effects
 from .moderators import design_matrix
@@ -114,7 +114,7 @@ def tau2_dersimonian_laird(yi, vi) -> float:
     return float(max(0.0, (q - df) / (np.sum(w) - np.sum(w**2) / np.sum(w))))
 
 
-def tau2_reml(yi, vi, X=None, threshold: float = 1e-12, max_iter: int = 1000) -> float:
+def tau2_reml(yi, vi, X=None, threshold: float = 1e-12, max_iter: int = 100) -> float:
     """REML tau^2 of a (meta-)regression by Fisher scoring, kept >= 0: metafor's algorithm (start at
     the Hedges estimate, stop when tau^2 changes by less than `threshold`).
 
@@ -122,6 +122,7 @@ def tau2_reml(yi, vi, X=None, threshold: float = 1e-12, max_iter: int = 1000) ->
     of the package: random-effects pooling, meta-regression and Egger's mixed-effects test use it.
     threshold: metafor stops at 1e-5 by default, which can leave the 4th printed decimal unsettled
     when tau^2 is small; 1e-12 converges (`threshold=1e-5` reproduces metafor's default output).
+    max_iter: metafor's maxiter; if scoring has not settled by then, the score equation is bracketed.
     """
     yi, vi = _as_arrays(yi, vi)
     X = _as_design(X, yi.size)
@@ -142,7 +143,23 @@ def tau2_reml(yi, vi, X=None, threshold: float = 1e-12, max_iter: int = 1000) ->
         if abs(new - tau2) < threshold:
             return float(new)
         tau2 = new
-    raise RuntimeError("REML Fisher scoring did not converge")
+    # Fisher scoring can oscillate around the root without settling (metafor then stops with "did not
+    # converge"); the REML score equation y'PPy = tr(P) is solved by bracketing instead.
+    return _tau2_reml_bracketed(yi, vi, X, threshold)
+
+
+def _tau2_reml_bracketed(yi, vi, X, threshold: float) -> float:
+    def score(tau2):  # twice the derivative of the restricted log-likelihood
+        P = _projection(X, 1.0 / (vi + tau2))
+        Py = P @ yi
+        return float(Py @ Py - np.trace(P))
+
+    if score(0.0) <= 0:
+        return 0.0
+    high = max(float(np.var(yi)), 1e-8)
+    while score(high) > 0:
+        high *= 2
+    return float(optimize.brentq(score, 0.0, high, xtol=threshold, rtol=4 * np.finfo(float).eps))
 
 
 def _tau2_se(vi: np.ndarray, tau2: float, method: str, X=None) -> float:
