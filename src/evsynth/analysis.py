@@ -195,7 +195,9 @@ def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors:
         from .fit import fit
         from .summary import summarize
 
-        idata = fit(build_model(model, effects, priors, **options), **fit_options)
+        # the description, when there is one: fit builds it and keys its compile cache by it
+        idata = fit(description if description is not None else build_model(model, effects, priors, **options),
+                    **fit_options)
         diagnostics, summary, agreement = diagnose(idata, thresholds), summarize(idata), None
         if description is not None:
             from .engines.exact import agreement as check, agreement_line
