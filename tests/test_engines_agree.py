@@ -1,9 +1,11 @@
 """The two engines fit the same model: the PyMC graph built from a GaussianModel
 (evsynth.engines.pymc), sampled, agrees with the exact engine's posterior of that description
-within 4 Monte-Carlo standard errors (engines.exact.agreement: mean and 2.5/50/97.5% of every
-reported quantity and SD), for random_effects, by_technique, meta_regression and network, each
-with and without censored rows. Synthetic data (seeded); short chains (2 x 1000 after 1000 tuning),
-fixed sampler seeds, so a run is reproducible."""
+(engines.exact.agreement at its calibrated threshold: max |z| < 5 Monte-Carlo standard errors over
+the mean and 2.5/50/97.5% of every reported quantity and SD), for random_effects, by_technique,
+meta_regression and network, each with and without censored rows. Synthetic data (seeded); short
+chains (2 x 1000 after 1000 tuning) at evsynth fit's target_accept 0.99, fixed sampler seeds.
+(At target_accept 0.95 the by-technique fit of seed 11 had a divergence and max |z| 5.4 on this
+machine; at 0.99 seeds 11-18 gave max |z| 1.2-4.0, no divergence.)"""
 
 import numpy as np
 import pandas as pd
@@ -12,7 +14,7 @@ import pytest
 from evsynth import description
 from evsynth.engines import exact as engine
 
-SAMPLE = dict(draws=1000, tune=1000, chains=2, random_seed=11, progressbar=False, target_accept=0.95)
+SAMPLE = dict(draws=1000, tune=1000, chains=2, random_seed=11, progressbar=False, target_accept=0.99)
 
 
 def table(n: int, censored: int, technique=None, **columns) -> pd.DataFrame:

@@ -84,3 +84,11 @@ def test_numpy_log_likelihood_equals_pymc_with_censored_rows(model):
     # digits: 1.4e-8 at z = -3, 1.6e-8 for the upper tail at z = 5); scipy's log_ndtr, used here, to 2e-15.
     np.testing.assert_allclose(ours[..., censored], expected[..., censored], rtol=0, atol=5e-8)
     assert fit(model, **SETTINGS)["log_likelihood"]["y"].dims == ("chain", "draw", "study")
+
+
+def test_a_frozen_compiled_model_refuses_other_data(model):
+    from evsynth.fit import compile_nutpie
+
+    frozen = compile_nutpie(build(model), reusable=False, description=model)
+    with pytest.raises(ValueError, match="data frozen in"):
+        fit(model, compiled=frozen, **SETTINGS)

@@ -157,6 +157,9 @@ def _complete_constant_data(idata: xr.DataTree, model) -> None:
 def _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, progressbar, cores, description):
     if compiled is None:  # says how to install nutpie when it is missing
         compiled = compile_nutpie(model, reusable=False, description=description)
+    elif not getattr(compiled, "shared_data", True) and model.data_vars:
+        raise ValueError("this compiled model has its data frozen in (compile_nutpie(..., reusable=False)): "
+                         "it cannot take another model's data; compile with reusable=True")
     else:
         compiled = compiled.with_data(**{v.name: v.get_value() for v in model.data_vars})
     import nutpie
