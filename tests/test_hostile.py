@@ -229,6 +229,13 @@ def test_header_only_csv_and_nothing_fittable_exit_4(tmp_path, capsys):
     header = ",".join(csv_text([TWO_GROUP]).splitlines()[0].split(","))
     err = fit_refuses(tmp_path, capsys, header + "\n", "nothing analysed", code=4)
     err = fit_refuses(tmp_path, capsys, csv_text([TWO_GROUP]), "nothing analysed", code=4)  # one study
+    # the sweep says the same of a header-only table (valid input, nothing to analyse), not "bad input"
+    empty = tmp_path / "empty.csv"
+    empty.write_text(header + "\n")
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.format(studies=empty.as_posix()))
+    status, err = sweep(tmp_path, capsys, spec)
+    assert status == 4 and "no rows: nothing analysed" in err and "Traceback" not in err, err
 
 
 def test_out_is_a_file(tmp_path, capsys):

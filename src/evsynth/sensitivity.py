@@ -366,6 +366,10 @@ def supports_reuse(kind: str) -> bool:
 
 # ---- the grid ----------------------------------------------------------------------------
 
+class NothingToAnalyse(ValueError):
+    """The input is valid but holds nothing a sweep could analyse (CLI exit status 4, not 2)."""
+
+
 @dataclass
 class Sensitivity:
     """A grid of scenarios over one outcome. `run()` fits them; `table` holds the tidy result."""
@@ -400,6 +404,8 @@ class Sensitivity:
         if "tau" in self.priors:
             raise ValueError("the tau prior is swept: give it as tau_prior=[...], not in priors")
         self.engine = sweep_engine(self.engine, self.model)
+        if self.studies.empty:  # a header and no rows: valid input, nothing to analyse (as `evsynth fit`)
+            raise NothingToAnalyse("the study table has no rows: nothing analysed")
         self.outcome = self.outcome or _only_outcome(self.studies, self.measure, self.p_bound)
         if self.outcome not in set(self.studies["outcome"]):
             raise ValueError(f"outcome {self.outcome!r} is not in the study table "

@@ -49,7 +49,7 @@ def register(commands) -> None:
 
 
 def cmd_sensitivity(args) -> int:
-    from .sensitivity import Sensitivity  # its machinery loads when a sweep runs, not with the CLI
+    from .sensitivity import NothingToAnalyse, Sensitivity  # its machinery loads when a sweep runs, not with the CLI
 
     from .spec import load_spec
 
@@ -57,7 +57,11 @@ def cmd_sensitivity(args) -> int:
     options = dict(spec.sensitivity)
     options |= {k: getattr(args, k) for k in ("draws", "tune", "chains", "engine", "max_scenarios")
                 if getattr(args, k) is not None}
-    grid = Sensitivity(**options)
+    try:
+        grid = Sensitivity(**options)
+    except NothingToAnalyse as exc:
+        print(f"{exc}", file=sys.stderr)
+        return EXIT_NOTHING_ANALYSED
     for text in grid.rule_warnings:
         print(f"warning: {text}", file=sys.stderr)
     out = prepare_out(args.out)
