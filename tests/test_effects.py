@@ -237,3 +237,151 @@ def test_two_group_rom_from_t_uses_the_pooled_sd_for_both_arms():
     assert s == pytest.approx(8 / 3)
     assert row.vi == pytest.approx(s**2 * (1 / (20 * 12**2) + 1 / (25 * 10**2)), rel=1e-12)
     assert row.se_route == "t_stat"
+
+
+# ---- consistency flags: each rule at its stated tolerance (T_AGREEMENT 20%, R_AGREEMENT 10%) --------
+
+
+def flag_row(**fields):
+    """A row as compute_effects passes it (every field present, missing ones None)."""
+    keys = ("design", "mean_treat", "mean_ctrl", "n_treat", "n_ctrl", "mean_pre", "mean_post", "n", "t", "p",
+            "p_upper", "ci_low", "ci_high", "sd_pre", "sd_post", "sd_change", "r_prepost")
+    return {k: None for k in keys} | fields
+
+
+def test_p_against_t_flagged_beyond_twenty_percent():
+    from evsynth.effects import consistency_warnings
+
+    base = flag_row(design="two_group", mean_treat=12.0, mean_ctrl=10.0, n_treat=20, n_ctrl=20, p=0.3)
+    t_of_p = stats.t.isf(0.15, 38)  # 1.0476: two-sided p = 0.3 on 20 + 20 - 2 df
+    assert consistency_warnings(base | {"t": 1.24 * t_of_p}) == []
+    assert consistency_warnings(base | {"t": -t_of_p / 1.24}) == []  # the sign of t is not compared
+    t = round(1.26 * t_of_p, 4)
+    assert consistency_warnings(base | {"t": t}) == [f"p = 0.3 implies |t| = {t_of_p:.2f} on 38 df, but t = {t:g} is printed"]
+    assert consistency_warnings(base | {"t": t / 1.26 ** 2}) != []  # t too small by the same factor
+    assert consistency_warnings(base | {"t": 5.0, "p": 1.0}) == []  # p = 1 (printed as 'ns') implies nothing
+    # p = 0.001: |t| 4.587 on 10 df, 3.566 on 38 df (29% apart)
+    t_on_10, t_on_38 = stats.t.isf(0.0005, 10), stats.t.isf(0.0005, 38)
+    small_p = base | {"p": 0.001}
+    assert consistency_warnings(small_p | {"t": t_on_38}) == [] != consistency_warnings(small_p | {"t": t_on_10})
+    assert consistency_warnings(small_p | {"t": t_on_10}, df=10) == []  # the df the effect used, when given
+    pre = flag_row(design="pre_post", mean_pre=10.0, mean_post=12.0, n=11, p=0.001)
+    assert consistency_warnings(pre | {"t": t_on_10}) == []  # pre/post: n - 1 df
+    assert consistency_warnings(pre | {"t": t_on_38}) != []
+
+
+def test_t_against_a_printed_p_bound():
+    from evsynth.effects import consistency_warnings
+
+    base = flag_row(design="two_group", mean_treat=12.0, mean_ctrl=10.0, n_treat=20, n_ctrl=20)
+    p_of_t = 2 * stats.t.sf(1.0, 38)  # 0.3236
+    assert consistency_warnings(base | {"t": -1.0, "p_upper": 0.05}) == [
+        f"t = -1 gives p = {p_of_t:.3g} on 38 df, above the printed bound p < 0.05"]
+    assert consistency_warnings(base | {"t": 1.0, "p_upper": p_of_t / 1.19}) == []  # within 20%
+    assert consistency_warnings(base | {"t": 1.0, "p_upper": p_of_t / 1.21}) != []
+    t = stats.t.isf(0.0011 / 2, 38)  # p 0.0011 against a bound of 0.0005: off by less than 0.001, not flagged
+    assert consistency_warnings(base | {"t": t, "p_upper": 0.0005}) == []
+    t = stats.t.isf(0.0016 / 2, 38)
+    assert consistency_warnings(base | {"t": t, "p_upper": 0.0005}) != []
+
+
+def test_ci_that_misses_the_mean_difference():
+    from evsynth.effects import consistency_warnings
+
+    base = flag_row(design="two_group", mean_treat=12.0, mean_ctrl=10.0, n_treat=20, n_ctrl=20)
+    assert consistency_warnings(base | {"ci_low": 3.0, "ci_high": 5.0}) == [
+        "the 95% CI (3, 5) does not contain the mean difference 2"]
+    assert consistency_warnings(base | {"ci_low": -1.0, "ci_high": 1.5}) != []
+    assert consistency_warnings(base | {"ci_low": 2.0, "ci_high": 5.0}) == []  # bounds included
+    assert consistency_warnings(base | {"ci_low": -1.0, "ci_high": 2.0}) == []
+    assert consistency_warnings(base | {"ci_low": 3.0}) == []  # one bound says nothing
+
+
+def test_sd_change_against_sd_pre_sd_post_and_r():
+    from evsynth.effects import consistency_warnings
+
+    base = flag_row(design="pre_post", mean_pre=10.0, mean_post=12.0, n=30, sd_pre=3.0, sd_post=5.0)
+    # sd_change^2 = 9 + 25 - 30 r with |r| <= 1: sd_change in [2, 8]
+    assert consistency_warnings(base | {"sd_change": 1.0}) == [
+        "sd_change = 1 is impossible with sd_pre = 3 and sd_post = 5 (it must lie between 2 and 8)"]
+    assert consistency_warnings(base | {"sd_change": 8.5}) != []
+    assert consistency_warnings(base | {"sd_change": 2.0}) == consistency_warnings(base | {"sd_change": 8.0}) == []
+    # r = 0.5 gives sd_change sqrt(19) = 4.359; 10% of it is 0.436
+    assert consistency_warnings(base | {"sd_change": 4.0, "r_prepost": 0.5}) == []
+    assert consistency_warnings(base | {"sd_change": 4.8, "r_prepost": 0.5}) == []
+    implied = (9 + 25 - 3.9**2) / 30
+    assert consistency_warnings(base | {"sd_change": 3.9, "r_prepost": 0.5}) == [
+        f"sd_change = 3.9 disagrees with sd_pre, sd_post and r_prepost = 0.5 (which give 4.36; implied r = {implied:.2f})"]
+    assert consistency_warnings(base | {"sd_change": 4.85, "r_prepost": 0.5}) != []
+    assert consistency_warnings(base | {"sd_change": 3.9}) == []  # no r on the row: nothing to compare
+
+
+def test_rows_without_the_numbers_to_compare_carry_no_flag():
+    from evsynth.effects import consistency_warnings
+
+    contradictory = {"t": 10.0, "p": 0.5, "ci_low": 30.0, "ci_high": 50.0}
+    assert consistency_warnings(flag_row(design="effect", **contradictory)) == []
+    assert consistency_warnings(flag_row(design="two_group", mean_treat=1.0, **contradictory)) == []
+    assert consistency_warnings(flag_row(design="pre_post", mean_pre=1.0, **contradictory)) == []
+    no_n = flag_row(design="two_group", mean_treat=12.0, mean_ctrl=10.0, **contradictory)
+    assert consistency_warnings(no_n) == []  # df unknown (no n)
+    assert len(consistency_warnings(no_n, df=38)) == 2
+    assert consistency_warnings(flag_row(design="two_group", mean_treat=math.inf, mean_ctrl=1.0, n_treat=5,
+                                         n_ctrl=5, **contradictory)) == []
+
+
+# ---- messages name the field a bad number came from; tables no model should pool are refused ------
+
+
+def se_row(design, **fields):
+    keys = ("sd_change", "sd_pre", "sd_post", "sd_treat", "sd_ctrl", "t", "ci_low", "p", "p_upper")
+    return {k: None for k in keys} | {"design": design} | fields
+
+
+@pytest.mark.parametrize("row,field", [
+    (se_row("effect"), "sei"), (se_row("effect", ratio=1.5), "ci_low/ci_high"),
+    (se_row("two_group", events_treat=3, sd_treat=1.0, sd_ctrl=1.0), "events_treat/events_ctrl"),
+    (se_row("pre_post", sd_change=1.0, sd_pre=1.0, sd_post=1.0, t=2.0), "sd_change"),
+    (se_row("pre_post", sd_pre=1.0, sd_post=1.0, t=2.0), "sd_pre/sd_post"),
+    (se_row("pre_post", sd_pre=1.0, t=2.0), "t"),
+    (se_row("two_group", sd_treat=1.0, sd_ctrl=1.0, t=2.0), "sd_treat/sd_ctrl"),
+    (se_row("two_group", sd_change=1.0, sd_treat=1.0, ci_low=0.1, p=0.1), "ci_low"),
+    (se_row("two_group", p=0.1, p_upper=0.05), "p"), (se_row("two_group", p_upper=0.05), "p_upper"),
+    (se_row("two_group"), "n"),
+])
+def test_the_standard_error_field_named_in_messages(row, field):
+    from evsynth.effects import _se_fields
+
+    assert _se_fields(row) == field
+
+
+def test_an_effect_that_overflows_names_the_mean_fields():
+    rows = [two_group(n_treat=10, n_ctrl=10, mean_treat=1e308, mean_ctrl=-1e308, sd_treat=1.0, sd_ctrl=1.0)]
+    with pytest.raises(EffectSizeError, match=r"study 's', field 'mean_treat/mean_ctrl': the effect size is not a "
+                                              r"finite number \(yi = inf\)"):
+        effects_of(rows, measure="MD")
+    rows = [pre_post(n=10, mean_pre=-1e308, mean_post=1e308, sd_pre=1.0, sd_post=1.0)]
+    with pytest.raises(EffectSizeError, match=r"field 'mean_pre/mean_post': the effect size is not a finite"):
+        effects_of(rows, measure="MD")
+
+
+def test_tables_no_model_should_pool_are_refused():
+    from evsynth.effects import check_poolable
+
+    table = pd.DataFrame({"study_id": ["a", "b"], "unit": ["ml", "g"]})
+    assert check_poolable(table, "SMD") is table  # standardized: units may differ
+    assert check_poolable(table.assign(unit=["ml", None]), "MD") is not None  # one known unit
+    with pytest.raises(ValueError, match=r"MD pools raw differences, but the units differ \(g, ml\); use SMD or ROM"):
+        check_poolable(table, "MD")
+    with pytest.raises(ValueError, match="duplicate study_id in the effect table"):
+        check_poolable(table.assign(study_id=["a", "a"]), "SMD")
+    with pytest.raises(ValueError, match=r"no usable effect sizes: see evsynth.effects.not_used\(effects\) for why"):
+        check_poolable(table.iloc[:0], "SMD")
+
+
+def test_uncontrolled_rows_are_pre_post_or_versus_baseline():
+    from evsynth.effects import uncontrolled
+
+    table = pd.DataFrame({"design": ["pre_post", "effect", "effect", "two_group"],
+                          "comparator": ["control", "Baseline", "control", "baseline"]})
+    assert uncontrolled(table).tolist() == [True, True, False, True]
