@@ -385,3 +385,45 @@ def test_uncontrolled_rows_are_pre_post_or_versus_baseline():
     table = pd.DataFrame({"design": ["pre_post", "effect", "effect", "two_group"],
                           "comparator": ["control", "Baseline", "control", "baseline"]})
     assert uncontrolled(table).tolist() == [True, True, False, True]
+
+
+def test_one_sd_of_two_falls_back_to_the_statistics():
+    # Cochrane Handbook 6.5.2.3 numbers: MD 3.8 with t = 2.78 on 45 df -> SE 3.8 / 2.78, whatever one SD says
+    row = effects_of([two_group(n_treat=23, n_ctrl=24, mean_treat=13.8, mean_ctrl=10.0, sd_treat=50.0, t=2.78)],
+                     measure="MD").iloc[0]
+    assert row["se_route"] == "t_stat" and row["sei"] == pytest.approx(3.8 / 2.78, rel=1e-12)
+    row = effects_of([pre_post(n=20, mean_pre=10.0, mean_post=13.8, sd_post=50.0, t=2.78)], measure="MD").iloc[0]
+    assert row["se_route"] == "t_stat" and row["sei"] == pytest.approx(3.8 / 2.78, rel=1e-12)
+
+
+@pytest.mark.parametrize("row,field", [
+    (two_group(n_treat=10, n_ctrl=10, mean_treat=2.0, mean_ctrl=0.0, sd_treat=1.0, sd_ctrl=1.0), "mean_ctrl"),
+    (two_group(n_treat=10, n_ctrl=10, mean_treat=0.0, mean_ctrl=2.0, sd_treat=1.0, sd_ctrl=1.0), "mean_treat"),
+    (pre_post(n=10, mean_pre=0.0, mean_post=2.0, sd_pre=1.0, sd_post=1.0), "mean_pre"),
+    (pre_post(n=10, mean_pre=2.0, mean_post=0.0, sd_pre=1.0, sd_post=1.0), "mean_post"),
+])
+def test_ratio_of_means_refuses_a_zero_mean_by_name(row, field):
+    with pytest.raises(EffectSizeError, match=f"study 's', field '{field}': ratio of means needs positive means"):
+        effects_of([row], measure="ROM")
+
+
+@pytest.mark.parametrize("fields,field,why", [
+    ({"t": 2.0}, "t", "the means are equal, so no standard error can be back-calculated from t"),
+    ({"p": 0.04}, "p", "the means are equal, so no standard error can be back-calculated from a p-value"),
+    ({"p_upper": 0.05}, "p_upper", "the means are equal, so no standard error can be back-calculated from a p-value"),
+])
+def test_equal_means_carry_no_standard_error_from_a_statistic(fields, field, why):
+    with pytest.raises(EffectSizeError, match=f"study 's', field '{field}': {why}"):
+        effects_of([two_group(n_treat=10, n_ctrl=10, mean_treat=5.0, mean_ctrl=5.0, **fields)], measure="MD")
+
+
+def test_p_of_1_gives_no_standard_error_and_a_tiny_difference_still_does():
+    with pytest.raises(EffectSizeError, match=r"study 's', field 'p': p = 1 gives t = 0, which carries no standard "
+                                              r"error; report the SDs, t or the CI instead"):
+        effects_of([two_group(n_treat=10, n_ctrl=10, mean_treat=6.0, mean_ctrl=5.0, p=1.0)], measure="MD")
+    row = effects_of([two_group(n_treat=10, n_ctrl=10, mean_treat=6.0, mean_ctrl=5.0, p=0.5)], measure="MD").iloc[0]
+    assert row["sei"] == pytest.approx(1.0 / stats.t.isf(0.25, 18), rel=1e-12)
+    row = effects_of([two_group(n_treat=10, n_ctrl=10, mean_treat=6.0, mean_ctrl=5.0, t=2.0)], measure="MD").iloc[0]
+    assert row["sei"] == pytest.approx(0.5, rel=1e-12)  # |MD| / |t|, MD = 1 exactly
+    row = effects_of([two_group(n_treat=10, n_ctrl=10, mean_treat=6.0, mean_ctrl=5.0, p=0.04)], measure="MD").iloc[0]
+    assert row["sei"] == pytest.approx(1.0 / stats.t.isf(0.02, 18), rel=1e-12)

@@ -250,3 +250,48 @@ def test_metafor_default_stop_reproduces_its_printed_sparse_rd_fit():
     assert_all_printed(reml(used.yi, used.vi, threshold=1e-5),
                        {"mu": "-0.0190", "se": "0.0055", "I2": "47.88", "H2": "1.92", "z": "-3.4842",
                         "ci_low": "-0.0297", "ci_high": "-0.0083"})
+
+
+def counts(rows) -> pd.DataFrame:
+    """A study table of 2x2 counts: (events_treat, n_treat, events_ctrl, n_ctrl) per study, ids 1, 2, ..."""
+    return load_studies(pd.DataFrame([dict(study_id=str(i + 1), citation="synthetic", source_level="synthetic",
+                                           design="two_group", technique="t", outcome="o", events_treat=a,
+                                           n_treat=n1, events_ctrl=c, n_ctrl=n2, synthetic=True)
+                                      for i, (a, n1, c, n2) in enumerate(rows)]))
+
+
+# metafor 3.8.1: escalc("RR", ai=c(10, 4), n1i=c(10, 10), ci=c(10, 10), n2i=c(10, 10)) (drop00=TRUE, add 1/2
+# to only0): yi NA (events in every patient of both arms), then -0.847297860387, vi 0.135642135642
+def test_all_events_in_both_arms_is_dropped_a_single_full_arm_is_corrected():
+    effects = compute_effects(counts([(10, 10, 10, 10), (4, 10, 10, 10)]), measure="RR")
+    assert effects.used.tolist() == [False, True]
+    assert effects.loc[0, "why_not"] == ("no events (or all events) in both arms: the 2x2 table carries no "
+                                         "information on a relative effect (metafor drop00)")
+    assert (effects.loc[1, "yi"], effects.loc[1, "vi"]) == pytest.approx((-0.847297860387, 0.135642135642), rel=1e-10)
+
+
+@pytest.mark.parametrize("cells", [(0, 10, 5, 10), (10, 10, 5, 10), (5, 10, 0, 10), (5, 10, 10, 10)])
+def test_any_zero_cell_without_correction_is_refused_for_ratios(cells):
+    with pytest.raises(EffectSizeError, match=r"study '1', field 'events_treat': a zero cell without continuity "
+                                              r"correction gives an infinite OR; use add > 0 or to='only0'"):
+        compute_effects(counts([cells]), measure="OR", continuity=Continuity(to="none"))
+
+
+# metafor 3.8.1: escalc("RD", ai=c(0, 5, 3, 4), n1i=10, ci=c(2, 0, 4, 10), n2i=10, add=0, to="none"):
+# yi -0.2 0.5 -0.1 -0.6, vi 0.016 0.025 0.045 0.024 (a zero cell leaves the RD finite)
+def test_risk_difference_takes_zero_cells_uncorrected_like_metafor():
+    effects = compute_effects(counts([(0, 10, 2, 10), (5, 10, 0, 10), (3, 10, 4, 10), (4, 10, 10, 10)]), measure="RD",
+                              continuity=Continuity(to="none"))
+    assert effects.yi.to_numpy() == pytest.approx([-0.2, 0.5, -0.1, -0.6], abs=1e-12)
+    assert effects.vi.to_numpy() == pytest.approx([0.016, 0.025, 0.045, 0.024], abs=1e-12)
+    with pytest.raises(EffectSizeError, match=r"study '1', field 'events_treat': the risk difference has zero "
+                                              r"variance \(no events or all events in both arms\)"):
+        compute_effects(counts([(0, 10, 0, 10)]), measure="RD", continuity=Continuity(to="none", drop00=False))
+
+
+def test_binary_rows_for_a_continuous_measure_say_what_to_use():
+    smd = compute_effects(counts([(3, 10, 4, 10)]), measure="SMD").loc[0, "why_not"]
+    assert smd == ("binary outcome (2x2 counts): analyse with RR, OR, RD (or SMD with binary_to_smd=True, the "
+                   "logit conversion), not SMD")
+    assert compute_effects(counts([(3, 10, 4, 10)]), measure="MD").loc[0, "why_not"] == (
+        "binary outcome (2x2 counts): analyse with RR, OR, RD, not MD")
