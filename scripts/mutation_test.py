@@ -55,9 +55,21 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
     (r'az\.mcse\(idata, (var_names=None, |var_names=\[name\], )?(method="(mean|MEAN)"|method="(quantile|QUANTILE)", prob=p|)\)\[name\]\)',
      "ArviZ's mcse: method is case-insensitive and 'mean' is its default; var_names=None computes the same value"),
     (r"max_iter: int = 101\)", "REML scoring cap 100 -> 101: scoring that has not settled by then is bracketed to the same root"),
-    (r"while new <= 0:|step /= 3(?!\d)|if abs\(step\) <= threshold:|if abs\(new - tau2\) <= threshold:",
-     "REML step-halving details (factor 3, <= at the boundary or the stop): the same root or 0 within the "
-     "1e-12 threshold (checked by hand: BCG with and without ablat and 1000 random data sets, identical)"),
+    (r"if abs\(new - tau2\) <= threshold:|if score\(0\.0\) < 0:|while score\(high\) >= 0:",
+     "< against <= where equality has probability zero (a float score or step exactly at the limit)"),
+    (r"high = max\(float\(np\.var\(yi\)\), 1\.00000001\)|high \*= 3|brentq\(score, 0\.0, high, (rtol=4|xtol=threshold, \)|"
+     r"xtol=threshold, rtol=5)",
+     "REML bracketing: the start of the bracket, its growth factor and brentq's own default tolerances (2e-12) "
+     "move the root by < 1e-12 (checked by hand on the k = 9 example at two scales)"),
+    (r"tested = slice\((1, None|None, p|0, None|p)\)|tested = slice\(1, p\) if has_intercept else slice\((None, p|0, None|p)\)",
+     "slice(1, None) is slice(1, p) and slice(None, p), slice(0, None), slice(p) are slice(0, p) on the p coefficients"),
+    (r'np\.einsum\("IJ,JK,IK->I"', "einsum subscripts are labels: upper case names the same contraction"),
+    (r'if \(np\.isinf\(df\)\) and False else stats\.t\.',
+     "scipy's t distribution at df = inf is the normal (ppf and sf agree to 1e-16)"),
+    (r"i2 = max\(0\.0, 100 \* \(q - q_df\) / q\) if q > 1 else 0\.0",
+     "for 0 < Q <= 1 <= df, (Q - df) / Q <= 0: I^2 is 0 either way"),
+    (r'\{"used", "head_to_head"\} < set\(effects\.columns\)',
+     "an effect table has more columns than used and head_to_head: subset and proper subset agree"),
     (r"float\('NAN'\)", "float() parses 'nan' case-insensitively: the same NaN"),
     (r'az\.summary\(idata, var_names=names, (kind="diagnostics", round_to="(XXnoneXX|NONE)"|kind="diagnostics", |round_to="none")\)',
      "ArviZ 1.3's summary keeps the unrounded values under any round_to (only its display rounds), and "

@@ -228,3 +228,22 @@ def test_reml_where_fisher_scoring_oscillates_maximises_the_restricted_likelihoo
     assert tau2_reml(y + 0, v, max_iter=2) == pytest.approx(best, abs=1e-8)  # bracketing straight away
     y0, v0 = HOMOGENEOUS
     assert tau2_reml(y0, v0, max_iter=0) == 0.0  # the score is negative at 0: the boundary
+
+
+def test_bracketing_works_on_any_scale():
+    # The same data in units 100 times larger: tau^2 10^4 times larger, the REML score 10^4 times smaller
+    from scipy import optimize
+    y, v = OSCILLATING[0] * 100, OSCILLATING[1] * 1e4
+    best = optimize.minimize_scalar(lambda t: -restricted_loglik(t, y, v), bounds=(0, 1e4), method="bounded",
+                                    options={"xatol": 1e-8}).x  # 53.843 (a flat maximum: x to ~1e-7 relative)
+    assert tau2_reml(y, v, max_iter=2) == pytest.approx(best, rel=1e-6)
+    assert tau2_reml(y, v) == pytest.approx(best, rel=1e-6)
+    assert tau2_reml(y, v) == pytest.approx(1e4 * tau2_reml(*OSCILLATING), rel=1e-9)
+
+
+def test_leave_one_out_labels_its_rows():
+    yi, vi = bcg_log_risk_ratios(pd.read_csv(reference_file("bcg.csv")))
+    labels = [f"trial {i}" for i in range(1, 14)]
+    loo = leave_one_out(yi, vi, labels=labels)
+    assert list(loo.index) == labels
+    assert loo.loc["trial 8", "mu"] == pytest.approx(leave_one_out(yi, vi).loc[8, "mu"], rel=1e-12)

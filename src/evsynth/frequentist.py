@@ -132,14 +132,7 @@ def tau2_reml(yi, vi, X=None, threshold: float = 1e-12, max_iter: int = 100) -> 
     for _ in range(max_iter):
         P = _projection(X, 1.0 / (vi + tau2))
         Py = P @ yi
-        step = (Py @ Py - np.trace(P)) / np.sum(P * P.T)
-        new = tau2 + step
-        while new < 0:  # step-halving keeps the iterate in the parameter space
-            step /= 2
-            new = tau2 + step
-            if abs(step) < threshold:
-                new = 0.0
-                break
+        new = max(0.0, tau2 + (Py @ Py - np.trace(P)) / np.sum(P * P.T))  # kept in the parameter space
         if abs(new - tau2) < threshold:
             return float(new)
         tau2 = new
@@ -163,19 +156,17 @@ def _tau2_reml_bracketed(yi, vi, X, threshold: float) -> float:
 
 
 def _tau2_se(vi: np.ndarray, tau2: float, method: str, X=None) -> float:
-    """Large-sample SE of tau^2 (inverse Fisher information), as metafor reports."""
+    """Large-sample SE of tau^2 as metafor reports it: "REML" (inverse Fisher information) or "DL"."""
     if method == "REML":
         P = _projection(_as_design(X, vi.size), 1.0 / (vi + tau2))
         return float(np.sqrt(2.0 / np.sum(P * P.T)))
-    if method == "DL":
-        # metafor's SE for the DL estimator (variance of Q-based moment estimator).
-        a = 1.0 / vi
-        s1, s2, s3 = np.sum(a), np.sum(a**2), np.sum(a**3)
-        c = s1 - s2 / s1
-        k = vi.size
-        var = 2 * (k - 1) / c**2 + 4 * tau2 / c + 2 * tau2**2 * (s2 - 2 * s3 / s1 + s2**2 / s1**2) / c**2
-        return float(np.sqrt(var))
-    return 0.0
+    # DL: metafor's SE for the DL estimator (variance of the Q-based moment estimator)
+    a = 1.0 / vi
+    s1, s2, s3 = np.sum(a), np.sum(a**2), np.sum(a**3)
+    c = s1 - s2 / s1
+    k = vi.size
+    var = 2 * (k - 1) / c**2 + 4 * tau2 / c + 2 * tau2**2 * (s2 - 2 * s3 / s1 + s2**2 / s1**2) / c**2
+    return float(np.sqrt(var))
 
 
 def _inference(yi, vi, X, tau2: float, knapp_hartung: bool) -> tuple[np.ndarray, np.ndarray, float]:
