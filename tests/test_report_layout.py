@@ -57,7 +57,8 @@ def _result(label, table, mu=(0.9, 0.3), tau=(0.4, 0.1), seed=0, chains=2, draws
                          coords={"study": list(used["study_id"])},
                          dims={"theta": ["study"], "yi": ["study"], "sei": ["study"]})
     idata.attrs.update(measure=measure, model="random_effects", prior_tau="halfnormal(0.5)", analysis=label)
-    table_diag = az.summary(idata, var_names=["mu", "tau", "theta"], kind="diagnostics")[["r_hat", "ess_bulk", "ess_tail"]]
+    with np.errstate(invalid="ignore", divide="ignore"):  # a constructed constant tau (sd 0) has R-hat NaN
+        table_diag = az.summary(idata, var_names=["mu", "tau", "theta"], kind="diagnostics")[["r_hat", "ess_bulk", "ess_tail"]]
     return AnalysisResult(label, table, idata, Diagnostics(table_diag, 0, [1.0, 1.0], dict(THRESHOLDS)), summarize(idata))
 
 

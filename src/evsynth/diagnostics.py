@@ -46,7 +46,8 @@ def diagnose(idata: xr.DataTree, thresholds: dict | None = None) -> Diagnostics:
     which would pass the 1.01 threshold)."""
     limits = THRESHOLDS | dict(thresholds or {})
     names = [v for v in SUMMARY_VARS if v in idata["posterior"]]
-    table = az.summary(idata, var_names=names, kind="diagnostics", round_to="none")[["r_hat", "ess_bulk", "ess_tail"]]
+    with np.errstate(invalid="ignore", divide="ignore"):  # a constant parameter's R-hat is NaN: a problem below
+        table = az.summary(idata, var_names=names, kind="diagnostics", round_to="none")[["r_hat", "ess_bulk", "ess_tail"]]
     problems = []
     stats = idata.get("sample_stats")
     if stats is None or "diverging" not in stats or "energy" not in stats:

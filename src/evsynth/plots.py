@@ -451,6 +451,7 @@ def sensitivity_plot(table: pd.DataFrame, parameter: str = "pooled (mu)", ax=Non
     if rows.empty:
         raise ValueError(f"parameter {parameter!r} not in the sensitivity table; "
                          f"available: {sorted(table['parameter'].unique())}")
+    own_figure = ax is None
     ax = _new_ax(ax, (9, 0.35 * len(rows) + 1.3))
     fig = ax.figure
     ys = np.arange(len(rows))[::-1]
@@ -484,6 +485,8 @@ def sensitivity_plot(table: pd.DataFrame, parameter: str = "pooled (mu)", ax=Non
     ax.set_xlabel(f"{parameter}: posterior median and 95% interval per scenario "
                   "(red X / FAIL: diagnostics failed)", fontsize=8)
     ax.set_ylim(-0.8, len(rows) - 0.2)
+    if own_figure:  # long scenario labels (exclusion rules) get the width they need, not a clipped axis
+        fig.set_size_inches(max(9.0, 6.0 + 0.075 * max(map(len, labels))), fig.get_size_inches()[1])
     fig.tight_layout()
     return fig
 
