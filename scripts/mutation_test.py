@@ -26,6 +26,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 MUTMUT = Path(sys.executable).with_name("mutmut")
 TARGET = 0.90
@@ -177,6 +179,48 @@ def _module_of(source: str) -> str:
     return source.removeprefix("src/evsynth/").removesuffix(".py").replace("/", ".")
 
 
+def _exact_battery() -> np.ndarray:
+    """Every printed number of evsynth.exact on data sets and priors that reach each branch: the
+    posterior summaries, theta, tau's CDF and quantiles, mixture quantiles deep in both tails."""
+    from evsynth.exact import exact_posterior
+
+    rng = np.random.default_rng(17)
+    out = []
+    for k, prior, mu_prior in [(7, "halfnormal(0.5)", None), (13, "halfcauchy(0.5)", "normal(0, 5)"),
+                               (1, "halfcauchy(1)", "normal(0, 1)"), (5, "uniform(0, 10)", None),
+                               (5, "uniform(4, 10)", "normal(0, 2)"), (4, "uniform", None), (20, "exponential(2)", None)]:
+        sei = rng.uniform(0.1, 0.5, k)
+        yi = rng.normal(0.3, np.sqrt(0.2**2 + sei**2))
+        post = exact_posterior(yi, sei, tau_prior=prior, mu_prior=mu_prior)
+        finite = [v for v in post.summary().to_numpy(float).ravel() if np.isfinite(v)]
+        out += finite + post.theta.to_numpy(float).ravel()[np.isfinite(post.theta.to_numpy(float).ravel())].tolist()
+        p = np.array([1e-10, 1e-4, 0.025, 0.3, 0.5, 0.9, 0.975, 1 - 1e-6])
+        out += post.mu_mixture.ppf(p).tolist() + post.tau_quantile(p[1:-1]).tolist()
+        out += post.tau_cdf(post.tau_quantile(np.array([0.1, 0.5, 0.9]))).tolist()
+    return np.array(out)
+
+
+BATTERIES = {"exact": _exact_battery}
+
+
+def deviations(module: str, scratch: Path, names: list[str]) -> dict[str, float]:
+    """Largest change of the module's battery of results under each mutant, relative to the
+    result's scale (1 + |value|), in a child process that imports the mutated source."""
+    code = ("import json, os, sys, numpy as np; sys.path[:0] = [sys.argv[1], sys.argv[2]]; "
+            "import mutation_test as mt; base = getattr(mt, sys.argv[3])(); out = {}\n"
+            "for name in json.loads(sys.argv[4]):\n"
+            "    os.environ['MUTANT_UNDER_TEST'] = name\n"
+            "    try: out[name] = float(np.max(np.abs(getattr(mt, sys.argv[3])() - base) / (1 + np.abs(base))))\n"
+            "    except Exception as e: out[name] = float('inf')\n"
+            "print(json.dumps(out))")
+    result = subprocess.run([sys.executable, "-c", code, str(scratch / "mutants" / "src"), str(ROOT / "scripts"),
+                             BATTERIES[module].__name__, json.dumps(names)],
+                            capture_output=True, text=True, env=os.environ | {"MUTANT_UNDER_TEST": ""})
+    if result.returncode:
+        sys.exit(f"[{module}] deviation check failed:\n{result.stderr}")
+    return json.loads(result.stdout.splitlines()[-1])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("modules", nargs="*", metavar="module", help=f"any of {', '.join(MODULES)} (default: all)")
@@ -185,6 +229,9 @@ def main(argv=None) -> int:
     parser.add_argument("--survivors", action="store_true", help="print the diff of every surviving mutant")
     parser.add_argument("--no-run", action="store_true", help="only report the verdicts of the last run")
     parser.add_argument("--equivalents", action="store_true", help="list the mutants counted as equivalent")
+    parser.add_argument("--deviation", action="store_true",
+                        help=f"for each survivor, the largest change it makes to a battery of results "
+                             f"(modules {', '.join(BATTERIES)}): checks an equivalence claim by hand")
     parser.add_argument("--retest", action="store_true",
                         help="re-test only the last run's survivors (after adding tests: mutmut keeps old verdicts)")
     args = parser.parse_args(argv)
@@ -205,6 +252,9 @@ def main(argv=None) -> int:
         if args.equivalents:
             for name in sorted(set(row["equivalent_names"])):
                 print(f"equivalent: {name}: {changed_line(scratch, name).strip()}")
+        if args.deviation and module in BATTERIES:
+            for name, dev in sorted(deviations(module, scratch, row["survivors"]).items(), key=lambda kv: kv[1]):
+                print(f"deviation {dev:.2e}: {name}: {changed_line(scratch, name).strip()}")
         if args.survivors:
             for name in row["survivors"]:
                 print(f"--- survived: {name} ({verdicts(module, scratch)[name]})\n{show(scratch, name)}")

@@ -247,3 +247,10 @@ def test_leave_one_out_labels_its_rows():
     loo = leave_one_out(yi, vi, labels=labels)
     assert list(loo.index) == labels
     assert loo.loc["trial 8", "mu"] == pytest.approx(leave_one_out(yi, vi).loc[8, "mu"], rel=1e-12)
+
+
+def test_bracket_grows_until_it_holds_the_root():
+    # Two studies with equal variances: REML tau^2 = (y1 - y2)^2 / 2 - v in closed form (balanced design,
+    # REML = the method of moments), here 49.99: twice the variance of yi, so the bracket must grow.
+    assert tau2_reml([0.0, 10.0], [0.01, 0.01], max_iter=0) == pytest.approx(49.99, rel=1e-12)
+    assert tau2_reml([0.0, 10.0], [0.01, 0.01]) == pytest.approx(49.99, rel=1e-12)

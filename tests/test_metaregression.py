@@ -123,7 +123,7 @@ def test_intercept_only_is_the_random_effects_model(bcg):
         assert fit.coefficients.loc["intrcpt", "estimate"] == pytest.approx(pooled.mu, abs=1e-12)
         assert fit.coefficients.loc["intrcpt", "se"] == pytest.approx(pooled.se, abs=1e-12)
         assert (fit.tau2, fit.I2, fit.H2, fit.QE) == pytest.approx((pooled.tau2, pooled.I2, pooled.H2, pooled.Q))
-    assert np.isnan(fit.R2) and fit.QM_df == 0 and np.isnan(fit.QM) and np.isnan(fit.QM_p)  # nothing to test
+        assert np.isnan(fit.R2) and fit.QM_df == 0 and np.isnan(fit.QM) and np.isnan(fit.QM_p)  # nothing to test
 
 
 def test_typical_variance_reduces_to_higgins_thompson(bcg):
