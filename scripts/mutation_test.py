@@ -65,6 +65,10 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
      "move the root by < 1e-12 (checked by hand on the k = 9 example at two scales)"),
     (r"tested = slice\((1, None|None, p|0, None|p)\)|tested = slice\(1, p\) if has_intercept else slice\((None, p|0, None|p)\)",
      "slice(1, None) is slice(1, p) and slice(None, p), slice(0, None), slice(p) are slice(0, p) on the p coefficients"),
+    (r"if abs\(t_of_p - abs\(t\)\) >= T_AGREEMENT|if p_of_t >= row\[\"p_upper\"\]|p_of_t - row\[\"p_upper\"\] >= 1e-3|"
+     r"if abs\(expected - sc\) >= R_AGREEMENT",
+     "a consistency flag's tolerance compared with >= instead of >: equality of two computed floats has "
+     "probability zero"),
     (r'np\.einsum\("IJ,JK,IK->I"', "einsum subscripts are labels: upper case names the same contraction"),
     (r'if \(np\.isinf\(df\)\) and False else stats\.t\.',
      "scipy's t distribution at df = inf is the normal (ppf and sf agree to 1e-16)"),

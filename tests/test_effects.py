@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
@@ -427,3 +428,79 @@ def test_p_of_1_gives_no_standard_error_and_a_tiny_difference_still_does():
     assert row["sei"] == pytest.approx(0.5, rel=1e-12)  # |MD| / |t|, MD = 1 exactly
     row = effects_of([two_group(n_treat=10, n_ctrl=10, mean_treat=6.0, mean_ctrl=5.0, p=0.04)], measure="MD").iloc[0]
     assert row["sei"] == pytest.approx(1.0 / stats.t.isf(0.02, 18), rel=1e-12)
+
+
+# ---- what each effect-table row carries from its study row --------------------------------------------
+
+
+def test_effect_rows_carry_the_study_fields_and_fill_the_rest():
+    rows = [two_group(study_id="a", technique="breast care; oxytocin", n_treat=10, n_ctrl=12, mean_treat=5.0,
+                      mean_ctrl=4.0, sd_treat=1.0, sd_ctrl=1.5, unit="ml", rob="high",
+                      components="breast care; oxytocin", direction="lower", synthetic="true"),
+            pre_post(study_id="b", n=10, mean_pre=4.0, mean_post=5.0, sd_change=1.0),
+            dict(study_id="c", design="effect", measure="SMD", yi=0.4, sei=0.2, comparator="breast massage"),
+            two_group(study_id="d", n_treat=10, n_ctrl=12, mean_treat=5.0, mean_ctrl=4.0,
+                      unusable_reason="means only, no SD or statistic")]
+    table = effects_of(rows)
+    assert list(table.columns) == ["study_id", "technique", "comparator", "outcome", "unit", "design", "measure",
+                                   "yi", "sei", "vi", "se_route", "n_total", "df", "sd_scale", "censored",
+                                   "head_to_head", "used", "why_not", "synthetic", "rob", "components", "direction",
+                                   "warnings"]
+    a, b, c, d = (table.iloc[i] for i in range(4))
+    assert (a.study_id, a.technique, a.comparator, a.outcome, a.unit, a.design, a.measure) == (
+        "a", "breast care; oxytocin", "control", "milk volume", "ml", "two_group", "SMD")
+    assert (a.rob, a.components, a.direction, a.synthetic, a.censored, a.head_to_head, a.warnings) == (
+        "high", "breast care; oxytocin", "lower", True, False, False, "")
+    assert (b.comparator, b.direction, b.synthetic, b.head_to_head) == ("baseline", "higher", False, False)
+    assert pd.isna(b.rob) and pd.isna(b.components)
+    assert (c.yi, c.sei, c.vi, c.se_route, c.used, c.head_to_head) == (0.4, 0.2, pytest.approx(0.04), "given", True, True)
+    assert np.isnan(c.n_total) and np.isnan(c.df) and np.isnan(c.sd_scale) and c.why_not == ""
+    assert (d.used, d.why_not, d.se_route) == (False, "not usable as reported: means only, no SD or statistic", "")
+    assert np.isnan(d.yi) and np.isnan(d.sei) and np.isnan(d.vi)
+
+
+def test_continuous_rows_in_a_binary_analysis_and_effects_on_another_scale_say_why():
+    table = effects_of([two_group(study_id="a", n_treat=10, n_ctrl=10, mean_treat=5.0, mean_ctrl=4.0, sd_treat=1.0,
+                                  sd_ctrl=1.0),
+                        dict(study_id="b", design="effect", measure="MD", yi=0.4, sei=0.2)], measure="RR")
+    assert table.why_not.tolist() == [
+        "continuous outcome (means): RR needs 2x2 counts (events_treat, events_ctrl) or a reported ratio with its CI"] * 2
+    table = effects_of([dict(study_id="b", design="effect", measure="MD", yi=0.4, sei=0.2)])
+    assert table.why_not.tolist() == ["ready-made effect is on the MD scale, the analysis uses SMD"]
+
+
+def test_rows_carry_their_consistency_flags_unless_unusable():
+    contradictory = dict(n_treat=10, n_ctrl=10, mean_treat=5.0, mean_ctrl=4.0, sd_treat=1.0, sd_ctrl=1.0,
+                         ci_low=3.0, ci_high=5.0)
+    table = effects_of([two_group(study_id="a", **contradictory),
+                        two_group(study_id="b", unusable_reason="figures unreadable", **contradictory)], measure="MD")
+    assert table.warnings.tolist() == ["the 95% CI (3, 5) does not contain the mean difference 1", ""]
+
+
+def test_numbers_that_overflow_are_refused_naming_the_field():
+    # MD 1 with t = 1e-300: SE 1e300, whose square overflows
+    with pytest.raises(EffectSizeError, match=r"study 's', field 't': the printed numbers give no finite effect size "
+                                              r"or standard error \(.*\); check them"):
+        effects_of([two_group(n_treat=10, n_ctrl=10, mean_treat=5.0, mean_ctrl=4.0, t=1e-300)], measure="MD")
+
+
+def test_no_continuity_correction_is_allowed():
+    from evsynth.effects import Continuity
+
+    assert Continuity(add=0.0).add == 0.0
+
+
+def test_pre_post_flags_use_post_minus_pre_on_n_minus_1_df():
+    from evsynth.effects import consistency_warnings
+
+    pre = flag_row(design="pre_post", mean_pre=10.0, mean_post=12.0, n=3, p=0.001)
+    t2 = stats.t.isf(0.0005, 2)  # 31.6 on 2 df; 636.6 on 1 df
+    assert consistency_warnings(pre | {"t": t2}) == []
+    assert consistency_warnings(pre | {"t": t2, "n": 11}, df=2) == []  # the df given wins
+    assert consistency_warnings(pre | {"ci_low": 1.0, "ci_high": 3.0}) == []  # MD = 12 - 10 = 2
+    assert consistency_warnings(pre | {"ci_low": 21.0, "ci_high": 23.0}) != []
+    two = flag_row(design="pre_post", mean_pre=10.0, mean_post=12.0, n=2, ci_low=3.0, ci_high=5.0)
+    assert consistency_warnings(two) == ["the 95% CI (3, 5) does not contain the mean difference 2"]  # 1 df is enough
+    small = flag_row(design="pre_post", mean_pre=1.0, mean_post=1.2, n=30, sd_pre=0.3, sd_post=0.5, r_prepost=0.5)
+    assert consistency_warnings(small | {"sd_change": 0.44}) == []  # r = 0.5 gives sqrt(0.19) = 0.436
+    assert consistency_warnings(small | {"sd_change": 0.55}) != []

@@ -296,7 +296,7 @@ def _check_finite(out: dict, row) -> dict:
         field = _mean_fields(row) if out["se_route"] not in ("counts", "counts_logit", "ci", "ci_logit") else "ratio"
         raise EffectSizeError(f"study {study!r}, field {field!r}: the effect size is not a finite number "
                               f"(yi = {out['yi']}); check the printed values")
-    if not (math.isfinite(out["vi"]) and out["vi"] > 0 and math.isfinite(out["sei"]) and out["sei"] > 0):
+    if not (math.isfinite(out["vi"]) and out["vi"] > 0):  # then sei = sqrt(vi) (or a given sei > 0) is too
         raise EffectSizeError(f"study {study!r}, field {_se_fields(row)!r}: the standard error is not a positive, "
                               f"finite number (sei = {out['sei']:.3g}); check the printed values")
     return out
@@ -344,8 +344,7 @@ def consistency_warnings(row, df: float | None = None) -> list[str]:
     return warnings
 
 
-def _effect_row(row, measure, r_default, p_bound, control_labels, continuity_add=0.0,
-                continuity=Continuity(), binary_to_smd=False) -> dict:
+def _effect_row(row, measure, r_default, p_bound, control_labels, continuity_add, continuity, binary_to_smd) -> dict:
     """One effect-table row; numbers the arithmetic cannot take (p = 1, t ~ 0, overflowing values)
     are refused naming the study and the field the standard error comes from."""
     try:
@@ -360,8 +359,8 @@ def _effect_row(row, measure, r_default, p_bound, control_labels, continuity_add
     return out
 
 
-def _effect_values(row, measure, r_default, p_bound, control_labels, continuity_add=0.0,
-                   continuity=Continuity(), binary_to_smd=False) -> dict:
+def _effect_values(row, measure, r_default, p_bound, control_labels, continuity_add, continuity,
+                   binary_to_smd) -> dict:
     study = row["study_id"]
     comparator = row["comparator"] or ("baseline" if row["design"] == "pre_post" else "control")
     out = {
