@@ -512,3 +512,33 @@ def test_check_against_exact_records_its_settings():
     table = check_against_exact(posterior_idata(mu, tau), threshold=3.0)
     assert table.attrs["threshold"] == 3.0
     assert table.ok.tolist() == (table.z.abs() < 3.0).tolist()
+
+
+@pytest.mark.parametrize("w, m, s", [
+    ([0.5, 0.5], [-10.0, 10.0], [0.1, 0.1]),  # two narrow modes far apart: Newton overshoots between them
+    ([0.98, 0.02], [0.0, 40.0], [1.0, 0.2]),  # a small far mode: steps land outside the bracket
+    (np.full(50, 0.02), np.linspace(-5, 5, 50), np.linspace(0.05, 2.0, 50)),  # a posterior-like mixture
+])
+def test_normal_mixture_quantiles_where_newton_needs_its_safeguard(w, m, s):
+    from evsynth.exact import NormalMixture
+
+    w, m, s = (np.asarray(a, float) for a in (w, m, s))
+    mix = NormalMixture(w, m, s)
+    p = np.array([1e-10, 1e-4, 0.01, 0.3, 0.49, 0.5, 0.51, 0.97, 0.99, 1 - 1e-6])
+    got = mix.ppf(p)
+    for pi, x in zip(p, got):
+        cdf = lambda v: float(w @ stats.norm.cdf(v, m, s)) - pi  # noqa: E731
+        ref = optimize.brentq(cdf, -100, 100, xtol=1e-13, rtol=1e-15)
+        assert x == pytest.approx(ref, abs=1e-9 * (w @ s)), pi
+
+
+def test_one_study_with_a_normal_mu_prior_has_a_mean_tau():
+    # mu ~ N(0, 1) integrated out: p(y | tau) = N(y; 0, s^2 + 1 + tau^2) falls like 1/tau, so with a
+    # half-Cauchy prior (tail tau^-2) the posterior tail is tau^-3: a mean, no variance.
+    from scipy import integrate
+
+    y, s = Y8[0], S8[0]
+    dens = lambda t: stats.halfcauchy(0, 5).pdf(t) * stats.norm.pdf(y, 0, np.sqrt(s**2 + 1 + t**2))  # noqa: E731
+    mean = integrate.quad(lambda t: t * dens(t), 0, np.inf, limit=200)[0] / integrate.quad(dens, 0, np.inf)[0]
+    post = exact_posterior(Y8[:1], S8[:1], tau_prior="halfcauchy(5)", mu_prior="normal(0, 1)")
+    assert post.tau["mean"] == pytest.approx(mean, rel=1e-5) and np.isinf(post.tau["sd"])
