@@ -131,7 +131,10 @@ def verdicts(module: str, scratch: Path) -> dict[str, str]:
     """mutant name -> status, read from mutmut's per-file metadata."""
     meta = scratch / "mutants" / (MODULES[module][0] + ".meta")
     codes = json.loads(meta.read_text())["exit_code_by_key"]
-    return {name: STATUS.get(code, "suspicious") for name, code in codes.items()}
+    # mutmut keeps the verdicts of mutants that an edit of their function removed: count only current ones
+    mutated = (scratch / "mutants" / MODULES[module][0]).read_text()
+    return {name: STATUS.get(code, "suspicious") for name, code in codes.items()
+            if f"def {name.rpartition('.')[2]}(" in mutated}
 
 
 def changed_line(scratch: Path, name: str) -> str:
