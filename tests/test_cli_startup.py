@@ -44,3 +44,17 @@ def test_the_cli_vocabulary_is_the_registries():
 
     assert set(vocabulary.MODELS) == set(BUILDERS)
     assert vocabulary.MEASURES == MEASURES and vocabulary.P_BOUND_MODES == P_BOUND_MODES
+
+
+def test_the_command_is_run_and_passes_main_s_exit_status_on(tmp_path):
+    """`evsynth` (pyproject's script) is cli.run: main's status reaches the shell, the output is flushed."""
+    import tomllib
+
+    scripts = tomllib.loads((Path(SRC).parent / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"evsynth": "evsynth.cli:run"}
+    empty = tmp_path / "empty.csv"
+    empty.write_text("study_id,citation,source_level,design,technique,outcome\n")
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-m", "evsynth.cli", "fit", str(empty), "--out", str(tmp_path / "o"),
+                           "--quiet"], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 4 and "nothing analysed" in done.stderr + done.stdout, done.stderr
