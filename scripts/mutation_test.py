@@ -37,7 +37,14 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "effects": ("src/evsynth/effects.py", ["tests/test_effects.py", "tests/test_effects_binary.py"]),
     "exact": ("src/evsynth/exact.py", ["tests/test_exact.py", "-k", "not mcmc and not wrong_prior"]),
     "frequentist": ("src/evsynth/frequentist.py", ["tests/test_frequentist.py", "tests/test_metaregression.py"]),
-    "engines.exact": ("src/evsynth/engines/exact.py", ["tests/test_engine_exact.py"]),
+    "engines.exact": ("src/evsynth/engines/exact.py", [
+        "tests/test_engine_exact.py", "tests/test_engine_exact_more.py", "tests/test_orthant.py",
+        "tests/test_description.py", "tests/test_network.py", "tests/test_conflict.py",
+        *[f"tests/test_compare.py::test_exact_{name}" for name in (
+            "loo_equals_the_posterior_predictive_by_quad", "stacking_weights_maximize_the_log_score",
+            "loo_of_a_censored_study_is_its_predictive_probability_beyond_the_bound", "loo_compare_refusals")],
+        "tests/test_heterogeneity.py::test_exact_engine_analysis_lists_i2_before_the_prediction",
+        "-k", "not recovers_technique_effects and not test_node_split_flags"]),  # no MCMC: seconds
     "description": ("src/evsynth/description.py", ["tests/test_description.py", "tests/test_engine_exact.py",
                                                     "tests/test_network.py", "-k", "not recovers_technique_effects "
                                                     "and not test_node_split_flags"]),  # those two sample with PyMC
