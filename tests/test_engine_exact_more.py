@@ -175,3 +175,194 @@ def test_fit_exact_labels_technique_effects_and_describes_censored_rows():
             expected[..., i] = stats.norm.logsf(cens.yi[i], theta[..., i], cens.sei[i]) if direction[i] > 0 else \
                 stats.norm.logcdf(cens.yi[i], theta[..., i], cens.sei[i])
         assert ll == pytest.approx(expected, abs=1e-10)
+
+
+# --------------------------------------------------------------------------- the reported table
+
+
+def test_summary_table_labels_rows_as_summarize_does():
+    """Random effects: 'pooled (mu)', 'tau (between studies)', 'prediction (new study)', mu's
+    figures those of evsynth.exact's one-tau quadrature; by technique: 'technique: a' and 'tau
+    (between techniques)'; a meta-regression: 'intercept (mu)', 'slope: x' and no prediction row."""
+    table = _table(8)
+    model = description.random_effects(table, {"mu": "normal(0, 1)", "tau": "halfnormal(0.5)"})
+    got = engine.summary_table(model)
+    assert list(got.index) == ["pooled (mu)", "tau (between studies)", "prediction (new study)"]
+    assert got.index.name == "parameter"
+    assert list(got.columns) == ["mean", "sd", "q2.5", "q50", "q97.5", "P(>0)"]
+    assert (got.dtypes == float).all() and got.attrs["threshold"] == 0.0
+    ref = exact_posterior(table.yi, table.sei, tau_prior="halfnormal(0.5)", mu_prior="normal(0, 1)")
+    for key, col in (("mean", "mean"), ("sd", "sd"), ("2.5%", "q2.5"), ("97.5%", "q97.5")):
+        assert got.loc["pooled (mu)", col] == pytest.approx(ref.mu[key], abs=1e-5), key
+        assert got.loc["prediction (new study)", col] == pytest.approx(ref.predictive[key], abs=1e-5), key
+    assert np.isnan(got.loc["tau (between studies)", "P(>0)"])
+    tech = engine.summary_table(description.by_technique(_table(9, technique=["a", "b", "c"] * 3)))
+    assert {"technique: a", "technique: c", "tau (between techniques)", "pooled (mu)"} <= set(tech.index)
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, 10)
+    reg_table = _table(10).assign(x=x)
+    reg = engine.summary_table(description.meta_regression(reg_table, ["x"]))
+    assert list(reg.index) == ["intercept (mu)", "slope: x", "tau (between studies)"]
+    same = engine.exact_summary(description.meta_regression(reg_table, ["x"]))
+    assert reg.loc["slope: x", "mean"] == pytest.approx(same.loc[("beta", "x"), "mean"])
+    assert reg.loc["intercept (mu)", "q97.5"] == pytest.approx(same.loc[("mu", "mu"), "q97.5"])
+
+
+def test_report_labels():
+    assert engine.report_label("mu", "mu") == "pooled (mu)"
+    assert engine.report_label("tau_technique", "tau_technique") == "tau (between techniques)"
+    assert engine.report_label("technique_effect", "neck") == "technique: neck"
+    assert engine.report_label("d", "B") == "d: B"
+    assert engine.report_label("tau_x", "tau_x") == "tau_x"
+
+
+def test_exact_verdict_has_nothing_to_fail():
+    v = engine.ExactVerdict()
+    assert v.ok and v.verdict == "PASS" and v.divergences == 0
+    assert v.bfmi == [] and v.thresholds == {} and v.problems == []
+    assert list(v.table.columns) == ["r_hat", "ess_bulk", "ess_tail"] and v.table.empty
+    assert str(v).startswith("diagnostics: none needed (exact engine")
+
+
+# --------------------------------------------------------------------------- MCMC against the exact posterior
+
+
+def _with_posterior(tree, **changes):
+    """A copy of a fit's DataTree with posterior variables replaced (or dropped when None)."""
+    post = tree.posterior.to_dataset()
+    for name, value in changes.items():
+        post = post.drop_vars(name) if value is None else post.assign({name: value})
+    out = tree.copy()
+    out["posterior"] = post
+    return out
+
+
+def test_agreement_z_values_by_hand():
+    """Every row's z = (draws' statistic - exact) / arviz_stats.mcse, computed here for mu,
+    tau_technique and each technique effect; 4 statistics per quantity; attrs max_abs_z and worst
+    from the largest |z|; ok only strictly below the threshold."""
+    table = _table(9, technique=["a", "b", "c"] * 3)
+    model = description.by_technique(table)
+    tree = engine.fit_exact(model, draws=500, chains=4, seed=8)
+    exact = engine.exact_summary(model)
+    got = engine.agreement(tree, model)
+    post = tree.posterior.to_dataset()
+    assert list(got.columns) == ["quantity", "statistic", "mcmc", "exact", "mcse", "z"]
+    keys = [("mu", "mu", post["mu"])] + [("technique_effect", t, post["technique_effect"].sel(technique=t))
+                                          for t in "abc"]
+    keys += [("tau", "tau", post["tau"]), ("tau_technique", "tau_technique", post["tau_technique"])]
+    assert len(got) == 4 * 6  # prediction is in no posterior: skipped
+    for variable, label, draws in keys:
+        rows = got[got["quantity"] == engine.report_label(variable, label)].set_index("statistic")
+        assert list(rows.index) == ["mean", "q2.5", "q50", "q97.5"]
+        for stat, p in (("mean", None), ("q2.5", 0.025), ("q50", 0.5), ("q97.5", 0.975)):
+            values = draws.to_numpy().ravel()
+            est = values.mean() if p is None else np.quantile(values, p)
+            err = float(mcse(draws, method="mean") if p is None else mcse(draws, method="quantile", prob=p))
+            ref = exact.loc[(variable, label), stat]
+            assert rows.loc[stat, "mcmc"] == pytest.approx(est, abs=1e-12)
+            assert rows.loc[stat, "exact"] == pytest.approx(ref, abs=1e-12)
+            assert rows.loc[stat, "mcse"] == pytest.approx(err, rel=1e-12)
+            assert rows.loc[stat, "z"] == pytest.approx((est - ref) / err, rel=1e-10, abs=1e-12)
+    worst = got.loc[got["z"].abs().idxmax()]
+    assert got.attrs["max_abs_z"] == pytest.approx(abs(worst["z"]))
+    assert got.attrs["worst"] == f"{worst['quantity']} {worst['statistic']}"
+    assert got.attrs["threshold"] == 5.0 and got.attrs["ok"]  # independent exact draws agree
+    line = engine.agreement_line(got)
+    assert line.startswith(f"agrees with the exact posterior: max |z| {got.attrs['max_abs_z']:.1f}")
+    assert "of 6 quantities" in line
+    at = engine.agreement(tree, model, threshold=got.attrs["max_abs_z"])
+    assert not at.attrs["ok"]  # |z| < threshold is required
+    above = engine.agreement(tree, model, threshold=got.attrs["max_abs_z"] * (1 + 1e-9))
+    assert above.attrs["ok"]
+
+
+def test_agreement_flags_shifted_draws_and_skips_missing_variables():
+    table = _table(8)
+    model = description.random_effects(table)
+    tree = engine.fit_exact(model, draws=500, chains=4, seed=9)
+    mu = tree.posterior["mu"]
+    shifted = _with_posterior(tree, mu=mu + float(mu.std()), tau=None)
+    got = engine.agreement(shifted, model, grid=engine.posterior_grid(model))
+    assert set(got["quantity"]) == {"pooled (mu)"}
+    assert got.attrs["worst"].startswith("pooled (mu)") and not got.attrs["ok"]
+    assert got.attrs["max_abs_z"] > 20
+    line = engine.agreement_line(got)
+    assert line.startswith(f"!! DISAGREES WITH THE EXACT POSTERIOR: |z| {got.attrs['max_abs_z']:.1f} >= 5 MCSE at pooled (mu)")
+    assert "--engine exact" in line
+
+
+# --------------------------------------------------------------------------- exact LOO comparison
+
+
+def test_loo_compare_columns_by_hand():
+    """Three models: elpd the sum of each model's pointwise terms (engine.loo, checked against scipy
+    quad in test_compare), ranked by it; elpd_diff the summed paired differences to the best; dse
+    sqrt(n var_0(diff)) as az.compare; se sqrt(n var_1(terms)); p_worse the normal P(diff < 0);
+    stacking weights on the simplex, maximizing the log score (checked against a fine grid search on
+    the simplex)."""
+    rng = np.random.default_rng(8)
+    technique = ["a"] * 5 + ["b"] * 5
+    sei = rng.uniform(0.1, 0.2, 10)
+    yi = np.where(np.array(technique) == "a", 0.1, 0.6) + rng.normal(0, 0.1, 10) + rng.normal(0, sei)
+    table = effect_table(yi, sei, technique=technique)
+    models = {"common": description.common_effect(table), "random": description.random_effects(table),
+              "technique": description.by_technique(table)}
+    terms = pd.DataFrame({name: engine.loo(m)["elpd_loo"].to_numpy() for name, m in models.items()})
+    got = engine.loo_compare(models)
+    order = terms.sum().sort_values(ascending=False).index
+    assert list(got.index) == list(order) and got.index.name == "model"
+    assert list(got["rank"]) == [0, 1, 2]
+    n = 10
+    best = terms[order[0]]
+    for name in order:
+        diff = terms[name] - best
+        row = got.loc[name]
+        assert row["elpd"] == pytest.approx(terms[name].sum(), abs=1e-10)
+        assert row["se"] == pytest.approx(np.sqrt(n) * np.std(terms[name], ddof=1), abs=1e-10)
+        assert row["elpd_diff"] == pytest.approx(diff.sum(), abs=1e-10)
+        assert row["dse"] == pytest.approx(np.sqrt(n) * np.std(diff, ddof=0), abs=1e-10)
+        if name != order[0]:
+            assert row["p_worse"] == pytest.approx(stats.norm.cdf(-diff.sum() / np.std(diff) / np.sqrt(n)), rel=1e-6)
+    assert np.isnan(got.loc[order[0], "p_worse"])
+    assert (got["method"] == "exact LOO").all() and got.attrs["n"] == n
+    assert got.attrs["method"].startswith("exact leave-one-out")
+    dens = np.exp(terms[list(order)].to_numpy())
+    w = np.linspace(0, 1, 201)
+    W = np.array([(a, b, 1 - a - b) for a in w for b in w if a + b <= 1 + 1e-12])
+    score = np.log(np.clip(dens @ W.T, 1e-300, None)).sum(axis=0)
+    best_w = W[score.argmax()]
+    assert got["weight"].sum() == pytest.approx(1.0, abs=1e-12) and (got["weight"] >= 0).all()
+    assert got["weight"].to_numpy() == pytest.approx(best_w, abs=0.01)
+    assert np.log(dens @ got["weight"].to_numpy()).sum() >= score.max() - 1e-6
+
+
+def test_loo_attrs_and_loo_compare_refusals():
+    table = _table(6)
+    model = description.random_effects(table)
+    terms = engine.loo(model)
+    values = terms["elpd_loo"].to_numpy()
+    assert list(terms["study_id"]) == list(table.study_id)
+    assert terms.attrs["elpd_loo"] == pytest.approx(values.sum(), abs=1e-12)
+    assert terms.attrs["se"] == pytest.approx(np.sqrt(6) * np.std(values, ddof=1), abs=1e-12)
+    assert terms.attrs["n"] == 6 and terms.attrs["method"].startswith("exact leave-one-out")
+    with pytest.raises(ValueError, match="need at least two models"):
+        engine.loo_compare({"one": model})
+    with pytest.raises(ValueError, match="model 'table' is a DataFrame, not a GaussianModel"):
+        engine.loo_compare({"one": model, "table": table})
+    with pytest.raises(ValueError, match="model 'fewer' was fitted to different studies"):
+        engine.loo_compare({"all": model, "fewer": model.subset(np.arange(6) != 1)})
+
+
+def test_bayes_factor_record():
+    """The record bayes_factor returns: its evidences are log_evidence of the model and of the
+    model without the tested part; BF10 their exp'd difference; hypothesis worded per kind."""
+    table = _table(8)
+    model = description.random_effects(table)
+    for null, hypothesis in (("mu", "mu != 0"), ("tau", "tau > 0")):
+        got = engine.bayes_factor(model, null)
+        full, restricted = engine.log_evidence(model), engine.log_evidence(model.without(null))
+        assert got["hypothesis"] == hypothesis and got["method"] == "exact engine"
+        assert got["log_evidence"] == pytest.approx(full) and got["log_evidence_null"] == pytest.approx(restricted)
+        assert got["log_BF10"] == pytest.approx(full - restricted)
+        assert got["BF10"] == pytest.approx(np.exp(full - restricted), rel=1e-12)
