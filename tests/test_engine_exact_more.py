@@ -431,3 +431,61 @@ def test_sd_priors_must_live_on_tau_at_least_0():
         engine.posterior_grid(replace(model, study_prior="normal(0, 1)"))
     with pytest.raises(ValueError, match=r"prior of tau is uniform\(-1, 2\): an SD needs a prior on tau >= 0"):
         engine.posterior_grid(replace(model, study_prior="uniform(-1, 2)"))
+
+
+# --------------------------------------------------------------------------- orthant probabilities beyond two rows
+
+
+def test_log_orthant_of_three_rows_against_closed_forms():
+    """Three censored rows take scipy's multivariate normal CDF (Genz, error ~1e-5) at every node.
+    Independent rows: the product of normal tails. Unit variances, correlations +-1/2 and the
+    statistics at their bounds: Sheppard's trivariate orthant 1/8 + sum asin(rho_ij) / (4 pi),
+    1/4 for (above, above, above) and 1/12 when the third row is censored from below (the
+    direction flips its correlations)."""
+    rng = np.random.default_rng(4)
+    G = 5
+    mean = rng.normal(0, 1, (G, 3))
+    sd = rng.uniform(0.5, 2, (G, 3))
+    cov = np.einsum("gi,ij->gij", sd**2, np.eye(3))
+    bounds, direction = np.array([0.2, -0.1, 0.4]), np.array([1.0, -1.0, 1.0])
+    expected = stats.norm.logcdf(direction * (mean - bounds) / sd).sum(axis=1)
+    assert engine.log_orthant(mean, cov, bounds, direction) == pytest.approx(expected, abs=1e-5)
+    corr = np.full((3, 3), 0.5) + 0.5 * np.eye(3)
+    mean0 = np.zeros((2, 3))
+    both = np.stack([corr, 4 * corr])
+    assert np.exp(engine.log_orthant(mean0, both, np.zeros(3), np.ones(3))) == pytest.approx([0.25, 0.25], abs=1e-5)
+    assert np.exp(engine.log_orthant(mean0, both, np.zeros(3), np.array([1.0, 1.0, -1.0]))) == pytest.approx(
+        [1 / 12, 1 / 12], abs=1e-5)
+
+
+def test_log_orthant_of_two_perfectly_correlated_rows():
+    """Correlation 1 (and -1 once the second row is censored from below): Owen's T is undefined, so
+    the general path: P(v1 > 0, v2 > 0) with v2 = v1 scaled and shifted is the normal tail of the
+    tighter of the two."""
+    cov = np.array([[[1.0, 2.0], [2.0, 4.0]]])
+    mean = np.array([[0.3, 0.9]])
+    for bounds, direction in ((np.array([0.0, 0.1]), np.array([1.0, 1.0])), (np.array([-0.5, 1.5]), np.array([1.0, -1.0]))):
+        z = direction * (mean[0] - bounds) / np.sqrt([1.0, 4.0])
+        expected = stats.norm.logcdf(z.min()) if direction[1] > 0 else np.log(stats.norm.cdf(z[0]) - stats.norm.cdf(-z[1]))
+        assert engine.log_orthant(mean, cov, bounds, direction)[0] == pytest.approx(expected, abs=1e-5)
+
+
+def test_study_covariances_by_hand():
+    """diag(se^2) + tau^2 R at each node (R the identity without multi-arm rows); a model without a
+    study-level SD has diag(se^2) at every node."""
+    table = _table(4, technique=["a", "a", "b", "b"])
+    model = description.random_effects(table)
+    taus = np.array([[0.0], [0.3], [1.2]])
+    S = np.diag(model.sei**2)
+    got = engine.study_cov(model, taus)
+    assert got.shape == (3, 4, 4)
+    for k, t in enumerate(taus[:, 0]):
+        assert got[k] == pytest.approx(S + t**2 * np.eye(4), abs=1e-15)
+    R = description.multi_arm_correlation(["x", "x", "y", "y"])
+    correlated = model.__class__(**{**model.__dict__, "study_correlation": R})
+    assert engine.study_cov(correlated, taus)[2] == pytest.approx(S + 1.44 * R, abs=1e-15)
+    common = model.without("tau")
+    got = engine.study_cov(common, np.zeros((3, 0)))
+    assert got.shape == (3, 4, 4) and got == pytest.approx(np.broadcast_to(S, (3, 4, 4)), abs=1e-15)
+    got[0, 0, 0] = -1.0  # a copy: writable, the model untouched
+    assert model.sei[0] > 0
