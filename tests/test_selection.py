@@ -380,3 +380,57 @@ def test_family_evidence_is_log_evidence_of_each_model(small):
 def test_priors_the_quadrature_cannot_take_are_refused(small):
     with pytest.raises(ValueError, match="mu prior uniform.*whole real line"):
         log_evidence(small, ModelSpec(True, False, False), priors={"mu": "uniform(-1, 1)", "tau": "halfnormal(0.5)"})
+
+
+@pytest.mark.parametrize("tau_prior, a", [("halfnormal(0.5)", None), ("halfcauchy(0.04)", 0.04)])
+def test_search_box_ends_where_the_integrand_drops_by_e20(small, tau_prior, a):
+    # Without selection the integrand in (z, x), mu = m(tau) + s(tau) z and tau = a sinh(x), is
+    # p(y | tau) p(tau) a cosh(x) phi(z) (conjugate normal mu), a = min(smallest SE, prior scale):
+    # the box is cut one coarse cell beyond where it is within DROP = 20 of its maximum.
+    y, se = small["yi"].to_numpy(), small["sei"].to_numpy()
+    a = a or se.min()
+    e = log_evidence(small, ModelSpec(True, True, False), priors={"mu": "normal(0, 1)", "tau": tau_prior})
+    # z: first grid -12..12 (24 cells of 1), kept where z^2/2 <= 20 (|z| <= 6.32), plus one cell
+    assert e.box["mu"][:2] == (-7.0, 7.0)
+    pdf = {"halfnormal(0.5)": stats.halfnorm(0, 0.5), "halfcauchy(0.04)": stats.halfcauchy(0, 0.04)}[tau_prior]
+
+    def profile(x):
+        t = a * np.sinh(x)
+        cov = np.diag(se**2 + t**2) + 1.0
+        return stats.multivariate_normal(np.zeros(len(y)), cov).logpdf(y) + pdf.logpdf(t) + np.log(a * np.cosh(x))
+    lo, hi, n = e.box["tau"]
+    xs = np.linspace(lo, hi, 2001)
+    prof = np.array([profile(x) for x in xs])
+    top = prof.max()
+    assert lo == 0.0 and prof[0] > top - 20  # tau = 0 is inside the posterior: the box starts at 0
+    assert top - 40 < prof[-1] < top - 20  # the upper end: beyond the drop, but not far beyond
+    assert (n - 1) % 24 == 0 and ((n - 1) // 24) & ((n - 1) // 24 - 1) == 0  # 25 nodes doubled k times
+
+
+def test_one_study_evidence_and_the_refinement_rule(small, monkeypatch):
+    import evsynth.marginal as marginal
+
+    # one study: y ~ N(0, se^2 + tau^2 + 1) given tau, tau ~ HalfNormal(0.5), by quad
+    one = small.iloc[:1]
+    y, se = float(one["yi"].iloc[0]), float(one["sei"].iloc[0])
+    ref = np.log(integrate.quad(lambda t: stats.norm(0, np.sqrt(se**2 + t**2 + 1)).pdf(y) * stats.halfnorm(0, 0.5).pdf(t),
+                                0, np.inf, epsabs=0, epsrel=1e-12)[0])
+    e = log_evidence(one, ModelSpec(True, True, False), priors={"mu": "normal(0, 1)", "tau": "halfnormal(0.5)"})
+    assert e.log_ml == pytest.approx(ref, abs=1e-8)
+    # the reported error bounds the true one, and stays within the tolerance asked for
+    closed = stats.multivariate_normal(np.zeros(len(small)), np.diag(small["sei"].to_numpy() ** 2) + 1.0).logpdf(
+        small["yi"].to_numpy())
+    for tol in (0.3, 1e-2, 1e-4, 1e-6, 1e-9):
+        e = log_evidence(small, ModelSpec(True, False, False), tol=tol)
+        assert e.log_ml_error <= tol and abs(e.log_ml - closed) <= max(e.log_ml_error, 1e-11), tol  # box: mass beyond 7 sd, 3e-12
+        n = e.box["mu"][2]
+        assert (n - 1) % 24 == 0 and ((n - 1) // 24) & ((n - 1) // 24 - 1) == 0
+    # refinement stops (with a warning naming the model) before the grid x studies passes MAX_WORK
+    monkeypatch.setattr(marginal, "MAX_WORK", 1e6)  # 193^2 x 10 studies < 1e6 < 385^2 x 10
+    with pytest.warns(RuntimeWarning, match=r"^effect/heterogeneity/no selection: quadrature stopped at 37249 "
+                                            r"nodes; estimated error of log ML \S+ > 1e-14$") as record:
+        e = log_evidence(small, ModelSpec(True, True, False), tol=1e-14)
+    assert record[0].filename == __file__
+    assert e.n_nodes == 37249 and e.box["mu"][2] == e.box["tau"][2] == 193
+    with pytest.raises(ValueError, match=r"mu prior halfnormal\(1(\.0)?\).*whole real line"):
+        log_evidence(small, ModelSpec(True, False, False), priors={"mu": "halfnormal(1)", "tau": "halfnormal(0.5)"})
