@@ -489,3 +489,24 @@ def test_study_covariances_by_hand():
     assert got.shape == (3, 4, 4) and got == pytest.approx(np.broadcast_to(S, (3, 4, 4)), abs=1e-15)
     got[0, 0, 0] = -1.0  # a copy: writable, the model untouched
     assert model.sei[0] > 0
+
+
+def test_bivariate_normal_cdf_at_signed_zeros_and_in_far_tails():
+    """-0.0 arises as direction * (mean - bound) with the statistic at its bound: the same
+    probability as at +0.0 (scipy quad of phi(x) Phi((b - rho x) / r) over x <= a); a zero
+    argument with the other nonzero (the slope's infinite limit). Far-tail arguments, where Owen's
+    formula rounds to -1e-16, still give probabilities (>= 0)."""
+    from scipy import integrate, special
+
+    def quad_cdf(a, b, rho):
+        r = np.sqrt(1 - rho**2)
+        return integrate.quad(lambda x: stats.norm.pdf(x) * special.ndtr((b - rho * x) / r), -np.inf, a,
+                              epsabs=1e-14, epsrel=1e-12)[0]
+
+    for a, b, rho in ((-0.0, 0.7, 0.4), (0.0, 0.7, 0.4), (-0.0, -0.7, 0.4), (0.7, -0.0, -0.3), (0.7, 0.0, 0.6),
+                      (-0.7, -0.0, 0.2), (0.0, 1.0, 0.5), (1.0, 0.0, -0.5), (-0.0, 1.0, -0.8), (-1.3, 0.0, 0.9)):
+        assert engine.bivariate_normal_cdf(a, b, rho) == pytest.approx(quad_cdf(a, b, rho), abs=1e-12), (a, b, rho)
+    rng = np.random.default_rng(0)
+    a, b, rho = rng.normal(0, 10, 20000), rng.normal(0, 10, 20000), rng.uniform(-0.999, 0.999, 20000)
+    p = engine.bivariate_normal_cdf(a, b, rho)
+    assert p.min() >= 0.0 and p.max() <= 1.0
