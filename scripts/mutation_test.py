@@ -84,6 +84,18 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
     (r'\{"used", "head_to_head"\} < set\(effects\.columns\)',
      "an effect table has more columns than used and head_to_head: subset and proper subset agree"),
     (r"float\('NAN'\)", "float() parses 'nan' case-insensitively: the same NaN"),
+    # marginal (docs/mutation.md)
+    (r"np\.atleast_1d\(np\.asarray\((x|p), None\)\)|self\.cens = np\.asarray\(censored, (None)?\s*\)|"
+     r"\(x >= 0\)\.astype\(None\)",
+     "dtype dropped: censored is bool from study_data; x and p are only compared or mixed with floats; "
+     "astype(None) is float64"),
+    (r"study_data\(effects, \)", "study_data's default min_k is 1, the value passed"),
+    (r"np\.flatnonzero\(w\.sum\(axis=0\) >= 1e-16\)|lo, hi = np\.where\(F <= p, mid, lo\), np\.where\(F < p, hi, mid\)|"
+     r"lo, hi = np\.where\(F < p, mid, lo\), np\.where\(F <= p, hi, mid\)",
+     "< against <= where equality of two computed floats has probability zero"),
+    (r"for _ in range\(61\):|\[e\.mu_parts\[0\]\.(min\(\) - 41|max\(\) \+ 41) \* e\.mu_parts\[1\]\.max\(\)",
+     "mixture_quantile's bisection: a bracket 41 instead of 40 posterior sds beyond every centre (the CDF is 0 "
+     "or 1 to double precision at both) or a 61st halving moves the quantile by < bracket * 2^-60 (1e-16 sd)"),
     (r'az\.summary\(idata, var_names=names, (kind="diagnostics", round_to="(XXnoneXX|NONE)"|kind="diagnostics", |round_to="none")\)',
      "ArviZ 1.3's summary keeps the unrounded values under any round_to (only its display rounds), and "
      "kind='all' holds the same r_hat/ess columns as kind='diagnostics' (computed the same way, plus others)"),

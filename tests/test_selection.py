@@ -434,3 +434,22 @@ def test_one_study_evidence_and_the_refinement_rule(small, monkeypatch):
     assert e.n_nodes == 37249 and e.box["mu"][2] == e.box["tau"][2] == 193
     with pytest.raises(ValueError, match=r"mu prior halfnormal\(1(\.0)?\).*whole real line"):
         log_evidence(small, ModelSpec(True, False, False), priors={"mu": "halfnormal(1)", "tau": "halfnormal(0.5)"})
+
+
+@pytest.mark.parametrize("shift", [-5.0, 5.0])
+def test_mixture_quantiles_far_from_zero_and_in_the_jump_at_zero(small, shift):
+    # common effect, mu ~ N(0, 10^2): mu | y is normal (conjugate); mixed with mu = 0 (probability 0.3)
+    eff = small.assign(yi=small["yi"] + shift)
+    y, se = eff["yi"].to_numpy(), eff["sei"].to_numpy()
+    precision = np.sum(1 / se**2) + 1 / 100
+    post = stats.norm(np.sum(y / se**2) / precision, 1 / np.sqrt(precision))
+    e = log_evidence(eff, ModelSpec(True, False, False), priors={"mu": "normal(0, 10)", "tau": "halfnormal(0.5)"})
+    null = log_evidence(eff, ModelSpec(False, False, False))
+    p = np.array([0.001, 0.01, 0.5, 0.99, 0.999])  # (at 1e-6 the 25-node sinc CDF is 5e-5 off: 1e-3 sd)
+    assert e.mu_quantile(p) == pytest.approx(post.ppf(p), abs=1e-7)
+    # the jump of 0.3 at 0 lies below (shift -5) or above (shift 5) all of the mu-model's mass
+    jump = (0.7, 1.0) if shift < 0 else (0.0, 0.3)
+    assert abs(mixture_quantile([e, null], [0.7, 0.3], [jump[0] + 0.01, np.mean(jump), jump[1] - 0.01])).max() < 1e-15
+    outside = np.array([0.2, 0.5]) if shift < 0 else np.array([0.5, 0.8])
+    expected = post.ppf(outside / 0.7 if shift < 0 else (outside - 0.3) / 0.7)
+    assert mixture_quantile([e, null], [0.7, 0.3], outside) == pytest.approx(expected, abs=1e-7)

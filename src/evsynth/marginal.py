@@ -125,10 +125,9 @@ class _Axis:
     start: tuple[float, float]  # initial box
 
 
-def _support(prior: Prior) -> tuple[float, float]:
-    if prior.family == "uniform":
-        return prior.params
-    return (0.0, np.inf) if prior.support == "positive" else (-np.inf, np.inf)
+def _tau_support(prior: Prior) -> tuple[float, float]:
+    """resolve_priors has refused tau priors off tau >= 0: a uniform's bounds, else (0, inf)."""
+    return prior.params if prior.family == "uniform" else (0.0, np.inf)
 
 
 def _clip_box(box, lo, hi):
@@ -151,9 +150,7 @@ def _axes(spec, yi, sei, tau_prior, n_weights, tau_a) -> list[_Axis]:
     if spec.effect:  # z = (mu - centre(tau)) / scale(tau), see _Integrand._conditional_mu
         axes.append(_Axis("mu", -np.inf, np.inf, (-12.0, 12.0)))
     if spec.heterogeneity:
-        lo, hi = (np.arcsinh(t / tau_a) for t in _support(tau_prior))
-        if lo < 0:
-            raise ValueError(f"tau prior {tau_prior} must be on tau >= 0")
+        lo, hi = (np.arcsinh(t / tau_a) for t in _tau_support(tau_prior))
         axes.append(_Axis("tau", lo, hi, _clip_box((lo, np.arcsinh(5 * scale / tau_a)), lo, hi)))
     if spec.bias:
         axes += [_Axis(f"b{j}", -np.inf, np.inf, (-30.0, 30.0)) for j in range(1, n_weights)]
