@@ -346,11 +346,12 @@ def test_loo_attrs_and_loo_compare_refusals():
     assert terms.attrs["elpd_loo"] == pytest.approx(values.sum(), abs=1e-12)
     assert terms.attrs["se"] == pytest.approx(np.sqrt(6) * np.std(values, ddof=1), abs=1e-12)
     assert terms.attrs["n"] == 6 and terms.attrs["method"].startswith("exact leave-one-out")
-    with pytest.raises(ValueError, match="need at least two models"):
+    with pytest.raises(ValueError, match="^need at least two models to compare$"):
         engine.loo_compare({"one": model})
     with pytest.raises(ValueError, match="model 'table' is a DataFrame, not a GaussianModel"):
         engine.loo_compare({"one": model, "table": table})
-    with pytest.raises(ValueError, match="model 'fewer' was fitted to different studies"):
+    with pytest.raises(ValueError, match="^model 'fewer' was fitted to different studies than the others; LOO "
+                                         "compares models of the same data$"):
         engine.loo_compare({"all": model, "fewer": model.subset(np.arange(6) != 1)})
 
 
@@ -510,3 +511,32 @@ def test_bivariate_normal_cdf_at_signed_zeros_and_in_far_tails():
     a, b, rho = rng.normal(0, 10, 20000), rng.normal(0, 10, 20000), rng.uniform(-0.999, 0.999, 20000)
     p = engine.bivariate_normal_cdf(a, b, rho)
     assert p.min() >= 0.0 and p.max() <= 1.0
+
+
+def test_loo_compare_of_a_model_with_itself_and_with_far_outliers():
+    """The same description twice: elpd_diff 0, dse 0 and p_worse 1/2 (not NaN), weights 1/2 each.
+    A study 50 SEs from the others: under two common-effect models (mu priors normal(0, 1) and
+    normal(0.3, 0.1)) its log predictive densities are both below -1100, so exp(elpd_i) underflows
+    unless each study's densities are rescaled by their own maximum; the weights must still be the
+    log score's maximizer (a grid search on w here, in logs; measured optimum 0.17 / 0.83)."""
+    table = _table(6)
+    model = description.random_effects(table)
+    same = engine.loo_compare({"a": model, "b": model})
+    assert same["elpd_diff"].to_numpy() == pytest.approx([0.0, 0.0], abs=1e-12)
+    assert same["dse"].to_numpy() == pytest.approx([0.0, 0.0], abs=1e-12)
+    assert same.loc[same.index[1], "p_worse"] == pytest.approx(0.5)
+    assert same["weight"].to_numpy() == pytest.approx([0.5, 0.5], abs=1e-6)
+    outlier = table.copy()
+    outlier.loc[0, ["yi", "sei"]] = [15.0, 0.3]
+    models = {"wide": description.common_effect(outlier, {"mu": "normal(0, 1)"}),
+              "narrow": description.common_effect(outlier, {"mu": "normal(0.3, 0.1)"})}
+    terms = pd.DataFrame({name: engine.loo(m)["elpd_loo"].to_numpy() for name, m in models.items()})
+    assert terms.iloc[0].max() < -800  # exp() of either is 0 in floating point
+    got = engine.loo_compare(models)
+    w = np.linspace(0, 1, 10001)[:, None]
+    # log(w e^a + (1 - w) e^b) per study, computed in logs (no underflow)
+    score = np.logaddexp(np.log(np.clip(w, 1e-300, None)) + terms["wide"].to_numpy(),
+                         np.log(np.clip(1 - w, 1e-300, None)) + terms["narrow"].to_numpy()).sum(axis=1)
+    best = float(w[score.argmax(), 0])
+    assert np.isfinite(got["weight"]).all() and got["weight"].sum() == pytest.approx(1.0, abs=1e-12)
+    assert 0.05 < best < 0.95 and got.loc["wide", "weight"] == pytest.approx(best, abs=2e-4)
