@@ -162,6 +162,14 @@ def test_fit_exact_labels_technique_effects_and_describes_censored_rows():
         exact = summary.loc[("technique_effect", t)]
         assert abs(float(effect.sel(technique=t).mean()) - exact["mean"]) < 4 * exact["sd"] / np.sqrt(3000), t
     assert tree.posterior["tau_technique"].shape == (2, 1500)
+    # the technique index (the one 1-d entry of the model's data) goes to constant_data, as in MCMC fits
+    assert tree.constant_data["technique_idx"].to_numpy().tolist() == [0, 1, 2] * 3
+    assert tree.constant_data["technique_idx"].dims == ("study",)
+    assert {k: tree.attrs[k] for k in ("data_hash", "prior_tau_technique", "measure")} == {
+        "data_hash": model.settings["data_hash"], "prior_tau_technique": "halfnormal(0.5)", "measure": "SMD"}
+    import evsynth
+
+    assert tree.attrs["evsynth_version"] == evsynth.__version__
     for n_censored, text in ((1, "; censored row: 64-point midpoint rule"), (2, "; 2 censored rows: 64 exact draws per node")):
         cens = censored_table(n_censored)
         m = description.random_effects(cens)
