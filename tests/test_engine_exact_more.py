@@ -548,3 +548,45 @@ def test_loo_compare_of_a_model_with_itself_and_with_far_outliers():
     best = float(w[score.argmax(), 0])
     assert np.isfinite(got["weight"]).all() and got["weight"].sum() == pytest.approx(1.0, abs=1e-12)
     assert 0.05 < best < 0.95 and got.loc["wide", "weight"] == pytest.approx(best, abs=2e-4)
+
+
+def test_tau_draws_follow_the_exact_cdf_down_to_zero():
+    """Nearly homogeneous studies: the grid starts at tau = 0 with 1.5% of the mass in its first
+    cell. The draws (jittered within their cells, reflected at 0) never sit exactly at 0 and pass a
+    Kolmogorov-Smirnov test against evsynth.exact's tau CDF (one-tau quadrature; measured D 0.0045,
+    p 0.81 with 20000 draws)."""
+    table = _table(8, seed=2)
+    table["yi"] = 0.3 + np.random.default_rng(1).normal(0, table.sei * 0.5)
+    model = description.random_effects(table, {"mu": "normal(0, 1)", "tau": "halfnormal(0.5)"})
+    assert engine.posterior_grid(model).nodes[0][0] == 0.0
+    tree = engine.fit_exact(model, draws=5000, chains=4, seed=1)
+    tau = tree.posterior["tau"].to_numpy().ravel()
+    ref = exact_posterior(table.yi, table.sei, tau_prior="halfnormal(0.5)", mu_prior="normal(0, 1)")
+    assert (tau > 0).all()
+    assert stats.kstest(tau, lambda x: ref.tau_cdf(np.asarray(x))).pvalue > 0.01
+
+
+def test_fit_exact_is_reproducible_and_uses_the_grid_it_is_given():
+    """Two censored rows (the summaries mix over 64 GHK draws per node): the same seed gives the
+    same summaries and draws. A coarse grid passed in is the one used by fit_exact, summary_table
+    and agreement (their figures are those of exact_summary on that grid, not the default grid's).
+    The posterior has exactly the dimensions chain, draw and study."""
+    model = description.random_effects(censored_table(2))
+    one, two = (engine.fit_exact(model, draws=100, chains=2, seed=6) for _ in range(2))
+    for col in ("mean", "sd", "q2.5", "q97.5"):
+        assert one["exact_summary"][col].to_numpy() == pytest.approx(two["exact_summary"][col].to_numpy(), abs=0)
+    assert (one.posterior["mu"].to_numpy() == two.posterior["mu"].to_numpy()).all()
+    assert set(one.posterior.to_dataset().dims) == {"chain", "draw", "study"}
+    plain = description.random_effects(_table(8))
+    coarse = engine.posterior_grid(plain, 9)
+    on_coarse, default = engine.exact_summary(plain, coarse), engine.exact_summary(plain)
+    assert abs(on_coarse.loc[("mu", "mu"), "sd"] - default.loc[("mu", "mu"), "sd"]) > 1e-8  # the grids differ
+    tree = engine.fit_exact(plain, draws=200, chains=2, seed=1, grid=coarse)
+    assert tree["exact_summary"]["sd"].to_numpy() == pytest.approx(on_coarse["sd"].to_numpy(float), abs=1e-15)
+    assert tree.attrs["grid_nodes"] == "9"
+    table = engine.summary_table(plain, coarse)
+    assert table.loc["pooled (mu)", "sd"] == pytest.approx(on_coarse.loc[("mu", "mu"), "sd"], abs=1e-15)
+    agree = engine.agreement(tree, plain, grid=coarse).set_index(["quantity", "statistic"])
+    assert agree.loc[("pooled (mu)", "mean"), "exact"] == pytest.approx(on_coarse.loc[("mu", "mu"), "mean"], abs=1e-15)
+    assert agree.loc[("tau (between studies)", "q97.5"), "exact"] == pytest.approx(
+        on_coarse.loc[("tau", "tau"), "q97.5"], abs=1e-15)
