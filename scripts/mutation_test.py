@@ -100,6 +100,7 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
      "ArviZ 1.3's summary keeps the unrounded values under any round_to (only its display rounds), and "
      "kind='all' holds the same r_hat/ess columns as kind='diagnostics' (computed the same way, plus others)"),
     # engines.exact
+    (r'np\.einsum\("[A-Z]+(,[A-Z]+)*->[A-Z]*"', "einsum subscripts are labels: upper case names the same contraction"),
     (r"D = direction\[:, None\] / direction\[None, :\]|rho = cov\[:, 0, 1\] / D\[0, 1\]|cov=cov\[g\] / D,|"
      r"np\.linalg\.cholesky\(cov / D\[None\]\)",
      "censoring directions are +1 or -1 (GaussianModel.censoring_direction): d_i / d_j = d_i d_j and x / D = x D"),
