@@ -100,6 +100,11 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
      "ArviZ 1.3's summary keeps the unrounded values under any round_to (only its display rounds), and "
      "kind='all' holds the same r_hat/ess columns as kind='diagnostics' (computed the same way, plus others)"),
     # engines.exact
+    (r'col\.replace\("(XX%XX|%)", "(XXXX)?"\)',
+     "no column of the exact summary (mean, sd, q2.5, q50, q97.5, P(>0)) contains '%': the replace is a no-op"),
+    (r"np\.full\(\(G, N_LATENT\), (1 \* N_LATENT|2 / N_LATENT)\)",
+     "the latent pieces are equally likely: a common factor on their weights is removed when _mixture_row "
+     "normalises the weights"),
     (r'np\.einsum\("[A-Z]+(,[A-Z]+)*->[A-Z]*"', "einsum subscripts are labels: upper case names the same contraction"),
     (r"D = direction\[:, None\] / direction\[None, :\]|rho = cov\[:, 0, 1\] / D\[0, 1\]|cov=cov\[g\] / D,|"
      r"np\.linalg\.cholesky\(cov / D\[None\]\)",

@@ -134,12 +134,17 @@ def test_fit_exact_groups_and_attrs(random_fit):
     assert tree.constant_data["sei"].to_numpy() == pytest.approx(table.sei.to_numpy())
     assert tree.constant_data["yi"].to_numpy() == pytest.approx(table.yi.to_numpy())
     assert tree.posterior.attrs["sample_dims"] == ["chain", "draw"]
+    for group, names in (("observed_data", ["y"]), ("constant_data", ["yi", "sei"]), ("log_likelihood", ["y"])):
+        data = tree[group].to_dataset()
+        assert set(data.dims) <= {"chain", "draw", "study"} and list(data["study"].values) == list(table.study_id)
+        assert all(data[name].dims[-1] == "study" for name in names), group
     summary = engine.exact_summary(model)
     ex = tree["exact_summary"].to_dataset()
     assert list(ex["quantity"].values) == ["mu", "tau", "prediction[new study]"]
     for col, key in (("mean", "mean"), ("sd", "sd"), ("q2.5", "q2.5"), ("q50", "q50"), ("q97.5", "q97.5"),
                      ("p_gt_0", "P(>0)")):
         assert ex[col].to_numpy() == pytest.approx(summary[key].to_numpy(float), nan_ok=True), col
+        assert ex[col].dtype == np.float64 and ex[col].dims == ("quantity",), col
     a = tree.attrs
     assert (a["engine"], a["sampler"], a["seed"], a["draws"], a["chains"]) == ("exact", "exact", "4", "3000", "3")
     assert a["exact_summaries"] == "mixture over the grid"
