@@ -100,6 +100,8 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
      "ArviZ 1.3's summary keeps the unrounded values under any round_to (only its display rounds), and "
      "kind='all' holds the same r_hat/ess columns as kind='diagnostics' (computed the same way, plus others)"),
     # engines.exact
+    (r'mcse\(draws, (method="MEAN")?\s*\)|mcse\(draws, method="QUANTILE", prob=p\)',
+     "arviz_stats.mcse lower-cases its method and 'mean' is its default"),
     (r'col\.replace\("(XX%XX|%)", "(XXXX)?"\)',
      "no column of the exact summary (mean, sd, q2.5, q50, q97.5, P(>0)) contains '%': the replace is a no-op"),
     (r"np\.full\(\(G, N_LATENT\), (1 \* N_LATENT|2 / N_LATENT)\)",

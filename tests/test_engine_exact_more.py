@@ -303,6 +303,9 @@ def test_agreement_flags_shifted_draws_and_skips_missing_variables():
     line = engine.agreement_line(got)
     assert line.startswith(f"!! DISAGREES WITH THE EXACT POSTERIOR: |z| {got.attrs['max_abs_z']:.1f} >= 5 MCSE at pooled (mu)")
     assert "--engine exact" in line
+    # a quantity missing from the draws is skipped, and those after it are still compared
+    rest = engine.agreement(_with_posterior(tree, mu=None), model)
+    assert set(rest["quantity"]) == {"tau (between studies)"} and rest.attrs["ok"]
 
 
 # --------------------------------------------------------------------------- exact LOO comparison
