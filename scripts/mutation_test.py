@@ -100,6 +100,8 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
      "ArviZ 1.3's summary keeps the unrounded values under any round_to (only its display rounds), and "
      "kind='all' holds the same r_hat/ess columns as kind='diagnostics' (computed the same way, plus others)"),
     # engines.exact
+    (r"cond = conditionals\(model, taus, (orthant=None|orthant=True|)\)",
+     "sample reads no log-likelihood: the orthant term only adds to cond.loglik"),
     (r'mcse\(draws, (method="MEAN")?\s*\)|mcse\(draws, method="QUANTILE", prob=p\)',
      "arviz_stats.mcse lower-cases its method and 'mean' is its default"),
     (r'col\.replace\("(XX%XX|%)", "(XXXX)?"\)',
