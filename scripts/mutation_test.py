@@ -100,6 +100,10 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
      "ArviZ 1.3's summary keeps the unrounded values under any round_to (only its display rounds), and "
      "kind='all' holds the same r_hat/ess columns as kind='diagnostics' (computed the same way, plus others)"),
     # engines.exact
+    (r"ok = np\.all\(direction / \(y - bounds\) > 0, axis=1\)",
+     "censoring directions are +1 or -1: d / x > 0 exactly when d x > 0"),
+    (r"ok = np\.all\(direction \* \(y - bounds\) >= 0, axis=1\)|pick = \(cum <= rng\.random",
+     "< against <= where equality of a continuous draw with a bound has probability zero"),
     (r"cond = conditionals\(model, taus, (orthant=None|orthant=True|)\)",
      "sample reads no log-likelihood: the orthant term only adds to cond.loglik"),
     (r'mcse\(draws, (method="MEAN")?\s*\)|mcse\(draws, method="QUANTILE", prob=p\)',

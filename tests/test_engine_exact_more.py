@@ -234,7 +234,8 @@ def test_exact_verdict_has_nothing_to_fail():
     assert v.ok and v.verdict == "PASS" and v.divergences == 0
     assert v.bfmi == [] and v.thresholds == {} and v.problems == []
     assert list(v.table.columns) == ["r_hat", "ess_bulk", "ess_tail"] and v.table.empty
-    assert str(v).startswith("diagnostics: none needed (exact engine")
+    assert str(v) == ("diagnostics: none needed (exact engine: quadrature over the variance components, "
+                      "closed-form Gaussian conditionals; independent draws, no MCMC)")
 
 
 # --------------------------------------------------------------------------- MCMC against the exact posterior
@@ -302,7 +303,8 @@ def test_agreement_flags_shifted_draws_and_skips_missing_variables():
     assert got.attrs["max_abs_z"] > 20
     line = engine.agreement_line(got)
     assert line.startswith(f"!! DISAGREES WITH THE EXACT POSTERIOR: |z| {got.attrs['max_abs_z']:.1f} >= 5 MCSE at pooled (mu)")
-    assert "--engine exact" in line
+    assert line.endswith("the sampler has not explored the posterior; do not use these draws (try more tuning, "
+                         "or --engine exact)")
     # a quantity missing from the draws is skipped, and those after it are still compared
     rest = engine.agreement(_with_posterior(tree, mu=None), model)
     assert set(rest["quantity"]) == {"tau (between studies)"} and rest.attrs["ok"]
