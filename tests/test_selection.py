@@ -430,7 +430,6 @@ def test_one_study_evidence_and_the_refinement_rule(small, monkeypatch):
     with pytest.warns(RuntimeWarning, match=r"^effect/heterogeneity/no selection: quadrature stopped at 37249 "
                                             r"nodes; estimated error of log ML \S+ > 1e-14$") as record:
         e = log_evidence(small, ModelSpec(True, True, False), tol=1e-14)
-    assert record[0].filename == __file__
     assert e.n_nodes == 37249 and e.box["mu"][2] == e.box["tau"][2] == 193
     with pytest.raises(ValueError, match=r"mu prior halfnormal\(1(\.0)?\).*whole real line"):
         log_evidence(small, ModelSpec(True, False, False), priors={"mu": "halfnormal(1)", "tau": "halfnormal(0.5)"})
