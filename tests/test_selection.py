@@ -452,3 +452,16 @@ def test_mixture_quantiles_far_from_zero_and_in_the_jump_at_zero(small, shift):
     outside = np.array([0.2, 0.5]) if shift < 0 else np.array([0.5, 0.8])
     expected = post.ppf(outside / 0.7 if shift < 0 else (outside - 0.3) / 0.7)
     assert mixture_quantile([e, null], [0.7, 0.3], outside) == pytest.approx(expected, abs=1e-7)
+
+
+def test_censored_row_in_a_non_significant_interval_is_weighted_by_its_omega(small):
+    # a row known only to lie below -0.1 (one-sided p > 0.5: the interval p >= 0.05, weight omega_1);
+    # no effect, no heterogeneity, one cutpoint: quad over omega_1 ~ U(0, 1) of weighted_loglik
+    eff = small.copy()
+    eff.loc[0, ["yi", "censored"]] = [-0.1, True]
+    y, se, cens = eff["yi"].to_numpy(), eff["sei"].to_numpy(), eff["censored"].to_numpy()
+
+    def lik(w):
+        return np.exp(weighted_loglik(y, se, 0.0, 0.0, np.array([1 - w, w]), (0.05,), censored=cens).sum() + 30)
+    ref = np.log(integrate.quad(lik, 0, 1, epsabs=0, epsrel=1e-12)[0]) - 30
+    assert log_evidence(eff, ModelSpec(False, False, True), cutpoints=(0.05,)).log_ml == pytest.approx(ref, abs=1e-7)
