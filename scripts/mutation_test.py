@@ -100,6 +100,9 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
      "ArviZ 1.3's summary keeps the unrounded values under any round_to (only its display rounds), and "
      "kind='all' holds the same r_hat/ess columns as kind='diagnostics' (computed the same way, plus others)"),
     # engines.exact
+    (r'labels = \[\("intercept \(mu\)" if k\[1\] == "mu"',
+     "mu's row key is ('mu', 'mu'): its label equals its variable"),
+    (r"np\.eye\(M\.shape\[2\]\)", "M is a stack of square matrices: shape[2] is shape[1]"),
     (r"ok = np\.all\(direction / \(y - bounds\) > 0, axis=1\)",
      "censoring directions are +1 or -1: d / x > 0 exactly when d x > 0"),
     (r"ok = np\.all\(direction \* \(y - bounds\) >= 0, axis=1\)|pick = \(cum <= rng\.random",

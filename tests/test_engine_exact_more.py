@@ -645,3 +645,21 @@ def test_sd_priors_against_one_tau_quadrature_and_quad_evidence(prior):
     # measured: halfcauchy 2e-11, halfnormal 1e-15, uniform(0, 2) 9.5e-8 (the density's jump at 2),
     # exponential(2) 3.8e-6 (not even in tau, so the trapezoid's half weight at 0 is only second order)
     assert engine.log_evidence(model) == pytest.approx(expected, abs=1e-5 if prior.startswith("exp") else 2e-7)
+
+
+def test_clearly_heterogeneous_studies_put_the_tau_grid_away_from_zero():
+    """Precise studies spread far beyond their SEs: the posterior of tau sits away from 0, so the
+    box search zooms in on a box that does not start at 0 (node spacing no longer x[1]), and tau's
+    summaries must still be those of evsynth.exact's one-tau quadrature (measured: the box starts at
+    tau = 0.43; largest difference 2e-5 sd for tau (its quantiles), 4e-14 sd for mu)."""
+    rng = np.random.default_rng(21)
+    sei = rng.uniform(0.05, 0.1, 12)
+    table = effect_table(rng.normal(0.5, 1.0, 12), sei)
+    model = description.random_effects(table, {"mu": "normal(0, 2)", "tau": "halfcauchy(1)"})
+    grid = engine.posterior_grid(model)
+    assert grid.nodes[0][0] > 0.5
+    got = engine.exact_summary(model, grid)
+    ref = exact_posterior(table.yi, table.sei, tau_prior="halfcauchy(1)", mu_prior="normal(0, 2)")
+    for name, r in (("mu", ref.mu), ("tau", ref.tau)):
+        for col, key in (("mean", "mean"), ("sd", "sd"), ("q2.5", "2.5%"), ("q50", "50%"), ("q97.5", "97.5%")):
+            assert got.loc[(name, name), col] == pytest.approx(r[key], abs=1e-4 * r["sd"]), (name, col)
