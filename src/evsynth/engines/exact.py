@@ -46,11 +46,6 @@ _LOG_2PI = np.log(2 * np.pi)
 # --------------------------------------------------------------------------- Gaussian algebra given t
 
 
-def _solve_pd(M, B):
-    """M^-1 B for stacks of positive-definite matrices."""
-    return np.linalg.solve(M, B)
-
-
 @dataclass
 class Conditionals:
     """Everything Gaussian at a set of nodes t (rows): see the module docstring."""
