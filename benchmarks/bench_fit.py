@@ -85,11 +85,10 @@ t["sample"] = time.perf_counter() - start
 start = time.perf_counter()
 from evsynth.diagnostics import diagnose
 from evsynth.engines.exact import agreement
-from evsynth.engines.pymc import pointwise_log_likelihood
-from evsynth.fit import _complete_constant_data
+from evsynth.fit import _add_log_likelihood, _complete_constant_data
 from evsynth.summary import summarize
 _complete_constant_data(idata, model)
-idata["log_likelihood"] = pointwise_log_likelihood(idata["posterior"].to_dataset(), idata["constant_data"].to_dataset())
+_add_log_likelihood(idata, model, gaussian)
 verdict = diagnose(idata)
 summarize(idata)
 check = agreement(idata, gaussian)

@@ -9,7 +9,7 @@ import pytest
 
 from evsynth import description
 from evsynth.engines import nutpie_cache
-from evsynth.engines.pymc import build, pointwise_log_likelihood
+from evsynth.engines.pymc import build
 from evsynth.fit import fit
 
 from conftest import censored_milk_effects
@@ -72,18 +72,18 @@ def test_the_key_follows_the_data_and_the_priors(model):
 
 def test_numpy_log_likelihood_equals_pymc_with_censored_rows(model):
     assert model.censored.any() and not model.censored.all()
-    idata = fit(model, log_likelihood=False, **SETTINGS)
+    idata = fit(model, **SETTINGS)  # a description: its log-likelihood by engines.exact.pointwise_loglik
     pymc_model = build(model)
     with pymc_model:
         expected = pm.compute_log_likelihood(idata.copy(), progressbar=False)["log_likelihood"]["y"]
-    ours = pointwise_log_likelihood(idata["posterior"].to_dataset(), idata["constant_data"].to_dataset())["y"]
+    ours = idata["log_likelihood"]["y"]
     ours, expected = ours.transpose(*expected.dims).to_numpy(), expected.to_numpy()
     censored = model.censored
     np.testing.assert_allclose(ours[..., ~censored], expected[..., ~censored], rtol=1e-12, atol=1e-12)
     # Censored rows: PyMC's normal log-CDF is an approximation good to ~2e-8 (against mpmath at 40
     # digits: 1.4e-8 at z = -3, 1.6e-8 for the upper tail at z = 5); scipy's log_ndtr, used here, to 2e-15.
     np.testing.assert_allclose(ours[..., censored], expected[..., censored], rtol=0, atol=5e-8)
-    assert fit(model, **SETTINGS)["log_likelihood"]["y"].dims == ("chain", "draw", "study")
+    assert idata["log_likelihood"]["y"].dims == ("chain", "draw", "study")
 
 
 def test_a_frozen_compiled_model_refuses_other_data(model):

@@ -97,14 +97,7 @@ def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws:
                               compute_convergence_checks=False, nuts_sampler="pymc")
     _complete_constant_data(idata, model)
     if log_likelihood and model.observed_RVs and "log_likelihood" not in idata:
-        if getattr(model, "evsynth_theta_likelihood", False):  # no function to compile
-            from .engines.pymc import pointwise_log_likelihood
-
-            idata["log_likelihood"] = pointwise_log_likelihood(idata["posterior"].to_dataset(),
-                                                               idata["constant_data"].to_dataset())
-        else:
-            with model:
-                pm.compute_log_likelihood(idata, progressbar=False)
+        _add_log_likelihood(idata, model, description)
     settings = getattr(model, "evsynth_settings", {})
     idata.attrs.update({k: str(v) for k, v in settings.items()})
     idata.attrs.update(sampler=sampler, seed=str(seed), draws=str(draws), tune=str(tune),
@@ -131,6 +124,20 @@ def compile_nutpie(model, *, reusable: bool = True, description: GaussianModel |
     from .engines.nutpie_cache import compile_nutpie_cached
 
     return compile_nutpie_cached(model, description)
+
+
+def _add_log_likelihood(idata: xr.DataTree, model, description: GaussianModel | None) -> None:
+    """The pointwise log-likelihood `y`. A model fit built from `description` with build's defaults
+    has y_i | theta_i, taken from engines.exact.pointwise_loglik (no function to compile); any other
+    model gets PyMC's."""
+    if description is None:
+        with model:
+            pm.compute_log_likelihood(idata, progressbar=False)
+        return
+    from .engines.exact import pointwise_loglik
+
+    theta = idata["posterior"]["theta"].transpose("chain", "draw", "study")
+    idata["log_likelihood"] = xr.Dataset({"y": theta.copy(data=pointwise_loglik(description, theta.to_numpy()))})
 
 
 def _data_dataset(model) -> xr.Dataset:

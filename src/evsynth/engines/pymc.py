@@ -26,8 +26,6 @@ from __future__ import annotations
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-import xarray as xr
-from scipy import special
 
 from ..description import GaussianModel, data_hash
 from ..priors import parse_prior
@@ -86,22 +84,7 @@ def build(model: GaussianModel, *, weights=None, prior_data: bool = False, study
     if not study_effects:
         settings["study_effects"] = "integrated out"
     pymc_model.evsynth_settings = settings
-    # y_i ~ N(theta_i, se_i) (censored rows: a tail) as one observed `y`: pointwise_log_likelihood applies
-    pymc_model.evsynth_theta_likelihood = study_effects and w is None
     return pymc_model
-
-
-def pointwise_log_likelihood(posterior: xr.Dataset, data: xr.Dataset) -> xr.Dataset:
-    """log p(y_i | theta_i) for every draw, the likelihood `build` writes (weights=None,
-    study_effects=True), in numpy: what pm.compute_log_likelihood returns for `y`, without compiling
-    a function. Censored rows (yi at their bound): log P(statistic beyond the bound), as pm.Censored."""
-    yi, sei = data["yi"], data["sei"]
-    z = (yi - posterior["theta"]) / sei
-    loglik = -0.5 * z**2 - 0.5 * np.log(2 * np.pi) - np.log(sei)
-    if "upper_bound" in data:
-        loglik = loglik.where(~(yi >= data["upper_bound"]), xr.apply_ufunc(special.log_ndtr, -z))
-        loglik = loglik.where(~(yi <= data["lower_bound"]), xr.apply_ufunc(special.log_ndtr, z))
-    return loglik.transpose("chain", "draw", "study").rename("y").to_dataset()
 
 
 def _fixed(model: GaussianModel, prior_data: bool):
