@@ -120,14 +120,6 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
     (r"D = direction\[:, None\] / direction\[None, :\]|rho = cov\[:, 0, 1\] / D\[0, 1\]|cov=cov\[g\] / D,|"
      r"np\.linalg\.cholesky\(cov / D\[None\]\)",
      "censoring directions are +1 or -1 (GaussianModel.censoring_direction): d_i / d_j = d_i d_j and x / D = x D"),
-    (r"np\.where\((b - rho \* a|a - rho \* b) == 0, (0, 2|1, 1)\)|\* np\.where\(None, 0, 1\)|"
-     r"np\.where\((b \+ rho \* a|a \+ rho \* b|b - rho / a|a - rho / b) == 0, 0, 1\)|"
-     r"np\.copysign\(np\.inf, (b \+ rho \* a|a \+ rho \* b)\)|\) / np\.where\((b - rho \* a|a - rho \* b) == 0",
-     "bivariate_normal_cdf's a = 0 (b = 0) branch: there b - rho a is b, so with b != 0 the factor is 1 and the "
-     "sign that of b either way; at a = b = 0 Sheppard's formula replaces the result"),
-    (r"np\.nan_to_num\(slope_(a|b), (nan=1\.0)?\)",
-     "a slope is NaN only at a = b = 0 (0 x inf; |rho| < 1 keeps a r != 0 elsewhere), where Sheppard's formula "
-     "replaces the result"),
     (r"\(a \* b == 0\) & \(a \+ b <= 0\)", "differs from < 0 only at a = b = 0, where Sheppard's formula replaces the result"),
     (r"np\.asarray\(v, (None)?\s*\) for v in \(a, b, rho\)",
      "dtype=float dropped: integer arguments are promoted by the float arithmetic (r, ndtr, owens_t) that follows"),

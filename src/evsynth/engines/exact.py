@@ -223,12 +223,10 @@ def bivariate_normal_cdf(a, b, rho):
     a, b, rho = np.broadcast_arrays(*(np.asarray(v, float) for v in (a, b, rho)))
     r = np.sqrt(1 - rho**2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        # a = 0: the slope is +-inf (owens_t(0, +-inf) = +-1/4); 0/0 when b = rho a = 0 too
-        slope_a = np.where(a == 0, np.copysign(np.inf, b - rho * a) * np.where(b - rho * a == 0, 0, 1),
-                           (b - rho * a) / (a * r))
-        slope_b = np.where(b == 0, np.copysign(np.inf, a - rho * b) * np.where(a - rho * b == 0, 0, 1),
-                           (a - rho * b) / (b * r))
-    slope_a, slope_b = np.nan_to_num(slope_a, nan=0.0), np.nan_to_num(slope_b, nan=0.0)
+        # a = 0: the slope is +-inf with the sign of b (owens_t(0, +-inf) = +-1/4); a = b = 0 is
+        # replaced by Sheppard's formula below
+        slope_a = np.where(a == 0, np.copysign(np.inf, b), (b - rho * a) / (a * r))
+        slope_b = np.where(b == 0, np.copysign(np.inf, a), (a - rho * b) / (b * r))
     beta = np.where((a * b < 0) | ((a * b == 0) & (a + b < 0)), 0.5, 0.0)
     p = 0.5 * (special.ndtr(a) + special.ndtr(b)) - special.owens_t(a, slope_a) - special.owens_t(b, slope_b) - beta
     p = np.where((a == 0) & (b == 0), 0.25 + np.arcsin(rho) / (2 * np.pi), p)  # Sheppard's formula
