@@ -36,13 +36,13 @@ def main():
 
     import nutpie
 
-    from evsynth import description
-    from evsynth.analysis import choose_model
+    from evsynth.model import description
+    from evsynth.methods.analysis import choose_model
     from evsynth.effects import compute_effects, used_effects
     from evsynth.engines.exact import agreement
     from evsynth.engines.nutpie_cache import compile_nutpie_cached
     from evsynth.engines.pymc import build
-    from evsynth.studies import load_studies
+    from evsynth.data.studies import load_studies
 
     effects = used_effects(compute_effects(load_studies(ROOT / "studies" / "massage.csv")))
     print(f"{'outcome':14} {'check':8} {'fits':>4} {'max|z| q50':>10} {'q90':>6} {'q99':>6} {'max':>6}  "

@@ -39,7 +39,7 @@ MIN_ESS = 400
 
 
 def make_grid(engine: str, **fit):
-    from evsynth.sensitivity import Sensitivity
+    from evsynth.methods.sensitivity import Sensitivity
 
     return Sensitivity(ROOT / "studies" / "synthetic_demo.csv", outcome="milk volume", model="by_technique",
                        priors=PRIORS, engine=engine, **GRID, **fit)
@@ -64,9 +64,9 @@ def main():
     args = parser.parse_args()
 
     start = time.perf_counter()
-    import evsynth.sensitivity  # noqa: F401  (import time is not part of a sweep)
+    import evsynth.methods.sensitivity  # noqa: F401  (import time is not part of a sweep)
 
-    print(f"import evsynth.sensitivity: {time.perf_counter() - start:.2f} s; {os.cpu_count()} CPUs")
+    print(f"import evsynth.methods.sensitivity: {time.perf_counter() - start:.2f} s; {os.cpu_count()} CPUs")
     grid = make_grid("exact")
     n = len(grid.scenarios())
     print(f"grid: {n} scenarios, by_technique on the SYNTHETIC demo (milk volume)")

@@ -1,4 +1,4 @@
-"""Time evsynth.exact.exact_posterior for 50 studies (target: under 50 ms).
+"""Time evsynth.engines.normal_normal.exact_posterior for 50 studies (target: under 50 ms).
 
 Run: .venv/bin/python benchmarks/bench_exact.py
 The timed call builds the posterior and computes every summary (mu, tau, predictive, theta).
@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from evsynth.exact import exact_posterior
+from evsynth.engines.normal_normal import exact_posterior
 
 
 def synthetic_studies(k: int, seed: int = 20240601):

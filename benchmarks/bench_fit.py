@@ -9,7 +9,7 @@ Phases, timed inside a child process, for the milk-volume fit (the model `evsynt
 
     import       evsynth's fit path with PyMC (the CLI itself imports none of it: see --help)
     build        effect sizes, the model description and its PyMC graph
-    compile      nutpie: evsynth.fit.compile_nutpie as `evsynth fit` calls it (callbacks cached on
+    compile      nutpie: evsynth.engines.fit.compile_nutpie as `evsynth fit` calls it (callbacks cached on
                  disk, engines/nutpie_cache.py); pymc: the NUTS step's logp/dlogp function
                  (PyTensor's C backend, whose compiled modules are cached on disk)
     sample       4 chains x 2000 draws after 1000 tuning (evsynth fit's defaults)
@@ -40,12 +40,12 @@ t = {}
 start = time.perf_counter()
 import pymc as pm
 import evsynth
-from evsynth import description
-from evsynth.analysis import choose_model
+from evsynth.model import description
+from evsynth.methods.analysis import choose_model
 from evsynth.engines.pymc import build
 from evsynth.effects import compute_effects
-from evsynth.fit import compile_nutpie
-from evsynth.studies import load_studies
+from evsynth.engines.fit import compile_nutpie
+from evsynth.data.studies import load_studies
 t["import"] = time.perf_counter() - start
 
 start = time.perf_counter()
@@ -83,10 +83,10 @@ else:
 t["sample"] = time.perf_counter() - start
 
 start = time.perf_counter()
-from evsynth.diagnostics import diagnose
+from evsynth.methods.diagnostics import diagnose
 from evsynth.engines.exact import agreement
-from evsynth.fit import _add_log_likelihood, _complete_constant_data
-from evsynth.summary import summarize
+from evsynth.engines.fit import _add_log_likelihood, _complete_constant_data
+from evsynth.methods.summary import summarize
 _complete_constant_data(idata, model)
 _add_log_likelihood(idata, model, gaussian)
 verdict = diagnose(idata)
@@ -123,7 +123,7 @@ def main():
                         help="nutpie-jax needs `pip install jax` (not a dependency of evsynth)")
     args = parser.parse_args()
     samplers = args.sampler or ["nutpie", "pymc"]
-    evsynth = [sys.executable, "-m", "evsynth.cli"]
+    evsynth = [sys.executable, "-m", "evsynth.cli.main"]
     print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
     print(f"evsynth --help: {timed_command(evsynth + ['--help']):.2f} s (fresh process)")
     data = str(ROOT / "studies" / "massage.csv")

@@ -1,4 +1,4 @@
-"""Time the quadrature marginal likelihoods (evsynth.marginal) and the eight-model average.
+"""Time the quadrature marginal likelihoods (evsynth.engines.marginal) and the eight-model average.
 
 Synthetic meta-analyses (fixed seeds) of k studies with publication selection; prints, per k,
 the seconds for model_average (all eight models) and for the largest model alone, the grid size
@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from evsynth.compare import model_average
-from evsynth.marginal import ModelSpec, log_evidence
+from evsynth.methods.compare import model_average
+from evsynth.engines.marginal import ModelSpec, log_evidence
 
 
 def simulate(seed, k, mu=0.2, keep_nonsig=0.1):

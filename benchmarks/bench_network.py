@@ -53,7 +53,7 @@ def simulate(seed: int = SEED) -> pd.DataFrame:
 
 
 def run_cli(csv: Path, out: Path, engine: str) -> tuple[float, str]:
-    from evsynth.cli import main
+    from evsynth.cli.main import main
 
     buffer = io.StringIO()
     start = time.perf_counter()
@@ -73,9 +73,9 @@ def main():
     import matplotlib.pyplot  # noqa: F401  (what the command imports when it runs: not part of its time)
     import xarray  # noqa: F401
 
-    import evsynth.cli  # noqa: F401
+    import evsynth.cli.main  # noqa: F401
     import evsynth.engines.exact  # noqa: F401
-    import evsynth.network  # noqa: F401
+    import evsynth.methods.network  # noqa: F401
 
     print(f"import (evsynth, pandas, scipy, xarray, matplotlib): {time.perf_counter() - start:.2f} s "
           f"(load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs)")

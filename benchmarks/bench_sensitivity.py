@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from evsynth.sensitivity import Sensitivity
-from evsynth.sweep import read_records
+from evsynth.methods.sensitivity import Sensitivity
+from evsynth.methods.sweep import read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = dict(

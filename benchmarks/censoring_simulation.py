@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import special, stats
 
 from evsynth.effects import compute_effects
-from evsynth.studies import load_studies
+from evsynth.data.studies import load_studies
 
 P_PRINTED_BOUND = 0.001
 MU_GRID = np.linspace(-1.0, 3.0, 401)

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evsynth.exact import bayesmeta_direct, exact_posterior
-from evsynth.frequentist import dersimonian_laird, leave_one_out, reml
+from evsynth.engines.normal_normal import bayesmeta_direct, exact_posterior
+from evsynth.methods.frequentist import dersimonian_laird, leave_one_out, reml
 
 REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "data"  # bcg.csv, eight_schools.csv
 METAFOR = "metafor docs, `rma(yi, vi)` on dat.bcg"
@@ -112,9 +112,9 @@ def markdown(rows) -> str:
 def main():
     if not REFERENCE.exists():
         raise SystemExit(f"reference data not found at {REFERENCE}")
-    print("### Frequentist (evsynth.frequentist vs metafor)\n")
+    print("### Frequentist (evsynth.methods.frequentist vs metafor)\n")
     print(markdown(frequentist_rows()))
-    print("\n### Exact Bayesian posterior (evsynth.exact vs bayesmeta)\n")
+    print("\n### Exact Bayesian posterior (evsynth.engines.normal_normal vs bayesmeta)\n")
     print(markdown(bayes_rows()))
     print("\n### Exact posterior vs approximate MCMC figures\n")
     print(markdown(approximate_rows()))

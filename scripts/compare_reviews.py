@@ -18,17 +18,17 @@ import numpy as np
 import pandas as pd
 
 import evsynth
-from evsynth.builders import build_model
-from evsynth.diagnostics import diagnose
-from evsynth.analysis import group_by_outcome
-from evsynth.designs import ROWS as DESIGN_ROWS
-from evsynth.designs import design_moderator
+from evsynth.engines.builders import build_model
+from evsynth.methods.diagnostics import diagnose
+from evsynth.methods.analysis import group_by_outcome
+from evsynth.methods.designs import ROWS as DESIGN_ROWS
+from evsynth.methods.designs import design_moderator
 from evsynth.effects import compute_effects, uncontrolled, used_effects
-from evsynth.summary import summarize
-from evsynth.techniques import format_coverage, technique_coverage
-from evsynth.fit import fit
-from evsynth.frequentist import dersimonian_laird
-from evsynth.studies import load_studies
+from evsynth.methods.summary import summarize
+from evsynth.effects.techniques import format_coverage, technique_coverage
+from evsynth.engines.fit import fit
+from evsynth.methods.frequentist import dersimonian_laird
+from evsynth.data.studies import load_studies
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REVIEWS = ROOT.parent / "shared" / "literature" / "reviews.csv"
@@ -192,13 +192,13 @@ def markdown(ours: pd.DataFrame, theirs: pd.DataFrame, studies: pd.DataFrame, fi
         f"## Every technique in the {OUTCOME} data (per-technique model)",
         "",
         "Posterior median [95% CrI] of each technique's SMD versus control, or why there is none "
-        "(`evsynth.techniques.technique_coverage`, as printed by `evsynth fit`).",
+        "(`evsynth.effects.techniques.technique_coverage`, as printed by `evsynth fit`).",
         "",
         _markdown_table(ours.attrs["techniques"]),
         "",
         "## Design: controlled versus pre/post studies",
         "",
-        "Random-effects meta-regression on a pre/post indicator (`evsynth.designs.design_moderator`, exact "
+        "Random-effects meta-regression on a pre/post indicator (`evsynth.methods.designs.design_moderator`, exact "
         "engine): the controlled mean, the pre/post mean and their difference.",
         "",
         _markdown_table(design.reset_index().round(2)),
@@ -252,7 +252,7 @@ def markdown(ours: pd.DataFrame, theirs: pd.DataFrame, studies: pd.DataFrame, fi
            "estimate is what one would expect even if the true effect were the review's."]
           if primary["estimate"] > review["estimate"] else []),
         f"- **Head-to-head rows are not in these numbers.** {h2h_text or 'none'}: no control arm, so such a row "
-        "informs the network model (`evsynth.network`), not a massage-vs-control pooled SMD.",
+        "informs the network model (`evsynth.methods.network`), not a massage-vs-control pooled SMD.",
         "",
         "## What these numbers can and cannot support",
         "",

@@ -34,9 +34,11 @@ TARGET = 0.90
 
 # module: (source file, test selection: files and pytest options, kept to seconds per run)
 MODULES: dict[str, tuple[str, list[str]]] = {
-    "effects": ("src/evsynth/effects.py", ["tests/test_effects.py", "tests/test_effects_binary.py"]),
-    "exact": ("src/evsynth/exact.py", ["tests/test_exact.py", "-k", "not mcmc and not wrong_prior"]),
-    "frequentist": ("src/evsynth/frequentist.py", ["tests/test_frequentist.py", "tests/test_metaregression.py"]),
+    "effects": ("src/evsynth/effects/table.py", ["tests/test_effects.py", "tests/test_effects_binary.py"]),
+    "effects.continuous": ("src/evsynth/effects/continuous.py", ["tests/test_effects.py", "tests/test_effects_binary.py"]),
+    "effects.binary": ("src/evsynth/effects/binary.py", ["tests/test_effects.py", "tests/test_effects_binary.py"]),
+    "exact": ("src/evsynth/engines/normal_normal.py", ["tests/test_exact.py", "-k", "not mcmc and not wrong_prior"]),
+    "frequentist": ("src/evsynth/methods/frequentist.py", ["tests/test_frequentist.py", "tests/test_metaregression.py"]),
     "engines.exact": ("src/evsynth/engines/exact.py", [
         "tests/test_engine_exact.py", "tests/test_engine_exact_more.py", "tests/test_orthant.py",
         "tests/test_description.py", "tests/test_network.py", "tests/test_conflict.py",
@@ -45,11 +47,11 @@ MODULES: dict[str, tuple[str, list[str]]] = {
             "loo_of_a_censored_study_is_its_predictive_probability_beyond_the_bound", "loo_compare_refusals")],
         "tests/test_heterogeneity.py::test_exact_engine_analysis_lists_i2_before_the_prediction",
         "-k", "not recovers_technique_effects and not test_node_split_flags"]),  # no MCMC: seconds
-    "description": ("src/evsynth/description.py", ["tests/test_description.py", "tests/test_engine_exact.py",
+    "description": ("src/evsynth/model/description.py", ["tests/test_description.py", "tests/test_engine_exact.py",
                                                     "tests/test_network.py", "-k", "not recovers_technique_effects "
                                                     "and not test_node_split_flags"]),  # those two sample with PyMC
-    "marginal": ("src/evsynth/marginal.py", ["tests/test_selection.py", "-k", "not pymc"]),
-    "diagnostics": ("src/evsynth/diagnostics.py", ["tests/test_diagnostics.py"]),
+    "marginal": ("src/evsynth/engines/marginal.py", ["tests/test_selection.py", "-k", "not pymc"]),
+    "diagnostics": ("src/evsynth/methods/diagnostics.py", ["tests/test_diagnostics.py"]),
 }
 
 # mutant name (as `mutmut show` names it) -> why it cannot change a result. Names follow mutmut's
@@ -237,9 +239,9 @@ def _module_of(source: str) -> str:
 
 
 def _exact_battery() -> np.ndarray:
-    """Every printed number of evsynth.exact on data sets and priors that reach each branch: the
+    """Every printed number of evsynth.engines.normal_normal on data sets and priors that reach each branch: the
     posterior summaries, theta, tau's CDF and quantiles, mixture quantiles deep in both tails."""
-    from evsynth.exact import exact_posterior
+    from evsynth.engines.normal_normal import exact_posterior
 
     rng = np.random.default_rng(17)
     out = []

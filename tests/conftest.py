@@ -127,7 +127,7 @@ def technique_idata(effects, mu=(0.5, 0.1), tau=0.2, tau_technique=0.3, techniqu
                     chains=2, draws=4000):
     """A constructed by_technique-shaped posterior (no MCMC) for the plot tests: mu ~ N(m, s), each
     technique ~ N(its mean, its sd), tau and tau_technique constant, theta at its technique's draw;
-    constant_data and prior attrs as evsynth.fit writes them."""
+    constant_data and prior attrs as evsynth.engines.fit writes them."""
     import arviz as az
 
     rng = np.random.default_rng(seed)

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from evsynth import compute_effects, load_studies
-from evsynth.cli import main
-from evsynth.description import random_effects
+from evsynth.cli.main import main
+from evsynth.model.description import random_effects
 from evsynth.engines.exact import summary_rows
 
 from conftest import ROOT

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from evsynth.bias import egger_test, funnel_data, pet_peese, study_arrays
+from evsynth.effects.table import study_arrays
+from evsynth.methods.bias import egger_test, funnel_data, pet_peese
 
 from conftest import assert_all_printed, assert_printed, bcg_log_risk_ratios, reference_file
 
@@ -50,7 +51,7 @@ def test_egger_mixed_effects_z_matches_published_log_odds_ratio_output(bcg):
     # regtest(result)): z = -0.7743, p = 0.4388, with the RE fit -0.7452, tau^2 0.3378 as data check
     yi = np.log(bcg.tpos * bcg.cneg / (bcg.tneg * bcg.cpos))
     vi = 1 / bcg.tpos + 1 / bcg.tneg + 1 / bcg.cpos + 1 / bcg.cneg
-    from evsynth.frequentist import reml
+    from evsynth.methods.frequentist import reml
     fit = reml(yi.to_numpy(), vi.to_numpy())
     assert_printed(fit.mu, "-0.7452")
     assert_printed(fit.tau2, "0.3378")

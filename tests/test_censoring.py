@@ -8,9 +8,9 @@ import pytest
 from scipy import special, stats
 
 from evsynth.effects import compute_effects
-from evsynth.fit import fit
-from evsynth.models import random_effects
-from evsynth.studies import load_studies
+from evsynth.engines.fit import fit
+from evsynth.engines.builders import random_effects
+from evsynth.data.studies import load_studies
 
 BASE = {"citation": "synthetic", "source_level": "synthetic", "technique": "massage", "outcome": "synthetic",
         "synthetic": True}

@@ -17,7 +17,7 @@ def fresh_python(code: str) -> subprocess.CompletedProcess:
 
 
 def test_importing_the_cli_and_parsing_arguments_loads_no_heavy_library():
-    code = ("import json, sys, evsynth.cli as cli\n"
+    code = ("import json, sys, evsynth.cli.main as cli\n"
             "parser = cli.build_parser()\n"
             "for argv in (['fit'], ['network', '--engine', 'exact'], ['report'], ['sensitivity', 'x.toml']):\n"
             "    parser.parse_args(argv)\n"
@@ -28,7 +28,7 @@ def test_importing_the_cli_and_parsing_arguments_loads_no_heavy_library():
 
 
 def test_help_lists_every_command_without_loading_them():
-    done = fresh_python("import sys\nfrom evsynth.cli import main\n"
+    done = fresh_python("import sys\nfrom evsynth.cli.main import main\n"
                         "try:\n    main(['--help'])\nexcept SystemExit as exit:\n    code = exit.code\n"
                         "print('pymc' in sys.modules, 'arviz' in sys.modules, code)")
     assert done.returncode == 0, done.stderr
@@ -38,8 +38,8 @@ def test_help_lists_every_command_without_loading_them():
 
 
 def test_the_cli_vocabulary_is_the_registries():
-    from evsynth import vocabulary
-    from evsynth.builders import BUILDERS
+    from evsynth.data import vocabulary
+    from evsynth.engines.builders import BUILDERS
     from evsynth.effects import MEASURES, P_BOUND_MODES
 
     assert set(vocabulary.MODELS) == set(BUILDERS)
@@ -51,10 +51,10 @@ def test_the_command_is_run_and_passes_main_s_exit_status_on(tmp_path):
     import tomllib
 
     scripts = tomllib.loads((Path(SRC).parent / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {"evsynth": "evsynth.cli:run"}
+    assert scripts == {"evsynth": "evsynth.cli.main:run"}
     empty = tmp_path / "empty.csv"
     empty.write_text("study_id,citation,source_level,design,technique,outcome\n")
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    done = subprocess.run([sys.executable, "-m", "evsynth.cli", "fit", str(empty), "--out", str(tmp_path / "o"),
+    done = subprocess.run([sys.executable, "-m", "evsynth.cli.main", "fit", str(empty), "--out", str(tmp_path / "o"),
                            "--quiet"], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 4 and "nothing analysed" in done.stderr + done.stdout, done.stderr

@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 
 from evsynth import __version__, compute_effects, load_studies
-from evsynth.analysis import choose_model, entered_rows, split_by_outcome, variance_warnings
-from evsynth.cli import WIDTH, build_parser, effect_view, fit_width, main
-from evsynth.cli_common import progress
+from evsynth.methods.analysis import choose_model, entered_rows, split_by_outcome, variance_warnings
+from evsynth.cli.common import WIDTH, fit_width
+from evsynth.cli.fit import effect_view
+from evsynth.cli.main import build_parser, main
+from evsynth.cli.common import progress
 
 from conftest import ROOT
 
@@ -103,10 +105,10 @@ def test_default_model_from_the_data():
 def test_sweep_progress_moves_before_the_first_scenario_finishes():
     import time
 
-    from evsynth.sweep import run_tasks
+    from evsynth.methods.sweep import run_tasks
 
     tty = _Tty()
-    import evsynth.sweep as sweep
+    import evsynth.methods.sweep as sweep
 
     real = sweep.sys.stderr
     sweep.sys.stderr = tty

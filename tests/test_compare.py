@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 from scipy import integrate, optimize, stats
 
-from evsynth import description
-from evsynth.builders import build_model
-from evsynth.compare import bayes_factors, loo_compare, model_average, pareto_k_table, savage_dickey, study_loglik
+from evsynth.model import description
+from evsynth.engines.builders import build_model
+from evsynth.methods.compare import bayes_factors, loo_compare, model_average, pareto_k_table, savage_dickey, study_loglik
 from evsynth.engines import exact as engine
-from evsynth.fit import fit
-from evsynth.frequentist import reml
-from evsynth.marginal import FAMILY
-from evsynth.priors import parse_prior
+from evsynth.engines.fit import fit
+from evsynth.methods.frequentist import reml
+from evsynth.engines.marginal import FAMILY
+from evsynth.model.priors import parse_prior
 
 from conftest import effect_table, reference_file, simulate
 
@@ -54,7 +54,7 @@ def test_model_average_bookkeeping():
     assert len(m) == 8 and m["post_prob"].sum() == pytest.approx(1.0)
     assert (m["log_ml_error"] < 1e-2).all()
     # the four models without selection have closed-form marginal likelihoods (mu ~ N(0, 1) or 0,
-    # tau ~ halfnormal(0.5) or 0), integrated here with scipy's quad: independent of evsynth.marginal
+    # tau ~ halfnormal(0.5) or 0), integrated here with scipy's quad: independent of evsynth.engines.marginal
     eff = simulate(7, k=12, mu=0.3, keep_nonsig=0.3)
     y, se = eff["yi"].to_numpy(), eff["sei"].to_numpy()
 

@@ -8,8 +8,8 @@ import pytest
 from scipy import stats
 
 import evsynth as es
-from evsynth import description
-from evsynth.conflict import prior_data_conflict
+from evsynth.model import description
+from evsynth.methods.conflict import prior_data_conflict
 from evsynth.engines.exact import fit_exact
 
 
@@ -82,7 +82,7 @@ def test_no_tau_is_a_note_not_a_warning():
 def test_the_report_lists_the_conflict_among_a_result_s_caveats():
     from types import SimpleNamespace
 
-    from evsynth.report import _result_caveats
+    from evsynth.present.report import _result_caveats
 
     effects = effects_of([5.0, -5.0], [0.01, 0.01])
     fit = fit_exact(description.random_effects(effects), draws=500, chains=2)

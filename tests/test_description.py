@@ -1,4 +1,4 @@
-"""The model description (evsynth.description) on its own: what each constructor builds, written
+"""The model description (evsynth.model.description) on its own: what each constructor builds, written
 out by hand from the model equations in the module docstring; `subset` and `without` against the
 constructors on the reduced table / the smaller model; default priors, settings, data hash."""
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from evsynth import compute_effects, load_studies
-from evsynth import description as d
+from evsynth.model import description as d
 from evsynth.engines.exact import exact_summary
 
 PRIORS = {"mu": "normal(0.1, 0.8)", "tau": "halfnormal(0.4)", "tau_technique": "halfnormal(0.3)",

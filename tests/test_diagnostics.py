@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from evsynth.diagnostics import THRESHOLDS, diagnose
+from evsynth.methods.diagnostics import THRESHOLDS, diagnose
 
 
 def split_rank_rhat(draws: np.ndarray) -> float:

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from evsynth.effects import EffectSizeError, compute_effects, hedges_j, not_used, used_effects
-from evsynth.studies import load_studies
+from evsynth.data.studies import load_studies
 
 from conftest import ROOT
 
@@ -351,7 +351,7 @@ def se_row(design, **fields):
     (se_row("two_group"), "n"),
 ])
 def test_the_standard_error_field_named_in_messages(row, field):
-    from evsynth.effects import _se_fields
+    from evsynth.effects.table import _se_fields
 
     assert _se_fields(row) == field
 

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from evsynth.effects import Continuity, EffectSizeError, compute_effects, logit_to_smd, used_effects
-from evsynth.frequentist import reml
-from evsynth.studies import StudyDataError, load_studies
+from evsynth.methods.frequentist import reml
+from evsynth.data.studies import StudyDataError, load_studies
 
 from conftest import assert_all_printed
 

@@ -1,5 +1,5 @@
 """The exact engine (evsynth.engines.exact) against closed forms and independent quadratures:
-evsynth.exact (one tau, bayesmeta-validated), evsynth.marginal (censored rows, evidence), the
+evsynth.engines.normal_normal (one tau, bayesmeta-validated), evsynth.engines.marginal (censored rows, evidence), the
 multivariate normal density of y written out in full, and its own refined grid."""
 
 import numpy as np
@@ -8,10 +8,10 @@ import pytest
 from scipy import stats
 
 import evsynth as es
-from evsynth import description
+from evsynth.model import description
 from evsynth.engines import exact as engine
-from evsynth.exact import exact_posterior
-from evsynth.marginal import ModelSpec, log_evidence
+from evsynth.engines.normal_normal import exact_posterior
+from evsynth.engines.marginal import ModelSpec, log_evidence
 
 from conftest import ROOT
 
@@ -55,7 +55,7 @@ def censored_table(n_censored: int) -> pd.DataFrame:
 
 @pytest.mark.parametrize("n_censored", [1, 2])
 def test_censored_rows_match_the_independent_quadrature(n_censored):
-    """evsynth.marginal integrates (mu, tau) directly with each censored row's probability beyond its
+    """evsynth.engines.marginal integrates (mu, tau) directly with each censored row's probability beyond its
     bound: the evidence and posterior moments must agree with the orthant-probability route."""
     table = censored_table(n_censored)
     model = description.random_effects(table)
@@ -157,8 +157,8 @@ def test_censored_draws_respect_the_bounds():
 
 def test_bayes_factors_equal_the_independent_marginal_likelihood_quadrature(demo):
     """mu != 0 and tau > 0 in the random-effects model: the exact engine's two evidences per
-    Bayes factor against evsynth.marginal (its own quadrature in (mu, tau)), as compare.bayes_factors."""
-    from evsynth.compare import bayes_factors
+    Bayes factor against evsynth.engines.marginal (its own quadrature in (mu, tau)), as compare.bayes_factors."""
+    from evsynth.methods.compare import bayes_factors
 
     reference = bayes_factors(demo)
     model = description.random_effects(demo)

@@ -9,9 +9,9 @@ import pytest
 from arviz_stats import mcse
 from scipy import stats
 
-from evsynth import description
+from evsynth.model import description
 from evsynth.engines import exact as engine
-from evsynth.exact import exact_posterior
+from evsynth.engines.normal_normal import exact_posterior
 
 from test_engine_exact import censored_table, effect_table
 
@@ -99,7 +99,7 @@ def random_fit():
 
 def test_fit_exact_draws_have_the_one_tau_posterior_moments(random_fit):
     """mu, tau, prediction and every theta_i: the draws' mean within 4 MCSE (sd / sqrt(N), independent
-    draws) and sd within 5% of evsynth.exact's one-tau quadrature (bayesmeta-validated); mu's and
+    draws) and sd within 5% of evsynth.engines.normal_normal's one-tau quadrature (bayesmeta-validated); mu's and
     tau's 2.5/50/97.5% quantiles within 4 MCSE of a quantile (sqrt(p(1-p)/N) / density)."""
     table, model, tree = random_fit
     ref = exact_posterior(table.yi, table.sei, tau_prior="halfnormal(0.5)", mu_prior="normal(0, 1)")
@@ -195,7 +195,7 @@ def test_fit_exact_labels_technique_effects_and_describes_censored_rows():
 
 def test_summary_table_labels_rows_as_summarize_does():
     """Random effects: 'pooled (mu)', 'tau (between studies)', 'prediction (new study)', mu's
-    figures those of evsynth.exact's one-tau quadrature; by technique: 'technique: a' and 'tau
+    figures those of evsynth.engines.normal_normal's one-tau quadrature; by technique: 'technique: a' and 'tau
     (between techniques)'; a meta-regression: 'intercept (mu)', 'slope: x' and no prediction row."""
     table = _table(8)
     model = description.random_effects(table, {"mu": "normal(0, 1)", "tau": "halfnormal(0.5)"})
@@ -563,7 +563,7 @@ def test_loo_compare_of_a_model_with_itself_and_with_far_outliers():
 def test_tau_draws_follow_the_exact_cdf_down_to_zero():
     """Nearly homogeneous studies: the grid starts at tau = 0 with 1.5% of the mass in its first
     cell. The draws (jittered within their cells, reflected at 0) never sit exactly at 0 and pass a
-    Kolmogorov-Smirnov test against evsynth.exact's tau CDF (one-tau quadrature; measured D 0.0045,
+    Kolmogorov-Smirnov test against evsynth.engines.normal_normal's tau CDF (one-tau quadrature; measured D 0.0045,
     p 0.81 with 20000 draws)."""
     table = _table(8, seed=2)
     table["yi"] = 0.3 + np.random.default_rng(1).normal(0, table.sei * 0.5)
@@ -606,7 +606,7 @@ def test_fit_exact_is_reproducible_and_uses_the_grid_it_is_given():
 def test_draws_with_censored_rows_have_the_exact_moments(n_censored):
     """With censored rows the draws take y_c from its truncated conditional and shift g by the gain:
     mu's and tau's draws' means within 4 MCSE (sd / sqrt(N)) of the exact summaries (which
-    test_engine_exact checks against evsynth.marginal's quadrature), sds within 5%."""
+    test_engine_exact checks against evsynth.engines.marginal's quadrature), sds within 5%."""
     model = description.random_effects(censored_table(n_censored))
     tree = engine.fit_exact(model, draws=4000, chains=2, seed=12)
     exact = engine.exact_summary(model)
@@ -619,9 +619,9 @@ def test_draws_with_censored_rows_have_the_exact_moments(n_censored):
 
 @pytest.mark.parametrize("prior", ["halfcauchy(0.5)", "halfnormal(0.3)", "exponential(2)", "uniform(0, 2)"])
 def test_sd_priors_against_one_tau_quadrature_and_quad_evidence(prior):
-    """Each SD prior family (the two the engine writes in closed form and two through evsynth.priors),
+    """Each SD prior family (the two the engine writes in closed form and two through evsynth.model.priors),
     its density here from scipy.stats:
-    mu's and tau's summaries against evsynth.exact's one-tau quadrature, and log p(y) against scipy
+    mu's and tau's summaries against evsynth.engines.normal_normal's one-tau quadrature, and log p(y) against scipy
     quad of N(y; 0, diag(se^2 + tau^2) + 1) p(tau) over tau (mu ~ normal(0, 1) integrated out)."""
     from scipy import integrate
 
@@ -650,7 +650,7 @@ def test_sd_priors_against_one_tau_quadrature_and_quad_evidence(prior):
 def test_clearly_heterogeneous_studies_put_the_tau_grid_away_from_zero():
     """Precise studies spread far beyond their SEs: the posterior of tau sits away from 0, so the
     box search zooms in on a box that does not start at 0 (node spacing no longer x[1]), and tau's
-    summaries must still be those of evsynth.exact's one-tau quadrature (measured: the box starts at
+    summaries must still be those of evsynth.engines.normal_normal's one-tau quadrature (measured: the box starts at
     tau = 0.43; largest difference 2e-5 sd for tau (its quantiles), 4e-14 sd for mu)."""
     rng = np.random.default_rng(21)
     sei = rng.uniform(0.05, 0.1, 12)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evsynth import description
+from evsynth.model import description
 from evsynth.engines import exact as engine
 
 SAMPLE = dict(draws=1000, tune=1000, chains=2, random_seed=11, progressbar=False, target_accept=0.99)

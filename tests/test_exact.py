@@ -1,4 +1,4 @@
-"""evsynth.exact against bayesmeta's published numbers, closed forms and an MCMC fit.
+"""evsynth.engines.normal_normal against bayesmeta's published numbers, closed forms and an MCMC fit.
 
 Reference numbers: tests/data/reference_figures.md (bayesmeta on the unrounded eight-schools data).
 bayesmeta computes tau summaries by adaptive quadrature but mu summaries from a coarse discrete
@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from scipy import integrate, optimize, stats
 
-from evsynth.exact import bayesmeta_direct, check_against_exact, exact_posterior
-from evsynth.frequentist import common_effect
+from evsynth.engines.normal_normal import bayesmeta_direct, check_against_exact, exact_posterior
+from evsynth.methods.frequentist import common_effect
 
 from conftest import assert_printed, reference_file
 
@@ -390,7 +390,7 @@ def test_moments_that_exist_with_one_study(prior, mean_exists, sd_exists):
 def iid_posterior_draws(seed=1, chains=4, draws=1000):
     """Independent draws from the eight-schools posterior (tau ~ halfcauchy(25), mu ~ N(0, 50)) by
     inverse-CDF sampling of tau on a fine trapezoid grid and normal draws of mu given tau: the
-    ideal sampler, written without evsynth.exact."""
+    ideal sampler, written without evsynth.engines.normal_normal."""
     t = np.linspace(0, 300, 200001)
     v = S8**2 + t[:, None] ** 2
     w = 1 / v
@@ -490,7 +490,7 @@ def test_heavy_tails_reach_the_study_effects():
 
 
 def test_normal_mixture_against_scipy():
-    from evsynth.exact import NormalMixture
+    from evsynth.engines.normal_normal import NormalMixture
 
     w, m, s = np.array([0.2, 0.5, 0.3]), np.array([-1.0, 0.5, 3.0]), np.array([0.5, 1.0, 2.0])
     mix = NormalMixture(w, m, s)
@@ -520,7 +520,7 @@ def test_check_against_exact_records_its_settings():
     (np.full(50, 0.02), np.linspace(-5, 5, 50), np.linspace(0.05, 2.0, 50)),  # a posterior-like mixture
 ])
 def test_normal_mixture_quantiles_where_newton_needs_its_safeguard(w, m, s):
-    from evsynth.exact import NormalMixture
+    from evsynth.engines.normal_normal import NormalMixture
 
     w, m, s = (np.asarray(a, float) for a in (w, m, s))
     mix = NormalMixture(w, m, s)

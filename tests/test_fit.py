@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 import evsynth as es
-from evsynth.cli import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS, main
-from evsynth.fit import compile_nutpie, nutpie_available
+from evsynth.cli.common import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS
+from evsynth.cli.main import main
+from evsynth.engines.fit import compile_nutpie, nutpie_available
 
 from conftest import ROOT
 

@@ -1,4 +1,4 @@
-"""evsynth.frequentist against metafor's published BCG numbers (tests/data/reference_figures.md).
+"""evsynth.methods.frequentist against metafor's published BCG numbers (tests/data/reference_figures.md).
 
 Tolerances are half a unit in the last printed digit of the reference, so a rounding-level
 disagreement with metafor fails the test.
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evsynth.frequentist import (
+from evsynth.methods.frequentist import (
     common_effect,
     dersimonian_laird,
     leave_one_out,

@@ -1,4 +1,4 @@
-"""Bayesian I² and H² (evsynth.heterogeneity): at a fixed tau they equal metafor's formulas; on
+"""Bayesian I² and H² (evsynth.methods.heterogeneity): at a fixed tau they equal metafor's formulas; on
 simulated data their credible intervals cover the true I² at the nominal rate.
 
 metafor figures: tests/data/metafor_reference.out (tests/data/metafor_reference.R, metafor 3.8-1),
@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from evsynth import description
+from evsynth.model import description
 from evsynth.engines import exact as engine
-from evsynth.frequentist import mixed_effects, reml, tau2_reml
-from evsynth.heterogeneity import heterogeneity_draws, i2_h2
-from evsynth.moderators import design_matrix
+from evsynth.methods.frequentist import mixed_effects, reml, tau2_reml
+from evsynth.methods.heterogeneity import heterogeneity_draws, i2_h2
+from evsynth.model.moderators import design_matrix
 
 from conftest import assert_printed, bcg_log_risk_ratios
 
@@ -137,7 +137,7 @@ def test_credible_interval_of_i2_covers_the_truth():
 
 
 def test_summarize_lists_i2_and_h2():
-    from evsynth.summary import summarize
+    from evsynth.methods.summary import summarize
 
     rng = np.random.default_rng(3)
     sei = rng.uniform(0.1, 0.4, 12)
@@ -153,7 +153,7 @@ def test_summarize_lists_i2_and_h2():
 
 
 def test_summarize_of_a_meta_regression_has_slopes_and_no_prediction(bcg):
-    from evsynth.summary import summarize
+    from evsynth.methods.summary import summarize
 
     table = effect_table(bcg.yi.to_numpy(), np.sqrt(bcg.vi.to_numpy()), ablat=bcg.ablat.to_numpy())
     tree = engine.fit_exact(description.meta_regression(table, "~ ablat"), draws=300, chains=1, seed=1)
@@ -173,7 +173,7 @@ def test_studies_with_weight_zero_are_left_out_of_s2():
 
 def test_exact_engine_analysis_lists_i2_before_the_prediction():
     """run_analysis(engine='exact') summarizes by quadrature; the I² rows come from its draws."""
-    from evsynth.analysis import run_analysis
+    from evsynth.methods.analysis import run_analysis
 
     rng = np.random.default_rng(8)
     sei = rng.uniform(0.1, 0.3, 10)

@@ -14,11 +14,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from evsynth.analysis import group_by_outcome  # noqa: E402
-from evsynth.compare import bayes_factors, savage_dickey  # noqa: E402
+from evsynth.methods.analysis import group_by_outcome  # noqa: E402
+from evsynth.methods.compare import bayes_factors, savage_dickey  # noqa: E402
 from evsynth.effects import compute_effects  # noqa: E402
-from evsynth.network import comparisons, network, network_plot, network_table, node_split  # noqa: E402
-from evsynth.studies import load_studies  # noqa: E402
+from evsynth.methods.network import comparisons, network, network_plot, network_table, node_split  # noqa: E402
+from evsynth.data.studies import load_studies  # noqa: E402
 
 
 def _rows(outcome="milk volume"):

@@ -9,9 +9,9 @@ import math
 import pandas as pd
 import pytest
 
-from evsynth import cli
+from evsynth.cli import main as cli
 from evsynth.effects import EffectSizeError, compute_effects
-from evsynth.studies import StudyDataError, load_studies
+from evsynth.data.studies import StudyDataError, load_studies
 
 from conftest import ROOT
 
@@ -365,7 +365,7 @@ def test_no_fittable_scenario_exits_4(tmp_path, capsys):
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from evsynth.rules import RuleError, parse_rule  # noqa: E402
+from evsynth.data.rules import RuleError, parse_rule  # noqa: E402
 
 BOUNDED = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 # Printable labels in any script, with commas, quotes and spaces inside (the CSV must quote them);
@@ -429,7 +429,7 @@ def test_property_a_ragged_line_is_always_refused_by_line_and_study(tmp_path, ro
 @BOUNDED
 @given(rows=study_rows(), name=st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True))
 def test_property_unknown_columns_are_refused_by_name(tmp_path, rows, name):
-    from evsynth.studies import StudyRow
+    from evsynth.data.studies import StudyRow
 
     if name in StudyRow.model_fields:
         return
@@ -574,7 +574,7 @@ def test_bad_command_line_priors_exit_2_before_anything_runs(tmp_path, capsys, p
 
 
 def test_r_prepost_keeps_every_digit_in_scenario_ids():
-    from evsynth.sensitivity import Scenario
+    from evsynth.methods.sensitivity import Scenario
 
     assert Scenario("halfnormal(0.5)", 0.3).id == "tau halfnormal(0.5) | r 0.3"
     assert Scenario("halfnormal(0.5)", 0.123456789).id == "tau halfnormal(0.5) | r 0.123456789"
@@ -600,7 +600,7 @@ def test_spec_fit_settings_out_of_range_exit_2(tmp_path, capsys, change, needle)
 
 
 def test_the_same_prior_written_twice_is_a_repeat_and_a_non_path_is_named():
-    from evsynth.sensitivity import Sensitivity
+    from evsynth.methods.sensitivity import Sensitivity
 
     with pytest.raises(ValueError, match="without repeats"):
         Sensitivity(DEMO, tau_prior=["halfnormal(0.5)", "halfnormal(0.50)"], outcome="milk volume",

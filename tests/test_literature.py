@@ -8,10 +8,10 @@ import re
 import pandas as pd
 import pytest
 
-import evsynth.analysis as analysis
-import evsynth.cli as cli
+import evsynth.methods.analysis as analysis
+import evsynth.cli.main as cli
 from evsynth.effects import compute_effects, not_used, used_effects
-from evsynth.studies import load_studies
+from evsynth.data.studies import load_studies
 
 from conftest import ROOT
 

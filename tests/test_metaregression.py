@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from evsynth.effects import compute_effects
-from evsynth.frequentist import meta_regression, mixed_effects, reml, tau2_reml, typical_variance
-from evsynth.moderators import ModeratorError
+from evsynth.methods.frequentist import meta_regression, mixed_effects, reml, tau2_reml, typical_variance
+from evsynth.model.moderators import ModeratorError
 
 from conftest import assert_all_printed, assert_printed
 

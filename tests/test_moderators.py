@@ -1,4 +1,4 @@
-"""evsynth.moderators.design_matrix: formulaic-built X with metafor's column names, clear refusals."""
+"""evsynth.model.moderators.design_matrix: formulaic-built X with metafor's column names, clear refusals."""
 
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evsynth.moderators import ModeratorError, design_matrix
+from evsynth.model.moderators import ModeratorError, design_matrix
 
 DATA = Path(__file__).parent / "data"
 

@@ -10,13 +10,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from evsynth.builders import BUILDERS  # noqa: E402
+from evsynth.engines.builders import BUILDERS  # noqa: E402
 from evsynth.effects import compute_effects  # noqa: E402
-from evsynth.fit import fit  # noqa: E402
-from evsynth.network import (  # noqa: E402
+from evsynth.engines.fit import fit  # noqa: E402
+from evsynth.methods.network import (  # noqa: E402
     EDGE_WIDTH, network, network_plot, network_summary, network_table, node_split, splittable_comparisons,
 )
-from evsynth.studies import load_studies  # noqa: E402
+from evsynth.data.studies import load_studies  # noqa: E402
 
 from conftest import ROOT  # noqa: E402
 
@@ -149,7 +149,7 @@ def test_prepost_rows_enter_the_network_only_when_asked():
     only_prepost = simulate_network(1, [("B", "baseline", 2)], {"B": 0.5}, tau=0.1)
     with pytest.raises(ValueError, match="a baseline is not a control arm"):
         network(only_prepost)
-    from evsynth.description import network as describe_network
+    from evsynth.model.description import network as describe_network
 
     assert describe_network(effects).fixed[0].labels == ("A",)
     assert describe_network(effects, prepost_as_control=True).fixed[0].labels == ("A", "B")
@@ -167,7 +167,7 @@ def test_network_plot_edges_scale_with_studies():
 
 
 def test_cli_network_names_outcomes_it_cannot_analyse(capsys, tmp_path, write_csv):
-    from evsynth.cli import main
+    from evsynth.cli.main import main
 
     code = main(["network", str(ROOT / "studies" / "massage.csv"), "--outcome", "prolactin", "--out", str(tmp_path)])
     out = capsys.readouterr().out
@@ -225,7 +225,7 @@ def test_exact_node_split_flags_an_injected_inconsistency_and_matches_bucher():
 
 
 def test_exact_network_fit_equals_the_gls_estimate_and_splits_every_loop_edge():
-    from evsynth.network import network_fit
+    from evsynth.methods.network import network_fit
 
     effects = simulate_network(5, RING, RING_TRUTH, tau=0.1)
     tree = network_fit(effects, engine="exact", draws=500, chains=2)
@@ -249,7 +249,7 @@ def test_exact_network_fit_equals_the_gls_estimate_and_splits_every_loop_edge():
 def test_network_subset_equals_describing_the_reduced_table():
     """GaussianModel.subset (what sweeps use) drops a technique left without studies, exactly as
     describing the reduced table does."""
-    from evsynth import description
+    from evsynth.model import description
     from evsynth.engines.exact import exact_summary
 
     effects = simulate_network(5, RING, RING_TRUTH, tau=0.1)

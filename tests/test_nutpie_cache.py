@@ -7,10 +7,10 @@ import numpy as np
 import pymc as pm
 import pytest
 
-from evsynth import description
+from evsynth.model import description
 from evsynth.engines import nutpie_cache
 from evsynth.engines.pymc import build
-from evsynth.fit import fit
+from evsynth.engines.fit import fit
 
 from conftest import censored_milk_effects
 
@@ -87,7 +87,7 @@ def test_numpy_log_likelihood_equals_pymc_with_censored_rows(model):
 
 
 def test_a_frozen_compiled_model_refuses_other_data(model):
-    from evsynth.fit import compile_nutpie
+    from evsynth.engines.fit import compile_nutpie
 
     frozen = compile_nutpie(build(model), reusable=False, description=model)
     with pytest.raises(ValueError, match="data frozen in"):

@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 
 from evsynth import plots  # noqa: E402
 from evsynth.effects import compute_effects  # noqa: E402
-from evsynth.frequentist import meta_regression  # noqa: E402
+from evsynth.methods.frequentist import meta_regression  # noqa: E402
 
 from test_effects_binary import bcg_counts  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Bayesian meta-regression (evsynth.regression, exact engine) against REML (metafor) with flat
+"""Bayesian meta-regression (evsynth.methods.regression, exact engine) against REML (metafor) with flat
 priors, and on simulated data with a known slope.
 
 With flat priors on mu and beta, p(y | tau) is the restricted likelihood of REML, so its maximum
@@ -13,11 +13,11 @@ import pytest
 from scipy import optimize
 
 import evsynth as es
-from evsynth import description
+from evsynth.model import description
 from evsynth.engines import exact as engine
-from evsynth.frequentist import tau2_reml
-from evsynth.moderators import design_matrix, with_study_columns
-from evsynth.regression import beta_draws, fit_meta_regression
+from evsynth.methods.frequentist import tau2_reml
+from evsynth.model.moderators import design_matrix, with_study_columns
+from evsynth.methods.regression import beta_draws, fit_meta_regression
 
 from conftest import assert_printed
 
@@ -136,8 +136,9 @@ def test_cli_mods_prints_bayesian_and_reml_fits_and_draws_the_regplot(tmp_path, 
     """What `evsynth fit --mods` prints per outcome (the part after the model fit, called directly)."""
     import argparse
 
-    from evsynth.cli import _print_regression, build_parser
-    from evsynth.cli_common import load_effects
+    from evsynth.cli.fit import _print_regression
+    from evsynth.cli.main import build_parser
+    from evsynth.cli.common import load_effects
 
     args = build_parser().parse_args(["fit", str(bcg_csv(tmp_path)), "--measure", "RR", "--mods", "ablat"])
     assert args.mods == ["ablat"]
@@ -152,14 +153,14 @@ def test_cli_mods_prints_bayesian_and_reml_fits_and_draws_the_regplot(tmp_path, 
 
 
 def test_cli_mods_naming_a_missing_column_exits_2(tmp_path, capsys):
-    from evsynth.cli import main
+    from evsynth.cli.main import main
 
     rc = main(["fit", str(bcg_csv(tmp_path)), "--measure", "RR", "--mods", "~ latitude", "--out", str(tmp_path)])
     assert rc == 2 and "latitude" in capsys.readouterr().err
 
 
 def test_parse_mods_takes_a_formula_or_columns():
-    from evsynth.moderators import ModeratorError, moderator_columns, parse_mods
+    from evsynth.model.moderators import ModeratorError, moderator_columns, parse_mods
 
     assert parse_mods("~ ablat + C(alloc)") == "~ ablat + C(alloc)"
     assert parse_mods(" ablat, year ") == ["ablat", "year"]
@@ -171,7 +172,7 @@ def test_parse_mods_takes_a_formula_or_columns():
 def test_bundled_bcg_table_equals_metadat_and_loads_with_its_columns():
     from argparse import Namespace
 
-    from evsynth.cli_common import load_effects
+    from evsynth.cli.common import load_effects
 
     from conftest import ROOT
 
@@ -219,7 +220,7 @@ def test_fit_takes_mods_and_summarize_reports_the_slope(bcg):
 
 
 def test_cli_meta_regression_model_needs_mods(tmp_path, capsys):
-    from evsynth.cli import main
+    from evsynth.cli.main import main
 
     rc = main(["fit", str(bcg_csv(tmp_path)), "--measure", "RR", "--model", "meta_regression",
                "--extra-column", "ablat", "--out", str(tmp_path / "out")])
@@ -229,16 +230,16 @@ def test_cli_meta_regression_model_needs_mods(tmp_path, capsys):
 def test_package_names_stay_functions_after_their_modules_are_imported():
     import importlib
 
-    for name in ("fit", "network", "selection"):
-        importlib.import_module(f"evsynth.{name}")  # as run_analysis / network_fit do internally
+    for name, module in (("fit", "engines.fit"), ("network", "methods.network"), ("selection", "engines.selection")):
+        importlib.import_module(f"evsynth.{module}")  # as run_analysis / network_fit do internally
         assert callable(getattr(es, name)), name
-    from evsynth.fit import nutpie_available  # the module itself is still importable
+    from evsynth.engines.fit import nutpie_available  # the module itself is still importable
 
     assert callable(nutpie_available)
 
 
 def test_exact_engine_meta_regression_summary_is_labelled_as_a_regression(bcg):
-    from evsynth.analysis import run_analysis
+    from evsynth.methods.analysis import run_analysis
 
     result = run_analysis("tb", bcg, model="meta_regression", mods="~ ablat", engine="exact", draws=300, chains=2)
     index = result.summary.index.tolist()

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 
 from evsynth import compute_effects, load_studies, not_used
-from evsynth.analysis import AnalysisResult
-from evsynth.cli import main
-from evsynth.diagnostics import diagnose
-from evsynth.report import write_report
-from evsynth.summary import summarize
+from evsynth.methods.analysis import AnalysisResult
+from evsynth.cli.main import main
+from evsynth.methods.diagnostics import diagnose
+from evsynth.present.report import write_report
+from evsynth.methods.summary import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 
 from evsynth import compute_effects, load_studies
-from evsynth.analysis import AnalysisResult, split_by_outcome
-from evsynth.diagnostics import THRESHOLDS, Diagnostics
+from evsynth.methods.analysis import AnalysisResult, split_by_outcome
+from evsynth.methods.diagnostics import THRESHOLDS, Diagnostics
 from evsynth.effects import used_effects
-from evsynth.report import effect_table, in_model, number, references, results_paragraph, rows_not_in_model, write_report
-from evsynth.summary import summarize
+from evsynth.present.report import effect_table, in_model, number, references, results_paragraph, rows_not_in_model, write_report
+from evsynth.methods.summary import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

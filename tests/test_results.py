@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from evsynth.results import ResultFileError, load_result, save_result
+from evsynth.present.results import ResultFileError, load_result, save_result
 
 DATA = Path(__file__).parent / "data"
 

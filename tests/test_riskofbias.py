@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 
 import evsynth as es
-from evsynth import description
+from evsynth.model import description
 from evsynth.engines import exact as engine
-from evsynth.frequentist import meta_regression
-from evsynth.riskofbias import rob_formula, rob_subgroups, severity
-from evsynth.rules import parse_rule
+from evsynth.methods.frequentist import meta_regression
+from evsynth.methods.riskofbias import rob_formula, rob_subgroups, severity
+from evsynth.data.rules import parse_rule
 
 TRUE_MU, BIAS = 0.2, 0.6
 
@@ -86,8 +86,8 @@ def test_missing_judgement_is_refused_with_the_study_named():
 
 
 def test_rob_is_a_column_of_the_report_and_cli_effect_tables():
-    from evsynth.cli import EFFECT_VIEW
-    from evsynth.report import effect_table
+    from evsynth.cli.fit import EFFECT_VIEW
+    from evsynth.present.report import effect_table
 
     studies = biased_studies()
     effects = es.compute_effects(studies)

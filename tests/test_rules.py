@@ -4,7 +4,7 @@ and what it refuses (anything that is not a comparison of study-table columns)."
 import pandas as pd
 import pytest
 
-from evsynth.rules import RuleError, parse_rule
+from evsynth.data.rules import RuleError, parse_rule
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, special, stats
 
-from evsynth.builders import build_model
-from evsynth.fit import fit
-from evsynth.marginal import FAMILY, ModelSpec, family_evidence, log_evidence, mixture_quantile
-from evsynth.selection import interval_index, one_sided_p, weighted_loglik
+from evsynth.engines.builders import build_model
+from evsynth.engines.fit import fit
+from evsynth.engines.marginal import FAMILY, ModelSpec, family_evidence, log_evidence, mixture_quantile
+from evsynth.engines.selection import interval_index, one_sided_p, weighted_loglik
 
 from conftest import effect_table, simulate
 
@@ -408,7 +408,7 @@ def test_search_box_ends_where_the_integrand_drops_by_e20(small, tau_prior, a):
 
 
 def test_one_study_evidence_and_the_refinement_rule(small, monkeypatch):
-    import evsynth.marginal as marginal
+    import evsynth.engines.marginal as marginal
 
     # one study: y ~ N(0, se^2 + tau^2 + 1) given tau, tau ~ HalfNormal(0.5), by quad
     one = small.iloc[:1]

@@ -16,11 +16,11 @@ import pytest
 from scipy import stats
 
 import evsynth as es
-from evsynth import sensitivity as sens
-from evsynth.cli import main
-from evsynth.rules import RuleError
-from evsynth.spec import SpecError, load_spec
-from evsynth.sweep import SweepFileError, read_records, run_tasks
+from evsynth.methods import sensitivity as sens
+from evsynth.cli.main import main
+from evsynth.data.rules import RuleError
+from evsynth.methods.spec import SpecError, load_spec
+from evsynth.methods.sweep import SweepFileError, read_records, run_tasks
 
 from conftest import censored_milk_effects
 
@@ -129,7 +129,7 @@ def test_interrupted_sweep_keeps_finished_records_and_resumes(tmp_path):
 
 
 def test_progress_line_counts_and_estimates(capsys):
-    from evsynth.sweep import Progress
+    from evsynth.methods.sweep import Progress
 
     now = [0.0]
     meter = Progress(total=5, resumed=1, label="sensitivity", enabled=False, clock=lambda: now[0])
@@ -147,7 +147,7 @@ def test_progress_line_counts_and_estimates(capsys):
 def test_progress_rewrites_one_line_on_a_terminal():
     import io
 
-    from evsynth.sweep import Progress
+    from evsynth.methods.sweep import Progress
 
     class Terminal(io.StringIO):
         def isatty(self):
@@ -212,7 +212,7 @@ def test_reuse_equals_rebuild_within_monte_carlo_error(demo):
 @needs_nutpie
 def test_reuse_agrees_with_exact_quadrature(demo):
     """An independent reference: the random-effects posterior by quadrature over tau
-    (evsynth.exact), on a scenario that changes prior scale, r and the study mask."""
+    (evsynth.engines.normal_normal), on a scenario that changes prior scale, r and the study mask."""
     settings = dict(tau_prior=["halfnormal(0.2)", "halfnormal(2)"], r_prepost=[0.9],
                     exclude=["technique in ('combined', 'oxytocin')"], leave_one_out=True, **COMMON)
     mcmc = sens.Sensitivity(demo, chains=4, draws=1000, tune=500, **settings)
@@ -473,7 +473,7 @@ def test_exact_sweep_rows_are_the_exact_posterior_of_each_reduced_table(demo):
     """by_technique with leave-one-out and an exclusion that removes whole techniques: each row
     is the exact engine's answer on that scenario's own table, techniques out of the scenario
     are not reported, and every row says which engine produced it."""
-    from evsynth import description
+    from evsynth.model import description
     from evsynth.engines.exact import summary_table
 
     grid = sens.Sensitivity(demo, tau_prior=["halfcauchy(0.5)"], r_prepost=[0.3],

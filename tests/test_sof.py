@@ -1,4 +1,4 @@
-"""Summary-of-findings table (evsynth.sof) on simulated data with known truth: each certainty domain
+"""Summary-of-findings table (evsynth.present.sof) on simulated data with known truth: each certainty domain
 is rated by its documented rule, overrides need a reason, and the absolute effect per 1000 of a
 binary outcome follows from the pooled ratio at the stated baseline risk (BCG trials, metadat)."""
 
@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 import evsynth as es
-from evsynth import description
+from evsynth.model import description
 from evsynth.engines import exact as engine
-from evsynth.sof import median_control_risk, per_1000, summary_of_findings
+from evsynth.present.sof import median_control_risk, per_1000, summary_of_findings
 
 DATA = Path(__file__).parent / "data"
 
@@ -144,7 +144,7 @@ def test_per_1000_rejects_continuous_measures():
 def test_report_section_shows_the_table_and_the_reasons():
     from types import SimpleNamespace
 
-    from evsynth.report import sof_section
+    from evsynth.present.report import sof_section
 
     studies = bcg_studies()
     effects = es.compute_effects(studies, measure="RR")

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from evsynth.studies import StudyDataError, load_studies
+from evsynth.data.studies import StudyDataError, load_studies
 
 from conftest import ROOT
 

@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import evsynth.cli as cli
-from evsynth.analysis import align_direction, group_by_outcome
+import evsynth.cli.main as cli
+from evsynth.methods.analysis import align_direction, group_by_outcome
 from evsynth.effects import compute_effects
-from evsynth.studies import load_studies
-from evsynth.techniques import format_coverage, group_combinations, technique_coverage
+from evsynth.data.studies import load_studies
+from evsynth.effects.techniques import format_coverage, group_combinations, technique_coverage
 
 from conftest import ROOT
 
@@ -112,7 +112,7 @@ def test_pooled_smd_flips_outcomes_where_lower_is_better(effects):
 
 
 def test_fit_names_the_techniques_of_outcomes_it_cannot_analyse(monkeypatch, capsys, tmp_path):
-    from evsynth import analysis
+    from evsynth.methods import analysis
 
     real_split = analysis.split_by_outcome  # the CLI imports it when a command runs
     monkeypatch.setattr(analysis, "split_by_outcome", lambda effects, pool: ({}, real_split(effects, pool)[1]))
@@ -125,7 +125,7 @@ def test_fit_names_the_techniques_of_outcomes_it_cannot_analyse(monkeypatch, cap
 
 
 def test_design_moderator_matches_weighted_least_squares_when_tau_is_pinned_near_zero(effects):
-    from evsynth.designs import design_moderator
+    from evsynth.methods.designs import design_moderator
 
     exact_p = compute_effects(load_studies(MASSAGE), p_bound="conservative")  # no censored rows
     milk = _milk(exact_p)

@@ -1,7 +1,12 @@
 """evsynth: Bayesian evidence synthesis from study-level summaries.
 
-studies (load, validate) -> effects -> models (builders) -> fit -> diagnostics -> summary/plots,
-with sensitivity sweeps over those same verbs, and an exact (quadrature) path for checks.
+The package's folders are its layers, each importing only those below it (checked by
+import-linter in the tests: tests/test_layout.py):
+
+    data -> effects -> model -> engines -> methods -> present -> cli
+
+study table -> effect table -> Gaussian model description -> exact or PyMC posterior -> verbs
+(diagnose, summarize, compare, sweep) -> tables, plots, report -> the `evsynth` command.
 
 The names below load on first use (PEP 562), so `import evsynth` and the command line's
 argument parsing do not import PyMC, ArviZ or matplotlib.
@@ -10,76 +15,59 @@ argument parsing do not import PyMC, ArviZ or matplotlib.
 __version__ = "0.2.0"
 
 import importlib
-import sys
-import types
 
 # name -> (module, attribute; None: the module itself)
 _EXPORTS = {
-    "plots": (".plots", None),
-    "run_analysis": (".analysis", 'run_analysis'),
-    "split_by_outcome": (".analysis", 'split_by_outcome'),
-    "egger_test": (".bias", 'egger_test'),
-    "funnel_data": (".bias", 'funnel_data'),
-    "pet_peese": (".bias", 'pet_peese'),
-    "BUILDERS": (".builders", 'BUILDERS'),
-    "build_model": (".builders", 'build_model'),
-    "bayes_factors": (".compare", 'bayes_factors'),
-    "loo_compare": (".compare", 'loo_compare'),
-    "model_average": (".compare", 'model_average'),
-    "pareto_k_table": (".compare", 'pareto_k_table'),
-    "savage_dickey": (".compare", 'savage_dickey'),
-    "diagnose": (".diagnostics", 'diagnose'),
-    "compute_effects": (".effects", 'compute_effects'),
-    "not_used": (".effects", 'not_used'),
-    "used_effects": (".effects", 'used_effects'),
-    "check_against_exact": (".exact", 'check_against_exact'),
-    "exact_posterior": (".exact", 'exact_posterior'),
-    "fit": (".fit", 'fit'),
-    "common_effect_fe": (".frequentist", 'common_effect'),
-    "dersimonian_laird": (".frequentist", 'dersimonian_laird'),
-    "reml": (".frequentist", 'reml'),
-    "meta_regression_reml": (".frequentist", 'meta_regression'),
-    "heterogeneity_draws": (".heterogeneity", 'heterogeneity_draws'),
-    "i2_h2": (".heterogeneity", 'i2_h2'),
-    "by_technique": (".models", 'by_technique'),
-    "common_effect": (".models", 'common_effect'),
-    "random_effects": (".models", 'random_effects'),
-    "network": (".network", 'network'),
-    "network_plot": (".network", 'network_plot'),
-    "network_summary": (".network", 'network_summary'),
-    "network_table": (".network", 'network_table'),
-    "node_split": (".network", 'node_split'),
-    "design_matrix": (".moderators", 'design_matrix'),
-    "with_study_columns": (".moderators", 'with_study_columns'),
-    "parse_prior": (".priors", 'parse_prior'),
-    "fit_meta_regression": (".regression", 'fit_meta_regression'),
-    "write_report": (".report", 'write_report'),
-    "rob_formula": (".riskofbias", 'rob_formula'),
-    "rob_subgroups": (".riskofbias", 'rob_subgroups'),
-    "selection": (".selection", 'selection'),
-    "Sensitivity": (".sensitivity", 'Sensitivity'),
-    "median_control_risk": (".sof", 'median_control_risk'),
-    "summary_of_findings": (".sof", 'summary_of_findings'),
-    "StudyDataError": (".studies", 'StudyDataError'),
-    "load_studies": (".studies", 'load_studies'),
-    "summarize": (".summary", 'summarize'),
+    "plots": ("evsynth.present.plots", None),
+    "run_analysis": ("evsynth.methods.analysis", 'run_analysis'),
+    "split_by_outcome": ("evsynth.methods.analysis", 'split_by_outcome'),
+    "egger_test": ("evsynth.methods.bias", 'egger_test'),
+    "funnel_data": ("evsynth.methods.bias", 'funnel_data'),
+    "pet_peese": ("evsynth.methods.bias", 'pet_peese'),
+    "BUILDERS": ("evsynth.engines.builders", 'BUILDERS'),
+    "build_model": ("evsynth.engines.builders", 'build_model'),
+    "bayes_factors": ("evsynth.methods.compare", 'bayes_factors'),
+    "loo_compare": ("evsynth.methods.compare", 'loo_compare'),
+    "model_average": ("evsynth.methods.compare", 'model_average'),
+    "pareto_k_table": ("evsynth.methods.compare", 'pareto_k_table'),
+    "savage_dickey": ("evsynth.methods.compare", 'savage_dickey'),
+    "diagnose": ("evsynth.methods.diagnostics", 'diagnose'),
+    "compute_effects": ("evsynth.effects", 'compute_effects'),
+    "not_used": ("evsynth.effects", 'not_used'),
+    "used_effects": ("evsynth.effects", 'used_effects'),
+    "check_against_exact": ("evsynth.engines.normal_normal", 'check_against_exact'),
+    "exact_posterior": ("evsynth.engines.normal_normal", 'exact_posterior'),
+    "fit": ("evsynth.engines.fit", 'fit'),
+    "common_effect_fe": ("evsynth.methods.frequentist", 'common_effect'),
+    "dersimonian_laird": ("evsynth.methods.frequentist", 'dersimonian_laird'),
+    "reml": ("evsynth.methods.frequentist", 'reml'),
+    "meta_regression_reml": ("evsynth.methods.frequentist", 'meta_regression'),
+    "heterogeneity_draws": ("evsynth.methods.heterogeneity", 'heterogeneity_draws'),
+    "i2_h2": ("evsynth.methods.heterogeneity", 'i2_h2'),
+    "by_technique": ("evsynth.engines.builders", 'by_technique'),
+    "common_effect": ("evsynth.engines.builders", 'common_effect'),
+    "random_effects": ("evsynth.engines.builders", 'random_effects'),
+    "network": ("evsynth.methods.network", 'network'),
+    "network_plot": ("evsynth.methods.network", 'network_plot'),
+    "network_summary": ("evsynth.methods.network", 'network_summary'),
+    "network_table": ("evsynth.methods.network", 'network_table'),
+    "node_split": ("evsynth.methods.network", 'node_split'),
+    "design_matrix": ("evsynth.model.moderators", 'design_matrix'),
+    "with_study_columns": ("evsynth.model.moderators", 'with_study_columns'),
+    "parse_prior": ("evsynth.model.priors", 'parse_prior'),
+    "fit_meta_regression": ("evsynth.methods.regression", 'fit_meta_regression'),
+    "write_report": ("evsynth.present.report", 'write_report'),
+    "rob_formula": ("evsynth.methods.riskofbias", 'rob_formula'),
+    "rob_subgroups": ("evsynth.methods.riskofbias", 'rob_subgroups'),
+    "selection": ("evsynth.engines.selection", 'selection'),
+    "Sensitivity": ("evsynth.methods.sensitivity", 'Sensitivity'),
+    "median_control_risk": ("evsynth.present.sof", 'median_control_risk'),
+    "summary_of_findings": ("evsynth.present.sof", 'summary_of_findings'),
+    "StudyDataError": ("evsynth.data.studies", 'StudyDataError'),
+    "load_studies": ("evsynth.data.studies", 'load_studies'),
+    "summarize": ("evsynth.methods.summary", 'summarize'),
 }
 
-
-
-class _Package(types.ModuleType):
-    """Importing a submodule binds it on its package (evsynth.fit = the module), which would hide the
-    function of the same name once any code has run `from .fit import fit`: the names exported as
-    functions (fit, network, selection) keep meaning the function. `from evsynth.fit import x` still
-    imports the module (through sys.modules)."""
-
-    def __setattr__(self, name, value):
-        if isinstance(value, types.ModuleType) and _EXPORTS.get(name, (None, None))[1] is not None:
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

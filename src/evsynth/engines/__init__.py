@@ -1,2 +1,6 @@
-"""Engines that fit a GaussianModel (evsynth.description): `exact` (quadrature over the variance
-components, closed-form Gaussian conditionals; no PyMC) and `pymc` (the PyMC model, sampled)."""
+"""Layer 4, engines: a model description -> a posterior. `exact` (quadrature over the variance
+components, closed form given them), `pymc` (the one PyMC graph builder) with `fit` (sampling) and
+`nutpie_cache` (the compiled sampler kept on disk), `builders` (models by name), `selection` (the
+one non-Gaussian model, PyMC) and `marginal` (its evidence by quadrature). `normal_normal` is the
+one-variance closed form with bayesmeta's DIRECT emulation. Imports only the layers below.
+"""

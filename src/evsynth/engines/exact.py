@@ -1,4 +1,4 @@
-"""The exact engine: the posterior of a GaussianModel (evsynth.description) by quadrature over
+"""The exact engine: the posterior of a GaussianModel (evsynth.model.description) by quadrature over
 its variance components and closed-form Gaussian conditionals for everything else.
 
 Given the SDs t = (tau, tau_1, ...), the latent g = (beta, z_1, ...) and the statistics y are
@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 from scipy import integrate, interpolate, special, stats
 
-from ..description import GaussianModel
-from ..exact import NormalMixture, _gregory_weights
-from ..priors import parse_prior
+from ..model.description import GaussianModel
+from .normal_normal import NormalMixture, _gregory_weights
+from ..model.priors import parse_prior
 
 PROBS = (0.025, 0.5, 0.975)
 DROP = 30.0  # the box keeps tau where the log posterior is within this of its maximum
@@ -239,7 +239,7 @@ def bivariate_normal_cdf(a, b, rho):
 @dataclass(frozen=True)
 class _Axis:
     name: str
-    prior: object  # evsynth.priors.Prior
+    prior: object  # evsynth.model.priors.Prior
     scale: float  # a in tau = a sinh(x)
     lo: float  # domain in x
     hi: float
@@ -520,7 +520,7 @@ def _mixture_row(weights, means, sds) -> dict:
 def _tau_row(grid: Grid, j: int) -> dict:
     """Summary of the j-th SD from its marginal density at the axis nodes (the other axes summed
     out by the trapezoid rule): end-corrected (Gregory) weights for the moments and cumulative
-    Simpson with a cubic Hermite CDF for the quantiles, as evsynth.exact does for one tau."""
+    Simpson with a cubic Hermite CDF for the quantiles, as evsynth.engines.normal_normal does for one tau."""
     x = grid.nodes[j]
     h = x[1] - x[0]
     shape = [len(n) for n in grid.nodes]
@@ -683,7 +683,7 @@ REPORT_LABELS = {"mu": "pooled (mu)", "tau": "tau (between studies)", "tau_techn
 
 
 def report_label(variable: str, label: str) -> str:
-    """The row name evsynth.summary.summarize gives the same quantity ('technique: neck', ...)."""
+    """The row name evsynth.methods.summary.summarize gives the same quantity ('technique: neck', ...)."""
     if variable in REPORT_LABELS:
         return REPORT_LABELS[variable]
     if variable == "technique_effect":
@@ -692,7 +692,7 @@ def report_label(variable: str, label: str) -> str:
 
 
 def summary_table(model: GaussianModel, grid: Grid | None = None) -> pd.DataFrame:
-    """exact_summary in the shape of evsynth.summary.summarize: one row per reported quantity
+    """exact_summary in the shape of evsynth.methods.summary.summarize: one row per reported quantity
     ('pooled (mu)', 'technique: neck', 'tau (between studies)', ..., 'prediction (new study)'),
     columns mean, sd, q2.5, q50, q97.5, P(>0)."""
     rows = summary_rows(model, grid)
@@ -730,7 +730,7 @@ def bayes_factor(model: GaussianModel, null: str) -> dict:
 
 def loo(model: GaussianModel) -> pd.DataFrame:
     """Exact leave-one-out: elpd_i = log p(y_i | y_-i) = log p(y) - log p(y_-i), both marginal
-    likelihoods by quadrature (study effects integrated out, as evsynth.compare.study_loglik; a
+    likelihoods by quadrature (study effects integrated out, as evsynth.methods.compare.study_loglik; a
     censored row scores the probability beyond its bound). No importance sampling, so no Pareto k:
     every study's term is exact up to the quadrature. One row per study; attrs: elpd_loo (the
     sum), se (sqrt(n) * sd of the terms, as ArviZ reports PSIS-LOO) and n."""
@@ -751,7 +751,7 @@ def loo_compare(models: dict[str, GaussianModel]) -> pd.DataFrame:
     az.compare where they apply: rank, elpd_diff (to the best), dse (SE of that difference from
     the paired study terms), p_worse (normal approximation), elpd, se, weight (stacking) and
     method ("exact LOO"). No p (effective parameters) and no Pareto k diagnostics: nothing here is
-    importance-sampled. evsynth.compare.loo_compare calls this for model descriptions."""
+    importance-sampled. evsynth.methods.compare.loo_compare calls this for model descriptions."""
     from scipy import optimize  # here: only the stacking weights need it
 
     if len(models) < 2:
@@ -759,7 +759,7 @@ def loo_compare(models: dict[str, GaussianModel]) -> pd.DataFrame:
     terms = {}
     for name, model in models.items():
         if not isinstance(model, GaussianModel):
-            raise ValueError(f"model {name!r} is a {type(model).__name__}, not a GaussianModel (evsynth.description)")
+            raise ValueError(f"model {name!r} is a {type(model).__name__}, not a GaussianModel (evsynth.model.description)")
         terms[name] = loo(model).set_index("study_id")["elpd_loo"]
     reference = next(iter(terms.values())).index
     for name, t in terms.items():

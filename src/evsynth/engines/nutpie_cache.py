@@ -12,7 +12,7 @@ PyTensor's cache directory once they exist.
 
 The data are frozen into the graph (pymc's freeze_dims_and_data; the same model), so the
 callbacks take no shared data and the key changes with the data: a compiled model here cannot be
-re-used with other data (`with_data`); evsynth.sensitivity, which does that, uses nutpie's own
+re-used with other data (`with_data`); evsynth.methods.sensitivity, which does that, uses nutpie's own
 compile. Given the GaussianModel the graph was built from, the rest of what nutpie needs (sizes,
 names, dims, the support point the chains start from) is cached beside, keyed by the description,
 the code that builds the graph and the library versions, so a warm process runs no PyTensor compile
@@ -195,7 +195,7 @@ def _description_key(description) -> str:
     """The cache key of the PyMC model built from `description` by engines.pymc.build: the
     description itself, the code that builds and wraps the graph, and the library versions."""
     from . import pymc as builder
-    from .. import priors
+    from ..model import priors
 
     code = "".join(Path(module.__file__).read_text() for module in (builder, priors, sys.modules[__name__]))
     return _hash(pickle.dumps(description) + code.encode() + _versions().encode())

@@ -1,7 +1,7 @@
-"""The PyMC engine: a GaussianModel (evsynth.description) as a pm.Model, to be sampled by
-evsynth.fit. Every model (common_effect, random_effects, by_technique, network with its node
-splits, meta_regression) is built here from its description; evsynth.models and
-evsynth.network only describe and call `build`.
+"""The PyMC engine: a GaussianModel (evsynth.model.description) as a pm.Model, to be sampled by
+evsynth.engines.fit. Every model (common_effect, random_effects, by_technique, network with its node
+splits, meta_regression) is built here from its description; evsynth.engines.builders and
+evsynth.methods.network only describe and call `build`.
 
 The graph, non-centered (with few studies the centered funnel between an SD and the effects it
 scales makes NUTS diverge):
@@ -13,7 +13,7 @@ scales makes NUTS diverge):
     theta  = centre + tau L z, z ~ N(0, 1), L L' = R_study    (theta = centre without tau)
     y ~ N(theta, se), censored rows: P(statistic beyond the bound stored in yi)
 
-Options for sweeps (evsynth.sensitivity), which keep the graph's structure while settings change:
+Options for sweeps (evsynth.methods.sensitivity), which keep the graph's structure while settings change:
 `weights` (study_id -> weight >= 0, a pm.Data multiplying each study's log-likelihood, so
 leave-one-out and exclusions need no new graph), `prior_data=True` (prior hyper-parameters as
 pm.Data) and `study_effects=False` (the study effects integrated out analytically:
@@ -27,8 +27,8 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from ..description import GaussianModel, data_hash
-from ..priors import parse_prior
+from ..model.description import GaussianModel, data_hash
+from ..model.priors import parse_prior
 
 
 def build(model: GaussianModel, *, weights=None, prior_data: bool = False, study_effects: bool = True) -> pm.Model:

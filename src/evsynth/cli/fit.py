@@ -1,0 +1,196 @@
+"""`evsynth fit [studies.csv]`: the main job. Effect sizes, a model per outcome, diagnostics, the
+exact-engine check, every technique with its estimate or reason, forest plots and saved results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..data.vocabulary import MODELS
+from .common import (EXIT_NOTHING_ANALYSED, WIDTH, add_input_arguments, add_sampling_arguments, exit_status,
+                     load_effects, prepare_out, print_frame, progress, report_replaced, sampling_options, say,
+                     snapshot)
+
+if TYPE_CHECKING:  # parsing arguments (and --help) loads none of these; each command imports what it runs
+    import pandas as pd
+
+# The terminal's effect table (the full one is output/effects.csv): computable = has an effect size,
+# in_model = entered one of the models fitted below.
+EFFECT_VIEW = ["study_id", "comparison", "outcome", "design", "yi", "sei", "se_route", "rob", "in_model"]
+
+
+def add_fit_arguments(p: argparse.ArgumentParser) -> None:
+    """The options `evsynth fit` and `evsynth report` share."""
+    add_input_arguments(p)
+    p.add_argument("--model", default="auto", choices=["auto"] + sorted(set(MODELS) - {"network"}),
+                   help="auto = random_effects for one technique, by_technique for several (the output says "
+                        "which ran and why); the network model has its own command, evsynth network "
+                        "(default: %(default)s)")
+    add_sampling_arguments(p)
+
+
+def _mods_option(text: str):
+    from ..model.moderators import ModeratorError, parse_mods
+
+    try:
+        return parse_mods(text)
+    except ModeratorError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def register(commands) -> None:
+    p = commands.add_parser("fit", help="effect sizes + hierarchical model + diagnostics + forest plot")
+    add_fit_arguments(p)
+    p.add_argument("--mods", type=_mods_option, default=None,
+                   help="meta-regression on study-table columns: a formula ('~ ablat + C(alloc)') or "
+                        "comma-separated columns ('ablat,year'); fitted per outcome beside the model")
+    p.set_defaults(handler=cmd_fit)
+
+
+def effect_view(effects: pd.DataFrame, entered: set) -> pd.DataFrame:
+    """The terminal's effect table: the rows with an effect size (computable), and whether each
+    entered one of the models fitted (in_model); the rows without one are listed with their reason."""
+    import pandas as pd
+
+    computable = effects[effects["used"]]
+    if computable.empty:
+        return pd.DataFrame(columns=EFFECT_VIEW)
+    view = computable.assign(
+        comparison=computable["technique"] + " vs " + computable["comparator"],
+        se_route=computable["se_route"].where(~computable["censored"].astype(bool), "censored"),
+        in_model=["yes" if (s, o) in entered else "no" for s, o in zip(computable["study_id"], computable["outcome"])])
+    columns = [c for c in EFFECT_VIEW if not (c == "rob" and view["rob"].isna().all())]
+    return view[columns]
+
+
+def print_not_in_model(excluded: pd.DataFrame) -> None:
+    """One wrapped line per row that entered no model: study (outcome): reason."""
+    print(f"\n== rows in no model, and why ({len(excluded)}; effects.csv has them all) ==")
+    for row in excluded.itertuples():
+        print(textwrap.fill(f"{row.study_id} ({row.outcome}): {row.why_not}", WIDTH, subsequent_indent="    "))
+
+
+def _print_design(label: str, table: pd.DataFrame, priors: dict) -> None:
+    """Controlled and pre/post rows side by side: the design as a moderator (exact engine)."""
+    from ..methods.designs import design_moderator
+
+    try:
+        design = design_moderator(table, {k: v for k, v in priors.items() if k in ("mu", "tau", "beta")})
+    except ValueError as exc:
+        say(f"\n{label}: design (controlled vs pre/post) not contrasted: {exc}")
+        return
+    print_frame(f"{label}: design as moderator (random-effects meta-regression on a pre/post indicator, "
+                 "exact engine; 95% intervals)", design)
+    say("A pre/post change also contains time trends and regression to the mean; only controlled rows "
+        "estimate what the technique adds.")
+
+
+def _print_regression(label: str, table: pd.DataFrame, mods, priors: dict, stem: Path) -> None:
+    """--mods: the Bayesian meta-regression (exact engine) with the REML + Knapp-Hartung fit beside it,
+    saved as <stem>_metareg.csv; with one continuous moderator also the bubble plot <stem>_regplot.png."""
+    import pandas as pd
+
+    from ..model.moderators import ModeratorError
+    from ..methods.regression import beta_draws, fit_meta_regression
+
+    try:
+        result = fit_meta_regression(table, mods, {k: v for k, v in priors.items() if k in ("mu", "tau", "beta")})
+    except ModeratorError:
+        raise  # bad input (a missing or empty moderator): exit status 2
+    except ValueError as exc:
+        print(f"\n{label}: meta-regression on {mods} not fitted: {exc}")
+        return
+    freq = result.frequentist
+    print_frame(f"{label}: Bayesian meta-regression, mods {result.mods} (exact engine; 95% CrI, P(beta > 0))",
+                 result.coefficients, digits=4)
+    print_frame(f"{label}: residual heterogeneity (R² analogue: {result.R2:.1f}% of tau² explained, "
+                 "posterior means)", result.heterogeneity.drop(columns="P(>0)"))
+    print_frame(f"{label}: REML meta-regression, Knapp-Hartung t on {freq.df:g} df (tau² {freq.tau2:.4f}, "
+                 f"I² {freq.I2:.1f}%, R² {freq.R2:.1f}%, QM {freq.QM:.3f}, p {freq.QM_p:.4g})", freq.coefficients,
+                 digits=4)
+    pd.concat({"bayes": result.coefficients, "reml_kh": freq.coefficients}, axis=1).to_csv(f"{stem}_metareg.csv")
+    saved = [f"{stem}_metareg.csv"]
+    terms = list(result.coefficients.index)
+    if len(terms) == 2 and terms[1] in table.columns and pd.api.types.is_numeric_dtype(table[terms[1]]):
+        from ..present.plots import regplot
+
+        fig = regplot(result.table, terms[1], fit=freq, beta_draws=beta_draws(result))
+        fig.savefig(f"{stem}_regplot.png", dpi=120)
+        saved.append(f"{stem}_regplot.png")
+    print(f"saved {', '.join(saved)}")
+
+
+def cmd_fit(args) -> int:
+    from ..methods.analysis import entered_rows, group_by_outcome, rows_not_in_model, run_analysis, slug, split_by_outcome
+    from ..methods.conflict import prior_data_conflict
+    from ..present.results import save_result
+    from ..effects.techniques import coverage_lines, technique_coverage
+
+    if args.model == "meta_regression" and args.mods is None:
+        raise ValueError("--model meta_regression needs moderators: --mods '~ column' or --mods column1,column2")
+    out = prepare_out(args.out)
+    _, effects = load_effects(args)
+    before = snapshot(out)
+    groups = group_by_outcome(effects, args.pool_outcomes)
+    runnable, skipped = split_by_outcome(effects, args.pool_outcomes)
+    entered = entered_rows(runnable.values())
+    print(f"\n{len(effects)} rows: {int(effects['used'].sum())} with an effect size ({args.measure}, "
+          f"r_prepost={args.r_prepost}, p_bound={effects.attrs['p_bound']}), {len(entered)} of them in a model")
+    print_frame("effect sizes (in_model: entered a model fitted below)", effect_view(effects, entered), index=False)
+    excluded = rows_not_in_model(effects, skipped, entered)
+    if not excluded.empty:
+        print_not_in_model(excluded)
+    flagged = effects[effects["warnings"] != ""]
+    if not flagged.empty:
+        print("\n== rows whose printed numbers contradict each other (kept as computed; check the source) ==")
+        for _, row in flagged.iterrows():
+            print(f"  {row['study_id']} ({row['outcome']}): {row['warnings']}")
+    # `used` there means computable (has an effect size); `in_model`: entered a model fitted below
+    effects.assign(in_model=[(s, o) in entered for s, o in zip(effects["study_id"], effects["outcome"])]).to_csv(
+        out / "effects.csv", index=False)
+    for label, table in groups.items():
+        if table.attrs.get("direction_note"):
+            print(f"\n{label}: {table.attrs['direction_note']}")
+    for label, reason in skipped.items():
+        techniques = technique_coverage(groups[label], not_analysed=reason)["technique"]
+        print("\n" + textwrap.fill(f"outcome {label!r} not analysed: {reason} (techniques: {', '.join(techniques)})",
+                                  WIDTH, subsequent_indent="    "))
+    failed = []
+    for label, table in runnable.items():
+        doing = ("exact posterior (quadrature)" if args.engine == "exact" else
+                 f"compiling and sampling ({args.chains} chains x {args.draws} draws)")
+        with progress(f"{label}: {doing}", enabled=not args.quiet):
+            result = run_analysis(label, table, model=args.model, priors=dict(args.prior), mods=args.mods,
+                                  **sampling_options(args))
+        print()
+        for note in result.notes:
+            print(textwrap.fill(f"{label}: {note}", WIDTH, subsequent_indent="    "))
+        print_frame(f"{label}: {result.idata.attrs.get('model', args.model)} model, posterior "
+                     "(95% equal-tailed intervals)", result.summary)
+        say(result.diagnostics)
+        if result.agreement is not None:  # the PyMC fit against the exact posterior of the same model
+            say(result.idata.attrs["exact_check"], file=sys.stdout if result.agreement.attrs["ok"] else sys.stderr)
+        say(prior_data_conflict(result.idata, table))
+        print(f"\n== {label}: every technique, with its estimate (median [95% CrI]) or why there is none ==")
+        for line in coverage_lines(technique_coverage(table, result.summary)):
+            print(textwrap.fill(line, WIDTH, subsequent_indent="    "))
+        _print_design(label, table, dict(args.prior))
+        stem = out / slug(label)
+        save_result(result.idata, f"{stem}.nc")
+        result.summary.to_csv(f"{stem}_summary.csv")
+        from ..present.plots import forest  # matplotlib only when a figure is drawn
+
+        forest(result.idata, table).savefig(f"{stem}_forest.png", dpi=120)
+        say(f"saved {stem}.nc, {stem}_summary.csv, {stem}_forest.png")
+        if args.mods is not None:
+            _print_regression(label, table, args.mods, dict(args.prior), stem)
+        if not result.diagnostics.ok:
+            failed.append(label)
+    report_replaced(out, before)
+    if not runnable:
+        print("\nno outcome has enough usable studies to fit a model: nothing analysed", file=sys.stderr)
+        return EXIT_NOTHING_ANALYSED
+    return exit_status(failed, args.accept_failed)

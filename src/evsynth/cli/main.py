@@ -1,0 +1,47 @@
+"""The `evsynth` command: the argument parser and the dispatch to one module per command (fit,
+report, sensitivity, network). Parsing (and --help) imports none of pandas, PyMC, ArviZ or matplotlib."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from .common import EXIT_BAD_INPUT
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evsynth", description="Bayesian evidence synthesis from study summaries")
+    parser.add_argument("--version", action="version", version=f"evsynth {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    from . import fit, network, report, sensitivity
+
+    for command in (fit, report, sensitivity, network):
+        command.register(commands)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from ..data.studies import StudyDataError  # after parsing: --help and usage errors load nothing
+
+    try:
+        return args.handler(args)
+    except (StudyDataError, ValueError, OSError) as exc:
+        print(f"evsynth: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def run() -> None:
+    """The `evsynth` command: main(), then exit. The objects the run made are frozen first, so the
+    interpreter's final garbage collection does not walk everything PyMC, numba and ArviZ loaded
+    (1 s of a 6 s `evsynth fit`); atexit handlers still run. main() stays safe to call from Python."""
+    import gc
+
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    run()

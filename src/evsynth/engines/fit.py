@@ -1,0 +1,180 @@
+"""Sample a model and return an ArviZ 1 result (xarray DataTree) that carries the settings that produced it."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pymc as pm
+import xarray as xr
+
+from .. import __version__
+from .builders import build_model
+from ..model.description import GaussianModel
+
+SAMPLERS = ("auto", "pymc", "nutpie")
+
+
+def nutpie_available() -> bool:
+    try:
+        import nutpie  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws: int = 2000,
+        tune: int = 1000, chains: int = 4, seed: int = 2026, sampler: str = "auto",
+        target_accept: float = 0.99, progressbar: bool = False, cores: int | None = None,
+        compiled=None, log_likelihood: bool = True, mods=None, engine: str = "auto") -> xr.DataTree:
+    """Fit a pm.Model (from a builder in evsynth.engines.builders), a GaussianModel (evsynth.model.description) or
+    an effect table (described as `kind`).
+
+    engine: "exact" fits a GaussianModel or an effect table on the exact engine (independent draws
+    from the posterior by quadrature, `draws` x `chains`, no sampler: evsynth.engines.exact.fit_exact);
+    "pymc" and "auto" sample the PyMC model. (`evsynth fit` and run_analysis(engine="auto") also
+    check the sampled fit against the exact posterior.)
+
+    Seeded: the same inputs and seed give the same draws. The posterior, log-likelihood and data
+    are returned together; `idata.attrs` records model, priors, measure, data hash and sampler.
+    sampler "auto" uses nutpie when installed (its mass-matrix adaptation gave no divergences
+    where PyMC's NUTS gave occasional ones on the by-technique model), else PyMC's NUTS.
+
+    cores: nutpie's sampler threads (None: all), PyMC's processes (None: up to 2).
+    compiled: a nutpie compiled model of a graph with `model`'s structure (evsynth.methods.sensitivity
+    compiles once per sweep); it is sampled with `model`'s data, so no compiling happens here.
+    Its chains start where the graph it was compiled from starts (models built with
+    prior_data=True start at fixed values, so that does not depend on the graph).
+    log_likelihood=False skips the pointwise log-likelihood (needed only for LOO and comparisons).
+    mods: moderators of a meta-regression (metafor's name: a formula "~ ablat + C(alloc)" or a list
+    of effect-table columns); given with an effect table it fits kind "meta_regression". Its
+    summary with the REML fit beside it: evsynth.fit_meta_regression(..., engine="pymc").
+    """
+    from ..data.vocabulary import ENGINES
+
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r} unknown; choose one of {', '.join(ENGINES)}")
+    if isinstance(model, pd.DataFrame) and engine == "exact":
+        from ..model.description import describe
+
+        if mods is not None and kind not in ("by_technique", "meta_regression"):
+            raise ValueError(f"mods= fits a meta-regression; kind {kind!r} takes no moderators")
+        kind = "meta_regression" if mods is not None else kind
+        model = describe(kind, model, priors, **({"mods": mods} if mods is not None else {}))
+        mods = None
+    description = None
+    if isinstance(model, GaussianModel):
+        if engine == "exact":
+            from .exact import fit_exact
+
+            return fit_exact(model, draws=draws, chains=chains, seed=seed)
+        from .pymc import build
+
+        description, model = model, build(model)
+    elif engine == "exact":
+        raise ValueError("engine 'exact' fits a model description (evsynth.model.description) or an effect table, "
+                         "not a built PyMC model")
+    if mods is not None:
+        if not isinstance(model, pd.DataFrame):
+            raise ValueError("mods= needs an effect table (a built model has its moderators already)")
+        if kind not in ("by_technique", "meta_regression"):  # by_technique: the default, not a choice
+            raise ValueError(f"mods= fits a meta-regression; kind {kind!r} takes no moderators")
+        model = build_model("meta_regression", model, priors, mods=mods)
+    if isinstance(model, pd.DataFrame):
+        model = build_model(kind, model, priors)
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler {sampler!r} unknown; choose one of {SAMPLERS}")
+    if sampler == "auto":
+        sampler = "nutpie" if nutpie_available() or compiled is not None else "pymc"
+    if compiled is not None and sampler != "nutpie":
+        raise ValueError("a compiled model is a nutpie model: use sampler 'nutpie' (or 'auto')")
+    if sampler == "nutpie":
+        idata = _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, progressbar, cores,
+                               description)
+    else:
+        with model:
+            # nuts_sampler="pymc": PyMC 6 would otherwise hand over to nutpie when it is installed.
+            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores or min(chains, 2),
+                              random_seed=seed, target_accept=target_accept, progressbar=progressbar,
+                              compute_convergence_checks=False, nuts_sampler="pymc")
+    _complete_constant_data(idata, model)
+    if log_likelihood and model.observed_RVs and "log_likelihood" not in idata:
+        _add_log_likelihood(idata, model, description)
+    settings = getattr(model, "evsynth_settings", {})
+    idata.attrs.update({k: str(v) for k, v in settings.items()})
+    idata.attrs.update(sampler=sampler, seed=str(seed), draws=str(draws), tune=str(tune),
+                       chains=str(chains), target_accept=str(target_accept), evsynth_version=__version__)
+    return idata
+
+
+def compile_nutpie(model, *, reusable: bool = True, description: GaussianModel | None = None):
+    """nutpie's compiled model of `model` (seconds: numba compiles the log-density).
+
+    reusable=True: nutpie's own compile, whose result takes other data of the same shapes
+    (`with_data`, as evsynth.methods.sensitivity does). reusable=False: the data frozen in and the compiled
+    callbacks cached on disk (evsynth.engines.nutpie_cache), so the next process fitting the same
+    model loads them instead of compiling (`evsynth fit`: 1 s warm instead of 8). description: the
+    GaussianModel `model` was built from; with it (and reusable=False) a second process also skips
+    PyTensor's graph rewriting (0.1 s instead of 1 s).
+    """
+    try:
+        import nutpie
+    except ImportError as exc:  # optional extra
+        raise ImportError("sampler='nutpie' needs the optional extra: pip install 'evsynth[fast]'") from exc
+    if reusable:
+        return nutpie.compile_pymc_model(model)
+    from .nutpie_cache import compile_nutpie_cached
+
+    return compile_nutpie_cached(model, description)
+
+
+def _add_log_likelihood(idata: xr.DataTree, model, description: GaussianModel | None) -> None:
+    """The pointwise log-likelihood `y`. A model fit built from `description` with build's defaults
+    has y_i | theta_i, taken from engines.exact.pointwise_loglik (no function to compile); any other
+    model gets PyMC's."""
+    if description is None:
+        with model:
+            pm.compute_log_likelihood(idata, progressbar=False)
+        return
+    from .exact import pointwise_loglik
+
+    theta = idata["posterior"]["theta"].transpose("chain", "draw", "study")
+    idata["log_likelihood"] = xr.Dataset({"y": theta.copy(data=pointwise_loglik(description, theta.to_numpy()))})
+
+
+def _data_dataset(model) -> xr.Dataset:
+    return xr.Dataset(
+        {v.name: (list(model.named_vars_to_dims.get(v.name, ())), v.get_value()) for v in model.data_vars},
+        coords={k: list(v) for k, v in model.coords.items()},
+    )
+
+
+def _complete_constant_data(idata: xr.DataTree, model) -> None:
+    """Every pm.Data (yi and sei included: PyMC files observed data elsewhere) in constant_data,
+    so a saved result holds the data it was fitted to."""
+    data = _data_dataset(model)
+    if "constant_data" in idata:
+        present = idata["constant_data"].to_dataset()
+        missing = [name for name in data.data_vars if name not in present]
+        idata["constant_data"] = present.assign({name: data[name] for name in missing})
+    else:
+        idata["constant_data"] = data
+    if "observed_data" not in idata:
+        idata["observed_data"] = xr.Dataset({"y": data["yi"]})
+
+
+def _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, progressbar, cores, description):
+    if compiled is None:  # says how to install nutpie when it is missing
+        compiled = compile_nutpie(model, reusable=False, description=description)
+    elif not getattr(compiled, "shared_data", True) and model.data_vars:
+        raise ValueError("this compiled model has its data frozen in (compile_nutpie(..., reusable=False)): "
+                         "it cannot take another model's data; compile with reusable=True")
+    else:
+        compiled = compiled.with_data(**{v.name: v.get_value() for v in model.data_vars})
+    import nutpie
+
+    # nutpie returns the posterior and sampler statistics; fit adds the rest.
+    idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
+                          progress_bar=progressbar, cores=cores, save_warmup=False)
+    # Text-valued statistics (divergence messages, None when there was none) cannot go to netCDF.
+    stats = idata["sample_stats"].to_dataset()
+    idata["sample_stats"] = stats.drop_vars([n for n, v in stats.data_vars.items() if v.dtype == object])
+    return idata

@@ -1,0 +1,213 @@
+"""One analysis = the verbs in order (effects -> model -> fit -> diagnose -> summarize) for one
+outcome. Outcomes are analysed separately by default; pooling them is an explicit choice."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..effects.table import not_used, used_effects
+
+MIN_STUDIES = 2  # a pooled estimate needs at least two studies
+
+
+@dataclass
+class AnalysisResult:
+    label: str
+    effects: pd.DataFrame  # the effect rows this analysis was given (used and unused)
+    idata: object  # the fit: an xarray DataTree (ArviZ 1's InferenceData)
+    diagnostics: object  # evsynth.methods.diagnostics.Diagnostics
+    summary: pd.DataFrame
+    notes: list[str] = field(default_factory=list)  # which model ran and why; weakly identified parts
+    agreement: pd.DataFrame | None = None  # the MCMC fit against the exact posterior (engines.exact.agreement)
+
+
+def slug(label: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_") or "analysis"
+
+
+def _subset(effects: pd.DataFrame, mask) -> pd.DataFrame:
+    kept = effects[mask].reset_index(drop=True)
+    kept.attrs = dict(effects.attrs)
+    return kept
+
+
+def select_outcomes(effects: pd.DataFrame, outcomes=None) -> pd.DataFrame:
+    """Only the named outcomes (all when None); an unknown name is an error, not an empty result."""
+    if not outcomes:
+        return effects
+    unknown = sorted(set(outcomes) - set(effects["outcome"]))
+    if unknown:
+        raise ValueError(f"outcome {unknown}: not in the study table (outcomes: {sorted(set(effects['outcome']))})")
+    return _subset(effects, effects["outcome"].isin(outcomes))
+
+
+def align_direction(effects: pd.DataFrame) -> pd.DataFrame:
+    """Effects with the sign of `direction == "lower"` rows flipped (time to first milk, EPDS: less
+    is better), so that positive means "better" on every row; a pooled SMD across outcomes needs
+    this. Flipped rows are marked in `flipped`, and attrs["direction_note"] says which they are.
+    A censored row's yi is its signed bound, so flipping it flips the censoring side too."""
+    out = _subset(effects, slice(None))
+    lower = (out["direction"] == "lower").to_numpy() if "direction" in out else np.zeros(len(out), bool)
+    out["yi"] = np.where(lower, -out["yi"], out["yi"])
+    out["flipped"] = lower
+    used = lower & out["used"].to_numpy(bool)
+    if lower.any():
+        out.attrs["direction_note"] = (
+            f"sign flipped on {lower.sum()} row(s) whose outcome is better when lower "
+            f"({', '.join(sorted(set(out.loc[lower, 'outcome'])))}; used: "
+            f"{', '.join(out.loc[used, 'study_id']) or 'none'}), so that a positive SMD means better on every row")
+    return out
+
+
+def group_by_outcome(effects: pd.DataFrame, pool_outcomes: bool = False) -> dict[str, pd.DataFrame]:
+    """{label: effect table}, one per outcome, or one for all when pooling (standardized only; rows
+    whose outcome is better when lower are sign-flipped, see align_direction)."""
+    if pool_outcomes:
+        if effects.attrs.get("measure") not in ("SMD", "SMCC"):
+            raise ValueError("pooling different outcomes needs a standardized measure (SMD or SMCC)")
+        pooled = align_direction(effects)
+        pooled.attrs["pooled_outcomes"] = True  # a deliberate choice (evsynth.methods.network accepts it)
+        return {"all outcomes (SMD)": pooled}
+    return {outcome: _subset(effects, effects["outcome"] == outcome) for outcome in effects["outcome"].unique()}
+
+
+def split_by_outcome(effects: pd.DataFrame, pool_outcomes: bool = False) -> tuple[dict, dict]:
+    """({label: effect table} to analyse, {label: reason} for outcomes that cannot be analysed)."""
+    runnable, skipped = {}, {}
+    for label, table in group_by_outcome(effects, pool_outcomes).items():
+        n_used = len(used_effects(table))
+        if n_used < MIN_STUDIES:
+            skipped[label] = f"{n_used} usable stud{'y' if n_used == 1 else 'ies'}; need {MIN_STUDIES}"
+        else:
+            runnable[label] = table
+    return runnable, skipped
+
+
+def entered_rows(tables) -> set[tuple[str, str]]:
+    """(study_id, outcome) of every row that enters one of the pairwise models fitted on `tables`
+    (an iterable of effect tables, e.g. the runnable ones of split_by_outcome)."""
+    return {(sid, outcome) for table in tables
+            for sid, outcome in used_effects(table)[["study_id", "outcome"]].itertuples(index=False)}
+
+
+def rows_not_in_model(effects: pd.DataFrame, skipped: dict, entered: set | None = None) -> pd.DataFrame:
+    """Every row that enters no model, with its reason: no effect size, head-to-head (network model
+    only), or an outcome with too few studies to analyse (`skipped`, from split_by_outcome).
+    `entered` (from entered_rows) drops rows that did enter a model, e.g. under --pool-outcomes."""
+    out = not_used(effects)
+    usable = effects.loc[effects["used"] & ~effects["head_to_head"] & effects["outcome"].isin(list(skipped))]
+    extra = usable.assign(why_not=[f"outcome not analysed: {skipped[o]}" for o in usable["outcome"]])
+    out = pd.concat([out, extra[out.columns]])
+    out = out[~out.index.duplicated()].sort_index()
+    if entered is not None:
+        out = out[[(s, o) not in entered for s, o in zip(out["study_id"], out["outcome"])]]
+    return out
+
+
+def choose_model(effects: pd.DataFrame) -> tuple[str, str]:
+    """(model, why) from the data: one technique -> random_effects (a per-technique model would add a
+    between-technique SD that only its prior informs); several techniques but none with two or more
+    studies -> random_effects too (the SDs within and between techniques cannot be told apart, and one
+    tau already gives each study, hence each technique, its own effect); otherwise by_technique."""
+    per_technique = used_effects(effects)["technique"].value_counts().sort_index()
+    techniques = list(per_technique.index)
+    if len(techniques) <= 1:
+        return "random_effects", (f"one technique ({', '.join(techniques) or 'none'}): random effects; a "
+                                  "per-technique model would add a between-technique SD informed by its prior alone")
+    if per_technique.max() < 2:
+        return "random_effects", (f"{len(techniques)} techniques with one study each: random effects; the SDs "
+                                  "within and between techniques cannot be told apart with one study per technique")
+    return "by_technique", f"{len(techniques)} techniques: per-technique effects around a pooled mean"
+
+
+def _groups(n: int, word: str) -> str:
+    plural = word[:-1] + "ies" if word.endswith("y") else word + "s"  # study -> studies
+    return f"{n} {word if n == 1 else plural}"
+
+
+def variance_warnings(model: str, effects: pd.DataFrame) -> list[str]:
+    """A warning for each variance component that rests on one or two groups, so that its posterior
+    is mostly its prior (and the pooled interval widens accordingly)."""
+    used = used_effects(effects)
+    per_technique = used["technique"].value_counts()
+    out = []
+    if model in ("random_effects", "selection") and len(used) <= 2:
+        out.append(f"tau (between studies) rests on {_groups(len(used), 'study')}: its posterior is mostly its prior")
+    if model == "by_technique":
+        if len(per_technique) <= 2:
+            out.append(f"tau_technique (between techniques) rests on {_groups(len(per_technique), 'technique')}: "
+                       "its posterior is mostly its prior")
+        repeated = int((per_technique >= 2).sum())
+        if repeated <= 2:
+            out.append(f"tau (between studies of a technique) rests on {_groups(repeated, 'technique')} with more "
+                       "than one study: its posterior is mostly its prior (consider --model random_effects)")
+    return out
+
+
+def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors: dict | None = None,
+                 thresholds: dict | None = None, engine: str = "auto", mods=None, **fit_options) -> AnalysisResult:
+    """Fit one outcome. model "auto" chooses from the data (choose_model); the result's notes say
+    which model ran and why, and warn about variance components resting on one or two groups.
+
+    engine "auto": the PyMC model is sampled and, when the model is Gaussian (evsynth.model.description),
+    checked against the exact posterior in MCSE units (`agreement`; a disagreement is a failed
+    diagnostic); "pymc": sampled, no check; "exact": the exact engine alone (no MCMC: independent
+    draws from the exact posterior and its exact summaries; fit_options draws, chains, seed).
+    mods: the moderators of model "meta_regression" (ignored by the other models)."""
+    from ..model.description import CONSTRUCTORS, describe
+    from ..data.vocabulary import ENGINES
+
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r} unknown; choose one of {', '.join(ENGINES)}")
+    if model == "auto":
+        model, why = choose_model(effects)
+        notes = [f"model: {model} (auto: {why})"]
+    else:
+        notes = [f"model: {model} (chosen by the user)"]
+    notes += [f"warning: {w}" for w in variance_warnings(model, effects)]
+    if model == "meta_regression" and mods is None:
+        raise ValueError("model 'meta_regression' needs moderators: mods= (CLI: --mods)")
+    options = {"mods": mods} if model == "meta_regression" else {}  # moderators enter only that model
+    gaussian = model in CONSTRUCTORS
+    if engine == "exact" and not gaussian:
+        raise ValueError(f"--engine exact: model {model!r} has no Gaussian description (the exact engine fits "
+                         f"{', '.join(sorted(CONSTRUCTORS))}); use --engine pymc")
+    description = describe(model, effects, priors, **options) if gaussian and engine != "pymc" else None
+    if engine == "exact":
+        from ..engines.exact import ExactVerdict, fit_exact, posterior_grid, summary_table
+
+        grid = posterior_grid(description)
+        idata = fit_exact(description, grid=grid, **{k: v for k, v in fit_options.items() if k in ("draws", "chains", "seed")})
+        diagnostics, summary, agreement = ExactVerdict(), summary_table(description, grid), None
+        from .summary import heterogeneity_table
+
+        I2 = heterogeneity_table(idata, X=description.X if model == "meta_regression" else None)
+        before = [p for p in summary.index if p.startswith("prediction")]
+        at = summary.index.get_loc(before[0]) if before else len(summary)
+        summary = pd.concat([summary.iloc[:at], I2, summary.iloc[at:]])
+    else:
+        from ..engines.builders import build_model  # PyMC and ArviZ load when a model is fitted, not with the CLI
+        from .diagnostics import diagnose
+        from ..engines.fit import fit
+        from .summary import summarize
+
+        # the description, when there is one: fit builds it and keys its compile cache by it
+        idata = fit(description if description is not None else build_model(model, effects, priors, **options),
+                    **fit_options)
+        diagnostics, summary, agreement = diagnose(idata, thresholds), summarize(idata), None
+        if description is not None:
+            from ..engines.exact import agreement as check, agreement_line
+
+            agreement = check(idata, description)
+            idata.attrs["exact_check"] = agreement_line(agreement)
+            if not agreement.attrs["ok"]:
+                diagnostics.problems.append(f"disagrees with the exact posterior: |z| {agreement.attrs['max_abs_z']:.1f} "
+                                            f"MCSE at {agreement.attrs['worst']}")
+    idata.attrs["analysis"] = label
+    idata.attrs["engine"] = "exact" if engine == "exact" else "pymc"
+    idata.attrs["model_notes"] = " | ".join(notes)
+    return AnalysisResult(label, effects, idata, diagnostics, summary, notes, agreement)

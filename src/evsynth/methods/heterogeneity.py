@@ -1,0 +1,101 @@
+"""Bayesian I² and H²: the posterior of Higgins & Thompson's (2002) heterogeneity ratios.
+
+    I² = tau² / (tau² + s²)        H² = (tau² + s²) / s²
+
+with s² the "typical" within-study variance of the studies the model used (metafor's definition,
+evsynth.methods.frequentist.typical_variance: (k - p) / tr(P) with weights 1/vi, the intercept-only case
+being (k - 1) sum w / ((sum w)² - sum w²)). s² is fixed by the data, so each posterior draw of tau
+gives one draw of I² and H²; at a fixed tau they equal metafor's figures (I² in percent).
+
+Per model:
+- random effects: I² from tau (between studies);
+- meta-regression: residual I², s² from the regression's design matrix (metafor's rma(mods=));
+- by technique: I² of the between-study tau within techniques, and the total I² of
+  tau² + tau_technique² (all heterogeneity around the overall mean, comparable with the random-
+  effects model's I²);
+- a tau per technique (tau with a `technique` dimension): one I² per technique, s² from that
+  technique's studies (a technique with one study: s² is its own vi).
+A common-effect model asserts tau = 0 and has no I².
+
+Plain functions over arrays and the fit's DataTree; summarize() turns the draws into table rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .frequentist import typical_variance
+
+
+def i2_h2(tau, vi, X=None) -> tuple[np.ndarray, np.ndarray]:
+    """(I² in percent, H²) for each value of `tau` (draws or a number), given the studies' vi and,
+    for a meta-regression, its design matrix X (intercept column included)."""
+    vi = np.asarray(vi, dtype=float).ravel()
+    s2 = float(vi[0]) if vi.size == 1 else typical_variance(vi, X)
+    t2 = np.square(np.asarray(tau, dtype=float))
+    return 100.0 * t2 / (t2 + s2), (t2 + s2) / s2
+
+
+def _flat(posterior, name: str) -> np.ndarray:
+    """Draws of a scalar variable, chains pooled: shape (draws,) or (draws, *other dims)."""
+    da = posterior[name]
+    other = [d for d in da.dims if d not in ("chain", "draw")]
+    return da.transpose("chain", "draw", *other).to_numpy().reshape(-1, *[da.sizes[d] for d in other])
+
+
+def _group(tree, name: str):
+    """A group (posterior, constant_data) of a DataTree or InferenceData as an xarray Dataset, or None."""
+    try:
+        node = tree[name]
+    except KeyError:
+        return None
+    return node.to_dataset() if hasattr(node, "to_dataset") else node
+
+
+def _design(constant) -> np.ndarray | None:
+    """The meta-regression's X (with intercept) when the fit stored its moderator columns as `X`."""
+    if constant is None or "X" not in constant:
+        return None
+    X = np.asarray(constant["X"], dtype=float)
+    X = X.reshape(X.shape[0], -1)
+    return np.column_stack([np.ones(X.shape[0]), X])
+
+
+def heterogeneity_draws(idata, vi=None, X=None) -> dict[str, np.ndarray]:
+    """{row label: draws} of I² (percent) and H² for the model in `idata` (a fit's DataTree).
+
+    vi: the sampling variances of the studies the model used (default: sei² from constant_data,
+    without the studies a sweep gave weight 0).
+    X: a meta-regression's design matrix with intercept (default: constant_data `X` with an
+    intercept added, when the fit stored it). Empty for a model without tau.
+    """
+    posterior = _group(idata, "posterior")
+    constant = _group(idata, "constant_data")
+    if posterior is None or "tau" not in posterior:
+        return {}
+    if vi is None:
+        if constant is None or "sei" not in constant:
+            raise ValueError("no sampling variances: pass vi, or a fit whose constant_data holds sei")
+        vi = np.square(np.asarray(constant["sei"], dtype=float))
+    vi = np.asarray(vi, dtype=float).ravel()
+    X = _design(constant) if X is None else np.asarray(X, dtype=float)
+    if constant is not None and "weights" in constant and vi.size == constant["weights"].size:
+        kept = np.asarray(constant["weights"], dtype=float) > 0  # a sweep's weight 0 leaves a study out
+        vi, X = vi[kept], (None if X is None else X[kept])
+    tau = _flat(posterior, "tau")
+    out: dict[str, np.ndarray] = {}
+    if tau.ndim == 2 and "technique" in posterior["tau"].dims:
+        index = np.asarray(constant["technique_idx"], dtype=int)
+        for k, tech in enumerate(posterior["technique"].to_numpy()):
+            i2, h2 = i2_h2(tau[:, k], vi[index == k])
+            out[f"I² % (technique: {tech})"], out[f"H² (technique: {tech})"] = i2, h2
+        return out
+    regression = X is not None and X.shape[1] > 1
+    label = "residual, " if regression else ""
+    i2, h2 = i2_h2(tau, vi, X if regression else None)
+    out[f"I² % ({label}between studies)"], out[f"H² ({label}between studies)"] = i2, h2
+    if "tau_technique" in posterior:
+        total = np.sqrt(tau**2 + _flat(posterior, "tau_technique") ** 2)
+        i2, h2 = i2_h2(total, vi)
+        out["I² % (total: studies + techniques)"], out["H² (total: studies + techniques)"] = i2, h2
+    return out

@@ -1,0 +1,74 @@
+"""Posterior summaries a meta-analyst reports: pooled and per-technique effects, tau, prediction."""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .heterogeneity import heterogeneity_draws
+
+QUANTILES = (0.025, 0.5, 0.975)
+
+
+def _describe(label: str, draws: np.ndarray, threshold: float | None) -> dict:
+    """threshold None: a scale parameter (tau), for which P(> threshold) says nothing."""
+    q = np.quantile(draws, QUANTILES)
+    return {"parameter": label, "mean": draws.mean(), "sd": draws.std(ddof=1), "q2.5": q[0], "q50": q[1],
+            "q97.5": q[2], "P(>threshold)": np.nan if threshold is None else float((draws > threshold).mean())}
+
+
+def predictive_draws(idata: xr.DataTree, technique: str | None = None, seed: int = 0) -> np.ndarray:
+    """Draws of the true effect in a new study (of `technique`, or of a new technique)."""
+    post = az.extract(idata, keep_dataset=True)
+    rng = np.random.default_rng(seed)
+    # A common-effect fit has no tau: it asserts every study shares mu.
+    tau = post["tau"].to_numpy() if "tau" in post else np.zeros(post.sizes["sample"])
+    if technique is not None:
+        centre = post["technique_effect"].sel(technique=technique).to_numpy()
+    elif "tau_technique" in post:
+        centre = post["mu"].to_numpy() + post["tau_technique"].to_numpy() * rng.standard_normal(tau.size)
+    else:
+        centre = post["mu"].to_numpy()
+    return centre + tau * rng.standard_normal(tau.size)
+
+
+def heterogeneity_table(idata: xr.DataTree, X=None) -> pd.DataFrame:
+    """The I² and H² rows of a summary (evsynth.methods.heterogeneity), for fits summarized elsewhere (the
+    exact engine's table); X: a meta-regression's design matrix with intercept."""
+    rows = [_describe(label, draws, None) for label, draws in heterogeneity_draws(idata, X=X).items()]
+    columns = ["parameter", "mean", "sd", "q2.5", "q50", "q97.5", "P(>threshold)"]
+    return pd.DataFrame(rows, columns=columns).set_index("parameter").rename(columns={"P(>threshold)": "P(>0)"})
+
+
+def summarize(idata: xr.DataTree, threshold: float = 0.0, heterogeneity: bool = True) -> pd.DataFrame:
+    """Equal-tailed 95% credible intervals and P(effect > threshold) for the reported quantities.
+
+    Rows: pooled mean (mu), each technique, tau (and tau between techniques), the posterior of I²
+    and H² (evsynth.methods.heterogeneity; heterogeneity=False leaves them out), and the 95% prediction
+    interval for the effect in a new study. A meta-regression (posterior `beta`) has the intercept
+    and one slope per moderator instead of the pooled mean, and no prediction row (a new study's
+    effect depends on its moderators).
+    """
+    post = az.extract(idata, keep_dataset=True)
+    rows = [_describe("pooled (mu)", post["mu"].to_numpy(), threshold)]
+    if "technique_effect" in post:
+        for tech in post["technique"].to_numpy():
+            rows.append(_describe(f"technique: {tech}",
+                                  post["technique_effect"].sel(technique=tech).to_numpy(), threshold))
+    if "tau" in post:
+        rows.append(_describe("tau (between studies)", post["tau"].to_numpy(), None))
+    if "tau_technique" in post:
+        rows.append(_describe("tau (between techniques)", post["tau_technique"].to_numpy(), None))
+    if heterogeneity:
+        rows += [_describe(label, draws, None) for label, draws in heterogeneity_draws(idata).items()]
+    if "beta" in post:  # a meta-regression: mu is the intercept, a new study's effect depends on its moderators
+        rows[0]["parameter"] = "intercept (mu)"
+        for j, term in enumerate(post["moderator"].to_numpy()):
+            rows.insert(1 + j, _describe(f"slope: {term}", post["beta"].isel(moderator=j).to_numpy(), threshold))
+    else:
+        rows.append(_describe("prediction (new study)", predictive_draws(idata), threshold))
+    table = pd.DataFrame(rows).set_index("parameter")
+    table.attrs["threshold"] = threshold
+    return table.rename(columns={"P(>threshold)": f"P(>{threshold:g})"})

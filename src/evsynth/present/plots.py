@@ -1,0 +1,593 @@
+"""Figures: forest, contour-enhanced funnel, sensitivity, prior/posterior, predictive checks, and
+thin wrappers over ArviZ's trace and rank plots.
+
+Every function returns the matplotlib Figure. Single-panel plots take an optional `ax`, like
+ArviZ's plotting API. Artists a reader (or a test) needs to find carry a `gid`, e.g.
+"diamond:pooled", "contour:0.95", "scenario:<name>".
+"""
+
+from __future__ import annotations
+
+import arviz as az
+import matplotlib.pyplot as plt
+from matplotlib import ticker
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+
+from ..effects.table import RATIO_MEASURES, used_effects
+from ..methods.frequentist import MetaRegression, meta_regression
+from ..model.priors import parse_prior
+from ..methods.summary import predictive_draws
+
+FAIL_COLOR = "tab:red"
+RATIO_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)  # labelled ticks of a log ratio axis
+DIAGNOSTIC_VARS = ("mu", "tau", "tau_technique", "technique_effect")
+SENSITIVITY_COLUMNS = ("scenario", "parameter", "q2.5", "q50", "q97.5", "p_gt_0", "verdict")
+# Which SE routes rest on a reported spread (SD, CI, t) and which on a p-value alone.
+SE_FROM_P = {"p_value": "SE from exact p-value", "p_bound": "SE from p-value bound (p < ...)"}
+
+
+def _new_ax(ax, figsize):
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def _interval(draws: np.ndarray) -> tuple[float, float, float]:
+    lo, mid, hi = np.quantile(draws, (0.025, 0.5, 0.975))
+    return lo, mid, hi
+
+
+def _diamond(ax, y: float, lo: float, mid: float, hi: float, color: str, gid: str, height: float = 0.35):
+    ax.fill([lo, mid, hi, mid], [y, y + height, y, y - height], color=color, zorder=3, gid=gid)
+
+
+def _synthetic_note(effects: pd.DataFrame) -> str:
+    if "synthetic" in effects and effects["synthetic"].astype(bool).any():
+        return "SYNTHETIC DATA (not evidence)"
+    return ""
+
+
+def _label_right(ax, y: float, text: str, color: str = "0.2"):
+    """Numbers in a column right of the axes (x in axes coordinates, y in data)."""
+    ax.text(1.02, y, text, transform=ax.get_yaxis_transform(), va="center", ha="left", fontsize=8,
+            color=color, family="monospace")
+
+
+def _fmt(lo: float, mid: float, hi: float) -> str:
+    return f"{_num(mid):>6} [{_num(lo):>6}, {_num(hi):>6}]"
+
+
+def _num(value: float) -> str:
+    """Two decimals, and never "-0.00"."""
+    text = f"{value:.2f}"
+    return "0.00" if text == "-0.00" else text
+
+
+def _estimate(lo: float, mid: float, hi: float) -> str:
+    return f"{_num(mid)} [{_num(lo)}, {_num(hi)}]"
+
+
+# Forest plot layout, in inches (text columns sit at fixed distances from the plot area).
+FOREST_PLOT_WIDTH = 3.4
+FOREST_ROW_HEIGHT = 0.24
+FOREST_CHAR = 0.066  # width of one character at the forest's 8-point font
+FOREST_INDENT = 0.16
+ROB_COLORS = {"low": "#2e7d32", "some concerns": "#d49b00", "moderate": "#d49b00", "high": "#c62828",
+              "serious": "#c62828", "critical": "#7b1010", "no information": "0.55"}
+ROB_SHORT = {"some concerns": "some", "no information": "n/i"}
+PRE_POST = "pre_post"
+
+
+def _favours(table: pd.DataFrame, favours) -> tuple[str, str] | None:
+    """(left, right) labels under the axis: where effects favour the comparator and the technique.
+
+    From the outcome's declared direction ("higher" is better: a positive effect favours the
+    technique); no labels when the rows disagree on the direction."""
+    if favours is not None:
+        return tuple(favours)
+    directions = set(table["direction"].dropna()) if "direction" in table else {"higher"}
+    if len(directions) != 1:
+        return None
+    techniques, comparators = set(table["technique"]), set(table["comparator"])
+    treat = next(iter(techniques)) if len(techniques) == 1 else "technique"
+    comp = next(iter(comparators)) if len(comparators) == 1 else "comparator"
+    pair = (f"favours {comp}", f"favours {treat}")
+    return pair if directions == {"higher"} else pair[::-1]
+
+
+def _forest_rows(table: pd.DataFrame, post, idata) -> list[dict]:
+    """One dict per row, top to bottom: kind, label, indent and the interval on the yi scale."""
+    has_tech = "technique_effect" in post
+    indent = 1 if has_tech else 0
+    rows = []
+    for tech in (sorted(table["technique"].unique()) if has_tech else [None]):
+        members = table if tech is None else table[table["technique"] == tech]
+        if tech is not None:
+            rows.append({"kind": "header", "label": tech, "indent": 0})
+        for r in members.itertuples():
+            lo, hi = (r.yi, r.yi) if r.censored else (r.yi - 1.96 * r.sei, r.yi + 1.96 * r.sei)
+            rows.append({"kind": "study", "label": str(r.study_id), "indent": indent, "row": r,
+                         "interval": (lo, r.yi, hi)})
+        if tech is not None:
+            rows.append({"kind": "technique", "label": "Technique effect", "indent": indent, "technique": tech,
+                         "interval": _interval(post["technique_effect"].sel(technique=tech).to_numpy())})
+    rows.append({"kind": "pooled", "label": "Pooled (mu)", "indent": 0, "interval": _interval(post["mu"].to_numpy())})
+    if "tau" in post:  # a common-effect model has no between-study spread to predict with
+        rows.append({"kind": "prediction", "label": "Prediction, new study", "indent": 0,
+                     "interval": _interval(predictive_draws(idata))})
+    return rows
+
+
+def _forest_texts(rows: list[dict], scale) -> list[str]:
+    """The estimate column, aligned: median [lower, upper], each number right-justified."""
+    numbers = [[_num(scale(v)) for v in (r["interval"][1], r["interval"][0], r["interval"][2])]
+               if "interval" in r else None for r in rows]
+    width = [max((len(n[k]) for n in numbers if n), default=0) for k in range(3)]
+    texts = []
+    for row, n in zip(rows, numbers):
+        if n is None:
+            texts.append("")
+        elif row["kind"] == "study" and row["row"].censored:
+            texts.append(f"{'>' if row['row'].yi > 0 else '<'}{n[0]:>{width[0] - 1}} (bound)")
+        else:
+            texts.append(f"{n[0]:>{width[0]}} [{n[1]:>{width[1]}}, {n[2]:>{width[2]}}]")
+    return texts
+
+
+def forest(idata: xr.DataTree, effects: pd.DataFrame, ax=None, threshold: float | None = 0.0,
+           favours: tuple[str, str] | None = None):
+    """Forest plot in the layout of metafor's forest() and RevMan.
+
+    Columns: study (grouped and indented by technique when the model has technique effects), n,
+    risk of bias (when the table has a `rob` judgement), the plot, and the estimate [95% interval]
+    (studies: observed yi and its 95% CI; diamonds: posterior median and 95% CrI; the red bar: 95%
+    prediction interval for a new study). Study squares have area proportional to the precision
+    1/se^2; open squares are pre/post (single-group) designs, filled ones controlled comparisons.
+    A censored row (the effect lies beyond the value at a reported p-value bound) is a triangle at
+    the bound with an arrow towards the side where the effect lies. Blue dots: posterior median
+    of each study's effect. Ratio measures (RR, OR, ROM) are drawn back-transformed on a log axis.
+    "favours" labels come from the outcome's direction (or `favours=(left, right)`). `threshold`
+    draws a dashed line at a value of interest (on the yi scale) besides the line of no effect.
+    `effects` must be the table the model was fitted on.
+    """
+    table = used_effects(effects)
+    post = az.extract(idata, keep_dataset=True)
+    missing = sorted(set(table["study_id"]) - set(post["study"].to_numpy()))
+    if missing:
+        raise ValueError(f"studies {missing} are in the effect table but not in the fit; "
+                         "pass the effect table the model was fitted on")
+    measure = idata.attrs.get("measure", effects.attrs.get("measure", "effect"))
+    ratio = measure in RATIO_MEASURES
+    scale = np.exp if ratio else (lambda v: v)
+    rows = _forest_rows(table, post, idata)
+    texts = _forest_texts(rows, scale)
+    has_rob = "rob" in table and table["rob"].notna().any()
+
+    # widths of the text columns (inches), left of the plot: study | n | RoB; right: estimate
+    label_w = max(len(r["label"]) * FOREST_CHAR + r["indent"] * FOREST_INDENT for r in rows + [{"label": "Study", "indent": 0}]) + 0.15
+    n_w, rob_w = 0.45, (0.55 if has_rob else 0.0)
+    left_w = label_w + n_w + rob_w + 0.1
+    right_w = max(len(t) for t in texts + ["Estimate [95% CI/CrI]"]) * FOREST_CHAR + 0.25
+    title = " - ".join(t for t in (_synthetic_note(table), idata.attrs.get("analysis", "")) if t)
+    if ax is None:
+        width = left_w + FOREST_PLOT_WIDTH + right_w + 0.2
+        top_w = 0.62 if title else 0.4
+        height = FOREST_ROW_HEIGHT * len(rows) + top_w + 1.2
+        fig, ax = plt.subplots(figsize=(width, height))
+        fig.subplots_adjust(left=(left_w + 0.1) / width, right=1 - (right_w + 0.1) / width,
+                            top=1 - top_w / height, bottom=1.15 / height)
+    fig = ax.figure
+    plot_w = ax.get_position().width * fig.get_figwidth()  # inches
+    at = lambda inches: inches / plot_w  # noqa: E731  (axes fraction of an offset in inches)
+    where = ax.get_yaxis_transform()  # x in axes fraction, y in data
+    text_kw = dict(transform=where, va="center", fontsize=8, clip_on=False)
+    x_label, x_n, x_rob, x_est = at(-left_w), at(-rob_w - 0.12), at(-rob_w / 2 - 0.05), 1 + at(0.12)
+
+    # x range on the yi scale: every drawn interval, the censored bounds and the null line
+    ends = [v for r in rows for v in r.get("interval", ())] + [0.0] + ([threshold] if threshold is not None else [])
+    lo_x, hi_x = min(ends), max(ends)
+    pad = 0.06 * (hi_x - lo_x or 1.0)
+    limits = (lo_x - pad, hi_x + pad)
+
+    sei = table["sei"].to_numpy(float)
+    precision_max = np.max(1 / sei[~table["censored"].to_numpy(bool)] ** 2, initial=0) or 1.0
+    ys = np.arange(len(rows))[::-1].astype(float)
+    for y, row, text in zip(ys, rows, texts):
+        kind, (lo, mid, hi) = row["kind"], row.get("interval", (np.nan,) * 3)
+        bold = kind in ("header", "pooled")
+        ax.text(x_label + at(row["indent"] * FOREST_INDENT), y, row["label"], ha="left", gid=f"row-label:{kind}",
+                fontweight="bold" if bold else "normal", fontstyle="italic" if kind == "technique" else "normal",
+                **text_kw)
+        if kind == "header":
+            continue
+        color = "tab:red" if kind == "prediction" else "black"
+        ax.text(x_est, y, text, ha="left", family="monospace", color=color, gid=f"estimate:{kind}", **text_kw)
+        if kind == "study":
+            r = row["row"]
+            sid = r.study_id
+            if not np.isnan(r.n_total):
+                ax.text(x_n, y, f"{r.n_total:.0f}", ha="right", gid=f"n:{sid}", **text_kw)
+            if has_rob and isinstance(r.rob, str):
+                ax.text(x_rob, y, ROB_SHORT.get(r.rob, r.rob), ha="center", color=ROB_COLORS.get(r.rob, "0.2"),
+                        fontweight="bold", gid=f"rob:{sid}", **text_kw)
+            face = "white" if r.design == PRE_POST else "black"
+            if r.censored:
+                side = 1 if r.yi > 0 else 0
+                ax.annotate("", xy=(scale(limits[side]), y), xytext=(scale(r.yi), y),
+                            arrowprops=dict(arrowstyle="-|>", color="0.25", lw=1, shrinkA=0, shrinkB=0,
+                                            mutation_scale=8), gid=f"study-ci:{sid}")
+                ax.plot(scale(r.yi), y, marker=">" if side else "<", ms=6, color="black", mfc=face, mew=1,
+                        zorder=3, gid=f"study:{sid}")
+            else:
+                ax.plot([scale(lo), scale(hi)], [y, y], color="0.25", lw=1, gid=f"study-ci:{sid}")
+                size = max(3.0, 11.0 * np.sqrt((1 / r.sei**2) / precision_max))  # area ~ precision
+                ax.plot(scale(mid), y, marker="s", ms=size, color="black", mfc=face, mew=1, zorder=3,
+                        gid=f"study:{sid}")
+            theta = post["theta"].sel(study=sid).to_numpy()
+            ax.plot(scale(np.median(theta)), y - 0.22, "o", color="tab:blue", ms=3, zorder=4, gid=f"theta:{sid}")
+        elif kind in ("technique", "pooled"):
+            gid = "diamond:pooled" if kind == "pooled" else f"diamond:technique:{row['technique']}"
+            _diamond(ax, y, scale(lo), scale(mid), scale(hi), "black" if kind == "pooled" else "0.45", gid=gid,
+                     height=0.3)
+        else:
+            ax.plot([scale(lo), scale(hi)], [y, y], color="tab:red", lw=2.5, solid_capstyle="butt", gid="prediction")
+
+    # headers, above the first row, with a rule under them spanning all columns
+    top = len(rows) - 0.2
+    header_kw = dict(transform=where, va="bottom", fontsize=8, fontweight="bold", clip_on=False)
+    ax.text(x_label, top + 0.25, "Study", ha="left", gid="header:study", **header_kw)
+    ax.text(x_n, top + 0.25, "n", ha="right", gid="header:n", **header_kw)
+    if has_rob:
+        ax.text(x_rob, top + 0.25, "RoB", ha="center", gid="header:rob", **header_kw)
+    ax.text(x_est, top + 0.25, "Estimate [95% CI/CrI]", ha="left", gid="header:estimate", **header_kw)
+    ax.plot([x_label, 1 + at(right_w)], [top + 0.1, top + 0.1], transform=where, color="black", lw=0.6,
+            clip_on=False, gid="rule:header")
+    first_summary = next(i for i, r in enumerate(rows) if r["kind"] == "pooled")
+    ax.plot([x_label, 1 + at(right_w)], [ys[first_summary] + 0.5] * 2, transform=where, color="0.6", lw=0.5,
+            clip_on=False)
+
+    null = scale(0.0)
+    ax.axvline(null, color="0.2", lw=0.8, zorder=1, gid="null")
+    if threshold is not None and threshold != 0:
+        ax.axvline(scale(threshold), color="0.5", ls="--", lw=0.8, gid="threshold")
+    if ratio:
+        ax.set_xscale("log")
+        ax.set_xlim(scale(limits[0]), scale(limits[1]))
+        ax.set_xticks([v for v in RATIO_TICKS if scale(limits[0]) <= v <= scale(limits[1])])
+        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xlabel(f"{measure} (log scale)", fontsize=8)
+    else:
+        ax.set_xlim(*limits)
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: _num(v) if abs(v) < 10 else f"{v:g}"))
+        ax.set_xlabel(measure, fontsize=8)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_yticks([])
+    for spine in ("left", "right", "top"):
+        ax.spines[spine].set_visible(False)
+    labels = _favours(table, favours)
+    if labels:
+        for text, sign, side in ((f"\u2190 {labels[0]}", -1, "left"), (f"{labels[1]} \u2192", 1, "right")):
+            ax.annotate(text, xy=(null, 0), xycoords=ax.get_xaxis_transform(), xytext=(6 * sign, -30),
+                        textcoords="offset points", ha="right" if sign < 0 else "left", va="top", fontsize=8,
+                        gid=f"favours:{side}")
+    _forest_legend(ax, table)
+    if title:
+        ax.text(x_label, top + 1.2, title, transform=where, fontsize=9, fontweight="bold", va="bottom",
+                color=FAIL_COLOR if _synthetic_note(table) else "black", clip_on=False, gid="title")
+    return fig
+
+
+def _forest_legend(ax, table: pd.DataFrame):
+    """What each mark means; only the marks the plot shows."""
+    from matplotlib.lines import Line2D
+
+    designs = set(table["design"])
+    handles = []
+    if designs - {PRE_POST}:
+        handles.append(Line2D([], [], ls="", marker="s", color="black", label="controlled study, 95% CI"))
+    if PRE_POST in designs:
+        handles.append(Line2D([], [], ls="", marker="s", color="black", mfc="white", label="pre/post study, 95% CI"))
+    if table["censored"].any():
+        handles.append(Line2D([], [], ls="", marker=">", color="black", label="censored: effect beyond bound"))
+    handles += [Line2D([], [], ls="", marker="o", ms=3, color="tab:blue", label="posterior study effect"),
+                Line2D([], [], ls="", marker="D", color="black", label="posterior median, 95% CrI"),
+                Line2D([], [], color="tab:red", lw=2.5, label="95% prediction interval")]
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.005), bbox_transform=ax.figure.transFigure,
+              ncol=3, fontsize=7, frameon=False, handlelength=1.5, columnspacing=1.2)
+
+
+def contour_z(contours=(0.90, 0.95, 0.99)) -> np.ndarray:
+    """Two-sided critical z for each contour level, e.g. 0.95 -> 1.96."""
+    levels = np.sort(np.asarray(contours, dtype=float))
+    if levels.size == 0 or np.any((levels <= 0) | (levels >= 1)) or np.unique(levels).size != levels.size:
+        raise ValueError(f"contours {tuple(contours)}: need distinct levels strictly between 0 and 1")
+    return stats.norm.ppf(1 - (1 - levels) / 2)
+
+
+def funnel(effects: pd.DataFrame, ax=None, center: float | None = None, contours=(0.90, 0.95, 0.99)):
+    """Contour-enhanced funnel plot (Peters et al. 2008): yi against its SE, SE axis inverted.
+
+    Shaded bands mark where a study's two-sided test against zero has p between consecutive
+    levels: |yi| between z_a * se and z_b * se (z = 1.645, 1.96, 2.576 for 0.90, 0.95, 0.99).
+    Marker shape says how the SE was obtained: an SE back-calculated from a p-value puts the
+    point on that p's contour by construction, so such points say nothing about asymmetry.
+    `center` (e.g. the pooled estimate) draws a vertical line.
+    """
+    table = used_effects(effects)
+    table = table[np.isfinite(table["yi"]) & np.isfinite(table["sei"])]
+    if table.empty:
+        raise ValueError("funnel: no usable effect sizes (see evsynth.effects.not_used)")
+    levels = np.sort(np.asarray(contours, dtype=float))
+    z = contour_z(levels)
+    ax = _new_ax(ax, (6.5, 4.5))
+    fig = ax.figure
+
+    se_max = float(table["sei"].max()) * 1.15
+    x_lim = max(float(np.abs(table["yi"]).max()), z[-1] * se_max) * 1.1
+    if center is not None:
+        x_lim = max(x_lim, abs(center) * 1.1)
+    se = np.linspace(0, se_max, 50)
+    shades = np.linspace(0.9, 0.7, len(levels))  # lighter = closer to p = 0.10
+    for k, (level, z_in) in enumerate(zip(levels, z)):
+        outer = z[k + 1] * se if k + 1 < len(z) else np.full_like(se, x_lim)
+        p_hi, p_lo = 1 - level, (1 - levels[k + 1]) if k + 1 < len(z) else None
+        label = f"{p_lo:g} < p < {p_hi:g}" if p_lo is not None else f"p < {p_hi:g}"
+        for side, name in ((1, label), (-1, "_nolegend_")):
+            ax.fill_betweenx(se, side * z_in * se, side * outer, color=str(shades[k]), lw=0, zorder=0,
+                             label=name, gid=f"contour:{level:g}")
+        ax.plot([-z_in * se_max, 0, z_in * se_max], [se_max, 0, se_max], color="0.5", lw=0.5, zorder=1,
+                gid=f"contour-line:{level:g}")
+
+    routes = table["se_route"].map(lambda r: SE_FROM_P.get(r, "SE from SD, CI or t"))
+    routes = routes.where(~table["censored"].astype(bool), "censored (yi is a bound)")
+    markers = {"SE from SD, CI or t": "o", "SE from exact p-value": "^",
+               "SE from p-value bound (p < ...)": "v", "censored (yi is a bound)": ">"}
+    for route, group in table.groupby(routes, sort=True):
+        ax.plot(group["yi"], group["sei"], ls="none", marker=markers[route], color="black", ms=6, zorder=4,
+                label=route, gid=f"studies:{route}")
+    if len(table) <= 12:
+        for row in table.itertuples():  # labels point inwards, so that they stay inside the axes
+            inward = -1 if row.yi > 0.3 * x_lim else 1
+            ax.annotate(row.study_id, (row.yi, row.sei), xytext=(5 * inward, 3), textcoords="offset points",
+                        fontsize=7, ha="left" if inward > 0 else "right", gid=f"label:{row.study_id}")
+    if center is not None:
+        ax.axvline(center, color="tab:blue", lw=1.2, label=f"pooled estimate ({center:.2f})", gid="center")
+    ax.axvline(0, color="0.3", lw=0.6, ls=":")
+    ax.set_xlim(-x_lim, x_lim)
+    ax.set_ylim(se_max, 0)  # inverted: precise studies at the top
+    measure = effects.attrs.get("measure", "effect")
+    ax.set_xlabel(f"{measure} (yi)")
+    ax.set_ylabel("standard error (sei)")
+    note = _synthetic_note(table)
+    ax.set_title("Contour-enhanced funnel plot" + (f" - {note}" if note else ""), fontsize=10)
+    ax.legend(fontsize=7, loc="lower left", framealpha=0.9)
+    fig.tight_layout()
+    return fig
+
+
+def regplot(effects: pd.DataFrame, moderator: str, fit: MetaRegression | None = None, beta_draws=None,
+            ax=None, back_transform: bool = True, n_grid: int = 100):
+    """Bubble plot of a meta-regression on one continuous moderator (metafor's regplot).
+
+    Each used study is a circle at (moderator, yi), its area proportional to its weight
+    1 / (vi + tau^2) in the fit; the fitted line and its 95% CI band come from `fit` (default: the
+    REML meta-regression `mods = [moderator]`, frequentist.meta_regression), with the 95% prediction
+    band dashed. `beta_draws` (n_draws x 2 posterior draws of intercept and slope, e.g. from a Bayesian
+    meta-regression) adds the posterior median line and its 95% credible band. Ratio measures (RR, OR,
+    ROM) are drawn back-transformed (exp) on a log axis unless back_transform=False.
+    """
+    table = used_effects(effects)
+    if moderator not in table.columns:
+        raise ValueError(f"regplot: moderator column {moderator!r} not in the effect table")
+    fit = meta_regression(table, [moderator]) if fit is None else fit
+    if list(fit.coefficients.index) != ["intrcpt", moderator]:
+        raise ValueError(f"regplot draws one moderator: the fit's terms are {list(fit.coefficients.index)}, "
+                         f"expected ['intrcpt', {moderator!r}]")
+    x = table[moderator].to_numpy(float)
+    measure = effects.attrs.get("measure", "effect")
+    scale = np.exp if back_transform and measure in RATIO_MEASURES else (lambda v: v)
+    ax = _new_ax(ax, (6.5, 4.5))
+    fig = ax.figure
+
+    weights = 1 / (table["vi"].to_numpy(float) + fit.tau2)
+    sizes = 400 * weights / weights.max()  # area proportional to weight, the largest 400 pt^2
+    ax.scatter(x, scale(table["yi"].to_numpy(float)), s=sizes, facecolor="0.75", edgecolor="black", zorder=3,
+               gid="studies", label="studies (area ~ weight)")
+    grid = np.linspace(x.min(), x.max(), n_grid)
+    X_grid = np.column_stack([np.ones_like(grid), grid])
+    pred = fit.predict(X_grid)
+    ax.plot(grid, scale(pred["pred"]), color="black", lw=1.5, gid="fitted", label="REML fit")
+    ax.fill_between(grid, scale(pred["ci_low"]), scale(pred["ci_high"]), color="0.6", alpha=0.35, lw=0,
+                    gid="band:ci", label="95% CI")
+    for column in ("pi_low", "pi_high"):
+        ax.plot(grid, scale(pred[column]), color="0.4", lw=0.8, ls="--", gid=f"band:{column}",
+                label="95% prediction interval" if column == "pi_low" else "_nolegend_")
+    if beta_draws is not None:
+        beta = np.asarray(beta_draws, dtype=float)
+        if beta.ndim != 2 or beta.shape[1] != 2:
+            raise ValueError(f"beta_draws must be n_draws x 2 (intercept, slope), not shape {beta.shape}")
+        lines = beta @ X_grid.T  # one fitted line per draw
+        lo, mid, hi = np.quantile(lines, (0.025, 0.5, 0.975), axis=0)
+        ax.plot(grid, scale(mid), color="tab:blue", lw=1.5, gid="bayes:median", label="posterior median")
+        ax.fill_between(grid, scale(lo), scale(hi), color="tab:blue", alpha=0.2, lw=0, gid="band:bayes",
+                        label="95% credible band")
+    if scale is np.exp:
+        ax.set_yscale("log")
+        low, high = ax.get_ylim()
+        ax.set_yticks([v for v in RATIO_TICKS if low <= v <= high])
+        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.axhline(1.0, color="0.3", lw=0.6, ls=":")
+        ax.set_ylabel(f"{measure} (log scale)")
+    else:
+        ax.axhline(0.0, color="0.3", lw=0.6, ls=":")
+        ax.set_ylabel(f"{measure} (yi)")
+    ax.set_xlabel(moderator)
+    slope = fit.coefficients.loc[moderator]
+    note = _synthetic_note(table)
+    ax.set_title(f"Meta-regression on {moderator}: slope {slope.estimate:.3g} "
+                 f"[{slope.ci_low:.3g}, {slope.ci_high:.3g}]" + (f" - {note}" if note else ""), fontsize=10)
+    ax.legend(fontsize=7, framealpha=0.9)
+    fig.tight_layout()
+    return fig
+
+
+def sensitivity_plot(table: pd.DataFrame, parameter: str = "pooled (mu)", ax=None, threshold: float | None = 0.0):
+    """One row per sensitivity scenario: median and 95% interval of `parameter`.
+
+    `table` is tidy (evsynth.methods.sensitivity's output): columns scenario, parameter, q2.5, q50,
+    q97.5, p_gt_0, verdict (and problems). Scenarios whose fit failed its diagnostics
+    (verdict FAIL) are drawn in red and labelled FAIL; their numbers are not to be trusted.
+    """
+    missing = [c for c in SENSITIVITY_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"sensitivity table lacks columns {missing}")
+    rows = table[table["parameter"] == parameter].reset_index(drop=True)
+    if rows.empty:
+        raise ValueError(f"parameter {parameter!r} not in the sensitivity table; "
+                         f"available: {sorted(table['parameter'].unique())}")
+    own_figure = ax is None
+    ax = _new_ax(ax, (9, 0.35 * len(rows) + 1.3))
+    fig = ax.figure
+    ys = np.arange(len(rows))[::-1]
+    labels = []
+    for y, (_, row) in zip(ys, rows.iterrows()):
+        lo, mid, hi = (float(row[q]) for q in ("q2.5", "q50", "q97.5"))
+        scenario = str(row["scenario"])
+        if str(row.get("problems", "")).startswith("not fitted"):  # too few studies: no fit, not a failure
+            labels.append(f"{scenario}  [not fitted]")
+            _label_right(ax, y, "not fitted: " + str(row["problems"]).removeprefix("not fitted: "), color="0.5")
+            continue
+        failed = str(row["verdict"]).upper() != "PASS"
+        color = FAIL_COLOR if failed else "black"
+        labels.append(f"{scenario}  [FAIL]" if failed else scenario)
+        if np.isfinite([lo, mid, hi]).all():
+            ax.plot([lo, hi], [y, y], color=color, lw=1.5, gid=f"scenario:{scenario}")
+            ax.plot(mid, y, "X" if failed else "o", color=color, ms=6, zorder=3, gid=f"median:{scenario}")
+            p = float(row["p_gt_0"])
+            text = _fmt(lo, mid, hi) + (f"  P(>0) {p:.2f}" if np.isfinite(p) else "")
+        else:
+            text = "not estimated"
+        _label_right(ax, y, text + ("  FAIL" if failed else ""), color=color)
+    ax.set_yticks(ys, labels)
+    for tick, label in zip(ax.get_yticklabels(), labels):
+        if label.endswith("[FAIL]"):
+            tick.set_color(FAIL_COLOR)
+        elif label.endswith("[not fitted]"):
+            tick.set_color("0.5")
+    if threshold is not None:
+        ax.axvline(threshold, color="0.6", ls="--", lw=0.8, gid="threshold")
+    ax.set_xlabel(f"{parameter}: posterior median and 95% interval per scenario "
+                  "(red X / FAIL: diagnostics failed)", fontsize=8)
+    ax.set_ylim(-0.8, len(rows) - 0.2)
+    if own_figure:  # long scenario labels (exclusion rules) get the width they need, not a clipped axis
+        fig.set_size_inches(max(9.0, 6.0 + 0.075 * max(map(len, labels))), fig.get_size_inches()[1])
+    fig.tight_layout()
+    return fig
+
+
+def prior_posterior(idata: xr.DataTree, var: str = "tau", ax=None):
+    """Posterior histogram of a scalar parameter with its prior density on top.
+
+    With few studies the posterior of tau stays close to its prior: the data cannot tell how
+    much studies differ, and this plot shows it instead of hiding it.
+    """
+    if var not in idata.posterior:
+        raise ValueError(f"{var!r} is not in the posterior; it has {sorted(idata.posterior.data_vars)}")
+    draws = az.extract(idata, var_names=[var]).to_numpy().ravel()
+    ax = _new_ax(ax, (6, 3.5))
+    fig = ax.figure
+    ax.hist(draws, bins=50, density=True, color="tab:blue", alpha=0.5, label="posterior", gid="posterior")
+    prior_text = idata.attrs.get(f"prior_{var}")
+    if prior_text:
+        prior = parse_prior(prior_text)
+        upper = max(np.quantile(draws, 0.995), 1e-9)
+        lower = 0.0 if prior.support == "positive" else np.quantile(draws, 0.005)
+        grid = np.linspace(lower, upper, 200)
+        ax.plot(grid, np.exp(prior.logpdf(grid)), color="black", lw=1.5, label=f"prior {prior}", gid="prior")
+    lo, mid, hi = _interval(draws)
+    ax.set_title(f"{var}: median {mid:.2f}, 95% interval [{lo:.2f}, {hi:.2f}]", fontsize=10)
+    ax.set_xlabel(var)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def predictive_check(idata: xr.DataTree, ax=None, seed: int = 0):
+    """Per study: observed yi against two 95% predictive intervals.
+
+    - posterior predictive (idata.posterior_predictive['y'], from pm.sample_posterior_predictive):
+      a replicate of the same study, whose theta was fitted to that study;
+    - new-study replicate: theta drawn afresh from its technique (or mu) and tau, then y from
+      N(theta, sei). This one can flag a study that does not fit with the others.
+    """
+    post = idata.posterior
+    constant = idata.constant_data
+    studies = list(post["study"].to_numpy())
+    # pm.sample_posterior_predictive(extend_inferencedata=True) rewrites constant_data with the
+    # model's non-observed data only (yi is observed data there), so read yi from observed_data.
+    observed = (idata["observed_data"]["y"] if "observed_data" in idata.children else constant["yi"]).to_numpy()
+    sei = constant["sei"].to_numpy()
+    stacked = az.extract(idata, keep_dataset=True)
+    rng = np.random.default_rng(seed)
+    n = stacked.sizes["sample"]
+    if "technique_effect" in stacked and "technique_idx" in constant:
+        centre = stacked["technique_effect"].to_numpy()[constant["technique_idx"].to_numpy()]  # study x sample
+    else:
+        centre = np.broadcast_to(stacked["mu"].to_numpy(), (len(studies), n))
+    tau = stacked["tau"].to_numpy() if "tau" in stacked else np.zeros(n)
+    fresh = centre + tau * rng.standard_normal(centre.shape) + sei[:, None] * rng.standard_normal(centre.shape)
+
+    ax = _new_ax(ax, (7, 0.45 * len(studies) + 1.3))
+    fig = ax.figure
+    ys = np.arange(len(studies))[::-1]
+    has_pp = "posterior_predictive" in idata and "y" in idata.posterior_predictive
+    if has_pp:
+        rep = az.extract(idata, group="posterior_predictive", var_names=["y"]).transpose("study", ...).to_numpy()
+    for k, (y, study) in enumerate(zip(ys, studies)):
+        if has_pp:
+            lo, _, hi = _interval(rep[k])
+            ax.plot([lo, hi], [y + 0.12, y + 0.12], color="tab:blue", lw=2, gid=f"ppc:{study}",
+                    label="posterior predictive (same study)" if k == 0 else "_nolegend_")
+        lo, _, hi = _interval(fresh[k])
+        ax.plot([lo, hi], [y - 0.12, y - 0.12], color="tab:orange", lw=2, gid=f"new-study:{study}",
+                label="replicate as a new study" if k == 0 else "_nolegend_")
+        p_new = float((fresh[k] > observed[k]).mean())
+        ax.plot(observed[k], y, "kD", ms=6, zorder=3, gid=f"observed:{study}",
+                label="observed yi" if k == 0 else "_nolegend_")
+        _label_right(ax, y, f"P(new > obs) {p_new:.2f}")
+    ax.set_yticks(ys, studies)
+    ax.set_xlabel(f"{idata.attrs.get('measure', 'effect')}: 95% predictive intervals", fontsize=8)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def _diagnostic_vars(idata, var_names):
+    if var_names is not None:
+        return list(var_names)
+    return [v for v in DIAGNOSTIC_VARS if v in idata.posterior]
+
+
+def _figure(plot_collection):
+    """The matplotlib Figure behind an arviz-plots PlotCollection."""
+    fig = plot_collection.viz["figure"].item()
+    fig.tight_layout()
+    return fig
+
+
+def trace(idata: xr.DataTree, var_names=None):
+    """ArviZ trace plot (per-chain densities and traces) of the model's top-level parameters;
+    returns the Figure. Chains that disagree show as densities and traces that do not overlap."""
+    return _figure(az.plot_trace_dist(idata, var_names=_diagnostic_vars(idata, var_names), backend="matplotlib"))
+
+
+def rank(idata: xr.DataTree, var_names=None):
+    """ArviZ rank plot (fractional-rank ECDF differences with a simultaneous envelope), one panel
+    per parameter; curves inside the envelope mean the chains agree."""
+    return _figure(az.plot_rank(idata, var_names=_diagnostic_vars(idata, var_names), backend="matplotlib"))

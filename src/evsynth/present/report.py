@@ -1,0 +1,449 @@
+"""The HTML report: the main job written as one self-contained file (tables, verdicts, and
+forest/funnel/tau figures as base64 PNG), for readers who do not open notebooks. `write_report`
+takes the results of evsynth.methods.analysis.run_analysis; the command is evsynth.cli.report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..methods.analysis import AnalysisResult, entered_rows
+from ..methods.analysis import rows_not_in_model as analysis_rows_not_in_model
+from ..methods.conflict import prior_data_conflict
+from ..methods.designs import design_moderator
+from ..effects.table import RATIO_MEASURES, used_effects
+from ..effects.techniques import format_coverage, technique_coverage
+
+SE_ROUTE_WORDS = {
+    "sd": "from the reported SDs",
+    "sd_change": "from the reported SD of the change",
+    "t_stat": "from the t statistic",
+    "ci": "from the 95% CI",
+    "p_value": "back-calculated from an exact p-value (as if from a t-test)",
+    "p_bound": "back-calculated from a p-value bound (p < ...): an upper bound on the SE",
+    "given": "given ready-made in the study table",
+}
+SE_ROUTE_SHORT = {"sd": "reported SDs", "sd_change": "SD of the change", "t_stat": "t statistic", "ci": "95% CI",
+                  "p_value": "exact p-value", "p_bound": "p-value bound", "given": "given", "censored": "censored"}
+CENSORED_WORDS = ("censored: p known only as a bound, so yi is the effect at the bound and the true effect "
+                  "lies beyond it (censored likelihood)")
+# Effect table columns and the words a reader sees for them (metafor's names stay in the CSVs).
+EFFECT_LABELS = {"study_id": "Study", "technique": "Technique", "comparator": "Comparator", "outcome": "Outcome",
+                 "design": "Design", "source_level": "Source", "measure": "Measure", "yi": "Effect",
+                 "sei": "SE", "how the SE was obtained": "How the SE was obtained", "rob": "Risk of bias",
+                 "computable": "Effect size computed", "warnings": "Contradictions in the printed numbers",
+                 "in_model": "Entered a model"}
+DESIGN_WORDS = {"pre_post": "pre/post (one group)", "two_group": "two groups", "effect": "effect as printed"}
+SUMMARY_LABELS = {"mean": "Mean", "sd": "SD", "q2.5": "2.5%", "q50": "Median", "q97.5": "97.5%"}
+DIAGNOSTIC_LABELS = {"r_hat": "R-hat", "ess_bulk": "Bulk ESS", "ess_tail": "Tail ESS"}
+NOT_USED_LABELS = {"study_id": "Study", "technique": "Technique", "comparator": "Comparator", "outcome": "Outcome",
+                   "why_not": "Reason"}
+MODEL_WORDS = {"random_effects": "random-effects", "common_effect": "common-effect",
+               "by_technique": "per-technique (technique effects around a pooled mean)",
+               "selection": "selection (publication bias)"}
+RANK_TESTS = ("mann-whitney", "wilcoxon")
+
+CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1.5em; max-width: 100%; }
+td { overflow-wrap: break-word; max-width: 24em; } td:last-child { max-width: none; }
+.results { font-size: 1.05em; line-height: 1.5; background: #f6f8fb; padding: 0.6em 1em; border-left: 4px solid #4a6fa5; }
+.refs li { margin: 0.25em 0; overflow-wrap: anywhere; }
+th, td { border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; } .num { text-align: right; font-variant-numeric: tabular-nums; }
+.banner { padding: 0.6em 1em; margin: 1em 0; border-radius: 4px; font-weight: bold; }
+.fail { background: #fde2e2; color: #8a1010; border: 2px solid #c62828; }
+.pass { background: #e3f4e1; color: #1b5e20; }
+.synthetic { background: #fff3cd; color: #6b4e00; border: 2px solid #d4a106; }
+img { max-width: 100%; display: block; margin: 0.5em 0 1.5em; }
+.note { color: #555; font-size: 0.9em; }
+"""
+
+
+def in_model(results: list[AnalysisResult]) -> set[tuple[str, str]]:
+    """(study_id, outcome) of every row that entered one of the fitted models."""
+    return entered_rows(r.effects for r in results)
+
+
+def effect_table(studies: pd.DataFrame, effects: pd.DataFrame, entered: set | None = None) -> pd.DataFrame:
+    """The effect sizes with where each came from, in a reader's words: source level, the SE route,
+    whether an effect size could be computed and whether the row entered a fitted model
+    (`entered`, from in_model; without it that column is left out)."""
+    level = studies.set_index("study_id")["source_level"]
+    route = effects["se_route"].where(~effects["censored"].astype(bool), "censored")
+    words = route.map(SE_ROUTE_SHORT).fillna(route)
+    view = effects.assign(source_level=effects["study_id"].map(level), **{"how the SE was obtained": words},
+                          design=effects["design"].map(DESIGN_WORDS).fillna(effects["design"]),
+                          computable=effects["used"].map({True: "yes", False: "no"}))
+    columns = [c for c in EFFECT_LABELS if c != "in_model"
+               and not (c == "rob" and effects["rob"].isna().all())
+               and not (c == "warnings" and (effects["warnings"] == "").all())
+               and not (c == "measure" and effects["measure"].nunique() == 1)]
+    if entered is not None:
+        view["in_model"] = [("yes" if (s, o) in entered else "no")
+                            for s, o in zip(effects["study_id"], effects["outcome"])]
+        columns.append("in_model")
+    return view[columns].rename(columns=EFFECT_LABELS)
+
+
+def se_route_legend(effects: pd.DataFrame) -> str:
+    """What each SE route in the effect table means, for the routes the table uses."""
+    route = effects["se_route"].where(~effects["censored"].astype(bool), "censored")
+    words = SE_ROUTE_WORDS | {"censored": CENSORED_WORDS.removeprefix("censored: ")}
+    items = [f"<li><b>{_e(SE_ROUTE_SHORT.get(r, r))}</b>: {_e(words.get(r, r))}</li>"
+             for r in dict.fromkeys(route) if r]
+    return '<p class="note">How the SE was obtained:</p><ul class="note">' + "".join(items) + "</ul>"
+
+
+def rows_not_in_model(effects: pd.DataFrame, skipped: dict, entered: set | None = None) -> pd.DataFrame:
+    """analysis.rows_not_in_model in a reader's column names."""
+    return analysis_rows_not_in_model(effects, skipped, entered).rename(columns=NOT_USED_LABELS)
+
+
+def caveats(studies: pd.DataFrame, effects: pd.DataFrame) -> list[str]:
+    """Plain-words warnings that follow from the rows actually used."""
+    used = used_effects(effects)
+    info = studies.set_index("study_id").loc[used["study_id"]]
+    out = [f"{row.study_id}: the printed numbers contradict each other ({row.warnings}); the row is kept as "
+           "computed, check the source." for row in effects[effects["warnings"] != ""].itertuples()]
+    pre_post = used.loc[used["design"] == "pre_post", "study_id"].tolist()
+    if pre_post:
+        out.append(f"One-group pre/post rows ({', '.join(pre_post)}): the change from before to after includes "
+                   "regression to the mean and natural time trends (e.g. milk volume rises by itself over the first "
+                   "postpartum days), so it is not an effect of the technique.")
+    abstracts = info.index[info["source_level"] == "abstract"].tolist()
+    if abstracts:
+        out.append(f"{len(abstracts)} of {len(used)} used rows come from abstracts only ({', '.join(abstracts)}): "
+                   "figures could not be checked against the full text.")
+    from_p = used.loc[used["se_route"].isin(["p_value", "p_bound"]), "study_id"].tolist()
+    if from_p:
+        out.append(f"SEs back-calculated from p-values ({', '.join(from_p)}): exact only if the p came from a "
+                   "t-test on the same comparison.")
+    bound = used[used["se_route"] == "p_bound"]
+    censored = bound.loc[bound["censored"].astype(bool), "study_id"].tolist()
+    as_p = bound.loc[~bound["censored"].astype(bool), "study_id"].tolist()
+    if censored:
+        out.append(f"p-values known only as bounds, censored ({', '.join(censored)}): the model is told only "
+                   "that the effect lies beyond the one computed at the bound.")
+    if as_p:
+        out.append(f"p-values known only as bounds, used as if exact ({', '.join(as_p)}): the SE is an upper "
+                   "bound and the effect is biased towards zero.")
+    notes = info.loc[from_p, "note"].fillna("").str.lower()
+    rank = notes.index[notes.str.contains("|".join(RANK_TESTS))].tolist()
+    if rank:
+        out.append(f"SE from a p-value whose note mentions a rank test (Mann-Whitney/Wilcoxon): {', '.join(rank)}. "
+                   "The rank-test p-value is treated as a t-test p-value, an approximation.")
+    if effects["synthetic"].any():
+        out.append("Some rows are SYNTHETIC (generated by code); they are not evidence.")
+    return out
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def number(value, decimals: int = 2) -> str:
+    """A figure as a reader wants it: counts and ESS without decimals, no "-0.00"."""
+    if pd.isna(value):
+        return ""
+    text = f"{value:.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def _decimals(column: str) -> int:
+    name = str(column).lower()
+    if "ess" in name or name in ("n", "studies", "participants", "k"):
+        return 0
+    return 3 if ("r-hat" in name or "r_hat" in name or "mcse" in name) else 2
+
+
+def _cell(value, decimals: int) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (float, np.floating)):
+        return number(value, decimals)
+    return str(value)
+
+
+def _table(frame: pd.DataFrame, index: bool = True) -> str:
+    """An HTML table: numbers right-aligned and rounded for reading (ESS without decimals), text
+    left-aligned, empty cells for missing values."""
+    if index:
+        frame = frame.reset_index()
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+               for c in frame.columns]
+    decimals = [_decimals(c) for c in frame.columns]
+    head = "".join(f'<th{" class=\"num\"" if num else ""}>{_e(str(c).replace("_", " "))}</th>'
+                   for c, num in zip(frame.columns, numeric))
+    body = []
+    for row in frame.itertuples(index=False):
+        cells = "".join(f'<td{" class=\"num\"" if num else ""}>{_e(_cell(v, d))}</td>'
+                        for v, num, d in zip(row, numeric, decimals))
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _e(text) -> str:
+    return html.escape(str(text))
+
+
+def _p_text(p: float) -> str:
+    return "> 0.99" if p > 0.995 else "< 0.01" if p < 0.005 else f"{p:.2f}"
+
+
+def _interval_text(row, scale) -> str:
+    return f"{number(scale(row['q50']))} (95% CrI {number(scale(row['q2.5']))} to {number(scale(row['q97.5']))})"
+
+
+def _i2_text(result: AnalysisResult) -> str:
+    from ..methods.heterogeneity import heterogeneity_draws
+
+    try:
+        draws = heterogeneity_draws(result.idata)
+    except (ValueError, KeyError):
+        return ""
+    key = next((k for k in draws if k.startswith("I²")), None)
+    if key is None:
+        return ""
+    lo, mid, hi = np.quantile(draws[key], (0.025, 0.5, 0.975))
+    return f"; I² {mid:.0f}% ({lo:.0f}% to {hi:.0f}%)"
+
+
+def results_paragraph(result: AnalysisResult, studies: pd.DataFrame | None = None) -> str:
+    """A plain-language paragraph of the numbers of one analysis: what entered the model, the
+    pooled effect with its 95% CrI and P(effect > 0), per-technique effects, heterogeneity, the
+    prediction for a new study, and the caveats that follow from the rows and the diagnostics."""
+    used = used_effects(result.effects)
+    k, n = len(used), used["n_total"].sum(min_count=1)
+    attrs = result.idata.attrs
+    measure = attrs.get("measure") or result.effects.attrs.get("measure", "effect")
+    ratio = measure in RATIO_MEASURES
+    scale = np.exp if ratio else (lambda v: v)
+    null = "1" if ratio else "0"
+    summary = result.summary
+    pcol = next((c for c in summary.columns if c.startswith("P(>")), None)
+    model = MODEL_WORDS.get(attrs.get("model", ""), attrs.get("model", "a"))
+    people = f", {n:.0f} participants" if pd.notna(n) else ""
+    text = [f"{k} studies{people} entered a {model} model of {result.label} ({measure}"
+            f"{', back-transformed' if ratio else ''})."]
+    pooled = summary.loc["pooled (mu)"]
+    sentence = f"The pooled effect was {_interval_text(pooled, scale)}"
+    if pcol and pd.notna(pooled[pcol]):
+        sentence += f"; the probability that it exceeds {null} is {_p_text(float(pooled[pcol]))}"
+    text.append(sentence + ".")
+    techniques = [i for i in summary.index if i.startswith("technique: ")]
+    if techniques:
+        text.append("By technique: " + "; ".join(
+            f"{i.removeprefix('technique: ')} {_interval_text(summary.loc[i], scale)}" for i in techniques) + ".")
+    if "tau (between studies)" in summary.index:
+        tau = summary.loc["tau (between studies)"]
+        text.append(f"Between-study SD (tau) {_interval_text(tau, lambda v: v).replace('95% CrI ', '')}"
+                    f"{_i2_text(result)}.")
+    if "prediction (new study)" in summary.index:
+        pred = summary.loc["prediction (new study)"]
+        text.append(f"The effect in a new study would lie between {number(scale(pred['q2.5']))} and "
+                    f"{number(scale(pred['q97.5']))} (95% prediction interval)"
+                    + (f", which includes {null}." if pred["q2.5"] < 0 < pred["q97.5"] else "."))
+    text += _result_caveats(result, used, k)
+    return " ".join(text)
+
+
+def _result_caveats(result: AnalysisResult, used: pd.DataFrame, k: int) -> list[str]:
+    out = []
+    if not result.diagnostics.ok:
+        out.append("The fit FAILED its convergence diagnostics: these numbers are not to be trusted.")
+    pre_post = int((used["design"] == "pre_post").sum())
+    if pre_post:
+        out.append(f"{pre_post} of {k} studies are one-group pre/post designs, whose change includes time trends "
+                   "and regression to the mean.")
+    censored = int(used["censored"].astype(bool).sum())
+    if censored:
+        out.append(f"{censored} stud{'y is' if censored == 1 else 'ies are'} known only beyond a p-value bound "
+                   "(censored).")
+    if k < 5 and "tau" in result.idata.posterior:
+        out.append(f"With {k} studies the between-study SD rests largely on its prior.")
+    out += [f"Prior-data conflict: {w}." for w in prior_data_conflict(result.idata, result.effects).warnings]
+    return out
+
+
+def references(studies: pd.DataFrame) -> pd.DataFrame:
+    """One row per distinct (citation, source), with the study rows that cite it, in table order."""
+    source = studies["source"] if "source" in studies else pd.Series("", index=studies.index)
+    frame = pd.DataFrame({"citation": studies["citation"].astype(str).str.strip(),
+                          "source": source.fillna("").astype(str).str.strip(), "study_id": studies["study_id"]})
+    grouped = frame.groupby(["citation", "source"], sort=False)["study_id"].agg(lambda ids: list(dict.fromkeys(ids)))
+    return grouped.reset_index().rename(columns={"study_id": "rows"})
+
+
+def references_section(studies: pd.DataFrame) -> str:
+    """The reference list: every citation of the study table with its source (a link when it is one)."""
+    items = []
+    for ref in references(studies).itertuples():
+        source = ""
+        if ref.source:
+            link = ref.source.startswith(("http://", "https://"))
+            source = (f' <a href="{_e(ref.source)}">{_e(ref.source)}</a>' if link else f" {_e(ref.source)}")
+        items.append(f"<li>{_e(ref.citation)}.{source} <span class=\"note\">({_e(', '.join(ref.rows))})</span></li>")
+    return "<h2>References</h2>\n<ol class=\"refs\">" + "".join(items) + "</ol>"
+
+
+def _design_section(effects: pd.DataFrame) -> list[str]:
+    """Controlled and pre/post rows side by side (evsynth.methods.designs), or why they cannot be."""
+    try:
+        table = design_moderator(effects)
+    except ValueError as exc:
+        return [f'<p class="note">Design (controlled vs pre/post) not contrasted: {_e(exc)}</p>']
+    return ["<h3>Design: controlled vs pre/post studies (meta-regression, exact engine)</h3>",
+            '<p class="note">A pre/post change also contains time trends and regression to the mean; only '
+            "controlled rows estimate what the technique adds.</p>", _table(table.rename(columns=SUMMARY_LABELS))]
+
+
+def _analysis_section(result: AnalysisResult, threshold: float | None) -> str:
+    from . import plots  # matplotlib only when a figure is drawn
+
+    d = result.diagnostics
+    parts = [f"<h2>Outcome: {_e(result.label)}</h2>",
+             f'<div class="banner {"pass" if d.ok else "fail"}">Diagnostics {d.verdict}'
+             + ("" if d.ok else ": do not trust these numbers until the fit passes") + "</div>"]
+    if d.problems:
+        parts.append("<ul>" + "".join(f"<li>{_e(p)}</li>" for p in d.problems) + "</ul>")
+    parts.append(f'<p class="note">{_e(str(d).splitlines()[0])}</p>')
+    summary = result.summary
+    if threshold is not None:
+        from ..methods.summary import summarize  # ArviZ only when a report is written
+
+        extra = summarize(result.idata, threshold=threshold)
+        column = f"P(>{threshold:g})"
+        summary = summary.join(extra[[column]]) if column not in summary else summary
+    parts.insert(1, f'<p class="results">{_e(results_paragraph(result))}</p>')
+    if result.notes:
+        parts.insert(2, '<ul class="note">' + "".join(f"<li>{_e(n)}</li>" for n in result.notes) + "</ul>")
+    parts += ["<h3>Posterior summary (95% equal-tailed intervals)</h3>",
+              _table(summary.rename(columns=SUMMARY_LABELS).rename_axis("Parameter"))]
+    parts += ["<h3>Every technique: its estimate, or why there is none</h3>",
+              _table(format_coverage(technique_coverage(result.effects, result.summary)), index=False)]
+    parts += _design_section(result.effects)
+    post = result.idata.posterior
+    center = float(post["mu"].median())
+    parts += ["<h3>Forest plot</h3>", _png(plots.forest(result.idata, result.effects))]
+    parts += ["<h3>Funnel plot</h3>",
+              '<p class="note">Shaded: where a study is significant against zero at p &lt; 0.10, 0.05, 0.01. '
+              "Points whose SE was back-calculated from a p-value sit on that p's contour by construction. "
+              "With few studies a funnel plot cannot show small-study asymmetry.</p>",
+              _png(plots.funnel(result.effects, center=center))]
+    if "tau" in post and result.idata.attrs.get("prior_tau"):
+        parts += ["<h3>Between-study SD (tau): prior and posterior</h3>",
+                  _png(plots.prior_posterior(result.idata, "tau"))]
+    parts += ["<h3>Convergence diagnostics per parameter</h3>",
+              _table(d.table.rename(columns=DIAGNOSTIC_LABELS).rename_axis("Parameter"))]
+    attrs = {k: v for k, v in result.idata.attrs.items()
+             if k.startswith("prior_") or k in ("model", "sampler", "data_hash")}
+    parts += ["<p class=\"note\">" + _e("; ".join(f"{k}: {v}" for k, v in attrs.items())) + "</p>"]
+    return "\n".join(parts)
+
+
+def sof_section(studies: pd.DataFrame, results: list[AnalysisResult]) -> str:
+    """The summary-of-findings table (evsynth.present.sof) with its rules in one sentence; binary outcomes get
+    the absolute effect per 1000 at the median control-group risk of their studies."""
+    from .sof import median_control_risk, summary_of_findings
+
+    if not results:
+        return ""
+    baseline = {r.label: median_control_risk(studies, r.effects) for r in results}
+    try:
+        table = summary_of_findings(results, baseline_risk=baseline)
+    except ValueError as exc:  # e.g. MD without an imprecision threshold
+        return f"<h2>Summary of findings</h2><p>Not rated: {_e(exc)}</p>"
+    reasons = table.pop("reasons")
+    return "\n".join([
+        "<h2>Summary of findings (GRADE-style)</h2>",
+        '<p class="note">Effect: posterior median and 95% CrI (ratios back-transformed); per 1000: at the median '
+        "control-group risk of the studies. Certainty starts high and drops one level per serious, two per very "
+        "serious rating, by the documented rules of evsynth.present.sof (risk of bias by weight at high risk, "
+        "inconsistency by posterior I² and prediction interval, indirectness by uncontrolled pre/post rows, "
+        "imprecision by CrI width, publication bias by Egger's test with 10 or more studies).</p>",
+        _table(_sof_view(table), index=False),
+        "<ul>" + "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in reasons.items()) + "</ul>"])
+
+
+def _sof_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as a reader sees a SoF table: effect and absolute effect as text with their intervals."""
+    def effect(row):
+        return f"{row['measure']} {row['effect']:.3g} ({row['effect_low']:.3g} to {row['effect_high']:.3g})"
+
+    def absolute(row):
+        if "per_1000" not in row or pd.isna(row.get("per_1000")):
+            return ""
+        text = f"{row['per_1000']:+.1f} ({row['per_1000_low']:+.1f} to {row['per_1000_high']:+.1f})"
+        # a risk difference is the same at every baseline risk; a ratio's absolute effect is not
+        return text if row["measure"] == "RD" else f"{text} at a risk of {1000 * row['baseline_risk']:.1f} per 1000"
+
+    domains = ["risk_of_bias", "inconsistency", "indirectness", "imprecision", "publication_bias"]
+    view = pd.DataFrame({"Outcome": table.index, "Studies": table["studies"].to_numpy(),
+                         "Participants": table["participants"].to_numpy(),
+                         "Effect (95% CrI)": [effect(r) for _, r in table.iterrows()],
+                         "Per 1000 (95% CrI)": [absolute(r) for _, r in table.iterrows()]})
+    for d in domains:
+        view[d.replace("_", " ").capitalize()] = table[d].to_numpy()
+    view["Certainty"] = table["certainty"].str.upper().to_numpy()
+    return view
+
+
+def write_report(studies: pd.DataFrame, effects: pd.DataFrame, results: list[AnalysisResult], skipped: dict,
+                 out, settings: dict, threshold: float | None = None) -> Path:
+    """Write `<out>/report.html` and return its path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed = [r.label for r in results if not r.diagnostics.ok]
+    body = [f"<h1>evsynth report: {_e(settings.get('studies', ''))}</h1>",
+            f'<p class="note">evsynth {__version__}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC</p>']
+    if effects["synthetic"].any():
+        body.append('<div class="banner synthetic">SYNTHETIC DATA in this analysis: not evidence</div>')
+    if failed:
+        body.append(f'<div class="banner fail">DIAGNOSTICS FAILED for: {_e(", ".join(failed))}</div>')
+    body += ["<h2>Settings</h2>", _table(pd.Series(settings, name="value").rename_axis("setting").to_frame())]
+    notes = caveats(studies, effects)
+    if notes:
+        body += ["<h2>Read with care</h2>", "<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>"]
+    entered = in_model(results)
+    body += [f"<h2>Effect sizes ({_e(effects.attrs.get('measure', ''))})</h2>",
+             '<p class="note">"Effect size computed": the row gives an effect and its SE. "Entered a model": the '
+             "row was in one of the models fitted below (head-to-head rows need the network model; an outcome "
+             "with fewer than two studies is not analysed).</p>",
+             _table(effect_table(studies, effects, entered), index=False), se_route_legend(effects)]
+    excluded = rows_not_in_model(effects, skipped, entered)
+    body += ["<h2>Rows that entered no model, and why</h2>",
+             _table(excluded, index=False) if not excluded.empty else "<p>Every row entered a model.</p>"]
+    if skipped:
+        def techniques(label):
+            rows = effects[effects["outcome"] == label]
+            return ", ".join(technique_coverage(rows, not_analysed=skipped[label])["technique"]) if len(rows) else ""
+
+        body += ["<h2>Outcomes not analysed</h2>",
+                 "<ul>" + "".join(f"<li>{_e(k)}: {_e(v)} (techniques: {_e(techniques(k))})</li>"
+                                  for k, v in skipped.items()) + "</ul>"]
+    if not results:
+        body.append("<p>No outcome has enough usable studies to fit a model.</p>")
+    body += [_analysis_section(r, threshold) for r in results]
+    body.append(sof_section(studies, results))
+    body.append(references_section(studies))
+    page = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>evsynth report</title>"
+            f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    path = out / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
