@@ -464,7 +464,8 @@ def test_continuous_rows_in_a_binary_analysis_and_effects_on_another_scale_say_w
                                   sd_ctrl=1.0),
                         dict(study_id="b", design="effect", measure="MD", yi=0.4, sei=0.2)], measure="RR")
     assert table.why_not.tolist() == [
-        "continuous outcome (means): RR needs 2x2 counts (events_treat, events_ctrl) or a reported ratio with its CI"] * 2
+        "continuous outcome (means): RR needs 2x2 counts (events_treat, events_ctrl) or a reported ratio with its CI",
+        "ready-made effect is on the MD scale, the analysis uses RR"]  # a yi + sei says its own scale
     table = effects_of([dict(study_id="b", design="effect", measure="MD", yi=0.4, sei=0.2)])
     assert table.why_not.tolist() == ["ready-made effect is on the MD scale, the analysis uses SMD"]
 

@@ -92,7 +92,8 @@ def test_bcg_counts_pooled_by_reml_match_metafor(measure):
 
 @pytest.mark.parametrize("measure", NIELWEISE_REML_DROP00)
 def test_sparse_data_defaults_match_metafor_add_to_drop00(measure):
-    effects = compute_effects(nielweise_counts(), measure=measure)
+    # the default for RR and OR; RD keeps double-zero studies unless asked (test_effects_conventions.py)
+    effects = compute_effects(nielweise_counts(), measure=measure, continuity=Continuity(drop00=True))
     dropped = effects[~effects.used]
     assert dropped.study_id.tolist() == ["15"]  # Yucel 2004: 0/118 vs 0/105
     assert "no events" in dropped.why_not.iloc[0]
@@ -246,7 +247,7 @@ def test_metafor_default_stop_reproduces_its_printed_sparse_rd_fit():
     # R: rma(measure="RD", ai=ai, n1i=n1i, ci=ci, n2i=n2i, data=dat.nielweise2007, drop00=TRUE) with
     # metafor's default control (stop when tau^2 changes by < 1e-5): estimate -0.0190, se 0.0055,
     # I^2 47.88%, z -3.4842 -- the same algorithm stopped early, not a different estimator.
-    used = used_effects(compute_effects(nielweise_counts(), measure="RD"))
+    used = used_effects(compute_effects(nielweise_counts(), measure="RD", continuity=Continuity(drop00=True)))
     assert_all_printed(reml(used.yi, used.vi, threshold=1e-5),
                        {"mu": "-0.0190", "se": "0.0055", "I2": "47.88", "H2": "1.92", "z": "-3.4842",
                         "ci_low": "-0.0297", "ci_high": "-0.0083"})

@@ -44,7 +44,8 @@ RATIO_REQUIRED = ("ratio", "ci_low", "ci_high", "measure")
 RATIO_MEASURES = ("RR", "OR")
 # Any one of these lets the standard error be obtained (checked in compute_effects order).
 SE_SOURCES_BY_DESIGN = {
-    "pre_post": ("sd_change", "sd_pre+sd_post", "t", "ci_low+ci_high", "p", "p_upper"),
+    # sd_pre alone (with r): enough for the SMD (metafor's SMCR); other measures then report why not
+    "pre_post": ("sd_change", "sd_pre+sd_post", "t", "ci_low+ci_high", "p", "p_upper", "sd_pre"),
     "two_group": ("sd_treat+sd_ctrl", "t", "ci_low+ci_high", "p", "p_upper"),
     "effect": ("sei",),
 }

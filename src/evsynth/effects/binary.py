@@ -21,7 +21,13 @@ class Continuity:
 
     add: float = 0.5
     to: str = "only0"  # "only0": studies with a zero cell; "all"; "if0all": all if any has one; "none"
-    drop00: bool = True  # a study with no events (or only events) in both arms carries no information
+    # A study with no events (or only events) in both arms carries no information on a ratio (RR, OR);
+    # None: drop it for RR and OR, keep it for RD (an RD of 0 is an estimate: escalc's drop00=FALSE).
+    drop00: bool | None = None
+
+    def drops(self, measure: str) -> bool:
+        """Whether double-zero studies are left out under `measure` (None: all but RD)."""
+        return measure.upper() != "RD" if self.drop00 is None else self.drop00
 
     def __post_init__(self):
         if self.to not in CONTINUITY_TO:
@@ -41,6 +47,7 @@ def _has_zero_cell(row) -> bool:
 
 
 def _double_zero(row) -> bool:
+    """No events (or only events) in both arms."""
     a, b, c, d = _cells(row)
     return (a == 0 and c == 0) or (b == 0 and d == 0)
 
@@ -68,7 +75,7 @@ def _binary_row(row, out: dict, measure: str, add: float, continuity: Continuity
         hint = " (or SMD with binary_to_smd=True, the logit conversion)" if measure == "SMD" else ""
         out["why_not"] = f"binary outcome (2x2 counts): analyse with {', '.join(BINARY_MEASURES)}{hint}, not {measure}"
         return out
-    if continuity.drop00 and _double_zero(row):
+    if continuity.drops(measure) and _double_zero(row):
         out["why_not"] = ("no events (or all events) in both arms: the 2x2 table carries no information on a "
                           "relative effect (metafor drop00)")
         return out

@@ -61,6 +61,10 @@ def _se_from_statistics(row, md: float, df: float, study: str) -> tuple[float, s
     raise EffectSizeError(f"study {study!r}: no SD, t, CI or p to obtain a standard error")
 
 
+def _has_statistic(row) -> bool:
+    return any(row[f] is not None for f in ("t", "ci_low", "p", "p_upper"))
+
+
 def _two_group(row, study: str) -> _MeanDifference:
     n1, n2 = row["n_treat"], row["n_ctrl"]
     md, df = row["mean_treat"] - row["mean_ctrl"], n1 + n2 - 2
@@ -82,6 +86,10 @@ def _pre_post(row, r: float, study: str) -> _MeanDifference:
     elif row["sd_pre"] is not None and row["sd_post"] is not None:
         s1, s2 = row["sd_pre"], row["sd_post"]
         sd_change, route = math.sqrt(s1**2 + s2**2 - 2 * r * s1 * s2), "sd"
+    elif row["sd_pre"] is not None and not _has_statistic(row):
+        # Only the baseline SD: enough for the SMD (metafor's SMCR needs sd1i and ri); the change SD
+        # below assumes sd_post = sd_pre and serves only that SMD's bookkeeping, never an MD's SE.
+        sd_change, route = row["sd_pre"] * math.sqrt(2 * (1 - r)), "sd_pre_r"
     else:
         se, route = _se_from_statistics(row, md, df, study)
         sd_change = se * math.sqrt(n)

@@ -13,7 +13,8 @@ allow (SDs, then t, CI, exact p, and last a p-value bound), then the requested m
          table (events_treat/n_treat vs events_ctrl/n_ctrl, as metafor's escalc) or from a ratio
          reported with its 95% CI (design "effect": yi = log ratio, SE from the CI on the log scale).
          A zero cell gets `add` (0.5) in every cell of that study only (metafor's to="only0");
-         a study with no events in either arm is reported as not used (metafor's drop00=TRUE).
+         a study with no events in either arm is reported as not used for RR and OR (metafor's
+         drop00=TRUE, which rma.mh and rma.peto use) and kept for RD (escalc's drop00=FALSE).
          An SMD analysis takes a binary row only when asked (binary_to_smd=True): the logit
          conversion of Chinn (2000), SMD = ln(OR) sqrt(3)/pi, vi = vi(ln OR) 3/pi^2.
 
@@ -30,7 +31,7 @@ import pandas as pd
 
 from ..data.studies import ROB_DOMAINS, StudyDataError, is_validated, load_studies
 from ..data.vocabulary import BINARY_MEASURES, CONTINUOUS_MEASURES, DEFAULT_R_PREPOST, MEASURES, P_BOUND_MODES  # noqa: F401
-from .binary import CONTINUITY_TO, Continuity, _binary_row, _has_zero_cell, _ratio_row  # noqa: F401
+from .binary import CONTINUITY_TO, Continuity, _binary_row, _double_zero, _has_zero_cell, _ratio_row  # noqa: F401
 from .continuous import _measure, _pre_post, _two_group, consistency_warnings
 from .errors import EffectSizeError
 
@@ -164,18 +165,22 @@ def _effect_values(row, measure, r_default, p_bound, control_labels, continuity_
         return _binary_row(row, out, measure, continuity_add, continuity, binary_to_smd)
     if row.get("ratio") is not None:
         return _ratio_row(row, out, measure, binary_to_smd)
-    if measure in BINARY_MEASURES:
-        out["why_not"] = (f"continuous outcome (means): {measure} needs 2x2 counts (events_treat, events_ctrl) "
-                          "or a reported ratio with its CI")
-        return out
-    r = row["r_prepost"] if row["r_prepost"] is not None else r_default
-    if row["design"] == "effect":
+    if row["design"] == "effect":  # a ready-made yi + sei (a log OR under measure "OR", ...)
         if (row["measure"] or "").upper() != measure:
             out["why_not"] = f"ready-made effect is on the {row['measure']} scale, the analysis uses {measure}"
             return out
         out.update(yi=row["yi"], sei=row["sei"], vi=row["sei"] ** 2, se_route="given", used=True)
         return out
+    if measure in BINARY_MEASURES:
+        out["why_not"] = (f"continuous outcome (means): {measure} needs 2x2 counts (events_treat, events_ctrl) "
+                          "or a reported ratio with its CI")
+        return out
+    r = row["r_prepost"] if row["r_prepost"] is not None else r_default
     d = _two_group(row, study) if row["design"] == "two_group" else _pre_post(row, r, study)
+    if d.route == "sd_pre_r" and measure != "SMD":
+        out["why_not"] = (f"only the baseline SD (sd_pre) and r: {measure} needs the SD of the change, or "
+                          "sd_post, t, a CI or p; the SMD standardizes by the baseline SD (metafor SMCR)")
+        return out
     yi, vi = _measure(row, d, measure, r, study)
     out.update(yi=yi, vi=vi, sei=math.sqrt(vi), se_route=d.route, n_total=d.n_total, df=d.df,
                sd_scale=d.sd_scale, used=True)
@@ -193,9 +198,11 @@ def _effect_depends_on_statistic(row, measure: str) -> bool:
     return not (row["design"] == "pre_post" and measure == "SMD" and row["sd_pre"] is not None)
 
 
-def _continuity_adds(rows: list[dict], continuity: Continuity) -> list[float]:
-    """What each 2x2 row gets added to its cells (metafor's add/to)."""
-    binary = [r.get("events_treat") is not None and not r["unusable_reason"] for r in rows]
+def _continuity_adds(rows: list[dict], continuity: Continuity, measure: str) -> list[float]:
+    """What each 2x2 row gets added to its cells (metafor's add/to). Double-zero studies that drop00
+    leaves out are removed first, as in metafor: they do not make to="if0all" correct every study."""
+    binary = [r.get("events_treat") is not None and not r["unusable_reason"]
+              and not (continuity.drops(measure) and _double_zero(r)) for r in rows]
     any_zero = any(b and _has_zero_cell(r) for b, r in zip(binary, rows))
     adds = []
     for is_binary, row in zip(binary, rows):
@@ -217,8 +224,8 @@ def compute_effects(studies: pd.DataFrame, measure: str = "SMD", r_prepost: floa
       bound; SMD/SMCC only), "conservative" treats the bound as the p-value (Cochrane; the effect
       is then biased towards zero), "exclude" leaves it out. "auto" (default): "censor" for
       SMD/SMCC, "conservative" for MD/ROM. The mode used is in `table.attrs["p_bound"]`.
-    continuity: zero-cell handling of 2x2 rows (default Continuity(add=0.5, to="only0",
-      drop00=True): metafor's add/to, and double-zero studies reported as not used).
+    continuity: zero-cell handling of 2x2 rows (default Continuity(add=0.5, to="only0"): metafor's
+      add/to; double-zero studies reported as not used for RR and OR, kept for RD as escalc does).
     binary_to_smd: let an SMD analysis take binary rows through the logit conversion (Chinn 2000);
       their se_route then says "counts_logit" or "ci_logit". Off by default: the conversion assumes
       a logistic latent outcome.
@@ -244,7 +251,7 @@ def compute_effects(studies: pd.DataFrame, measure: str = "SMD", r_prepost: floa
     continuity = Continuity() if continuity is None else continuity
     labels = frozenset(label.lower() for label in control_labels)
     records = studies.astype(object).where(studies.notna(), None).to_dict("records")
-    adds = _continuity_adds(records, continuity)
+    adds = _continuity_adds(records, continuity, measure)
     rows = [_effect_row(row, measure, r_prepost, p_bound, labels, add, continuity, binary_to_smd)
             for row, add in zip(records, adds)]
     domains = [c for c in ROB_DOMAINS if c in studies.columns and studies[c].notna().any()]
@@ -252,7 +259,7 @@ def compute_effects(studies: pd.DataFrame, measure: str = "SMD", r_prepost: floa
     for column in domains:  # risk-of-bias domains, shown only when the study table has them
         table[column] = studies[column].to_numpy()
     table.attrs.update(measure=measure, r_prepost=r_prepost, p_bound=p_bound, continuity_add=continuity.add,
-                       continuity_to=continuity.to, drop00=continuity.drop00, binary_to_smd=binary_to_smd)
+                       continuity_to=continuity.to, drop00=continuity.drops(measure), binary_to_smd=binary_to_smd)
     return table
 
 

@@ -121,7 +121,10 @@ def tau2_reml(yi, vi, X=None, threshold: float = 1e-12, max_iter: int = 100) -> 
     X: moderator matrix with the intercept column (None: intercept only). The one REML estimator
     of the package: random-effects pooling, meta-regression and Egger's mixed-effects test use it.
     threshold: metafor stops at 1e-5 by default, which can leave the 4th printed decimal unsettled
-    when tau^2 is small; 1e-12 converges (`threshold=1e-5` reproduces metafor's default output).
+    when tau^2 is small; 1e-12 converges. `threshold=1e-5` reproduces metafor's default output when
+    tau^2 > 0; at the boundary it does not: metafor halves a step that would cross 0 and stops at a
+    small positive tau^2 (up to ~1e-5, an I^2 of up to ~0.02%), where this scoring returns 0, the
+    converged value (metafor with threshold=1e-12 gives < 1e-12, tests/test_effects_conventions.py).
     max_iter: metafor's maxiter; if scoring has not settled by then, the score equation is bracketed.
     """
     yi, vi = _as_arrays(yi, vi)
@@ -202,7 +205,8 @@ def _fit(yi, vi, tau2: float, method: str, knapp_hartung: bool, tau2_se: float) 
         s2 = typical_variance(vi)
         i2 = 100 * tau2 / (tau2 + s2)
         h2 = (tau2 + s2) / s2
-    half_pi = crit * np.sqrt(se**2 + tau2)  # metafor: same critical value as the CI
+    # metafor: same critical value as the CI; a common-effect model predicts no spread (no interval)
+    half_pi = np.nan if method == "FE" else crit * np.sqrt(se**2 + tau2)
     return MetaResult(
         method=method, k=k, mu=mu, se=se, ci_low=mu - crit * se, ci_high=mu + crit * se,
         z=float(stat), pval=float(_two_sided_p(stat, df)), tau2=float(tau2), tau2_se=tau2_se,
