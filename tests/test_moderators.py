@@ -39,9 +39,10 @@ def test_categorical_moderator_is_treatment_coded(bcg):
     np.testing.assert_array_equal(X[:, 2], (bcg.alloc == "systematic").to_numpy(float))
 
 
-def test_text_column_in_a_list_is_categorical(bcg):
-    _, names = design_matrix(bcg, ["alloc"])
-    assert names == ["intrcpt", "alloc[T.random]", "alloc[T.systematic]"]
+def test_text_column_in_a_list_is_refused_a_categorical_is_declared(bcg):
+    # issue 25: a category is never inferred from text cells; C(alloc) declares it
+    with pytest.raises(ModeratorError, match=r"column 'alloc', study '1': 'random' is not a number.*C\(alloc\)"):
+        design_matrix(bcg, ["alloc"])
 
 
 def test_formula_without_intercept_says_so(bcg):
