@@ -66,6 +66,9 @@ _EXPORTS = {
     "StudyDataError": ("evsynth.data.studies", 'StudyDataError'),
     "load_studies": ("evsynth.data.studies", 'load_studies'),
     "summarize": ("evsynth.methods.summary", 'summarize'),
+    "rma": ("evsynth.methods.tau2", 'rma'),
+    "estimate_tau2": ("evsynth.methods.tau2", 'estimate_tau2'),
+    "heterogeneity_ci": ("evsynth.methods.tau2", 'heterogeneity_ci'),
 }
 
 
@@ -94,4 +97,5 @@ __all__ = [
     "run_analysis", "savage_dickey", "selection", "split_by_outcome", "summarize", "used_effects",
     "write_report", "meta_regression_reml", "heterogeneity_draws", "i2_h2", "design_matrix", "with_study_columns",
     "fit_meta_regression", "rob_formula", "rob_subgroups", "median_control_risk", "summary_of_findings",
+    "rma", "estimate_tau2", "heterogeneity_ci",
 ]

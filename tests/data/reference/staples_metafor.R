@@ -21,9 +21,26 @@ for (m in c("FE", "DL", "REML", "PM", "ML", "SJ", "HE", "EB", "HS")) {
     row$ci_I2 <- num(ci["I^2(%)", ]); row$ci_H2 <- num(ci["H^2", ])
     p <- predict(f); row$pi <- c(p$pi.lb, p$pi.ub)
   }
+  # converged tightly (metafor's defaults stop PM's root search at tol 1.2e-4 and scoring at 1e-5)
+  g <- rma(yi, vi, data = bcg, method = m, control = list(threshold = 1e-12, tol = 1e-12))
+  row$tight <- list(b = num(g$b), se = g$se, tau2 = g$tau2, se_tau2 = g$se.tau2, I2 = g$I2, H2 = g$H2)
+  if (m != "FE") {
+    ci <- confint(g, control = list(tol = 1e-12))$random
+    row$tight$ci_tau2 <- num(ci["tau^2", ]); row$tight$ci_I2 <- num(ci["I^2(%)", ])
+    row$tight$ci_H2 <- num(ci["H^2", ])
+  }
   est[[m]] <- row
 }
 out$bcg_estimators <- est
+# Q-profile on homogeneous subsets: trials 2, 3, 4, 7, 10 (Q below even the lower chi^2 quantile: both
+# bounds 0) and trials 1, 2, 3, 4, 10 (the lower bound 0)
+out$bcg_subset_qprofile <- list()
+for (rows in list(c(2, 3, 4, 7, 10), c(1, 2, 3, 4, 10))) {
+  g <- rma(yi, vi, data = bcg[rows, ], method = "PM", control = list(tol = 1e-12))
+  ci <- suppressMessages(confint(g, control = list(tol = 1e-12))$random)
+  out$bcg_subset_qprofile[[length(out$bcg_subset_qprofile) + 1]] <- list(rows = rows, tau2 = g$tau2, QE = g$QE,
+    ci_tau2 = num(ci["tau^2", ]), ci_I2 = num(ci["I^2(%)", ]), ci_H2 = num(ci["H^2", ]))
+}
 
 # ---- Mantel-Haenszel and Peto on dat.bcg
 mh <- list()
