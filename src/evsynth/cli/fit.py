@@ -88,9 +88,25 @@ def _print_design(label: str, table: pd.DataFrame, priors: dict) -> None:
         "estimate what the technique adds.")
 
 
-def _print_regression(label: str, table: pd.DataFrame, mods, priors: dict, stem: Path) -> None:
+def check_moderators(runnable: dict, mods) -> None:
+    """--mods: every outcome's design matrix is built before anything is fitted, so an unusable
+    moderator (a text cell, a non-finite value, the outcome itself...) exits 2 before any work."""
+    from ..model.description import prepare
+    from ..model.moderators import INTERCEPT, ModeratorError, design_matrix
+
+    for label, table in runnable.items():
+        try:
+            if design_matrix(prepare(table), mods)[1][0] != INTERCEPT:
+                raise ModeratorError(f"mods {mods!r}: the Bayesian meta-regression needs the intercept (its mu); "
+                                     "drop '0 +' / '- 1' from the formula")
+        except ModeratorError as exc:
+            raise ModeratorError(f"outcome {label!r}: {exc}") from None
+
+
+def _print_regression(label: str, table: pd.DataFrame, mods, priors: dict, stem: Path) -> bool:
     """--mods: the Bayesian meta-regression (exact engine) with the REML + Knapp-Hartung fit beside it,
-    saved as <stem>_metareg.csv; with one continuous moderator also the bubble plot <stem>_regplot.png."""
+    saved as <stem>_metareg.csv; with one continuous moderator also the bubble plot <stem>_regplot.png.
+    False when it cannot be fitted (the run then exits 4, as when nothing could be analysed)."""
     import pandas as pd
 
     from ..model.moderators import ModeratorError
@@ -101,8 +117,8 @@ def _print_regression(label: str, table: pd.DataFrame, mods, priors: dict, stem:
     except ModeratorError:
         raise  # bad input (a missing or empty moderator): exit status 2
     except ValueError as exc:
-        print(f"\n{label}: meta-regression on {mods} not fitted: {exc}")
-        return
+        print(f"\n{label}: meta-regression on {mods} cannot be fitted (exit status 4): {exc}", file=sys.stderr)
+        return False
     freq = result.frequentist
     print_frame(f"{label}: Bayesian meta-regression, mods {result.mods} (exact engine; 95% CrI, P(beta > 0))",
                  result.coefficients, digits=4)
@@ -121,6 +137,7 @@ def _print_regression(label: str, table: pd.DataFrame, mods, priors: dict, stem:
         fig.savefig(f"{stem}_regplot.png", dpi=120)
         saved.append(f"{stem}_regplot.png")
     print(f"saved {', '.join(saved)}")
+    return True
 
 
 def cmd_fit(args) -> int:
@@ -158,7 +175,9 @@ def cmd_fit(args) -> int:
         techniques = technique_coverage(groups[label], not_analysed=reason)["technique"]
         print("\n" + textwrap.fill(f"outcome {label!r} not analysed: {reason} (techniques: {', '.join(techniques)})",
                                   WIDTH, subsequent_indent="    "))
-    failed = []
+    if args.mods is not None:
+        check_moderators(runnable, args.mods)
+    failed, unfitted = [], []
     for label, table in runnable.items():
         doing = ("exact posterior (quadrature)" if args.engine == "exact" else
                  f"compiling and sampling ({args.chains} chains x {args.draws} draws)")
@@ -185,12 +204,15 @@ def cmd_fit(args) -> int:
 
         forest(result.idata, table).savefig(f"{stem}_forest.png", dpi=120)
         say(f"saved {stem}.nc, {stem}_summary.csv, {stem}_forest.png")
-        if args.mods is not None:
-            _print_regression(label, table, args.mods, dict(args.prior), stem)
+        if args.mods is not None and not _print_regression(label, table, args.mods, dict(args.prior), stem):
+            unfitted.append(label)
         if not result.diagnostics.ok:
             failed.append(label)
     report_replaced(out, before)
     if not runnable:
         print("\nno outcome has enough usable studies to fit a model: nothing analysed", file=sys.stderr)
+        return EXIT_NOTHING_ANALYSED
+    if unfitted:
+        print(f"\nmeta-regression not fitted for: {', '.join(unfitted)} (exit status 4)", file=sys.stderr)
         return EXIT_NOTHING_ANALYSED
     return exit_status(failed, args.accept_failed)

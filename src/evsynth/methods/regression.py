@@ -25,7 +25,7 @@ import pandas as pd
 from ..model import description
 from .frequentist import MetaRegression, mixed_effects
 from .heterogeneity import heterogeneity_draws
-from ..model.moderators import INTERCEPT, design_matrix
+from ..model.moderators import INTERCEPT, ModeratorError, design_matrix
 
 ENGINES = ("exact", "pymc")
 COLUMNS = ["mean", "sd", "q2.5", "q50", "q97.5", "P(>0)"]
@@ -142,7 +142,7 @@ def fit_meta_regression(effects: pd.DataFrame, mods, priors: dict | None = None,
     table = description.prepare(effects)
     X, names = design_matrix(table, mods)
     if names[0] != INTERCEPT:
-        raise ValueError(f"mods {mods!r}: the Bayesian meta-regression needs the intercept (its mu); "
+        raise ModeratorError(f"mods {mods!r}: the Bayesian meta-regression needs the intercept (its mu); "
                          "drop '0 +' / '- 1' from the formula")
     terms = list(model.fixed[1].labels)
     if sampling and engine != "pymc":

@@ -317,6 +317,11 @@ def meta_regression(effects: pd.DataFrame, mods, priors: dict | None = None) -> 
         raise ValueError(f"mods {mods!r} give no moderator column")
     X = np.column_stack([np.ones(len(table)), X[:, slopes]])
     labels = tuple(names[k] for k in slopes)
+    if np.linalg.matrix_rank(X) < X.shape[1]:  # e.g. "~ 0 + C(alloc)": every level's dummy beside mu
+        from .moderators import ModeratorError
+
+        raise ModeratorError(f"mods {mods!r}: the moderator columns {', '.join(labels)} add up to the intercept "
+                             "(mu is always in the model): keep the intercept in the formula")
     settings = data_settings(effects, table) | {
         "model": "meta_regression", "mods": ", ".join(labels), "prior_mu": chosen["mu"],
         "prior_tau": chosen["tau"], "prior_beta": chosen["beta"]}

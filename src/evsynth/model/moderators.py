@@ -78,18 +78,18 @@ def _numbers(column: pd.Series, name: str, labels: list[str]) -> np.ndarray:
     grammar, no hex, no underscores), else refused naming the study and the column. A text cell is
     never turned into a category: a categorical moderator is declared with C(column)."""
     values = np.empty(len(column))
-    for i, (label, cell) in enumerate(zip(labels, column)):
+    for i, (label, given) in enumerate(zip(labels, column)):
+        cell = given
         if isinstance(cell, str):
-            text = cell.strip()
-            if not STRICT_NUMBER.fullmatch(text):
+            if not STRICT_NUMBER.fullmatch(cell.strip()):
                 raise ModeratorError(f"moderator column {name!r}, study {label!r}: {cell!r} is not a number; a "
                                      f"categorical moderator is declared with C({name})")
-            cell = float(text)
+            cell = float(cell)
         elif isinstance(cell, (bool, np.bool_)) or not isinstance(cell, (int, float, np.integer, np.floating)):
             raise ModeratorError(f"moderator column {name!r}, study {label!r}: {cell!r} is not a number; a "
                                  f"categorical moderator is declared with C({name})")
         if not math.isfinite(float(cell)):
-            raise ModeratorError(f"moderator column {name!r}, study {label!r}: {cell!r} is not a finite number")
+            raise ModeratorError(f"moderator column {name!r}, study {label!r}: {given!r} is not a finite number")
         values[i] = float(cell)
     return values
 
@@ -129,7 +129,7 @@ def design_matrix(table: pd.DataFrame, mods) -> tuple[np.ndarray, list[str]]:
                                 else table[name].to_numpy()) for name in formula.columns})
     try:
         with np.errstate(all="ignore"):
-            matrix = formulaic.model_matrix(formula.text, data, na_action="raise", context={"sqrt": np.sqrt})
+            matrix = formulaic.model_matrix(formula.text, data, na_action="ignore", context={"sqrt": np.sqrt})
     except (FormulaicError, ValueError, TypeError, ArithmeticError) as exc:
         raise ModeratorError(f"mods {formula.text!r} cannot be evaluated on the study table: "
                              f"{_clean(str(exc))}") from None
@@ -167,7 +167,8 @@ def _as_numbers(column: pd.Series) -> pd.Series:
     extra columns as text); else the text as it is (design_matrix refuses a text cell of a numeric
     moderator by study and column)."""
     filled = column[~_is_empty(column)]
-    if len(filled) and all(isinstance(v, str) and STRICT_NUMBER.fullmatch(v.strip()) for v in filled):
+    if len(filled) and all(isinstance(v, str) and STRICT_NUMBER.fullmatch(v.strip()) and math.isfinite(float(v))
+                           for v in filled):
         return column.where(~_is_empty(column)).map(lambda v: float(v) if isinstance(v, str) else np.nan)
     return column
 
