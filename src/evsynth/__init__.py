@@ -69,6 +69,10 @@ _EXPORTS = {
     "rma": ("evsynth.methods.tau2", 'rma'),
     "estimate_tau2": ("evsynth.methods.tau2", 'estimate_tau2'),
     "heterogeneity_ci": ("evsynth.methods.tau2", 'heterogeneity_ci'),
+    "multilevel": ("evsynth.methods.multilevel", 'multilevel'),
+    "robust": ("evsynth.methods.robust", 'robust'),
+    "impute_covariance": ("evsynth.effects.covariance", 'impute_covariance'),
+    "shared_control_covariance": ("evsynth.effects.covariance", 'shared_control_covariance'),
 }
 
 
@@ -98,4 +102,5 @@ __all__ = [
     "write_report", "meta_regression_reml", "heterogeneity_draws", "i2_h2", "design_matrix", "with_study_columns",
     "fit_meta_regression", "rob_formula", "rob_subgroups", "median_control_risk", "summary_of_findings",
     "rma", "estimate_tau2", "heterogeneity_ci",
+    "multilevel", "robust", "impute_covariance", "shared_control_covariance",
 ]
