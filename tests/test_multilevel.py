@@ -70,7 +70,7 @@ def test_konstantopoulos_with_moderator(konst):
     check(fit, ref)
 
 
-@pytest.mark.parametrize("mods,key", [(None, "assink2016_REML"), ("~ deltype", "assink2016_REML_deltype")])
+@pytest.mark.parametrize("mods,key", [(None, "assink2016_REML"), ("~ C(deltype)", "assink2016_REML_deltype")])
 def test_assink_three_level(assink, mods, key):
     fit = multilevel(assink, "~ 1 | study/esid", mods=mods)
     assert rel(fit.sigma2, REF[key]["sigma2"]) < TOL
@@ -90,9 +90,9 @@ def test_assink_imputed_correlation(assink, random, key):
 @pytest.mark.parametrize("method,tol", [("REML", TOL), ("ML", 2e-5)])
 def test_berkey_bivariate_unstructured(berkey, method, tol):
     ref = REF[f"berkey1998_UN_{method}"]
-    fit = multilevel(berkey, "~ outcome | trial", V=np.array(REF["berkey1998_V"]), mods="~ 0 + outcome",
+    fit = multilevel(berkey, "~ outcome | trial", V=np.array(REF["berkey1998_V"]), mods="~ 0 + C(outcome)",
                      method=method)
-    assert [n.replace("[", "").replace("]", "") for n in fit.coefficients.index] == ref["coef_names"]
+    assert [n.replace("C(outcome)[", "outcome").rstrip("]") for n in fit.coefficients.index] == ref["coef_names"]
     assert rel(fit.sigma2[:2], ref["tau2"]) < tol
     assert rel(fit.rho.loc["AL", "PD"], ref["rho"]) < tol
     check(fit, ref, tol)
@@ -185,6 +185,6 @@ def test_bad_tables_name_the_field(assink):
 
 
 def test_lines_fit_terminal(assink):
-    lines = multilevel(assink, "~ 1 | study/esid", mods="~ deltype").lines()
+    lines = multilevel(assink, "~ 1 | study/esid", mods="~ C(deltype)").lines()
     assert all(len(line) <= 100 for line in lines)
     assert any("study/esid" in line for line in lines)

@@ -29,7 +29,7 @@ def rel(a, b):
 
 
 CASES = {"assink2016_REML": ("~ 1 | study/esid", None, None),
-         "assink2016_REML_deltype": ("~ 1 | study/esid", "~ deltype", None),
+         "assink2016_REML_deltype": ("~ 1 | study/esid", "~ C(deltype)", None),
          "assink2016_CE_r06": ("~ 1 | study", None, 0.6),
          "assink2016_CHE_r06": ("~ 1 | study/esid", None, 0.6)}
 
@@ -49,7 +49,7 @@ def test_cr2_equals_clubsandwich(assink, key):
 
 def test_cr2_differs_from_model_based_se(assink):
     """The sandwich is not the model's SE: for the moderator model they differ by a factor > 3."""
-    fit = multilevel(assink, "~ 1 | study/esid", mods="~ deltype")
+    fit = multilevel(assink, "~ 1 | study/esid", mods="~ C(deltype)")
     ratio = fit.coefficients["se"] / robust(fit).coefficients["se"]
     assert ratio.max() > 3
 
@@ -70,7 +70,7 @@ def test_cr2_closed_form_for_a_mean():
 
 
 def test_low_df_flagged_both_sides(assink):
-    lines = robust(multilevel(assink, "~ 1 | study/esid", mods="~ deltype")).lines()
+    lines = robust(multilevel(assink, "~ 1 | study/esid", mods="~ C(deltype)")).lines()
     flagged = [line for line in lines if "unreliable" in line]
     assert len(flagged) == 2  # df 2.3 and 2.0
     assert not any("unreliable" in line and "intrcpt" in line for line in lines)  # df 6.8

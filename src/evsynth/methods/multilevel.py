@@ -385,7 +385,7 @@ def multilevel(table: pd.DataFrame, random, V=None, mods=None, method: str = "RE
 
     random: "~ 1 | study/effect" (nested levels), ["study", "study/effect"], or "~ outcome | trial"
     (an unstructured outcome covariance within trials: a multivariate model; give mods =
-    "~ 0 + outcome" for one mean per outcome). V: the sampling covariance, an n x n matrix (see
+    "~ 0 + C(outcome)" for one mean per outcome). V: the sampling covariance, an n x n matrix (see
     evsynth.effects.covariance for building it from a within-study correlation); None: the
     independent variances in column `vi`. mods: a formula or columns (evsynth.model.moderators);
     None: intercept only.
