@@ -73,6 +73,9 @@ _EXPORTS = {
     "robust": ("evsynth.methods.robust", 'robust'),
     "impute_covariance": ("evsynth.effects.covariance", 'impute_covariance'),
     "shared_control_covariance": ("evsynth.effects.covariance", 'shared_control_covariance'),
+    "mantel_haenszel": ("evsynth.methods.binary_pooling", 'mantel_haenszel'),
+    "peto": ("evsynth.methods.binary_pooling", 'peto'),
+    "cochran_mantel_haenszel": ("evsynth.methods.binary_pooling", 'cochran_mantel_haenszel'),
 }
 
 
@@ -103,4 +106,5 @@ __all__ = [
     "fit_meta_regression", "rob_formula", "rob_subgroups", "median_control_risk", "summary_of_findings",
     "rma", "estimate_tau2", "heterogeneity_ci",
     "multilevel", "robust", "impute_covariance", "shared_control_covariance",
+    "mantel_haenszel", "peto", "cochran_mantel_haenszel",
 ]

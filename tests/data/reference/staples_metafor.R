@@ -56,6 +56,16 @@ f <- rma.peto(ai = tpos, bi = tneg, ci = cpos, di = cneg, data = dat.bcg)
 mh$PETO <- list(b = num(f$b), se = f$se, zval = f$zval, pval = f$pval, ci_lb = f$ci.lb, ci_ub = f$ci.ub,
                 QE = f$QE, QEp = f$QEp, I2 = f$I2, H2 = f$H2, k = f$k)
 out$bcg_mh <- mh
+# sparse data with zero cells and a double-zero study (Yucel 2004): dat.nielweise2007
+nw <- list()
+for (m in c("RR", "OR", "RD")) {
+  f <- rma.mh(measure = m, ai = ai, n1i = n1i, ci = ci, n2i = n2i, data = dat.nielweise2007)
+  nw[[m]] <- list(b = num(f$b), se = f$se, QE = f$QE, k = f$k, k_yi = f$k.yi, I2 = f$I2,
+                  MH = if (m == "OR") f$MH else NULL, CO = if (m == "OR") f$CO else NULL)
+}
+f <- rma.peto(ai = ai, n1i = n1i, ci = ci, n2i = n2i, data = dat.nielweise2007)
+nw$PETO <- list(b = num(f$b), se = f$se, QE = f$QE, k = f$k, k_yi = f$k.yi, I2 = f$I2)
+out$nielweise_mh <- nw
 
 # ---- influence diagnostics (REML, dat.bcg)
 f <- rma(yi, vi, data = bcg)
