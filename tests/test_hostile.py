@@ -255,7 +255,7 @@ def test_stale_files_in_out_are_listed(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert status == 4
     assert f"replaced in {out}: effects.csv" in printed
-    assert "from an earlier run, not this one: milk_volume_forest.png" in printed
+    assert "from an earlier run, not this one: milk_volume_forest.png" in " ".join(printed.split())
     assert (out / "effects.csv").read_text() != "old"
 
 

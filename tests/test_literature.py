@@ -20,10 +20,14 @@ LITERATURE = ROOT / "tests" / "data" / "literature"
 
 MASSAGE = ROOT / "studies" / "massage.csv"
 # Versus a control or baseline, in an SMD analysis (the default): what the pairwise models take.
-USED = {"hesti2017", "ijaph12", "pratama2023",  # round 1
-        "langgeng2020", "viswanath2016", "fara2022", "icash_a051", "dewi2024_weight", "dewi2024_urination"}
-MILK_VOLUME_USED = {"hesti2017", "pratama2023", "langgeng2020", "viswanath2016", "fara2022"}
-HEAD_TO_HEAD_USED = {"emilda2020"}  # oxytocin vs Marmet: only the network model can use it
+USED = {"ijaph12", "pratama2023",  # round 1
+        "langgeng2020", "viswanath2016", "fara2022", "icash_a051", "dewi2024_weight", "dewi2024_urination",
+        # p-derived: n, a p (or bound), the test and the printed direction, no means (audit 2026-12)
+        "kundarti2025", "jose_manipal", "saputri2015_marmet"}
+MILK_VOLUME_USED = {"kundarti2025", "pratama2023", "langgeng2020", "viswanath2016", "fara2022", "jose_manipal",
+                    "saputri2015_marmet"}
+HEAD_TO_HEAD_USED = {"emilda2020", "medan_neck"}  # oxytocin vs Marmet, neck vs pectoralis: network model only
+CHANGE_SCORES = {"hesti2017": "two-group means are change scores"}  # kept apart from final-value SMDs
 BINARY = {"wijayanti2014": "binary outcome (2x2 counts)"}  # used by RR/OR/RD analyses, not by SMD
 UNUSABLE = {  # study id -> words that must be in its reason
     "sulaeman2017": "group sizes not printed",
@@ -34,8 +38,6 @@ UNUSABLE = {  # study id -> words that must be in its reason
     "mjm2025_epds": "no means, SDs or p-values",
     "mjm2025_oxytocin": "no means, SDs or p-values",
     "mjm2025_milkscore": "no means, SDs or p-values",
-    "kundarti2025": "no means or SDs printed",
-    "medan_neck": "no means or SDs printed",
     "jgrph417": "means and SDs not printed",
     # round 2 (../shared/literature/candidate_studies_round2.csv)
     "wulandari2014": "'5:12 hours'",
@@ -48,9 +50,8 @@ UNUSABLE = {  # study id -> words that must be in its reason
     "nurlaila2019_mob": "omnibus bound",
     "nurlaila2019_ob": "omnibus bound",
     "nurlaila2019_mb": "omnibus bound",
-    "jose_manipal": "means not printed",
     "thai2026_marmet": "means and SDs not in the abstract",
-    "rizka_bogor": "means not printed",
+    "rizka_bogor": "direction of the difference is not stated",
     "hadriani2019": "cut off",
     # found by the round-2 search of this repository (pages corpus)
     "setiowati2017": "contradicts the printed p",
@@ -58,7 +59,6 @@ UNUSABLE = {  # study id -> words that must be in its reason
     "karuniawati_oxytocin": "percentages do not fit",
     "fitriani2021": "numerator",
     "rofiah2016": "group split not printed",
-    "saputri2015_marmet": "means not printed",
     "hendriyani2019": "mean ranks",
     "tanjungkarang2023_marmet": "no means",
     "mld_ttm2023": "no means",
@@ -91,20 +91,24 @@ def test_loading_the_bundled_data_reports_exactly_which_rows_are_used_and_which_
     assert set(milk["study_id"]) == MILK_VOLUME_USED and len(milk) >= 5
     assert set(effects.loc[effects["used"] & effects["head_to_head"], "study_id"]) == HEAD_TO_HEAD_USED
     left_out = not_used(effects).set_index("study_id")["why_not"]
-    assert set(left_out.index) == set(UNUSABLE) | HEAD_TO_HEAD_USED | set(BINARY)
+    assert set(left_out.index) == set(UNUSABLE) | HEAD_TO_HEAD_USED | set(BINARY) | set(CHANGE_SCORES)
     assert set(left_out.index) | USED == set(studies["study_id"])  # every row accounted for
+    for study, words in CHANGE_SCORES.items():
+        assert left_out[study].startswith(words), study
     for study, words in UNUSABLE.items():
         assert left_out[study].startswith("not usable as reported: ") and words in left_out[study], study
     for study, words in BINARY.items():
         assert left_out[study].startswith(words), study
     assert "needs the network model" in left_out["emilda2020"]
-    # Only a p printed as a bound (with no SD) makes a row censored.
+    # Only a p printed as a bound (with no SD) of a t-test or an unnamed test makes a row censored; a rank
+    # test's bound (fara2022, kundarti2025: Wilcoxon) is used as the p.
     by_id = effects.set_index("study_id")
-    assert set(by_id.index[by_id["censored"]]) == {"hesti2017", "fara2022"}
+    assert set(by_id.index[by_id["censored"]]) == {"medan_neck"}
     assert by_id.loc[sorted(USED | HEAD_TO_HEAD_USED), "se_route"].to_dict() == {
-        "hesti2017": "p_bound", "ijaph12": "sd", "pratama2023": "p_value", "emilda2020": "sd",
-        "langgeng2020": "p_value", "viswanath2016": "sd", "fara2022": "p_bound", "icash_a051": "p_value",
-        "dewi2024_weight": "sd", "dewi2024_urination": "sd"}
+        "ijaph12": "sd", "pratama2023": "p_value", "emilda2020": "sd", "medan_neck": "p_bound",
+        "langgeng2020": "p_value", "viswanath2016": "t_sd", "fara2022": "p_bound", "icash_a051": "p_value",
+        "dewi2024_weight": "sd", "dewi2024_urination": "t_sd", "kundarti2025": "p_bound",
+        "jose_manipal": "p_value", "saputri2015_marmet": "p_value"}
 
 
 def test_the_binary_row_is_used_by_a_risk_ratio_analysis(studies):
@@ -126,7 +130,7 @@ def test_evsynth_fit_prints_the_rows_not_used_with_their_reasons(monkeypatch, ca
     printed = dict(entry.strip().split(" ", 1) for entry in entries if entry.strip())  # study -> "(outcome): reason"
     # every row that is not usable, is head-to-head or binary, and the used rows of outcomes too small
     too_small = {"icash_a051", "dewi2024_urination"}  # time to colostrum, infant urination: 1 study each
-    assert set(printed) == set(UNUSABLE) | HEAD_TO_HEAD_USED | set(BINARY) | too_small
+    assert set(printed) == set(UNUSABLE) | HEAD_TO_HEAD_USED | set(BINARY) | set(CHANGE_SCORES) | too_small
     left_out = not_used(compute_effects(load_studies(MASSAGE))).set_index("study_id")["why_not"]
     for study in set(printed) - too_small:
         assert printed[study].split("): ", 1)[1] == " ".join(left_out[study].split()), study

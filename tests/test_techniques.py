@@ -33,7 +33,7 @@ def _summary(rows: dict) -> pd.DataFrame:
 
 
 def test_every_milk_volume_technique_gets_an_estimate_or_a_reason(effects):
-    summary = _summary({"oxytocin": (0.9, 0.5, 1.3), "breast care + oxytocin": (1.0, 0.3, 1.8),
+    summary = _summary({"oxytocin": (0.9, 0.5, 1.3), "marmet": (1.0, 0.3, 1.8),
                         "breast massage": (1.1, 0.4, 1.9)})
     table = technique_coverage(_milk(effects), summary).set_index("technique")
     labels = set(_milk(effects)["technique"])
@@ -43,19 +43,21 @@ def test_every_milk_volume_technique_gets_an_estimate_or_a_reason(effects):
     assert set(table.index) == labels | components | comparators  # every label, component and comparator
     assert {"oxytocin", "neck", "marmet"} <= set(table.index)
     estimated = table[table["status"] == "estimate"]
-    assert set(estimated.index) == {"oxytocin", "breast care + oxytocin", "breast massage"}
-    assert table.loc["oxytocin", "studies_used"] == "pratama2023, langgeng2020, fara2022"
-    assert table.loc["oxytocin", "designs"] == "1 controlled, 2 pre/post"
+    assert set(estimated.index) == {"oxytocin", "marmet", "breast massage"}
+    assert table.loc["oxytocin", "studies_used"] == "kundarti2025, pratama2023, langgeng2020, fara2022"
+    assert table.loc["oxytocin", "designs"] == "2 controlled, 2 pre/post"
+    assert table.loc["marmet", "studies_used"] == "saputri2015_marmet"  # one uncontrolled, p-derived study
+    assert table.loc["marmet", "designs"] == "1 pre/post"
     assert table.loc["oxytocin", ["q50", "q2.5", "q97.5"]].tolist() == [0.9, 0.5, 1.3]
-    assert "one study" in table.loc["breast massage", "reason"]
+    assert "one study" in table.loc["marmet", "reason"]
+    # the change-score row is kept apart from final-value SMDs, and says so
+    assert "hesti2017: two-group means are change scores" in table.loc["breast care + oxytocin", "reason"]
     # no usable study: each row named with the first clause of its reason
     assert table.loc["neck", "status"] == "no usable study"
-    assert table.loc["neck", "reason"] == "medan_neck: no means or SDs printed"
-    assert table.loc["marmet", "reason"] == ("thai2026_marmet: group sizes, means and SDs not in the abstract; "
-                                             "saputri2015_marmet: means not printed in the abstract")
+    assert table.loc["neck", "reason"] == "medan_neck: head-to-head comparison: needs the network model"
     assert table.loc["oxytocin + marmet", "reason"] == "lubis_gikes: number of mothers not printed"
     assert table.loc["breast care", "status"] == "only in combinations"
-    assert "breast care + oxytocin (estimate)" in table.loc["breast care", "reason"]
+    assert "breast care + oxytocin (no usable study)" in table.loc["breast care", "reason"]
     assert np.isnan(table.loc["neck", "q50"])
     assert table.loc["routine education", "status"] == "only as comparator"
     assert table.loc["routine education", "reason"].endswith("(acupressure vs routine education); none of them usable")
@@ -93,7 +95,8 @@ def test_combinations_grouped_by_their_massage_component(effects):
     coverage = technique_coverage(_milk(group_combinations(effects)), _summary({"oxytocin": (1, 0, 2)}))
     oxytocin = coverage[coverage["technique"].str.startswith("oxytocin (with")].iloc[0]
     assert oxytocin["technique"] == "oxytocin (with breast acupressure + oxytocin, breast care + oxytocin)"
-    assert oxytocin["studies_used"] == "hesti2017, pratama2023, langgeng2020, fara2022"
+    # hesti2017 (breast care + oxytocin) is a change-score row, kept apart from the SMD analysis
+    assert oxytocin["studies_used"] == "kundarti2025, pratama2023, langgeng2020, fara2022"
     assert "breast care + oxytocin" not in set(coverage["technique"])  # no silent fourth technique
 
 
@@ -142,13 +145,14 @@ def test_design_moderator_matches_weighted_least_squares_when_tau_is_pinned_near
         mean, sd = np.dot(c, coef), np.sqrt(np.dot(c, cov @ c))
         assert table.loc[label, "q50"] == pytest.approx(mean, abs=0.03 * sd), label
         assert table.loc[label, "q97.5"] - table.loc[label, "q2.5"] == pytest.approx(2 * 1.959964 * sd, rel=0.03)
-    assert table.loc["controlled studies (mu)", "studies"] == "hesti2017, langgeng2020"
-    assert table.loc["pre/post studies (mu + beta)", "studies"] == "pratama2023, viswanath2016, fara2022"
-    with pytest.raises(ValueError, match="all 2 used rows are controlled|at least 3"):
+    assert table.loc["controlled studies (mu)", "studies"] == "kundarti2025, langgeng2020, jose_manipal"
+    assert table.loc["pre/post studies (mu + beta)", "studies"] == ("pratama2023, viswanath2016, fara2022, "
+                                                                   "saputri2015_marmet")
+    with pytest.raises(ValueError, match="all 3 used rows are controlled"):
         design_moderator(milk[milk["design"] == "two_group"])
 
 
-def test_evsynth_fit_pools_five_milk_volume_studies_and_names_every_technique(capsys, tmp_path):
+def test_evsynth_fit_pools_seven_milk_volume_studies_and_names_every_technique(capsys, tmp_path):
     """The issue's done criterion, end to end (small draws; the exact engine checks the fit)."""
     rc = cli.main(["fit", str(MASSAGE), "--outcome", "milk volume", "--out", str(tmp_path), "--draws", "300",
                    "--tune", "300", "--chains", "2", "--seed", "5", "--accept-failed"])
@@ -160,10 +164,12 @@ def test_evsynth_fit_pools_five_milk_volume_studies_and_names_every_technique(ca
     assert [line.split(": ", 1)[0] for line in lines] == list(coverage["technique"])  # every technique, in order
     estimated = [line for line in lines if " from " in line]
     pooled = [s for line in estimated for s in line.split(" from ", 1)[1].split(" (")[0].split(", ")]
-    assert sorted(pooled) == ["fara2022", "hesti2017", "langgeng2020", "pratama2023", "viswanath2016"]
-    assert "neck: no usable study: medan_neck: no means or SDs printed" in section
-    assert "marmet: no usable study: thai2026_marmet:" in section
+    assert sorted(pooled) == ["fara2022", "jose_manipal", "kundarti2025", "langgeng2020", "pratama2023",
+                              "saputri2015_marmet", "viswanath2016"]
+    assert "neck: no usable study: medan_neck: head-to-head comparison" in section
+    assert "marmet: " in section and " from saputri2015_marmet (1 pre/post" in " ".join(section.split())
     assert "breast care: only in combinations:" in section
     summary = pd.read_csv(tmp_path / "milk_volume_summary.csv", index_col=0)
-    assert {"technique: oxytocin", "technique: breast care + oxytocin", "technique: breast massage"} <= set(summary.index)
+    assert {"technique: oxytocin", "technique: marmet", "technique: breast massage"} <= set(summary.index)
+    assert "milk volume: one-group pre/post rows carry " in out  # the weight share beside the pooled effect
     assert "pre/post - controlled (beta)" in out  # the design contrast is printed too

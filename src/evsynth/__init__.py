@@ -21,6 +21,9 @@ _EXPORTS = {
     "plots": ("evsynth.present.plots", None),
     "run_analysis": ("evsynth.methods.analysis", 'run_analysis'),
     "split_by_outcome": ("evsynth.methods.analysis", 'split_by_outcome'),
+    "one_row_per_sample": ("evsynth.methods.analysis", 'one_row_per_sample'),
+    "restrict_design": ("evsynth.methods.designs", 'restrict_design'),
+    "prepost_weight_share": ("evsynth.methods.designs", 'prepost_weight_share'),
     "egger_test": ("evsynth.methods.bias", 'egger_test'),
     "funnel_data": ("evsynth.methods.bias", 'funnel_data'),
     "pet_peese": ("evsynth.methods.bias", 'pet_peese'),
@@ -107,4 +110,5 @@ __all__ = [
     "rma", "estimate_tau2", "heterogeneity_ci",
     "multilevel", "robust", "impute_covariance", "shared_control_covariance",
     "mantel_haenszel", "peto", "cochran_mantel_haenszel",
+    "one_row_per_sample", "restrict_design", "prepost_weight_share",
 ]

@@ -48,9 +48,9 @@ def report_replaced(out: Path, before: dict[str, int]) -> None:
     replaced = sorted(n for n in before if n in now and now[n] != before[n])
     stale = sorted(n for n in before if n in now and now[n] == before[n])
     if replaced:
-        print(f"replaced in {out}: {', '.join(replaced)}")
+        say(f"replaced in {out}: {', '.join(replaced)}")
     if stale:
-        print(f"NOTE: {len(stale)} file(s) in {out} are from an earlier run, not this one: {', '.join(stale)}")
+        say(f"NOTE: {len(stale)} file(s) in {out} are from an earlier run, not this one: {', '.join(stale)}")
 
 
 def count_option(minimum: int):
@@ -102,6 +102,13 @@ def add_input_arguments(p: argparse.ArgumentParser, prior_help: str | None = Non
     p.add_argument("--pool-outcomes", action="store_true",
                    help="one SMD analysis across all outcomes (rows whose outcome is better when lower, "
                         "direction = lower, are sign-flipped, and the output says which)")
+    p.add_argument("--design", default="all", choices=("all", "controlled", "randomised"),
+                   help="analyse only controlled rows (one-group pre/post rows left out) or only randomised "
+                        "ones (randomised = yes in the study table); the output says how many rows were left "
+                        "out (default: %(default)s)")
+    p.add_argument("--pool-change-scores", action="store_true",
+                   help="let an SMD analysis pool two-group rows whose means are change scores (means = change) "
+                        "with final-value rows; by default they are kept apart (MD always takes them)")
     p.add_argument("--group-combinations", action="store_true",
                    help="analyse a combination whose components include exactly one of oxytocin, neck, marmet "
                         "as that technique (e.g. 'breast care + oxytocin' as oxytocin); default: every label is "
@@ -156,7 +163,8 @@ def load_effects(args) -> tuple[pd.DataFrame, pd.DataFrame]:
         except StudyDataError as exc:
             raise StudyDataError(f"{exc}\n  (--mods reads the column(s) {', '.join(map(repr, columns))}; "
                                  "declare any other column of your own with --extra-column NAME)") from None
-    effects = compute_effects(studies, measure=args.measure, r_prepost=args.r_prepost, p_bound=args.p_bound)
+    effects = compute_effects(studies, measure=args.measure, r_prepost=args.r_prepost, p_bound=args.p_bound,
+                              pool_change_scores=getattr(args, "pool_change_scores", False))
     if mods is not None:
         from ..model.moderators import with_study_columns
 
@@ -166,7 +174,23 @@ def load_effects(args) -> tuple[pd.DataFrame, pd.DataFrame]:
         effects = with_study_columns(effects, studies)
     if getattr(args, "group_combinations", False):
         effects = group_combinations(effects)
+    effects = _designs_and_samples(effects, args)
     return studies, select_outcomes(effects, args.outcome)
+
+
+def _designs_and_samples(effects: pd.DataFrame, args) -> pd.DataFrame:
+    """--design (controlled or randomised rows only) and one row per sample of participants, each
+    said in one line when it leaves rows out."""
+    from ..methods.analysis import one_row_per_sample
+    from ..methods.designs import restrict_design
+
+    effects = restrict_design(effects, getattr(args, "design", "all") or "all")
+    if effects.attrs.get("design", "all") != "all":
+        say(effects.attrs["design_note"])
+    effects = one_row_per_sample(effects, by_outcome=not getattr(args, "pool_outcomes", False))
+    if effects.attrs.get("sample_note"):
+        say(effects.attrs["sample_note"])
+    return effects
 
 
 def exit_status(failed: list[str], accept_failed: bool, where: str = "") -> int:

@@ -140,6 +140,23 @@ def _print_regression(label: str, table: pd.DataFrame, mods, priors: dict, stem:
     return True
 
 
+def prepost_weight_line(label: str, table: pd.DataFrame, summary: pd.DataFrame) -> str | None:
+    """One line: the share of the weight one-group pre/post rows carry in this pooled analysis."""
+    from ..effects.table import uncontrolled, used_effects
+    from ..methods.designs import prepost_weight_share
+
+    used = used_effects(table)
+    if used.empty:
+        return None
+    tau_row = "tau (between studies)"
+    tau = float(summary.loc[tau_row, "q50"]) if tau_row in summary.index else 0.0
+    pre_post = used.loc[uncontrolled(used), "study_id"].tolist()
+    share = prepost_weight_share(table, tau)
+    return (f"{label}: one-group pre/post rows carry {share:.0%} of the weight ({len(pre_post)} of {len(used)} "
+            f"rows{': ' + ', '.join(pre_post) if pre_post else ''}; weights 1/(se^2 + tau^2) at the posterior "
+            f"median tau {tau:.2f})")
+
+
 def cmd_fit(args) -> int:
     from ..methods.analysis import entered_rows, group_by_outcome, rows_not_in_model, run_analysis, slug, split_by_outcome
     from ..methods.conflict import prior_data_conflict
@@ -164,7 +181,8 @@ def cmd_fit(args) -> int:
     if not flagged.empty:
         print("\n== rows whose printed numbers contradict each other (kept as computed; check the source) ==")
         for _, row in flagged.iterrows():
-            print(f"  {row['study_id']} ({row['outcome']}): {row['warnings']}")
+            print(textwrap.fill(f"  {row['study_id']} ({row['outcome']}): {row['warnings']}", WIDTH,
+                                subsequent_indent="    "))
     # `used` there means computable (has an effect size); `in_model`: entered a model fitted below
     effects.assign(in_model=[(s, o) in entered for s, o in zip(effects["study_id"], effects["outcome"])]).to_csv(
         out / "effects.csv", index=False)
@@ -189,6 +207,9 @@ def cmd_fit(args) -> int:
             print(textwrap.fill(f"{label}: {note}", WIDTH, subsequent_indent="    "))
         print_frame(f"{label}: {result.idata.attrs.get('model', args.model)} model, posterior "
                      "(95% equal-tailed intervals)", result.summary)
+        weight_line = prepost_weight_line(label, table, result.summary)
+        if weight_line:
+            say(weight_line)
         say(result.diagnostics)
         if result.agreement is not None:  # the PyMC fit against the exact posterior of the same model
             say(result.idata.attrs["exact_check"], file=sys.stdout if result.agreement.attrs["ok"] else sys.stderr)

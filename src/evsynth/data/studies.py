@@ -31,6 +31,17 @@ COMPONENT_SEPARATOR = ";"  # components = "breast care; oxytocin" for a combinat
 # Risk-of-bias judgements as the tools word them: RoB 2 (randomized) and ROBINS-I (non-randomized).
 ROB_LEVELS = ("low", "some concerns", "high", "moderate", "serious", "critical", "no information")
 ROB_DOMAINS = ("rob_d1", "rob_d2", "rob_d3", "rob_d4", "rob_d5")
+# Whether the comparison was randomised, as its source says ("unclear" when it does not say).
+RANDOMISED = ("yes", "no", "unclear")
+# The test behind a printed p or statistic: "t" two-sample t-test, "paired-t" paired (dependent) t-test,
+# "wilcoxon" Wilcoxon signed-rank (pre/post) or rank-sum (two-group, = Mann-Whitney), "mann-whitney",
+# "kruskal-wallis", "chi-square", "fisher", "other". Empty = the source does not name it.
+TESTS = ("t", "paired-t", "wilcoxon", "mann-whitney", "kruskal-wallis", "chi-square", "fisher", "other")
+RANK_TESTS = ("wilcoxon", "mann-whitney", "kruskal-wallis")
+# Two-group means that are pre-to-post changes ("change") or values after treatment ("final").
+MEANS_KINDS = ("change", "final")
+# The printed direction of a difference whose means are not printed (treatment - comparator, post - pre).
+EFFECT_SIGNS = ("positive", "negative")
 
 # Numeric fields each design needs before an effect size can be attempted.
 REQUIRED_BY_DESIGN = {
@@ -38,6 +49,9 @@ REQUIRED_BY_DESIGN = {
     "two_group": ("n_treat", "n_ctrl", "mean_treat", "mean_ctrl"),
     "effect": ("yi", "sei", "measure"),
 }
+# Without means: a printed direction (effect_sign) and a test statistic give a standardised effect.
+SIGN_REQUIRED_BY_DESIGN = {"pre_post": ("n", "effect_sign"), "two_group": ("n_treat", "n_ctrl", "effect_sign")}
+STATISTICS = ("t", "p", "p_upper")  # what a p-derived (sign-only) row needs one of
 # Binary outcomes: a 2x2 table (events out of n in each arm), or a ratio reported with its 95% CI.
 BINARY_REQUIRED = ("n_treat", "n_ctrl", "events_treat", "events_ctrl")
 RATIO_REQUIRED = ("ratio", "ci_low", "ci_high", "measure")
@@ -103,6 +117,11 @@ class StudyRow(BaseModel):
     yi: Optional[Finite] = None
     sei: Optional[Positive] = None
     measure: Optional[str] = None
+    randomised: Optional[Literal[RANDOMISED]] = None
+    sample_id: Optional[str] = None
+    test: Optional[Literal[TESTS]] = None
+    means: Optional[Literal[MEANS_KINDS]] = None
+    effect_sign: Optional[Literal[EFFECT_SIGNS]] = None
     rob: RobJudgement = None
     rob_d1: RobJudgement = None
     rob_d2: RobJudgement = None
@@ -143,7 +162,14 @@ class StudyRow(BaseModel):
         """A binary-outcome row: events out of n per arm (a 2x2 table)."""
         return self.events_treat is not None or self.events_ctrl is not None
 
+    @property
+    def sign_only(self) -> bool:
+        """A row that prints a direction and a test statistic but no means (a p-derived SMD)."""
+        return self.effect_sign is not None
+
     def _required(self) -> tuple[str, ...]:
+        if self.sign_only and self.design in SIGN_REQUIRED_BY_DESIGN:
+            return SIGN_REQUIRED_BY_DESIGN[self.design]
         if self.has_counts and self.design == "two_group":
             return BINARY_REQUIRED
         if self.ratio is not None and self.design == "effect":
@@ -179,14 +205,50 @@ class StudyRow(BaseModel):
                                  f"{self.ci_high}) with ci_low > 0"))
         return problems
 
+    def _evidence_problems(self) -> list[tuple[str, str]]:
+        """randomised, test, means and effect_sign against the design and each other."""
+        problems = []
+        if self.design == "pre_post" and self.randomised == "yes":
+            problems.append(("randomised", "a one-group pre/post row has no randomised comparison; "
+                             "use 'no' (or design two_group for the randomised between-arm comparison)"))
+        if self.test == "paired-t" and self.design == "two_group":
+            problems.append(("test", "a paired t-test compares one group with itself; a two-group row's p comes "
+                             "from 't', 'mann-whitney', ... (put a within-group p on a pre_post row)"))
+        if self.test in ("t", "mann-whitney", "kruskal-wallis") and self.design == "pre_post":
+            better = "'paired-t'" if self.test == "t" else "'wilcoxon' (signed-rank)"
+            problems.append(("test", f"{self.test!r} compares independent groups; a pre/post row's test is "
+                             f"paired: {better}"))
+        if self.means is not None and self.design != "two_group":
+            problems.append(("means", f"'change' or 'final' describes two-group means; design {self.design!r} "
+                             "has none (a pre/post row is a change by construction)"))
+        if self.effect_sign is not None:
+            means = {"pre_post": ("mean_pre", "mean_post"), "two_group": ("mean_treat", "mean_ctrl")}
+            if self.design not in means:
+                problems.append(("effect_sign", f"a printed direction without means belongs to design pre_post "
+                                 f"or two_group, not {self.design!r}"))
+            else:
+                given = [f for f in means[self.design] if getattr(self, f) is not None]
+                if given:
+                    problems.append(("effect_sign", f"the means ({', '.join(given)}) already give the sign; "
+                                     "effect_sign is for rows whose means are not printed"))
+                if not self.unusable_reason and all(getattr(self, f) is None for f in STATISTICS):
+                    problems.append(("effect_sign", "a row without means needs a test statistic for its size: "
+                                     f"one of {', '.join(STATISTICS)}"))
+                for field in ("sd_pre", "sd_post", "sd_change", "sd_treat", "sd_ctrl", "ci_low", "ci_high"):
+                    if getattr(self, field) is not None:
+                        problems.append((field, "without means an SD or CI cannot be used; record the means "
+                                         "(then leave effect_sign empty)"))
+        return problems
+
     def design_problems(self) -> list[tuple[str, str]]:
         """(field, why) for what the design needs but the row lacks or contradicts."""
-        problems = self._binary_problems()
+        problems = self._binary_problems() + self._evidence_problems()
         missing = [f for f in self._required() if getattr(self, f) is None]
         hint = "; if the source does not report it, keep the row and say so in unusable_reason"
         if not self.unusable_reason:
             problems += [(f, f"required for design {self.design!r}{hint}") for f in missing]
-            if not missing and not (self.has_counts or self.ratio is not None) and not self._has_se_source():
+            if (not missing and not (self.has_counts or self.ratio is not None or self.sign_only)
+                    and not self._has_se_source()):
                 options = ", ".join(SE_SOURCES_BY_DESIGN[self.design])
                 problems.append((options.split(",")[0], f"design {self.design!r} needs one of {options} "
                                  f"to obtain a standard error{hint}"))
@@ -199,6 +261,8 @@ class StudyRow(BaseModel):
         return problems
 
     def _has_se_source(self) -> bool:
+        if self.sign_only:
+            return any(getattr(self, f) is not None for f in STATISTICS)
         for option in SE_SOURCES_BY_DESIGN[self.design]:
             if all(getattr(self, f) is not None for f in option.split("+")):
                 return True
@@ -207,7 +271,8 @@ class StudyRow(BaseModel):
 
 # Labels that name groups: spellings that differ only by case, spacing or invisible characters are
 # refused (technique and comparator together: a comparator can name a technique in head-to-head rows).
-LABEL_GROUPS = {"study_id": ("study_id",), "technique": ("technique", "comparator"), "outcome": ("outcome",)}
+LABEL_GROUPS = {"study_id": ("study_id",), "technique": ("technique", "comparator"), "outcome": ("outcome",),
+                "sample_id": ("sample_id",)}
 SEPARATORS = {";": "semicolon", "\t": "tab", "|": "vertical bar"}
 
 

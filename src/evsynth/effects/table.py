@@ -32,7 +32,7 @@ import pandas as pd
 from ..data.studies import ROB_DOMAINS, StudyDataError, is_validated, load_studies
 from ..data.vocabulary import BINARY_MEASURES, CONTINUOUS_MEASURES, DEFAULT_R_PREPOST, MEASURES, P_BOUND_MODES  # noqa: F401
 from .binary import CONTINUITY_TO, Continuity, _binary_row, _double_zero, _has_zero_cell, _ratio_row  # noqa: F401
-from .continuous import _measure, _pre_post, _two_group, consistency_warnings
+from .continuous import _measure, _pre_post, _two_group, consistency_warnings, is_rank_test
 from .errors import EffectSizeError
 
 # Measures analysed on the log scale and shown back-transformed (exp) in tables and plots.
@@ -49,8 +49,11 @@ CONTROL_LABELS = frozenset(
 EFFECT_COLUMNS = [
     "study_id", "technique", "comparator", "outcome", "unit", "design", "measure", "yi", "sei", "vi",
     "se_route", "n_total", "df", "sd_scale", "censored", "head_to_head", "used", "why_not", "synthetic",
-    "rob", "components", "direction", "warnings",
+    "rob", "components", "direction", "randomised", "sample_id", "test", "means", "r_implied", "warnings",
 ]
+# Measures that cannot mix change-score and final-value rows: a two-group SMD of mean changes is
+# standardised by the SD of the change, not of the outcome (Cochrane Handbook 10.5.2); MD can mix.
+CHANGE_SCORE_APART = ("SMD", "SMCC", "ROM")
 # The comparator of a one-group before/after change: not a concurrent control arm.
 BASELINE = "baseline"
 
@@ -131,7 +134,8 @@ def _check_finite(out: dict, row) -> dict:
 
 
 
-def _effect_row(row, measure, r_default, p_bound, control_labels, continuity_add, continuity, binary_to_smd) -> dict:
+def _effect_row(row, measure, r_default, p_bound, control_labels, continuity_add, continuity, binary_to_smd,
+                pool_change_scores=False) -> dict:
     """One effect-table row; numbers the arithmetic cannot take (p = 1, t ~ 0, overflowing values)
     are refused naming the study and the field the standard error comes from."""
     try:
@@ -143,6 +147,11 @@ def _effect_row(row, measure, r_default, p_bound, control_labels, continuity_add
     out = _check_finite(out, row)
     if not row["unusable_reason"]:
         out["warnings"] = "; ".join(consistency_warnings(row, out["df"] if math.isfinite(out["df"]) else None))
+    if out["used"] and row.get("means") == "change" and measure in CHANGE_SCORE_APART and not pool_change_scores:
+        out.update(used=False, why_not=(
+            f"two-group means are change scores: a change-score {measure} (scaled by the SD of change) is kept "
+            f"apart from final-value {measure}s (pool_change_scores=True, CLI --pool-change-scores, pools them; "
+            "MD may mix them, Cochrane Handbook 10.5.2)"))
     return out
 
 
@@ -156,7 +165,9 @@ def _effect_values(row, measure, r_default, p_bound, control_labels, continuity_
         "yi": np.nan, "sei": np.nan, "vi": np.nan, "se_route": "", "n_total": np.nan, "df": np.nan,
         "sd_scale": np.nan, "censored": False, "head_to_head": comparator.lower() not in control_labels,
         "used": False, "why_not": "", "synthetic": bool(row["synthetic"]), "rob": row.get("rob"),
-        "components": row.get("components"), "direction": row.get("direction") or "higher", "warnings": "",
+        "components": row.get("components"), "direction": row.get("direction") or "higher",
+        "randomised": row.get("randomised") or "unclear", "sample_id": row.get("sample_id"),
+        "test": row.get("test"), "means": row.get("means"), "r_implied": np.nan, "warnings": "",
     }
     if row["unusable_reason"]:
         out["why_not"] = f"not usable as reported: {row['unusable_reason']}"
@@ -176,6 +187,10 @@ def _effect_values(row, measure, r_default, p_bound, control_labels, continuity_
                           "or a reported ratio with its CI")
         return out
     r = row["r_prepost"] if row["r_prepost"] is not None else r_default
+    if row.get("effect_sign") is not None and measure not in CENSORABLE_MEASURES:
+        out["why_not"] = (f"only the direction and a test statistic are printed (no means): a standardised "
+                          f"effect (SMD, SMCC) can be computed, not {measure}")
+        return out
     d = _two_group(row, study) if row["design"] == "two_group" else _pre_post(row, r, study)
     if d.route == "sd_pre_r" and measure != "SMD":
         out["why_not"] = (f"only the baseline SD (sd_pre) and r: {measure} needs the SD of the change, or "
@@ -183,11 +198,13 @@ def _effect_values(row, measure, r_default, p_bound, control_labels, continuity_
         return out
     yi, vi = _measure(row, d, measure, r, study)
     out.update(yi=yi, vi=vi, sei=math.sqrt(vi), se_route=d.route, n_total=d.n_total, df=d.df,
-               sd_scale=d.sd_scale, used=True)
+               sd_scale=d.sd_scale, used=True, r_implied=d.r_implied)
     if d.route == "p_bound":
         if p_bound == "exclude":
             out.update(used=False, why_not="p-value printed only as a bound (p_bound='exclude')")
-        elif p_bound == "censor" and _effect_depends_on_statistic(row, measure):
+        elif p_bound == "censor" and _effect_depends_on_statistic(row, measure) and not is_rank_test(row):
+            # a rank test's bound is used as the p (never censored): it does not say that a t statistic
+            # lies beyond the one at the bound (studies/README.md, "Rank tests")
             out["censored"] = True  # yi is the effect at the bound: the true one lies beyond it
     return out
 
@@ -214,7 +231,7 @@ def _continuity_adds(rows: list[dict], continuity: Continuity, measure: str) -> 
 
 def compute_effects(studies: pd.DataFrame, measure: str = "SMD", r_prepost: float = DEFAULT_R_PREPOST,
                     p_bound: str = "auto", control_labels=CONTROL_LABELS, continuity: Continuity | None = None,
-                    binary_to_smd: bool = False) -> pd.DataFrame:
+                    binary_to_smd: bool = False, pool_change_scores: bool = False) -> pd.DataFrame:
     """One effect-table row per study row, in order; unusable rows stay with `why_not`.
 
     r_prepost: assumed pre/post correlation where a row gives none (used for pre/post SDs and for
@@ -229,6 +246,14 @@ def compute_effects(studies: pd.DataFrame, measure: str = "SMD", r_prepost: floa
     binary_to_smd: let an SMD analysis take binary rows through the logit conversion (Chinn 2000);
       their se_route then says "counts_logit" or "ci_logit". Off by default: the conversion assumes
       a logistic latent outcome.
+    pool_change_scores: let an SMD/SMCC/ROM analysis take two-group rows whose means are change scores
+      (`means = change`); off by default, they are kept apart with a why_not (MD takes them always).
+
+    Paired statistics: a pre/post row with both SDs and a printed t (or an exact p) gets its SD of
+    change from the statistic (se_route "t_sd" / "p_sd"); the correlation it implies is `r_implied`,
+    flagged in `warnings` outside -0.2 to 0.99. A p from a rank test (`test`) is converted with the
+    normal quantile and never censored (studies/README.md). Rows without means but with a printed
+    direction (`effect_sign`) give SMD/SMCC from their statistic alone.
     """
     measure = measure.upper()
     if measure not in MEASURES:
@@ -252,14 +277,15 @@ def compute_effects(studies: pd.DataFrame, measure: str = "SMD", r_prepost: floa
     labels = frozenset(label.lower() for label in control_labels)
     records = studies.astype(object).where(studies.notna(), None).to_dict("records")
     adds = _continuity_adds(records, continuity, measure)
-    rows = [_effect_row(row, measure, r_prepost, p_bound, labels, add, continuity, binary_to_smd)
-            for row, add in zip(records, adds)]
+    rows = [_effect_row(row, measure, r_prepost, p_bound, labels, add, continuity, binary_to_smd,
+                        pool_change_scores) for row, add in zip(records, adds)]
     domains = [c for c in ROB_DOMAINS if c in studies.columns and studies[c].notna().any()]
     table = pd.DataFrame(rows, columns=EFFECT_COLUMNS)
     for column in domains:  # risk-of-bias domains, shown only when the study table has them
         table[column] = studies[column].to_numpy()
     table.attrs.update(measure=measure, r_prepost=r_prepost, p_bound=p_bound, continuity_add=continuity.add,
-                       continuity_to=continuity.to, drop00=continuity.drops(measure), binary_to_smd=binary_to_smd)
+                       continuity_to=continuity.to, drop00=continuity.drops(measure), binary_to_smd=binary_to_smd,
+                       pool_change_scores=pool_change_scores)
     return table
 
 

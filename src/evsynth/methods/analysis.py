@@ -63,16 +63,49 @@ def align_direction(effects: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def one_row_per_sample(effects: pd.DataFrame, by_outcome: bool = False) -> pd.DataFrame:
+    """Each sample of participants counted once: among used rows sharing a `sample_id` (the same
+    mothers measured on several outcomes, or arms sharing a control group) -- within each outcome
+    when by_outcome, else across the whole table (pooled outcomes) -- the row with the largest
+    n is kept, ties going to the row listed first in the study table; the others are left out
+    (used = False, why_not names the sample and the kept row) and attrs["sample_note"] lists them.
+    Modelling the dependence instead (a multilevel model) is not done here.
+
+    Example: ``es.one_row_per_sample(es.compute_effects(studies), by_outcome=False)``"""
+    out = _subset(effects, slice(None))
+    if "sample_id" not in out or not out["used"].any():
+        return out
+    used = out[out["used"] & out["sample_id"].notna()]
+    dropped = []
+    keys = ["outcome", "sample_id"] if by_outcome else ["sample_id"]
+    for key, rows in used.groupby(keys, sort=False):
+        sample = key[-1] if isinstance(key, tuple) else key
+        if len(rows) < 2:
+            continue
+        n = rows["n_total"].fillna(-1)
+        kept = n.index[np.argmax(n.to_numpy())]  # argmax takes the first of equal n: table order
+        for i in rows.index.drop(kept):
+            out.loc[i, "used"] = False
+            out.loc[i, "why_not"] = (f"same participants (sample_id {sample!r}) as {out.loc[kept, 'study_id']}, "
+                                     "which is kept: a sample counts once (largest n, ties by table order)")
+            dropped.append(f"{out.loc[i, 'study_id']} (kept {out.loc[kept, 'study_id']})")
+    if dropped:
+        out.attrs["sample_note"] = f"a sample counts once: left out {', '.join(dropped)}"
+    return out
+
+
 def group_by_outcome(effects: pd.DataFrame, pool_outcomes: bool = False) -> dict[str, pd.DataFrame]:
     """{label: effect table}, one per outcome, or one for all when pooling (standardized only; rows
-    whose outcome is better when lower are sign-flipped, see align_direction)."""
+    whose outcome is better when lower are sign-flipped, see align_direction). Within each table a
+    sample of participants counts once (one_row_per_sample)."""
     if pool_outcomes:
         if effects.attrs.get("measure") not in ("SMD", "SMCC"):
             raise ValueError("pooling different outcomes needs a standardized measure (SMD or SMCC)")
-        pooled = align_direction(effects)
+        pooled = one_row_per_sample(align_direction(effects))
         pooled.attrs["pooled_outcomes"] = True  # a deliberate choice (evsynth.methods.network accepts it)
         return {"all outcomes (SMD)": pooled}
-    return {outcome: _subset(effects, effects["outcome"] == outcome) for outcome in effects["outcome"].unique()}
+    return {outcome: one_row_per_sample(_subset(effects, effects["outcome"] == outcome), by_outcome=True)
+            for outcome in effects["outcome"].unique()}
 
 
 def split_by_outcome(effects: pd.DataFrame, pool_outcomes: bool = False) -> tuple[dict, dict]:

@@ -12,6 +12,11 @@ so `mu` is the mean of controlled studies, mu + beta that of pre/post studies, a
 difference, by evsynth.methods.regression.fit_meta_regression with the exact engine (quadrature over tau:
 no MCMC, censored rows by their exact likelihood). Used by `evsynth fit` and the notebook; the sensitivity grid drops the pre/post rows
 with the exclusion rule "design == 'pre_post'".
+
+`restrict_design(effects, "controlled" | "randomised")` keeps only rows with a concurrent control
+(or only randomised ones: `randomised == "yes"` in the study table) and says how many it left out;
+`prepost_weight_share(effects, tau)` is the share of the random-effects weight that one-group
+pre/post rows carry, printed by `evsynth fit` beside each pooled effect.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import pandas as pd
 from ..effects.table import uncontrolled, used_effects
 
 MODERATOR = "pre_post"  # 1 for a one-group pre/post row, 0 for a controlled row
+DESIGN_CHOICES = ("all", "controlled", "randomised")  # --design
 ROWS = ("controlled studies (mu)", "pre/post studies (mu + beta)", "pre/post - controlled (beta)")
 
 
@@ -55,3 +61,52 @@ def design_moderator(effects: pd.DataFrame, priors: dict | None = None, draws: i
     out.attrs = {"model": "meta_regression (exact engine)", "prior_tau": tree.attrs.get("prior_tau", ""),
                  "prior_mu": tree.attrs.get("prior_mu", ""), "prior_beta": tree.attrs.get("prior_beta", "")}
     return out
+
+
+def restrict_design(effects: pd.DataFrame, design: str = "all") -> pd.DataFrame:
+    """The effect table with rows outside `design` left out of every model (used = False, and their
+    why_not says why); attrs["design_note"] says how many were left out.
+
+    design: "all" (no change), "controlled" (rows with a concurrent comparator: one-group pre/post
+    rows are left out), "randomised" (rows whose study table says randomised = yes; "no", "unclear"
+    and an empty cell are left out).
+
+    Example: ``es.restrict_design(es.compute_effects(studies), "randomised")``
+    """
+    if design not in DESIGN_CHOICES:
+        raise ValueError(f"design {design!r} unknown; choose one of {', '.join(DESIGN_CHOICES)}")
+    out = effects.copy()
+    out.attrs = dict(effects.attrs, design=design)
+    if design == "all":
+        return out
+    if design == "controlled":
+        outside = uncontrolled(out).to_numpy()
+        reason = "one-group pre/post (no concurrent control): left out by design 'controlled'"
+        reasons = [reason] * len(out)
+    else:
+        randomised = out["randomised"].fillna("unclear") if "randomised" in out else pd.Series("unclear", out.index)
+        outside = (randomised != "yes").to_numpy()
+        reasons = [f"not randomised (randomised = {value}): left out by design 'randomised'" for value in randomised]
+    removed = outside & out["used"].to_numpy(bool)
+    out.loc[removed, "why_not"] = [r for r, hit in zip(reasons, removed) if hit]
+    out.loc[removed, "used"] = False
+    computable = int(effects["used"].sum())
+    out.attrs["design_note"] = (f"design {design}: {int(removed.sum())} of {computable} rows with an effect size left "
+                                f"out ({', '.join(out.loc[removed, 'study_id']) or 'none'})")
+    return out
+
+
+def prepost_weight_share(effects: pd.DataFrame, tau: float) -> float:
+    """Share of the total random-effects weight, w_i = 1 / (se_i^2 + tau^2), carried by one-group
+    pre/post rows among the rows a pairwise model uses (versus a control or baseline). Censored rows
+    count with their SE. 0 when no row is pre/post, 1 when all are.
+
+    Example: ``es.prepost_weight_share(effects, tau=0.5)``
+    """
+    if not (np.isfinite(tau) and tau >= 0):
+        raise ValueError(f"tau must be a finite number >= 0, not {tau}")
+    used = used_effects(effects)
+    if used.empty:
+        raise ValueError("no used rows: no weights to share")
+    weights = 1.0 / (used["sei"].to_numpy(float) ** 2 + tau**2)
+    return float(weights[uncontrolled(used).to_numpy()].sum() / weights.sum())
