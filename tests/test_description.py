@@ -238,8 +238,8 @@ def test_describe_each_kind_and_refuse_an_unknown_one():
     split = d.describe("network", network_effects(), {"mu": "normal(0, 1)"}, split=("A", "B"))
     assert split.settings["model"] == "network split A vs B"
     with pytest.raises(ValueError, match=r"model 'metaregression' has no Gaussian description; these do: "
-                                         r"\['by_technique', 'common_effect', 'meta_regression', 'network', "
-                                         r"'random_effects'\]"):
+                                         r"\['by_technique', 'common_effect', 'meta_regression', 'multilevel', "
+                                         r"'network', 'random_effects'\]"):
         d.describe("metaregression", table)
 
 

@@ -688,6 +688,8 @@ def report_label(variable: str, label: str) -> str:
         return REPORT_LABELS[variable]
     if variable == "technique_effect":
         return f"technique: {label}"
+    if variable.startswith("tau_") and variable == label:  # a level of a multilevel model
+        return f"tau (between {variable[4:]})"
     return variable if variable == label else f"{variable}: {label}"
 
 
@@ -697,6 +699,10 @@ def summary_table(model: GaussianModel, grid: Grid | None = None) -> pd.DataFram
     columns mean, sd, q2.5, q50, q97.5, P(>0)."""
     rows = summary_rows(model, grid)
     labels = [report_label(*key) for key in rows]
+    if "row_level" in model.settings:  # a multilevel model: tau is the SD between rows within the levels above
+        *outer, inner = model.settings["row_level"].split("/")
+        within = f" within {'/'.join(outer)}" if outer else ""
+        labels = [f"tau (between {inner}{within})" if key == ("tau", "tau") else label for key, label in zip(rows, labels)]
     if "beta" in model.block_slices():  # a meta-regression, labelled as summarize labels it: mu is the
         # intercept, and a new study's effect depends on its moderators (no prediction row)
         keep = [key[0] != "prediction" for key in rows]

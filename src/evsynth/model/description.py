@@ -394,8 +394,82 @@ def network(effects: pd.DataFrame, priors: dict | None = None, reference: str = 
                  settings=settings, data=data)
 
 
+def _nesting_paths(random) -> list[tuple[str, ...]]:
+    """["study", "study/effect"] or "~ 1 | study/effect" as paths of columns, outermost first."""
+    import re
+
+    if isinstance(random, str):
+        match = re.fullmatch(r"\s*~\s*1\s*\|\s*([A-Za-z_][\w.]*(?:\s*/\s*[A-Za-z_][\w.]*)*)\s*", random)
+        if not match:
+            raise ValueError(f"random {random!r}: expected '~ 1 | study/effect' or a list such as "
+                             "['study', 'study/effect']")
+        path = [p.strip() for p in match.group(1).split("/")]
+        return [tuple(path[:k + 1]) for k in range(len(path))]
+    if isinstance(random, (list, tuple)) and random and all(isinstance(r, str) and r.strip() for r in random):
+        paths = [tuple(p.strip() for p in r.split("/")) for r in random]
+        if len(set(paths)) != len(paths):
+            raise ValueError(f"random {random!r} names a level twice")
+        return paths
+    raise ValueError(f"random must be '~ 1 | study/effect' or a list of levels such as ['study', 'study/effect'], "
+                     f"not {random!r}")
+
+
+def multilevel(effects: pd.DataFrame, priors: dict | None = None, random=None) -> GaussianModel:
+    """Nested random effects: theta_i = mu + sum_levels tau_level z_level[group of row i] (+ tau e_i).
+
+    random: the levels above the rows, outermost first, each a path of columns of the effect
+    table ("trial", "trial/sample"); or "~ 1 | trial/sample". A level whose groups are single rows
+    is the row level: its SD is `tau` (the model's study-level SD, here between rows within the
+    groups above) and must come last. Every other level is a random part with SD `tau_<column>`
+    (its last column) over dim `group_<column>`. Priors: `mu`, `tau`, and `tau_<column>` per level
+    (default: the `tau` prior). The exact engine integrates over up to three SDs.
+    """
+    if random is None:
+        raise ValueError("multilevel needs random=, the levels above the rows, e.g. ['trial', 'trial/outcome']")
+    table = prepare(effects)
+    paths = _nesting_paths(random)
+    given = dict(priors or {})
+    names = [path[-1] for path in paths]
+    level_priors = {f"tau_{n}": given.pop(f"tau_{n}") for n in names if f"tau_{n}" in given}
+    chosen = resolve_priors(effects, given, ("mu", "tau"))
+    parts, row_level = [], None
+    for k, path in enumerate(paths):
+        for column in path:
+            if column not in table.columns:
+                raise ValueError(f"random level {'/'.join(path)!r}: column {column!r} is not in the effect table")
+            empty = table[column].isna() | table[column].astype(str).str.strip().eq("")
+            if empty.any():
+                studies = ", ".join(repr(s) for s in table.loc[empty, "study_id"])
+                raise ValueError(f"random level {'/'.join(path)!r}: column {column!r} is empty for {studies}")
+        keys = table[list(path)].astype(str).agg("/".join, axis=1)
+        codes, labels = pd.factorize(keys)
+        if len(labels) == len(table):
+            if k != len(paths) - 1:
+                raise ValueError(f"random level {'/'.join(path)!r} has one row per group, so it is the row level "
+                                 "and must come last")
+            row_level = "/".join(path)
+            continue
+        if len(labels) < 2:
+            raise ValueError(f"random level {'/'.join(path)!r} has a single group: its SD cannot be told apart "
+                             "from the mean")
+        name = f"tau_{path[-1]}"
+        prior = str(parse_prior(level_priors.get(name, chosen["tau"]), name))
+        parts.append(RandomPart(name, prior, f"group_{path[-1]}", tuple(labels), np.eye(len(labels))[codes]))
+    unknown = set(level_priors) - {p.tau for p in parts}
+    if unknown:
+        raise ValueError(f"priors for {sorted(unknown)}: no such level above the rows")
+    settings = data_settings(effects, table) | {
+        "model": "multilevel", "random": ", ".join("/".join(p) for p in paths), "prior_mu": chosen["mu"]}
+    settings |= {f"prior_{p.tau}": p.prior for p in parts}
+    if row_level is not None:
+        settings |= {"prior_tau": chosen["tau"], "row_level": row_level}
+    return _base("multilevel", effects, table, X=np.ones((len(table), 1)),
+                 fixed=(FixedBlock("mu", None, ("mu",), chosen["mu"]),), parts=tuple(parts),
+                 study_prior=chosen["tau"] if row_level is not None else None, settings=settings)
+
+
 CONSTRUCTORS = {"common_effect": common_effect, "random_effects": random_effects, "by_technique": by_technique,
-                "network": network, "meta_regression": meta_regression}
+                "network": network, "meta_regression": meta_regression, "multilevel": multilevel}
 
 
 def describe(kind: str, effects: pd.DataFrame, priors: dict | None = None, **options) -> GaussianModel:
