@@ -86,6 +86,9 @@ def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws:
         sampler = "nutpie" if nutpie_available() or compiled is not None else "pymc"
     if compiled is not None and sampler != "nutpie":
         raise ValueError("a compiled model is a nutpie model: use sampler 'nutpie' (or 'auto')")
+    from .nutpie_cache import check_cache_permissions
+
+    check_cache_permissions()  # PyTensor and numba load compiled code from there: it must be private
     if sampler == "nutpie":
         idata = _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, progressbar, cores,
                                description)

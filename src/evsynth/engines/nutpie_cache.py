@@ -21,13 +21,22 @@ numpy from nutpie's per-chain seed, the same whether the model was compiled or l
 the same draws cold and warm. Where nutpie's internals differ from what this module expects (another nutpie version), or
 PyTensor gives a function no cache key, it falls back to `nutpie.compile_pymc_model`: the same
 sampler, compiled every time.
+
+Security: an entry here is JSON (numbers, names and hex keys, checked field by field when read), so
+reading one cannot run code; a malformed entry is a miss (compiled again). numba's and PyTensor's own
+cache files beside it are pickles, which can: the compile directory, its `numba` cache, this
+cache's folder and every entry must be owned by the user and writable by no one else, or the fit is
+refused (CacheSecurityError) naming the path.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import os
 import pickle
+import stat
 import sys
 from pathlib import Path
 
@@ -87,8 +96,10 @@ def compile_nutpie_cached(model, description=None):
         return nutpie.compile_pymc_model(model)
     if not all(hasattr(internals, name) for name in _NUTPIE_INTERNALS):
         return nutpie.compile_pymc_model(model)
-    path = None if description is None else _cache_dir() / f"{_description_key(description)}.pkl"
+    check_cache_permissions()
+    path = None if description is None else _cache_dir() / f"{_description_key(description)}.json"
     if path is not None and path.exists():
+        _check_owned(path)
         cached = _load(path)
         if cached is not None:
             return cached
@@ -123,10 +134,13 @@ def _compile(model, internals, path):
     spec = {"n_dim": n_dim, "n_expanded": n_expanded, "shape_info": shape_info, "dims": dims, "coords": coords,
             "reparameterized": reparameterized, "support": np.asarray(flat_support(0), float), "keys": keys}
     if path is not None and None not in keys.values():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_bytes(pickle.dumps(spec))
-        partial.replace(path)  # atomic: a concurrent reader sees the old file or the whole new one
+        text = _encode(spec)
+        if text is not None:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _check_owned(path.parent)
+            partial = path.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(text)
+            partial.replace(path)  # atomic: a concurrent reader sees the old file or the whole new one
     return _assemble(spec, callbacks, internals)
 
 
@@ -136,14 +150,99 @@ def _load(path):
     from nutpie import compile_pymc as internals
 
     try:
-        spec = pickle.loads(path.read_bytes())
+        spec = _decode(path.read_text())
         # The wrapped functions are not needed: numba loads the compiled callbacks from its cache,
         # and fails to type `inner` (None) when they are not there.
         callbacks = _callbacks(spec["n_dim"], spec["n_expanded"], spec["keys"], {"logp_numba": None,
                                                                               "expand_numba": None})
-    except (OSError, pickle.UnpicklingError, KeyError, EOFError, numba.core.errors.NumbaError):
+        return _assemble(spec, callbacks, internals)
+    except (OSError, UnicodeError, ValueError, TypeError, KeyError, numba.core.errors.NumbaError):
         return None
-    return _assemble(spec, callbacks, internals)
+
+
+class CacheSecurityError(PermissionError):
+    """A compile-cache path another user could write: loading from it could run their code."""
+
+
+def _check_owned(path: Path) -> None:
+    """Refuse `path` unless it is the user's own and writable by no one else (POSIX)."""
+    if os.name != "posix" or not path.exists():
+        return
+    info = path.stat()
+    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        who = "owned by another user" if info.st_uid != os.getuid() else "writable by other users"
+        raise CacheSecurityError(
+            f"compile cache {path} is {who} (mode {stat.filemode(info.st_mode)}): numba and PyTensor load "
+            "compiled code from there, so anyone who can write it could run code as you; make it yours "
+            "and not group/other writable (chmod go-w), or point PYTENSOR_FLAGS=base_compiledir= at a "
+            "private folder")
+
+
+def check_cache_permissions() -> None:
+    """The compile directories loaded from (PyTensor's, its numba cache, this cache's) are private."""
+    from pytensor import config
+
+    base = Path(config.base_compiledir)
+    for path in (base, base / "numba", Path(config.compiledir), _cache_dir()):
+        _check_owned(path)
+
+
+# The JSON form of an entry: every field checked on the way in; anything else is a miss.
+def _encode(spec: dict) -> str | None:
+    names, slices, shapes = spec["shape_info"]
+    support = [float(v) for v in spec["support"]]
+    coords = {str(k): [v.item() if hasattr(v, "item") else v for v in values] for k, values in spec["coords"].items()}
+    if not all(math.isfinite(v) for v in support) or not all(
+            isinstance(v, (str, int, float)) for values in coords.values() for v in values):
+        return None
+    return json.dumps({
+        "format": 1, "n_dim": int(spec["n_dim"]), "n_expanded": int(spec["n_expanded"]),
+        "shape_info": {"names": [str(n) for n in names], "slices": [[int(s.start), int(s.stop)] for s in slices],
+                       "shapes": [[int(d) for d in shape] for shape in shapes]},
+        "dims": {str(k): [str(d) for d in v] for k, v in spec["dims"].items()}, "coords": coords,
+        "reparameterized": [str(n) for n in spec["reparameterized"]], "support": support,
+        "keys": {str(k): str(v) for k, v in spec["keys"].items()}}, allow_nan=False)
+
+
+def _strings(value, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{what}: not a list of names")
+    return value
+
+
+def _decode(text: str) -> dict:
+    """The entry of `text`, or ValueError/TypeError/KeyError when any field has another shape."""
+    import pandas as pd
+
+    raw = json.loads(text, parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
+    if not isinstance(raw, dict) or raw.get("format") != 1:
+        raise ValueError("not an entry of format 1")
+    n_dim, n_expanded = raw["n_dim"], raw["n_expanded"]
+    if not all(type(v) is int and 0 < v < 10**7 for v in (n_dim, n_expanded)):
+        raise ValueError("sizes")
+    info = raw["shape_info"]
+    names = _strings(info["names"], "names")
+    slices = [slice(int(a), int(b)) for a, b in info["slices"]]
+    shapes = [np.asarray(shape, dtype=np.int64).reshape(-1) for shape in info["shapes"]]
+    if not (len(names) == len(slices) == len(shapes)) or any(
+            not 0 <= s.start <= s.stop <= n_expanded or s.stop - s.start != int(np.prod(shape))
+            for s, shape in zip(slices, shapes)):
+        raise ValueError("shape_info")
+    dims = {str(k): tuple(_strings(v, "dims")) for k, v in raw["dims"].items()}
+    coords = {str(k): pd.Index(v) for k, v in raw["coords"].items()
+              if isinstance(v, list) and all(isinstance(x, (str, int, float)) for x in v)}
+    if len(coords) != len(raw["coords"]):
+        raise ValueError("coords")
+    support = np.asarray(raw["support"], dtype=float)
+    if support.shape != (n_dim,) or not np.isfinite(support).all():
+        raise ValueError("support")
+    keys = raw["keys"]
+    if set(keys) != {"logp_numba", "expand_numba"} or not all(
+            isinstance(v, str) and len(v) == 64 and set(v) <= set("0123456789abcdef") for v in keys.values()):
+        raise ValueError("keys")
+    return {"n_dim": n_dim, "n_expanded": n_expanded, "shape_info": (names, slices, shapes), "dims": dims,
+            "coords": coords, "reparameterized": _strings(raw["reparameterized"], "reparameterized"),
+            "support": support, "keys": keys}
 
 
 def _callbacks(n_dim, n_expanded, keys, inners):
