@@ -111,6 +111,46 @@ def test_finer_grid_moves_no_summary(demo):
         assert np.nanmax(np.abs((default - fine).to_numpy(float)) / scale) < 2e-4
 
 
+def test_by_technique_matches_an_independent_two_tau_quadrature():
+    """Two variance components (tau, tau_technique): mu's posterior mean and sd and each tau's mean
+    against a tensor Gauss-Legendre quadrature over (tau, tau_technique) on [0, 4]² (half-normal(0.5)
+    priors: the mass beyond 4 is below 1e-15) of the density of y written out in full, with mu
+    integrated out in closed form: written here, not taken from the engine."""
+    table = effect_table([0.3, 0.5, 0.1, 0.6, 0.9, 0.2, 0.4], [0.12, 0.2, 0.15, 0.1, 0.25, 0.18, 0.14],
+                         technique=["a", "a", "b", "b", "c", "c", "c"])
+    model = description.by_technique(table, {"mu": "normal(0.2, 0.7)", "tau": "halfnormal(0.5)",
+                                             "tau_technique": "halfnormal(0.5)"})
+    got = engine.exact_summary(model)
+    y, se = table["yi"].to_numpy(), table["sei"].to_numpy()
+    Z = (table["technique"].to_numpy()[:, None] == np.array(["a", "b", "c"])[None, :]).astype(float)
+    nodes, weights = np.polynomial.legendre.leggauss(160)
+    t = 2 * (nodes + 1)  # [0, 4]
+    w = 2 * weights
+    T, U = np.meshgrid(t, t, indexing="ij")
+    cov = (np.diag(se**2) + T.ravel()[:, None, None] ** 2 * np.eye(7)
+           + U.ravel()[:, None, None] ** 2 * (Z @ Z.T))
+    prec = np.linalg.inv(cov)
+    one = np.ones(7)
+    # mu ~ N(0.2, 0.7²): given the taus, mu | y is normal with precision 1' P 1 + 1 / 0.49
+    a = prec @ one
+    post_prec = a @ one + 1 / 0.49
+    post_mean = (a @ y + 0.2 / 0.49) / post_prec
+    # log p(y | taus) with mu integrated out: y ~ N(0.2, cov + 0.49 11')
+    full = cov + 0.49
+    sign, logdet = np.linalg.slogdet(full)
+    r = y - 0.2
+    loglik = -0.5 * (np.einsum("i,gij,j->g", r, np.linalg.inv(full), r) + logdet)
+    log_post = loglik + stats.halfnorm(0, 0.5).logpdf(T.ravel()) + stats.halfnorm(0, 0.5).logpdf(U.ravel())
+    weight = np.exp(log_post - log_post.max()) * np.outer(w, w).ravel()
+    weight /= weight.sum()
+    mu_mean = weight @ post_mean
+    mu_sd = np.sqrt(weight @ (1 / post_prec + post_mean**2) - mu_mean**2)
+    assert got.loc[("mu", "mu"), "mean"] == pytest.approx(mu_mean, abs=1e-6)
+    assert got.loc[("mu", "mu"), "sd"] == pytest.approx(mu_sd, abs=1e-6)
+    assert got.loc[("tau", "tau"), "mean"] == pytest.approx(weight @ T.ravel(), abs=1e-5)
+    assert got.loc[("tau_technique", "tau_technique"), "mean"] == pytest.approx(weight @ U.ravel(), abs=1e-5)
+
+
 def test_common_effect_is_conjugate():
     table = effect_table([0.2, 0.5, 0.1], [0.1, 0.2, 0.15])
     s = engine.exact_summary(description.common_effect(table, {"mu": "normal(0, 1)"}))

@@ -5,6 +5,7 @@ files in other shapes (byte-order mark, CRLF line ends, unicode labels) load exa
 import csv
 import io
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -467,9 +468,14 @@ def test_property_arbitrary_bytes_load_or_are_refused_by_name(tmp_path_factory, 
     path = tmp_path_factory.mktemp("bytes") / "b.csv"
     path.write_bytes(b"study_id,citation,source_level,design,technique,outcome\n" + data)
     try:
-        load_studies(path)
-    except StudyDataError:
-        pass
+        studies = load_studies(path)
+    except StudyDataError as exc:
+        # a refusal names the file and where in it (a line, a study, the header or the encoding)
+        message = str(exc)
+        assert message.startswith(f"{path}: "), message
+        assert re.search(r"line \d+|study '|header|encod|UTF|file", message), message
+        return
+    assert studies["study_id"].map(lambda v: isinstance(v, str) and v.strip() != "").all()
 
 
 # Rules: random trees of the grammar, against an independent row-by-row evaluator (Kleene logic).

@@ -47,7 +47,10 @@ def test_text_column_in_a_list_is_refused_a_categorical_is_declared(bcg):
 
 def test_formula_without_intercept_says_so(bcg):
     X, names = design_matrix(bcg, "~ 0 + C(alloc)")
-    assert "intrcpt" not in names and X.shape == (13, 3)
+    # metafor's mods = ~ 0 + factor(alloc): one indicator per level, no intercept
+    assert names == ["C(alloc)[alternate]", "C(alloc)[random]", "C(alloc)[systematic]"]
+    for j, level in enumerate(("alternate", "random", "systematic")):
+        np.testing.assert_array_equal(X[:, j], (bcg.alloc == level).to_numpy(float))
 
 
 def test_missing_column_is_named(bcg):

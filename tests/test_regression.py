@@ -20,6 +20,7 @@ from evsynth.model.moderators import design_matrix, with_study_columns
 from evsynth.methods.regression import beta_draws, fit_meta_regression
 
 from conftest import assert_printed
+from quad_reference import bayesian_r2
 
 DATA = Path(__file__).parent / "data"
 FLAT = {"mu": "normal(0, 1000)", "beta": "normal(0, 1000)", "tau": "uniform(0, 10)"}
@@ -75,7 +76,10 @@ def test_result_reports_residual_heterogeneity_and_r2(bcg):
     rows = result.heterogeneity.index.tolist()
     assert rows[:2] == ["tau (residual)", "tau (no moderators)"] and "I² % (residual, between studies)" in rows
     assert result.heterogeneity.loc["tau (residual)", "mean"] < result.heterogeneity.loc["tau (no moderators)", "mean"]
-    assert 40 < result.R2 < 90  # latitude explains most of tau² (REML: 75.63%)
+    # default priors (mu normal(0, 1), beta normal(0, 1), tau halfnormal(0.5)): scipy quad over tau
+    used = es.used_effects(bcg)
+    expected = bayesian_r2(used["yi"].to_numpy(), used["vi"].to_numpy(), used["ablat"], 1.0, 1.0, 0.5)
+    assert result.R2 == pytest.approx(expected, abs=1e-3)  # latitude explains most of tau² (REML: 75.63%)
     assert result.idata["constant_data"]["X"].shape == (13, 1)
     assert beta_draws(result).shape == (200, 2)
     assert "REML + Knapp-Hartung" in str(result)
@@ -120,6 +124,11 @@ def test_r2_is_large_for_a_real_moderator_and_small_for_noise():
     noise = fit_meta_regression(table, "~ noise", draws=100, chains=1)
     print(f"R² dose {real.R2:.1f}%, noise {noise.R2:.1f}%")
     assert real.R2 > 60 and noise.R2 < 20
+    y, v = table["yi"].to_numpy(), table["vi"].to_numpy()
+    raw = {column: bayesian_r2(y, v, table[column], 1.0, 1.0, 0.5) for column in ("dose", "noise")}
+    assert raw["noise"] < 0  # noise raises the posterior mean of tau²: R² is truncated at 0, as metafor's
+    for result, column in ((real, "dose"), (noise, "noise")):  # default priors; scipy quad over tau
+        assert result.R2 == pytest.approx(max(0.0, raw[column]), abs=1e-3), column
 
 
 def bcg_csv(tmp_path) -> Path:
@@ -204,7 +213,19 @@ def test_pymc_engine_agrees_with_the_exact_engine_within_mcse(bcg):
         gap = abs(mcmc.coefficients.loc[term, "mean"] - exact.coefficients.loc[term, "mean"])
         print(f"{term}: |MCMC - exact| = {gap:.5f}, MCSE {mcse:.5f}")
         assert gap < 4 * mcse, (term, gap, mcse)
-    assert abs(mcmc.R2 - exact.R2) < 15  # the R² analogue from two posterior means of tau² each
+    # the R² analogue from two posterior means of tau², each estimated from draws: against the quad
+    # value within 4 delta-method MCSEs (the model without moderators taken to mix as the one with)
+    used = es.used_effects(table)
+    expected = bayesian_r2(used["yi"].to_numpy(), used["vi"].to_numpy(), used["lat"], 1.0, 1.0, 0.5)
+    assert exact.R2 == pytest.approx(expected, abs=1e-3)
+    tau2 = post["tau"] ** 2
+    e1, m1 = float(tau2.mean()), float(az.mcse(tau2.to_dataset(name="x"))["x"])
+    h = mcmc.heterogeneity
+    e0 = h.loc["tau (no moderators)", "mean"] ** 2 + h.loc["tau (no moderators)", "sd"] ** 2
+    m0 = m1 * e0 / e1
+    se = 100 * np.hypot(m1 / e0, e1 * m0 / e0**2)
+    print(f"R²: MCMC {mcmc.R2:.2f}%, quad {expected:.2f}%, MCSE {se:.2f}")
+    assert abs(mcmc.R2 - expected) < 4 * se
 
 
 def test_fit_takes_mods_and_summarize_reports_the_slope(bcg):

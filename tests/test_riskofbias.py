@@ -4,6 +4,7 @@ analysis by judgement, on simulated data where the high-risk studies carry a kno
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import evsynth as es
 from evsynth.model import description
@@ -62,8 +63,13 @@ def test_subgroups_and_moderator_test_find_the_bias():
     assert groups.index.tolist() == ["low", "some concerns", "high"]
     assert groups["k"].tolist() == [8, 8, 8]
     assert groups.loc["high", "ci_low"] > groups.loc["low", "ci_high"]
-    assert groups.attrs["QM_df"] == 2 and groups.attrs["QM_p"] < 0.001
     fit = meta_regression(effects, rob_formula(effects))
+    # the subgroup test is the Wald test of the two RoB contrasts: b' V^-1 b on 2 df (closed form
+    # from the meta-regression's coefficients; metafor's figures for BCG: test_verdict_references.py)
+    b, V = fit.coefficients["estimate"].to_numpy()[1:], fit.cov[1:, 1:]
+    wald = float(b @ np.linalg.solve(V, b))
+    assert groups.attrs["QM_df"] == 2 and groups.attrs["QM"] == pytest.approx(wald, rel=1e-10)
+    assert groups.attrs["QM_p"] == pytest.approx(stats.chi2.sf(wald, 2), rel=1e-10) and groups.attrs["QM_p"] < 0.001
     assert fit.coefficients.index[0] == "intrcpt"  # reference level: low
     high = fit.coefficients.iloc[-1]
     assert fit.coefficients.index[-1].endswith("[T.high]") and high["ci_low"] < BIAS < high["ci_high"]

@@ -2,6 +2,7 @@
 is rated by its documented rule, overrides need a reason, and the absolute effect per 1000 of a
 binary outcome follows from the pooled ratio at the stated baseline risk (BCG trials, metadat)."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +48,21 @@ def test_low_risk_precise_consistent_evidence_is_high_certainty():
 def test_certainty_is_usually_high_when_nothing_is_wrong():
     """No heterogeneity, low risk of bias, no small-study effect: only chance (a heterogeneous-looking
     or asymmetric sample: I² >= 50% or Egger p < 0.10) can downgrade; that is rare."""
-    ratings = [sof(simulated(seed=seed))["certainty"] for seed in range(20)]
+    rows = [sof(simulated(seed=seed)) for seed in range(20)]
+    ratings = [row["certainty"] for row in rows]
     print("certainty with nothing wrong:", pd.Series(ratings).value_counts().to_dict())
     assert ratings.count("high") >= 13 and "low" not in ratings and "very low" not in ratings
+    # every rating agrees with the figures its reason prints (the rules' boundaries themselves are
+    # pinned in test_verdicts_sof.py)
+    for row in rows:
+        reasons = dict(part.split(": ", 1) for part in row["reasons"].split("; "))
+        i2 = float(re.search(r"I² (\d+)%", reasons["inconsistency"]).group(1))
+        p = float(re.search(r"p = ([\d.]+)", reasons["publication bias"]).group(1))
+        assert row["inconsistency"] == ("serious" if i2 >= 50 or "includes no effect" in reasons["inconsistency"]
+                                        else "not serious"), reasons["inconsistency"]
+        assert row["publication_bias"] == ("serious" if p < 0.10 else "not serious"), reasons["publication bias"]
+        down = (row["inconsistency"] == "serious") + (row["publication_bias"] == "serious")
+        assert row["certainty"] == ["high", "moderate", "low"][down]
 
 
 def test_high_risk_of_bias_downgrades():
@@ -63,9 +76,14 @@ def test_high_risk_of_bias_downgrades():
 
 
 def test_heterogeneity_downgrades_inconsistency():
+    # tau 0.5 against SEs of 0.06-0.1: I² about 97%, and mu 0.2 +- 2 tau includes 0
     row = sof(simulated(tau=0.5, mu=0.2))
-    assert row["inconsistency"] in ("serious", "very serious")
-    assert "I²" in row["reasons"]
+    assert row["inconsistency"] == "very serious"
+    assert re.search(r"inconsistency: posterior median I² 9\d%, 95% prediction interval -\d\.\d\d to \d\.\d\d "
+                     "includes no effect", row["reasons"]), row["reasons"]
+    # the same spread around a larger effect: the prediction interval excludes 0, so serious only
+    row = sof(simulated(tau=0.5, mu=2.5))
+    assert row["inconsistency"] == "serious" and "excludes no effect" in row["reasons"]
 
 
 def test_uncontrolled_pre_post_downgrades_indirectness():

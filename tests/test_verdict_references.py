@@ -26,6 +26,8 @@ from evsynth.methods.riskofbias import rob_subgroups
 from evsynth.methods.summary import predictive_draws
 from evsynth.model import description
 
+from quad_reference import QUAD, bayesian_r2, tau_posterior
+
 DATA = Path(__file__).parent / "data"
 REF = json.loads((DATA / "reference" / "verdicts_metafor.json").read_text())
 ROB = {"random": "low", "alternate": "some concerns", "systematic": "high"}  # the R script's construction
@@ -76,36 +78,10 @@ def test_frequentist_prediction_intervals_match_metafor(bcg, method, fit, test):
 # --------------------------------------------------------------------------- scipy quad
 
 
-def log_marginal(tau: float, y: np.ndarray, v: np.ndarray, X: np.ndarray, prior_var: np.ndarray) -> float:
-    """log p(y | tau) with coefficients ~ N(0, diag(prior_var)) integrated out: y ~ N(0, V + X S X')."""
-    cov = np.diag(v + tau**2) + (X * prior_var) @ X.T
-    chol = np.linalg.cholesky(cov)
-    z = np.linalg.solve(chol, y)
-    return float(-0.5 * z @ z - np.log(np.diag(chol)).sum() - 0.5 * len(y) * np.log(2 * np.pi))
-
-
-def tau_posterior(y, v, X, prior_var, prior_sd=1.0):
-    """Unnormalized posterior density of tau (half-normal prior), scaled at its mode for quad."""
-    grid = np.linspace(1e-4, 3, 60)
-    logs = np.array([log_marginal(t, y, v, X, prior_var) + stats.halfnorm(0, prior_sd).logpdf(t) for t in grid])
-    top = logs.max()
-    return lambda t: np.exp(log_marginal(t, y, v, X, prior_var) + stats.halfnorm(0, prior_sd).logpdf(t) - top)
-
-
-def mean_tau2(y, v, X, prior_var) -> float:
-    density = tau_posterior(y, v, X, prior_var)
-    mass = integrate.quad(density, 0, 8, points=[0.3, 1], epsabs=0, epsrel=1e-10, limit=200)[0]
-    return integrate.quad(lambda t: t**2 * density(t), 0, 8, points=[0.3, 1], epsabs=0, epsrel=1e-10,
-                          limit=200)[0] / mass
-
-
 def test_bayesian_r2_matches_quadrature(bcg):
     used = es.used_effects(bcg)
     y, v = used["yi"].to_numpy(), used["vi"].to_numpy()
-    one = np.ones((len(y), 1))
-    null = mean_tau2(y, v, one, np.array([100.0]))
-    full = mean_tau2(y, v, np.column_stack([one, used["ablat"].to_numpy(float)]), np.array([100.0, 1.0]))
-    expected = 100 * (null - full) / null
+    expected = bayesian_r2(y, v, used["ablat"], intercept_var=100.0, slope_var=1.0, prior_sd=1.0)
     result = fit_meta_regression(bcg, "~ ablat", PRIORS, draws=100, chains=1)
     print(f"Bayesian R²: {result.R2:.6f}%, quadrature {expected:.6f}%")
     assert result.R2 == pytest.approx(expected, abs=1e-3)
@@ -117,7 +93,7 @@ def predictive_cdf(y, v, prior_var=100.0, prior_sd=1.0):
     """x -> P(theta_new <= x | y): given tau, mu | y, tau is normal (m, s²) and theta_new ~ N(m, s² + tau²)."""
     one = np.ones((len(y), 1))
     density = tau_posterior(y, v, one, np.array([prior_var]), prior_sd)
-    opts = dict(points=[0.3, 1], epsabs=0, epsrel=1e-11, limit=200)
+    opts = QUAD | dict(epsrel=1e-11)
     mass = integrate.quad(density, 0, 8, **opts)[0]
 
     def conditional(t, x):
