@@ -79,6 +79,10 @@ _EXPORTS = {
     "mantel_haenszel": ("evsynth.methods.binary_pooling", 'mantel_haenszel'),
     "peto": ("evsynth.methods.binary_pooling", 'peto'),
     "cochran_mantel_haenszel": ("evsynth.methods.binary_pooling", 'cochran_mantel_haenszel'),
+    "influence": ("evsynth.methods.influence", 'influence'),
+    "baujat": ("evsynth.methods.influence", 'baujat'),
+    "cumulative": ("evsynth.methods.cumulative", 'cumulative'),
+    "bayesian_cumulative": ("evsynth.methods.cumulative", 'bayesian_cumulative'),
 }
 
 
@@ -111,4 +115,5 @@ __all__ = [
     "multilevel", "robust", "impute_covariance", "shared_control_covariance",
     "mantel_haenszel", "peto", "cochran_mantel_haenszel",
     "one_row_per_sample", "restrict_design", "prepost_weight_share",
+    "influence", "baujat", "cumulative", "bayesian_cumulative",
 ]

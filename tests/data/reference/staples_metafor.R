@@ -67,14 +67,31 @@ f <- rma.peto(ai = ai, n1i = n1i, ci = ci, n2i = n2i, data = dat.nielweise2007)
 nw$PETO <- list(b = num(f$b), se = f$se, QE = f$QE, k = f$k, k_yi = f$k.yi, I2 = f$I2)
 out$nielweise_mh <- nw
 
-# ---- influence diagnostics (REML, dat.bcg)
-f <- rma(yi, vi, data = bcg)
+# ---- influence diagnostics (REML, dat.bcg); REML converged tightly (TIGHT) so that the refits agree
+TIGHT <- list(threshold = 1e-12, tol = 1e-12)
+f <- rma(yi, vi, data = bcg, control = TIGHT)
 inf <- influence(f)
 d <- as.data.frame(inf$inf)
 out$bcg_influence <- list(rstudent = d$rstudent, dffits = d$dffits, cook_d = d$cook.d, cov_r = d$cov.r,
                           tau2_del = d$tau2.del, QE_del = d$QE.del, hat = d$hat, weight = d$weight,
                           dfbs = num(inf$dfbs$intrcpt), inf = as.character(d$inf),
                           is_infl = unname(inf$is.infl))
+# dat.hackshaw1998 (37 studies, log OR): a data set with influential studies flagged
+f2 <- rma(yi, vi, data = dat.hackshaw1998, control = TIGHT)
+inf2 <- influence(f2)
+d2 <- as.data.frame(inf2$inf)
+out$hackshaw_influence <- list(rstudent = d2$rstudent, dffits = d2$dffits, cook_d = d2$cook.d, cov_r = d2$cov.r,
+                               tau2_del = d2$tau2.del, QE_del = d2$QE.del, hat = d2$hat, weight = d2$weight,
+                               dfbs = num(inf2$dfbs$intrcpt), is_infl = unname(inf2$is.infl))
+# dat.bcg with trial 13 replaced by a large, precise outlier (yi 2, vi 0.005): flagged
+yo <- bcg$yi; vo <- bcg$vi; yo[13] <- 2; vo[13] <- 0.005
+inf3 <- influence(rma(yo, vo, control = TIGHT))
+d3 <- as.data.frame(inf3$inf)
+out$outlier_influence <- list(yi = num(yo), vi = vo, rstudent = d3$rstudent, dffits = d3$dffits, cook_d = d3$cook.d,
+                              cov_r = d3$cov.r, hat = d3$hat, dfbs = num(inf3$dfbs$intrcpt),
+                              is_infl = unname(inf3$is.infl))
+b2 <- baujat(rma(yi, vi, data = dat.hackshaw1998, method = "FE"), progbar = FALSE)
+out$hackshaw_baujat_fe <- list(x = b2$x, y = b2$y)
 b <- baujat(f, progbar = FALSE)
 out$bcg_baujat <- list(x = b$x, y = b$y)
 # leave-one-out for the same fit, used by rstudent
@@ -84,7 +101,7 @@ out$bcg_leave1out <- list(estimate = num(l1$estimate), se = num(l1$se), tau2 = n
 # ---- cumulative meta-analysis by year (REML and FE)
 cum <- list()
 for (m in c("REML", "FE", "DL")) {
-  f <- rma(yi, vi, data = bcg, method = m)
+  f <- rma(yi, vi, data = bcg, method = m, control = TIGHT)
   cu <- cumul(f, order = bcg$year)
   cum[[m]] <- list(order = as.character(cu$slab), estimate = num(cu$estimate), se = num(cu$se),
                    ci_lb = num(cu$ci.lb), ci_ub = num(cu$ci.ub), tau2 = num(cu$tau2), I2 = num(cu$I2),
