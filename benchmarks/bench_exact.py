@@ -1,4 +1,4 @@
-"""Time evsynth.engines.normal_normal.exact_posterior for 50 studies (target: under 50 ms).
+"""Time evsynth.engines.normal_normal.exact_posterior (the exact engine's one-variance case) for 50 studies.
 
 Run: .venv/bin/python benchmarks/bench_exact.py
 The timed call builds the posterior and computes every summary (mu, tau, predictive, theta).

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evsynth.engines.normal_normal import bayesmeta_direct, exact_posterior
+from evsynth.engines.bayesmeta_direct import bayesmeta_direct
+from evsynth.engines.normal_normal import exact_posterior
 from evsynth.methods.frequentist import dersimonian_laird, leave_one_out, reml
 
 REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "data"  # bcg.csv, eight_schools.csv

@@ -37,7 +37,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "effects": ("src/evsynth/effects/table.py", ["tests/test_effects.py", "tests/test_effects_binary.py"]),
     "effects.continuous": ("src/evsynth/effects/continuous.py", ["tests/test_effects.py", "tests/test_effects_binary.py"]),
     "effects.binary": ("src/evsynth/effects/binary.py", ["tests/test_effects.py", "tests/test_effects_binary.py"]),
-    "exact": ("src/evsynth/engines/normal_normal.py", ["tests/test_exact.py", "-k", "not mcmc and not wrong_prior"]),
+    "normal_normal": ("src/evsynth/engines/normal_normal.py", ["tests/test_exact.py", "-k", "not mcmc and not wrong_prior"]),
     "frequentist": ("src/evsynth/methods/frequentist.py", ["tests/test_frequentist.py", "tests/test_metaregression.py"]),
     "engines.exact": ("src/evsynth/engines/exact.py", [
         "tests/test_engine_exact.py", "tests/test_engine_exact_more.py", "tests/test_orthant.py",
@@ -259,7 +259,7 @@ def _exact_battery() -> np.ndarray:
     return np.array(out)
 
 
-BATTERIES = {"exact": _exact_battery}
+BATTERIES = {"normal_normal": _exact_battery}
 
 
 def deviations(module: str, scratch: Path, names: list[str]) -> dict[str, float]:

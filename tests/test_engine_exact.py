@@ -1,5 +1,5 @@
 """The exact engine (evsynth.engines.exact) against closed forms and independent quadratures:
-evsynth.engines.normal_normal (one tau, bayesmeta-validated), evsynth.engines.marginal (censored rows, evidence), the
+tests/normal_normal_reference.py (one tau, a dense grid in tau written without evsynth), evsynth.engines.marginal (censored rows, evidence), the
 multivariate normal density of y written out in full, and its own refined grid."""
 
 import numpy as np
@@ -10,7 +10,7 @@ from scipy import stats
 import evsynth as es
 from evsynth.model import description
 from evsynth.engines import exact as engine
-from evsynth.engines.normal_normal import exact_posterior
+from normal_normal_reference import reference as normal_normal_reference
 from evsynth.engines.marginal import ModelSpec, log_evidence
 
 from conftest import ROOT
@@ -35,7 +35,7 @@ def demo():
 
 def test_random_effects_equals_the_one_tau_quadrature(demo):
     used = es.used_effects(demo)
-    reference = exact_posterior(used.yi, used.sei, tau_prior="halfnormal(0.5)", mu_prior="normal(0, 1)")
+    reference = normal_normal_reference(used, stats.halfnorm(scale=0.5), 0.0, 1.0)
     ours = engine.exact_summary(description.random_effects(demo))
     for row, ref in (("mu", reference.mu), ("tau", reference.tau), ("prediction", reference.predictive)):
         got = ours.xs(row, level="variable").iloc[0]

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from scipy import integrate, optimize, stats
 
-from evsynth.engines.normal_normal import bayesmeta_direct, check_against_exact, exact_posterior
+from evsynth.engines.bayesmeta_direct import bayesmeta_direct
+from evsynth.engines.normal_normal import check_against_exact, exact_posterior
 from evsynth.methods.frequentist import common_effect
 
 from conftest import assert_printed, reference_file
@@ -490,7 +491,7 @@ def test_heavy_tails_reach_the_study_effects():
 
 
 def test_normal_mixture_against_scipy():
-    from evsynth.engines.normal_normal import NormalMixture
+    from evsynth.engines.exact import NormalMixture
 
     w, m, s = np.array([0.2, 0.5, 0.3]), np.array([-1.0, 0.5, 3.0]), np.array([0.5, 1.0, 2.0])
     mix = NormalMixture(w, m, s)
@@ -520,7 +521,7 @@ def test_check_against_exact_records_its_settings():
     (np.full(50, 0.02), np.linspace(-5, 5, 50), np.linspace(0.05, 2.0, 50)),  # a posterior-like mixture
 ])
 def test_normal_mixture_quantiles_where_newton_needs_its_safeguard(w, m, s):
-    from evsynth.engines.normal_normal import NormalMixture
+    from evsynth.engines.exact import NormalMixture
 
     w, m, s = (np.asarray(a, float) for a in (w, m, s))
     mix = NormalMixture(w, m, s)

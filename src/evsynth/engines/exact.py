@@ -6,8 +6,12 @@ jointly Gaussian: y = A(t) g + e + eps with A(t) = [X, tau_1 Z_1, ...], e ~ N(0,
 eps ~ N(0, diag(se^2)). So p(y_exact | t) is a Gaussian density (computed in the latent
 dimension, Woodbury) and g | y, t is Gaussian. Only t needs numerical integration: each SD is
 mapped to x = asinh(tau / a) (linear near 0, logarithmic in the tail), the box holding the mass
-is found on a coarse grid and integrated with the trapezoid rule, whose half weight at x = 0 keeps
-its accuracy there (the integrand is even in x). 1 to 3 SDs: 161, 41 or 25 nodes per axis.
+is found on a coarse grid (extended as far as a heavy tail needs) and integrated with the trapezoid
+rule, whose half weight at x = 0 keeps its accuracy there (the integrand is even in x); where the box
+ends at a prior's bound (uniform(0, 2) at 2, a lower bound above 0, an exponential prior at 0) Gregory's
+end corrections make it 4th order. 1 to 3 SDs: at least 161, 41 or 25 nodes per axis. An SD's
+quantiles and CDF come from a degree-5 local interpolant of its marginal density (SDMarginal).
+evsynth.engines.normal_normal presents the one-variance case (es.exact_posterior).
 
 Censored rows (a p-value printed as a bound): the statistic y_c is only known to lie beyond its
 bound. Given t, y_c given the exact rows is Gaussian, so its term in the marginal likelihood is
@@ -25,22 +29,78 @@ Gaussian conditionals: independent draws, so R-hat ~ 1 and ESS ~ the number of d
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 from scipy import integrate, interpolate, special, stats
 
 from ..model.description import GaussianModel
-from .normal_normal import NormalMixture, _gregory_weights
-from ..model.priors import parse_prior
+from ..model.priors import Prior, parse_prior
 
 PROBS = (0.025, 0.5, 0.975)
 DROP = 30.0  # the box keeps tau where the log posterior is within this of its maximum
 N_COARSE = 21
-N_FINAL = {1: 161, 2: 41, 3: 25}  # Gaussian summaries converge spectrally; SD quantiles to ~1e-4 sd
+MAX_STEP = {1: 0.035, 2: 0.1, 3: 0.15}  # node spacing in x beyond which a box gets more than N_FINAL nodes
+N_FINAL = {1: 161, 2: 41, 3: 25}  # Gaussian summaries converge spectrally; one SD's CDF to ~5e-8
 N_LATENT = 64  # latent censored statistics per node in the summaries
 _LOG_2PI = np.log(2 * np.pi)
+FLAT = "flat"  # the improper flat prior (of a fixed block, or of an SD on tau >= 0): exact_posterior's
+# bayesmeta-style defaults; it has no PyMC counterpart and its evidence has no constant
+_EVEN = ("halfnormal", "halfcauchy", "halfstudent_t", "uniform", FLAT)  # log density even in tau at 0
+
+
+# --------------------------------------------------------------------------- normal mixtures
+
+
+@dataclass(frozen=True)
+class NormalMixture:
+    """Finite mixture of normals: weights (sum 1), component means and sds (the posterior of a
+    linear quantity over the grid)."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    sds: np.ndarray
+    infinite_variance: bool = False  # the mixture stands for a distribution without a variance
+
+    @property
+    def mean(self) -> float:
+        return float(self.weights @ self.means)
+
+    @property
+    def sd(self) -> float:
+        if self.infinite_variance:
+            return np.inf
+        return float(np.sqrt(self.weights @ (self.sds**2 + (self.means - self.mean) ** 2)))
+
+    def cdf(self, x) -> np.ndarray:
+        z = (np.asarray(x, dtype=float)[..., None] - self.means) / self.sds
+        return special.ndtr(z) @ self.weights
+
+    def pdf(self, x) -> np.ndarray:
+        z = (np.asarray(x, dtype=float)[..., None] - self.means) / self.sds
+        return (np.exp(-0.5 * z**2) / (np.sqrt(2 * np.pi) * self.sds)) @ self.weights
+
+    def ppf(self, p) -> np.ndarray:
+        """Quantiles by Newton's method, safeguarded by bisection, vectorised over p."""
+        p = np.atleast_1d(np.asarray(p, dtype=float))
+        if np.any((p <= 0) | (p >= 1)):
+            raise ValueError("probabilities must be in (0, 1)")
+        # each component has < 1e-20 mass beyond 10 sd, so these bracket every p in (1e-20, 1)
+        lo = np.full_like(p, np.min(self.means - 10 * self.sds))
+        hi = np.full_like(p, np.max(self.means + 10 * self.sds))
+        x = (self.means + self.sds * special.ndtri(p)[:, None]) @ self.weights  # finite start
+        scale = self.weights @ self.sds
+        for _ in range(200):
+            f = self.cdf(x) - p
+            lo, hi = np.where(f < 0, x, lo), np.where(f > 0, x, hi)
+            step = f / np.maximum(self.pdf(x), 1e-300)
+            if np.all(np.abs(step) <= 1e-12 * scale):  # test before the safeguard can bisect
+                return x - step
+            new = x - step
+            bad = (new < lo) | (new > hi) | ~np.isfinite(new)
+            x = np.where(bad, 0.5 * (lo + hi), new)
+        return x
 
 
 # --------------------------------------------------------------------------- Gaussian algebra given t
@@ -72,8 +132,16 @@ class Conditionals:
 
 
 def _latent_prior(model: GaussianModel) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and precision of g = (beta, z_1, ...)."""
-    means, sds = model.prior_moments()
+    """Mean and precision of g = (beta, z_1, ...); a flat block (FLAT) has precision 0."""
+    flat = [block.prior == FLAT for block in model.fixed]
+    proper = replace(model, fixed=tuple(b for b, f in zip(model.fixed, flat) if not f))
+    m, s = proper.prior_moments()
+    means, sds, k = [], [], 0
+    for block, f in zip(model.fixed, flat):
+        means += [0.0] * block.size if f else list(m[k:k + block.size])
+        sds += [np.inf] * block.size if f else list(s[k:k + block.size])
+        k += 0 if f else block.size
+    means, sds = np.array(means, float), np.array(sds, float)
     blocks = [np.diag(1 / sds**2)]
     for part in model.parts:
         q = len(part.labels)
@@ -160,9 +228,10 @@ def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True) -
     cov = np.linalg.inv(Q)
     mean = np.einsum("gij,gj->gi", cov, b)
     logdet_Q = 2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
-    logdet_P0 = np.linalg.slogdet(P0)[1]
+    proper = np.diagonal(P0) > 0  # a flat prior's block adds no constant (its evidence is improper)
+    logdet_P0 = np.linalg.slogdet(P0[np.ix_(proper, proper)])[1]
     loglik = -0.5 * (logdet_S + logdet_Q - logdet_P0 + yWy + m0 @ P0 @ m0 - np.einsum("gi,gi->g", b, mean)
-                     + o.size * _LOG_2PI)
+                     + (o.size - (~proper).sum()) * _LOG_2PI)
     out = Conditionals(taus, D, loglik, mean, cov, basis=B)
     if c.size == 0:
         return out
@@ -239,30 +308,45 @@ def bivariate_normal_cdf(a, b, rho):
 @dataclass(frozen=True)
 class _Axis:
     name: str
-    prior: object  # evsynth.model.priors.Prior
+    prior: object  # evsynth.model.priors.Prior (family FLAT: improper flat on tau >= 0)
     scale: float  # a in tau = a sinh(x)
-    lo: float  # domain in x
-    hi: float
+    lo: float  # the prior's support in x
+    hi: float  # its upper end, or where the coarse search starts when the support is unbounded
+    lower: float = 0.0  # the support in tau
+    upper: float = np.inf
+
+    @property
+    def limit(self) -> float:
+        """How far the box may extend: the support's end, or tau = 1e12 times the search start
+        (a heavy-tailed posterior, e.g. a half-Cauchy prior on an SD with few levels)."""
+        return self.hi if np.isfinite(self.upper) else self.hi + np.log(1e12)
+
+    def even_at(self, x: float) -> bool:
+        """The log density is even in x about this end (x = 0 with a prior even in tau, as
+        p(y | t) is): the trapezoid rule is then spectrally accurate there without a correction."""
+        return x == 0.0 and self.prior.family in _EVEN
 
 
 def _axes(model: GaussianModel) -> list[_Axis]:
     spread = float(np.std(model.yi) + model.sei.max())
     out = []
     for name, text in model.taus:
-        prior = parse_prior(text)
+        prior = Prior(FLAT, ()) if text == FLAT else parse_prior(text)
         if prior.family == "uniform":
             lower, upper = prior.params
             if lower < 0:
                 raise ValueError(f"prior of {name} is {prior}: an SD needs a prior on tau >= 0")
-        elif prior.support != "positive":
+        elif prior.family != FLAT and prior.support != "positive":
             raise ValueError(f"prior of {name} is {prior}: an SD needs a prior on tau > 0")
         else:
             lower, upper = 0.0, np.inf
         a = float(model.sei.min())
         if prior.family in ("halfcauchy", "halfstudent_t", "halfnormal"):
             a = min(a, prior.params[-1])
+        elif prior.family == "exponential":
+            a = min(a, 1 / prior.params[0])
         hi = np.arcsinh(upper / a) if np.isfinite(upper) else np.arcsinh(20 * spread / a)
-        out.append(_Axis(name, prior, a, np.arcsinh(lower / a), hi))
+        out.append(_Axis(name, prior, a, np.arcsinh(lower / a), hi, lower, upper))
     return out
 
 
@@ -270,7 +354,9 @@ def _log_posterior(model, axes, nodes: list[np.ndarray]):
     """Log density on a tensor grid in x (per unit x), with the conditionals at every node."""
     mesh = np.meshgrid(*nodes, indexing="ij")
     x = np.column_stack([m.ravel() for m in mesh]) if nodes else np.zeros((1, 0))
-    taus = np.column_stack([ax.scale * np.sinh(x[:, j]) for j, ax in enumerate(axes)]) if axes else x
+    # sinh(asinh(u)) can round just outside a bounded prior's support, where its density is 0
+    taus = (np.column_stack([np.clip(ax.scale * np.sinh(x[:, j]), ax.lower, ax.upper) for j, ax in enumerate(axes)])
+            if axes else x)
     cond = conditionals(model, taus)
     lp = cond.loglik.copy()
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -289,6 +375,8 @@ def _log_prior(prior, t: np.ndarray) -> np.ndarray:
     if prior.family == "halfcauchy":
         (b,) = prior.params
         return np.log(2 / (np.pi * b)) - np.log1p((t / b) ** 2)
+    if prior.family == FLAT:
+        return np.where(t >= 0, 0.0, -np.inf)
     return prior.logpdf(t)
 
 
@@ -308,8 +396,8 @@ def _find_box(model, axes) -> list[tuple[float, float]]:
             g = nodes[j]
             lo, hi = g[max(keep[0] - 1, 0)], g[min(keep[-1] + 1, g.size - 1)]
             width = box[j][1] - box[j][0]
-            if keep[-1] == g.size - 1 and box[j][1] < ax.hi:  # mass at the upper edge: extend
-                hi, stable = min(ax.hi, box[j][1] + width), False
+            if keep[-1] == g.size - 1 and box[j][1] < ax.limit:  # mass at the upper edge: extend
+                hi, stable = min(ax.limit, box[j][1] + width), False
             if hi - lo < 0.25 * width:  # the mass sits in a few coarse cells: zoom in
                 stable = False
             new.append((lo, hi))
@@ -326,11 +414,29 @@ class Grid:
     weights: np.ndarray  # (G,) posterior mass of each node's cell, summing to 1
     cond: Conditionals  # at the nodes, flattened in C order
     log_evidence: float  # log p(y) (constants included), for Bayes factors
+    rules: list | None = None  # quadrature weights along each axis (axis_weights)
 
 
 def _trapezoid(x: np.ndarray) -> np.ndarray:
     w = np.full(x.size, x[1] - x[0])
     w[[0, -1]] *= 0.5
+    return w
+
+
+def axis_weights(ax: _Axis, x: np.ndarray) -> np.ndarray:
+    """Quadrature weights along one axis: the trapezoid rule, with Gregory's 4th-order end
+    corrections at an end where the box is cut at the prior's bound (uniform(0, 2) at 2, a lower
+    bound above 0, an exponential prior at 0), where the density need not be small nor even. At an
+    end cut where the density is e^-30 of its maximum, or at an even x = 0, the trapezoid is exact
+    to far below that (the integrand is analytic in x; Euler-Maclaurin's odd-derivative terms vanish)."""
+    w = _trapezoid(x)
+    if x.size < 8:
+        return w
+    ends = (np.array([17, 59, 43, 49]) / 48 - np.array([0.5, 1, 1, 1])) * (x[1] - x[0])
+    if x[0] == ax.lo and not ax.even_at(x[0]):
+        w[:4] += ends
+    if x[-1] == ax.hi and np.isfinite(ax.upper):
+        w[-4:] += ends[::-1]
     return w
 
 
@@ -343,13 +449,16 @@ def posterior_grid(model: GaussianModel, n_nodes: int | None = None) -> Grid:
     n = n_nodes or N_FINAL[len(axes)] if len(axes) in N_FINAL else n_nodes
     if n is None:
         raise ValueError(f"{len(axes)} variance components: the exact engine integrates at most 3")
-    nodes = [np.linspace(lo, hi, n) for lo, hi in box]
+    # a wide box (a heavy tail) gets more nodes, so the spacing in the bulk stays near the default's
+    sizes = [n if n_nodes else int(np.clip(np.ceil((hi - lo) / MAX_STEP[len(axes)]) + 1, n, 4 * n)) for lo, hi in box]
+    nodes = [np.linspace(lo, hi, size) for (lo, hi), size in zip(box, sizes)]
     lp, cond = _log_posterior(model, axes, nodes)
     w = np.exp(lp - lp.max())
-    for j, g in enumerate(nodes):
-        w = w * _trapezoid(g).reshape([-1 if k == j else 1 for k in range(len(nodes))])
+    rules = [axis_weights(ax, g) for ax, g in zip(axes, nodes)]
+    for j, rule in enumerate(rules):
+        w = w * rule.reshape([-1 if k == j else 1 for k in range(len(nodes))])
     total = w.sum()
-    return Grid(axes, nodes, (w / total).ravel(), cond, float(lp.max() + np.log(total)))
+    return Grid(axes, nodes, (w / total).ravel(), cond, float(lp.max() + np.log(total)), rules)
 
 
 # --------------------------------------------------------------------------- quantities
@@ -517,29 +626,125 @@ def _mixture_row(weights, means, sds) -> dict:
             "P(>0)": 1.0 - float(mix.cdf(0.0))}
 
 
-def _tau_row(grid: Grid, j: int) -> dict:
-    """Summary of the j-th SD from its marginal density at the axis nodes (the other axes summed
-    out by the trapezoid rule): end-corrected (Gregory) weights for the moments and cumulative
-    Simpson with a cubic Hermite CDF for the quantiles, as evsynth.engines.normal_normal does for one tau."""
+def _stencil_polynomials() -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients (rows: the nodes s = -2..3 of a cell [0, 1]; columns: powers of s) of the
+    Lagrange basis of degree 5 and of its integral from 0 to s."""
+    nodes = np.arange(-2, 4)
+    basis_, integral = [], []
+    for k in nodes:
+        others = nodes[nodes != k]
+        poly = np.polynomial.Polynomial.fromroots(others) / np.prod(k - others)
+        basis_.append(np.pad(poly.coef, (0, 1)))
+        integral.append(poly.integ().coef)
+    return np.array(basis_), np.array(integral)
+
+
+_LAGRANGE, _LAGRANGE_INTEGRAL = _stencil_polynomials()  # constants: (6, 7) each
+
+
+@dataclass(frozen=True)
+class SDMarginal:
+    """The posterior of one SD from its marginal density at the axis nodes (the other axes summed
+    out): moments by Gregory's rule, the density between nodes and the CDF by the degree-5
+    polynomial through the 6 nodes around each cell (integrated exactly: 6th order, so the CDF is
+    good to ~1e-9 on 161 nodes), quantiles by Newton's method on that CDF."""
+
+    scale: float  # a in tau = a sinh(x)
+    x: np.ndarray
+    density: np.ndarray  # per unit x, normalised
+    padded: np.ndarray  # the density with 2 nodes before and 3 after (reflected at an even 0, else extrapolated)
+    cdf_nodes: np.ndarray
+
+    @property
+    def tau(self) -> np.ndarray:
+        return self.scale * np.sinh(self.x)
+
+    def moments(self) -> tuple[float, float]:
+        """Mean and sd of tau. tau = a sinh(x) is odd in x, so at x = 0 the plain trapezoid
+        rule is only second order for them: Gregory's end corrections at both ends."""
+        w = _trapezoid(self.x)
+        if self.x.size >= 8:
+            w[:4] = w[-4:][::-1] = np.array([17, 59, 43, 49]) / 48 * (self.x[1] - self.x[0])
+        w = w * self.density
+        w = w / w.sum()
+        tau = self.tau
+        mean = float(w @ tau)
+        return mean, float(np.sqrt(max(w @ (tau - mean) ** 2, 0.0)))
+
+    def _cell(self, x):
+        h = self.x[1] - self.x[0]
+        i = np.clip(np.floor((x - self.x[0]) / h).astype(int), 0, self.x.size - 2)
+        s = (x - self.x[i]) / h
+        f = self.padded[i[:, None] + np.arange(6)]  # the stencil around cell i
+        return i, s, f, h
+
+    def _cdf_x(self, x):
+        i, s, f, h = self._cell(x)
+        powers = s[:, None] ** np.arange(7)
+        return self.cdf_nodes[i] + h * np.einsum("mk,mk->m", f, powers @ _LAGRANGE_INTEGRAL.T)
+
+    def _pdf_x(self, x):
+        i, s, f, h = self._cell(x)
+        return np.einsum("mk,mk->m", f, (s[:, None] ** np.arange(7)) @ _LAGRANGE.T)
+
+    def cdf(self, t) -> np.ndarray:
+        t = np.asarray(t, dtype=float)
+        lo, hi = self.tau[0], self.tau[-1]
+        x = np.arcsinh(np.clip(t, lo, hi).ravel() / self.scale)
+        inside = np.clip(self._cdf_x(x), 0.0, 1.0).reshape(t.shape)
+        return np.where(t < lo, 0.0, np.where(t >= hi, 1.0, inside))
+
+    def quantile(self, p) -> np.ndarray:
+        p = np.atleast_1d(np.asarray(p, dtype=float))
+        j = np.clip(np.searchsorted(self.cdf_nodes, p), 1, self.x.size - 1)
+        lo, hi = self.x[j - 1], self.x[j]
+        c0, c1 = self.cdf_nodes[j - 1], self.cdf_nodes[j]
+        x = lo + (hi - lo) * np.clip((p - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.0, 1.0)
+        for _ in range(20):  # Newton within the cell that holds p, bisecting when a step leaves it
+            f, d = self._cdf_x(x) - p, self._pdf_x(x)
+            lo, hi = np.where(f < 0, x, lo), np.where(f > 0, x, hi)
+            new = x - f / np.where(d > 0, d, np.inf)
+            new = np.where((new <= lo) | (new >= hi) | (d <= 0), 0.5 * (lo + hi), new)
+            done = np.abs(new - x) <= 1e-14 * np.maximum(np.abs(x), 1e-300) + 1e-300
+            x = new
+            if np.all(done):
+                break
+        return self.scale * np.sinh(x)
+
+
+def sd_marginal(grid: Grid, j: int) -> SDMarginal:
+    """SDMarginal of the j-th SD on `grid`."""
     x = grid.nodes[j]
     h = x[1] - x[0]
     shape = [len(n) for n in grid.nodes]
     others = tuple(k for k in range(len(shape)) if k != j)
     mass = grid.weights.reshape(shape)
     mass = mass.sum(axis=others) if others else mass
-    dens = mass / _trapezoid(x)  # marginal density per unit x, up to a constant
-    gregory = _gregory_weights(x.size, h)
-    dens = dens / (gregory @ dens)
-    a = grid.axes[j].scale
-    tau = a * np.sinh(x)
-    mean = float(gregory @ (tau * dens))
-    sd = float(np.sqrt(max(gregory @ (tau**2 * dens) - mean**2, 0.0)))
-    cdf = integrate.cumulative_simpson(dens, dx=h, initial=0.0)
+    rule = grid.rules[j] if grid.rules is not None else _trapezoid(x)
+    dens = mass / rule  # marginal density per unit x, up to a constant
+    extrapolate = np.array([6, -15, 20, -15, 6, -1])  # the degree-5 polynomial through 6 nodes, one step on
+    pad = list(dens)
+    if grid.axes[j].even_at(x[0]):
+        left = [dens[2], dens[1]]
+    else:
+        left = []
+        for _ in range(2):
+            left.insert(0, extrapolate @ np.array((left + pad)[:6]))
+    for _ in range(3):
+        pad.append(extrapolate @ np.array(pad[-1:-7:-1]))
+    padded = np.array(left + pad)
+    cells = h * (np.lib.stride_tricks.sliding_window_view(padded, 6)[: x.size - 1] @ _LAGRANGE_INTEGRAL.sum(axis=1))
+    cdf = np.concatenate([[0.0], np.cumsum(cells)])
     total = cdf[-1]
-    spline = interpolate.CubicHermiteSpline(x, np.maximum.accumulate(cdf / total), dens / total)
-    fine = np.linspace(x[0], x[-1], 40 * x.size)
-    fine_cdf = np.maximum.accumulate(np.clip(spline(fine), 0.0, 1.0))
-    q = a * np.sinh(np.interp(PROBS, fine_cdf, fine))
+    return SDMarginal(grid.axes[j].scale, x, dens / total, padded / total,
+                      np.maximum.accumulate(np.clip(cdf / total, 0.0, 1.0)))
+
+
+def _tau_row(grid: Grid, j: int) -> dict:
+    """Summary of the j-th SD (sd_marginal)."""
+    marginal = sd_marginal(grid, j)
+    mean, sd = marginal.moments()
+    q = marginal.quantile(PROBS)
     return {"mean": mean, "sd": sd, "q2.5": q[0], "q50": q[1], "q97.5": q[2], "P(>0)": np.nan}
 
 
@@ -606,6 +811,23 @@ def _study_effects(model, cond, taus, g, y, rng) -> np.ndarray:
     e = np.einsum("gij,gj->gi", M, resid) + np.einsum("gij,gj->gi", np.linalg.cholesky(cov),
                                                       rng.standard_normal(resid.shape))
     return centre + e
+
+
+def study_effect_moments(model: GaussianModel, cond: Conditionals) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of each study's effect theta_i given y and the SDs at every node (G, n):
+    theta = A g + e, with e_i shrunk towards y_i - (A g)_i by tau^2 / (tau^2 + se_i^2), as the draws
+    take it (_study_effects). For independent study effects and no censored rows."""
+    if model.study_correlation is not None or model.censored.any():
+        raise ValueError("study_effect_moments: independent study effects and no censored rows only")
+    A = cond.A
+    centre = np.einsum("gnd,gd->gn", A, cond.mean)
+    centre_var = np.einsum("gnd,gde,gne->gn", A, cond.cov, A)
+    study, _ = _split_taus(model, cond.taus)
+    if study is None:
+        return centre, centre_var
+    t2, s2 = study[:, None] ** 2, model.sei[None] ** 2
+    shrink = t2 / (t2 + s2)
+    return (1 - shrink) * centre + shrink * model.yi, (1 - shrink) ** 2 * centre_var + shrink * s2
 
 
 def pointwise_loglik(model: GaussianModel, theta: np.ndarray) -> np.ndarray:
