@@ -226,7 +226,7 @@ def test_report_labels():
     assert engine.report_label("tau_technique", "tau_technique") == "tau (between techniques)"
     assert engine.report_label("technique_effect", "neck") == "technique: neck"
     assert engine.report_label("d", "B") == "d: B"
-    assert engine.report_label("tau_x", "tau_x") == "tau_x"
+    assert engine.report_label("tau_x", "tau_x") == "tau (between x)"  # a multilevel part (a801fe5)
 
 
 def test_exact_verdict_has_nothing_to_fail():
