@@ -152,9 +152,20 @@ def markdown(ours: pd.DataFrame, theirs: pd.DataFrame, studies: pd.DataFrame, fi
     milk = effects[effects["outcome"] == OUTCOME]
     anchor_cols = [c for c in ours.columns if c.startswith("P(>") and c != "P(>0)"]
     probs = "; ".join(f"P(pooled SMD {c[2:-1].replace('>', '> ')}) = {primary[c]:.2f}" for c in anchor_cols)
-    contains_all = all(primary["low"] <= e <= primary["high"] for e in theirs["estimate"])
+    n_inside = sum(primary["low"] <= e <= primary["high"] for e in theirs["estimate"])
+    contains_all = n_inside == len(theirs)
     width_ours, width_review = primary["high"] - primary["low"], review["high"] - review["low"]
-    censored_ids = ", ".join(effects.loc[effects["censored"], "study_id"]) or "none"
+    milk_rows = used_effects(effects[effects["outcome"] == OUTCOME])
+    censored_ids = ", ".join(milk_rows.loc[milk_rows["censored"], "study_id"]) or f"none of the {OUTCOME} rows"
+    rank_bound = milk_rows[(milk_rows["se_route"] == "p_bound") & ~milk_rows["censored"].astype(bool)]
+    rank_ids = ", ".join(f"{r.study_id} ({r.test})" for r in rank_bound.itertuples()) or "none"
+    randomised_ids = ", ".join(milk_rows.loc[milk_rows["randomised"] == "yes", "study_id"]) or "none"
+    sign_only = set(studies.loc[studies["effect_sign"].notna(), "study_id"])
+    sign_ids = ", ".join(i for i in milk_rows["study_id"] if i in sign_only) or "none"
+    change_rows = effects[(effects["outcome"] == OUTCOME) & (effects["means"] == "change") & ~effects["used"]
+                          & effects["why_not"].str.startswith("two-group means are change scores")]
+    change_ids = ", ".join(change_rows["study_id"]) or "none"
+    pooled_note = group_by_outcome(effects, pool_outcomes=True)["all outcomes (SMD)"].attrs.get("sample_note", "")
     milk_used = used_effects(milk).merge(studies[["study_id", "source_level"]], on="study_id")
     prepost = milk_used.query("design == 'pre_post'")
     prepost_text = ", ".join(f"{r.study_id} (source: {r.source_level})" for r in prepost.itertuples()) or "none"
@@ -208,7 +219,7 @@ def markdown(ours: pd.DataFrame, theirs: pd.DataFrame, studies: pd.DataFrame, fi
         f"Our primary estimate for {OUTCOME} is an SMD of {primary['estimate']:.2f} with a 95% credible interval from "
         f"{primary['low']:.2f} to {primary['high']:.2f}; the largest published review, {review['source']}, "
         f"reports {review['estimate']:.2f} ({review['low']:.2f} to {review['high']:.2f}). Our interval contains "
-        f"{'all' if contains_all else 'not all'} of the published estimates and is "
+        f"{'all of the' if contains_all else f'{n_inside} of the {len(theirs)}'} published estimates and is "
         f"{width_ours / width_review:.1f} times as wide as that review's. {probs}; "
         f"P(pooled SMD > 0) = {primary['P(>0)']:.2f}. In short: "
         + ("our data do not contradict the reviews, but on their own they cannot confirm or refine them."
@@ -227,11 +238,23 @@ def markdown(ours: pd.DataFrame, theirs: pd.DataFrame, studies: pd.DataFrame, fi
         f"reasons are printed by `evsynth fit`), and of the {n_used} usable ones {from_p} "
         "a standard error back-calculated from a p-value or its bound rather than computed from SDs.",
         f"- **P-values printed only as bounds.** A printed \"p = 0.000\" says only that p < 0.0005; we invent no "
-        f"exact value. Such rows ({censored_ids}) enter the primary model as censored: the effect is known only to "
-        f"be at least the effect at the bound. Treating the bound as the p-value instead (the deterministic "
-        f"fallback) gives {bound['estimate']:.2f} ({bound['low']:.2f} to {bound['high']:.2f}); in simulations that "
-        "fallback biases the pooled effect towards zero (benchmarks/censoring_simulation.py).",
-        f"- **Not all rows are randomized comparisons with a control.** One-group before/after rows: {prepost_text}. "
+        f"exact value. From a t-test or an unnamed test such a row enters as censored (here: {censored_ids}): the "
+        "effect is known only to be at least the effect at the bound. From a rank test the bound is used as the p, "
+        f"converted with the normal quantile, and never censored ({rank_ids}; studies/README.md, \"Rank tests\"). "
+        f"Treating every bound as the p-value gives {bound['estimate']:.2f} ({bound['low']:.2f} to "
+        f"{bound['high']:.2f}); in simulations that fallback biases the pooled effect towards zero "
+        "(benchmarks/censoring_simulation.py).",
+        f"- **Rows without means.** {sign_ids}: n, a p (or bound), the test and the stated direction are printed, "
+        "which is all a standardised effect needs (studies/README.md, \"Rows without means\"); their size rests "
+        "on the p alone (and, for pre/post rows, on the assumed pre/post correlation).",
+        f"- **Change scores kept apart.** {change_ids}: its group means are pre-to-post changes, so its SMD is "
+        "scaled by the SD of change, not of the outcome; it is not pooled with final-value SMDs "
+        "(Cochrane Handbook 10.5.2; `--pool-change-scores` pools it).",
+        f"- **Shared participants.** The all-outcomes row counts each sample of mothers once"
+        + (f" ({pooled_note.removeprefix('a sample counts once: ')})" if pooled_note else "")
+        + ": the row with the largest n is kept (studies/README.md).",
+        f"- **No randomised comparison, and not all rows have a control.** Randomised {OUTCOME} rows used: "
+        f"{randomised_ids}. One-group before/after rows: {prepost_text}. "
         "Such an effect includes everything that changes over the days after birth (milk volume rises by itself "
         "then) and regression to the mean, not only the massage; the reviews pool trials against a control group. "
         f"Dropping them leaves {controlled_row['studies']} controlled studies: {controlled_row['estimate']:.2f} "
@@ -257,7 +280,10 @@ def markdown(ours: pd.DataFrame, theirs: pd.DataFrame, studies: pd.DataFrame, fi
         "## What these numbers can and cannot support",
         "",
         f"- They can support: across {primary['studies']} small studies of {OUTCOME}, the pooled SMD is probably "
-        f"positive (P(SMD > 0) = {primary['P(>0)']:.3f}), of a size compatible with the published reviews.",
+        f"positive (P(SMD > 0) = {primary['P(>0)']:.3f}), "
+        + ("of a size compatible with the published reviews." if contains_all else
+           f"of a size compatible with {review['source']} ({review['estimate']:.2f}) but not with every "
+           "published estimate; the pooled effect is not adjusted for publication bias or for design here."),
         "- They cannot support: a ranking of techniques. Only "
         + ", ".join(f"{t} ({n} stud{'y' if n == 1 else 'ies'})" for t, n in estimated.items())
         + f" reach an estimate; {no_study} have no usable {OUTCOME} study (reasons in the table above), so the "
