@@ -46,3 +46,19 @@ def test_cumulative_forest_draws_each_step_back_transformed():
     assert by_gid(fig, "bayesian")
     with pytest.raises(KeyError):
         cumulative_forest(table.drop(columns="ci_low"))
+
+
+def test_filled_funnel_shows_observed_and_imputed_studies():
+    from evsynth.methods.trimfill import trimfill
+    from evsynth.present.classical_plots import filled_funnel
+
+    hs = pd.read_csv(reference_file("hackshaw1998.csv"))
+    tf = trimfill(hs.yi, hs.vi)
+    fig = filled_funnel(tf, "OR")
+    observed = by_gid(fig, "observed")[0].get_offsets()
+    filled = by_gid(fig, "filled")[0].get_offsets()
+    assert len(observed) == 37 and len(filled) == tf.k0 == 7
+    np.testing.assert_allclose(np.log(filled[:, 0]), tf.data.yi[tf.data.filled])
+    assert fig.axes[0].get_ylim()[0] > fig.axes[0].get_ylim()[1]  # SE grows downwards
+    none = trimfill(hs.yi, hs.vi, side="right")
+    assert none.k0 == 0 and not by_gid(filled_funnel(none, "OR"), "filled")

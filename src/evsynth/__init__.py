@@ -83,6 +83,7 @@ _EXPORTS = {
     "baujat": ("evsynth.methods.influence", 'baujat'),
     "cumulative": ("evsynth.methods.cumulative", 'cumulative'),
     "bayesian_cumulative": ("evsynth.methods.cumulative", 'bayesian_cumulative'),
+    "trimfill": ("evsynth.methods.trimfill", 'trimfill'),
 }
 
 
@@ -115,5 +116,5 @@ __all__ = [
     "multilevel", "robust", "impute_covariance", "shared_control_covariance",
     "mantel_haenszel", "peto", "cochran_mantel_haenszel",
     "one_row_per_sample", "restrict_design", "prepost_weight_share",
-    "influence", "baujat", "cumulative", "bayesian_cumulative",
+    "influence", "baujat", "cumulative", "bayesian_cumulative", "trimfill",
 ]

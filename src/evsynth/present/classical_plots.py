@@ -80,3 +80,38 @@ def cumulative_forest(table: pd.DataFrame, measure: str | None = None, back_tran
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def filled_funnel(result, measure: str | None = None, back_transform: bool = True, ax=None):
+    """Funnel plot of a trim-and-fill result (evsynth.methods.trimfill.trimfill): observed studies
+    filled black, the imputed ones open, the filled model's estimate with its 95% pseudo-confidence
+    region (estimate +- 1.96 SE), standard error downwards. Ratio measures on a log axis."""
+    data = result.data
+    fig, ax = plt.subplots(figsize=(8.5, 4.8)) if ax is None else (ax.figure, ax)
+    scale = _scale(measure, back_transform)
+    se = np.sqrt(data["vi"].to_numpy(float))
+    y = data["yi"].to_numpy(float)
+    filled = data["filled"].to_numpy(bool)
+    top = float(se.max()) * 1.05
+    grid = np.linspace(0.0, top, 50)
+    centre = result.fit.mu
+    ax.fill_betweenx(grid, scale(centre - 1.96 * grid), scale(centre + 1.96 * grid), color="0.92", lw=0,
+                     gid="pseudo_ci", label="95% pseudo-CI")
+    ax.axvline(scale(centre), color="black", lw=1, gid="estimate",
+               label=f"{result.method} estimate with filled studies")
+    ax.scatter(scale(y[~filled]), se[~filled], s=28, color="black", zorder=3, gid="observed", label="observed")
+    if filled.any():
+        ax.scatter(scale(y[filled]), se[filled], s=28, facecolor="white", edgecolor="black", zorder=3,
+                   gid="filled", label=f"filled ({result.k0}, {result.side} side)")
+    ax.set_ylim(top, 0)
+    ax.set_ylabel("standard error")
+    name = measure or "effect"
+    if scale is np.exp:
+        _ratio_axis(ax, "x")
+        ax.set_xlabel(f"{name} (log scale)")
+    else:
+        ax.set_xlabel(name)
+    ax.set_title(f"Trim-and-fill ({result.estimator}): {result.k0} studies imputed")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: no study hidden
+    fig.tight_layout()
+    return fig
