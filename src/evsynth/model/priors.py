@@ -3,6 +3,12 @@
 One spelling serves the PyMC models, the exact integration path and the spec files, so a
 prior in a saved result or a sensitivity table is the same text the user typed. Parsing is a
 regular expression over a fixed table of families: a spec file can never run code through it.
+
+Named, empirically informed priors for a between-study SD (module evsynth.model.informed_priors):
+"turner2015(<outcome>, <comparison>)" (log odds ratios; Turner et al. 2015) and
+"rhodes2015(<outcome>, <comparison>[, <area>])" (standardized mean differences; Rhodes et al.
+2015); each is a log-normal / log-t(5) prior on tau, keeps its name in every printed setting, and
+`prior_source(text)` says where its numbers come from.
 """
 
 from __future__ import annotations
@@ -15,6 +21,27 @@ from scipy import stats
 
 # family -> (parameter names, scipy frozen-distribution factory, PyMC class name, support); PyMC is
 # imported only when a prior becomes a PyMC variable, so describing a model never imports it
+class _LogT:
+    """log(x) ~ Student-t(nu, mu, sigma), x > 0: the distribution of tau under Rhodes et al.'s prior."""
+
+    def __init__(self, nu, mu, sigma):
+        self.t = stats.t(nu, mu, sigma)
+
+    def logpdf(self, x):
+        x = np.asarray(x, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(x > 0, self.t.logpdf(np.log(np.where(x > 0, x, 1.0))) - np.log(np.where(x > 0, x, 1.0)),
+                            -np.inf)
+
+    def cdf(self, x):
+        x = np.asarray(x, dtype=float)
+        with np.errstate(divide="ignore"):
+            return np.where(x > 0, self.t.cdf(np.log(np.where(x > 0, x, 1.0))), 0.0)
+
+    def ppf(self, q):
+        return np.exp(self.t.ppf(q))
+
+
 _FAMILIES = {
     "normal": (("mu", "sigma"), lambda m, s: stats.norm(m, s), "Normal", "real"),
     "student_t": (("nu", "mu", "sigma"), lambda nu, m, s: stats.t(nu, m, s), "StudentT", "real"),
@@ -24,9 +51,12 @@ _FAMILIES = {
     "halfstudent_t": (("nu", "sigma"), None, "HalfStudentT", "positive"),
     "exponential": (("lam",), lambda lam: stats.expon(0, 1 / lam), "Exponential", "positive"),
     "uniform": (("lower", "upper"), lambda lo, hi: stats.uniform(lo, hi - lo), "Uniform", "real"),
+    # on the SD itself: log(tau) ~ N(mu, sigma) / Student-t(nu, mu, sigma)
+    "lognormal": (("mu", "sigma"), lambda m, s: stats.lognorm(s, scale=np.exp(m)), "LogNormal", "positive"),
+    "logstudent_t": (("nu", "mu", "sigma"), lambda nu, m, s: _LogT(nu, m, s), None, "positive"),
 }
 
-_PATTERN = re.compile(r"^\s*([a-z_]+)\s*\(\s*([^()]*)\s*\)\s*$")
+_PATTERN = re.compile(r"^\s*([a-z_][a-z_0-9]*)\s*\(\s*([^()]*)\s*\)\s*$")
 
 
 class PriorError(ValueError):
@@ -49,9 +79,10 @@ def number_text(value: float) -> str:
 class Prior:
     family: str
     params: tuple[float, ...]
+    name: str = ""  # a named prior's own text ("rhodes2015(mental_health, nonpharma)"), printed instead
 
     def __str__(self) -> str:
-        return f"{self.family}({', '.join(number_text(p) for p in self.params)})"
+        return self.name or f"{self.family}({', '.join(number_text(p) for p in self.params)})"
 
     @property
     def support(self) -> str:
@@ -70,13 +101,19 @@ class Prior:
         import pymc as pm
 
         names, _, cls_name, support = _FAMILIES[self.family]
-        cls = getattr(pm, cls_name)
         params = dict(zip(names, self.params))
         if as_data:
             params = {p: pm.Data(f"{name}_prior_{p}", float(v)) for p, v in params.items()}
             if self.family != "uniform":
                 kwargs.setdefault("initval", 1.0 if support == "positive" else 0.0)
-        return cls(name, **params, **kwargs)
+        if self.family == "logstudent_t":  # tau = exp(log_tau), log_tau ~ Student-t
+            import pytensor.tensor as pt
+
+            if "initval" in kwargs:
+                kwargs["initval"] = float(np.log(kwargs["initval"]))
+            dims = kwargs.get("dims")
+            return pm.Deterministic(name, pt.exp(pm.StudentT(f"log_{name}", **params, **kwargs)), dims=dims)
+        return getattr(pm, cls_name)(name, **params, **kwargs)
 
     def logpdf(self, x) -> np.ndarray:
         """Log density on the prior's support (used by the exact path)."""
@@ -96,7 +133,10 @@ def parse_prior(text: "str | Prior", name: str | None = None) -> Prior:
     if isinstance(text, Prior):
         prior = text
     else:
-        prior = _parse(text)
+        from .informed_priors import NAMED, named_prior
+
+        match = _PATTERN.match(str(text))
+        prior = named_prior(match.group(1), match.group(2)) if match and match.group(1) in NAMED else _parse(text)
     if name is not None and name.startswith("tau") and not (
             prior.support == "positive" or (prior.family == "uniform" and prior.params[0] >= 0)):
         raise PriorError(f"prior {text!s} for {name}: {name} is a standard deviation, so its prior must live on "
@@ -111,7 +151,8 @@ def _parse(text) -> Prior:
         raise PriorError(f"prior {text!r}: expected family(number, ...), e.g. 'halfnormal(0.5)'")
     family, args = match.group(1), match.group(2)
     if family not in _FAMILIES:
-        raise PriorError(f"prior {text!r}: unknown family {family!r}; known: {', '.join(_FAMILIES)}")
+        raise PriorError(f"prior {text!r}: unknown family {family!r}; known: {', '.join(_FAMILIES)}, "
+                         "turner2015(...), rhodes2015(...)")
     try:
         params = tuple(float(a) for a in args.split(",")) if args.strip() else ()
     except ValueError:
@@ -129,6 +170,20 @@ def _parse(text) -> Prior:
                          f"{SCALE_RANGE[1]:g}")
     if any(abs(p) > LOCATION_LIMIT for n, p in zip(expected, params) if n not in ("sigma", "beta", "lam", "nu")):
         raise PriorError(f"prior {text!r}: locations and bounds must lie within +-{LOCATION_LIMIT:g}")
+    if family in ("lognormal", "logstudent_t") and abs(params[-2]) > 20:
+        raise PriorError(f"prior {text!r}: the location is on log(tau) and must lie within +-20")
     if family == "uniform" and params[0] >= params[1]:
         raise PriorError(f"prior {text!r}: lower must be below upper")
     return Prior(family, params)
+
+
+def prior_source(text) -> str:
+    """Where a prior's numbers come from: the citation of a named prior, "" for a plain family.
+
+    >>> prior_source("rhodes2015(mental_health, nonpharma)")[:60]
+    'rhodes2015(mental_health, nonpharma): log(tau^2) ~ t_5(-3.85'
+    """
+    from .informed_priors import describe
+
+    prior = parse_prior(text)
+    return describe(prior) if prior.name else ""
