@@ -14,12 +14,11 @@ As priors on tau (what evsynth's models take) these are lognormal(mu / 2, sigma 
 logstudent_t(5, location / 2, scale / 2). The tables below are bayesmeta 3.4's transcription
 (TurnerEtAlPrior / RhodesEtAlPrior, C. Roever, CRAN), column by column as there; the tests check
 cells against the published values they quote and the densities against bayesmeta's functions.
-Argument names are short slugs (the spellings below); `describe` gives the full wording.
+Argument names are short slugs (the spellings below). Data only: evsynth.model.priors builds the
+priors from these tables (turner2015, rhodes2015, prior_source).
 """
 
 from __future__ import annotations
-
-from .priors import Prior, PriorError
 
 TURNER_OUTCOMES = {
     "all_cause_mortality": "all-cause mortality",
@@ -121,70 +120,3 @@ TURNER_CITATION = ("Turner RM et al. Predictive distributions for between-study 
                    "Stat Med 2015;34:984-998")
 RHODES_CITATION = ("Rhodes KM, Turner RM, Higgins JPT. Predictive distributions ... continuous outcome data. "
                    "J Clin Epidemiol 2015;68:52-60")
-
-
-def _pick(kind: str, what: str, value: str, options: dict) -> str:
-    if value not in options:
-        raise PriorError(f"{kind}: unknown {what} {value!r}; one of: {', '.join(options)}")
-    return value
-
-
-def turner2015(outcome: str | None = None, comparison: str | None = None) -> Prior:
-    """Turner et al. (2015) Table IV as a prior on tau: lognormal(mu / 2, sigma / 2)."""
-    if outcome is None and comparison is None:
-        mu, sigma = TURNER_GENERAL
-        name = "turner2015()"
-    else:
-        if outcome is None or comparison is None:
-            raise PriorError("turner2015 takes an outcome type and a comparison type, or nothing (the general prior)")
-        _pick("turner2015", "outcome type", outcome, TURNER_OUTCOMES)
-        _pick("turner2015", "comparison type", comparison, TURNER_COMPARISONS)
-        k = list(TURNER_OUTCOMES).index(outcome)
-        mu, sigma = _TURNER_MU[comparison][k], _TURNER_SIGMA[comparison][k]
-        name = f"turner2015({outcome}, {comparison})"
-    return Prior("lognormal", (mu / 2, sigma / 2), name)
-
-
-def rhodes2015(outcome: str | None = None, comparison: str | None = None, area: str = "other") -> Prior:
-    """Rhodes et al. (2015) Table 3 / A.3.1 / A.3.2 as a prior on tau: logstudent_t(5, location / 2, scale / 2)."""
-    if outcome is None and comparison is None:
-        location, scale = RHODES_GENERAL
-        name = "rhodes2015()"
-    else:
-        if outcome is None or comparison is None:
-            raise PriorError("rhodes2015 takes an outcome type and a comparison type (and optionally a medical "
-                             "area), or nothing (the general prior)")
-        _pick("rhodes2015", "outcome type", outcome, RHODES_OUTCOMES)
-        _pick("rhodes2015", "comparison type", comparison, RHODES_COMPARISONS)
-        _pick("rhodes2015", "medical area", area, RHODES_AREAS)
-        k = list(RHODES_OUTCOMES).index(outcome)
-        location, scale = _RHODES_LOCATION[area][comparison][k], _RHODES_SCALE[area][comparison][k]
-        name = f"rhodes2015({outcome}, {comparison})" if area == "other" else \
-            f"rhodes2015({outcome}, {comparison}, {area})"
-    return Prior("logstudent_t", (RHODES_DF, location / 2, scale / 2), name)
-
-
-NAMED = {"turner2015": turner2015, "rhodes2015": rhodes2015}
-
-
-def named_prior(family: str, args: str) -> Prior:
-    """turner2015(...) / rhodes2015(...) from the text between the parentheses."""
-    words = [a.strip() for a in args.split(",")] if args.strip() else []
-    if any(not w for w in words) or len(words) > (2 if family == "turner2015" else 3):
-        raise PriorError(f"prior {family}({args}): expected {family}(<outcome type>, <comparison type>"
-                         f"{'' if family == 'turner2015' else '[, <area>]'}) or {family}()")
-    return NAMED[family](*words)
-
-
-def describe(prior: Prior) -> str:
-    """The named prior's distribution and source, for printing beside results."""
-    if prior.name.startswith("turner2015"):
-        mu, sigma = prior.params[0] * 2, prior.params[1] * 2
-        return (f"{prior.name}: log(tau^2) ~ N({mu:g}, {sigma:g}^2), i.e. tau ~ lognormal({prior.params[0]:g}, "
-                f"{prior.params[1]:g}); {TURNER_CITATION}, Table IV (log odds ratios)")
-    if prior.name.startswith("rhodes2015"):
-        _, loc, scale = prior.params
-        table = next((RHODES_AREAS[a] for a in RHODES_AREAS if prior.name.endswith(f", {a})")), "Table 3")
-        return (f"{prior.name}: log(tau^2) ~ t_5({loc * 2:g}, {scale * 2:g}), i.e. log(tau) ~ t_5({loc:g}, "
-                f"{scale:g}); {RHODES_CITATION}, {table} (standardized mean differences)")
-    return ""

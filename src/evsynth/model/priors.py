@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from . import informed_priors as ip
+
 # family -> (parameter names, scipy frozen-distribution factory, PyMC class name, support); PyMC is
 # imported only when a prior becomes a PyMC variable, so describing a model never imports it
 class _LogT:
@@ -133,8 +135,6 @@ def parse_prior(text: "str | Prior", name: str | None = None) -> Prior:
     if isinstance(text, Prior):
         prior = text
     else:
-        from .informed_priors import NAMED, named_prior
-
         match = _PATTERN.match(str(text))
         prior = named_prior(match.group(1), match.group(2)) if match and match.group(1) in NAMED else _parse(text)
     if name is not None and name.startswith("tau") and not (
@@ -183,7 +183,75 @@ def prior_source(text) -> str:
     >>> prior_source("rhodes2015(mental_health, nonpharma)")[:60]
     'rhodes2015(mental_health, nonpharma): log(tau^2) ~ t_5(-3.85'
     """
-    from .informed_priors import describe
-
     prior = parse_prior(text)
-    return describe(prior) if prior.name else ""
+    return _describe(prior) if prior.name else ""
+
+
+# --------------------------------------------------------------------------- named priors (informed_priors' tables)
+
+
+def _pick(kind: str, what: str, value: str, options: dict) -> str:
+    if value not in options:
+        raise PriorError(f"{kind}: unknown {what} {value!r}; one of: {', '.join(options)}")
+    return value
+
+
+def turner2015(outcome: str | None = None, comparison: str | None = None) -> Prior:
+    """Turner et al. (2015) Table IV as a prior on tau: lognormal(mu / 2, sigma / 2)."""
+    if outcome is None and comparison is None:
+        mu, sigma = ip.TURNER_GENERAL
+        name = "turner2015()"
+    else:
+        if outcome is None or comparison is None:
+            raise PriorError("turner2015 takes an outcome type and a comparison type, or nothing (the general prior)")
+        _pick("turner2015", "outcome type", outcome, ip.TURNER_OUTCOMES)
+        _pick("turner2015", "comparison type", comparison, ip.TURNER_COMPARISONS)
+        k = list(ip.TURNER_OUTCOMES).index(outcome)
+        mu, sigma = ip._TURNER_MU[comparison][k], ip._TURNER_SIGMA[comparison][k]
+        name = f"turner2015({outcome}, {comparison})"
+    return Prior("lognormal", (mu / 2, sigma / 2), name)
+
+
+def rhodes2015(outcome: str | None = None, comparison: str | None = None, area: str = "other") -> Prior:
+    """Rhodes et al. (2015) Table 3 / A.3.1 / A.3.2 as a prior on tau: logstudent_t(5, location / 2, scale / 2)."""
+    if outcome is None and comparison is None:
+        location, scale = ip.RHODES_GENERAL
+        name = "rhodes2015()"
+    else:
+        if outcome is None or comparison is None:
+            raise PriorError("rhodes2015 takes an outcome type and a comparison type (and optionally a medical "
+                             "area), or nothing (the general prior)")
+        _pick("rhodes2015", "outcome type", outcome, ip.RHODES_OUTCOMES)
+        _pick("rhodes2015", "comparison type", comparison, ip.RHODES_COMPARISONS)
+        _pick("rhodes2015", "medical area", area, ip.RHODES_AREAS)
+        k = list(ip.RHODES_OUTCOMES).index(outcome)
+        location, scale = ip._RHODES_LOCATION[area][comparison][k], ip._RHODES_SCALE[area][comparison][k]
+        name = f"rhodes2015({outcome}, {comparison})" if area == "other" else \
+            f"rhodes2015({outcome}, {comparison}, {area})"
+    return Prior("logstudent_t", (ip.RHODES_DF, location / 2, scale / 2), name)
+
+
+NAMED = {"turner2015": turner2015, "rhodes2015": rhodes2015}
+
+
+def named_prior(family: str, args: str) -> Prior:
+    """turner2015(...) / rhodes2015(...) from the text between the parentheses."""
+    words = [a.strip() for a in args.split(",")] if args.strip() else []
+    if any(not w for w in words) or len(words) > (2 if family == "turner2015" else 3):
+        raise PriorError(f"prior {family}({args}): expected {family}(<outcome type>, <comparison type>"
+                         f"{'' if family == 'turner2015' else '[, <area>]'}) or {family}()")
+    return NAMED[family](*words)
+
+
+def _describe(prior: Prior) -> str:
+    """The named prior's distribution and source, for printing beside results."""
+    if prior.name.startswith("turner2015"):
+        mu, sigma = prior.params[0] * 2, prior.params[1] * 2
+        return (f"{prior.name}: log(tau^2) ~ N({mu:g}, {sigma:g}^2), i.e. tau ~ lognormal({prior.params[0]:g}, "
+                f"{prior.params[1]:g}); {ip.TURNER_CITATION}, Table IV (log odds ratios)")
+    if prior.name.startswith("rhodes2015"):
+        _, loc, scale = prior.params
+        table = next((ip.RHODES_AREAS[a] for a in ip.RHODES_AREAS if prior.name.endswith(f", {a})")), "Table 3")
+        return (f"{prior.name}: log(tau^2) ~ t_5({loc * 2:g}, {scale * 2:g}), i.e. log(tau) ~ t_5({loc:g}, "
+                f"{scale:g}); {ip.RHODES_CITATION}, {table} (standardized mean differences)")
+    return ""
