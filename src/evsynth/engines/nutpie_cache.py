@@ -98,12 +98,43 @@ def compile_nutpie_cached(model, description=None):
         return nutpie.compile_pymc_model(model)
     check_cache_permissions()
     path = None if description is None else _cache_dir() / f"{_description_key(description)}.json"
+    if path is not None and not path.exists() and not os.environ.get(CHILD):
+        _compile_in_child(description, path)
     if path is not None and path.exists():
         _check_owned(path)
         cached = _load(path)
         if cached is not None:
             return cached
     return _compile(model, internals, path)
+
+
+CHILD = "EVSYNTH_NUTPIE_COMPILE_CHILD"
+
+
+def _compile_in_child(description, path: Path) -> None:
+    """Compile in a child process, which writes the entry and numba's cache; this process then loads
+    them like a warm one. Code numba compiles in a process and code it loads from its cache differ in
+    the last digit of the log-density (1 ulp on the bundled data), enough to change every draw: so
+    no process samples with code it compiled itself, and a seed gives the same draws cold or warm.
+    A child that fails leaves no entry; the caller then compiles here (the draws may then differ
+    from a warm run's in the last digits)."""
+    import subprocess
+
+    env = dict(os.environ, **{CHILD: "1", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
+    code = "from evsynth.engines.nutpie_cache import _child; _child()"
+    subprocess.run([sys.executable, "-c", code, str(path)], input=pickle.dumps(description), env=env,
+                   capture_output=True, check=False, timeout=3600)
+
+
+def _child() -> None:
+    """The child of _compile_in_child: the description (pickled by the parent, over a pipe) on stdin."""
+    from nutpie import compile_pymc as internals
+
+    from .pymc import build
+
+    description = pickle.loads(sys.stdin.buffer.read())
+    check_cache_permissions()
+    _compile(build(description), internals, Path(sys.argv[1]))
 
 
 _NUTPIE_INTERNALS = ("_make_functions", "_prepare_dims_and_coords", "make_user_data", "CompiledPyMCModel")
