@@ -292,7 +292,7 @@ def test_risk_difference_takes_zero_cells_uncorrected_like_metafor():
 
 def test_binary_rows_for_a_continuous_measure_say_what_to_use():
     smd = compute_effects(counts([(3, 10, 4, 10)]), measure="SMD").loc[0, "why_not"]
-    assert smd == ("binary outcome (2x2 counts): analyse with RR, OR, RD (or SMD with binary_to_smd=True, the "
-                   "logit conversion), not SMD")
+    assert smd == ("binary outcome (2x2 counts): analyse with RR, OR, RD (or SMD by the logit conversion: "
+                   "--binary-to-smd; in Python binary_to_smd=True), not SMD")
     assert compute_effects(counts([(3, 10, 4, 10)]), measure="MD").loc[0, "why_not"] == (
         "binary outcome (2x2 counts): analyse with RR, OR, RD, not MD")

@@ -172,7 +172,7 @@ def test_cli_network_names_outcomes_it_cannot_analyse(capsys, tmp_path, write_cs
     code = main(["network", str(ROOT / "studies" / "massage.csv"), "--outcome", "prolactin", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 4  # nothing analysed
-    assert "outcome 'prolactin' not analysed: 1 usable study; need 2" in out  # emilda2020 alone
+    assert "outcome 'prolactin' not analysed: 1 study enters the network; need 2" in out  # emilda2020 alone
     rows = [{"study_id": f"bc{j}", "citation": "synthetic", "source_level": "synthetic", "design": "effect",
              "technique": "B", "comparator": "C", "outcome": "x", "yi": 0.2, "sei": 0.1, "measure": "SMD",
              "synthetic": "true"} for j in range(2)]

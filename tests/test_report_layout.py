@@ -36,7 +36,10 @@ window.addEventListener("load", function () {
     var box = el.getBoundingClientRect();
     if (box.right > doc.clientWidth + 1 || box.left < -1) wide.push(el.tagName + ": " + (el.textContent || "").slice(0, 60));
   });
-  var out = {images: images.length,
+  var answer = document.querySelector(".answer"), box = answer ? answer.getBoundingClientRect() : null;
+  var out = {images: images.length, window_height: window.innerHeight,
+             answer: box ? {top: box.top + window.scrollY, bottom: box.bottom + window.scrollY,
+                            text: answer.textContent} : null,
              loaded: images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length,
              page_wider_than_window: doc.scrollWidth > doc.clientWidth, wide: wide.slice(0, 10)};
   var pre = document.createElement("pre"); pre.id = "evsynth-check"; pre.textContent = JSON.stringify(out);
@@ -109,7 +112,8 @@ def test_results_paragraph_from_the_numbers(massage):
     vi = used_effects(milk.effects)["sei"].to_numpy() ** 2
     w = 1 / vi
     s2 = (len(w) - 1) * w.sum() / (w.sum() ** 2 - (w**2).sum())
-    assert f"Between-study SD (tau) 0.30 (0.30 to 0.30); I² {100 * 0.09 / (0.09 + s2):.0f}% " in text
+    assert (f"Between-study SD (tau) 0.30 (0.30 to 0.30); I² (between studies; posterior) median "
+            f"{100 * 0.09 / (0.09 + s2):.0f}% ") in text
     sd = np.hypot(0.1, 0.3)  # new study: mu + tau z
     pred = re.search(r"would lie between (\S+) and (\S+) \(95% prediction interval\), which includes 0\.", text)
     assert pred and [float(v) for v in pred.groups()] == pytest.approx([0.5 - Z975 * sd, 0.5 + Z975 * sd], abs=0.03)
@@ -143,7 +147,7 @@ def test_report_tables_readable(massage, tmp_path):
     assert not {"yi", "sei", "se_route", "why_not", "ess_bulk", "r_hat"} & headers
     ess = re.findall(r'<td class="num">(\d+(?:\.\d+)?)</td>', page.split("Convergence diagnostics")[1].split("</table>")[0])
     assert ess and all("." not in v for v in ess[1::3])  # the Bulk ESS column: whole numbers
-    assert "<h2>References</h2>" in page and 'href="https://doi.org/10.33546/bnj.293"' in page
+    assert "<h2 id=\"references\">References</h2>" in page and 'href="https://doi.org/10.33546/bnj.293"' in page
     assert page.count('<p class="results">') == len(results)
 
 
@@ -169,3 +173,46 @@ def test_report_renders_in_chromium(massage, tmp_path):
     assert verdict["loaded"] == verdict["images"], verdict  # every figure decoded (naturalWidth > 0)
     assert not verdict["page_wider_than_window"] and verdict["wide"] == [], verdict
     assert "entered a random-effects model" in run.stdout
+    # the answer is above the fold: the first outcome's summary box lies wholly within the first
+    # screen of a 1280 x 900 window, before the input tables (effect table, exclusions)
+    answer = verdict["answer"]
+    assert answer is not None and 0 < answer["top"] < answer["bottom"] <= verdict["window_height"], verdict
+    assert "Effect" in answer["text"] and "Certainty" in answer["text"] and "Bias-adjusted" in answer["text"]
+    assert page.index('class="answer"') < page.index('id="effects"') < page.index('id="excluded"')
+
+
+def test_report_opens_with_the_answer(massage, tmp_path):
+    """Issue 27: a box per outcome at the top (effect, interval, certainty, bias-adjusted figure, one
+    labelled I², what it rests on), a table of contents, the input tables at the end."""
+    studies, effects, results, skipped = massage
+    page = write_report(studies, effects, results, skipped, tmp_path, {"studies": "massage.csv"}).read_text()
+    boxes = re.findall(r'<section class="answer">(.*?)</section>', page)
+    assert len(boxes) == len(results)
+    first_section = page.index('<h2 id="outcome-')
+    assert all(page.index(box) < first_section for box in boxes)
+    for box, result in zip(boxes, results):
+        med = np.median(result.idata.posterior["mu"].to_numpy())
+        assert f"SMD {number(med)} (95% CrI" in box
+        assert re.search(r"<th>Certainty</th><td>(HIGH|MODERATE|LOW|VERY LOW)", box)
+        assert "<th>Bias-adjusted</th>" in box and "I² (between studies; posterior): median" in box
+        assert f"{len(used_effects(result.effects))} studies" in box
+    contents = page.index('id="contents"')
+    assert contents < first_section < page.index('id="sof"') < page.index('id="effects"') < page.index('id="excluded"')
+    for anchor in re.findall(r'<li><a href="#([^"]+)">', page):
+        assert f'id="{anchor}"' in page
+    # one I² per outcome, labelled, in the text, the box and the SoF reasons alike
+    unlabelled = re.findall(r"I² (?!\((between|total|residual)[^)]*\))\d", page)
+    assert not unlabelled
+
+
+def test_report_box_back_transforms_ratios(tmp_path):
+    rows = [{"study_id": f"s{k}", "citation": "c", "source_level": "synthetic", "design": "two_group",
+             "technique": "t", "outcome": "death", "events_treat": e, "n_treat": 100, "events_ctrl": 20,
+             "n_ctrl": 100, "synthetic": "true"} for k, e in enumerate((10, 12, 15, 9, 11))]
+    studies = load_studies(pd.DataFrame(rows))
+    effects = compute_effects(studies, measure="RR")
+    result = _result("death", effects, mu=(np.log(0.5), 0.1), measure="RR")
+    page = write_report(studies, effects, [result], {}, tmp_path, {"studies": "x"}).read_text()
+    box = re.search(r'<section class="answer">(.*?)</section>', page).group(1)
+    med = np.exp(np.median(result.idata.posterior["mu"].to_numpy()))
+    assert f"RR {number(med)} (95% CrI" in box and "back-transformed from the log scale" in box

@@ -98,6 +98,9 @@ def add_input_arguments(p: argparse.ArgumentParser, prior_help: str | None = Non
     p.add_argument("--extra-column", action="append", default=[], metavar="NAME",
                    help="a column of your own in the study table (a moderator, notes), kept as text; repeatable "
                         "(--mods declares the columns it reads)")
+    p.add_argument("--binary-to-smd", action="store_true",
+                   help="with --measure SMD, convert binary rows (2x2 counts, an OR) by the logit conversion, "
+                        "SMD = ln(OR) sqrt(3)/pi (Chinn 2000); without it they enter no SMD model")
     p.add_argument("--outcome", action="append", help="analyse only this outcome (repeatable)")
     p.add_argument("--pool-outcomes", action="store_true",
                    help="one SMD analysis across all outcomes (rows whose outcome is better when lower, "
@@ -145,25 +148,28 @@ def load_effects(args) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(studies, effects restricted to --outcome) from the parsed input options."""
     from ..methods.analysis import select_outcomes
     from ..effects.table import compute_effects
-    from ..data.studies import StudyDataError, load_studies
+    from ..data.studies import EXTRA_COLUMNS_PYTHON, StudyDataError, load_studies
     from ..effects.techniques import group_combinations
 
     mods = getattr(args, "mods", None)
     extra = list(getattr(args, "extra_column", None) or [])
-    if mods is None:
-        studies = load_studies(args.studies, extra_columns=extra)
-    else:  # moderator columns are the user's own: declare them to the strict loader
+    columns = []
+    if mods is not None:  # moderator columns are the user's own: declare them to the strict loader
         from ..model.moderators import moderator_columns
         from ..data.studies import StudyRow
 
         columns = moderator_columns(mods)
         extra += [c for c in columns if c not in StudyRow.model_fields and c not in extra]
-        try:
-            studies = load_studies(args.studies, extra_columns=extra)
-        except StudyDataError as exc:
-            raise StudyDataError(f"{exc}\n  (--mods reads the column(s) {', '.join(map(repr, columns))}; "
-                                 "declare any other column of your own with --extra-column NAME)") from None
+    try:
+        studies = load_studies(args.studies, extra_columns=extra)
+    except StudyDataError as exc:  # on the command line a column is declared by a flag, not an argument
+        text = str(exc).replace(EXTRA_COLUMNS_PYTHON, "with --extra-column NAME (repeatable)")
+        if columns:
+            text += (f"\n  (--mods reads the column(s) {', '.join(map(repr, columns))}; declare any other column "
+                     "of your own with --extra-column NAME)")
+        raise StudyDataError(text) from None
     effects = compute_effects(studies, measure=args.measure, r_prepost=args.r_prepost, p_bound=args.p_bound,
+                              binary_to_smd=getattr(args, "binary_to_smd", False),
                               pool_change_scores=getattr(args, "pool_change_scores", False))
     if mods is not None:
         from ..model.moderators import with_study_columns
@@ -197,7 +203,7 @@ def exit_status(failed: list[str], accept_failed: bool, where: str = "") -> int:
     """Loud on stderr when any fit failed its diagnostics; non-zero unless the user accepts it."""
     if not failed:
         return EXIT_OK
-    print(f"\nDIAGNOSTICS FAILED for: {', '.join(failed)}{where}"
+    say(f"\nDIAGNOSTICS FAILED for: {', '.join(failed)}{where}"
           + (" (accepted by --accept-failed)" if accept_failed else ""), file=sys.stderr)
     return 0 if accept_failed else EXIT_DIAGNOSTICS
 

@@ -44,33 +44,67 @@ def _mods_option(text: str):
 def register(commands) -> None:
     p = commands.add_parser("fit", help="effect sizes + hierarchical model + diagnostics + forest plot")
     add_fit_arguments(p)
+    add_mods_argument(p)
+    p.set_defaults(handler=cmd_fit)
+
+
+def add_mods_argument(p: argparse.ArgumentParser) -> None:
+    """--mods, shared by `fit` and `report`."""
     p.add_argument("--mods", type=_mods_option, default=None,
                    help="meta-regression on study-table columns: a formula ('~ ablat + C(alloc)') or "
-                        "comma-separated columns ('ablat,year'); fitted per outcome beside the model")
-    p.set_defaults(handler=cmd_fit)
+                        "comma-separated columns ('ablat,year'); fitted per outcome beside the model (the main "
+                        "model with --model meta_regression)")
+
+
+DESIGN_SHORT = {"two_group": "2-group", "pre_post": "pre/post", "effect": "effect"}
+
+
+def _yi_text(yi: float, censored: bool) -> str:
+    """yi with 3 decimals; a censored row's yi is the effect at the p-value bound and the true effect
+    lies beyond it, away from zero: ">0.899" / "<-0.512"."""
+    text = f"{yi:.3f}"
+    return (">" if yi > 0 else "<") + text if censored else text  # the side of description.censoring_direction
 
 
 def effect_view(effects: pd.DataFrame, entered: set) -> pd.DataFrame:
     """The terminal's effect table: the rows with an effect size (computable), and whether each
-    entered one of the models fitted (in_model); the rows without one are listed with their reason."""
+    entered one of the models fitted (in_model); the rows without one are listed with their reason.
+    yi is text: a censored row's shows the side its true effect lies on (">0.899")."""
     import pandas as pd
 
     computable = effects[effects["used"]]
     if computable.empty:
         return pd.DataFrame(columns=EFFECT_VIEW)
+    censored = computable["censored"].astype(bool)
     view = computable.assign(
         comparison=computable["technique"] + " vs " + computable["comparator"],
-        se_route=computable["se_route"].where(~computable["censored"].astype(bool), "censored"),
+        design=computable["design"].map(DESIGN_SHORT).fillna(computable["design"]),
+        yi=[_yi_text(y, c) for y, c in zip(computable["yi"], censored)],
+        se_route=computable["se_route"].where(~censored, "censored"),
         in_model=["yes" if (s, o) in entered else "no" for s, o in zip(computable["study_id"], computable["outcome"])])
     columns = [c for c in EFFECT_VIEW if not (c == "rob" and view["rob"].isna().all())]
     return view[columns]
 
 
+def print_effect_view(view: pd.DataFrame) -> None:
+    """The effect table, one block per outcome (the outcome in the block's title, not in a column),
+    so that comparisons keep their full labels within 100 columns."""
+    if view.empty:
+        print("\n== effect sizes: no row has an effect size ==")
+        return
+    for outcome, rows in view.groupby("outcome", sort=False):
+        print_frame(f"effect sizes: {outcome} (in_model: entered a model fitted below)",
+                    rows.drop(columns="outcome"), index=False)
+
+
 def print_not_in_model(excluded: pd.DataFrame) -> None:
     """One wrapped line per row that entered no model: study (outcome): reason."""
     print(f"\n== rows in no model, and why ({len(excluded)}; effects.csv has them all) ==")
-    for row in excluded.itertuples():
-        print(textwrap.fill(f"{row.study_id} ({row.outcome}): {row.why_not}", WIDTH, subsequent_indent="    "))
+    # rows sharing an outcome and a reason are listed once (13 binary rows, one piece of advice)
+    for (outcome, why), rows in excluded.groupby(["outcome", "why_not"], sort=False):
+        ids = ", ".join(rows["study_id"])
+        print(textwrap.fill(f"{ids} ({outcome}{f'; {len(rows)} rows' if len(rows) > 1 else ''}): {why}", WIDTH,
+                            subsequent_indent="    "))
 
 
 def _print_design(label: str, table: pd.DataFrame, priors: dict) -> None:
@@ -136,7 +170,7 @@ def _print_regression(label: str, table: pd.DataFrame, mods, priors: dict, stem:
         fig = regplot(result.table, terms[1], fit=freq, beta_draws=beta_draws(result))
         fig.savefig(f"{stem}_regplot.png", dpi=120)
         saved.append(f"{stem}_regplot.png")
-    print(f"saved {', '.join(saved)}")
+    say(f"saved {', '.join(saved)}")
     return True
 
 
@@ -171,15 +205,18 @@ def cmd_fit(args) -> int:
     groups = group_by_outcome(effects, args.pool_outcomes)
     runnable, skipped = split_by_outcome(effects, args.pool_outcomes)
     entered = entered_rows(runnable.values())
-    print(f"\n{len(effects)} rows: {int(effects['used'].sum())} with an effect size ({args.measure}, "
+    say(f"\n{len(effects)} rows: {int(effects['used'].sum())} with an effect size ({args.measure}, "
           f"r_prepost={args.r_prepost}, p_bound={effects.attrs['p_bound']}), {len(entered)} of them in a model")
-    print_frame("effect sizes (in_model: entered a model fitted below)", effect_view(effects, entered), index=False)
+    if effects.empty:
+        say(f"\n{args.studies}: the study table has a header but no rows: nothing analysed", file=sys.stderr)
+        return EXIT_NOTHING_ANALYSED
+    print_effect_view(effect_view(effects, entered))
     excluded = rows_not_in_model(effects, skipped, entered)
     if not excluded.empty:
         print_not_in_model(excluded)
     flagged = effects[effects["warnings"] != ""]
     if not flagged.empty:
-        print("\n== rows whose printed numbers contradict each other (kept as computed; check the source) ==")
+        say("\n== rows whose printed numbers contradict each other (kept as computed; check the source) ==")
         for _, row in flagged.iterrows():
             print(textwrap.fill(f"  {row['study_id']} ({row['outcome']}): {row['warnings']}", WIDTH,
                                 subsequent_indent="    "))
@@ -188,7 +225,7 @@ def cmd_fit(args) -> int:
         out / "effects.csv", index=False)
     for label, table in groups.items():
         if table.attrs.get("direction_note"):
-            print(f"\n{label}: {table.attrs['direction_note']}")
+            say(f"\n{label}: {table.attrs['direction_note']}")
     for label, reason in skipped.items():
         techniques = technique_coverage(groups[label], not_analysed=reason)["technique"]
         print("\n" + textwrap.fill(f"outcome {label!r} not analysed: {reason} (techniques: {', '.join(techniques)})",
@@ -207,6 +244,14 @@ def cmd_fit(args) -> int:
             print(textwrap.fill(f"{label}: {note}", WIDTH, subsequent_indent="    "))
         print_frame(f"{label}: {result.idata.attrs.get('model', args.model)} model, posterior "
                      "(95% equal-tailed intervals)", result.summary)
+        measure = table.attrs.get("measure")
+        from ..present.natural import effect_text, is_ratio, natural_scale_table
+
+        if is_ratio(measure):  # fitted as log ratios: the reader's scale is the ratio itself
+            print_frame(f"{label}: on the {measure} scale (back-transformed medians and 95% CrI; the table "
+                        "above is on the log scale)", natural_scale_table(result.summary, measure), index=False)
+            pooled = next(p for p in result.summary.index if p.endswith("(mu)"))
+            say(f"{label}: {pooled} {effect_text(result.summary.loc[pooled], measure)} (median [95% CrI])")
         weight_line = prepost_weight_line(label, table, result.summary)
         if weight_line:
             say(weight_line)

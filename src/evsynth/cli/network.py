@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import sys
 
-from .common import (EXIT_NOTHING_ANALYSED, add_input_arguments, add_sampling_arguments, exit_status, load_effects,
-                         prepare_out, report_replaced, sampling_options, snapshot)
+from .common import (EXIT_NOTHING_ANALYSED, add_input_arguments, add_sampling_arguments, exit_status, fit_width,
+                     load_effects, prepare_out, print_frame, report_replaced, sampling_options, say, snapshot)
 
 def register(commands) -> None:
     p = commands.add_parser("network", help="network meta-analysis using head-to-head rows too (per outcome)")
@@ -25,7 +25,7 @@ def register(commands) -> None:
 def cmd_network(args) -> int:
     from ..methods.analysis import MIN_STUDIES, group_by_outcome, slug
     from ..methods.network import (comparisons, network_fit, network_plot, network_summary, network_table, node_split,
-                          prepare_network)
+                                   prepare_network)
     from ..present.results import save_result
 
     out = prepare_out(args.out)
@@ -34,53 +34,58 @@ def cmd_network(args) -> int:
     options = sampling_options(args)
     failed, fitted = [], 0
     for label, table in group_by_outcome(effects, args.pool_outcomes).items():
-        n_rows = int(table["used"].sum())
-        if n_rows < MIN_STUDIES:  # as `evsynth fit`: one study is not a synthesis
-            print(f"\noutcome {label!r} not analysed: {n_rows} usable stud{'y' if n_rows == 1 else 'ies'}; "
-                  f"need {MIN_STUDIES}")
-            continue
         prepost = args.prepost_as_control
+        # the same rule as `evsynth fit`, on the rows that enter the network (head-to-head rows in,
+        # pre/post rows out unless --prepost-as-control): one study is not a synthesis
+        nodes = network_table(table, args.reference, prepost_as_control=prepost)
+        if len(nodes) < MIN_STUDIES:
+            left = nodes.attrs["prepost_left_out"]
+            why = (f" (pre/post rows left out: {', '.join(left)}; --prepost-as-control uses them)" if left else "")
+            say(f"\noutcome {label!r} not analysed: {len(nodes)} stud{'y' if len(nodes) == 1 else 'ies'} "
+                f"{'enters' if len(nodes) == 1 else 'enter'} the network{why}; need {MIN_STUDIES}")
+            continue
         try:
             prepare_network(table, args.reference, prepost)
         except ValueError as exc:  # no usable rows, or not connected to the reference
-            print(f"\noutcome {label!r} not analysed: {exc}")
+            say(f"\noutcome {label!r} not analysed: {exc}")
             continue
-        nodes = network_table(table, args.reference, prepost_as_control=prepost)
-        print(f"\n== {label}: network of comparisons (reference: {nodes.attrs['reference']}) ==")
+        say(f"\n== {label}: network of comparisons (reference: {nodes.attrs['reference']}) ==")
         if nodes.attrs["prepost_left_out"]:
-            print(f"pre/post rows left out (a baseline is not a control arm; --prepost-as-control to use them): "
-                  f"{', '.join(nodes.attrs['prepost_left_out'])}")
-        print(comparisons(nodes).to_string(index=False))
+            say(f"pre/post rows left out (a baseline is not a control arm; --prepost-as-control to use them): "
+                f"{', '.join(nodes.attrs['prepost_left_out'])}")
+        print(fit_width(comparisons(nodes), index=False))
+        if len(nodes) <= 2:
+            say(f"warning: tau (between studies) rests on {len(nodes)} studies: its posterior is mostly its prior")
         model = dict(priors=dict(args.prior), reference=args.reference, prepost_as_control=prepost)
         idata = network_fit(table, **model, **options)
         fitted += 1
-        print(f"\n== {label}: technique effects vs {nodes.attrs['reference']} ({args.measure}, 95% intervals) ==")
-        print(network_summary(idata).to_string(float_format="{:.3f}".format))
+        print_frame(f"{label}: technique effects vs {nodes.attrs['reference']} ({args.measure}, 95% intervals)",
+                    network_summary(idata))
         if idata.attrs.get("engine") == "exact":
             verdict = None
-            print("engine: exact (quadrature over tau, Gaussian conditionals; independent draws, no sampler "
-                  "to diagnose)")
+            say("engine: exact (quadrature over tau, Gaussian conditionals; independent draws, no sampler "
+                "to diagnose)")
         else:
             from ..methods.diagnostics import diagnose
 
             verdict = diagnose(idata)
-            print(verdict)
+            say(verdict)
         split = node_split(table, **model, **options)
         if split.empty:
-            print(f"consistency: {split.attrs['note']}")
+            say(f"consistency: {split.attrs['note']}")
         else:
-            print("consistency (node-splitting; flagged = 95% interval of direct - indirect excludes 0):")
-            print(split.to_string(index=False, float_format="{:.3f}".format))
+            say("consistency (node-splitting; flagged = 95% interval of direct - indirect excludes 0):")
+            print(fit_width(split, index=False))
             failed += [f"{label} (node split {c})" for c, ok in zip(split["comparison"], split["diagnostics_ok"]) if not ok]
         stem = out / f"network_{slug(label)}"
         save_result(idata, f"{stem}.nc")
         network_plot(table, reference=args.reference, prepost_as_control=prepost).savefig(f"{stem}.png", dpi=120)
-        print(f"saved {stem}.nc, {stem}.png")
+        say(f"saved {stem}.nc, {stem}.png")
         if verdict is not None and not verdict.ok:
             failed.append(label)
     report_replaced(out, before)
     if not fitted:
-        print("\nno outcome has a network connected to the reference; try --reference with a technique label")
-        print("nothing analysed", file=sys.stderr)
+        say("\nno outcome has a network connected to the reference; try --reference with a technique label")
+        say("nothing analysed", file=sys.stderr)
         return EXIT_NOTHING_ANALYSED
     return exit_status(failed, args.accept_failed)

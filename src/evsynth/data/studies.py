@@ -273,6 +273,8 @@ class StudyRow(BaseModel):
 # refused (technique and comparator together: a comparator can name a technique in head-to-head rows).
 LABEL_GROUPS = {"study_id": ("study_id",), "technique": ("technique", "comparator"), "outcome": ("outcome",),
                 "sample_id": ("sample_id",)}
+# how a column of one's own is declared in Python (the CLI says --extra-column NAME instead)
+EXTRA_COLUMNS_PYTHON = "with load_studies(..., extra_columns=[...])"
 SEPARATORS = {";": "semicolon", "\t": "tab", "|": "vertical bar"}
 
 
@@ -348,8 +350,8 @@ def _check_header(header: list[str], extra: tuple[str, ...], name: str) -> None:
         close = difflib.get_close_matches(column.lower(), known, n=1, cutoff=0.6)
         close = close or [k for k in known if k.lower() == column.lower()]
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        problems.append(f"column {column!r} is not in the schema (studies/README.md){hint} Declare a column "
-                        "of your own (a moderator, notes) with extra_columns=[...]")
+        problems.append(f"column {column!r} is not in the schema (studies/README.md){hint}; declare a column "
+                        f"of your own (a moderator, notes) {EXTRA_COLUMNS_PYTHON}")
     if problems:
         raise StudyDataError(f"{name}: {len(problems)} problem(s) in the header:\n  " + "\n  ".join(problems))
 
@@ -379,6 +381,26 @@ def _read_text_table(source, extra: tuple[str, ...]) -> tuple[pd.DataFrame, list
 
 def _field_of(error: dict) -> str:
     return ".".join(str(x) for x in error["loc"]) or "row"
+
+
+# What a required field holds, for the message when a row leaves it empty (studies/README.md, Columns).
+REQUIRED_FIELDS = {
+    "study_id": "a unique id of the comparison (e.g. hesti2017)",
+    "citation": "who/where the numbers were read, as printed (e.g. 'Hesti KY et al. 2017, Belitung Nurs J')",
+    "source_level": "where the figures were read: abstract, full text, secondary or synthetic",
+    "design": "pre_post, two_group or effect",
+    "technique": "the label of the intervention (e.g. oxytocin)",
+    "outcome": "the outcome label (e.g. milk volume)",
+}
+
+
+def _message(error: dict) -> str:
+    """pydantic's message, with what to write when a required field is missing."""
+    field = _field_of(error)
+    if error["type"] == "missing":
+        what = REQUIRED_FIELDS.get(field, "see the column table in studies/README.md")
+        return f"required but empty or missing: give {what} (column table: studies/README.md)"
+    return error["msg"]
 
 
 def _label_problems(raw: pd.DataFrame) -> list[str]:
@@ -427,7 +449,7 @@ def load_studies(source, extra_columns=()) -> pd.DataFrame:
         try:
             row = StudyRow.model_validate(cells)
         except ValidationError as exc:
-            problems += [f"study {study!r}, field {_field_of(err)!r}: {err['msg']}" for err in exc.errors()]
+            problems += [f"study {study!r}, field {_field_of(err)!r}: {_message(err)}" for err in exc.errors()]
             continue
         problems += [f"study {study!r}, field {field!r}: {why}" for field, why in row.design_problems()]
         rows.append(row.model_dump())

@@ -72,7 +72,7 @@ def logit_to_smd(log_or: float, vi: float) -> tuple[float, float]:
 def _binary_row(row, out: dict, measure: str, add: float, continuity: Continuity, binary_to_smd: bool) -> dict:
     study = row["study_id"]
     if measure not in BINARY_MEASURES and not (measure == "SMD" and binary_to_smd):
-        hint = " (or SMD with binary_to_smd=True, the logit conversion)" if measure == "SMD" else ""
+        hint = " (or SMD by the logit conversion: --binary-to-smd; in Python binary_to_smd=True)" if measure == "SMD" else ""
         out["why_not"] = f"binary outcome (2x2 counts): analyse with {', '.join(BINARY_MEASURES)}{hint}, not {measure}"
         return out
     if continuity.drops(measure) and _double_zero(row):

@@ -39,6 +39,16 @@ class Diagnostics:
         return "\n".join(lines)
 
 
+def _digits_beyond(value: float, limit: float) -> str:
+    """`value` with enough decimals (3 to 8) that it does not print as the limit it breaches:
+    R-hat 1.0104 against 1.01 prints "1.0104", not "1.010"."""
+    for digits in range(3, 9):
+        text = f"{value:.{digits}f}"
+        if float(text) != limit:
+            return text
+    return repr(float(value))
+
+
 def diagnose(idata: xr.DataTree, thresholds: dict | None = None) -> Diagnostics:
     """Check a fit; every threshold breach becomes a named problem (never hidden).
 
@@ -57,7 +67,7 @@ def diagnose(idata: xr.DataTree, thresholds: dict | None = None) -> Diagnostics:
             if stats is not None and "energy" in stats else [])
     for param, row in table.iterrows():
         if not row["r_hat"] <= limits["r_hat"]:
-            problems.append(f"{param}: R-hat {row['r_hat']:.3f} > {limits['r_hat']}")
+            problems.append(f"{param}: R-hat {_digits_beyond(row['r_hat'], limits['r_hat'])} > {limits['r_hat']}")
         for kind in ("ess_bulk", "ess_tail"):
             if not row[kind] >= limits[kind]:
                 problems.append(f"{param}: {kind.replace('_', ' ')} {row[kind]:.0f} < {limits[kind]}")

@@ -99,3 +99,24 @@ def heterogeneity_draws(idata, vi=None, X=None) -> dict[str, np.ndarray]:
         i2, h2 = i2_h2(total, vi)
         out["I² % (total: studies + techniques)"], out["H² (total: studies + techniques)"] = i2, h2
     return out
+
+
+def headline_i2(idata) -> tuple[str, np.ndarray] | None:
+    """The one I² that sums up an outcome, with its label: the total (studies + techniques) when the
+    model splits tau, else the between-study (residual, for a meta-regression) I²; None for a model
+    without tau. The report's text and its summary-of-findings rating both quote this one, labelled,
+    so a reader never meets two unlabelled I² for one outcome.
+
+    Example:
+        >>> import arviz as az
+        >>> fit = az.from_dict({"posterior": {"mu": np.zeros((1, 3)), "tau": np.full((1, 3), 0.3)},
+        ...                     "constant_data": {"sei": np.array([0.3, 0.3])}})
+        >>> label, draws = headline_i2(fit)
+        >>> label, float(draws[0])
+        ('I² (between studies; posterior)', 50.0)
+    """
+    draws = {k: v for k, v in heterogeneity_draws(idata).items() if k.startswith("I²")}
+    if not draws:
+        return None
+    key = next((k for k in draws if "total" in k), next((k for k in draws if "between studies" in k), next(iter(draws))))
+    return key.replace("I² % (", "I² (").removesuffix(")") + "; posterior)", draws[key]

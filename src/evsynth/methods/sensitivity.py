@@ -513,7 +513,8 @@ class Sensitivity:
         records = run_tasks(function, jobs, out=out, fingerprint=fingerprint, n_jobs=n_jobs,
                             executor=executor, threads=workers == "threads", progress=progress, label="sensitivity",
                             failed=lambda record: record["verdict"] in ("FAIL", ERROR),
-                            not_fitted=lambda record: record["verdict"] == NOT_FITTED)
+                            not_fitted=lambda record: record["verdict"] == NOT_FITTED,
+                            compiles=self.engine != "exact")
         self.table = records_table([records[s.id] for s in scenarios])
         return self.table
 

@@ -88,8 +88,9 @@ class Progress:
     (which includes compiling the model), so it is not inflated by the compile time."""
 
     def __init__(self, total: int, resumed: int, label: str, enabled: bool = True, stream=None,
-                 clock=time.monotonic):
+                 clock=time.monotonic, compiles: bool = True):
         self.total, self.resumed, self.label, self.enabled = total, resumed, label, enabled
+        self.compiles = compiles  # False (exact engine): the first scenario is not slower, say nothing of compiling
         self.stream = stream or sys.stderr
         self.clock = clock
         self.done, self.failed, self.not_fitted, self.start = resumed, 0, 0, clock()
@@ -116,7 +117,8 @@ class Progress:
                 pace = (now - self.first_done) / (new - 1)
                 parts.append(f"~{(self.total - self.done) * pace:.0f} s left")
             else:
-                parts.append("estimating the time left" if new else "first scenario (includes compiling)")
+                parts.append("estimating the time left" if new or not self.compiles
+                             else "first scenario (includes compiling)")
         return ", ".join(parts)
 
     def update(self, failed: bool = False, not_fitted: bool = False) -> None:
@@ -208,19 +210,21 @@ def local_executor(n_jobs: int, threads: bool = False):
 
 def run_tasks(function, tasks: dict, *, out=None, fingerprint: str = "", n_jobs: int = 1, executor=None,
               threads: bool = False, progress: bool = True, label: str = "sweep",
-              failed=lambda record: False, not_fitted=lambda record: False) -> dict[str, dict]:
+              failed=lambda record: False, not_fitted=lambda record: False,
+              compiles: bool = True) -> dict[str, dict]:
     """Run function(task) for each task (dict key -> argument) not already finished in `out`.
 
     Returns every record by key (resumed ones included). Each record is written to `out` as soon
     as it arrives; on interruption (Ctrl-C) the pending tasks are cancelled and the finished ones
     stay in the file. `executor`: anything with submit(fn, arg) -> future (.done/.result/.cancel),
     e.g. a dask.distributed Client; otherwise n_jobs local processes (threads with threads=True),
-    or this process for n_jobs=1.
+    or this process for n_jobs=1. compiles=False: the tasks compile nothing (the progress line
+    does not say the first one includes compiling).
     """
     out = Path(out) if out is not None else None
     records = {k: r for k, r in (read_records(out, fingerprint) if out else {}).items() if k in tasks}
     todo = [key for key in tasks if key not in records]
-    meter = Progress(len(tasks), len(records), label, progress)
+    meter = Progress(len(tasks), len(records), label, progress, compiles=compiles)
     handle = _open_for_append(out) if out and todo else None
     meter.show()
     meter.start_ticker()

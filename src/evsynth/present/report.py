@@ -65,6 +65,9 @@ th { background: #f3f3f3; } .num { text-align: right; font-variant-numeric: tabu
 .synthetic { background: #fff3cd; color: #6b4e00; border: 2px solid #d4a106; }
 img { max-width: 100%; display: block; margin: 0.5em 0 1.5em; }
 .note { color: #555; font-size: 0.9em; }
+.answer { border: 2px solid #4a6fa5; border-radius: 6px; padding: 0.3em 1em; margin: 0.8em 0; background: #f6f8fb; }
+.answer h3 { margin: 0.3em 0; } .answer table { margin: 0.3em 0; font-size: 0.95em; }
+.answer th { background: none; width: 9em; } .toc { columns: 2; font-size: 0.9em; }
 """
 
 
@@ -210,18 +213,28 @@ def _interval_text(row, scale) -> str:
     return f"{number(scale(row['q50']))} (95% CrI {number(scale(row['q2.5']))} to {number(scale(row['q97.5']))})"
 
 
-def _i2_text(result: AnalysisResult) -> str:
-    from ..methods.heterogeneity import heterogeneity_draws
+def _i2(result: AnalysisResult) -> tuple[str, float, float, float] | None:
+    """(label, median, 2.5%, 97.5%) of the outcome's one headline I² (methods.heterogeneity.headline_i2:
+    the same one the summary-of-findings rating uses), or None."""
+    from ..methods.heterogeneity import headline_i2
 
     try:
-        draws = heterogeneity_draws(result.idata)
+        found = headline_i2(result.idata)
     except (ValueError, KeyError):
+        return None
+    if found is None:
+        return None
+    label, draws = found
+    lo, mid, hi = np.quantile(draws, (0.025, 0.5, 0.975))
+    return label, float(mid), float(lo), float(hi)
+
+
+def _i2_text(result: AnalysisResult) -> str:
+    found = _i2(result)
+    if found is None:
         return ""
-    key = next((k for k in draws if k.startswith("I²")), None)
-    if key is None:
-        return ""
-    lo, mid, hi = np.quantile(draws[key], (0.025, 0.5, 0.975))
-    return f"; I² {mid:.0f}% ({lo:.0f}% to {hi:.0f}%)"
+    label, mid, lo, hi = found
+    return f"; {label} median {mid:.0f}% ({lo:.0f}% to {hi:.0f}%)"
 
 
 def results_paragraph(result: AnalysisResult, studies: pd.DataFrame | None = None) -> str:
@@ -263,6 +276,90 @@ def results_paragraph(result: AnalysisResult, studies: pd.DataFrame | None = Non
     return " ".join(text)
 
 
+def _anchor(label: str) -> str:
+    from ..methods.analysis import slug
+
+    return "outcome-" + slug(label)
+
+
+def _natural_interval(row, measure: str) -> str:
+    from .natural import natural
+
+    return (f"{number(natural(row['q50'], measure))} (95% CrI {number(natural(row['q2.5'], measure))} to "
+            f"{number(natural(row['q97.5'], measure))})")
+
+
+def _certainty_text(result: AnalysisResult, sof: pd.DataFrame | None) -> str:
+    """AnalysisResult.certainty when the analysis rated it, else the summary-of-findings row's."""
+    given = getattr(result, "certainty", None)
+    if given is not None:
+        return str(given)
+    if sof is None or result.label not in sof.index:
+        return "not rated"
+    row = sof.loc[result.label]
+    down = [f"{d.replace('_', ' ')} {row[d]}" for d in ("risk_of_bias", "inconsistency", "indirectness",
+                                                         "imprecision", "publication_bias")
+            if row[d] in ("serious", "very serious")]
+    return f"{str(row['certainty']).upper()} (GRADE-style" + (f"; downgraded for {', '.join(down)})" if down else ")")
+
+
+def _bias_text(result: AnalysisResult, sof: pd.DataFrame | None) -> str:
+    """AnalysisResult.bias_adjusted when the analysis computed it, else why there is no such figure."""
+    given = getattr(result, "bias_adjusted", None)
+    if given is not None:
+        return str(given)
+    if sof is not None and result.label in sof.index:
+        reason = next((part.removeprefix("publication bias: ") for part in str(sof.loc[result.label, "reasons"])
+                       .split("; ") if part.startswith("publication bias: ")), "")
+        return f"none computed; publication bias {sof.loc[result.label, 'publication_bias']}" + (
+            f" ({reason})" if reason else "")
+    return "none computed"
+
+
+def answer_box(result: AnalysisResult, sof: pd.DataFrame | None = None) -> str:
+    """The answer for one outcome, first thing in the report: the pooled effect on the natural scale
+    (ratios back-transformed) with its 95% CrI, the prediction interval, the certainty, the
+    bias-adjusted figure (or why there is none), the one labelled I², and what it rests on."""
+    used = used_effects(result.effects)
+    k, n = len(used), used["n_total"].sum(min_count=1)
+    attrs = result.idata.attrs
+    measure = attrs.get("measure") or result.effects.attrs.get("measure", "effect")
+    summary = result.summary
+    pooled = next((p for p in summary.index if str(p).endswith("(mu)")), None)
+    rows = []
+    if pooled is not None:
+        scale = " (back-transformed from the log scale)" if measure in RATIO_MEASURES else ""
+        rows.append(("Effect", f"{measure} {_natural_interval(summary.loc[pooled], measure)}, posterior median"
+                               f"{scale}"))
+    if "prediction (new study)" in summary.index:
+        pred = summary.loc["prediction (new study)"]
+        from .natural import natural
+
+        rows.append(("New study", f"95% prediction interval {number(natural(pred['q2.5'], measure))} to "
+                                  f"{number(natural(pred['q97.5'], measure))}"))
+    rows.append(("Certainty", _certainty_text(result, sof)))
+    rows.append(("Bias-adjusted", _bias_text(result, sof)))
+    found = _i2(result)
+    if found is not None:
+        label, mid, lo, hi = found
+        rows.append(("Heterogeneity", f"{label}: median {mid:.0f}% ({lo:.0f}% to {hi:.0f}%)"))
+    design = used["design"].value_counts()
+    parts = [f"{k} stud{'y' if k == 1 else 'ies'}" + (f", {n:.0f} participants" if pd.notna(n) else "")]
+    parts += [f"{v} {DESIGN_WORDS.get(d, d)}" for d, v in design.items()]
+    censored = int(used["censored"].astype(bool).sum())
+    if censored:
+        parts.append(f"{censored} censored (p printed as a bound)")
+    model = MODEL_WORDS.get(attrs.get("model", ""), attrs.get("model", ""))
+    engine = attrs.get("engine", "")
+    parts.append(f"{model} model" + (f", {engine} engine" if engine else ""))
+    parts.append(f"diagnostics {result.diagnostics.verdict}" if engine != "exact" else "exact posterior (no MCMC)")
+    rows.append(("Rests on", "; ".join(parts)))
+    failed = "" if result.diagnostics.ok else '<p class="fail">DIAGNOSTICS FAILED: do not trust these numbers</p>'
+    body = "".join(f"<tr><th>{_e(a)}</th><td>{_e(b)}</td></tr>" for a, b in rows)
+    return (f'<section class="answer"><h3><a href="#{_anchor(result.label)}">{_e(result.label)}</a></h3>{failed}'
+            f"<table>{body}</table></section>")
+
+
 def _result_caveats(result: AnalysisResult, used: pd.DataFrame, k: int) -> list[str]:
     out = []
     if not result.diagnostics.ok:
@@ -299,7 +396,7 @@ def references_section(studies: pd.DataFrame) -> str:
             link = ref.source.startswith(("http://", "https://"))
             source = (f' <a href="{_e(ref.source)}">{_e(ref.source)}</a>' if link else f" {_e(ref.source)}")
         items.append(f"<li>{_e(ref.citation)}.{source} <span class=\"note\">({_e(', '.join(ref.rows))})</span></li>")
-    return "<h2>References</h2>\n<ol class=\"refs\">" + "".join(items) + "</ol>"
+    return "<h2 id=\"references\">References</h2>\n<ol class=\"refs\">" + "".join(items) + "</ol>"
 
 
 def _design_section(effects: pd.DataFrame) -> list[str]:
@@ -313,13 +410,32 @@ def _design_section(effects: pd.DataFrame) -> list[str]:
             "controlled rows estimate what the technique adds.</p>", _table(table.rename(columns=SUMMARY_LABELS))]
 
 
-def _analysis_section(result: AnalysisResult, threshold: float | None) -> str:
+def _regression_section(result: AnalysisResult, mods) -> list[str]:
+    """--mods: the Bayesian meta-regression (exact engine) beside the REML + Knapp-Hartung fit."""
+    from ..methods.regression import fit_meta_regression
+
+    try:
+        reg = fit_meta_regression(result.effects, mods)
+    except ValueError as exc:
+        return [f'<p class="note">Meta-regression on {_e(mods)} not fitted: {_e(exc)}</p>']
+    freq = reg.frequentist
+    return [f"<h3>Meta-regression on {_e(reg.mods)} (exact engine; REML + Knapp-Hartung beside it)</h3>",
+            f'<p class="note">Bayesian: 95% CrI and P(beta &gt; 0); residual heterogeneity explained (R² analogue) '
+            f"{reg.R2:.1f}%. REML: tau² {freq.tau2:.4f}, I² (REML, residual) {freq.I2:.1f}%, QM {freq.QM:.3f}, "
+            f"p {freq.QM_p:.4g} on {freq.df:g} df.</p>",
+            _table(reg.coefficients.rename(columns=SUMMARY_LABELS).rename_axis("Term")),
+            _table(freq.coefficients.rename_axis("Term (REML)"))]
+
+
+def _analysis_section(result: AnalysisResult, threshold: float | None, mods=None) -> str:
     from . import plots  # matplotlib only when a figure is drawn
 
     d = result.diagnostics
-    parts = [f"<h2>Outcome: {_e(result.label)}</h2>",
-             f'<div class="banner {"pass" if d.ok else "fail"}">Diagnostics {d.verdict}'
-             + ("" if d.ok else ": do not trust these numbers until the fit passes") + "</div>"]
+    parts = [f'<h2 id="{_anchor(result.label)}">Outcome: {_e(result.label)}</h2>',
+             (f'<div class="banner pass">Exact posterior: no sampler, so nothing to diagnose</div>'
+              if result.idata.attrs.get("engine") == "exact" and d.ok else
+              f'<div class="banner {"pass" if d.ok else "fail"}">Diagnostics {d.verdict}'
+              + ("" if d.ok else ": do not trust these numbers until the fit passes") + "</div>")]
     if d.problems:
         parts.append("<ul>" + "".join(f"<li>{_e(p)}</li>" for p in d.problems) + "</ul>")
     parts.append(f'<p class="note">{_e(str(d).splitlines()[0])}</p>')
@@ -338,6 +454,8 @@ def _analysis_section(result: AnalysisResult, threshold: float | None) -> str:
     parts += ["<h3>Every technique: its estimate, or why there is none</h3>",
               _table(format_coverage(technique_coverage(result.effects, result.summary)), index=False)]
     parts += _design_section(result.effects)
+    if mods is not None and result.idata.attrs.get("model") != "meta_regression":
+        parts += _regression_section(result, mods)
     post = result.idata.posterior
     center = float(post["mu"].median())
     parts += ["<h3>Forest plot</h3>", _png(plots.forest(result.idata, result.effects))]
@@ -357,21 +475,31 @@ def _analysis_section(result: AnalysisResult, threshold: float | None) -> str:
     return "\n".join(parts)
 
 
-def sof_section(studies: pd.DataFrame, results: list[AnalysisResult]) -> str:
-    """The summary-of-findings table (evsynth.present.sof) with its rules in one sentence; binary outcomes get
-    the absolute effect per 1000 at the median control-group risk of their studies."""
+def sof_table(studies: pd.DataFrame, results: list[AnalysisResult]) -> tuple[pd.DataFrame | None, str]:
+    """(the summary-of-findings table, "") or (None, why it could not be rated)."""
     from .sof import median_control_risk, summary_of_findings
 
     if not results:
-        return ""
+        return None, "no outcome analysed"
     baseline = {r.label: median_control_risk(studies, r.effects) for r in results}
     try:
-        table = summary_of_findings(results, baseline_risk=baseline)
-    except ValueError as exc:  # e.g. MD without an imprecision threshold
-        return f"<h2>Summary of findings</h2><p>Not rated: {_e(exc)}</p>"
+        return summary_of_findings(results, baseline_risk=baseline), ""
+    except ValueError as exc:
+        return None, str(exc)
+
+
+def sof_section(studies: pd.DataFrame, results: list[AnalysisResult], computed=None) -> str:
+    """The summary-of-findings table (evsynth.present.sof) with its rules in one sentence; binary outcomes get
+    the absolute effect per 1000 at the median control-group risk of their studies."""
+    if not results:
+        return ""
+    table, error = computed if computed is not None else sof_table(studies, results)
+    if table is None:  # e.g. MD without an imprecision threshold
+        return f'<h2 id="sof">Summary of findings</h2><p>Not rated: {_e(error)}</p>'
+    table = table.copy()
     reasons = table.pop("reasons")
     return "\n".join([
-        "<h2>Summary of findings (GRADE-style)</h2>",
+        '<h2 id="sof">Summary of findings (GRADE-style)</h2>',
         '<p class="note">Effect: posterior median and 95% CrI (ratios back-transformed); per 1000: at the median '
         "control-group risk of the studies. Certainty starts high and drops one level per serious, two per very "
         "serious rating, by the documented rules of evsynth.present.sof (risk of bias by weight at high risk, "
@@ -405,8 +533,13 @@ def _sof_view(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_report(studies: pd.DataFrame, effects: pd.DataFrame, results: list[AnalysisResult], skipped: dict,
-                 out, settings: dict, threshold: float | None = None) -> Path:
-    """Write `<out>/report.html` and return its path."""
+                 out, settings: dict, threshold: float | None = None, mods=None) -> Path:
+    """Write `<out>/report.html` and return its path.
+
+    The page opens with the answer (a box per outcome: effect, interval, certainty, bias-adjusted
+    figure, I², what it rests on) and a table of contents; the analyses follow, and the input tables
+    (effect sizes, rows that entered no model) come last. mods: moderators (evsynth.model.moderators)
+    for a meta-regression section per outcome."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     failed = [r.label for r in results if not r.diagnostics.ok]
@@ -416,31 +549,44 @@ def write_report(studies: pd.DataFrame, effects: pd.DataFrame, results: list[Ana
         body.append('<div class="banner synthetic">SYNTHETIC DATA in this analysis: not evidence</div>')
     if failed:
         body.append(f'<div class="banner fail">DIAGNOSTICS FAILED for: {_e(", ".join(failed))}</div>')
-    body += ["<h2>Settings</h2>", _table(pd.Series(settings, name="value").rename_axis("setting").to_frame())]
+    sof = sof_table(studies, results) if results else (None, "")
+    if results:
+        body += ['<h2 id="answer">The answer, per outcome</h2>'] + [answer_box(r, sof[0]) for r in results]
+    else:
+        body.append("<p>No outcome has enough usable studies to fit a model.</p>")
     notes = caveats(studies, effects)
+    toc = [("answer", "The answer, per outcome")] if results else []
+    toc += [("care", "Read with care")] if notes else []
+    toc += [(_anchor(r.label), f"Outcome: {r.label}") for r in results]
+    toc += [("sof", "Summary of findings")] if results else []
+    toc += [("settings", "Settings"), ("effects", "Input: effect sizes"), ("excluded", "Input: rows in no model")]
+    toc += [("not-analysed", "Outcomes not analysed")] if skipped else []
+    toc += [("references", "References")]
+    body += ['<h2 id="contents">Contents</h2>',
+             '<ol class="toc">' + "".join(f'<li><a href="#{a}">{_e(t)}</a></li>' for a, t in toc) + "</ol>"]
     if notes:
-        body += ["<h2>Read with care</h2>", "<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>"]
+        body += ['<h2 id="care">Read with care</h2>', "<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>"]
+    body += [_analysis_section(r, threshold, mods) for r in results]
+    body.append(sof_section(studies, results, computed=sof if results else None))
+    body += ['<h2 id="settings">Settings</h2>',
+             _table(pd.Series(settings, name="value").rename_axis("setting").to_frame())]
     entered = in_model(results)
-    body += [f"<h2>Effect sizes ({_e(effects.attrs.get('measure', ''))})</h2>",
+    body += [f'<h2 id="effects">Input: effect sizes ({_e(effects.attrs.get("measure", ""))})</h2>',
              '<p class="note">"Effect size computed": the row gives an effect and its SE. "Entered a model": the '
-             "row was in one of the models fitted below (head-to-head rows need the network model; an outcome "
+             "row was in one of the models fitted above (head-to-head rows need the network model; an outcome "
              "with fewer than two studies is not analysed).</p>",
              _table(effect_table(studies, effects, entered), index=False), se_route_legend(effects)]
     excluded = rows_not_in_model(effects, skipped, entered)
-    body += ["<h2>Rows that entered no model, and why</h2>",
+    body += ['<h2 id="excluded">Input: rows that entered no model, and why</h2>',
              _table(excluded, index=False) if not excluded.empty else "<p>Every row entered a model.</p>"]
     if skipped:
         def techniques(label):
             rows = effects[effects["outcome"] == label]
             return ", ".join(technique_coverage(rows, not_analysed=skipped[label])["technique"]) if len(rows) else ""
 
-        body += ["<h2>Outcomes not analysed</h2>",
+        body += ['<h2 id="not-analysed">Outcomes not analysed</h2>',
                  "<ul>" + "".join(f"<li>{_e(k)}: {_e(v)} (techniques: {_e(techniques(k))})</li>"
                                   for k, v in skipped.items()) + "</ul>"]
-    if not results:
-        body.append("<p>No outcome has enough usable studies to fit a model.</p>")
-    body += [_analysis_section(r, threshold) for r in results]
-    body.append(sof_section(studies, results))
     body.append(references_section(studies))
     page = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>evsynth report</title>"
             f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..effects.table import RATIO_MEASURES, used_effects
-from ..methods.heterogeneity import heterogeneity_draws
+from ..methods.heterogeneity import headline_i2
 from ..methods.riskofbias import severity
 
 DOMAINS = ("risk_of_bias", "inconsistency", "indirectness", "imprecision", "publication_bias")
@@ -83,13 +83,12 @@ def rate_inconsistency(idata, table: pd.DataFrame) -> tuple[str, str]:
     if len(table) < 2:
         return "not assessed", "one study"
     # around the pooled mean: all heterogeneity (studies + techniques) when the model splits it
-    draws = {k: v for k, v in heterogeneity_draws(idata).items() if k.startswith("I²")}
-    i2 = next((v for k, v in draws.items() if "total" in k), next(iter(draws.values())))
+    which, i2 = headline_i2(idata)  # the same labelled I² as the report's text
     median = float(np.median(i2))
     pi = np.quantile(predictive_draws(idata), [0.025, 0.975])
     ci = np.quantile(_draws(idata, "mu"), [0.025, 0.975])
     pi_null, ci_null = _includes_zero(*pi), _includes_zero(*ci)
-    why = (f"posterior median I² {median:.0f}%, 95% prediction interval {pi[0]:.2f} to {pi[1]:.2f}"
+    why = (f"posterior median {which.removesuffix('; posterior)') + ')'} {median:.0f}%, 95% prediction interval {pi[0]:.2f} to {pi[1]:.2f}"
            + (" includes no effect" if pi_null else " excludes no effect"))
     if median >= 75 and pi_null:
         return "very serious", why
