@@ -121,28 +121,50 @@ def test_exact_sweep_progress_does_not_mention_compiling():
 
 
 def test_effect_table_keeps_comparisons_and_marks_censored_rows(tmp_path, capsys):
-    # 9: no "~" cut in the comparisons; a censored yi shows its side
+    # 9: no "~" cut in the comparisons; a censored yi shows its side (">" above zero, "<" below)
+    from evsynth import compute_effects, load_studies
+
     assert main(["fit", MASSAGE, "--engine", "exact", "--draws", "200", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     tables = out.split("== rows in no model")[0]
     assert "~" not in tables
-    assert "breast care + oxytocin vs control" in tables and "oxytocin vs baseline" in tables
-    assert re.search(r"hesti2017 .*>1\.\d{3} .*censored", tables)  # p printed as a bound: beyond yi
-    assert re.search(r"ijaph12 .* 0\.750 ", tables)  # uncensored: no sign
+    computable = compute_effects(load_studies(MASSAGE)).query("used")
+    for row in computable.itertuples():
+        line = next(t for t in tables.splitlines() if t.split()[:1] == [row.study_id])
+        assert f"{row.technique} vs {row.comparator}" in line
+        side = (">" if row.yi > 0 else "<") if row.censored else " "
+        assert f"{side}{row.yi:.3f} " in line, line
+    assert computable["censored"].any() and (~computable["censored"]).any()  # both kinds checked
     _lines_within_100(out)
 
 
-def test_network_one_study_rule_is_the_same_for_every_outcome(tmp_path, capsys):
-    # 5: infant weight (1 controlled study once its pre/post row is left out) and prolactin
-    # (1 head-to-head study) are both refused; milk volume's tau warns it rests on its prior
-    code = main(["network", MASSAGE, "--out", str(tmp_path), "--draws", "200"])
-    out = capsys.readouterr().out
+def test_network_one_study_rule_is_the_same_for_every_outcome(tmp_path, capsys, write_csv):
+    # 5: "weight" (1 controlled study once its pre/post row is left out) and "prolactin" (1
+    # head-to-head study) are both refused by the same count; "milk" (2 studies) is fitted, with
+    # the warning that its tau rests on two studies
+    def row(sid, outcome, design, technique, comparator, yi):
+        return {"study_id": sid, "citation": "synthetic", "source_level": "synthetic", "design": "effect",
+                "technique": technique, "comparator": comparator, "outcome": outcome, "yi": yi, "sei": 0.2,
+                "measure": "SMD", "synthetic": "true"} if design == "effect" else {
+                "study_id": sid, "citation": "synthetic", "source_level": "synthetic", "design": "pre_post",
+                "technique": technique, "outcome": outcome, "n": 20, "mean_pre": 1.0, "mean_post": 1.5,
+                "sd_pre": 1.0, "sd_post": 1.0, "synthetic": "true"}
+    rows = [row("w1", "weight", "effect", "a", "control", 0.3), row("w2", "weight", "pre_post", "a", None, 0),
+            row("p1", "prolactin", "effect", "a", "b", 0.4),
+            row("m1", "milk", "effect", "a", "control", 0.5), row("m2", "milk", "effect", "b", "control", 0.2)]
+    code = main(["network", str(write_csv(rows)), "--out", str(tmp_path), "--draws", "200"])
+    out = " ".join(capsys.readouterr().out.split())
     assert code == 0
     assert "outcome 'prolactin' not analysed: 1 study enters the network; need 2" in out
-    assert ("outcome 'infant weight' not analysed: 1 study enters the network (pre/post rows left out: "
-            "dewi2024_weight; --prepost-as-control uses them); need 2") in " ".join(out.split())
+    assert ("outcome 'weight' not analysed: 1 study enters the network (pre/post rows left out: w2; "
+            "--prepost-as-control uses them); need 2") in out
+    assert "== milk: network of comparisons" in out
     assert "warning: tau (between studies) rests on 2 studies: its posterior is mostly its prior" in out
-    _lines_within_100(out)
+
+
+def test_network_lines_within_100_columns(tmp_path, capsys):
+    main(["network", MASSAGE, "--out", str(tmp_path), "--draws", "200", "--prepost-as-control"])
+    _lines_within_100(capsys.readouterr().out)
 
 
 def test_sensitivity_output_within_100_columns_and_exact_is_not_pass(tmp_path, capsys):
