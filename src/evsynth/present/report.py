@@ -498,6 +498,7 @@ def sof_section(studies: pd.DataFrame, results: list[AnalysisResult], computed=N
         return f'<h2 id="sof">Summary of findings</h2><p>Not rated: {_e(error)}</p>'
     table = table.copy()
     reasons = table.pop("reasons")
+    labels = {r.label: found[0] for r in results if (found := _i2(r)) is not None}
     return "\n".join([
         '<h2 id="sof">Summary of findings (GRADE-style)</h2>',
         '<p class="note">Effect: posterior median and 95% CrI (ratios back-transformed); per 1000: at the median '
@@ -506,7 +507,15 @@ def sof_section(studies: pd.DataFrame, results: list[AnalysisResult], computed=N
         "inconsistency by posterior I² and prediction interval, indirectness by uncontrolled pre/post rows, "
         "imprecision by CrI width, publication bias by Egger's test with 10 or more studies).</p>",
         _table(_sof_view(table), index=False),
-        "<ul>" + "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in reasons.items()) + "</ul>"])
+        "<ul>" + "".join(f"<li>{_e(k)}: {_e(_label_i2(v, labels.get(k)))}</li>" for k, v in reasons.items())
+        + "</ul>"])
+
+
+def _label_i2(reason: str, label: str | None) -> str:
+    """The SoF reason with its I² labelled as in the answer box ("I² (total: studies + techniques)")."""
+    if not label:
+        return reason
+    return reason.replace("posterior median I² ", f"posterior median {label.removesuffix('; posterior)') + ')'} ")
 
 
 def _sof_view(table: pd.DataFrame) -> pd.DataFrame:

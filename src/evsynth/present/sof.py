@@ -83,12 +83,12 @@ def rate_inconsistency(idata, table: pd.DataFrame) -> tuple[str, str]:
     if len(table) < 2:
         return "not assessed", "one study"
     # around the pooled mean: all heterogeneity (studies + techniques) when the model splits it
-    which, i2 = headline_i2(idata)  # the same labelled I² as the report's text
+    _, i2 = headline_i2(idata)  # the same I² as the report's text and answer box (they label it)
     median = float(np.median(i2))
     pi = np.quantile(predictive_draws(idata), [0.025, 0.975])
     ci = np.quantile(_draws(idata, "mu"), [0.025, 0.975])
     pi_null, ci_null = _includes_zero(*pi), _includes_zero(*ci)
-    why = (f"posterior median {which.removesuffix('; posterior)') + ')'} {median:.0f}%, 95% prediction interval {pi[0]:.2f} to {pi[1]:.2f}"
+    why = (f"posterior median I² {median:.0f}%, 95% prediction interval {pi[0]:.2f} to {pi[1]:.2f}"
            + (" includes no effect" if pi_null else " excludes no effect"))
     if median >= 75 and pi_null:
         return "very serious", why
