@@ -230,14 +230,18 @@ def fit_width(frame: pd.DataFrame, width: int = WIDTH, digits: int = 3, index: b
         return f.to_string(index=index, float_format=float_format, na_rep="")
 
     out = render(frame)
-    while max(map(len, out.splitlines()), default=0) > width:
+    while (excess := max(map(len, out.splitlines()), default=0) - width) > 0:
         lengths = {c: frame[c].astype(str).str.len().max() for c in text_columns}
         widest = max(lengths, key=lengths.get, default=None)
         if widest is None or lengths[widest] <= 8:
             with pd.option_context("display.width", width, "display.max_columns", None, "display.max_rows", None,
                                    "display.float_format", float_format):
                 return repr(frame)
-        frame[widest] = frame[widest].map(lambda v, n=int(lengths[widest]) - 1: _abbreviate(v, n))
+        # cutting one character at a time would cut this column alone until the line fits or it is
+        # no longer the widest: as many characters at once (one render per step, not per character)
+        second = max([n for c, n in lengths.items() if c != widest], default=0)
+        cut = int(max(1, min(excess, lengths[widest] - second, lengths[widest] - 8)))
+        frame[widest] = frame[widest].map(lambda v, n=int(lengths[widest]) - cut: _abbreviate(v, n))
         out = render(frame)
     return out
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -10,6 +9,17 @@ import xarray as xr
 from .heterogeneity import heterogeneity_draws
 
 QUANTILES = (0.025, 0.5, 0.975)
+
+
+def stacked_posterior(idata: xr.DataTree) -> xr.Dataset:
+    """The posterior with chain and draw stacked into one `sample` dimension: what
+    az.extract(idata, keep_dataset=True) gives, without importing ArviZ (~2 s; the exact engine's
+    commands need none of it)."""
+    post = idata["posterior"]
+    post = post.to_dataset() if hasattr(post, "to_dataset") else post
+    stacked = post.stack(sample=("chain", "draw"))
+    stacked.attrs["sample_dims"] = ["sample"]
+    return stacked
 
 
 def _describe(label: str, draws: np.ndarray, threshold: float | None) -> dict:
@@ -21,7 +31,7 @@ def _describe(label: str, draws: np.ndarray, threshold: float | None) -> dict:
 
 def predictive_draws(idata: xr.DataTree, technique: str | None = None, seed: int = 0) -> np.ndarray:
     """Draws of the true effect in a new study (of `technique`, or of a new technique)."""
-    post = az.extract(idata, keep_dataset=True)
+    post = stacked_posterior(idata)
     rng = np.random.default_rng(seed)
     # A common-effect fit has no tau: it asserts every study shares mu.
     tau = post["tau"].to_numpy() if "tau" in post else np.zeros(post.sizes["sample"])
@@ -51,7 +61,7 @@ def summarize(idata: xr.DataTree, threshold: float = 0.0, heterogeneity: bool = 
     and one slope per moderator instead of the pooled mean, and no prediction row (a new study's
     effect depends on its moderators).
     """
-    post = az.extract(idata, keep_dataset=True)
+    post = stacked_posterior(idata)
     rows = [_describe("pooled (mu)", post["mu"].to_numpy(), threshold)]
     if "technique_effect" in post:
         for tech in post["technique"].to_numpy():

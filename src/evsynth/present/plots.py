@@ -8,7 +8,6 @@ ArviZ's plotting API. Artists a reader (or a test) needs to find carry a `gid`, 
 
 from __future__ import annotations
 
-import arviz as az
 import matplotlib.pyplot as plt
 from matplotlib import ticker
 import numpy as np
@@ -19,7 +18,7 @@ from scipy import stats
 from ..effects.table import RATIO_MEASURES, used_effects
 from ..methods.frequentist import MetaRegression, meta_regression
 from ..model.priors import parse_prior
-from ..methods.summary import predictive_draws
+from ..methods.summary import predictive_draws, stacked_posterior
 
 FAIL_COLOR = "tab:red"
 RATIO_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)  # labelled ticks of a log ratio axis
@@ -154,7 +153,7 @@ def forest(idata: xr.DataTree, effects: pd.DataFrame, ax=None, threshold: float 
     `effects` must be the table the model was fitted on.
     """
     table = used_effects(effects)
-    post = az.extract(idata, keep_dataset=True)
+    post = stacked_posterior(idata)
     missing = sorted(set(table["study_id"]) - set(post["study"].to_numpy()))
     if missing:
         raise ValueError(f"studies {missing} are in the effect table but not in the fit; "
@@ -499,6 +498,8 @@ def prior_posterior(idata: xr.DataTree, var: str = "tau", ax=None):
     """
     if var not in idata.posterior:
         raise ValueError(f"{var!r} is not in the posterior; it has {sorted(idata.posterior.data_vars)}")
+    import arviz as az  # here: the forest plot of `fit` needs none of ArviZ
+
     draws = az.extract(idata, var_names=[var]).to_numpy().ravel()
     ax = _new_ax(ax, (6, 3.5))
     fig = ax.figure
@@ -533,6 +534,8 @@ def predictive_check(idata: xr.DataTree, ax=None, seed: int = 0):
     # model's non-observed data only (yi is observed data there), so read yi from observed_data.
     observed = (idata["observed_data"]["y"] if "observed_data" in idata.children else constant["yi"]).to_numpy()
     sei = constant["sei"].to_numpy()
+    import arviz as az
+
     stacked = az.extract(idata, keep_dataset=True)
     rng = np.random.default_rng(seed)
     n = stacked.sizes["sample"]
@@ -584,10 +587,14 @@ def _figure(plot_collection):
 def trace(idata: xr.DataTree, var_names=None):
     """ArviZ trace plot (per-chain densities and traces) of the model's top-level parameters;
     returns the Figure. Chains that disagree show as densities and traces that do not overlap."""
+    import arviz as az
+
     return _figure(az.plot_trace_dist(idata, var_names=_diagnostic_vars(idata, var_names), backend="matplotlib"))
 
 
 def rank(idata: xr.DataTree, var_names=None):
     """ArviZ rank plot (fractional-rank ECDF differences with a simultaneous envelope), one panel
     per parameter; curves inside the envelope mean the chains agree."""
+    import arviz as az
+
     return _figure(az.plot_rank(idata, var_names=_diagnostic_vars(idata, var_names), backend="matplotlib"))
