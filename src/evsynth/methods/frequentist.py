@@ -266,27 +266,45 @@ class MetaRegression:
     QM_df: int
     QM_p: float
     knapp_hartung: bool
+    method: str = "REML"  # the tau^2 estimator, or "FE" (a fixed-effects meta-regression: tau^2 = 0)
 
     def predict(self, X_new) -> pd.DataFrame:
-        """Fitted effect at rows of X_new (same columns as X) with its 95% CI and prediction interval."""
+        """Fitted effect at rows of X_new (same columns as X) with its 95% CI and prediction interval
+        (none for a fixed-effects model: metafor prints none). Example: fit.predict([[1, 10], [1, 50]])"""
         X_new = np.atleast_2d(np.asarray(X_new, dtype=float))
         coef = self.coefficients["estimate"].to_numpy()
         pred = X_new @ coef
         se = np.sqrt(np.einsum("ij,jk,ik->i", X_new, self.cov, X_new))
         crit = _critical(self.df)
-        half_pi = crit * np.sqrt(se**2 + self.tau2)
+        half_pi = np.nan if self.method == "FE" else crit * np.sqrt(se**2 + self.tau2)
         return pd.DataFrame({"pred": pred, "se": se, "ci_low": pred - crit * se, "ci_high": pred + crit * se,
                              "pi_low": pred - half_pi, "pi_high": pred + half_pi})
 
 
-def mixed_effects(yi, vi, X, names=None, knapp_hartung: bool = False, threshold: float = 1e-12) -> MetaRegression:
-    """REML meta-regression of yi on the columns of X (intercept first, e.g. from moderators.design_matrix);
-    threshold: REML convergence, see tau2_reml."""
+def _tau2_by(yi, vi, X, method: str, threshold: float) -> tuple[float, float]:
+    """(tau^2, its SE) of a (meta-)regression by `method`: REML here, FE 0, others methods.tau2."""
+    if method == "REML":
+        tau2 = tau2_reml(yi, vi, X, threshold)
+        return tau2, _tau2_se(vi, tau2, "REML", X)
+    if method == "FE":
+        return 0.0, np.nan
+    from .tau2 import estimate_tau2  # the estimators build on this module's projections
+
+    return estimate_tau2(yi, vi, method, X)
+
+
+def mixed_effects(yi, vi, X, names=None, knapp_hartung: bool = False, threshold: float = 1e-12,
+                  method: str = "REML") -> MetaRegression:
+    """Meta-regression of yi on the columns of X (intercept first, e.g. from moderators.design_matrix):
+    mixed-effects with the tau^2 estimator `method` (REML, DL, or any of methods.tau2.TAU2_METHODS),
+    or "FE" for the fixed-effects meta-regression (tau^2 = 0; I^2 and H^2 from QE, no R^2, as
+    metafor); threshold: REML convergence, see tau2_reml."""
     yi, vi = _as_arrays(yi, vi)
     X = _as_design(X, yi.size)
+    method = method.upper()
     names = [f"X{j}" for j in range(X.shape[1])] if names is None else list(names)
     has_intercept = bool(np.allclose(X[:, 0], 1.0))
-    tau2 = tau2_reml(yi, vi, X, threshold)
+    tau2, tau2_se = _tau2_by(yi, vi, X, method, threshold)
     coef, cov, df = _inference(yi, vi, X, tau2, knapp_hartung)
     se = np.sqrt(np.diag(cov))
     stat = coef / se
@@ -306,24 +324,30 @@ def mixed_effects(yi, vi, X, names=None, knapp_hartung: bool = False, threshold:
         qm_p = float(stats.chi2.sf(qm, m)) if m else np.nan
     s2 = (k - p) / np.trace(P_fe)
     r2 = np.nan
-    if has_intercept and p > 1:
-        tau2_null = tau2_reml(yi, vi, threshold=threshold)
+    if has_intercept and p > 1 and method != "FE":
+        tau2_null = _tau2_by(yi, vi, np.ones((k, 1)), method, threshold)[0]
         r2 = 0.0 if tau2_null == 0 else max(0.0, 100 * (tau2_null - tau2) / tau2_null)
-    return MetaRegression(coefficients=table, cov=cov, df=df, k=k, tau2=tau2, tau2_se=_tau2_se(vi, tau2, "REML", X),
-                          tau=float(np.sqrt(tau2)), I2=float(100 * tau2 / (tau2 + s2)), H2=float((tau2 + s2) / s2),
+    if method == "FE":
+        i2, h2 = (max(0.0, 100 * (qe - (k - p)) / qe) if qe > 0 else 0.0), qe / (k - p)
+    else:
+        i2, h2 = 100 * tau2 / (tau2 + s2), (tau2 + s2) / s2
+    return MetaRegression(coefficients=table, cov=cov, df=df, k=k, tau2=tau2, tau2_se=tau2_se,
+                          tau=float(np.sqrt(tau2)), I2=float(i2), H2=float(h2),
                           R2=float(r2), QE=qe, QE_df=k - p, QE_p=float(stats.chi2.sf(qe, k - p)), QM=qm, QM_df=m,
-                          QM_p=qm_p, knapp_hartung=knapp_hartung)
+                          QM_p=qm_p, knapp_hartung=knapp_hartung, method=method)
 
 
 def meta_regression(effects: pd.DataFrame, mods, knapp_hartung: bool = False,
-                    threshold: float = 1e-12) -> MetaRegression:
-    """metafor's rma(yi, vi, mods = ...) on an effect table (its used rows) with moderator columns.
+                    threshold: float = 1e-12, method: str = "REML") -> MetaRegression:
+    """metafor's rma(yi, vi, mods = ..., method = method) on an effect table (its used rows) with
+    moderator columns; method "REML" (default), "DL", another tau^2 estimator, or "FE".
 
     mods: a formula ("~ ablat", "~ C(rob)") or a list of columns; see moderators.design_matrix.
+    Example: meta_regression(effects, "~ ablat", method="FE").predict([[1, 10], [1, 50]])
     """
     table = used_effects(effects) if {"used", "head_to_head"} <= set(effects.columns) else effects
     X, names = design_matrix(table, mods)
-    return mixed_effects(table["yi"], table["vi"], X, names, knapp_hartung, threshold)
+    return mixed_effects(table["yi"], table["vi"], X, names, knapp_hartung, threshold, method)
 
 
 _METHODS = {"FE": common_effect, "DL": dersimonian_laird, "REML": reml}

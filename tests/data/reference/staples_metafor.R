@@ -112,7 +112,7 @@ out$bcg_cumul <- cum
 # ---- meta-regression on ablat: FE, DL, REML; predictions at ablat 10, 30, 50
 mr <- list()
 for (m in c("FE", "DL", "REML")) {
-  f <- rma(yi, vi, mods = ~ ablat, data = bcg, method = m)
+  f <- rma(yi, vi, mods = ~ ablat, data = bcg, method = m, control = TIGHT)
   p <- predict(f, newmods = c(10, 30, 50))
   mr[[m]] <- list(b = num(f$b), se = num(f$se), zval = num(f$zval), ci_lb = num(f$ci.lb), ci_ub = num(f$ci.ub),
                   tau2 = f$tau2, se_tau2 = f$se.tau2, I2 = f$I2, H2 = f$H2, R2 = if (is.null(f$R2)) NA else f$R2,
