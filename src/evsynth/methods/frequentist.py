@@ -106,12 +106,13 @@ def typical_variance(vi, X=None) -> float:
     return float((vi.size - X.shape[1]) / np.trace(_projection(X, 1.0 / vi)))
 
 
-def tau2_dersimonian_laird(yi, vi) -> float:
-    """Method-of-moments tau^2 (DerSimonian & Laird 1986), truncated at 0."""
+def tau2_dersimonian_laird(yi, vi, X=None) -> float:
+    """Method-of-moments tau^2 (DerSimonian & Laird 1986), truncated at 0; with a design matrix X
+    (intercept included) the residual version (QE - (k - p)) / tr(P), as metafor's rma(mods=, "DL")."""
     yi, vi = _as_arrays(yi, vi)
-    w = 1.0 / vi
-    q, df, _ = cochran_q(yi, vi)
-    return float(max(0.0, (q - df) / (np.sum(w) - np.sum(w**2) / np.sum(w))))
+    X = _as_design(X, yi.size)
+    P = _projection(X, 1.0 / vi)
+    return float(max(0.0, (yi @ P @ yi - (yi.size - X.shape[1])) / np.trace(P)))
 
 
 def tau2_reml(yi, vi, X=None, threshold: float = 1e-12, max_iter: int = 100) -> float:
@@ -164,12 +165,10 @@ def _tau2_se(vi: np.ndarray, tau2: float, method: str, X=None) -> float:
         P = _projection(_as_design(X, vi.size), 1.0 / (vi + tau2))
         return float(np.sqrt(2.0 / np.sum(P * P.T)))
     # DL: metafor's SE for the DL estimator (variance of the Q-based moment estimator)
-    a = 1.0 / vi
-    s1, s2, s3 = np.sum(a), np.sum(a**2), np.sum(a**3)
-    c = s1 - s2 / s1
-    k = vi.size
-    var = 2 * (k - 1) / c**2 + 4 * tau2 / c + 2 * tau2**2 * (s2 - 2 * s3 / s1 + s2**2 / s1**2) / c**2
-    return float(np.sqrt(var))
+    X = _as_design(X, vi.size)
+    P = _projection(X, 1.0 / vi)
+    trP, df = np.trace(P), vi.size - X.shape[1]
+    return float(np.sqrt((2 * df + 4 * tau2 * trP + 2 * tau2**2 * np.sum(P * P)) / trP**2))
 
 
 def _inference(yi, vi, X, tau2: float, knapp_hartung: bool) -> tuple[np.ndarray, np.ndarray, float]:
@@ -281,23 +280,24 @@ class MetaRegression:
                              "pi_low": pred - half_pi, "pi_high": pred + half_pi})
 
 
+REGRESSION_METHODS = ("REML", "DL", "FE")
+
+
 def _tau2_by(yi, vi, X, method: str, threshold: float) -> tuple[float, float]:
-    """(tau^2, its SE) of a (meta-)regression by `method`: REML here, FE 0, others methods.tau2."""
-    if method == "REML":
-        tau2 = tau2_reml(yi, vi, X, threshold)
-        return tau2, _tau2_se(vi, tau2, "REML", X)
+    """(tau^2, its SE) of a (meta-)regression by `method`: REML, DL, or FE (tau^2 = 0)."""
     if method == "FE":
         return 0.0, np.nan
-    from .tau2 import estimate_tau2  # the estimators build on this module's projections
-
-    return estimate_tau2(yi, vi, method, X)
+    if method not in REGRESSION_METHODS:
+        raise ValueError(f"meta-regression method {method!r} unknown; choose one of {', '.join(REGRESSION_METHODS)}")
+    tau2 = tau2_reml(yi, vi, X, threshold) if method == "REML" else tau2_dersimonian_laird(yi, vi, X)
+    return tau2, _tau2_se(vi, tau2, method, X)
 
 
 def mixed_effects(yi, vi, X, names=None, knapp_hartung: bool = False, threshold: float = 1e-12,
                   method: str = "REML") -> MetaRegression:
     """Meta-regression of yi on the columns of X (intercept first, e.g. from moderators.design_matrix):
-    mixed-effects with the tau^2 estimator `method` (REML, DL, or any of methods.tau2.TAU2_METHODS),
-    or "FE" for the fixed-effects meta-regression (tau^2 = 0; I^2 and H^2 from QE, no R^2, as
+    mixed-effects with the tau^2 estimator `method` (REML or DL), or "FE" for the fixed-effects
+    meta-regression (tau^2 = 0; I^2 and H^2 from QE, no R^2, as
     metafor); threshold: REML convergence, see tau2_reml."""
     yi, vi = _as_arrays(yi, vi)
     X = _as_design(X, yi.size)
@@ -340,7 +340,7 @@ def mixed_effects(yi, vi, X, names=None, knapp_hartung: bool = False, threshold:
 def meta_regression(effects: pd.DataFrame, mods, knapp_hartung: bool = False,
                     threshold: float = 1e-12, method: str = "REML") -> MetaRegression:
     """metafor's rma(yi, vi, mods = ..., method = method) on an effect table (its used rows) with
-    moderator columns; method "REML" (default), "DL", another tau^2 estimator, or "FE".
+    moderator columns; method "REML" (default), "DL" or "FE".
 
     mods: a formula ("~ ablat", "~ C(rob)") or a list of columns; see moderators.design_matrix.
     Example: meta_regression(effects, "~ ablat", method="FE").predict([[1, 10], [1, 50]])

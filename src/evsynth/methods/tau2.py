@@ -31,7 +31,9 @@ from .frequentist import (
     _as_design,
     _fit,
     _projection,
+    _tau2_se,
     common_effect,
+    tau2_dersimonian_laird,
     tau2_reml,
     typical_variance,
 )
@@ -89,12 +91,14 @@ def estimate_tau2(yi, vi, method: str = "REML", X=None) -> tuple[float, float]:
     k, p = X.shape
     yc = yi - yi.mean()  # metafor works on centred y; P annihilates the shift when X has an intercept
     y = yc if np.allclose(X[:, 0], 1.0) else yi
-    if method in ("DL", "HS"):
+    if method == "DL":
+        tau2 = tau2_dersimonian_laird(yi, vi, X)
+        return tau2, _tau2_se(vi, tau2, "DL", X)
+    if method == "HS":
         P = _projection(X, 1.0 / vi)
-        rss, trP, sw = float(y @ P @ y), float(np.trace(P)), float(np.sum(1.0 / vi))
-        tau2 = max(0.0, (rss - (k - p)) / trP if method == "DL" else (rss - k) / sw)
-        scale, lin = (trP, trP) if method == "DL" else (sw, trP)
-        se = np.sqrt((2 * (k - p) + 4 * tau2 * lin + 2 * tau2**2 * np.sum(P * P)) / scale**2)
+        sw = float(np.sum(1.0 / vi))
+        tau2 = max(0.0, (float(y @ P @ y) - k) / sw)
+        se = np.sqrt((2 * (k - p) + 4 * tau2 * np.trace(P) + 2 * tau2**2 * np.sum(P * P)) / sw**2)
         return tau2, float(se)
     if method == "HE":
         P = _projection(X, np.ones(k))
@@ -112,8 +116,7 @@ def estimate_tau2(yi, vi, method: str = "REML", X=None) -> tuple[float, float]:
         return tau2, float(se)
     if method == "REML":
         tau2 = tau2_reml(yi, vi, X)
-        P = _projection(X, 1.0 / (vi + tau2))
-        return tau2, float(np.sqrt(2.0 / np.sum(P * P.T)))
+        return tau2, _tau2_se(vi, tau2, "REML", X)
     if method == "ML":
         tau2 = _tau2_ml(yi, vi, X)
         return tau2, float(np.sqrt(2.0 / np.sum((1.0 / (vi + tau2)) ** 2)))
