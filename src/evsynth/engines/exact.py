@@ -186,10 +186,16 @@ def study_var(model: GaussianModel, taus: np.ndarray) -> np.ndarray:
     return model.sei[None] ** 2 + study[:, None] ** 2
 
 
+def sampling_matrix(model: GaussianModel) -> np.ndarray:
+    """V, the covariance of the sampling errors eps: diag(se^2), or the model's sampling_cov."""
+    return np.diag(model.sei**2) if model.sampling_cov is None else model.sampling_cov
+
+
 def study_cov(model: GaussianModel, taus: np.ndarray) -> np.ndarray:
-    """Covariance of e + eps: diag(se^2) + tau^2 R, (G, n, n)."""
+    """Covariance of e + eps: V + tau^2 R, (G, n, n); V = diag(se^2) unless the model has a
+    sampling covariance (rows sharing participants)."""
     study, _ = _split_taus(model, taus)
-    S = np.diag(model.sei**2)[None]
+    S = sampling_matrix(model)[None]
     if study is None:
         return np.broadcast_to(S, (taus.shape[0], model.n, model.n)).copy()
     R = np.eye(model.n) if model.study_correlation is None else model.study_correlation
@@ -203,7 +209,7 @@ def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True) -
     cens = model.censored
     o, c = np.flatnonzero(~cens), np.flatnonzero(cens)
     y = model.yi
-    diagonal = model.study_correlation is None
+    diagonal = model.study_correlation is None and model.sampling_cov is None
     G, d = D.shape
     if diagonal:  # independent study effects: A'WA = D (B'WB) D, and B'WB = w @ (rows' outer products)
         var = study_var(model, taus)
@@ -801,12 +807,13 @@ def _study_effects(model, cond, taus, g, y, rng) -> np.ndarray:
         return centre
     resid = y - centre
     s2 = model.sei**2
-    if model.study_correlation is None:
+    if model.study_correlation is None and model.sampling_cov is None:
         t2 = study[:, None] ** 2
         shrink = t2 / (t2 + s2)
         return centre + shrink * resid + np.sqrt(shrink * s2) * rng.standard_normal(resid.shape)
-    T = study[:, None, None] ** 2 * model.study_correlation[None]
-    M = np.linalg.solve(T + np.diag(s2)[None], T).transpose(0, 2, 1)  # T (T + S)^-1 (both symmetric)
+    R = np.eye(model.n) if model.study_correlation is None else model.study_correlation
+    T = study[:, None, None] ** 2 * R[None]
+    M = np.linalg.solve(T + sampling_matrix(model)[None], T).transpose(0, 2, 1)  # T (T + V)^-1 (both symmetric)
     cov = _symmetric(T - M @ T)
     e = np.einsum("gij,gj->gi", M, resid) + np.einsum("gij,gj->gi", np.linalg.cholesky(cov),
                                                       rng.standard_normal(resid.shape))
@@ -817,8 +824,8 @@ def study_effect_moments(model: GaussianModel, cond: Conditionals) -> tuple[np.n
     """Mean and variance of each study's effect theta_i given y and the SDs at every node (G, n):
     theta = A g + e, with e_i shrunk towards y_i - (A g)_i by tau^2 / (tau^2 + se_i^2), as the draws
     take it (_study_effects). For independent study effects and no censored rows."""
-    if model.study_correlation is not None or model.censored.any():
-        raise ValueError("study_effect_moments: independent study effects and no censored rows only")
+    if model.study_correlation is not None or model.sampling_cov is not None or model.censored.any():
+        raise ValueError("study_effect_moments: independent study effects and sampling errors, no censored rows only")
     A = cond.A
     centre = np.einsum("gnd,gd->gn", A, cond.mean)
     centre_var = np.einsum("gnd,gde,gne->gn", A, cond.cov, A)
@@ -831,9 +838,22 @@ def study_effect_moments(model: GaussianModel, cond: Conditionals) -> tuple[np.n
 
 
 def pointwise_loglik(model: GaussianModel, theta: np.ndarray) -> np.ndarray:
-    """log p(y_i | theta_i): a normal density, or the probability beyond the bound (censored)."""
+    """log p(y_i | theta_i): a normal density, or the probability beyond the bound (censored).
+    With a sampling covariance V (rows sharing participants) an exact row's term is
+    log p(y_i | y_-i, theta), the Gaussian conditional (mean y_i - (P r)_i / P_ii, variance
+    1 / P_ii, P = V^-1 over the exact rows, r = y - theta): the terms LOO needs for a model whose
+    likelihood does not factorize (Buerkner, Gabry & Vehtari 2021). Censored rows share no
+    sampling covariance (the description refuses it), so theirs stays the tail probability."""
     z = (model.yi - theta) / model.sei
     exact = stats.norm.logpdf(z) - np.log(model.sei)
+    if model.sampling_cov is not None:
+        o = np.flatnonzero(~model.censored)
+        P = np.linalg.inv(model.sampling_cov[np.ix_(o, o)])
+        r = (model.yi - theta)[..., o]
+        p = np.diag(P)
+        cond_mean = model.yi[o] - (r @ P) / p  # P symmetric: (P r)_i
+        exact = np.array(exact, copy=True) * np.ones_like(np.asarray(theta, float))
+        exact[..., o] = stats.norm.logpdf(model.yi[o], cond_mean, 1 / np.sqrt(p))
     beyond = special.log_ndtr(model.censoring_direction() * (theta - model.yi) / model.sei)
     return np.where(model.censored, beyond, exact)
 

@@ -36,6 +36,10 @@ def build(model: GaussianModel, *, weights=None, prior_data: bool = False, study
     if not study_effects and model.study_correlation is not None:
         raise ValueError("study_effects=False integrates independent study effects out; this model has "
                          "correlated ones (a multi-arm trial)")
+    if model.sampling_cov is not None and (w is not None or not study_effects or model.censored.any()):
+        raise ValueError("a model with correlated sampling errors (rows sharing participants) is built here only "
+                         "plain: no weights, study effects kept, no censored rows; the exact engine takes it "
+                         "with censored rows (--engine exact)")
     coords = {"study": list(model.study_id)}
     for block in model.fixed:
         if block.dim is not None:
@@ -125,6 +129,8 @@ def _likelihood(model: GaussianModel, centre, weights: np.ndarray | None = None,
         normal = pm.Normal.dist(mu=mean, sigma=scale)
         return pm.Censored.dist(normal, **bounds) if bounds else normal
 
+    if model.sampling_cov is not None:  # y ~ N(theta, V): rows sharing participants (build refuses the rest)
+        return pm.MvNormal("y", mu=centre, cov=model.sampling_cov, observed=yi, dims="study")
     if weights is None:
         return pymc_model.register_rv(distribution(centre, sigma), "y", observed=yi, dims=("study",))
     w = pm.Data("weights", weights, dims="study")

@@ -94,6 +94,7 @@ class GaussianModel:
     reported: tuple[Reported, ...] = ()
     settings: dict = field(default_factory=dict)  # strings that travel with the result (attrs)
     data: dict = field(default_factory=dict)  # extra constant data (e.g. technique_idx), name -> array
+    sampling_cov: np.ndarray | None = None  # rows x rows covariance of the sampling errors; None: diag(sei^2)
 
     @property
     def n(self) -> int:
@@ -167,7 +168,9 @@ class GaussianModel:
             if np.allclose(correlation, np.eye(int(keep.sum()))):
                 correlation = None
         settings = {k: v for k, v in self.settings.items() if k != "data_hash"}
+        sampling_cov = None if self.sampling_cov is None else self.sampling_cov[np.ix_(keep, keep)]
         return replace(self, study_id=tuple(np.array(self.study_id)[keep]), yi=self.yi[keep], sei=self.sei[keep],
+                       sampling_cov=sampling_cov,
                        censored=self.censored[keep], X=X[:, columns], fixed=tuple(fixed), parts=tuple(parts),
                        study_correlation=correlation, reported=tuple(reported), settings=settings, data={})
 
@@ -414,7 +417,8 @@ def _nesting_paths(random) -> list[tuple[str, ...]]:
                      f"not {random!r}")
 
 
-def multilevel(effects: pd.DataFrame, priors: dict | None = None, random=None) -> GaussianModel:
+def multilevel(effects: pd.DataFrame, priors: dict | None = None, random=None, rho: float | None = None,
+               cluster: str | None = None) -> GaussianModel:
     """Nested random effects: theta_i = mu + sum_levels tau_level z_level[group of row i] (+ tau e_i).
 
     random: the levels above the rows, outermost first, each a path of columns of the effect
@@ -423,6 +427,11 @@ def multilevel(effects: pd.DataFrame, priors: dict | None = None, random=None) -
     groups above) and must come last. Every other level is a random part with SD `tau_<column>`
     (its last column) over dim `group_<column>`. Priors: `mu`, `tau`, and `tau_<column>` per level
     (default: the `tau` prior). The exact engine integrates over up to three SDs.
+
+    rho: the correlation of the sampling errors of two rows of one cluster (the same participants
+    measured twice; usually unknown, so vary it), V_ij = rho se_i se_j as metafor's vcalc;
+    cluster: the column whose groups share participants (default: the outermost level).
+    A censored row cannot share sampling error with another row (its statistic is only a bound).
     """
     if random is None:
         raise ValueError("multilevel needs random=, the levels above the rows, e.g. ['trial', 'trial/outcome']")
@@ -460,12 +469,30 @@ def multilevel(effects: pd.DataFrame, priors: dict | None = None, random=None) -
         raise ValueError(f"priors for {sorted(unknown)}: no such level above the rows")
     settings = data_settings(effects, table) | {
         "model": "multilevel", "random": ", ".join("/".join(p) for p in paths), "prior_mu": chosen["mu"]}
+    sampling_cov = None
+    if rho is not None and float(rho) != 0:
+        from ..effects.covariance import impute_covariance
+
+        column = cluster or paths[0][0]
+        if column not in table.columns:
+            raise ValueError(f"cluster column {column!r} is not in the effect table")
+        groups = table[column].astype(str).to_numpy()
+        sampling_cov = impute_covariance(table["sei"].to_numpy(float) ** 2, groups, float(rho))
+        shared = (groups[:, None] == groups[None, :]).sum(axis=1) > 1
+        bad = table.loc[table["censored"].to_numpy(bool) & shared, "study_id"]
+        if len(bad):
+            raise ValueError(f"study {bad.iloc[0]!r}: a censored row (p printed as a bound) cannot share sampling "
+                             f"error with the other rows of its {column!r} group; use rho=None or leave it out")
+        settings |= {"rho": f"{float(rho):g}", "rho_cluster": column}
+    elif rho is not None:
+        settings |= {"rho": "0"}
     settings |= {f"prior_{p.tau}": p.prior for p in parts}
     if row_level is not None:
         settings |= {"prior_tau": chosen["tau"], "row_level": row_level}
     return _base("multilevel", effects, table, X=np.ones((len(table), 1)),
                  fixed=(FixedBlock("mu", None, ("mu",), chosen["mu"]),), parts=tuple(parts),
-                 study_prior=chosen["tau"] if row_level is not None else None, settings=settings)
+                 study_prior=chosen["tau"] if row_level is not None else None, settings=settings,
+                 sampling_cov=sampling_cov)
 
 
 CONSTRUCTORS = {"common_effect": common_effect, "random_effects": random_effects, "by_technique": by_technique,
