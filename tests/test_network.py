@@ -125,7 +125,8 @@ def test_bundled_head_to_head_rows_enter_the_network():
     table = network_table(effects).set_index("study_id")
     assert table.loc["emilda2020", ["treat_node", "comp_node"]].tolist() == ["oxytocin", "marmet"]
     # A pre/post baseline is not a control arm: left out unless the user asks.
-    pre_post = {"pratama2023", "viswanath2016", "fara2022", "dewi2024_weight", "dewi2024_urination"}
+    pre_post = {"pratama2023", "viswanath2016", "fara2022", "dewi2024_weight", "dewi2024_urination",
+                "saputri2015_marmet"}
     assert not pre_post & set(table.index) and set(table.attrs["prepost_left_out"]) == pre_post
     asked = network_table(effects, prepost_as_control=True).set_index("study_id")
     assert asked.loc["pratama2023", "comp_node"] == "control" and asked.attrs["prepost_left_out"] == []

@@ -42,7 +42,7 @@ def test_report_on_the_massage_table(tmp_path, capsys):
     # effect table: every row of the study table, used or not, with its SE route in words
     for study in effects["study_id"]:
         assert study in text
-    assert "censored: p known only as a bound" in text.replace("censored : ", "censored: ")  # hesti2017, p = 0.000 (default p_bound for SMD)
+    assert "censored: p known only as a bound" in text.replace("censored : ", "censored: ")  # medan_neck, p = 0.000 (default p_bound for SMD)
     assert "back-calculated from an exact p-value" in text  # pratama2023
     # not-used rows with their reasons
     for reason in not_used(effects)["why_not"]:
@@ -50,18 +50,20 @@ def test_report_on_the_massage_table(tmp_path, capsys):
     # analysable outcomes (milk volume: 5 studies); the rest named with the reason
     assert "Outcome: milk volume" in text
     assert "time to colostrum: 1 usable study; need 2" in text
-    for label in ("technique: oxytocin", "technique: breast care + oxytocin", "tau (between studies)",
+    for label in ("technique: oxytocin", "technique: marmet", "tau (between studies)",
                   "prediction (new study)", "P(>0)", "P(>0.2)", "Bulk ESS", "R-hat"):
         assert label in text
     # every technique of the outcome, with its estimate or why there is none; design side by side
     assert "Every technique: its estimate, or why there is none" in text
-    assert "medan_neck: no means or SDs printed" in text and "lubis_gikes: number of mothers not printed" in text
+    assert "medan_neck: head-to-head comparison" in text and "lubis_gikes: number of mothers not printed" in text
     assert "Design: controlled vs pre/post studies" in text and "pre/post - controlled (beta)" in text
     assert "time to colostrum: 1 usable study; need 2 (techniques: early mobilisation, marmet" in text
     # caveats follow from the rows used
     assert "regression to the mean" in text and "pratama2023" in text
-    censored = ", ".join(effects.loc[effects["used"] & effects["censored"] & (effects["outcome"] == "milk volume"), "study_id"])
-    assert censored == "hesti2017, fara2022" and f"p-values known only as bounds, censored ({censored})" in text
+    milk = effects[effects["used"] & ~effects["head_to_head"] & (effects["outcome"] == "milk volume")]
+    assert not milk["censored"].any()  # the milk rows' bounds are Wilcoxon bounds: used as the p
+    assert "p-values known only as bounds, used as if exact (kundarti2025, fara2022)" in text
+    assert "SE from a rank test's p-value (the study table's test: kundarti2025, fara2022)" in text
     # forest, funnel and tau figures, embedded: nothing to fetch
     images = _images(page)
     analysed = page.count('<h2 id="outcome-')  # milk volume and infant weight (ijaph12, dewi2024_weight)

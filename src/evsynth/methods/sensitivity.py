@@ -59,7 +59,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import __version__
-from .analysis import MIN_STUDIES, split_by_outcome
+from .analysis import MIN_STUDIES, one_row_per_sample, split_by_outcome
 from ..engines.builders import BUILDERS, build_model
 from .diagnostics import diagnose
 from ..effects.table import DEFAULT_R_PREPOST, compute_effects, used_effects
@@ -155,7 +155,7 @@ def scenario_effects(context: Context, scenario: Scenario, cache: dict | None = 
         keep = (effects["outcome"] == context.outcome).to_numpy()
         effects = effects[keep].reset_index(drop=True)
         effects.attrs = attrs
-        cache[key] = effects, keep
+        cache[key] = one_row_per_sample(effects, by_outcome=True), keep  # a sample counts once
     effects, keep = cache[key]
     if scenario.techniques == "by massage component":
         grouped = ("grouped", scenario.r_prepost)
