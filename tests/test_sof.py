@@ -26,7 +26,7 @@ def simulated(k=12, mu=0.4, tau=0.0, se=(0.06, 0.1), rob="low", design="two_grou
         "study_id": [f"s{i:02d}" for i in range(k)], "technique": "t", "comparator": "control", "outcome": "o",
         "unit": "", "design": design, "measure": "SMD", "yi": yi, "sei": sei, "vi": sei**2,
         "n_total": np.round(4 / sei**2).astype(int), "censored": False, "head_to_head": False, "used": True,
-        "why_not": "", "synthetic": True, "rob": rob})
+        "why_not": "", "synthetic": True, "rob": rob, "randomised": "yes"})
     table.attrs["measure"] = "SMD"
     return table
 
@@ -45,6 +45,7 @@ def test_low_risk_precise_consistent_evidence_is_high_certainty():
     assert row["effect_low"] < 0.4 < row["effect_high"]
 
 
+@pytest.mark.slow  # 20 fits, each with the 16-model bias ensemble
 def test_certainty_is_usually_high_when_nothing_is_wrong():
     """No heterogeneity, low risk of bias, no small-study effect: only chance (a heterogeneous-looking
     or asymmetric sample: I² >= 50% or Egger p < 0.10) can downgrade; that is rare."""
@@ -65,6 +66,7 @@ def test_certainty_is_usually_high_when_nothing_is_wrong():
         assert row["certainty"] == ["high", "moderate", "low"][down]
 
 
+@pytest.mark.slow  # each row fits the 16-model bias ensemble (methods.robma)
 def test_high_risk_of_bias_downgrades():
     # 8 studies of equal weight (Egger's test not assessed below 10 studies)
     row = sof(simulated(k=8, rob=["high"] * 5 + ["low"] * 3, se=(0.08, 0.08)))  # 5/8 = 62% at high risk
@@ -86,34 +88,53 @@ def test_heterogeneity_downgrades_inconsistency():
     assert row["inconsistency"] == "serious" and "excludes no effect" in row["reasons"]
 
 
+@pytest.mark.slow  # each row fits the 16-model bias ensemble (methods.robma)
 def test_uncontrolled_pre_post_downgrades_indirectness():
     row = sof(simulated(design="pre_post"))
-    assert row["indirectness"] == "very serious" and row["certainty"] == "low"
+    # pre/post rows are never randomised: start low, then two levels down for the missing comparator
+    assert row["start"] == "low" and row["indirectness"] == "very serious" and row["certainty"] == "very low"
     mixed = simulated(design=["pre_post"] * 2 + ["two_group"] * 10)
-    assert sof(mixed)["indirectness"] == "serious"
+    row = sof(mixed)
+    assert row["indirectness"] == "serious" and row["start"] == "low" and "2 non-randomised" in row["reasons"]
 
 
+@pytest.mark.slow  # each row fits the 16-model bias ensemble (methods.robma)
 def test_wide_credible_interval_downgrades_imprecision():
     row = sof(simulated(k=3, se=(0.3, 0.4)))
     assert row["imprecision"] == "very serious"  # a CrI wider than 1 SMD
-    assert row["publication_bias"] == "not assessed"  # 3 studies
-    row = sof(simulated())
+    # 3 studies: the bias ensemble runs (its minimum); unbiased data give no evidence of bias
+    assert row["publication_bias"] == "not serious" and "RoBMA-PSMA" in row["reasons"]
+    assert sof(simulated(k=2, se=(0.3, 0.4)))["publication_bias"] == "not assessed"  # below the minimum
+    from evsynth.methods.robma import bias_adjusted
+
+    table = simulated()
+    tree = engine.fit_exact(description.random_effects(table), draws=1000, chains=2, seed=1)
+    adjusted = {"o": bias_adjusted(table)}  # fitted once, shared by the four rows below
+    row = summary_of_findings({"o": (table, tree)}, adjusted=adjusted).loc["o"]
     width = row["effect_high"] - row["effect_low"]
     for threshold, rating in ((1.2 * width, "not serious"), (0.8 * width, "serious"), (0.4 * width, "very serious")):
-        assert sof(simulated(), imprecision_width=threshold)["imprecision"] == rating  # the user's threshold
+        row = summary_of_findings({"o": (table, tree)}, imprecision_width=threshold, adjusted=adjusted).loc["o"]
+        assert row["imprecision"] == rating  # the user's threshold
 
 
 def test_small_study_effect_downgrades_publication_bias():
-    row = sof(simulated(k=20, se=(0.05, 0.45), small_study=2.5, seed=3))
-    assert row["publication_bias"] == "serious" and "Egger" in row["reasons"]
+    table = simulated(k=20, se=(0.05, 0.45), small_study=2.5, seed=3)
+    row = sof(table)
+    assert row["publication_bias"] == "serious" and "RoBMA-PSMA" in row["reasons"]
+    # without the ensemble (e.g. a fit whose bias ensemble was not run) Egger's test rates it
+    from evsynth.methods.certainty import rate_publication_bias
+
+    rating, why = rate_publication_bias(table)
+    assert rating == "serious" and "Egger" in why
 
 
+@pytest.mark.slow  # each row fits the 16-model bias ensemble (methods.robma)
 def test_overrides_need_a_reason_and_change_the_rating():
     table = simulated(design="pre_post")
     tree = engine.fit_exact(description.random_effects(table), draws=300, chains=1)
     row = summary_of_findings({"o": (table, tree)},
                               overrides={"o": {"indirectness": ("not serious", "pre/post is the question")}}).loc["o"]
-    assert row["indirectness"] == "not serious" and row["certainty"] == "high"
+    assert row["indirectness"] == "not serious" and row["certainty"] == "low"  # starts low: not randomised
     assert "overridden by the user: pre/post is the question" in row["reasons"]
     with pytest.raises(ValueError, match="reason"):
         summary_of_findings({"o": (table, tree)}, overrides={"o": {"indirectness": "not serious"}})

@@ -53,16 +53,40 @@ MAX_WORK = 3e8  # grid points x studies: stop refining beyond this and warn
 class ModelSpec:
     effect: bool  # mu ~ prior (else mu = 0)
     heterogeneity: bool  # tau ~ prior (else tau = 0)
-    bias: bool  # step-function selection (else none)
+    bias: bool | str  # False / "none"; True / "selection" (step function); "PET"; "PEESE"
+
+    def __post_init__(self):
+        if self.bias not in (False, True, "none", "selection", "PET", "PEESE"):
+            raise ValueError(f"bias {self.bias!r}: choose False, True (selection), 'selection', 'PET' or 'PEESE'")
+
+    @property
+    def family(self) -> str:
+        """The bias family: "none", "selection", "PET" (y_i ~ mu + b se_i) or "PEESE" (y_i ~ mu + b se_i^2)."""
+        return {False: "none", True: "selection"}.get(self.bias, self.bias) if isinstance(self.bias, bool) \
+            else self.bias
 
     @property
     def name(self) -> str:
+        bias = {"none": "no selection", "selection": "selection"}.get(self.family, self.family)
         return "/".join(["effect" if self.effect else "no effect",
-                         "heterogeneity" if self.heterogeneity else "no heterogeneity",
-                         "selection" if self.bias else "no selection"])
+                         "heterogeneity" if self.heterogeneity else "no heterogeneity", bias])
 
 
 FAMILY = tuple(ModelSpec(e, h, b) for e in (False, True) for h in (False, True) for b in (False, True))
+# RoBMA-PSMA's bias families (Bartos et al. 2023) with the one step-function selection model of this module
+PSMA_FAMILY = tuple(ModelSpec(e, h, b) for e in (False, True) for h in (False, True)
+                    for b in ("none", "selection", "PET", "PEESE"))
+# RoBMA's default slope priors on Cohen's d (Bartos et al. 2023): PET b ~ Cauchy+(0, 1) is unitless
+# (b multiplies an SE); PEESE b multiplies an SE squared, so its scale divides by the measure's unit,
+# taken as the scale of the mu prior (1 for the standardized measures, the raw-score SD for MD).
+PET_SCALE, PEESE_SCALE = 1.0, 5.0
+
+
+def slope_prior(family: str, mu_prior: Prior) -> Prior:
+    """The prior of the PET / PEESE slope b: half-Cauchy, RoBMA's scales in the measure's unit."""
+    unit = float(mu_prior.params[-1]) if mu_prior.family in ("normal", "student_t") else 1.0
+    scale = PET_SCALE if family == "PET" else PEESE_SCALE / unit
+    return parse_prior(f"halfcauchy({scale:.6g})")
 
 
 @dataclass
@@ -90,11 +114,12 @@ class Evidence:
             return (x >= 0).astype(float)
         centre, scale, z, w = self.mu_parts
         h = z[1] - z[0]
+        cols = np.flatnonzero(w.sum(axis=0) > 1e-13)  # dropped columns move F by < 1e-13 each
         F = np.zeros(x.shape)
-        for t in np.flatnonzero(w.sum(axis=0) > 1e-16):
-            zx = (x - centre[t]) / scale[t]
-            si, _ = special.sici(np.pi * (zx[..., None] - z) / h)
-            F += (0.5 + si / np.pi) @ w[:, t]
+        for part in np.array_split(cols, max(1, cols.size * x.size // 4096)):  # bounded memory
+            zx = (x[..., None] - centre[part]) / scale[part]  # (..., columns)
+            si, _ = special.sici(np.pi * (zx[..., None] - z) / h)  # (..., columns, z nodes)
+            F += np.einsum("...cz,zc->...", 0.5 + si / np.pi, w[:, part])
         return np.clip(F, 0.0, 1.0)
 
     def mu_quantile(self, p) -> np.ndarray:
@@ -102,16 +127,27 @@ class Evidence:
 
 
 def mixture_quantile(evidences, probabilities, p) -> np.ndarray:
-    """Quantiles of the mixture sum_m probabilities[m] * posterior of mu under model m (bisection)."""
+    """Quantiles of the mixture sum_m probabilities[m] * posterior of mu under model m (Brent's
+    method on the mixture CDF, to 1e-10 in mu)."""
+    from scipy.optimize import brentq
+
     p = np.atleast_1d(np.asarray(p, float))
     lo = min([-1e-9] + [e.mu_parts[0].min() - 40 * e.mu_parts[1].max() for e in evidences if e.mu_parts])
     hi = max([1e-9] + [e.mu_parts[0].max() + 40 * e.mu_parts[1].max() for e in evidences if e.mu_parts])
-    lo, hi = np.full(p.shape, lo), np.full(p.shape, hi)
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        F = sum(pr * e.mu_cdf(mid) for e, pr in zip(evidences, probabilities))
-        lo, hi = np.where(F < p, mid, lo), np.where(F < p, hi, mid)
-    return 0.5 * (lo + hi)
+
+    def cdf(x):
+        return float(sum(pr * e.mu_cdf(x)[0] for e, pr in zip(evidences, probabilities)))
+
+    out = []
+    for q in p.ravel():
+        # a model without an effect puts a step at 0: the quantile is 0 when the CDF jumps over q there
+        below, above = cdf(-1e-12) - q, cdf(1e-12) - q
+        if below < 0 <= above:
+            out.append(0.0)
+            continue
+        a, b = (lo, -1e-12) if above >= 0 else (1e-12, hi)
+        out.append(brentq(lambda x: cdf(x) - q, a, b, xtol=1e-10))
+    return np.array(out).reshape(p.shape)
 
 
 # --------------------------------------------------------------------------- axes
@@ -152,8 +188,10 @@ def _axes(spec, yi, sei, tau_prior, n_weights, tau_a) -> list[_Axis]:
     if spec.heterogeneity:
         lo, hi = (np.arcsinh(t / tau_a) for t in _tau_support(tau_prior))
         axes.append(_Axis("tau", lo, hi, _clip_box((lo, np.arcsinh(5 * scale / tau_a)), lo, hi)))
-    if spec.bias:
+    if spec.family == "selection":
         axes += [_Axis(f"b{j}", -np.inf, np.inf, (-30.0, 30.0)) for j in range(1, n_weights)]
+    elif spec.family in ("PET", "PEESE"):  # the slope as log b: smooth on the whole line, b -> 0 decays like b
+        axes.append(_Axis("slope", -np.inf, np.inf, (-12.0, 5.0)))
     return axes
 
 
@@ -165,6 +203,9 @@ class _Integrand:
 
     def __init__(self, spec, yi, sei, censored, mu_prior, tau_prior, cutpoints, direction, tau_a):
         self.spec, self.yi, self.sei, self.tau_a = spec, yi, sei, tau_a
+        # PET / PEESE: study i's mean is mu + d b x_i (d the expected sign), x_i = se_i or se_i^2
+        self.x = sei if spec.family == "PET" else sei**2 if spec.family == "PEESE" else np.zeros_like(sei)
+        self.slope_prior = slope_prior(spec.family, mu_prior) if spec.family in ("PET", "PEESE") else None
         self.cens = np.asarray(censored, bool)
         self.mu_prior, self.tau_prior = mu_prior, tau_prior
         self.cuts = check_cutpoints(cutpoints)
@@ -175,19 +216,22 @@ class _Integrand:
                                   minlength=len(self.cuts) + 1)
         self.overlap = censored_overlap(yi, sei, self.cuts, direction)
 
-    def _conditional_mu(self, tau):
-        """Centre and scale of mu given tau under the model without selection (normal prior
-        included when it is normal). The mu axis is z = (mu - centre(tau)) / scale(tau), so one box
-        in z fits every tau even when the spread of mu changes tenfold between tau = 0 and the tail."""
+    def _conditional_mu(self, tau, shift=0.0):
+        """Centre and scale of mu given tau (and the PET / PEESE slope term `shift` = d b, whose
+        study means are mu + shift x_i) under the model without selection (normal prior included
+        when it is normal). The mu axis is z = (mu - centre(tau)) / scale(tau), so one box in z fits
+        every tau even when the spread of mu changes tenfold between tau = 0 and the tail."""
+        tau, shift = np.broadcast_arrays(np.asarray(tau, float), np.asarray(shift, float))
         w = 1 / (self.sei**2 + tau[..., None] ** 2)
-        precision, weighted = w.sum(axis=-1), (w * self.yi).sum(axis=-1)
+        precision, weighted = w.sum(axis=-1), (w * (self.yi - shift[..., None] * self.x)).sum(axis=-1)
         if self.mu_prior.family == "normal":
             m0, s0 = self.mu_prior.params
             precision, weighted = precision + 1 / s0**2, weighted + m0 / s0**2
         return weighted / precision, 1 / np.sqrt(precision)
 
     def params(self, nodes: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(mu, tau, log Jacobian) broadcast over the grid axes, in the order of `nodes`."""
+        """(mu, tau, log Jacobian) broadcast over the grid axes, in the order of `nodes` (the slope
+        and its Jacobian: `slope`)."""
         names = list(nodes)
 
         def along(name):
@@ -200,11 +244,22 @@ class _Integrand:
             tau = self.tau_a * np.sinh(along("tau"))
             log_jac = log_jac + np.log(self.tau_a * np.cosh(along("tau")))
         mu = ones
+        shift = self.slope(nodes)[0]
         if "mu" in nodes:
-            centre, scale = self._conditional_mu(tau)
+            centre, scale = self._conditional_mu(tau, shift)
             mu = centre + scale * along("mu")
             log_jac = log_jac + np.log(scale)
         return mu, tau, log_jac
+
+    def slope(self, nodes: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(d b, log prior + log Jacobian of b = exp(slope node)) broadcast over the grid; (0, 0)
+        without a PET / PEESE slope."""
+        names = list(nodes)
+        if "slope" not in nodes:
+            return np.zeros([1] * len(names)), np.zeros([1] * len(names))
+        x = nodes["slope"].reshape([-1 if a == names.index("slope") else 1 for a in range(len(names))])
+        b = np.exp(x)
+        return self.d * b, self.slope_prior.logpdf(b) + x
 
     def __call__(self, nodes: dict) -> np.ndarray:
         names = list(nodes)
@@ -218,30 +273,35 @@ class _Integrand:
         if "tau" in nodes:
             out = out + self.tau_prior.logpdf(tau)
         # sum_i log N(y_i | mu, se_i^2 + tau^2) over the exact rows: depends on (mu, tau) only
+        shift, log_slope = self.slope(nodes)
+        out = out + log_slope
+        mean = mu[..., None] + shift[..., None] * self.x  # per study (the slope term is 0 without PET / PEESE)
         exact = ~self.cens
         s2 = self.sei[exact] ** 2 + tau[..., None] ** 2
-        out = out + np.sum(-0.5 * (self.yi[exact] - mu[..., None]) ** 2 / s2 - 0.5 * np.log(2 * np.pi * s2), axis=-1)
-        if self.spec.bias:
-            out = out + self._selection_terms(nodes, along, mu, tau)
+        out = out + np.sum(-0.5 * (self.yi[exact] - mean[..., exact]) ** 2 / s2 - 0.5 * np.log(2 * np.pi * s2),
+                           axis=-1)
+        if self.spec.family == "selection":
+            out = out + self._selection_terms(nodes, along, mean, tau)
         elif self.cens.any():
-            out = out + self._censored_terms(mu, tau, None)
+            out = out + self._censored_terms(mean, tau, None)
         return out
 
-    def _censored_terms(self, mu, tau, omega):
-        """sum over censored rows of log sum_j omega_j P(y in interval j and beyond the bound)."""
+    def _censored_terms(self, mean, tau, omega):
+        """sum over censored rows of log sum_j omega_j P(y in interval j and beyond the bound);
+        mean[..., i] is study i's mean."""
         lo, hi = self.overlap
         total = 0.0
         for i in np.flatnonzero(self.cens):
             s = np.sqrt(self.sei[i] ** 2 + tau**2)
             beyond = 0.0
             for j in range(len(self.cuts) + 1):
-                p_j = (special.ndtr((self.d * mu - self.sei[i] * lo[i, j]) / s)
-                       - special.ndtr((self.d * mu - self.sei[i] * hi[i, j]) / s))
+                p_j = (special.ndtr((self.d * mean[..., i] - self.sei[i] * lo[i, j]) / s)
+                       - special.ndtr((self.d * mean[..., i] - self.sei[i] * hi[i, j]) / s))
                 beyond = beyond + (p_j if omega is None else omega[j] * p_j)
             total = total + np.log(beyond)
         return total
 
-    def _selection_terms(self, nodes, along, mu, tau):
+    def _selection_terms(self, nodes, along, mean, tau):
         n_b = len(self.cuts)
         log_b = [-np.logaddexp(0.0, -along(f"b{j}")) for j in range(1, n_b + 1)]  # log sigmoid
         log_1mb = [-np.logaddexp(0.0, along(f"b{j}")) for j in range(1, n_b + 1)]
@@ -252,7 +312,7 @@ class _Integrand:
         out = math.lgamma(n_b + 1) + sum(log_omega[1:-1]) + sum(lb + l1 for lb, l1 in zip(log_b, log_1mb))
         out = out + sum(c * lw for c, lw in zip(self.counts, log_omega))
         if self.cens.any():
-            out = out + self._censored_terms(mu, tau, [np.exp(lw) for lw in log_omega])
+            out = out + self._censored_terms(mean, tau, [np.exp(lw) for lw in log_omega])
         # eta_j = omega_j - omega_{j+1} = omega_j (1 - b_{j+1}), computed without cancellation
         eta = [np.exp(log_omega[j] + log_1mb[j]) for j in range(n_b)] + [np.exp(log_omega[-1])]
         s = np.sqrt(self.sei**2 + tau[..., None] ** 2)
@@ -260,7 +320,7 @@ class _Integrand:
         for i in range(len(self.yi)):
             area = eta[-1]
             for m, zc in enumerate(self.z_cut):  # P(one-sided p_i < c_m | mu, tau)
-                area = area + eta[m] * special.ndtr((self.d * mu - self.sei[i] * zc) / s[..., i])
+                area = area + eta[m] * special.ndtr((self.d * mean[..., i] - self.sei[i] * zc) / s[..., i])
             log_area = log_area + np.log(area)
         return out - log_area
 
@@ -379,6 +439,8 @@ def _posterior_moments(f: _Integrand, L, grids: dict, n_cuts: int):
         quantities["mu"] = mu
     if "tau" in grids:
         quantities["tau"] = tau
+    if "slope" in grids:  # the PET / PEESE slope d b
+        quantities["b"] = f.slope(grids)[0]
     if "b1" in grids:
         omega = np.ones([1] * len(names))
         for j in range(1, n_cuts + 1):
@@ -391,14 +453,16 @@ def _posterior_moments(f: _Integrand, L, grids: dict, n_cuts: int):
 
 
 def _mu_parts(f: _Integrand, weights, grids: dict):
-    """Posterior weights collapsed onto the (z, tau) nodes, with the z -> mu map of each tau node."""
+    """Posterior weights collapsed onto the (z, tau, slope) nodes, with the z -> mu map of each
+    (tau, slope) node (flattened: one column per node)."""
     names = list(grids)
-    keep = [names.index("mu")] + ([names.index("tau")] if "tau" in grids else [])
+    keep = [names.index("mu")] + [names.index(a) for a in ("tau", "slope") if a in grids]
     w = weights.sum(axis=tuple(a for a in range(len(names)) if a not in keep))
     w = w.reshape(w.shape[0], -1)
     tau = f.tau_a * np.sinh(grids["tau"]) if "tau" in grids else np.zeros(1)
-    centre, scale = f._conditional_mu(tau)
-    return centre, scale, grids["mu"], w
+    shift = f.d * np.exp(grids["slope"]) if "slope" in grids else np.zeros(1)
+    centre, scale = f._conditional_mu(tau[:, None], shift[None, :])  # tau before slope, as in `names`
+    return centre.ravel(), scale.ravel(), grids["mu"], w
 
 
 def family_evidence(effects: pd.DataFrame, priors: dict | None = None, cutpoints=DEFAULT_CUTPOINTS,

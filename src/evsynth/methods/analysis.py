@@ -16,6 +16,18 @@ MIN_STUDIES = 2  # a pooled estimate needs at least two studies
 
 @dataclass
 class AnalysisResult:
+    """One outcome's analysis. Besides the fit (idata, diagnostics, summary):
+
+    bias_adjusted: methods.robma.BiasAdjusted -- the publication-bias-adjusted effect (RoBMA-PSMA
+      model averaging: mean, sd, low, median, high = 95% CrI, p_effect / p_heterogeneity / p_bias,
+      bf_effect / bf_heterogeneity / bf_bias, families, priors; ran False with a reason below k 3);
+    certainty: methods.certainty.Certainty -- the GRADE-style rating (rating, start, start_reason,
+      ratings and reasons per domain, downgrades);
+    influence: methods.influence.Influence -- leave-one-out of each study (exact engine) and the
+      secondary-source sensitivity; None when not computed.
+    Each is None when run_analysis was told not to compute it (bias=False) or could not.
+    """
+
     label: str
     effects: pd.DataFrame  # the effect rows this analysis was given (used and unused)
     idata: object  # the fit: an xarray DataTree (ArviZ 1's InferenceData)
@@ -23,6 +35,9 @@ class AnalysisResult:
     summary: pd.DataFrame
     notes: list[str] = field(default_factory=list)  # which model ran and why; weakly identified parts
     agreement: pd.DataFrame | None = None  # the MCMC fit against the exact posterior (engines.exact.agreement)
+    bias_adjusted: object = None  # methods.robma.BiasAdjusted
+    certainty: object = None  # methods.certainty.Certainty
+    influence: object = None  # methods.influence.Influence
 
 
 def slug(label: str) -> str:
@@ -182,7 +197,8 @@ def variance_warnings(model: str, effects: pd.DataFrame) -> list[str]:
 
 
 def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors: dict | None = None,
-                 thresholds: dict | None = None, engine: str = "auto", mods=None, **fit_options) -> AnalysisResult:
+                 thresholds: dict | None = None, engine: str = "auto", mods=None, bias: bool = True,
+                 **fit_options) -> AnalysisResult:
     """Fit one outcome. model "auto" chooses from the data (choose_model); the result's notes say
     which model ran and why, and warn about variance components resting on one or two groups.
 
@@ -190,7 +206,9 @@ def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors:
     checked against the exact posterior in MCSE units (`agreement`; a disagreement is a failed
     diagnostic); "pymc": sampled, no check; "exact": the exact engine alone (no MCMC: independent
     draws from the exact posterior and its exact summaries; fit_options draws, chains, seed).
-    mods: the moderators of model "meta_regression" (ignored by the other models)."""
+    mods: the moderators of model "meta_regression" (ignored by the other models).
+    bias: also compute `bias_adjusted` (RoBMA-PSMA, methods.robma) and `certainty`
+    (methods.certainty) -- a few seconds by quadrature; False leaves them None."""
     from ..model.description import CONSTRUCTORS, describe
     from ..data.vocabulary import ENGINES
 
@@ -243,4 +261,22 @@ def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors:
     idata.attrs["analysis"] = label
     idata.attrs["engine"] = "exact" if engine == "exact" else "pymc"
     idata.attrs["model_notes"] = " | ".join(notes)
-    return AnalysisResult(label, effects, idata, diagnostics, summary, notes, agreement)
+    result = AnalysisResult(label, effects, idata, diagnostics, summary, notes, agreement)
+    if bias:
+        add_bias_and_certainty(result, priors)
+    return result
+
+
+def add_bias_and_certainty(result: AnalysisResult, priors: dict | None = None) -> AnalysisResult:
+    """Fill result.bias_adjusted (methods.robma) and result.certainty (methods.certainty) in place.
+    An outcome whose certainty cannot be rated by rule (MD without an imprecision threshold) keeps
+    certainty None and says why in notes."""
+    from .certainty import rate_certainty
+    from .robma import bias_adjusted
+
+    result.bias_adjusted = bias_adjusted(result.effects, priors)
+    try:
+        result.certainty = rate_certainty(result.effects, result.idata, result.bias_adjusted, label=result.label)
+    except ValueError as exc:
+        result.notes.append(f"certainty not rated: {exc}")
+    return result

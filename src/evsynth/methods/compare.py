@@ -31,7 +31,7 @@ from scipy import special, stats
 
 from ..model.description import GaussianModel
 from ..engines import exact as exact_engine
-from ..engines.marginal import FAMILY, ModelSpec, log_evidence, mixture_quantile
+from ..engines.marginal import ModelSpec, log_evidence, mixture_quantile
 from ..model.priors import parse_prior
 from ..engines.selection import DEFAULT_CUTPOINTS
 
@@ -49,6 +49,7 @@ class ModelAverage:
     mu: pd.Series  # model-averaged mu over all models (the no-effect models put mass at mu = 0)
     mu_conditional: pd.Series  # averaged over the effect models only
     evidences: list  # the Evidence objects, in the order of `models`
+    bias_families: pd.DataFrame | None = None  # per bias family ("none", "selection", "PET", "PEESE"): prior/post prob
 
     def __str__(self) -> str:
         inc = "; ".join(f"{c}: P = {r.post_prob:.3f}, BF_incl = {r.BF_incl:.3g}"
@@ -68,15 +69,53 @@ def _summary(evidences, probs) -> pd.Series:
                       **{f"q{100 * a:g}": v for a, v in zip(QUANTILES, q)}, "P(>0)": p_pos})
 
 
-def model_average(effects: pd.DataFrame, priors: dict | None = None, cutpoints=DEFAULT_CUTPOINTS,
-                  direction: str = "positive", prior_probs: dict | None = None) -> ModelAverage:
-    """Robust Bayesian model averaging over the eight-model family.
+BIAS_FAMILIES = ("selection", "PET", "PEESE")
+PSMA = BIAS_FAMILIES  # RoBMA-PSMA (Bartos et al. 2023): selection and PET-PEESE
 
-    prior_probs: {ModelSpec: prior probability}; default 1/8 each, i.e. prior inclusion
-    probability 1/2 for an effect, for heterogeneity and for selection.
+
+def family_prior(bias_families) -> dict[str, float]:
+    """Prior probability of each bias family within an (effect, heterogeneity) cell, as RoBMA-PSMA:
+    no bias 1/2; the other 1/2 split equally between the selection models and PET-PEESE (present
+    ones), and equally within each (PET 1/8, PEESE 1/8, selection 1/4 with all three)."""
+    groups = [g for g in (("selection",), ("PET", "PEESE")) if set(g) & set(bias_families)]
+    out = {"none": 0.5}
+    for group in groups:
+        present = [f for f in group if f in bias_families]
+        for f in present:
+            out[f] = 0.5 / len(groups) / len(present)
+    return out
+
+
+def model_average(effects: pd.DataFrame, priors: dict | None = None, cutpoints=DEFAULT_CUTPOINTS,
+                  direction: str = "positive", prior_probs: dict | None = None,
+                  bias_families=("selection",)) -> ModelAverage:
+    """Robust Bayesian model averaging over {mu = 0, mu ~ prior} x {tau = 0, tau ~ prior} x {no
+    bias, each of `bias_families`}.
+
+    bias_families: ("selection",) (default: the eight-model family of RoBMA 2022) or any of
+    "selection" (the step-function selection model, engines.selection), "PET" (y_i ~ N(mu + b
+    se_i, se_i^2 + tau^2)) and "PEESE" (mu + b se_i^2), b >= 0 in the expected direction with
+    RoBMA's half-Cauchy priors (engines.marginal.slope_prior). PSMA = all three: RoBMA-PSMA's
+    ensemble with its one selection model (16 models).
+    prior_probs: {ModelSpec: prior probability}; default: 1/4 for each (effect, heterogeneity)
+    cell, within it family_prior(bias_families) (1/8 each for the eight-model family, i.e. prior
+    inclusion probability 1/2 for an effect, for heterogeneity and for bias).
+
+    Example: es.model_average(effects, bias_families=es.PSMA).mu["mean"]
     """
-    specs = list(FAMILY)
-    prior = np.array([(prior_probs or {}).get(s, 1.0) for s in specs], float)
+    unknown = sorted(set(bias_families) - set(BIAS_FAMILIES))
+    if unknown or not bias_families:
+        raise ValueError(f"bias_families {unknown or '()'}: choose from {', '.join(BIAS_FAMILIES)}")
+    within = family_prior(bias_families)
+    as_spec = {"none": False, "selection": True}  # the eight-model family's spelling
+    specs = [ModelSpec(e, h, as_spec.get(b, b)) for e in (False, True) for h in (False, True)
+             for b in ("none", *[f for f in BIAS_FAMILIES if f in bias_families])]
+    default = {s: within[s.family] / 4 for s in specs}
+    if prior_probs:  # the user's keys may spell the same model differently (True / "selection")
+        given = {(k.effect, k.heterogeneity, k.family): v for k, v in prior_probs.items()}
+        prior = np.array([given.get((s.effect, s.heterogeneity, s.family), 1.0) for s in specs], float)
+    else:
+        prior = np.array([default[s] for s in specs], float)
     if np.any(prior < 0) or prior.sum() <= 0:
         raise ValueError("prior model probabilities must be >= 0 and not all zero")
     prior /= prior.sum()
@@ -87,10 +126,11 @@ def model_average(effects: pd.DataFrame, priors: dict | None = None, cutpoints=D
     post /= post.sum()
     models = pd.DataFrame({
         "model": [s.name for s in specs], "effect": [s.effect for s in specs],
-        "heterogeneity": [s.heterogeneity for s in specs], "bias": [s.bias for s in specs],
+        "heterogeneity": [s.heterogeneity for s in specs], "bias": [s.family != "none" for s in specs],
+        "bias_family": [s.family for s in specs],
         "prior_prob": prior, "log_ml": log_ml, "log_ml_error": [e.log_ml_error for e in evidences],
         "post_prob": post, "mu_mean": [e.means.get("mu", 0.0) for e in evidences],
-        "tau_mean": [e.means.get("tau", 0.0) for e in evidences],
+        "tau_mean": [e.means.get("tau", 0.0) for e in evidences], "b_mean": [e.means.get("b", 0.0) for e in evidences],
     })
     rows = {}
     for comp in COMPONENTS:
@@ -105,7 +145,8 @@ def model_average(effects: pd.DataFrame, priors: dict | None = None, cutpoints=D
     mu_all = _summary(evidences, post)
     eff = models["effect"].to_numpy()
     mu_cond = _summary([e for e, on in zip(evidences, eff) if on], post[eff])
-    return ModelAverage(models, inclusion, mu_all, mu_cond, evidences)
+    families = models.groupby("bias_family", sort=False)[["prior_prob", "post_prob"]].sum()
+    return ModelAverage(models, inclusion, mu_all, mu_cond, evidences, families)
 
 
 def _logsumexp(x) -> float:

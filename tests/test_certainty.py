@@ -1,0 +1,53 @@
+"""GRADE-style certainty (evsynth.methods.certainty): the start by design and the publication-bias
+rule of the bias ensemble, each checked on both sides of its boundary."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evsynth.methods.certainty import (BF_BIAS, START, publication_bias_rule, randomised, rate_design,
+                                       rate_publication_bias)
+from evsynth.methods.robma import BiasAdjusted
+
+
+def table(designs, randomised_=None):
+    k = len(designs)
+    out = pd.DataFrame({"study_id": [f"s{i}" for i in range(k)], "design": designs, "vi": np.full(k, 0.04),
+                        "yi": np.full(k, 0.3), "sei": np.full(k, 0.2), "censored": False})
+    if randomised_ is not None:
+        out["randomised"] = randomised_
+    return out
+
+
+def test_design_start_high_only_when_every_row_is_randomised():
+    assert rate_design(table(["two_group"] * 3, ["yes"] * 3))[0] == "high"
+    start, why = rate_design(table(["two_group"] * 3, ["yes", "yes", "no"]))
+    assert start == "low" and "1 non-randomised" in why and "67%" in why
+    assert rate_design(table(["two_group"] * 2, ["yes", "unclear"]))[0] == "low"
+    assert rate_design(table(["two_group"] * 2))[0] == "low"  # no column: unclear
+    assert START["low"] - START["high"] == 2  # GRADE: non-randomised evidence starts two levels down
+
+
+def test_pre_post_rows_are_never_randomised():
+    assert list(randomised(table(["pre_post", "two_group"], ["yes", "yes"]))) == ["no", "yes"]
+    assert list(randomised(table(["two_group"] * 3, ["YES", "maybe", np.nan]))) == ["yes", "unclear", "unclear"]
+
+
+@pytest.mark.parametrize("bf, rating", [(BF_BIAS, "serious"), (BF_BIAS * 0.999, "not serious"),
+                                        (100.0, "serious"), (0.2, "not serious")])
+def test_publication_bias_rule_boundaries(bf, rating):
+    assert publication_bias_rule(bf) == rating
+
+
+def test_publication_bias_uses_the_ensemble_when_it_ran_and_says_why_not_otherwise():
+    t = table(["two_group"] * 5, ["yes"] * 5)
+    ran = BiasAdjusted(True, 5, mean=0.2, low=-0.1, high=0.6, p_bias=0.8, bf_bias=4.0)
+    rating, why = rate_publication_bias(t, ran, (0.1, 0.5))
+    assert rating == "serious" and "P(bias) 0.80" in why and "-0.10 to 0.60" in why
+    assert "includes no effect, the unadjusted does not" in why  # reported, but not itself a downgrade
+    rating, why = rate_publication_bias(t, BiasAdjusted(True, 5, low=-0.1, high=0.6, p_bias=0.7, bf_bias=2.3),
+                                        (0.1, 0.5))
+    assert rating == "not serious" and "BF_bias 2.3 (< 3)" in why
+    not_run = BiasAdjusted(False, 2, reason="2 studies; the ensemble needs at least 3")
+    rating, why = rate_publication_bias(t.iloc[:2], not_run, (0.1, 0.5))
+    assert rating == "not assessed" and "needs at least 3" in why
