@@ -48,7 +48,7 @@ def test_low_risk_precise_consistent_evidence_is_high_certainty():
 @pytest.mark.slow  # 20 fits, each with the 16-model bias ensemble
 def test_certainty_is_usually_high_when_nothing_is_wrong():
     """No heterogeneity, low risk of bias, no small-study effect: only chance (a heterogeneous-looking
-    or asymmetric sample: I² >= 50% or Egger p < 0.10) can downgrade; that is rare."""
+    or asymmetric sample: I² >= 50% or BF_bias >= 3 in the bias ensemble) can downgrade; that is rare."""
     rows = [sof(simulated(seed=seed)) for seed in range(20)]
     ratings = [row["certainty"] for row in rows]
     print("certainty with nothing wrong:", pd.Series(ratings).value_counts().to_dict())
@@ -58,10 +58,10 @@ def test_certainty_is_usually_high_when_nothing_is_wrong():
     for row in rows:
         reasons = dict(part.split(": ", 1) for part in row["reasons"].split("; "))
         i2 = float(re.search(r"I² (\d+)%", reasons["inconsistency"]).group(1))
-        p = float(re.search(r"p = ([\d.]+)", reasons["publication bias"]).group(1))
+        bf = float(re.search(r"BF_bias ([\d.e+-]+)", reasons["publication bias"]).group(1))
         assert row["inconsistency"] == ("serious" if i2 >= 50 or "includes no effect" in reasons["inconsistency"]
                                         else "not serious"), reasons["inconsistency"]
-        assert row["publication_bias"] == ("serious" if p < 0.10 else "not serious"), reasons["publication bias"]
+        assert row["publication_bias"] == ("serious" if bf >= 3 else "not serious"), reasons["publication bias"]
         down = (row["inconsistency"] == "serious") + (row["publication_bias"] == "serious")
         assert row["certainty"] == ["high", "moderate", "low"][down]
 

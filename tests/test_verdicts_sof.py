@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from evsynth.methods.heterogeneity import i2_h2
+from evsynth.methods.robma import BiasAdjusted
 from evsynth.present.sof import (
     rate_imprecision, rate_inconsistency, rate_indirectness, rate_publication_bias, rate_risk_of_bias,
     summary_of_findings,
@@ -22,7 +23,7 @@ def table(k=4, vi=None, rob="low", design="two_group", yi=None, censored=False, 
         "study_id": [f"s{i:02d}" for i in range(k)], "technique": "t", "comparator": "control", "outcome": "o",
         "unit": "", "design": design, "measure": "SMD", "yi": yi, "sei": np.sqrt(vi), "vi": vi,
         "n_total": n_total, "censored": censored, "head_to_head": False, "used": True, "why_not": "",
-        "synthetic": True, "rob": rob})
+        "synthetic": True, "rob": rob, "randomised": "yes"})
     out.attrs["measure"] = "SMD"
     return out
 
@@ -250,6 +251,19 @@ def test_publication_bias_needs_ten_studies_and_no_censored_rows():
 # --------------------------------------------------------------------------- certainty
 
 
+NO_ENSEMBLE = {"o": BiasAdjusted(False, 4, reason="not fitted in this test")}  # publication bias by Egger's rule
+
+
+@pytest.mark.parametrize("randomised, start, certainty", [
+    ("yes", "high", "moderate"), ("no", "low", "very low"), ("unclear", "low", "very low")])
+def test_certainty_starts_by_design(randomised, start, certainty):
+    fit = posterior(np.linspace(0.25, 0.35, 2001), tau=0.01)
+    base = table(k=4).assign(randomised=randomised)
+    overrides = {"o": {"imprecision": ("serious", "constructed")}}
+    row = summary_of_findings({"o": (base, fit)}, overrides=overrides, adjusted=NO_ENSEMBLE).loc["o"]
+    assert row["start"] == start and row["certainty"] == certainty
+
+
 @pytest.mark.parametrize("ratings, certainty", [
     ({}, "high"),
     ({"imprecision": "serious"}, "moderate"),
@@ -263,9 +277,9 @@ def test_publication_bias_needs_ten_studies_and_no_censored_rows():
 def test_certainty_drops_one_level_per_serious_and_two_per_very_serious(ratings, certainty):
     fit = posterior(np.linspace(0.25, 0.35, 2001), tau=0.01)  # precise, consistent
     base = table(k=4)
-    assert summary_of_findings({"o": (base, fit)}).loc["o", "certainty"] == "high"  # nothing wrong by rule
+    assert summary_of_findings({"o": (base, fit)}, adjusted=NO_ENSEMBLE).loc["o", "certainty"] == "high"
     overrides = {"o": {d: (r, "constructed") for d, r in ratings.items()}}
-    row = summary_of_findings({"o": (base, fit)}, overrides=overrides).loc["o"]
+    row = summary_of_findings({"o": (base, fit)}, overrides=overrides, adjusted=NO_ENSEMBLE).loc["o"]
     assert row["certainty"] == certainty
     for domain, rating in ratings.items():
         assert row[domain] == rating
@@ -273,9 +287,9 @@ def test_certainty_drops_one_level_per_serious_and_two_per_very_serious(ratings,
 
 def test_reasons_list_every_domain_in_order():
     fit = posterior(np.linspace(0.25, 0.35, 2001), tau=0.01)
-    row = summary_of_findings({"o": (table(k=4, n_total=[10, 20, np.nan, 30]), fit)}).loc["o"]
+    row = summary_of_findings({"o": (table(k=4, n_total=[10, 20, np.nan, 30]), fit)}, adjusted=NO_ENSEMBLE).loc["o"]
     assert row["participants"] == 60
     parts = row["reasons"].split("; ")
-    assert [p.split(":")[0] for p in parts] == ["risk of bias", "inconsistency", "indirectness", "imprecision",
+    assert [p.split(":")[0] for p in parts] == ["design", "risk of bias", "inconsistency", "indirectness", "imprecision",
                                                 "publication bias", "participants"]
     assert parts[-1] == "participants: not reported for 1 studies (not counted)"

@@ -121,5 +121,4 @@ __all__ = [
     "mantel_haenszel", "peto", "cochran_mantel_haenszel",
     "one_row_per_sample", "restrict_design", "prepost_weight_share",
     "influence", "baujat", "cumulative", "bayesian_cumulative", "trimfill",
-    "influence", "baujat", "cumulative", "bayesian_cumulative",
 ]

@@ -142,7 +142,7 @@ def rate_design(table: pd.DataFrame) -> tuple[str, str]:
     w = _weights(table)
     counts = {v: int((value == v).sum()) for v in ("yes", "no", "unclear")}
     share = float(w[(value == "yes").to_numpy()].sum())
-    why = (f"{counts['yes']} randomised, {counts['no']} non-randomised, {counts['unclear']} unclear row(s); "
+    why = (f"{counts['yes']} randomised, {counts['no']} non-randomised, {counts['unclear']} unclear row(s), "
            f"randomised rows carry {100 * share:.0f}% of the weight")
     if counts["yes"] == len(table):
         return "high", why + ": starts high (GRADE: randomised trials)"
@@ -162,7 +162,7 @@ def rate_publication_bias(table: pd.DataFrame, adjusted=None, unadjusted: tuple[
     if adjusted is not None and adjusted.ran and unadjusted is not None:
         rating = publication_bias_rule(adjusted.bf_bias)
         flips = _includes_zero(adjusted.low, adjusted.high) and not _includes_zero(*unadjusted)
-        why = (f"RoBMA-PSMA: P(bias) {adjusted.p_bias:.2f}, BF_bias {adjusted.bf_bias:.2g} "
+        why = (f"RoBMA-PSMA: P(bias) {adjusted.p_bias:.2f}, BF_bias {adjusted.bf_bias:.3g} "
                f"({'>=' if rating == 'serious' else '<'} {BF_BIAS:g}); bias-adjusted 95% CrI {adjusted.low:.2f} to "
                f"{adjusted.high:.2f} vs unadjusted {unadjusted[0]:.2f} to {unadjusted[1]:.2f}"
                + (" (the adjusted interval includes no effect, the unadjusted does not)" if flips else ""))
