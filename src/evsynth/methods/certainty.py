@@ -163,7 +163,7 @@ def rate_publication_bias(table: pd.DataFrame, adjusted=None, unadjusted: tuple[
         rating = publication_bias_rule(adjusted.bf_bias)
         flips = _includes_zero(adjusted.low, adjusted.high) and not _includes_zero(*unadjusted)
         why = (f"RoBMA-PSMA: P(bias) {adjusted.p_bias:.2f}, BF_bias {adjusted.bf_bias:.3g} "
-               f"({'>=' if rating == 'serious' else '<'} {BF_BIAS:g}); bias-adjusted 95% CrI {adjusted.low:.2f} to "
+               f"({'>=' if rating == 'serious' else '<'} {BF_BIAS:g}), bias-adjusted 95% CrI {adjusted.low:.2f} to "
                f"{adjusted.high:.2f} vs unadjusted {unadjusted[0]:.2f} to {unadjusted[1]:.2f}"
                + (" (the adjusted interval includes no effect, the unadjusted does not)" if flips else ""))
         return rating, why
