@@ -17,6 +17,7 @@ change any result, with the reason; docs/mutation.md explains them and the run t
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import re
@@ -32,8 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 MUTMUT = Path(sys.executable).with_name("mutmut")
 TARGET = 0.90
 
-# module: (source file, test selection: files and pytest options, kept to seconds per run)
-MODULES: dict[str, tuple[str, list[str]]] = {
+# module: (source file, test selection: files and pytest options, kept to seconds per run[, the
+# mutants judged: fnmatch patterns of mutmut's names, for one part of a file])
+MODULES: dict[str, tuple] = {
     "effects": ("src/evsynth/effects/table.py", ["tests/test_effects.py", "tests/test_effects_binary.py"]),
     "effects.continuous": ("src/evsynth/effects/continuous.py", ["tests/test_effects.py", "tests/test_effects_binary.py"]),
     "effects.binary": ("src/evsynth/effects/binary.py", ["tests/test_effects.py", "tests/test_effects_binary.py"]),
@@ -52,6 +54,29 @@ MODULES: dict[str, tuple[str, list[str]]] = {
                                                     "and not test_node_split_flags"]),  # those two sample with PyMC
     "marginal": ("src/evsynth/engines/marginal.py", ["tests/test_selection.py", "-k", "not pymc"]),
     "diagnostics": ("src/evsynth/methods/diagnostics.py", ["tests/test_diagnostics.py"]),
+    # the verdict modules (issue 28): what the user reads as a rating, a flag or PASS/FAIL
+    "present.sof": ("src/evsynth/present/sof.py", ["tests/test_verdicts_sof.py", "tests/test_sof.py",
+                                                   "-k", "not usually_high and not report_section"]),
+    "methods.riskofbias": ("src/evsynth/methods/riskofbias.py", [
+        "tests/test_riskofbias.py", "tests/test_verdicts_sof.py", "tests/test_verdict_references.py",
+        "-k", "not bayesian and not exclusion_rule and not prediction"]),
+    "methods.regression": ("src/evsynth/methods/regression.py", [
+        "tests/test_regression.py", "tests/test_verdict_references.py",
+        "-k", "not pymc and not known_slope and not subgroups and not prediction and not takes_mods"]),
+    "methods.conflict": ("src/evsynth/methods/conflict.py", ["tests/test_conflict.py", "tests/test_conflict_boundaries.py",
+                                                             "-k", "not rarely_raise"]),
+    "methods.network": ("src/evsynth/methods/network.py", [
+        "tests/test_network.py", "tests/test_node_split_reference.py",
+        "-k", "not recovers_technique_effects and not test_node_split_flags"]),  # those two sample with PyMC
+    "methods.sensitivity": ("src/evsynth/methods/sensitivity.py", [
+        "tests/test_cache_keys.py", "tests/test_sensitivity.py", "-k",
+        "not processes and not reuse_ and not leave_one_out_has and not cli_counts and not resume_skips and "
+        "not dask and not cli_runs and not threads_compile and not worker_processes and not draws_do_not and "
+        "not interrupted"]),  # those sample with PyMC
+    # only the agreement check of engines/exact.py (the module's other mutants: "engines.exact" above)
+    "engines.exact.agreement": ("src/evsynth/engines/exact.py", [
+        "tests/test_agreement_verdict.py", "tests/test_engine_exact_more.py", "-k", "agreement or verdict or Verdict"],
+        ["*.x_agreement__mutmut_*", "*.x_agreement_line__mutmut_*", "*ExactVerdict*"]),
 }
 
 # mutant name (as `mutmut show` names it) -> why it cannot change a result. Names follow mutmut's
@@ -143,7 +168,7 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
 
 def prepare(module: str, work: Path) -> Path:
     """A scratch copy of the repository for one module; mutmut's cache (mutants/) is kept."""
-    source, tests = MODULES[module]
+    source, tests = MODULES[module][:2]
     scratch = work / module
     scratch.mkdir(parents=True, exist_ok=True)
     for name in ("src", "tests", *[p.rstrip("/") for p in ALSO_COPY]):
@@ -171,6 +196,7 @@ def prepare(module: str, work: Path) -> Path:
 def run(module: str, scratch: Path, max_children: int, names: list[str] = ()) -> None:
     """mutmut run: every mutant without a verdict, and those named (re-tested even if judged)."""
     log = scratch / "mutmut.log"
+    names = list(names) or _patterns(module)
     print(f"[{module}] mutmut run{f' of {len(names)} named mutants' if names else ''} (log: {log})", flush=True)
     with open(log, "w") as out:
         code = subprocess.call([str(MUTMUT), "run", "--max-children", str(max_children), *names], cwd=scratch,
@@ -185,12 +211,24 @@ def verdicts(module: str, scratch: Path) -> dict[str, str]:
     codes = json.loads(meta.read_text())["exit_code_by_key"]
     # mutmut keeps the verdicts of mutants that an edit of their function removed: count only current ones
     mutated = (scratch / "mutants" / MODULES[module][0]).read_text()
+    patterns = _patterns(module)
     return {name: STATUS.get(code, "suspicious") for name, code in codes.items()
-            if f"def {name.rpartition('.')[2]}(" in mutated}
+            if f"def {name.rpartition('.')[2]}(" in mutated
+            and (not patterns or any(fnmatch.fnmatch(name, p) for p in patterns))}
+
+
+def _patterns(module: str) -> list[str]:
+    return list(MODULES[module][2]) if len(MODULES[module]) > 2 else []
 
 
 def changed_line(scratch: Path, name: str) -> str:
-    return "\n".join(line for line in show(scratch, name).splitlines() if line.startswith("+ "))
+    """The mutant's added lines, without the diff's '+'. Every added line counts: a mutated `def`
+    (a default argument) or other unindented line is '+def ...', not '+ ...'."""
+    return added_lines(show(scratch, name))
+
+
+def added_lines(diff: str) -> str:
+    return "\n".join(line[1:] for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++"))
 
 
 def equivalent_by_pattern(scratch: Path, names: list[str]) -> dict[str, str]:
@@ -225,7 +263,7 @@ def show(scratch: Path, name: str) -> str:
     survivor took a second each)."""
     from mutmut.mutation.diff_apply import get_diff_for_mutant
 
-    source = next(src for src, _ in MODULES.values() if name.startswith(_prefix(_module_of(src))))
+    source = next(spec[0] for spec in MODULES.values() if name.startswith(_prefix(_module_of(spec[0]))))
     here = os.getcwd()
     try:
         os.chdir(scratch)
@@ -319,11 +357,11 @@ def main(argv=None) -> int:
                 print(f"--- survived: {name} ({verdicts(module, scratch)[name]})\n{show(scratch, name)}")
         for name in row["stale"]:
             print(f"[{module}] EQUIVALENT entry {name} is stale (gone or killed): update the list")
-    print(f"\n{'module':<14}{'mutants':>8}{'equiv':>7}{'killed':>8}{'survived':>9}{'kill rate':>11}"
+    print(f"\n{'module':<25}{'mutants':>8}{'equiv':>7}{'killed':>8}{'survived':>9}{'kill rate':>11}"
           "   (survived includes 'no tests' and not yet checked)")
     for r in rows:
         flag = "" if r["rate"] >= TARGET else f"  < {TARGET:.0%}"
-        print(f"{r['module']:<14}{r['mutants']:>8}{r['equivalent']:>7}{r['killed']:>8}{r['survived']:>9}"
+        print(f"{r['module']:<25}{r['mutants']:>8}{r['equivalent']:>7}{r['killed']:>8}{r['survived']:>9}"
               f"{r['rate']:>10.1%}{flag}" + (f"  ({r['unchecked']} not checked)" if r["unchecked"] else ""))
     return 0 if all(r["rate"] >= TARGET for r in rows) else 1
 

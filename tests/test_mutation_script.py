@@ -1,0 +1,60 @@
+"""scripts/mutation_test.py's own logic (no mutmut run): a mutant's changed lines include a mutated
+`def` line (issue 28: '+def f(...)' was skipped, so an equivalence pattern on a default argument
+never matched), and a module limited to some functions judges only their mutants."""
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def script():
+    spec = importlib.util.spec_from_file_location("mutation_test", ROOT / "scripts" / "mutation_test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DIFF = """--- src/evsynth/methods/frequentist.py
++++ src/evsynth/methods/frequentist.py
+@@ -1,3 +1,3 @@
+-def tau2_reml(yi, vi, X=None, threshold: float = 1e-12, max_iter: int = 100) -> float:
++def tau2_reml(yi, vi, X=None, threshold: float = 1e-12, max_iter: int = 101) -> float:
+     x = 1
+-    y = x + 1
++    y = x - 1
+"""
+
+
+def test_added_lines_keep_a_mutated_def_line_and_the_indented_ones():
+    mt = script()
+    lines = mt.added_lines(DIFF).splitlines()
+    assert lines == ["def tau2_reml(yi, vi, X=None, threshold: float = 1e-12, max_iter: int = 101) -> float:",
+                     "    y = x - 1"]
+
+
+def test_a_def_line_mutant_is_matched_against_the_equivalence_patterns(monkeypatch):
+    mt = script()
+    monkeypatch.setattr(mt, "show", lambda scratch, name: DIFF)
+    found = mt.equivalent_by_pattern(Path("."), ["evsynth.methods.frequentist.x_tau2_reml__mutmut_1"])
+    assert "REML scoring cap" in found["evsynth.methods.frequentist.x_tau2_reml__mutmut_1"]
+    monkeypatch.setattr(mt, "show", lambda scratch, name: DIFF.replace("101", "7"))
+    assert mt.equivalent_by_pattern(Path("."), ["x"]) == {}
+
+
+def test_every_verdict_module_is_listed_and_the_agreement_entry_is_limited_to_its_functions():
+    mt = script()
+    for module in ("present.sof", "methods.riskofbias", "methods.regression", "methods.conflict",
+                   "methods.network", "methods.sensitivity", "engines.exact.agreement"):
+        source = mt.MODULES[module][0]
+        assert (ROOT / source).exists(), module
+        assert all(Path(ROOT, t.split("::")[0]).exists() for t in mt.MODULES[module][1] if t.startswith("tests/"))
+    patterns = mt._patterns("engines.exact.agreement")
+    import fnmatch
+
+    judged = [n for n in ("evsynth.engines.exact.x_agreement__mutmut_3", "evsynth.engines.exact.x_agreement_line__mutmut_1",
+                          "evsynth.engines.exact.xǁExactVerdictǁ__str____mutmut_2", "evsynth.engines.exact.x_loo__mutmut_1")
+              if any(fnmatch.fnmatch(n, p) for p in patterns)]
+    assert judged == ["evsynth.engines.exact.x_agreement__mutmut_3", "evsynth.engines.exact.x_agreement_line__mutmut_1",
+                      "evsynth.engines.exact.xǁExactVerdictǁ__str____mutmut_2"]
+    assert mt._patterns("present.sof") == []
