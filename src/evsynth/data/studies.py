@@ -15,12 +15,13 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+import re
 import unicodedata
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 DESIGNS = ("pre_post", "two_group", "effect")
 SOURCE_LEVELS = ("abstract", "full text", "secondary", "synthetic")
@@ -56,6 +57,14 @@ STATISTICS = ("t", "p", "p_upper")  # what a p-derived (sign-only) row needs one
 BINARY_REQUIRED = ("n_treat", "n_ctrl", "events_treat", "events_ctrl")
 RATIO_REQUIRED = ("ratio", "ci_low", "ci_high", "measure")
 RATIO_MEASURES = ("RR", "OR")
+# Numeric fields a design never reads (a value there would be ignored: refused, issue 25).
+_PRE_POST = ("n", "mean_pre", "mean_post", "sd_pre", "sd_post", "sd_change", "r_prepost")
+_TWO_GROUP = ("n_treat", "n_ctrl", "mean_treat", "mean_ctrl", "sd_treat", "sd_ctrl")
+UNUSED_BY_DESIGN = {
+    "pre_post": _TWO_GROUP + ("yi", "sei"),
+    "two_group": _PRE_POST + ("yi", "sei"),
+    "effect": _PRE_POST + _TWO_GROUP + ("t",),
+}
 # Any one of these lets the standard error be obtained (checked in compute_effects order).
 SE_SOURCES_BY_DESIGN = {
     # sd_pre alone (with r): enough for the SMD (metafor's SMCR); other measures then report why not
@@ -64,14 +73,33 @@ SE_SOURCES_BY_DESIGN = {
     "effect": ("sei",),
 }
 
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+# Numbers as a person writes them: digits with one optional '.', an optional sign and exponent.
+# Python (and pydantic) would also read '5_0.86' as 50.86, '0x10' or '1_0' as a count: refused here.
+DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+WHOLE = re.compile(r"[+-]?\d+(?:\.0*)?", re.ASCII)  # 15.0 is 15 (a table that went through floats)
+
+
+def _decimal(value):
+    if isinstance(value, str) and value.strip() and not DECIMAL.fullmatch(value.strip()):
+        raise ValueError(f"{value!r} is not a decimal number (digits with one '.', e.g. 50.86 or 1.2e-3; no "
+                         "'_', hex or words)")
+    return value
+
+
+def _whole(value):
+    if isinstance(value, str) and value.strip() and not WHOLE.fullmatch(value.strip()):
+        raise ValueError(f"{value!r} is not a whole number (digits only; no '_', hex, fractions or words)")
+    return value
+
+
+Positive = Annotated[float, BeforeValidator(_decimal), Field(gt=0, allow_inf_nan=False)]
+Finite = Annotated[float, BeforeValidator(_decimal), Field(allow_inf_nan=False)]
 MAX_COUNT = 10**9  # more participants than this is a typo, and would overflow the arithmetic downstream
-Count = Annotated[int, Field(ge=2, le=MAX_COUNT)]
-Events = Annotated[int, Field(ge=0, le=MAX_COUNT)]
-Year = Annotated[int, Field(ge=1000, le=2100)]
+Count = Annotated[int, BeforeValidator(_whole), Field(ge=2, le=MAX_COUNT)]
+Events = Annotated[int, BeforeValidator(_whole), Field(ge=0, le=MAX_COUNT)]
+Year = Annotated[int, BeforeValidator(_whole), Field(ge=1000, le=2100)]
 RobJudgement = Optional[Literal[ROB_LEVELS]]
-Probability = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+Probability = Annotated[float, BeforeValidator(_decimal), Field(gt=0, le=1, allow_inf_nan=False)]
 
 
 class StudyDataError(ValueError):
@@ -99,7 +127,7 @@ class StudyRow(BaseModel):
     sd_pre: Optional[Positive] = None
     sd_post: Optional[Positive] = None
     sd_change: Optional[Positive] = None
-    r_prepost: Optional[Annotated[float, Field(gt=-1, lt=1, allow_inf_nan=False)]] = None
+    r_prepost: Optional[Annotated[float, BeforeValidator(_decimal), Field(gt=-1, lt=1, allow_inf_nan=False)]] = None
     n_treat: Optional[Count] = None
     n_ctrl: Optional[Count] = None
     mean_treat: Optional[Finite] = None
@@ -240,9 +268,25 @@ class StudyRow(BaseModel):
                                          "(then leave effect_sign empty)"))
         return problems
 
+    def _unused_problems(self) -> list[tuple[str, str]]:
+        """A field the row's design does not read would be ignored without a word (n on a two-group
+        row, means beside a ready-made yi): refused, unless the row is kept as unusable (it records
+        what the source printed). The synthetic flag must agree with source_level."""
+        problems = []
+        if self.source_level == "synthetic" and not self.synthetic:
+            problems.append(("synthetic", "source_level 'synthetic' needs synthetic = true: invented numbers are "
+                             "never evidence"))
+        if self.unusable_reason:
+            return problems
+        for field in UNUSED_BY_DESIGN[self.design]:
+            if getattr(self, field) is not None:
+                problems.append((field, f"design {self.design!r} does not use {field}; it would be ignored: "
+                                 "remove it (or put it in note)"))
+        return problems
+
     def design_problems(self) -> list[tuple[str, str]]:
         """(field, why) for what the design needs but the row lacks or contradicts."""
-        problems = self._binary_problems() + self._evidence_problems()
+        problems = self._binary_problems() + self._evidence_problems() + self._unused_problems()
         missing = [f for f in self._required() if getattr(self, f) is None]
         hint = "; if the source does not report it, keep the row and say so in unusable_reason"
         if not self.unusable_reason:
@@ -276,6 +320,12 @@ LABEL_GROUPS = {"study_id": ("study_id",), "technique": ("technique", "comparato
 # how a column of one's own is declared in Python (the CLI says --extra-column NAME instead)
 EXTRA_COLUMNS_PYTHON = "with load_studies(..., extra_columns=[...])"
 SEPARATORS = {";": "semicolon", "\t": "tab", "|": "vertical bar"}
+
+
+def _strip(cell: str) -> str:
+    """A cell without surrounding spaces, tabs and line ends; any other space at its edges (a
+    no-break space) stays, to be refused by name rather than stripped in silence."""
+    return cell.strip(" \t\r\n")
 
 
 def _label_key(text: str) -> str:
@@ -360,7 +410,7 @@ def _read_text_table(source, extra: tuple[str, ...]) -> tuple[pd.DataFrame, list
     """The table as stripped text, and where each row is (for messages)."""
     if isinstance(source, pd.DataFrame):
         _check_header([str(c) for c in source.columns], extra, "DataFrame")
-        frame = source.astype(object).where(source.notna(), "").astype(str).map(str.strip)
+        frame = source.astype(object).where(source.notna(), "").astype(str).map(_strip)
         frame.columns = [str(c) for c in source.columns]
         return frame.reset_index(drop=True), [f"row {i}" for i in range(len(frame))]
     header, rows, lines, name = _read_csv_text(source)
@@ -375,7 +425,7 @@ def _read_text_table(source, extra: tuple[str, ...]) -> tuple[pd.DataFrame, list
                           "(quote text that contains commas)")
     if ragged:
         raise StudyDataError(f"{name}: {len(ragged)} line(s) do not match the header:\n  " + "\n  ".join(ragged))
-    frame = pd.DataFrame([[cell.strip() for cell in row] for row in rows], columns=header, dtype=object)
+    frame = pd.DataFrame([[_strip(cell) for cell in row] for row in rows], columns=header, dtype=object)
     return frame, [f"line {line}" for line in lines]
 
 
@@ -443,6 +493,12 @@ def load_studies(source, extra_columns=()) -> pd.DataFrame:
     for position, record in zip(where, raw.to_dict("records")):
         study = record.get("study_id") or f"<{position}, no study_id>"
         cells = {k: v for k, v in record.items() if v != ""}
+        for key, value in cells.items():
+            if isinstance(value, str) and value != value.strip():
+                edge = [f"U+{ord(c):04X} ({unicodedata.name(c, 'unnamed')})" for c in (value[0], value[-1])
+                        if c.isspace()]
+                problems.append(f"study {study!r}, field {key!r}: {value!r} begins or ends with {edge[0]}: "
+                                "remove it (it would be stripped, and the label merged with another)")
         for key, value in cells.items():
             if isinstance(value, str) and value.lower() in ("nan", "na", "inf", "-inf", "null"):
                 problems.append(f"study {study!r}, field {key!r}: {value!r} is not a value; leave it empty if not reported")

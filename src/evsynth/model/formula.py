@@ -33,8 +33,8 @@ _TOKEN = re.compile(r"""
   | (?P<quoted>`[^`\x00-\x1f\x7f]+`)
   | (?P<string>'[^'\\\x00-\x1f\x7f]*'|"[^"\\\x00-\x1f\x7f]*")
   | (?P<op>\*\*|[~+\-*/:^(),=\[\]])
-""", re.VERBOSE)
-STRICT_NUMBER = re.compile(r"[+-]?" + _NUMBER)
+""", re.VERBOSE | re.ASCII)
+STRICT_NUMBER = re.compile(r"[+-]?" + _NUMBER, re.ASCII)
 
 
 class FormulaError(ValueError):

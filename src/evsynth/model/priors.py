@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from .formula import STRICT_NUMBER
+
 from . import informed_priors as ip
 
 # family -> (parameter names, scipy frozen-distribution factory, PyMC class name, support); PyMC is
@@ -153,10 +155,12 @@ def _parse(text) -> Prior:
     if family not in _FAMILIES:
         raise PriorError(f"prior {text!r}: unknown family {family!r}; known: {', '.join(_FAMILIES)}, "
                          "turner2015(...), rhodes2015(...)")
-    try:
-        params = tuple(float(a) for a in args.split(",")) if args.strip() else ()
-    except ValueError:
-        raise PriorError(f"prior {text!r}: parameters must be numbers") from None
+    words = [a.strip() for a in args.split(",")] if args.strip() else []
+    bad = [w for w in words if not STRICT_NUMBER.fullmatch(w)]
+    if bad:  # float() would also read '1_0' as 10 and 'inf', 'nan'
+        raise PriorError(f"prior {text!r}: parameters must be decimal numbers (digits with one '.'; no '_', hex "
+                         f"or words), not {', '.join(map(repr, bad))}")
+    params = tuple(float(w) for w in words)
     expected = _FAMILIES[family][0]
     if len(params) != len(expected):
         raise PriorError(f"prior {text!r}: {family} takes {len(expected)} parameter(s) {expected}")
