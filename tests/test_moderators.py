@@ -29,6 +29,11 @@ def test_list_of_columns_equals_the_formula(bcg):
     X_formula, names_formula = design_matrix(bcg, "~ ablat + year")
     assert names_list == names_formula == ["intrcpt", "ablat", "year"]
     np.testing.assert_array_equal(X_list, X_formula)
+    # a list is built without formulaic: the order given, a repeated column once, as formulaic does
+    X_list, names_list = design_matrix(bcg, ["year", "ablat", "year"])
+    X_formula, names_formula = design_matrix(bcg, "~ year + ablat")
+    assert names_list == names_formula == ["intrcpt", "year", "ablat"]
+    np.testing.assert_array_equal(X_list, X_formula)
 
 
 def test_categorical_moderator_is_treatment_coded(bcg):
