@@ -311,3 +311,31 @@ def test_public_names():
     assert es.restrict_design is restrict_design and es.prepost_weight_share is prepost_weight_share
     assert es.one_row_per_sample is one_row_per_sample
     assert np.isfinite(es.prepost_weight_share(_designs(), 0.2))
+
+
+def test_sensitivity_design_option_restricts_every_scenario(tmp_path, capsys):
+    from evsynth.methods.sensitivity import Sensitivity, scenario_effects
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f'title = "design"\n[data]\nstudies = "{MASSAGE}"\noutcome = "milk volume"\n'
+                    '[model]\nname = "random_effects"\nengine = "exact"\n[fit]\ndraws = 500\nchains = 1\n'
+                    '[grid]\ntau_prior = ["halfnormal(0.5)"]\nr_prepost = [0.5]\n[effects]\ndesign = "controlled"\n')
+    grid = Sensitivity(studies=MASSAGE, outcome="milk volume", model="random_effects", design="controlled",
+                       engine="exact")
+    _, kept = scenario_effects(grid.context, grid.scenarios()[0])
+    assert sorted(kept) == ["jose_manipal", "kundarti2025", "langgeng2020"]
+    everything = Sensitivity(studies=MASSAGE, outcome="milk volume", model="random_effects", engine="exact")
+    assert grid.context.fingerprint() != everything.context.fingerprint()
+    assert main_status(["sensitivity", str(spec), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "milk volume: design controlled: 4 of 8 rows with an effect size left out" in text
+    # the command-line option overrides the spec: randomised leaves no milk-volume study to fit
+    main_status(["sensitivity", str(spec), "--design", "randomised", "--out", str(tmp_path / "r"), "--quiet"])
+    assert "milk volume: design randomised: 8 of 8 rows with an effect size left out" in " ".join(
+        capsys.readouterr().out.split())
+    with pytest.raises(ValueError, match="design 'rct' unknown"):
+        Sensitivity(studies=MASSAGE, outcome="milk volume", design="rct")
+
+
+def main_status(argv):
+    return cli.main(argv)

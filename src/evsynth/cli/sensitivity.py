@@ -31,6 +31,9 @@ def register(commands) -> None:
                         help="threads sharing the compiled models (the default) or worker processes "
                              "(each compiles for itself; with --rebuild the default)")
     parser.add_argument("--out", default="output", help="output folder (default: %(default)s)")
+    parser.add_argument("--design", choices=("all", "controlled", "randomised"), default=None,
+                        help="only controlled rows (one-group pre/post left out) or only randomised ones (randomised "
+                             "= yes); default: the spec's [effects] design, else all")
     parser.add_argument("--draws", type=count_option(1), help="override the spec's [fit] draws")
     parser.add_argument("--tune", type=count_option(0), help="override the spec's [fit] tune")
     parser.add_argument("--chains", type=count_option(1), help="override the spec's [fit] chains")
@@ -55,7 +58,7 @@ def cmd_sensitivity(args) -> int:
 
     spec = load_spec(args.spec)
     options = dict(spec.sensitivity)
-    options |= {k: getattr(args, k) for k in ("draws", "tune", "chains", "engine", "max_scenarios")
+    options |= {k: getattr(args, k) for k in ("draws", "tune", "chains", "engine", "max_scenarios", "design")
                 if getattr(args, k) is not None}
     try:
         grid = Sensitivity(**options)
@@ -64,6 +67,13 @@ def cmd_sensitivity(args) -> int:
         return EXIT_NOTHING_ANALYSED
     for text in grid.rule_warnings:
         say(f"warning: {text}", file=sys.stderr)
+    if grid.design != "all":  # say what the design restriction leaves out of this outcome
+        from ..effects.table import compute_effects
+        from ..methods.designs import restrict_design
+
+        effects = compute_effects(grid.studies, measure=grid.measure, p_bound=grid.p_bound)
+        one = effects[effects["outcome"] == grid.outcome]
+        say(f"{grid.outcome}: {restrict_design(one, grid.design).attrs['design_note']}")
     out = prepare_out(args.out)
     records, csv, png = out / f"{spec.name}.jsonl", out / f"{spec.name}.csv", out / f"{spec.name}_pooled.png"
     n_jobs = args.n_jobs or spec.n_jobs

@@ -60,6 +60,7 @@ import xarray as xr
 
 from .. import __version__
 from .analysis import MIN_STUDIES, one_row_per_sample, split_by_outcome
+from .designs import DESIGN_CHOICES, restrict_design
 from ..engines.builders import BUILDERS, build_model
 from .diagnostics import diagnose
 from ..effects.table import DEFAULT_R_PREPOST, compute_effects, used_effects
@@ -124,12 +125,15 @@ class Context:
     priors: dict
     options: FitOptions
     engine: str = "pymc"  # the engine the scenarios run on: "exact" or "pymc" (resolved from "auto")
+    design: str = "all"  # methods.designs.restrict_design: "all", "controlled" or "randomised" rows
 
     def fingerprint(self) -> str:
         """Scenarios of one results file must share all of this, so resumed rows are comparable."""
         payload = {"studies": self.studies.to_csv(index=False), "outcome": self.outcome, "measure": self.measure,
                    "p_bound": self.p_bound, "model": self.model, "priors": self.priors,
                    "options": asdict(self.options), "engine": self.engine, "evsynth": __version__}
+        if self.design != "all":  # only then: files written before the design option keep their fingerprint
+            payload["design"] = self.design
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -155,6 +159,7 @@ def scenario_effects(context: Context, scenario: Scenario, cache: dict | None = 
         keep = (effects["outcome"] == context.outcome).to_numpy()
         effects = effects[keep].reset_index(drop=True)
         effects.attrs = attrs
+        effects = restrict_design(effects, context.design)  # --design: controlled or randomised rows only
         cache[key] = one_row_per_sample(effects, by_outcome=True), keep  # a sample counts once
     effects, keep = cache[key]
     if scenario.techniques == "by massage component":
@@ -383,6 +388,7 @@ class Sensitivity:
     outcome: str | None = None  # None: the one outcome with enough studies
     measure: str = "SMD"
     p_bound: str = "auto"  # as evsynth.compute_effects
+    design: str = "all"  # "controlled" or "randomised": only those rows (evsynth.restrict_design)
     model: str = "by_technique"
     priors: dict = field(default_factory=dict)  # fixed priors for the other parameters
     draws: int = 2000
@@ -404,6 +410,8 @@ class Sensitivity:
         if "tau" in self.priors:
             raise ValueError("the tau prior is swept: give it as tau_prior=[...], not in priors")
         self.engine = sweep_engine(self.engine, self.model)
+        if self.design not in DESIGN_CHOICES:
+            raise ValueError(f"design {self.design!r} unknown; choose one of {', '.join(DESIGN_CHOICES)}")
         if self.studies.empty:  # a header and no rows: valid input, nothing to analyse (as `evsynth fit`)
             raise NothingToAnalyse("the study table has no rows: nothing analysed")
         self.outcome = self.outcome or _only_outcome(self.studies, self.measure, self.p_bound)
@@ -450,7 +458,7 @@ class Sensitivity:
     def context(self) -> Context:
         options = FitOptions(self.draws, self.tune, self.chains, self.seed, self.target_accept, self.sampler)
         return Context(self.studies, self.outcome, self.measure, self.p_bound, self.model, dict(self.priors), options,
-                       self.engine)
+                       self.engine, self.design)
 
     def scenarios(self) -> list[Scenario]:
         """The grid in order: every tau prior x r x exclusion x technique grouping, each followed by

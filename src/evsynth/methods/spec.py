@@ -7,6 +7,9 @@
     [effects]
     measure = "SMD"
     p_bound = "auto"
+    # design = "controlled"   # or "randomised": only those rows in every scenario (default "all";
+                              # CLI --design overrides; a rule such as "randomised != 'yes'" in
+                              # [grid] exclude sweeps it instead)
 
     [model]
     name = "by_technique"
@@ -54,7 +57,7 @@ from ..data.vocabulary import MAX_SCENARIOS
 LAYOUT = {
     "": {"title": (str, False), "description": (str, False)},
     "data": {"studies": (str, True), "outcome": (str, False)},
-    "effects": {"measure": (str, False), "p_bound": (str, False)},
+    "effects": {"measure": (str, False), "p_bound": (str, False), "design": (str, False)},
     "model": {"name": (str, False), "priors": (dict, False), "engine": (str, False)},
     "fit": {"draws": (int, False), "tune": (int, False), "chains": (int, False), "seed": (int, False),
             "target_accept": ((int, float), False), "sampler": (str, False)},
@@ -107,7 +110,7 @@ def load_spec(path) -> Spec:
         raise SpecError(f"{path}, [data] studies: {studies} not found (relative paths are read from the "
                         "spec file's folder)")
     kwargs = {"studies": studies, "outcome": data.get("outcome")}
-    kwargs |= {k: effects[k] for k in ("measure", "p_bound") if k in effects}
+    kwargs |= {k: effects[k] for k in ("measure", "p_bound", "design") if k in effects}
     if "name" in model:
         kwargs["model"] = model["name"]
     if "engine" in model:
