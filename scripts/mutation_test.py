@@ -154,6 +154,10 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
      "None stored in a bool array is False; float ones with 0.0 at i: GaussianModel.subset takes np.asarray(keep, bool)"),
     (r"frame = pd\.DataFrame\(\{name: t\.to_numpy\(\) for name, t in terms\.items\(\)\}, (index=None)?\s*\)",
      "the frame's row index is never read (sums, var and to_numpy ignore it; both operands of sub share it)"),
+    (r'posterior = idata\["posterior"\]\.to_dataset\(\) if (\(hasattr\(idata\["posterior"\], "to_dataset"\)\) and False|'
+     r'hasattr\(None, "to_dataset"\)|hasattr\(idata\["posterior"\], "(XXto_datasetXX|TO_DATASET)"\)) else idata\.posterior',
+     "agreement always reading idata.posterior: for a DataTree (every fit in ArviZ 1) tree.posterior is the node "
+     "tree['posterior'], and indexing it by a variable gives the DataArray its dataset gives"),
     (r'np\.full\(k, 1 / k\), method=(None|"slsqp"),|"type": "EQ"',
      "scipy.optimize.minimize picks SLSQP when there are constraints and lower-cases the method and the "
      "constraint type"),
@@ -197,7 +201,8 @@ def run(module: str, scratch: Path, max_children: int, names: list[str] = ()) ->
     """mutmut run: every mutant without a verdict, and those named (re-tested even if judged)."""
     log = scratch / "mutmut.log"
     names = list(names) or _patterns(module)
-    print(f"[{module}] mutmut run{f' of {len(names)} named mutants' if names else ''} (log: {log})", flush=True)
+    print(f"[{module}] mutmut run{f' of {len(names)} named mutants (or patterns)' if names else ''} (log: {log})",
+          flush=True)
     with open(log, "w") as out:
         code = subprocess.call([str(MUTMUT), "run", "--max-children", str(max_children), *names], cwd=scratch,
                                stdout=out, stderr=subprocess.STDOUT)

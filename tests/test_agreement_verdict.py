@@ -109,3 +109,31 @@ def test_exact_engine_verdict_always_passes_and_says_why():
     assert verdict.ok and verdict.verdict == "PASS" and verdict.problems == [] and verdict.divergences == 0
     assert list(verdict.table.columns) == ["r_hat", "ess_bulk", "ess_tail"] and verdict.table.empty
     assert str(verdict).startswith("diagnostics: none needed (exact engine")
+
+
+def test_the_grid_given_is_the_one_judged_against(case):
+    """agreement(grid=...) reuses the analysis' grid: the exact column comes from it (a coarse grid
+    gives other exact values than the default, and those are the ones shown)."""
+    model, draws, _ = case
+    coarse = engine.posterior_grid(model, 9)
+    table = engine.agreement(az.from_dict({"posterior": draws}), model, grid=coarse)
+    rows = engine.summary_rows(model, coarse)
+    default = engine.summary_rows(model)
+    mu = mu_rows(table)
+    assert mu.loc["q97.5", "exact"] == rows[("mu", "mu")]["q97.5"] != default[("mu", "mu")]["q97.5"]
+
+
+def test_a_posterior_given_as_a_plain_dataset_is_read_too(case):
+    """An object whose posterior is an xarray Dataset (no DataTree node): read as it is."""
+    model, draws, grid = case
+
+    class Fit:
+        def __init__(self, posterior):
+            self.posterior = posterior
+
+        def __getitem__(self, key):
+            return getattr(self, key)
+
+    tree = az.from_dict({"posterior": draws})
+    plain = Fit(tree["posterior"].to_dataset())
+    pd.testing.assert_frame_equal(engine.agreement(plain, model, grid=grid), engine.agreement(tree, model, grid=grid))
