@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+
+from evsynth.data.studies import StudyDataError
 from scipy import stats
 
 from evsynth.effects import EffectSizeError, compute_effects, hedges_j, not_used, used_effects
@@ -479,10 +481,13 @@ def test_rows_carry_their_consistency_flags_unless_unusable():
 
 
 def test_numbers_that_overflow_are_refused_naming_the_field():
-    # MD 1 with t = 1e-300: SE 1e300, whose square overflows
+    # MD 1 with t = 1e-300 (SE 1e300, whose square overflows): refused as a t no source prints (issue 25)
+    with pytest.raises((EffectSizeError, StudyDataError), match=r"study 's', field 't': .*below 1e-06"):
+        effects_of([two_group(n_treat=10, n_ctrl=10, mean_treat=5.0, mean_ctrl=4.0, t=1e-300)], measure="MD")
+    # a mean difference of 1e300 on t = 2: SE 5e299, whose square overflows
     with pytest.raises(EffectSizeError, match=r"study 's', field 't': the printed numbers give no finite effect size "
                                               r"or standard error \(.*\); check them"):
-        effects_of([two_group(n_treat=10, n_ctrl=10, mean_treat=5.0, mean_ctrl=4.0, t=1e-300)], measure="MD")
+        effects_of([two_group(n_treat=10, n_ctrl=10, mean_treat=1e300, mean_ctrl=0.0, t=2.0)], measure="MD")
 
 
 def test_no_continuity_correction_is_allowed():

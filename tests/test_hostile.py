@@ -175,14 +175,16 @@ def test_degenerate_numbers_are_refused_by_study_and_field(tmp_path, capsys, row
         assert f"study '{study}'" in err and f"field '{field}'" in err, err
 
 
-def test_a_vanishing_t_is_an_honest_zero_smd(tmp_path):
-    # t -> 0 means the SD is huge next to the mean difference: the SMD tends to 0 with its usual variance
-    # (the MD's SE would overflow, refused above). Same answer as t = 1e-6.
+@pytest.mark.parametrize("measure", ["SMD", "MD"])
+def test_a_vanishing_t_is_refused_the_same_for_every_measure(tmp_path, capsys, measure):
+    # issue 25: t = 1e-300 gave a precise null SMD while MD overflowed; no printed t is that small
+    # (t = 0 is refused too). At the limit, t = 1e-6, the row loads.
     rows = [dict(TWO_GROUP, study_id="tiny", sd_treat="", sd_ctrl="", t="1e-300"),
             dict(TWO_GROUP, study_id="small", sd_treat="", sd_ctrl="", t="1e-6")]
-    table = compute_effects(load_studies(_write(tmp_path, rows)))
-    assert table["used"].all() and abs(table.loc[0, "yi"]) < 1e-290
-    assert table.loc[0, "vi"] == pytest.approx(table.loc[1, "vi"], rel=1e-9)
+    path = _write(tmp_path, rows)
+    status, err = run(["fit", path, "--measure", measure, "--out", tmp_path / "out"], capsys)
+    assert status == 2 and "study 'tiny', field 't'" in err and "below 1e-06" in err and "study 'small'" not in err, err
+    assert compute_effects(load_studies(_write(tmp_path, rows[1:])), measure="SMD")["used"].all()
 
 
 def test_compute_effects_validates_a_hand_made_table():

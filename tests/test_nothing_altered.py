@@ -73,3 +73,23 @@ def test_a_no_break_space_at_a_label_edge_is_refused_not_stripped(tmp_path, caps
     err = fit_refuses(tmp_path, capsys, csv_text([first, spaced]),
                       f"field {field!r}", "U+00A0 (NO-BREAK SPACE)")
     assert "\u00a0" in err or "\\xa0" in err
+
+
+@pytest.mark.parametrize("rows, measure, field", [
+    ([dict(EFFECT, yi="1e300"), dict(EFFECT, study_id="e2")], "SMD", "yi"),
+    ([dict(TWO_GROUP, mean_treat="1e300"), dict(TWO_GROUP, study_id="g2")], "MD", "mean_treat/mean_ctrl"),
+    ([dict(TWO_GROUP, mean_treat="2e12"), dict(TWO_GROUP, study_id="g2")], "MD", "mean_treat/mean_ctrl"),
+])
+def test_effects_beyond_the_arithmetic_are_refused_not_a_traceback(tmp_path, capsys, rows, measure, field):
+    # yi = 1e300 raised FloatingPointError in the exact engine (exit 1)
+    path = tmp_path / "s.csv"
+    path.write_text(csv_text(rows))
+    code, err = run(["fit", path, "--measure", measure, "--engine", "exact", "--out", tmp_path / "o"], capsys)
+    assert code == 2 and f"study {rows[0]['study_id']!r}, field {field!r}" in err and "beyond +-1e+12" in err, err
+
+
+def test_effects_at_the_limit_load(tmp_path):
+    from evsynth.effects import compute_effects
+
+    rows = [dict(TWO_GROUP, mean_treat="1e11", mean_ctrl="0", sd_treat="1e10", sd_ctrl="1e10")]
+    assert compute_effects(loads(tmp_path, rows), measure="MD")["yi"].iloc[0] == 1e11

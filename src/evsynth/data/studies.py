@@ -94,6 +94,7 @@ def _whole(value):
 
 Positive = Annotated[float, BeforeValidator(_decimal), Field(gt=0, allow_inf_nan=False)]
 Finite = Annotated[float, BeforeValidator(_decimal), Field(allow_inf_nan=False)]
+MIN_T = 1e-6  # a smaller |t| is not a printed value (t = 1e-300 gave a null SMD and an MD overflow)
 MAX_COUNT = 10**9  # more participants than this is a typo, and would overflow the arithmetic downstream
 Count = Annotated[int, BeforeValidator(_whole), Field(ge=2, le=MAX_COUNT)]
 Events = Annotated[int, BeforeValidator(_whole), Field(ge=0, le=MAX_COUNT)]
@@ -183,6 +184,9 @@ class StudyRow(BaseModel):
     def _t_nonzero(cls, value):
         if value is not None and value == 0:
             raise ValueError("t = 0 carries no standard error; leave it empty")
+        if value is not None and abs(value) < MIN_T:  # the same refusal for every measure (issue 25)
+            raise ValueError(f"|t| = {abs(value):g} is below {MIN_T:g}: a printed t that small rounds to 0, which "
+                             "carries no standard error; check the source")
         return value
 
     @property

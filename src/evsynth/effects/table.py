@@ -129,7 +129,21 @@ def _check_finite(out: dict, row) -> dict:
     if not (math.isfinite(out["vi"]) and out["vi"] > 0):  # then sei = sqrt(vi) (or a given sei > 0) is too
         raise EffectSizeError(f"study {study!r}, field {_se_fields(row)!r}: the standard error is not a positive, "
                               f"finite number (sei = {out['sei']:.3g}); check the printed values")
+    # The engines square and weight these: beyond the limits the arithmetic overflows or underflows
+    # (yi = 1e300 broke the exact engine), and no printed study is there.
+    if abs(out["yi"]) > MAX_EFFECT:
+        field = _mean_fields(row) if row["design"] != "effect" else "yi"
+        raise EffectSizeError(f"study {study!r}, field {field!r}: the effect size {out['yi']:.3g} is beyond "
+                              f"+-{MAX_EFFECT:g}, the limit evsynth computes with; check the printed values")
+    if not MIN_SE <= out["sei"] <= MAX_EFFECT:
+        raise EffectSizeError(f"study {study!r}, field {_se_fields(row)!r}: the standard error {out['sei']:.3g} is "
+                              f"outside {MIN_SE:g}..{MAX_EFFECT:g}, the range evsynth computes with; check the "
+                              "printed values")
     return out
+
+
+MAX_EFFECT = 1e12  # |yi| and sei at most this (in the outcome's units for MD)
+MIN_SE = 1e-12     # sei at least this
 
 
 
