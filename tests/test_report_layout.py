@@ -104,8 +104,9 @@ def test_results_paragraph_from_the_numbers(massage):
     n = used_effects(milk.effects)["n_total"].sum()
     assert text.startswith(f"{k} studies, {n:.0f} participants entered a random-effects model of milk volume (SMD)")
     # mu ~ N(0.5, 0.1): median 0.50, 95% CrI 0.30 to 0.70 (within Monte Carlo error), P(mu > 0) ~ 1
-    pooled = re.search(r"The pooled effect was (\S+) \(95% CrI (\S+) to (\S+)\); the probability that it exceeds 0 "
-                       r"is > 0\.99\.", text)
+    # led by the effect and its interval; P(> 0) only after, and said to be unadjusted
+    pooled = re.search(r"The pooled effect was (\S+) \(95% CrI (\S+) to (\S+)\), not adjusted for publication bias"
+                       r".*Without that adjustment, the probability that the effect exceeds 0 is > 0\.99\.", text)
     assert pooled and [float(v) for v in pooled.groups()] == pytest.approx([0.5, 0.5 - Z975 * 0.1, 0.5 + Z975 * 0.1],
                                                                         abs=0.015)
     # tau fixed at 0.3: I² = tau² / (tau² + s²) with metafor's typical within-study variance s²
@@ -133,7 +134,7 @@ def test_results_paragraph_back_transforms_ratios():
     effects = compute_effects(load_studies(pd.DataFrame(rows)), measure="RR")
     text = results_paragraph(_result("death", effects, mu=(np.log(0.5), 0.1), measure="RR"))
     assert "(RR, back-transformed)" in text and "The pooled effect was 0.50 (95% CrI" in text
-    assert "the probability that it exceeds 1 is < 0.01" in text
+    assert "the probability that the effect exceeds 1 is < 0.01" in text
 
 
 def test_reference_list_from_citation_and_source(massage):

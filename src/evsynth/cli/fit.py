@@ -239,6 +239,11 @@ def cmd_fit(args) -> int:
         with progress(f"{label}: {doing}", enabled=not args.quiet):
             result = run_analysis(label, table, model=args.model, priors=dict(args.prior), mods=args.mods,
                                   **sampling_options(args))
+        from ..present.headline import headline_lines
+
+        print(f"\n== {label}: the answer (details below) ==")
+        for line in headline_lines(result):
+            print(textwrap.fill(line, WIDTH, subsequent_indent="    "))
         print()
         for note in result.notes:
             print(textwrap.fill(f"{label}: {note}", WIDTH, subsequent_indent="    "))

@@ -50,6 +50,7 @@ EFFECT_COLUMNS = [
     "study_id", "technique", "comparator", "outcome", "unit", "design", "measure", "yi", "sei", "vi",
     "se_route", "n_total", "df", "sd_scale", "censored", "head_to_head", "used", "why_not", "synthetic",
     "rob", "components", "direction", "randomised", "sample_id", "test", "means", "r_implied", "warnings",
+    "source_level",
 ]
 # Measures that cannot mix change-score and final-value rows: a two-group SMD of mean changes is
 # standardised by the SD of the change, not of the outcome (Cochrane Handbook 10.5.2); MD can mix.
@@ -182,6 +183,7 @@ def _effect_values(row, measure, r_default, p_bound, control_labels, continuity_
         "components": row.get("components"), "direction": row.get("direction") or "higher",
         "randomised": row.get("randomised") or "unclear", "sample_id": row.get("sample_id"),
         "test": row.get("test"), "means": row.get("means"), "r_implied": np.nan, "warnings": "",
+        "source_level": row.get("source_level"),
     }
     if row["unusable_reason"]:
         out["why_not"] = f"not usable as reported: {row['unusable_reason']}"

@@ -23,8 +23,8 @@ class AnalysisResult:
       bf_effect / bf_heterogeneity / bf_bias, families, priors; ran False with a reason below k 3);
     certainty: methods.certainty.Certainty -- the GRADE-style rating (rating, start, start_reason,
       ratings and reasons per domain, downgrades);
-    influence: methods.influence.Influence -- leave-one-out of each study (exact engine) and the
-      secondary-source sensitivity; None when not computed.
+    influence: methods.leave_out.Influence -- leave-one-out of each study (random effects, exact
+      engine) and the secondary-source sensitivity; None below 3 studies or when not computed.
     Each is None when run_analysis was told not to compute it (bias=False) or could not.
     """
 
@@ -37,7 +37,7 @@ class AnalysisResult:
     agreement: pd.DataFrame | None = None  # the MCMC fit against the exact posterior (engines.exact.agreement)
     bias_adjusted: object = None  # methods.robma.BiasAdjusted
     certainty: object = None  # methods.certainty.Certainty
-    influence: object = None  # methods.influence.Influence
+    influence: object = None  # methods.leave_out.Influence
 
 
 def slug(label: str) -> str:
@@ -207,8 +207,8 @@ def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors:
     diagnostic); "pymc": sampled, no check; "exact": the exact engine alone (no MCMC: independent
     draws from the exact posterior and its exact summaries; fit_options draws, chains, seed).
     mods: the moderators of model "meta_regression" (ignored by the other models).
-    bias: also compute `bias_adjusted` (RoBMA-PSMA, methods.robma) and `certainty`
-    (methods.certainty) -- a few seconds by quadrature; False leaves them None."""
+    bias: also compute `bias_adjusted` (RoBMA-PSMA, methods.robma), `influence` (methods.leave_out)
+    and `certainty` (methods.certainty) -- a few seconds by quadrature; False leaves them None."""
     from ..model.description import CONSTRUCTORS, describe
     from ..data.vocabulary import ENGINES
 
@@ -268,13 +268,19 @@ def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors:
 
 
 def add_bias_and_certainty(result: AnalysisResult, priors: dict | None = None) -> AnalysisResult:
-    """Fill result.bias_adjusted (methods.robma) and result.certainty (methods.certainty) in place.
+    """Fill result.bias_adjusted (methods.robma), result.influence (methods.leave_out) and
+    result.certainty (methods.certainty) in place.
     An outcome whose certainty cannot be rated by rule (MD without an imprecision threshold) keeps
     certainty None and says why in notes."""
     from .certainty import rate_certainty
+    from .leave_out import leave_one_out
     from .robma import bias_adjusted
 
     result.bias_adjusted = bias_adjusted(result.effects, priors)
+    try:
+        result.influence = leave_one_out(result.effects, priors)
+    except ValueError as exc:  # e.g. priors the random-effects description refuses
+        result.notes.append(f"leave-one-out not computed: {exc}")
     try:
         result.certainty = rate_certainty(result.effects, result.idata, result.bias_adjusted, label=result.label)
     except ValueError as exc:

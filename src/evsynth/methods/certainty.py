@@ -191,6 +191,13 @@ class Certainty:
     reasons: dict = field(default_factory=dict)
     downgrades: int = 0
 
+    def __str__(self) -> str:
+        """Short, for a headline: 'VERY LOW (GRADE-style; started low: ...; downgraded for ...)'."""
+        down = [f"{d.replace('_', ' ')} {r}" for d, r in self.ratings.items() if r in ("serious", "very serious")]
+        start = "started high: all randomised" if self.start == "high" else "started low: not all randomised"
+        return (f"{self.rating.upper()} (GRADE-style; {start}"
+                + (f"; downgraded for {', '.join(down)})" if down else ")"))
+
     def text(self) -> str:
         """The rating with every reason, for a reader."""
         parts = [f"start {self.start} ({self.start_reason})"]

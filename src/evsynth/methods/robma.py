@@ -65,6 +65,9 @@ class BiasAdjusted:
     def includes_zero(self) -> bool:
         return bool(self.ran and self.low <= 0.0 <= self.high)
 
+    def __str__(self) -> str:
+        return self.line()
+
     def line(self, digits: int = 2) -> str:
         """One line for a reader: the adjusted effect, its interval and the inclusion probabilities."""
         if not self.ran:

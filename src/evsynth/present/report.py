@@ -267,10 +267,24 @@ def results_paragraph(result: AnalysisResult, studies: pd.DataFrame | None = Non
     text = [f"{k} studies{people} entered a {model} model of {result.label} ({measure}"
             f"{', back-transformed' if ratio else ''})."]
     pooled = summary.loc["pooled (mu)"]
-    sentence = f"The pooled effect was {_interval_text(pooled, scale)}"
-    if pcol and pd.notna(pooled[pcol]):
-        sentence += f"; the probability that it exceeds {null} is {_p_text(float(pooled[pcol]))}"
+    sentence = f"The pooled effect was {_interval_text(pooled, scale)}, not adjusted for publication bias"
+    certainty = getattr(result, "certainty", None)
+    if certainty is not None:
+        sentence += f"; the certainty of this evidence is {certainty.rating.upper()} (GRADE-style, see below)"
     text.append(sentence + ".")
+    adjusted = getattr(result, "bias_adjusted", None)
+    if adjusted is not None and adjusted.ran:
+        text.append(f"Adjusted for publication bias (RoBMA-PSMA model averaging) the effect was "
+                    f"{number(scale(adjusted.median if ratio else adjusted.mean))} (95% CrI {number(scale(adjusted.low))} to "
+                    f"{number(scale(adjusted.high))})" + (f", an interval that includes {null}" if adjusted.includes_zero
+                                                           else "")
+                    + f"; the probability of an effect at all is {_p_text(adjusted.p_effect)} and of publication "
+                    f"bias {_p_text(adjusted.p_bias)}.")
+    elif adjusted is not None:
+        text.append(f"No bias-adjusted estimate: {adjusted.reason}.")
+    if pcol and pd.notna(pooled[pcol]):
+        text.append(f"Without that adjustment, the probability that the effect exceeds {null} is "
+                    f"{_p_text(float(pooled[pcol]))}.")
     techniques = [i for i in summary.index if i.startswith("technique: ")]
     if techniques:
         text.append("By technique: " + "; ".join(
