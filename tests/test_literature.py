@@ -127,7 +127,13 @@ def test_evsynth_fit_prints_the_rows_not_used_with_their_reasons(monkeypatch, ca
     out = capsys.readouterr().out
     section = out.split("== rows in no model, and why", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
     entries = " ".join(line.strip() if line.startswith("    ") else "\n" + line for line in section).split("\n")
-    printed = dict(entry.strip().split(" ", 1) for entry in entries if entry.strip())  # study -> "(outcome): reason"
+    # "id (outcome): reason", or "id1, id2 (outcome; 2 rows): reason" for rows sharing outcome and reason
+    printed = {}
+    for entry in filter(str.strip, entries):
+        ids, rest = entry.strip().split(" (", 1)
+        outcome, reason = rest.split("): ", 1)
+        for study in ids.split(", "):
+            printed[study] = f"({outcome.split('; ')[0]}): {reason}"
     # every row that is not usable, is head-to-head or binary, and the used rows of outcomes too small
     too_small = {"icash_a051", "dewi2024_urination"}  # time to colostrum, infant urination: 1 study each
     assert set(printed) == set(UNUSABLE) | HEAD_TO_HEAD_USED | set(BINARY) | set(CHANGE_SCORES) | too_small
