@@ -315,7 +315,7 @@ class MultilevelResult:
         """The fit as a few terminal lines (within 100 columns)."""
         out = [f"multilevel {self.method} fit, k = {self.k}, random: {self.random}, logLik {self.loglik:.4f}"]
         for name, row in self.components.iterrows():
-            out.append(f"  {name:<28} {row['estimate']:>10.4f}   sqrt {row['sqrt']:.4f}   levels {row['levels']}")
+            out.append(f"  {name:<28} {row['estimate']:>10.4f}   sqrt {row['sqrt']:.4f}   levels {int(row['levels'])}")
         for name, row in self.coefficients.iterrows():
             out.append(f"  {name:<28} {row['estimate']:>8.4f}  SE {row['se']:.4f}  95% CI "
                        f"[{row['ci_low']:.4f}, {row['ci_high']:.4f}]  p {row['pval']:.3g}")
