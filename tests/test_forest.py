@@ -84,10 +84,11 @@ def _bcg_effects():
 
 def test_column_headers_and_rows(effects):
     fig = plots.forest(technique_idata(effects), effects)
-    assert _texts(fig, "header:") == ["Study", "n", "RoB", "Estimate [95% CI/CrI]"]
+    assert _texts(fig, "header:") == ["Study", "n", "RoB", "Estimate [95% interval]", "Weight %"]
     labels = _texts(fig, "row-label:")
-    assert labels == ["neck", "a1", "a2", "cens", "Technique effect", "oxytocin", "b1", "b2", "pp",
-                      "Technique effect", "Pooled (mu)", "Prediction, new study"]
+    assert labels[:-1] == ["neck", "a1", "a2", "cens", "Technique effect", "oxytocin", "b1", "b2", "pp",
+                           "Technique effect", "Pooled (mu)", "Prediction, new study"]
+    assert labels[-1].startswith("Heterogeneity: tau\u00b2 ")
     assert "h2h" not in labels
     # indentation is visible: studies and subtotals start right of their group's header
     x = {a.get_text(): a.get_position()[0] for a in _gid(fig, "row-label:")}
@@ -104,7 +105,7 @@ def test_column_headers_and_rows(effects):
 def test_no_rob_column_without_judgements(effects):
     plain = effects.assign(rob=None)
     fig = plots.forest(technique_idata(plain), plain)
-    assert _texts(fig, "header:") == ["Study", "n", "Estimate [95% CI/CrI]"] and not _gid(fig, "rob:")
+    assert _texts(fig, "header:") == ["Study", "n", "Estimate [95% interval]", "Weight %"] and not _gid(fig, "rob:")
 
 
 def test_square_area_follows_precision(effects):
@@ -195,7 +196,7 @@ def test_common_effect_has_no_prediction_row(effects):
                                          "theta": idata.posterior["theta"].to_numpy()}},
                           coords={"study": list(idata.posterior["study"].to_numpy())}, dims={"theta": ["study"]})
     fig = plots.forest(common, effects)
-    assert _texts(fig, "row-label:")[-1] == "Pooled (mu)" and not _gid(fig, "prediction")
+    assert _texts(fig, "row-label:")[-2] == "Pooled (mu)" and not _gid(fig, "prediction")
     assert not _gid(fig, "diamond:technique")
 
 
@@ -205,3 +206,48 @@ def test_refuses_a_table_the_fit_did_not_see(effects):
     extra.attrs = dict(effects.attrs)
     with pytest.raises(ValueError, match="zz"):
         plots.forest(idata, extra)
+
+
+# ----------------------------------------------------------------------------- journal layout (issue 27)
+
+def test_journal_columns_on_bcg():
+    """Author-year labels, the arms' counts, weights, a heterogeneity line and CI / CrI / PI labels;
+    checked against closed forms and metafor's published BCG figures (Q(df = 12) = 152.2330; I² at
+    tau² = 0.3132: 92.22%)."""
+    effects, bcg = _bcg_effects()
+    studies = pd.DataFrame({"study_id": effects["study_id"], "citation": [f"{a.split()[0]} AB, Other C. Title" for a in bcg.author],
+                            "year": bcg.year, "design": "two_group", "events_treat": bcg.tpos,
+                            "n_treat": bcg.tpos + bcg.tneg, "events_ctrl": bcg.cpos, "n_ctrl": bcg.cpos + bcg.cneg})
+    tau = 0.56
+    fig = plots.forest(random_effects_idata(effects, mu=(-0.71, 0.18), tau=tau, measure="RR"), effects,
+                       studies=studies)
+    labels = _texts(fig, "row-label:study")
+    assert labels[0] == "Aronson 1948" and labels[-1] == "Comstock 1976"
+    assert _texts(fig, "arm-treat:")[0] == "4/123" and _texts(fig, "arm-ctrl:")[0] == "11/139"
+    assert "Treatment" in _texts(fig, "header:") and "Comparator" in _texts(fig, "header:")
+    # weights: 1/(se^2 + tau^2), in percent, summing to 100
+    w = 1 / (effects["sei"].to_numpy() ** 2 + tau**2)
+    shown = [float(t) for t in _texts(fig, "weight:")]
+    assert shown == pytest.approx(100 * w / w.sum(), abs=0.05) and sum(shown) == pytest.approx(100, abs=0.1)
+    (line,) = _texts(fig, "row-label:heterogeneity")
+    assert "Q = 152.23, df = 12, p < 0.001" in line
+    assert f"tau\u00b2 {tau**2:.2f} [{tau**2:.2f}, {tau**2:.2f}] CrI" in line
+    assert "I\u00b2 (between studies) 92% (posterior median)" in line
+    kinds = _texts(fig, "interval-kind:")
+    assert kinds == ["CI"] * 13 + ["CrI", "PI"]
+
+
+def test_labels_without_an_author_keep_the_study_id():
+    from evsynth.present.plots import author_year
+
+    table = pd.DataFrame({"study_id": ["a", "b", "c", "d"], "year": [2017, None, 2020, 2017],
+                          "citation": ["Hesti KY, Pramono N. Effect", "Oxytocin massage, a clinic (2023)",
+                                       "(authors not in stored copy) Pengaruh", "Hesti KY. Another"]})
+    assert author_year(table) == {"a": "Hesti 2017 (a)", "b": "b", "c": "c", "d": "Hesti 2017 (d)"}
+
+
+def test_censored_row_has_no_weight_and_says_bound(effects):
+    fig = plots.forest(technique_idata(effects), effects)
+    weights = {a.get_gid().split(":")[1] for a in _gid(fig, "weight:")}
+    assert "cens" not in weights and {"a1", "a2", "b1", "b2", "pp"} == weights
+    assert "bound" in _texts(fig, "interval-kind:study")

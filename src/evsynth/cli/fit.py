@@ -200,7 +200,7 @@ def cmd_fit(args) -> int:
     if args.model == "meta_regression" and args.mods is None:
         raise ValueError("--model meta_regression needs moderators: --mods '~ column' or --mods column1,column2")
     out = prepare_out(args.out)
-    _, effects = load_effects(args)
+    studies, effects = load_effects(args)
     before = snapshot(out)
     groups = group_by_outcome(effects, args.pool_outcomes)
     runnable, skipped = split_by_outcome(effects, args.pool_outcomes)
@@ -273,7 +273,7 @@ def cmd_fit(args) -> int:
         result.summary.to_csv(f"{stem}_summary.csv")
         from ..present.plots import forest  # matplotlib only when a figure is drawn
 
-        forest(result.idata, table).savefig(f"{stem}_forest.png", dpi=120)
+        forest(result.idata, table, studies=studies).savefig(f"{stem}_forest.png", dpi=120)
         say(f"saved {stem}.nc, {stem}_summary.csv, {stem}_forest.png")
         if args.mods is not None and not _print_regression(label, table, args.mods, dict(args.prior), stem):
             unfitted.append(label)

@@ -101,11 +101,11 @@ def heterogeneity_draws(idata, vi=None, X=None) -> dict[str, np.ndarray]:
     return out
 
 
-def headline_i2(idata) -> tuple[str, np.ndarray] | None:
+def headline_i2(idata, vi=None) -> tuple[str, np.ndarray] | None:
     """The one I² that sums up an outcome, with its label: the total (studies + techniques) when the
     model splits tau, else the between-study (residual, for a meta-regression) I²; None for a model
     without tau. The report's text and its summary-of-findings rating both quote this one, labelled,
-    so a reader never meets two unlabelled I² for one outcome.
+    so a reader never meets two unlabelled I² for one outcome. vi: as heterogeneity_draws.
 
     Example:
         >>> import arviz as az
@@ -115,7 +115,7 @@ def headline_i2(idata) -> tuple[str, np.ndarray] | None:
         >>> label, float(draws[0])
         ('I² (between studies; posterior)', 50.0)
     """
-    draws = {k: v for k, v in heterogeneity_draws(idata).items() if k.startswith("I²")}
+    draws = {k: v for k, v in heterogeneity_draws(idata, vi=vi).items() if k.startswith("I²")}
     if not draws:
         return None
     key = next((k for k in draws if "total" in k), next((k for k in draws if "between studies" in k), next(iter(draws))))

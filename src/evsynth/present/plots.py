@@ -136,8 +136,110 @@ def _forest_texts(rows: list[dict], scale) -> list[str]:
     return texts
 
 
+INTERVAL_KIND = {"study": "CI", "technique": "CrI", "pooled": "CrI", "prediction": "PI"}
+
+
+# "Surname AB," / "Surname," / "Two Surnames AB": a citation that opens with its first author
+AUTHOR = r"^([A-Z][\w'()-]*),|^([A-Z][\w'()-]*(?: [A-Z][\w'()-]*)?) [A-Z]{1,4}(?=[,.\s]|$)"
+
+
+def author_year(studies: pd.DataFrame) -> dict[str, str]:
+    """{study_id: "Hesti 2017"}: the first author's surname, when the citation opens with one
+    ("Hesti KY, Pramono N, ..."), and the year (the `year` column, else a year in the citation). A
+    citation that opens with a title or "(authors not in stored copy)" keeps the study id; two
+    studies with the same label get their study id added.
+
+    Example:
+        >>> author_year(pd.DataFrame({"study_id": ["h17", "x"], "year": [2017, 2020],
+        ...     "citation": ["Hesti KY, Pramono N. Effect of ...", "(authors not in stored copy) Pengaruh ..."]}))
+        {'h17': 'Hesti 2017', 'x': 'x'}
+    """
+    import re
+
+    out = {}
+    for row in studies.itertuples():
+        citation = str(getattr(row, "citation", "") or "").strip()
+        found = re.match(AUTHOR, citation)
+        if not found:
+            out[row.study_id] = str(row.study_id)
+            continue
+        year = getattr(row, "year", None)
+        if year is None or pd.isna(year):
+            in_text = re.search(r"\b(1[89]\d\d|20\d\d)\b", citation)
+            year = in_text.group(1) if in_text else ""
+        out[row.study_id] = f"{found.group(1) or found.group(2)} {year if isinstance(year, str) else int(year)}".strip()
+    counts = pd.Series(list(out.values())).value_counts()
+    return {sid: (f"{label} ({sid})" if counts[label] > 1 and label != sid else label) for sid, label in out.items()}
+
+
+def _arm_texts(studies: pd.DataFrame | None, table: pd.DataFrame) -> dict[str, tuple[str, str]] | None:
+    """{study_id: (treatment arm, comparator arm)} as printed in the study table: events/n for
+    counts, mean (SD) for means, a pre/post row's post and baseline; None when no row has arm data."""
+    if studies is None:
+        return None
+    info = studies.set_index("study_id")
+
+    def cell(row, mean, sd):
+        m, d = row.get(mean), row.get(sd)
+        if m is None or pd.isna(m):
+            return ""
+        return f"{m:g} ({d:g})" if d is not None and pd.notna(d) else f"{m:g}"
+
+    out = {}
+    for sid in table["study_id"]:
+        if sid not in info.index:
+            continue
+        row = info.loc[sid]
+        if pd.notna(row.get("events_treat")) and pd.notna(row.get("n_treat")):
+            pair = (f"{row['events_treat']:.0f}/{row['n_treat']:.0f}", f"{row['events_ctrl']:.0f}/{row['n_ctrl']:.0f}")
+        elif row.get("design") == PRE_POST:
+            pair = (cell(row, "mean_post", "sd_post"), cell(row, "mean_pre", "sd_pre"))
+        else:
+            pair = (cell(row, "mean_treat", "sd_treat"), cell(row, "mean_ctrl", "sd_ctrl"))
+        if any(pair):
+            out[sid] = pair
+    return out or None
+
+
+def _weights(table: pd.DataFrame, post) -> dict[str, float]:
+    """Random-effects weight (%) of each uncensored study: 1/(se^2 + tau^2) at the posterior median
+    tau (0 without one), as RevMan's and metafor's forest plots; a censored row has no weight."""
+    tau = float(np.median(post["tau"].to_numpy())) if "tau" in post and post["tau"].ndim == 1 else 0.0
+    kept = table[~table["censored"].astype(bool)]
+    w = 1.0 / (kept["sei"].to_numpy(float) ** 2 + tau**2)
+    return dict(zip(kept["study_id"], 100 * w / w.sum()))
+
+
+def heterogeneity_text(table: pd.DataFrame, idata) -> str:
+    """The line under the pooled row: tau² (posterior median and 95% CrI), the one labelled I²
+    (methods.heterogeneity.headline_i2) and Cochran's Q on the uncensored rows."""
+    from ..methods.frequentist import cochran_q
+    from ..methods.heterogeneity import headline_i2
+
+    post = stacked_posterior(idata)
+    parts = []
+    if "tau" in post and post["tau"].ndim == 1:
+        lo, mid, hi = _interval(post["tau"].to_numpy() ** 2)
+        parts.append(f"tau\u00b2 {mid:.2f} [{lo:.2f}, {hi:.2f}] CrI")
+    try:
+        found = headline_i2(idata)
+    except ValueError:  # a fit without its sampling variances: the table's
+        found = headline_i2(idata, vi=table["sei"].to_numpy(float) ** 2)
+    except KeyError:
+        found = None
+    if found is not None:
+        label, draws = found
+        parts.append(f"{label.removesuffix('; posterior)') + ')'} {np.median(draws):.0f}% (posterior median)")
+    kept = table[~table["censored"].astype(bool)]
+    if len(kept) >= 2:
+        q, df, p = cochran_q(kept["yi"].to_numpy(float), kept["sei"].to_numpy(float) ** 2)
+        p_text = "< 0.001" if p < 0.001 else f"= {p:.3f}"
+        parts.append(f"Q = {q:.2f}, df = {df}, p {p_text}" + (" (uncensored rows)" if len(kept) < len(table) else ""))
+    return "Heterogeneity: " + "; ".join(parts) if parts else ""
+
+
 def forest(idata: xr.DataTree, effects: pd.DataFrame, ax=None, threshold: float | None = 0.0,
-           favours: tuple[str, str] | None = None):
+           favours: tuple[str, str] | None = None, studies: pd.DataFrame | None = None):
     """Forest plot in the layout of metafor's forest() and RevMan.
 
     Columns: study (grouped and indented by technique when the model has technique effects), n,
@@ -150,7 +252,11 @@ def forest(idata: xr.DataTree, effects: pd.DataFrame, ax=None, threshold: float 
     of each study's effect. Ratio measures (RR, OR, ROM) are drawn back-transformed on a log axis.
     "favours" labels come from the outcome's direction (or `favours=(left, right)`). `threshold`
     draws a dashed line at a value of interest (on the yi scale) besides the line of no effect.
-    `effects` must be the table the model was fitted on.
+    `effects` must be the table the model was fitted on. With `studies` (the study table) the rows
+    are labelled author-year (citation and year) and the arms' data (events/n or mean (SD)) are
+    shown. Every study has its weight (%, 1/(se^2 + tau^2) at the posterior median tau); under the
+    pooled row a heterogeneity line gives tau², the labelled I² and Cochran's Q; each interval says
+    what it is: CI (a study's), CrI (posterior), PI (prediction).
     """
     table = used_effects(effects)
     post = stacked_posterior(idata)
@@ -162,14 +268,27 @@ def forest(idata: xr.DataTree, effects: pd.DataFrame, ax=None, threshold: float 
     ratio = measure in RATIO_MEASURES
     scale = np.exp if ratio else (lambda v: v)
     rows = _forest_rows(table, post, idata)
+    names = author_year(studies[studies["study_id"].isin(table["study_id"])]) if studies is not None else {}
+    for row in rows:
+        if row["kind"] == "study":
+            row["label"] = names.get(row["row"].study_id, row["label"])
+    arms = _arm_texts(studies, table)
+    weights = _weights(table, post)
+    hetero = heterogeneity_text(table, idata)
+    if hetero:  # its own row under the pooled (and prediction) rows
+        rows.append({"kind": "heterogeneity", "label": hetero, "indent": 0})
     texts = _forest_texts(rows, scale)
     has_rob = "rob" in table and table["rob"].notna().any()
 
     # widths of the text columns (inches), left of the plot: study | n | RoB; right: estimate
-    label_w = max(len(r["label"]) * FOREST_CHAR + r["indent"] * FOREST_INDENT for r in rows + [{"label": "Study", "indent": 0}]) + 0.15
+    label_w = max(len(r["label"]) * FOREST_CHAR + r["indent"] * FOREST_INDENT
+                  for r in rows + [{"kind": "header", "label": "Study", "indent": 0}] if r["kind"] != "heterogeneity") + 0.15
+    arm_w = (max(len(t) for pair in arms.values() for t in pair + ("Comparator",)) * FOREST_CHAR + 0.3
+             if arms else 0.0)
     n_w, rob_w = 0.45, (0.55 if has_rob else 0.0)
-    left_w = label_w + n_w + rob_w + 0.1
-    right_w = max(len(t) for t in texts + ["Estimate [95% CI/CrI]"]) * FOREST_CHAR + 0.25
+    left_w = label_w + 2 * arm_w + n_w + rob_w + 0.1
+    weight_w = 0.55
+    right_w = max(len(t) for t in texts + ["Estimate [95% interval]"]) * FOREST_CHAR + 0.45 + weight_w
     title = " - ".join(t for t in (_synthetic_note(table), idata.attrs.get("analysis", "")) if t)
     if ax is None:
         width = left_w + FOREST_PLOT_WIDTH + right_w + 0.2
@@ -184,6 +303,9 @@ def forest(idata: xr.DataTree, effects: pd.DataFrame, ax=None, threshold: float 
     where = ax.get_yaxis_transform()  # x in axes fraction, y in data
     text_kw = dict(transform=where, va="center", fontsize=8, clip_on=False)
     x_label, x_n, x_rob, x_est = at(-left_w), at(-rob_w - 0.12), at(-rob_w / 2 - 0.05), 1 + at(0.12)
+    x_treat, x_ctrl = at(-rob_w - n_w - arm_w - 0.12), at(-rob_w - n_w - 0.12)  # right-aligned arm columns
+    est_w = max(len(t) for t in texts) * FOREST_CHAR
+    x_kind, x_weight = 1 + at(0.12 + est_w + 0.08), 1 + at(right_w - 0.05)
 
     # x range on the yi scale: every drawn interval, the censored bounds and the null line
     ends = [v for r in rows for v in r.get("interval", ())] + [0.0] + ([threshold] if threshold is not None else [])
@@ -200,13 +322,21 @@ def forest(idata: xr.DataTree, effects: pd.DataFrame, ax=None, threshold: float 
         ax.text(x_label + at(row["indent"] * FOREST_INDENT), y, row["label"], ha="left", gid=f"row-label:{kind}",
                 fontweight="bold" if bold else "normal", fontstyle="italic" if kind == "technique" else "normal",
                 **text_kw)
-        if kind == "header":
+        if kind in ("header", "heterogeneity"):
             continue
         color = "tab:red" if kind == "prediction" else "black"
         ax.text(x_est, y, text, ha="left", family="monospace", color=color, gid=f"estimate:{kind}", **text_kw)
+        censored_row = kind == "study" and bool(row["row"].censored)
+        ax.text(x_kind, y, "bound" if censored_row else INTERVAL_KIND[kind], ha="left", color=color,
+                gid=f"interval-kind:{kind}", **text_kw)
         if kind == "study":
             r = row["row"]
             sid = r.study_id
+            if sid in weights:
+                ax.text(x_weight, y, f"{weights[sid]:.1f}", ha="right", gid=f"weight:{sid}", **text_kw)
+            if arms and sid in arms:
+                ax.text(x_treat, y, arms[sid][0], ha="right", gid=f"arm-treat:{sid}", **text_kw)
+                ax.text(x_ctrl, y, arms[sid][1], ha="right", gid=f"arm-ctrl:{sid}", **text_kw)
             if not np.isnan(r.n_total):
                 ax.text(x_n, y, f"{r.n_total:.0f}", ha="right", gid=f"n:{sid}", **text_kw)
             if has_rob and isinstance(r.rob, str):
@@ -241,7 +371,11 @@ def forest(idata: xr.DataTree, effects: pd.DataFrame, ax=None, threshold: float 
     ax.text(x_n, top + 0.25, "n", ha="right", gid="header:n", **header_kw)
     if has_rob:
         ax.text(x_rob, top + 0.25, "RoB", ha="center", gid="header:rob", **header_kw)
-    ax.text(x_est, top + 0.25, "Estimate [95% CI/CrI]", ha="left", gid="header:estimate", **header_kw)
+    if arms:
+        ax.text(x_treat, top + 0.25, "Treatment", ha="right", gid="header:treatment", **header_kw)
+        ax.text(x_ctrl, top + 0.25, "Comparator", ha="right", gid="header:comparator", **header_kw)
+    ax.text(x_est, top + 0.25, "Estimate [95% interval]", ha="left", gid="header:estimate", **header_kw)
+    ax.text(x_weight, top + 0.25, "Weight %", ha="right", gid="header:weight", **header_kw)
     ax.plot([x_label, 1 + at(right_w)], [top + 0.1, top + 0.1], transform=where, color="black", lw=0.6,
             clip_on=False, gid="rule:header")
     first_summary = next(i for i, r in enumerate(rows) if r["kind"] == "pooled")

@@ -453,7 +453,7 @@ def _regression_section(result: AnalysisResult, mods) -> list[str]:
             _table(freq.coefficients.rename_axis("Term (REML)"))]
 
 
-def _analysis_section(result: AnalysisResult, threshold: float | None, mods=None) -> str:
+def _analysis_section(result: AnalysisResult, threshold: float | None, mods=None, studies=None) -> str:
     from . import plots  # matplotlib only when a figure is drawn
 
     d = result.diagnostics
@@ -484,7 +484,7 @@ def _analysis_section(result: AnalysisResult, threshold: float | None, mods=None
         parts += _regression_section(result, mods)
     post = result.idata.posterior
     center = float(post["mu"].median())
-    parts += ["<h3>Forest plot</h3>", _png(plots.forest(result.idata, result.effects))]
+    parts += ["<h3>Forest plot</h3>", _png(plots.forest(result.idata, result.effects, studies=studies))]
     parts += ["<h3>Funnel plot</h3>",
               '<p class="note">Shaded: where a study is significant against zero at p &lt; 0.10, 0.05, 0.01. '
               "Points whose SE was back-calculated from a p-value sit on that p's contour by construction. "
@@ -601,7 +601,7 @@ def write_report(studies: pd.DataFrame, effects: pd.DataFrame, results: list[Ana
              '<ol class="toc">' + "".join(f'<li><a href="#{a}">{_e(t)}</a></li>' for a, t in toc) + "</ol>"]
     if notes:
         body += ['<h2 id="care">Read with care</h2>', "<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>"]
-    body += [_analysis_section(r, threshold, mods) for r in results]
+    body += [_analysis_section(r, threshold, mods, studies) for r in results]
     body.append(sof_section(studies, results, computed=sof if results else None))
     body += ['<h2 id="settings">Settings</h2>',
              _table(pd.Series(settings, name="value").rename_axis("setting").to_frame())]
