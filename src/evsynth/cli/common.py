@@ -193,6 +193,8 @@ def _designs_and_samples(effects: pd.DataFrame, args) -> pd.DataFrame:
     effects = restrict_design(effects, getattr(args, "design", "all") or "all")
     if effects.attrs.get("design", "all") != "all":
         say(effects.attrs["design_note"])
+    if getattr(args, "keep_samples", False):  # evsynth multilevel models the shared samples instead
+        return effects
     effects = one_row_per_sample(effects, by_outcome=not getattr(args, "pool_outcomes", False))
     if effects.attrs.get("sample_note"):
         say(effects.attrs["sample_note"])
