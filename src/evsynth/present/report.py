@@ -332,6 +332,16 @@ def _certainty_text(result: AnalysisResult, sof: pd.DataFrame | None) -> str:
 def _bias_text(result: AnalysisResult, sof: pd.DataFrame | None) -> str:
     """AnalysisResult.bias_adjusted when the analysis computed it, else why there is no such figure."""
     given = getattr(result, "bias_adjusted", None)
+    if given is not None and getattr(given, "ran", None) is not None:  # methods.robma.BiasAdjusted
+        if not given.ran:
+            return f"not computed: {given.reason}"
+        from .natural import natural
+
+        measure = result.idata.attrs.get("measure") or result.effects.attrs.get("measure", "effect")
+        mid = natural(given.median, measure) if measure in RATIO_MEASURES else given.mean
+        return (f"{measure} {number(mid)} (95% CrI {number(natural(given.low, measure))} to "
+                f"{number(natural(given.high, measure))}), RoBMA-PSMA model average; P(bias) "
+                f"{_p_text(given.p_bias)}, P(effect) {_p_text(given.p_effect)}")
     if given is not None:
         return str(given)
     if sof is not None and result.label in sof.index:
