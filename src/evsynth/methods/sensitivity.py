@@ -53,7 +53,6 @@ import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -62,9 +61,7 @@ from .. import __version__
 from .analysis import MIN_STUDIES, one_row_per_sample, split_by_outcome
 from .designs import DESIGN_CHOICES, restrict_design
 from ..engines.builders import BUILDERS, build_model
-from .diagnostics import diagnose
 from ..effects.table import DEFAULT_R_PREPOST, compute_effects, used_effects
-from ..engines.fit import compile_nutpie, fit, nutpie_available
 from ..engines.builders import default_priors, resolve_priors
 from ..model.priors import number_text, parse_prior
 from ..data.rules import parse_rule
@@ -221,6 +218,8 @@ def run_scenario(job: Job, cache: dict | None = None) -> dict:
         priors = scenario_priors(context, scenario)
         if context.engine == "exact":
             return _exact_record(context, scenario, settings, effects, kept, priors, start, cache)
+        from .diagnostics import diagnose  # here: ArviZ and PyMC load only for a PyMC sweep
+
         refit = _fit_reusing if job.reuse else _fit_rebuilding
         idata = refit(context, effects, kept, priors, job.cores)
         _check_complete(idata, context.options)
@@ -308,6 +307,8 @@ def compiled_model(model):
         lock = _KEY_LOCKS.setdefault(key, threading.Lock())
     with lock:
         if key not in _COMPILED:
+            from ..engines.fit import compile_nutpie
+
             _COMPILED[key] = compile_nutpie(model)
     return _COMPILED[key]
 
@@ -346,6 +347,8 @@ def _fit_reusing(context: Context, effects: pd.DataFrame, kept: list[str], prior
     then dropped from the posterior."""
     used = used_effects(effects)
     model = _sweep_model(context, effects, kept, priors)
+    from ..engines.fit import fit
+
     idata = fit(model, **asdict(context.options), cores=cores, compiled=compiled_model(model), log_likelihood=False)
     techniques = sorted(set(used.loc[used["study_id"].isin(kept), "technique"]))
     posterior = idata["posterior"].to_dataset()
@@ -360,6 +363,8 @@ def _fit_rebuilding(context: Context, effects: pd.DataFrame, kept: list[str], pr
     reduced = reduced_effects(effects, kept)
     options = {"study_effects": False} if supports_reuse(context.model) else {}
     model = build_model(context.model, reduced, priors, **options)
+    from ..engines.fit import fit
+
     return fit(model, **asdict(context.options), cores=cores, log_likelihood=False)
 
 
@@ -491,8 +496,15 @@ class Sensitivity:
         """
         context = self.context
         sampler = context.options.sampler
-        if sampler == "auto":
-            sampler = "nutpie" if nutpie_available() else "pymc"
+        if sampler == "auto":  # part of the results file's fingerprint even when the engine is exact
+            if context.engine == "exact":  # whether it is installed, without importing it (and PyMC)
+                from importlib.util import find_spec
+
+                sampler = "nutpie" if find_spec("nutpie") is not None else "pymc"
+            else:
+                from ..engines.fit import nutpie_available
+
+                sampler = "nutpie" if nutpie_available() else "pymc"
         context = replace(context, options=replace(context.options, sampler=sampler))
         reuse = reuse and sampler == "nutpie" and self.engine == "pymc" and supports_reuse(self.model)
         # sampler threads per scenario: all cores in this process, a share in local workers, one
