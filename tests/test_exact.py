@@ -291,6 +291,7 @@ def mcmc_idata():
     return idata
 
 
+@pytest.mark.slow  # the fixture samples eight schools with PyMC (4 x 2000)
 def test_mcmc_agrees_with_exact(mcmc_idata):
     table = check_against_exact(mcmc_idata)
     assert list(table.columns) == ["parameter", "statistic", "mcmc", "exact", "mcse", "z", "ok"]
@@ -302,6 +303,7 @@ def test_mcmc_agrees_with_exact(mcmc_idata):
     assert exact["tau", "mean"] == pytest.approx(3.6, abs=0.1)
 
 
+@pytest.mark.slow  # the fixture samples eight schools with PyMC (4 x 2000)
 def test_check_detects_a_wrong_prior(mcmc_idata):
     # same draws judged against a much tighter tau prior: the check must flag tau
     table = check_against_exact(mcmc_idata, tau_prior="halfnormal(1)")

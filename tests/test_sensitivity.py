@@ -53,6 +53,7 @@ def test_grid_order_ids_and_leave_one_out_scenarios(demo):
         "tau halfnormal(1) | r 0.5 | excl synthetic | drop syn_neck_1"
 
 
+@pytest.mark.slow  # MCMC sweeps: 20-80 s on the shared machine
 def test_weights_zero_equals_dropping_the_study_and_two_counts_it_twice():
     """The mask enters the log-density exactly: checked on the real data's censored row."""
     effects = censored_milk_effects()
@@ -179,6 +180,7 @@ def test_a_fit_cut_short_by_ctrl_c_is_never_recorded():
 needs_nutpie = pytest.mark.skipif(not sens.nutpie_available(), reason="the compile-once path needs nutpie")
 
 
+@pytest.mark.slow  # MCMC sweeps: 20-80 s on the shared machine
 @needs_nutpie
 def test_reuse_equals_rebuild_within_monte_carlo_error(demo):
     """Compile once + swap data/priors/mask == build and compile the reduced model per scenario.
@@ -419,6 +421,7 @@ def test_cli_refuses_a_malicious_rule_before_fitting(tmp_path, capsys):
     assert not (tmp_path / "out" / "tiny.jsonl").exists() and not Path("pwned").exists()
 
 
+@pytest.mark.slow  # MCMC sweeps: 20-80 s on the shared machine
 @needs_nutpie
 def test_threads_compile_each_structure_once_and_match_a_sequential_run(demo, monkeypatch):
     """Two tau families = two graph structures: each compiled once for two threads, and the
@@ -438,6 +441,7 @@ def test_threads_compile_each_structure_once_and_match_a_sequential_run(demo, mo
     assert threaded["tau_prior"].nunique() == 2 and (threaded["verdict"] != "").all()
 
 
+@pytest.mark.slow  # MCMC sweeps: 20-80 s on the shared machine
 @needs_nutpie
 def test_worker_processes_give_the_threads_results(demo):
     """The same sweep in two local worker processes (each compiles for itself) and in threads."""
@@ -448,6 +452,7 @@ def test_worker_processes_give_the_threads_results(demo):
         grid.run(workers="fibres", progress=False)
 
 
+@pytest.mark.slow  # MCMC sweeps: 20-80 s on the shared machine
 @needs_nutpie
 def test_draws_do_not_depend_on_which_scenario_compiled_the_model(demo, monkeypatch):
     """A compiled model keeps the starting point of the graph it was compiled from: the sweep's

@@ -63,9 +63,9 @@ def _mixture(weights, means, sds, infinite_variance=False, rel=1e-18) -> NormalM
     return NormalMixture(w / w.sum(), means[keep], sds[keep], infinite_variance)
 
 
-def _summary(mix: NormalMixture, probs=DEFAULT_PROBS) -> pd.Series:
+def _summary(mix: NormalMixture, probs=DEFAULT_PROBS, **extra) -> pd.Series:
     q = mix.ppf(probs)
-    return pd.Series({"mean": mix.mean, "sd": mix.sd, **{_pct(p): v for p, v in zip(probs, q)}})
+    return pd.Series({"mean": mix.mean, "sd": mix.sd, **{_pct(p): v for p, v in zip(probs, q)}, **extra})
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,8 +175,7 @@ class ExactPosterior:
 
     @cached_property
     def mu(self) -> pd.Series:
-        s = _summary(self.mu_mixture)
-        return pd.concat([s, pd.Series({"P(mu>0)": 1.0 - float(self.mu_mixture.cdf(0.0))})])
+        return _summary(self.mu_mixture, **{"P(mu>0)": 1.0 - float(self.mu_mixture.cdf(0.0))})
 
     @cached_property
     def predictive(self) -> pd.Series:

@@ -307,10 +307,22 @@ def compiled_model(model):
         lock = _KEY_LOCKS.setdefault(key, threading.Lock())
     with lock:
         if key not in _COMPILED:
-            from ..engines.fit import compile_nutpie
-
             _COMPILED[key] = compile_nutpie(model)
     return _COMPILED[key]
+
+
+def compile_nutpie(model):
+    """evsynth.engines.fit.compile_nutpie, imported on first use (it loads PyMC; an exact sweep never does)."""
+    from ..engines.fit import compile_nutpie as compile_
+
+    return compile_(model)
+
+
+def nutpie_available() -> bool:
+    """evsynth.engines.fit.nutpie_available, imported on first use."""
+    from ..engines.fit import nutpie_available as available
+
+    return available()
 
 
 def _sweep_model(context: Context, effects: pd.DataFrame, kept: list[str], priors: dict):
@@ -502,8 +514,6 @@ class Sensitivity:
 
                 sampler = "nutpie" if find_spec("nutpie") is not None else "pymc"
             else:
-                from ..engines.fit import nutpie_available
-
                 sampler = "nutpie" if nutpie_available() else "pymc"
         context = replace(context, options=replace(context.options, sampler=sampler))
         reuse = reuse and sampler == "nutpie" and self.engine == "pymc" and supports_reuse(self.model)
