@@ -54,7 +54,7 @@ def register(commands) -> None:
 def cmd_sensitivity(args) -> int:
     from ..methods.sensitivity import NothingToAnalyse, Sensitivity  # its machinery loads when a sweep runs, not with the CLI
 
-    from ..methods.spec import load_spec
+    from ..methods.spec import load_spec, spec_error
 
     spec = load_spec(args.spec)
     options = dict(spec.sensitivity)
@@ -65,6 +65,8 @@ def cmd_sensitivity(args) -> int:
     except NothingToAnalyse as exc:
         say(f"{exc}", file=sys.stderr)
         return EXIT_NOTHING_ANALYSED
+    except ValueError as exc:  # named by spec file, section and key
+        raise spec_error(spec, exc) from None
     for text in grid.rule_warnings:
         say(f"warning: {text}", file=sys.stderr)
     if grid.design != "all":  # say what the design restriction leaves out of this outcome

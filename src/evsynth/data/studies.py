@@ -347,9 +347,13 @@ def _decode(data: bytes, name: str) -> str:
     if not data.strip():
         raise StudyDataError(f"{name}: the file is empty; expected a CSV whose first line is the header "
                              "(study_id,citation,source_level,...)")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:4096]:
+    head = data[:4096]
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or head.count(b"\x00") > len(head) // 4:
         raise StudyDataError(f"{name}: the file is UTF-16 encoded (found a UTF-16 byte-order mark or NUL bytes); "
                              "expected UTF-8: save it as 'CSV UTF-8'")
+    if b"\x00" in data:  # UTF-8 text with a NUL byte in it: not text a spreadsheet writes
+        line = data[:data.index(b"\x00")].count(b"\n") + 1
+        raise StudyDataError(f"{name}: line {line}: a NUL byte (0x00); a study table is text: remove it")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -382,6 +386,10 @@ def _read_csv_text(source) -> tuple[list[str], list[list[str]], list[int], str]:
             rows.append(record)
             lines.append(line)
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise StudyDataError(f"{name}: line {start}: a field longer than {csv.field_size_limit():,} characters, "
+                                 "the limit of one cell (a misplaced quote can make the rest of the file one "
+                                 "field)") from None
         raise StudyDataError(f"{name}: line {reader.line_num}: not a well-formed CSV line ({exc})") from None
     if header is None:
         raise StudyDataError(f"{name}: the file has no header line; expected study_id,citation,...")

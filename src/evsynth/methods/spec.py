@@ -50,7 +50,7 @@ from pathlib import Path
 from ..model.description import STANDARD_PRIORS
 from ..model.priors import PriorError, parse_prior
 from ..effects.techniques import TECHNIQUE_GROUPINGS
-from ..data.vocabulary import MAX_SCENARIOS
+from ..data.vocabulary import ENGINES, MAX_SCENARIOS, MEASURES, MODELS, P_BOUND_MODES
 
 
 # section -> key -> (type(s), required)
@@ -178,6 +178,32 @@ def _check(path: Path, raw: dict) -> None:
                 raise SpecError(f"{path}, [{section}] {key}: required")
 
 
+# Keys whose value is one of a few words: refused here, naming the key, not later by the sweep.
+CHOICES = {("effects", "measure"): MEASURES, ("effects", "p_bound"): P_BOUND_MODES,
+           ("effects", "design"): ("all", "controlled", "randomised"),
+           ("model", "name"): MODELS,
+           ("model", "engine"): ENGINES, ("fit", "sampler"): ("auto", "pymc", "nutpie")}
+# What a sweep's own refusal is about -> the spec section and key it comes from (spec_error).
+_SUBJECTS = (("exclusion rule", "[grid] exclude"), ("outcome", "[data] outcome"),
+             ("no outcome", "[data] outcome"), ("several outcomes", "[data] outcome"),
+             ("the grid has", "[grid] (its size; the cap is [run] max_scenarios)"), ("engine", "[model] engine"),
+             ("model", "[model] name"), ("design", "[effects] design"), ("techniques", "[grid] techniques"),
+             ("r_prepost", "[grid] r_prepost"), ("tau_prior", "[grid] tau_prior"), ("exclude", "[grid] exclude"),
+             ("p_bound", "[effects] p_bound"), ("measure", "[effects] measure"))
+
+
+def spec_error(spec: "Spec | Path", exc: Exception) -> SpecError:
+    """A refusal raised while a sweep is set up from `spec`, as a SpecError naming the file and the
+    section and key the refused value came from (a command-line option that overrode it is named
+    by the sweep's own message)."""
+    path = spec.path if isinstance(spec, Spec) else spec
+    text = str(exc)
+    where = next((key for subject, key in _SUBJECTS if text.lower().startswith(subject)), None)
+    if where is None and "study" in text.lower():
+        where = "[data] studies"
+    return SpecError(f"{path}, {where or '(the sweep it describes)'}: {text}")
+
+
 MINIMUM = {"draws": 1, "tune": 0, "chains": 1, "seed": 0, "n_jobs": 1, "max_scenarios": 1}
 
 
@@ -190,6 +216,13 @@ def _check_value(path: Path, section: str, key: str, value) -> None:
         raise SpecError(f"{where}: expected {expected}, got {value!r}")
     if isinstance(value, str) and not value.strip() and key not in ("title", "description"):
         raise SpecError(f"{where}: empty; give a value or leave the key out")
+    if (section, key) in CHOICES and value not in CHOICES[section, key]:
+        raise SpecError(f"{where}: {value!r} unknown{_did_you_mean(value, CHOICES[section, key])}; choose one of "
+                        f"{', '.join(CHOICES[section, key])}")
+    if key == "r_prepost" and isinstance(value, list):
+        for r in value:
+            if isinstance(r, (int, float)) and not isinstance(r, bool) and not -1 < r < 1:
+                raise SpecError(f"{where}: {r} must lie strictly between -1 and 1")
     if key in MINIMUM and value < MINIMUM[key]:
         raise SpecError(f"{where}: {value} is below {MINIMUM[key]}")
     if key == "target_accept" and not 0 < value < 1:
