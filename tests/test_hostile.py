@@ -599,7 +599,7 @@ def test_sampler_settings_out_of_range_exit_2(tmp_path, capsys, option):
     ({"[effects]": "[fit]\ndraws = -5\n[effects]"}, "[fit] draws: -5 is below 1"),
     ({"[effects]": "[fit]\nchains = 0\n[effects]"}, "[fit] chains: 0 is below 1"),
     ({"[effects]": "[fit]\ntarget_accept = nan\n[effects]"}, "[fit] target_accept: nan must lie strictly"),
-    ({"[grid]": "[grid]\nr_prepost = [nan]"}, "r_prepost nan must lie strictly between -1 and 1"),
+    ({"[grid]": "[grid]\nr_prepost = [nan]"}, "[grid] r_prepost: nan must lie strictly between -1 and 1"),
     ({'outcome = "milk volume"': 'outcome = ""'}, "[data] outcome: empty"),
 ])
 def test_spec_fit_settings_out_of_range_exit_2(tmp_path, capsys, change, needle):

@@ -517,7 +517,7 @@ def test_spec_engine_key_and_cli_option(tmp_path, capsys):
     spec = write_spec(tmp_path, **{"[fit]": "engine = \"pymc\"\n[fit]"})
     assert load_spec(spec).sensitivity["engine"] == "pymc"
     bad = write_spec(tmp_path, name="bad.toml", **{"[fit]": "engine = \"quick\"\n[fit]"})
-    with pytest.raises(ValueError, match="engine 'quick' unknown"):
+    with pytest.raises(ValueError, match=r"bad.toml, \[model\] engine: 'quick' unknown"):
         sens.Sensitivity(**load_spec(bad).sensitivity)
     out = tmp_path / "out"
     assert main(["sensitivity", str(spec), "--engine", "exact", "--out", str(out), "--quiet"]) == 0
