@@ -9,7 +9,6 @@ must share).
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import multiprocessing
@@ -169,31 +168,23 @@ class Progress:
 
 @contextmanager
 def spinner(message: str, enabled: bool = True, stream=None):
-    """A spinner with the elapsed seconds on one line of `stream` (stderr) while the block runs
-    (compiling and sampling show nothing of their own); silent when not enabled (--quiet) or when
-    the stream is not a terminal, and the line is erased afterwards."""
+    """A spinner with the elapsed time on one line of `stream` (stderr) while the block runs
+    (compiling and sampling show nothing of their own), drawn by rich; silent when not enabled
+    (--quiet) or when the stream is not a terminal, and the line is erased afterwards (transient).
+    The message is cut to fit 100 columns with the spinner and the time."""
     stream = sys.stderr if stream is None else stream
     if not enabled or not getattr(stream, "isatty", lambda: False)():
         yield
         return
-    stop, start = threading.Event(), time.monotonic()
+    from rich.console import Console
+    from rich.progress import Progress as RichProgress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    def spin():
-        for frame in itertools.cycle("|/-\\"):
-            stream.write(f"\r{frame} {message} ({time.monotonic() - start:.0f} s)")
-            stream.flush()
-            if stop.wait(0.25):
-                break
-
-    thread = threading.Thread(target=spin, daemon=True)
-    thread.start()
-    try:
+    text = message if len(message) <= 80 else message[:79] + "~"
+    console = Console(file=stream, force_terminal=True, width=100, highlight=False)
+    with RichProgress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                      transient=True) as bar:
+        bar.add_task(text, total=None)
         yield
-    finally:
-        stop.set()
-        thread.join()
-        stream.write("\r" + " " * (len(message) + 12) + "\r")
-        stream.flush()
 
 
 # ---- running ------------------------------------------------------------------------------
