@@ -339,3 +339,19 @@ def test_sensitivity_design_option_restricts_every_scenario(tmp_path, capsys):
 
 def main_status(argv):
     return cli.main(argv)
+
+
+
+def test_report_paragraph_gives_the_prepost_weight_share(massage):
+    from evsynth.methods.analysis import run_analysis
+    from evsynth.present.report import results_paragraph
+
+    milk = group_by_outcome(compute_effects(massage))["milk volume"]
+    result = run_analysis("milk volume", milk, model="random_effects", engine="exact", draws=500, chains=1, seed=1)
+    tau = float(result.summary.loc["tau (between studies)", "q50"])
+    share = prepost_weight_share(milk, tau)
+    assert 0.5 < share < 0.8  # four pre/post rows of seven, the most precise among them
+    text = results_paragraph(result)
+    assert (f"4 of 7 studies are one-group pre/post designs, whose change includes time trends and regression to "
+            f"the mean; they carry {share:.0%} of the weight (weights 1/(se² + tau²) at the posterior median tau "
+            f"{tau:.2f})") in text

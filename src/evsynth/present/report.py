@@ -402,8 +402,14 @@ def _result_caveats(result: AnalysisResult, used: pd.DataFrame, k: int) -> list[
         out.append("The fit FAILED its convergence diagnostics: these numbers are not to be trusted.")
     pre_post = int((used["design"] == "pre_post").sum())
     if pre_post:
+        from ..methods.designs import prepost_weight_share
+
+        tau_row = "tau (between studies)"
+        tau = float(result.summary.loc[tau_row, "q50"]) if tau_row in result.summary.index else 0.0
+        share = prepost_weight_share(result.effects, tau)
         out.append(f"{pre_post} of {k} studies are one-group pre/post designs, whose change includes time trends "
-                   "and regression to the mean.")
+                   f"and regression to the mean; they carry {share:.0%} of the weight (weights 1/(se² + tau²) at "
+                   f"the posterior median tau {tau:.2f}).")
     censored = int(used["censored"].astype(bool).sum())
     if censored:
         out.append(f"{censored} stud{'y is' if censored == 1 else 'ies are'} known only beyond a p-value bound "
