@@ -88,7 +88,9 @@ def prior_option(text: str) -> tuple[str, str]:
 
 def add_input_arguments(p: argparse.ArgumentParser, prior_help: str | None = None) -> None:
     """The study table, the effect measure and its assumptions, outcome selection, priors."""
-    p.add_argument("studies", nargs="?", default="studies/massage.csv", help="study CSV (default: %(default)s)")
+    p.add_argument("studies", nargs="?", default=None,
+                   help="study CSV (default: studies/massage.csv, or the copy bundled with evsynth when there is "
+                        "no ./studies/massage.csv)")
     p.add_argument("--measure", default="SMD", choices=MEASURES, help="effect measure (default: %(default)s)")
     p.add_argument("--r-prepost", type=float, default=DEFAULT_R_PREPOST,
                    help="assumed pre/post correlation where a study gives none (default: %(default)s)")
@@ -151,6 +153,10 @@ def load_effects(args) -> tuple[pd.DataFrame, pd.DataFrame]:
     from ..data.studies import EXTRA_COLUMNS_PYTHON, StudyDataError, load_studies
     from ..effects.techniques import group_combinations
 
+    if args.studies is None:  # no path: ./studies/massage.csv, else the bundled copy (evsynth.data.bundle)
+        from ..data.bundle import default_studies
+
+        args.studies = str(default_studies())
     mods = getattr(args, "mods", None)
     extra = list(getattr(args, "extra_column", None) or [])
     columns = []
