@@ -68,7 +68,12 @@ def test_report_on_the_massage_table(tmp_path, capsys):
     images = _images(page)
     analysed = page.count('<h2 id="outcome-')  # milk volume and infant weight (ijaph12, dewi2024_weight)
     assert analysed == 2 and "Outcome: infant weight" in text
-    assert len(images) == 3 * analysed and all(img.startswith(PNG_SIGNATURE) for img in images)
+    # plus each outcome's classical checks (Baujat plot, filled funnel; a cumulative plot when ordered)
+    classical = re.findall(r'<h2 id="classical-.*?(?=<h2 )', page, flags=re.S)
+    assert len(classical) == analysed and classical[0].count("<img") >= 2  # milk volume: 5 studies
+    assert "Not computed: the classical toolkit needs at least 3 studies (2 usable)" in classical[1]
+    n_classical = sum(part.count("<img") for part in classical)
+    assert len(images) == 3 * analysed + n_classical and all(img.startswith(PNG_SIGNATURE) for img in images)
     assert not re.search(r'src="(?!data:)', page)
     # exit status and banner agree: 3 exactly when the fit failed its diagnostics
     failed = "DIAGNOSTICS FAILED for: milk volume" in text

@@ -89,6 +89,7 @@ _EXPORTS = {
     "cumulative": ("evsynth.methods.cumulative", 'cumulative'),
     "bayesian_cumulative": ("evsynth.methods.cumulative", 'bayesian_cumulative'),
     "trimfill": ("evsynth.methods.trimfill", 'trimfill'),
+    "classical": ("evsynth.methods.classical", 'classical'),
 }
 
 
@@ -122,5 +123,5 @@ __all__ = [
     "correlation_sensitivity",
     "mantel_haenszel", "peto", "cochran_mantel_haenszel",
     "one_row_per_sample", "restrict_design", "prepost_weight_share",
-    "influence", "baujat", "cumulative", "bayesian_cumulative", "trimfill",
+    "influence", "baujat", "cumulative", "bayesian_cumulative", "trimfill", "classical",
 ]

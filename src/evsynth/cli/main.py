@@ -14,9 +14,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evsynth", description="Bayesian evidence synthesis from study summaries")
     parser.add_argument("--version", action="version", version=f"evsynth {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    from . import bias, fit, multilevel, network, report, sensitivity
+    from . import bias, classical, fit, multilevel, network, report, sensitivity
 
-    for command in (fit, report, sensitivity, network, multilevel, bias):
+    for command in (fit, report, sensitivity, network, multilevel, bias, classical):
         command.register(commands)
     return parser
 

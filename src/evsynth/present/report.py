@@ -583,6 +583,61 @@ def _sof_view(table: pd.DataFrame) -> pd.DataFrame:
     return view
 
 
+def classical_section(studies: pd.DataFrame, result: AnalysisResult) -> str:
+    """Classical checks of one outcome (evsynth.methods.classical): every tau² estimator, Q-profile
+    intervals, Mantel-Haenszel/Peto for 2x2 counts, influence with the Baujat plot, the cumulative
+    meta-analysis (classical and exact Bayesian) and trim-and-fill with its funnel."""
+    from ..methods.classical import classical, trimfill_table
+    from .classical_plots import baujat_plot, cumulative_forest, filled_funnel
+
+    anchor = "classical-" + _anchor(result.label)
+    head = f'<h2 id="{anchor}">Classical checks: {_e(result.label)}</h2>'
+    try:
+        res = classical(result.effects, studies, label=result.label)
+    except ValueError as exc:
+        return head + f'<p class="note">Not computed: {_e(exc)}</p>'
+    ratio = res.measure in RATIO_MEASURES
+    scale = np.exp if ratio else (lambda v: v)
+
+    def shown(frame, columns):
+        out = frame.copy()
+        for c in columns:
+            if c in out.columns:
+                out[c] = scale(out[c].astype(float))
+        return out
+
+    effect = ["estimate", "ci_low", "ci_high", "pi_low", "pi_high"]
+    parts = [head, f'<p class="note">Frequentist counterparts of the Bayesian fit above (k = {res.k}); '
+             f"{'ratios back-transformed; ' if ratio else ''}95% intervals. The common-effect (FE) row has no "
+             "prediction interval: it assumes no between-study spread.</p>",
+             "<h3>Every tau² estimator</h3>", _table(shown(res.estimators.drop(columns=["se", "tau2_se"]), effect)),
+             f"<h3>Heterogeneity: {res.method} estimate with Q-profile 95% CI</h3>", _table(res.heterogeneity)]
+    if res.binary is not None:
+        binary = res.binary.copy()
+        rows = [i for i in binary.index if not i.endswith("RD")]
+        for c in ("estimate", "ci_low", "ci_high"):
+            binary.loc[rows, c] = np.exp(binary.loc[rows, c].astype(float))
+        parts += ["<h3>Mantel-Haenszel and Peto (from the 2x2 counts)</h3>",
+                  '<p class="note">Common-effect methods that use the counts without continuity corrections; '
+                  "RR and OR rows back-transformed, RD on the risk scale.</p>", _table(binary.drop(columns=["se"]))]
+    infl = res.influence
+    flagged = infl.index[infl["influential"]].astype(str).tolist()
+    parts += [f"<h3>Influence ({res.method})</h3>",
+              f'<p class="note">Influential by metafor\'s rules: {_e(", ".join(flagged) or "none")}.</p>',
+              _table(infl.drop(columns=[c for c in infl.columns if c.startswith("dfbs_")])),
+              _png(baujat_plot(res.baujat))]
+    if res.cumulative is not None:
+        parts += [f"<h3>Cumulative meta-analysis by {_e(res.order_by)}</h3>",
+                  _png(cumulative_forest(res.cumulative, res.measure, bayesian=res.bayesian_cumulative))]
+    tf = trimfill_table(res)
+    parts += ["<h3>Trim-and-fill</h3>",
+              '<p class="note">A sensitivity analysis, not a correction: the filled studies are imputations that '
+              "assume suppressed studies cause the funnel's asymmetry.</p>",
+              _table(shown(tf, ["estimate", "ci_low", "ci_high"])), _png(filled_funnel(res.trimfill["L0"], res.measure))]
+    parts += [f'<p class="note">{_e(n)}</p>' for n in res.notes]
+    return "\n".join(parts)
+
+
 def write_report(studies: pd.DataFrame, effects: pd.DataFrame, results: list[AnalysisResult], skipped: dict,
                  out, settings: dict, threshold: float | None = None, mods=None) -> Path:
     """Write `<out>/report.html` and return its path.
@@ -609,6 +664,7 @@ def write_report(studies: pd.DataFrame, effects: pd.DataFrame, results: list[Ana
     toc = [("answer", "The answer, per outcome")] if results else []
     toc += [("care", "Read with care")] if notes else []
     toc += [(_anchor(r.label), f"Outcome: {r.label}") for r in results]
+    toc += [("classical-" + _anchor(r.label), f"Classical checks: {r.label}") for r in results]
     toc += [("sof", "Summary of findings")] if results else []
     toc += [("settings", "Settings"), ("effects", "Input: effect sizes"), ("excluded", "Input: rows in no model")]
     toc += [("not-analysed", "Outcomes not analysed")] if skipped else []
@@ -618,6 +674,7 @@ def write_report(studies: pd.DataFrame, effects: pd.DataFrame, results: list[Ana
     if notes:
         body += ['<h2 id="care">Read with care</h2>', "<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>"]
     body += [_analysis_section(r, threshold, mods, studies) for r in results]
+    body += [classical_section(studies, r) for r in results]
     body.append(sof_section(studies, results, computed=sof if results else None))
     body += ['<h2 id="settings">Settings</h2>',
              _table(pd.Series(settings, name="value").rename_axis("setting").to_frame())]
