@@ -158,6 +158,17 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
      r'hasattr\(None, "to_dataset"\)|hasattr\(idata\["posterior"\], "(XXto_datasetXX|TO_DATASET)"\)) else idata\.posterior',
      "agreement always reading idata.posterior: for a DataTree (every fit in ArviZ 1) tree.posterior is the node "
      "tree['posterior'], and indexing it by a variable gives the DataArray its dataset gives"),
+    # methods.riskofbias
+    (r"SEVERITY\.get\(v, np\.nan\) if isinstance\(v, str\) else np\.nan\)\.astype\(None\)|"
+     r"SEVERITY\.get\(v, (None)?\s*\) if isinstance\(v, str\) else np\.nan\)\.astype\(float\)",
+     "severity: pandas' astype(None) is float64, and a None from SEVERITY.get becomes NaN under astype(float)"),
+    # methods.conflict
+    (r"return array\.reshape\(-2, \*array\.shape\[2:\]\)",
+     "numpy's reshape takes any negative size as the one to infer (-2 is -1; checked with numpy 2.5)"),
+    (r'attrs = dict\(getattr\(idata, "attrs", None\) or \{\}\)',
+     "getattr's default None or {} is {}, as the default {} itself"),
+    (r"table = used_effects\(effects\)\.reset_index\(drop=(None|False)\)",
+     "reset_index keeps the old index as an 'index' column that nothing reads; the new index is 0..n-1 either way"),
     (r'np\.full\(k, 1 / k\), method=(None|"slsqp"),|"type": "EQ"',
      "scipy.optimize.minimize picks SLSQP when there are constraints and lower-cases the method and the "
      "constraint type"),

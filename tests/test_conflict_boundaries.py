@@ -118,3 +118,96 @@ def test_prior_given_overrides_the_fit_s_and_a_missing_prior_is_a_note():
     assert prior_data_conflict(fit(tau=1.3), effects([0.0]), priors={"tau": "halfnormal(5)"}).ok
     check = prior_data_conflict(fit(tau=1.3, prior_tau=None), effects([0.0]))
     assert check.ok and "the prior of tau is not recorded in this fit: its tail is not checked" in check.notes
+
+
+# --------------------------------------------------------------------------- what is checked, and the texts
+
+
+def two_technique_fit(centres=(0.0, 3.0), tau=0.1, draws=1):
+    te = np.tile(np.asarray(centres, float), (1, draws, 1))
+    return az.from_dict({"posterior": {"mu": np.full((1, draws), 1.5), "tau": np.full((1, draws), tau),
+                                       "technique_effect": te}},
+                        dims={"technique_effect": ["technique"]}, coords={"technique": ["a", "b"]})
+
+
+def test_per_technique_centres_are_the_technique_effects():
+    table = effects([0.1, 2.8, 3.3]).assign(technique=["a", "b", "b"])
+    check = prior_data_conflict(two_technique_fit(), table)
+    scale = np.sqrt(0.1**2 + SE**2)
+    expected = stats.norm.cdf((np.array([0.1, 2.8, 3.3]) - np.array([0.0, 3.0, 3.0])) / scale)
+    np.testing.assert_allclose(check.table["p_predictive"], expected, rtol=1e-12)
+    assert check.ok  # against mu = 1.5 every one would be far outside
+    assert check.table["technique"].tolist() == ["a", "b", "b"]
+    assert check.table["yi"].tolist() == [0.1, 2.8, 3.3] and check.table["sei"].tolist() == [SE] * 3
+    unknown = prior_data_conflict(two_technique_fit(), table.assign(technique=["a", "b", "c"]),
+                                  priors={"tau": "halfnormal(0.5)"})
+    assert unknown.table.empty and unknown.notes == [
+        "model with moderators or unknown techniques: the per-study predictive check is not done"]
+
+
+def test_what_cannot_be_checked_is_a_note_with_its_reason():
+    eff = effects([0.0, 0.1])
+    moderators = az.from_dict({"posterior": {"mu": np.zeros((1, 3)), "tau": np.full((1, 3), 0.2),
+                                             "beta": np.zeros((1, 3, 1))}})
+    assert prior_data_conflict(moderators, eff, priors={"tau": "halfnormal(0.5)"}).notes == [
+        "model with moderators or unknown techniques: the per-study predictive check is not done"]
+    no_mu = az.from_dict({"posterior": {"tau": np.full((1, 3), 0.2)}})
+    assert prior_data_conflict(no_mu, eff, priors={"tau": "halfnormal(0.5)"}).notes == [
+        "model with moderators or unknown techniques: the per-study predictive check is not done"]
+    selection = fit()
+    selection.attrs["model"] = "selection"
+    check = prior_data_conflict(selection, effects([9.0]))
+    assert check.table.empty and check.notes == [
+        "selection model: its likelihood weights studies by their p-values, so the plain predictive check does not apply"]
+    no_tau = az.from_dict({"posterior": {"mu": np.zeros((1, 3))}})
+    assert prior_data_conflict(no_tau, eff).notes == ["no between-study SD tau in this fit: the predictive check needs one"]
+    assert prior_data_conflict(fit(), eff).notes == []  # a plain random-effects fit: everything checked
+
+
+def test_a_fit_without_attrs_is_read():
+    from types import SimpleNamespace
+
+    tree = fit()
+    plain = SimpleNamespace(posterior=tree["posterior"].to_dataset())
+    check = prior_data_conflict(plain, effects([0.0]), priors={"tau": "halfnormal(0.5)"})
+    assert check.ok and check.sd_tails["tau"] == pytest.approx(stats.halfnorm(0, 0.5).cdf(TAU), rel=1e-12)
+
+
+def test_censored_rows_are_skipped_not_the_rest():
+    check = prior_data_conflict(fit(), effects([5.0, 9.0, 0.0, -9.0], censored=[True, True, False, False]))
+    assert check.table["study_id"].tolist() == ["s2", "s3"] and check.table["outside"].tolist() == [False, True]
+    assert check.notes == ["censored rows not checked (yi is a bound): s0, s1"]
+
+
+def test_the_texts_the_user_reads():
+    ok = prior_data_conflict(fit(), effects([0.0]))
+    assert str(ok) == ("prior-data conflict: none found (every checked study inside its 95% posterior predictive "
+                       "interval; between-study SDs not in their prior's tail)")
+    bad = prior_data_conflict(fit(tau=1.3, draws=20000), effects([5.0, -5.0, 0.0], censored=[False, False, True]))
+    lines = str(bad).split("\n")
+    assert lines[0] == "prior-data conflict: WARNING"
+    t = bad.table
+    assert lines[1] == ("  !! 2 of 2 studies lie outside their 95% posterior predictive interval: "
+                        f"s0 (yi 5, interval {t.lower[0]:.3g} to {t.upper[0]:.3g}), "
+                        f"s1 (yi -5, interval {t.lower[1]:.3g} to {t.upper[1]:.3g}); the model does not describe these data")
+    assert lines[2] == ("  !! tau: posterior median 1.3 lies at the 99.07% point of its prior halfnormal(0.5); the data "
+                        "pull it into the prior's tail, so the prior, not the data, sets the width of the intervals and "
+                        "of the prediction")
+    assert lines[3:] == ["  (censored rows not checked (yi is a bound): s2)"]
+
+
+def test_the_default_seed_is_zero():
+    a = prior_data_conflict(fit(draws=200), effects([0.0]))
+    assert a.table["lower"].iloc[0] == prior_data_conflict(fit(draws=200), effects([0.0]), seed=0).table["lower"].iloc[0]
+    assert a.table["lower"].iloc[0] != prior_data_conflict(fit(draws=200), effects([0.0]), seed=1).table["lower"].iloc[0]
+
+
+def test_each_between_study_sd_is_checked_on_its_own():
+    posterior = {"mu": np.zeros((1, 3)), "tau_technique": np.full((1, 3), 1.3)}
+    check = prior_data_conflict(az.from_dict({"posterior": posterior}), effects([0.0]),
+                                priors={"tau_technique": "halfnormal(0.5)"})
+    assert list(check.sd_tails) == ["tau_technique"] and check.warnings[0].startswith("tau_technique: posterior median")
+    both = az.from_dict({"posterior": posterior | {"tau": np.full((1, 3), 0.2)}})
+    check = prior_data_conflict(both, effects([0.0]), priors={"tau_technique": "halfnormal(0.5)"})
+    assert "the prior of tau is not recorded in this fit: its tail is not checked" in check.notes
+    assert list(check.sd_tails) == ["tau_technique"]

@@ -99,3 +99,60 @@ def test_rob_is_a_column_of_the_report_and_cli_effect_tables():
     effects = es.compute_effects(studies)
     assert effect_table(studies, effects)["Risk of bias"].tolist() == studies["rob"].tolist()
     assert "rob" in EFFECT_VIEW
+
+
+def judged_table(rob, yi=None, sei=None, used=None) -> pd.DataFrame:
+    k = len(rob)
+    yi = np.linspace(0.1, 0.5, k) if yi is None else np.asarray(yi, float)
+    sei = np.full(k, 0.1) if sei is None else np.asarray(sei, float)
+    table = pd.DataFrame({"study_id": [f"s{i}" for i in range(k)], "yi": yi, "sei": sei, "vi": sei**2, "rob": rob})
+    if used is not None:
+        table["used"] = used
+        table["head_to_head"] = False
+    return table
+
+
+def test_severity_of_cells_that_are_not_judgements():
+    s = severity(pd.Series([["high"], 2.0, None, np.nan, "unknown", "low"], dtype=object))
+    assert s.dtype == float and s.iloc[:5].isna().all() and s.iloc[5] == 0.0
+
+
+def test_unused_rows_are_not_judged_and_a_table_without_used_is_taken_whole():
+    # an unused row without a judgement is not refused; the used rows' levels make the formula
+    table = judged_table(["low", None, "high", "low"], used=[True, False, True, True])
+    assert rob_formula(table) == "~ C(rob, levels=['low', 'high'])"
+    assert rob_subgroups(table)["k"].tolist() == [2, 1]
+    plain = judged_table(["low", "high", "low"])  # no `used` column: every row
+    assert rob_formula(plain) == "~ C(rob, levels=['low', 'high'])"
+    with pytest.raises(ValueError, match=r"^studies without a risk-of-bias judgement \(field 'rob'\): s1, s3; fill them "
+                                         r"in \(or 'no information'\) or leave those studies out explicitly$"):
+        rob_formula(judged_table(["low", None, "high", "  "]))
+    with pytest.raises(ValueError, match=r"^the effect table has no 'rob' column: add risk-of-bias judgements to the "
+                                         r"study table$"):
+        rob_formula(judged_table(["low", "high"]).drop(columns="rob"))
+
+
+def test_rob_formula_needs_two_levels():
+    assert rob_formula(judged_table(["some concerns", "low"])) == "~ C(rob, levels=['low', 'some concerns'])"
+    with pytest.raises(ValueError, match=r"^every used study has risk of bias 'high': there is no RoB contrast"):
+        rob_formula(judged_table(["high", "high"]))
+
+
+def test_a_single_study_level_is_its_own_estimate():
+    table = judged_table(["low", "low", "low", "high"], yi=[0.1, 0.3, 0.2, 0.9], sei=[0.1, 0.2, 0.15, 0.25])
+    groups = rob_subgroups(table)
+    high = groups.loc["high"]
+    assert high["k"] == 1 and high["estimate"] == 0.9 and np.isnan(high["tau2"])
+    assert high["ci_low"] == pytest.approx(0.9 - stats.norm.ppf(0.975) * 0.25, abs=1e-6)
+    assert high["ci_high"] == pytest.approx(0.9 + stats.norm.ppf(0.975) * 0.25, abs=1e-6)
+    assert groups.index.tolist() == ["low", "high"] and groups["k"].tolist() == [3, 1]
+    assert groups.attrs["QM_df"] == 1  # 2 levels, 4 studies: the test is run
+
+
+def test_the_subgroup_test_needs_two_levels_and_more_studies_than_levels():
+    one_level = rob_subgroups(judged_table(["low", "low", "low"]))
+    assert one_level.index.tolist() == ["low"] and "QM" not in one_level.attrs
+    one_each = rob_subgroups(judged_table(["low", "high"]))
+    assert one_each["k"].tolist() == [1, 1] and "QM" not in one_each.attrs  # no residual df
+    three = rob_subgroups(judged_table(["low", "high", "high"]))
+    assert three.attrs["QM_df"] == 1 and 0 <= three.attrs["QM_p"] <= 1
