@@ -57,6 +57,9 @@ MODULES: dict[str, tuple] = {
     # the verdict modules (issue 28): what the user reads as a rating, a flag or PASS/FAIL
     "present.sof": ("src/evsynth/present/sof.py", ["tests/test_verdicts_sof.py", "tests/test_sof.py",
                                                    "-k", "not usually_high and not report_section"]),
+    "methods.certainty": ("src/evsynth/methods/certainty.py", [
+        "tests/test_verdicts_sof.py", "tests/test_certainty.py", "tests/test_sof.py",
+        "-k", "not usually_high and not report_section"]),  # the GRADE rules (moved here from present/sof.py)
     "methods.riskofbias": ("src/evsynth/methods/riskofbias.py", [
         "tests/test_riskofbias.py", "tests/test_verdicts_sof.py", "tests/test_verdict_references.py",
         "-k", "not bayesian and not exclusion_rule and not prediction"]),
