@@ -25,7 +25,7 @@ def biased_studies(seed: int = 5, k: int = 24) -> pd.DataFrame:
     return es.load_studies(pd.DataFrame({
         "study_id": [f"s{i:02d}" for i in range(k)], "citation": "simulated", "source_level": "synthetic",
         "design": "effect", "technique": "t", "outcome": "o", "measure": "SMD", "yi": yi, "sei": sei,
-        "rob": rob}))
+        "rob": rob, "synthetic": True}))
 
 
 def test_rob_is_a_column_of_the_effect_table():
