@@ -447,7 +447,8 @@ def test_effect_rows_carry_the_study_fields_and_fill_the_rest():
     assert list(table.columns) == ["study_id", "technique", "comparator", "outcome", "unit", "design", "measure",
                                    "yi", "sei", "vi", "se_route", "n_total", "df", "sd_scale", "censored",
                                    "head_to_head", "used", "why_not", "synthetic", "rob", "components", "direction",
-                                   "randomised", "sample_id", "test", "means", "r_implied", "warnings"]
+                                   "randomised", "sample_id", "test", "means", "r_implied", "warnings",
+                                   "source_level"]
     a, b, c, d = (table.iloc[i] for i in range(4))
     assert (a.study_id, a.technique, a.comparator, a.outcome, a.unit, a.design, a.measure) == (
         "a", "breast care; oxytocin", "control", "milk volume", "ml", "two_group", "SMD")
