@@ -30,6 +30,10 @@ def main(argv=None) -> int:
     except (StudyDataError, ValueError, OSError) as exc:
         print(f"evsynth: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except MemoryError:  # a last line: the sizes the engines know of are refused before they start
+        print("evsynth: error: out of memory: the input is too large for this machine at these settings "
+              "(fewer draws, --draws/--chains, or a smaller table)", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 def run() -> None:

@@ -861,6 +861,19 @@ def pointwise_loglik(model: GaussianModel, theta: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- the result
 
 
+MAX_DRAW_CELLS = 50_000_000  # chains x draws x studies: each study-level array of draws (theta, its log-likelihood)
+
+
+def check_draw_size(studies: int, draws: int, chains: int) -> None:
+    """Refuse, before any work, a posterior whose per-study draws (theta and its log-likelihood,
+    chains x draws x studies values each) exceed MAX_DRAW_CELLS: not a MemoryError half way."""
+    cells = chains * draws * studies
+    if cells > MAX_DRAW_CELLS:
+        raise ValueError(f"{chains} chains x {draws:,} draws x {studies:,} studies = {cells:,} values per "
+                         f"study-level array of draws, more than the limit of {MAX_DRAW_CELLS:,} "
+                         f"(~{MAX_DRAW_CELLS * 8 / 1e9:.1f} GB each); ask for fewer draws (--draws, --chains)")
+
+
 def fit_exact(model: GaussianModel, *, draws: int = 1000, chains: int = 4, seed: int = 2026, grid: Grid | None = None):
     """The exact posterior as a DataTree shaped like an MCMC fit: posterior (independent draws,
     `chains` x `draws`), log_likelihood, observed_data, constant_data, and the exact summaries
@@ -870,6 +883,7 @@ def fit_exact(model: GaussianModel, *, draws: int = 1000, chains: int = 4, seed:
 
     from .. import __version__
 
+    check_draw_size(len(model.study_id), draws, chains)
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     grid = grid or posterior_grid(model)

@@ -227,6 +227,10 @@ def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors:
     if engine == "exact" and not gaussian:
         raise ValueError(f"--engine exact: model {model!r} has no Gaussian description (the exact engine fits "
                          f"{', '.join(sorted(CONSTRUCTORS))}); use --engine pymc")
+    from ..engines.exact import check_draw_size
+
+    check_draw_size(int(effects["used"].sum()) if "used" in effects else len(effects),
+                    fit_options.get("draws", 1000), fit_options.get("chains", 4))
     description = describe(model, effects, priors, **options) if gaussian and engine != "pymc" else None
     if engine == "exact":
         from ..engines.exact import ExactVerdict, fit_exact, posterior_grid, summary_table

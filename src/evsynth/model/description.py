@@ -288,11 +288,18 @@ def technique_index(table: pd.DataFrame) -> tuple[list[str], np.ndarray]:
     return techniques, table["technique"].map({t: k for k, t in enumerate(techniques)}).to_numpy()
 
 
+MAX_TECHNIQUES = 500  # techniques in one by_technique model (issue 25: 10,000 ran out of memory)
+
+
 def by_technique(effects: pd.DataFrame, priors: dict | None = None) -> GaussianModel:
     """technique_effect_k = mu + tau_technique z_k, theta_i = technique_effect_k[i] + tau e_i."""
     table = prepare(effects)
     chosen = resolve_priors(effects, priors, ("mu", "tau", "tau_technique"))
     techniques, index = technique_index(table)
+    if len(techniques) > MAX_TECHNIQUES:  # refused before a dense studies x techniques design is built
+        raise ValueError(f"model 'by_technique': {len(techniques):,} techniques, more than the limit of "
+                         f"{MAX_TECHNIQUES:,} (the exact engine's dense linear algebra grows with the cube of it); "
+                         "group them (--group-combinations, a coarser label) or fit random_effects")
     Z = np.eye(len(techniques))[index]
     part = RandomPart("tau_technique", chosen["tau_technique"], "technique", tuple(techniques), Z)
     effect = Reported("technique_effect", "technique", tuple(techniques), np.ones((len(techniques), 1)),
