@@ -264,8 +264,9 @@ def cmd_fit(args) -> int:
         if result.agreement is not None:  # the PyMC fit against the exact posterior of the same model
             say(result.idata.attrs["exact_check"], file=sys.stdout if result.agreement.attrs["ok"] else sys.stderr)
         say(prior_data_conflict(result.idata, table))
-        print(f"\n== {label}: every technique, with its estimate (median [95% CrI]) or why there is none ==")
-        for line in coverage_lines(technique_coverage(table, result.summary)):
+        say(f"\n== {label}: every technique, with its partially pooled estimate (median [95% CrI]) and its "
+            "own-data estimate, or why there is none ==")
+        for line in coverage_lines(technique_coverage(table, result.summary, own=result.own_data)):
             print(textwrap.fill(line, WIDTH, subsequent_indent="    "))
         _print_design(label, table, dict(args.prior))
         stem = out / slug(label)

@@ -26,7 +26,8 @@ from ..data.studies import COMPONENT_SEPARATOR
 
 MASSAGE_TECHNIQUES = ("oxytocin", "neck", "marmet")
 TECHNIQUE_GROUPINGS = ("as labelled", "by massage component")
-COVERAGE_COLUMNS = ["technique", "status", "studies_used", "designs", "q50", "q2.5", "q97.5", "reason"]
+COVERAGE_COLUMNS = ["technique", "status", "studies_used", "designs", "q50", "q2.5", "q97.5", "own_data", "reason"]
+ONE_UNCONTROLLED = "rests on one uncontrolled study"
 # order of the table: estimates first, then techniques without one
 STATUS_ORDER = ("estimate", "pooled only", "no usable study", "only in combinations", "only as comparator",
                 "not analysed")
@@ -70,7 +71,7 @@ def _designs(rows: pd.DataFrame) -> str:
 
 
 def technique_coverage(effects: pd.DataFrame, summary: pd.DataFrame | None = None,
-                       not_analysed: str | None = None) -> pd.DataFrame:
+                       not_analysed: str | None = None, own: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per technique of one outcome's effect table: its estimate or why there is none.
 
     summary: the posterior summary of the fit (evsynth.summarize), whose rows "technique: <label>"
@@ -80,7 +81,9 @@ def technique_coverage(effects: pd.DataFrame, summary: pd.DataFrame | None = Non
     Columns: technique, status ("estimate", "pooled only": used, but the model has no
     per-technique effect; "no usable study"; "only in combinations": a component never studied
     alone; "only as comparator": the active comparator of head-to-head rows; "not analysed"), studies_used (ids), designs (controlled / pre/post counts of the
-    used rows), q50, q2.5, q97.5 (posterior median and 95% interval), reason (plain words).
+    used rows), q50, q2.5, q97.5 (posterior median and 95% interval), own_data (with `own`, from
+    methods.own_data: the technique's own-data estimate, no pooling across techniques, as text),
+    reason (plain words; "rests on one uncontrolled study" where true).
     """
     excluded = not_used(effects).set_index("study_id")["why_not"]
     used_ids = set(effects["study_id"]) - set(excluded.index)
@@ -94,7 +97,10 @@ def technique_coverage(effects: pd.DataFrame, summary: pd.DataFrame | None = Non
     for technique, group in effects.groupby("technique", sort=True):
         used = group[group["study_id"].isin(used_ids)]
         entry = {"technique": technique, "studies_used": ", ".join(used["study_id"]), "designs": _designs(used),
-                 "q50": float("nan"), "q2.5": float("nan"), "q97.5": float("nan")}
+                 "q50": float("nan"), "q2.5": float("nan"), "q97.5": float("nan"), "own_data": ""}
+        if own is not None and technique in own.index:
+            o = own.loc[technique]
+            entry["own_data"] = f"{o['own_q50']:.2f} [{o['own_low']:.2f}, {o['own_high']:.2f}] ({o['how']})"
         if labelled:
             merged = sorted(set(group["technique_as_labelled"]) - {technique})
             if merged:
@@ -109,6 +115,8 @@ def technique_coverage(effects: pd.DataFrame, summary: pd.DataFrame | None = Non
             entry |= {"status": "estimate", "q50": est["q50"], "q2.5": est["q2.5"], "q97.5": est["q97.5"],
                       "reason": ("one study: its estimate is pulled towards the other techniques (partial "
                                  "pooling)" if len(used) == 1 else f"{len(used)} studies")}
+            if len(used) == 1 and bool(uncontrolled(used).all()):
+                entry["reason"] = f"{ONE_UNCONTROLLED}; " + entry["reason"]
         else:
             entry |= {"status": "pooled only",
                       "reason": "the model has no per-technique effect; these studies enter the pooled estimate"}
@@ -118,6 +126,7 @@ def technique_coverage(effects: pd.DataFrame, summary: pd.DataFrame | None = Non
     rows += _comparator_only_rows(effects, status | {r["technique"]: r["status"] for r in rows[len(status):]},
                                   not_analysed)
     table = pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
+    table["own_data"] = table["own_data"].fillna("")
     table["_order"] = table["status"].map(STATUS_ORDER.index)
     return table.sort_values(["_order", "technique"], kind="stable").drop(columns="_order").reset_index(drop=True)
 
@@ -164,7 +173,7 @@ def format_coverage(table: pd.DataFrame) -> pd.DataFrame:
     estimate = table.apply(lambda r: "" if pd.isna(r["q50"]) else f"{r['q50']:.2f} [{r['q2.5']:.2f}, {r['q97.5']:.2f}]",
                            axis=1)
     view = table.assign(estimate=estimate)
-    return view[["technique", "status", "estimate", "studies_used", "designs", "reason"]]
+    return view[["technique", "status", "estimate", "own_data", "studies_used", "designs", "reason"]]
 
 
 def coverage_lines(table: pd.DataFrame) -> list[str]:
@@ -173,7 +182,9 @@ def coverage_lines(table: pd.DataFrame) -> list[str]:
     lines = []
     for row in format_coverage(table).itertuples(index=False):
         if row.estimate:
-            lines.append(f"{row.technique}: {row.estimate} from {row.studies_used} ({row.designs}; {row.reason})")
+            own = f"; own data alone: {row.own_data}" if row.own_data else ""
+            lines.append(f"{row.technique}: {row.estimate} from {row.studies_used} ({row.designs}; {row.reason})"
+                         f"{own}")
         else:
             lines.append(f"{row.technique}: {row.status}: {row.reason}")
     return lines

@@ -24,7 +24,9 @@ class AnalysisResult:
     certainty: methods.certainty.Certainty -- the GRADE-style rating (rating, start, start_reason,
       ratings and reasons per domain, downgrades);
     influence: methods.leave_out.Influence -- leave-one-out of each study (random effects, exact
-      engine) and the secondary-source sensitivity; None below 3 studies or when not computed.
+      engine) and the secondary-source sensitivity; None below 3 studies or when not computed;
+    own_data: methods.own_data.own_data -- each technique's own-data estimate (no pooling across
+      techniques); the summary's P(>0) is blanked for techniques whose own data do not support it.
     Each is None when run_analysis was told not to compute it (bias=False) or could not.
     """
 
@@ -38,6 +40,7 @@ class AnalysisResult:
     bias_adjusted: object = None  # methods.robma.BiasAdjusted
     certainty: object = None  # methods.certainty.Certainty
     influence: object = None  # methods.leave_out.Influence
+    own_data: pd.DataFrame | None = None  # methods.own_data.own_data: each technique on its own studies
 
 
 def slug(label: str) -> str:
@@ -281,6 +284,14 @@ def add_bias_and_certainty(result: AnalysisResult, priors: dict | None = None) -
     from .robma import bias_adjusted
 
     result.bias_adjusted = bias_adjusted(result.effects, priors)
+    if any(str(name).startswith("technique: ") for name in result.summary.index):
+        from .own_data import own_data, withhold_unsupported
+
+        result.own_data = own_data(result.effects, priors)
+        result.summary, blanked = withhold_unsupported(result.summary, result.own_data)
+        if blanked:
+            result.notes.append(f"P(>0) not shown for {', '.join(blanked)}: the technique's own studies do not "
+                                "support it (own-data 95% interval includes 0)")
     try:
         result.influence = leave_one_out(result.effects, priors)
     except ValueError as exc:  # e.g. priors the random-effects description refuses

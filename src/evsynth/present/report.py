@@ -494,7 +494,7 @@ def _analysis_section(result: AnalysisResult, threshold: float | None, mods=None
     parts += ["<h3>Posterior summary (95% equal-tailed intervals)</h3>",
               _table(summary.rename(columns=SUMMARY_LABELS).rename_axis("Parameter"))]
     parts += ["<h3>Every technique: its estimate, or why there is none</h3>",
-              _table(format_coverage(technique_coverage(result.effects, result.summary)), index=False)]
+              _table(format_coverage(technique_coverage(result.effects, result.summary, own=getattr(result, "own_data", None))), index=False)]
     parts += _design_section(result.effects)
     if mods is not None and result.idata.attrs.get("model") != "meta_regression":
         parts += _regression_section(result, mods)
