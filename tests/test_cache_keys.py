@@ -100,10 +100,15 @@ def test_fingerprint_changes_with_every_field(grid):
         "studies": replace(context, studies=studies), "outcome": replace(context, outcome="other"),
         "measure": replace(context, measure="MD"), "p_bound": replace(context, p_bound="other"),
         "model": replace(context, model="random_effects"), "priors": replace(context, priors={"mu": "normal(0, 2)"}),
-        "engine": replace(context, engine="pymc")}
+        "engine": replace(context, engine="pymc"), "design": replace(context, design="randomised")}
     for option, value in (("draws", 100), ("tune", 100), ("chains", 2), ("seed", 1), ("target_accept", 0.9),
                           ("sampler", "pymc")):
         changed[f"options.{option}"] = replace(context, options=replace(context.options, **{option: value}))
+    # every field of the context and of its fit options is changed above (a new field needs a line)
+    from dataclasses import fields
+
+    assert {f.name for f in fields(sens.Context)} == {name.split(".")[0] for name in changed}
+    assert {f.name for f in fields(sens.FitOptions)} == {n.split(".")[1] for n in changed if n.startswith("options.")}
     prints = {name: c.fingerprint() for name, c in changed.items()}
     assert context.fingerprint() == grid.context.fingerprint()
     assert context.fingerprint() not in prints.values()
