@@ -40,6 +40,7 @@ def test_classical_tables_are_metafors_figures(bcg):
     assert res.order_by == "year"
     np.testing.assert_allclose(res.cumulative["estimate"], REF["bcg_cumul"]["REML"]["estimate"], rtol=1e-8)
     assert len(res.bayesian_cumulative) == 13
+    assert res.bayes_intervals.loc["I² %", "eti_high"] > res.bayes_intervals.loc["I² %", "eti_low"]
     assert trimfill_table(res).loc["L0", "k0"] == 1  # metafor: one study missing on the right for dat.bcg
 
 
@@ -63,11 +64,11 @@ def test_command_prints_and_saves_every_part(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "every tau² estimator" in out and "Q-profile" in out and "Mantel-Haenszel" in out
-    assert "trim-and-fill" in out and "cumulative meta-analysis by year" in out
+    assert "trim-and-fill" in out and "cumulative meta-analysis by year" in out and "HPD" in out
     assert [line for line in out.splitlines() if len(line) > 100] == []
     saved = {p.name for p in tmp_path.iterdir()}
     for part in ("estimators.csv", "heterogeneity.csv", "influence.csv", "trimfill.csv", "mantel_haenszel.csv",
-                 "cumulative.csv", "baujat.png", "cumulative.png", "trimfill.png"):
+                 "cumulative.csv", "bayes_intervals.csv", "baujat.png", "cumulative.png", "trimfill.png"):
         assert f"classical_tuberculosis_{part}" in saved
 
 
@@ -83,7 +84,7 @@ def test_report_section_shows_the_classical_checks(bcg):
 
     studies, effects = bcg
     html = classical_section(studies, SimpleNamespace(label="tuberculosis", effects=effects))
-    for text in ("Every tau² estimator", "Q-profile", "Mantel-Haenszel", "Influence", "Cumulative meta-analysis",
+    for text in ("Every tau² estimator", "Q-profile", "shortest (HPD)", "Mantel-Haenszel", "Influence", "Cumulative meta-analysis",
                  "Trim-and-fill", "<img"):
         assert text in html
     assert html.count("<img") == 3

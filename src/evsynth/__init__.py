@@ -90,6 +90,9 @@ _EXPORTS = {
     "bayesian_cumulative": ("evsynth.methods.cumulative", 'bayesian_cumulative'),
     "trimfill": ("evsynth.methods.trimfill", 'trimfill'),
     "classical": ("evsynth.methods.classical", 'classical'),
+    "exact_i2_h2": ("evsynth.methods.heterogeneity", 'exact_i2_h2'),
+    "exact_hpd": ("evsynth.methods.heterogeneity", 'exact_hpd'),
+    "shortest_interval": ("evsynth.methods.heterogeneity", 'shortest_interval'),
 }
 
 
@@ -123,5 +126,5 @@ __all__ = [
     "correlation_sensitivity",
     "mantel_haenszel", "peto", "cochran_mantel_haenszel",
     "one_row_per_sample", "restrict_design", "prepost_weight_share",
-    "influence", "baujat", "cumulative", "bayesian_cumulative", "trimfill", "classical",
+    "influence", "baujat", "cumulative", "bayesian_cumulative", "trimfill", "classical", "exact_i2_h2", "exact_hpd", "shortest_interval",
 ]

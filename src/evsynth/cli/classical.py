@@ -92,6 +92,12 @@ def cmd_classical(args) -> int:
         if res.binary is not None:
             print_frame(f"{label}: Mantel-Haenszel and Peto (common-effect, from the 2x2 counts; ratios "
                         "back-transformed)", _binary_view(res.binary), digits=4)
+        if res.bayes_intervals is not None:
+            b = res.bayes_intervals
+            print_frame(f"{label}: exact Bayesian posterior ({b.attrs['tau_prior']} on tau, {b.attrs['mu_prior']} on "
+                        "mu): equal-tailed (eti) and shortest/HPD 95% intervals; I² and H² from tau's exact "
+                        "quantiles", b, digits=4)
+            b.to_csv(f"{stem}_bayes_intervals.csv")
         infl = res.influence
         flagged = infl.index[infl["influential"]].astype(str).tolist()
         print_frame(f"{label}: influence ({res.method}; influential: {', '.join(flagged) or 'none'})",

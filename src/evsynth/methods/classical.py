@@ -14,6 +14,7 @@ import pandas as pd
 from ..effects.table import used_effects
 from .binary_pooling import COUNT_COLUMNS, cochran_mantel_haenszel, mantel_haenszel, peto
 from .cumulative import bayesian_cumulative, cumulative
+from .heterogeneity import exact_hpd
 from .influence import baujat, influence
 from .tau2 import TAU2_METHODS, heterogeneity_ci, rma
 from .trimfill import TrimFill, trimfill
@@ -38,6 +39,7 @@ class Classical:
     cumulative: pd.DataFrame | None = None
     bayesian_cumulative: pd.DataFrame | None = None
     order_by: str | None = None
+    bayes_intervals: pd.DataFrame | None = None  # exact posterior: equal-tailed and HPD (mu, tau, I², H²)
     notes: list[str] = field(default_factory=list)
 
 
@@ -139,6 +141,7 @@ def classical(effects: pd.DataFrame, studies: pd.DataFrame | None = None, method
         baujat=baujat(yi, vi, method=method, labels=labels),
         trimfill={e: trimfill(yi, vi, method=method, estimator=e, labels=labels) for e in ("L0", "R0")},
         binary=binary, cumulative=cum, bayesian_cumulative=bayes, order_by=order_by if order is not None else None,
+        bayes_intervals=exact_hpd(yi, np.sqrt(vi), tau_prior=tau_prior, mu_prior=mu_prior) if bayesian else None,
         notes=notes)
 
 

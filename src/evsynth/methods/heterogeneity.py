@@ -23,6 +23,7 @@ Plain functions over arrays and the fit's DataTree; summarize() turns the draws 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from .frequentist import typical_variance
 
@@ -120,3 +121,71 @@ def headline_i2(idata, vi=None) -> tuple[str, np.ndarray] | None:
         return None
     key = next((k for k in draws if "total" in k), next((k for k in draws if "between studies" in k), next(iter(draws))))
     return key.replace("I² % (", "I² (").removesuffix(")") + "; posterior)", draws[key]
+
+
+def exact_i2_h2(yi, sei, tau_prior: str = "halfnormal(0.5)", mu_prior: str | None = "normal(0, 1)",
+                probs=(0.025, 0.5, 0.975)) -> pd.DataFrame:
+    """Exact posterior quantiles of I² (%) and H² of the random-effects model: both increase with tau
+    (s² is fixed by the data), so their quantiles are tau's exact quantiles mapped through i2_h2,
+    with no Monte Carlo error (4,000 draws put the 97.5% quantile of I² off by up to 1.6 points).
+    Also the tau quantiles themselves. Priors as evsynth.engines.normal_normal.exact_posterior takes
+    them (evsynth's standard priors by default).
+
+    Example: exact_i2_h2(table.yi, table.sei)
+    """
+    from ..engines.normal_normal import exact_posterior  # the quadrature engine, only when asked
+
+    sei = np.asarray(sei, dtype=float).ravel()
+    tau = np.asarray(exact_posterior(yi, sei, tau_prior=tau_prior, mu_prior=mu_prior).tau_quantile(probs), float)
+    i2, h2 = i2_h2(tau, sei**2)
+    columns = [f"q{100 * p:g}" for p in probs]
+    return pd.DataFrame([tau, i2, h2], index=pd.Index(["tau", "I² %", "H²"], name="quantity"), columns=columns)
+
+
+def shortest_interval(ppf, mass: float = 0.95) -> tuple[float, float]:
+    """The shortest interval holding `mass` of a continuous distribution given its quantile function:
+    the highest-density interval when the density is unimodal (mu, tau, I² of the normal-normal model).
+    Found by minimising ppf(p + mass) - ppf(p) over the lower tail probability p."""
+    from scipy import optimize
+
+    if not 0 < mass < 1:
+        raise ValueError(f"interval mass {mass} must lie strictly between 0 and 1")
+    width = lambda p: float(ppf(p + mass) - ppf(p))  # noqa: E731
+    res = optimize.minimize_scalar(width, bounds=(1e-12, 1 - mass - 1e-12), method="bounded",
+                                   options={"xatol": 1e-10})
+    p = float(res.x)
+    for edge in (0.0, 1 - mass):  # a boundary mode (tau at 0): the interval starts at the edge
+        try:
+            if np.isfinite(width(edge)) and width(edge) <= width(p):
+                p = edge
+        except (ValueError, FloatingPointError):
+            continue
+    return float(ppf(p)), float(ppf(p + mass))
+
+
+def exact_hpd(yi, sei, tau_prior: str = "halfnormal(0.5)", mu_prior: str | None = "normal(0, 1)",
+              mass: float = 0.95) -> pd.DataFrame:
+    """Shortest (highest posterior density) `mass` intervals of mu, tau, I² (%), H² and the prediction
+    for a new study from the exact posterior, beside the equal-tailed ones: the HPD option.
+
+    Example: exact_hpd(table.yi, table.sei)
+    """
+    from ..engines.normal_normal import exact_posterior
+
+    sei = np.asarray(sei, dtype=float).ravel()
+    post = exact_posterior(yi, sei, tau_prior=tau_prior, mu_prior=mu_prior)
+    tail = (1 - mass) / 2
+    ppfs = {"mu": post.mu_quantile, "tau": post.tau_quantile,
+            "prediction (new study)": post.predictive_mixture.ppf}
+    rows = {}
+    for name, ppf in ppfs.items():
+        scalar = lambda p, f=ppf: float(np.asarray(f(np.atleast_1d(p)), float).ravel()[0])  # noqa: E731
+        lo, hi = shortest_interval(scalar, mass)
+        rows[name] = {"hpd_low": lo, "hpd_high": hi, "eti_low": scalar(tail), "eti_high": scalar(1 - tail)}
+    for label, k in (("I² %", 0), ("H²", 1)):  # their own quantile functions: tau's, mapped (monotone)
+        scalar = lambda p, k=k: float(i2_h2(np.asarray(post.tau_quantile(np.atleast_1d(p)), float)[0], sei**2)[k])  # noqa: E731
+        lo, hi = shortest_interval(scalar, mass)
+        rows[label] = {"hpd_low": lo, "hpd_high": hi, "eti_low": scalar(tail), "eti_high": scalar(1 - tail)}
+    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("quantity")
+    table.attrs.update(mass=mass, tau_prior=tau_prior, mu_prior=mu_prior or "flat")
+    return table

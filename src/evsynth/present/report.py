@@ -612,6 +612,12 @@ def classical_section(studies: pd.DataFrame, result: AnalysisResult) -> str:
              "prediction interval: it assumes no between-study spread.</p>",
              "<h3>Every tau² estimator</h3>", _table(shown(res.estimators.drop(columns=["se", "tau2_se"]), effect)),
              f"<h3>Heterogeneity: {res.method} estimate with Q-profile 95% CI</h3>", _table(res.heterogeneity)]
+    if res.bayes_intervals is not None:
+        b = res.bayes_intervals
+        parts += ["<h3>Exact Bayesian intervals: equal-tailed and shortest (HPD)</h3>",
+                  f'<p class="note">Exact posterior of the random-effects model ({_e(b.attrs["tau_prior"])} on tau, '
+                  f"{_e(b.attrs['mu_prior'])} on mu; analysis scale). I² and H² come from tau's exact quantiles "
+                  "(they increase with tau), with no Monte Carlo error.</p>", _table(b)]
     if res.binary is not None:
         binary = res.binary.copy()
         rows = [i for i in binary.index if not i.endswith("RD")]
