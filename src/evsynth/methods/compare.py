@@ -23,7 +23,6 @@ import math
 import warnings
 from dataclasses import dataclass
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -315,6 +314,8 @@ def loo_compare(idatas: dict, integrate_theta: bool = True, **kwargs) -> pd.Data
             raise ValueError(f"model {name!r} was fitted to different studies than the others")
         prepared[name] = study_loglik(idata) if integrate_theta else idata
     # round_to="none": the table keeps the figures, printing decides the digits.
+    import arviz as az  # here: model averaging by quadrature (robma, fit's bias check) needs none of it
+
     table = az.compare(prepared, var_name="y", round_to="none", **kwargs)
     table["method"] = "PSIS-LOO"
     table.attrs["method"] = "PSIS-LOO (ArviZ; Pareto k in column diag_elpd)"
@@ -334,6 +335,8 @@ def pareto_k_table(idata: xr.DataTree, integrate_theta: bool = True) -> pd.DataF
     _check_loglik("idata", idata)
     if integrate_theta:
         idata = study_loglik(idata)
+    import arviz as az
+
     loo = az.loo(idata, pointwise=True, var_name="y")
     k = np.asarray(loo.pareto_k).ravel()
     good = float(loo.good_k)
