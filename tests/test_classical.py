@@ -68,7 +68,7 @@ def test_command_prints_and_saves_every_part(tmp_path, capsys):
     assert [line for line in out.splitlines() if len(line) > 100] == []
     saved = {p.name for p in tmp_path.iterdir()}
     for part in ("estimators.csv", "heterogeneity.csv", "influence.csv", "trimfill.csv", "mantel_haenszel.csv",
-                 "cumulative.csv", "bayes_intervals.csv", "baujat.png", "cumulative.png", "trimfill.png"):
+                 "cumulative.csv", "bayes_intervals.csv", "predictive.csv", "baujat.png", "cumulative.png", "trimfill.png"):
         assert f"classical_tuberculosis_{part}" in saved
 
 
@@ -84,7 +84,7 @@ def test_report_section_shows_the_classical_checks(bcg):
 
     studies, effects = bcg
     html = classical_section(studies, SimpleNamespace(label="tuberculosis", effects=effects))
-    for text in ("Every tau² estimator", "Q-profile", "shortest (HPD)", "Mantel-Haenszel", "Influence", "Cumulative meta-analysis",
+    for text in ("Every tau² estimator", "Q-profile", "shortest (HPD)", "posterior predictive p-values", "Mantel-Haenszel", "Influence", "Cumulative meta-analysis",
                  "Trim-and-fill", "<img"):
         assert text in html
     assert html.count("<img") == 3

@@ -98,6 +98,12 @@ def cmd_classical(args) -> int:
                         "mu): equal-tailed (eti) and shortest/HPD 95% intervals; I² and H² from tau's exact "
                         "quantiles", b, digits=4)
             b.to_csv(f"{stem}_bayes_intervals.csv")
+        if res.predictive is not None:
+            pp = res.predictive
+            low = pp.index[pp["p_two_sided"] < 0.05].astype(str).tolist()
+            say(f"{label}: leave-one-out posterior predictive p-values (exact engine; two-sided p < 0.05: "
+                f"{', '.join(low) or 'none'}); in {stem.name}_predictive.csv")
+            pp.to_csv(f"{stem}_predictive.csv")
         infl = res.influence
         flagged = infl.index[infl["influential"]].astype(str).tolist()
         print_frame(f"{label}: influence ({res.method}; influential: {', '.join(flagged) or 'none'})",

@@ -15,6 +15,7 @@ from ..effects.table import used_effects
 from .binary_pooling import COUNT_COLUMNS, cochran_mantel_haenszel, mantel_haenszel, peto
 from .cumulative import bayesian_cumulative, cumulative
 from .heterogeneity import exact_hpd
+from .predictive import predictive_pvalues
 from .influence import baujat, influence
 from .tau2 import TAU2_METHODS, heterogeneity_ci, rma
 from .trimfill import TrimFill, trimfill
@@ -40,6 +41,7 @@ class Classical:
     bayesian_cumulative: pd.DataFrame | None = None
     order_by: str | None = None
     bayes_intervals: pd.DataFrame | None = None  # exact posterior: equal-tailed and HPD (mu, tau, I², H²)
+    predictive: pd.DataFrame | None = None  # leave-one-out posterior predictive p-values per study
     notes: list[str] = field(default_factory=list)
 
 
@@ -142,6 +144,8 @@ def classical(effects: pd.DataFrame, studies: pd.DataFrame | None = None, method
         trimfill={e: trimfill(yi, vi, method=method, estimator=e, labels=labels) for e in ("L0", "R0")},
         binary=binary, cumulative=cum, bayesian_cumulative=bayes, order_by=order_by if order is not None else None,
         bayes_intervals=exact_hpd(yi, np.sqrt(vi), tau_prior=tau_prior, mu_prior=mu_prior) if bayesian else None,
+        predictive=predictive_pvalues(yi, np.sqrt(vi), tau_prior=tau_prior, mu_prior=mu_prior, labels=labels,
+                                      cross_validated=True) if bayesian else None,
         notes=notes)
 
 

@@ -618,6 +618,11 @@ def classical_section(studies: pd.DataFrame, result: AnalysisResult) -> str:
                   f'<p class="note">Exact posterior of the random-effects model ({_e(b.attrs["tau_prior"])} on tau, '
                   f"{_e(b.attrs['mu_prior'])} on mu; analysis scale). I² and H² come from tau's exact quantiles "
                   "(they increase with tau), with no Monte Carlo error.</p>", _table(b)]
+    if res.predictive is not None:
+        parts += ["<h3>Leave-one-out posterior predictive p-values (exact engine)</h3>",
+                  '<p class="note">P(a new study like this one lies above its estimate), from the posterior '
+                  "without it; a two-sided p below 0.05 marks a study the others do not predict.</p>",
+                  _table(res.predictive)]
     if res.binary is not None:
         binary = res.binary.copy()
         rows = [i for i in binary.index if not i.endswith("RD")]
