@@ -58,8 +58,7 @@ MODULES: dict[str, tuple] = {
     "present.sof": ("src/evsynth/present/sof.py", ["tests/test_verdicts_sof.py", "tests/test_sof.py",
                                                    "-k", "not usually_high and not report_section"]),
     "methods.certainty": ("src/evsynth/methods/certainty.py", [
-        "tests/test_verdicts_sof.py", "tests/test_certainty.py", "tests/test_sof.py",
-        "-k", "not usually_high and not report_section"]),  # the GRADE rules (moved here from present/sof.py)
+        "tests/test_verdicts_sof.py", "tests/test_certainty.py"]),  # the GRADE rules (moved here from present/sof.py)
     "methods.riskofbias": ("src/evsynth/methods/riskofbias.py", [
         "tests/test_riskofbias.py", "tests/test_verdicts_sof.py", "tests/test_verdict_references.py",
         "-k", "not bayesian and not exclusion_rule and not prediction"]),

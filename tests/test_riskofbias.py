@@ -146,6 +146,7 @@ def test_a_single_study_level_is_its_own_estimate():
     assert high["ci_low"] == pytest.approx(0.9 - stats.norm.ppf(0.975) * 0.25, abs=1e-6)
     assert high["ci_high"] == pytest.approx(0.9 + stats.norm.ppf(0.975) * 0.25, abs=1e-6)
     assert groups.index.tolist() == ["low", "high"] and groups["k"].tolist() == [3, 1]
+    assert groups.columns.tolist() == ["k", "estimate", "ci_low", "ci_high", "tau2"]
     assert groups.attrs["QM_df"] == 1  # 2 levels, 4 studies: the test is run
 
 
