@@ -293,3 +293,49 @@ def test_reasons_list_every_domain_in_order():
     assert [p.split(":")[0] for p in parts] == ["design", "risk of bias", "inconsistency", "indirectness", "imprecision",
                                                 "publication bias", "participants"]
     assert parts[-1] == "participants: not reported for 1 studies (not counted)"
+
+
+# --------------------------------------------------------------------------- rate_certainty and its texts
+
+
+def test_rate_certainty_fields_and_text():
+    from evsynth.methods.certainty import rate_certainty
+
+    fit = posterior(np.linspace(0.25, 0.35, 2001), tau=0.01)
+    base = table(k=4, rob=["high", "low", "low", "low"])  # 25% at high risk: serious
+    c = rate_certainty(base, fit, NO_ENSEMBLE["o"])
+    assert (c.rating, c.start, c.downgrades) == ("moderate", "high", 1)
+    assert c.start_reason == ("4 randomised, 0 non-randomised, 0 unclear row(s), randomised rows carry 100% of the "
+                              "weight: starts high (GRADE: randomised trials)")
+    assert c.ratings == {"risk_of_bias": "serious", "inconsistency": "not serious", "indirectness": "not serious",
+                         "imprecision": "not serious", "publication_bias": "not assessed"}
+    assert c.reasons["publication_bias"] == ("4 studies: small-study tests need >= 10 (bias-adjusted ensemble: "
+                                             "not fitted in this test)")
+    assert c.text().startswith(f"MODERATE: start high ({c.start_reason}); risk of bias: serious ("
+                               "25% of the weight at high risk of bias, 25% at least some concerns); inconsistency: ")
+    assert c.text().endswith("publication bias: not assessed (4 studies: small-study tests need >= 10 (bias-adjusted "
+                             "ensemble: not fitted in this test))")
+    # low start: two levels down before any downgrade, floored at very low
+    low = rate_certainty(base.assign(randomised="no"), fit, NO_ENSEMBLE["o"],
+                         overrides={"imprecision": ("very serious", "constructed")})
+    assert (low.rating, low.start, low.downgrades) == ("very low", "low", 3)
+    assert low.reasons["imprecision"] == "overridden by the user: constructed"
+    unclear = rate_certainty(base.assign(randomised=["yes", "yes", "unclear", "no"]), fit, NO_ENSEMBLE["o"])
+    assert unclear.start_reason == ("2 randomised, 1 non-randomised, 1 unclear row(s), randomised rows carry 50% of the "
+                                    "weight: starts low (GRADE: non-randomised or unclear evidence; not ROBINS-I)")
+    assert (unclear.rating, unclear.downgrades) == ("very low", 1)
+
+
+def test_publication_bias_by_the_ensemble_word_for_word():
+    from evsynth.methods.certainty import rate_publication_bias
+
+    ran = BiasAdjusted(True, 12, mean=0.2, low=0.05, high=0.6, p_bias=0.75, bf_bias=3.0)
+    rating, why = rate_publication_bias(table(k=12), ran, (0.1, 0.5))
+    assert rating == "serious"  # BF exactly 3
+    assert why == ("RoBMA-PSMA: P(bias) 0.75, BF_bias 3 (>= 3), bias-adjusted 95% CrI 0.05 to 0.60 vs unadjusted "
+                   "0.10 to 0.50")
+    below = BiasAdjusted(True, 12, mean=0.2, low=-0.05, high=0.6, p_bias=0.7, bf_bias=np.nextafter(3.0, 0))
+    rating, why = rate_publication_bias(table(k=12), below, (-0.1, 0.5))
+    assert rating == "not serious" and why.endswith("vs unadjusted -0.10 to 0.50")  # both include 0: no flip note
+    # the ensemble's figures are used only when it ran and the unadjusted interval is given
+    assert rate_publication_bias(table(k=4), ran, None)[0] == "not assessed"
