@@ -85,6 +85,17 @@ BUILDERS = {
 
 
 def build_model(kind: str, effects: pd.DataFrame, priors: dict | None = None, **options) -> pm.Model:
+    """The PyMC model of `kind` (a key of BUILDERS: random_effects, by_technique, common_effect,
+    selection, network, meta_regression, ...) for an effect table, with `priors` overriding the
+    defaults ({"tau": "halfcauchy(0.5)"}); es.fit samples it.
+
+    Example:
+        >>> import evsynth as es
+        >>> effects = es.compute_effects(es.load_studies("studies/synthetic_demo.csv"))
+        >>> model = es.build_model("random_effects", effects[effects.outcome == "milk volume"])
+        >>> sorted(v.name for v in model.free_RVs)[:2]
+        ['mu', 'tau']
+    """
     if kind not in BUILDERS:
         raise ValueError(f"model {kind!r} unknown; choose one of {sorted(BUILDERS)}")
     return BUILDERS[kind](effects, priors, **options)

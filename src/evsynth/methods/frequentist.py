@@ -228,7 +228,18 @@ def dersimonian_laird(yi, vi, knapp_hartung: bool = False) -> MetaResult:
 
 
 def reml(yi, vi, knapp_hartung: bool = False, threshold: float = 1e-12) -> MetaResult:
-    """Random-effects meta-analysis with the REML tau^2 (metafor's default; threshold: see tau2_reml)."""
+    """Random-effects meta-analysis with the REML tau^2 (metafor's default; threshold: see tau2_reml).
+    Returns a MetaResult: mu with its SE, CI, z and p; tau², I², H², Cochran's Q and the 95%
+    prediction interval (Knapp-Hartung t and its CI with knapp_hartung=True), as metafor's rma().
+
+    Example:
+        >>> import numpy as np
+        >>> yi = np.log([4 / 123, 6 / 306]) - np.log([11 / 139, 29 / 303])    # two BCG trials, log RR
+        >>> vi = [1/4 - 1/123 + 1/11 - 1/139, 1/6 - 1/306 + 1/29 - 1/303]
+        >>> fit = reml(yi, vi)
+        >>> round(fit.mu, 3), round(fit.tau2, 3), round(fit.Q, 3)
+        (-1.325, 0.0, 0.931)
+    """
     yi, vi = _as_arrays(yi, vi)
     tau2 = tau2_reml(yi, vi, threshold=threshold)
     return _fit(yi, vi, tau2, "REML", knapp_hartung, _tau2_se(vi, tau2, "REML"))

@@ -394,7 +394,31 @@ class NothingToAnalyse(ValueError):
 
 @dataclass
 class Sensitivity:
-    """A grid of scenarios over one outcome. `run()` fits them; `table` holds the tidy result."""
+    """A grid of scenarios over one outcome: every combination of the listed tau priors, pre/post
+    correlations, exclusion rules and technique groupings (plus leaving each study out), each
+    fitted with the same model. `run()` fits them and returns the tidy table (also in `table`): one
+    row per scenario x parameter, with the scenario's settings, the posterior (mean, sd, 2.5/50/97.5%,
+    P(> 0)), the engine and a verdict (PASS / FAIL from the diagnostics; NOT FITTED when the
+    scenario leaves too few studies; exact-engine rows have no sampler to diagnose).
+
+    Fields: studies (a table from load_studies, or a CSV path); tau_prior (prior texts,
+    evsynth.model.priors; None: the model's default); r_prepost; exclude (rule texts in the grammar
+    of evsynth.data.rules, None: exclude nothing); techniques ("as labelled", "by massage
+    component": evsynth.effects.techniques); leave_one_out; outcome (None: the one outcome with
+    enough studies); measure, p_bound, design (as compute_effects and restrict_design); model;
+    priors (fixed priors of the other parameters); draws, tune, chains, seed, target_accept,
+    sampler (for PyMC scenarios); engine ("auto": exact wherever the model is Gaussian);
+    max_scenarios (a bigger grid is refused unless raised).
+
+    Example:
+        >>> import evsynth as es
+        >>> grid = es.Sensitivity("studies/massage.csv", outcome="milk volume", model="random_effects",
+        ...                       tau_prior=["halfnormal(0.5)", "halfcauchy(0.5)"], r_prepost=[0.3, 0.7],
+        ...                       exclude=[None, "design == 'pre_post'"])
+        >>> len(grid.scenarios())
+        8
+        >>> table = grid.run(progress=False)   # exact engine: no MCMC   # doctest: +SKIP
+    """
 
     studies: pd.DataFrame | str | Path
     tau_prior: list = field(default_factory=lambda: [None])  # None: the model's default tau prior
