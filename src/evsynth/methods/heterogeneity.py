@@ -145,7 +145,13 @@ def exact_i2_h2(yi, sei, tau_prior: str = "halfnormal(0.5)", mu_prior: str | Non
 def shortest_interval(ppf, mass: float = 0.95) -> tuple[float, float]:
     """The shortest interval holding `mass` of a continuous distribution given its quantile function:
     the highest-density interval when the density is unimodal (mu, tau, I² of the normal-normal model).
-    Found by minimising ppf(p + mass) - ppf(p) over the lower tail probability p."""
+    Found by minimising ppf(p + mass) - ppf(p) over the lower tail probability p.
+
+    Example:
+        >>> from scipy import stats
+        >>> [round(v, 3) for v in shortest_interval(stats.norm(0, 1).ppf)]   # symmetric: +-1.96
+        [-1.96, 1.96]
+    """
     from scipy import optimize
 
     if not 0 < mass < 1:
