@@ -94,6 +94,7 @@ _EXPORTS = {
     "exact_hpd": ("evsynth.methods.heterogeneity", 'exact_hpd'),
     "shortest_interval": ("evsynth.methods.heterogeneity", 'shortest_interval'),
     "predictive_pvalues": ("evsynth.methods.predictive", 'predictive_pvalues'),
+    "predict_at": ("evsynth.methods.regression", 'predict_at'),
 }
 
 
@@ -127,5 +128,5 @@ __all__ = [
     "correlation_sensitivity",
     "mantel_haenszel", "peto", "cochran_mantel_haenszel",
     "one_row_per_sample", "restrict_design", "prepost_weight_share",
-    "influence", "baujat", "cumulative", "bayesian_cumulative", "trimfill", "classical", "exact_i2_h2", "exact_hpd", "shortest_interval", "predictive_pvalues",
+    "influence", "baujat", "cumulative", "bayesian_cumulative", "trimfill", "classical", "exact_i2_h2", "exact_hpd", "shortest_interval", "predictive_pvalues", "predict_at",
 ]
