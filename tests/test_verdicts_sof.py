@@ -339,3 +339,76 @@ def test_publication_bias_by_the_ensemble_word_for_word():
     assert rating == "not serious" and why.endswith("vs unadjusted -0.10 to 0.50")  # both include 0: no flip note
     # the ensemble's figures are used only when it ran and the unadjusted interval is given
     assert rate_publication_bias(table(k=4), ran, None)[0] == "not assessed"
+
+
+def test_certainty_one_line_summary():
+    from evsynth.methods.certainty import rate_certainty
+
+    fit = posterior(np.linspace(0.25, 0.35, 2001), tau=0.01)
+    c = rate_certainty(table(k=4, rob=["high", "low", "low", "low"]), fit, NO_ENSEMBLE["o"],
+                       overrides={"imprecision": ("very serious", "x")})
+    assert str(c) == "VERY LOW (GRADE-style; started high: all randomised; downgraded for risk of bias serious, " \
+                     "imprecision very serious)"
+    clean = rate_certainty(table(k=4).assign(randomised="no"), fit, NO_ENSEMBLE["o"])
+    assert str(clean) == "LOW (GRADE-style; started low: not all randomised)"
+    assert clean.text().startswith("LOW: start low (")
+
+
+def test_rate_certainty_passes_its_options_on():
+    from evsynth.methods.certainty import rate_certainty
+
+    fit = posterior(np.linspace(0.25, 0.35, 2001), tau=0.01)
+    base = table(k=4)
+    assert rate_certainty(base, fit, NO_ENSEMBLE["o"], imprecision_width=0.01).ratings["imprecision"] == "very serious"
+    rd = base.copy()
+    rd.attrs["measure"] = "RD"  # the table's attrs name the measure before its column
+    assert rate_certainty(rd, fit, NO_ENSEMBLE["o"]).reasons["imprecision"].endswith("vs threshold 0.1 (analysis scale)")
+    no_attrs = base.assign(measure="RD")
+    no_attrs.attrs = {}
+    assert rate_certainty(no_attrs, fit, NO_ENSEMBLE["o"]).reasons["imprecision"].endswith("threshold 0.1 (analysis scale)")
+    ran = BiasAdjusted(True, 4, mean=0.3, low=0.2, high=0.4, p_bias=0.2, bf_bias=0.25)
+    c = rate_certainty(base, fit, ran)
+    assert c.ratings["publication_bias"] == "not serious" and c.reasons["publication_bias"].startswith(
+        "RoBMA-PSMA: P(bias) 0.20, BF_bias 0.25 (< 3), bias-adjusted 95% CrI 0.20 to 0.40 vs unadjusted 0.25 to 0.35")
+    with pytest.raises(ValueError, match=r"^override for 'milk': domain 'bias' unknown; domains: risk_of_bias, "
+                                         r"inconsistency, indirectness, imprecision, publication_bias$"):
+        rate_certainty(base, fit, NO_ENSEMBLE["o"], overrides={"bias": ("serious", "x")}, label="milk")
+    with pytest.raises(ValueError, match=r"^override for '', imprecision: rating 'bad' unknown; ratings: not serious, "
+                                         r"serious, very serious, not assessed$"):
+        rate_certainty(base, fit, NO_ENSEMBLE["o"], overrides={"imprecision": ("bad", "x")})
+    with pytest.raises(ValueError, match=r"^override for '', imprecision: give the reason, e\.g\. \('serious', 'why'\)$"):
+        rate_certainty(base, fit, NO_ENSEMBLE["o"], overrides={"imprecision": "serious"})
+    with pytest.raises(ValueError, match=r"give the reason"):
+        rate_certainty(base, fit, NO_ENSEMBLE["o"], overrides={"imprecision": ("serious", "  ")})
+
+
+def test_texts_at_full_weight():
+    rating, why = rate_risk_of_bias(table(rob="high"))
+    assert why == "100% of the weight at high risk of bias, 100% at least some concerns"
+    assert rate_indirectness(table(design="pre_post"))[1].startswith("4 uncontrolled pre/post row(s), 100% of the weight")
+    with pytest.raises(ValueError, match=r"^imprecision_width: give the CrI width that is too imprecise for measure 'MD' "
+                                         r"\(in the outcome's unit\)$"):
+        rate_imprecision(posterior(spread_draws()), "MD", None)
+
+
+def test_an_interval_ending_exactly_at_zero_includes_no_effect():
+    from evsynth.methods.summary import predictive_draws
+
+    sei = (10.0,) * 4  # I² small even with a wide tau; the prediction interval includes 0
+    vi = table(vi=[100.0] * 4)
+    starts = np.arange(-50, 1951) / 1000  # 2.5% point (index 50 of 2001) exactly 0
+    assert np.quantile(starts, 0.025) == 0.0
+    assert rate_inconsistency(posterior(starts, tau=2.0, sei=sei), vi)[0] == "not serious"  # CrI touches 0
+    ends = np.arange(-1950, 51) / 1000  # 97.5% point exactly 0
+    assert np.quantile(ends, 0.975) == 0.0
+    assert rate_inconsistency(posterior(ends, tau=2.0, sei=sei), vi)[0] == "not serious"
+    away = posterior(starts + 0.001, tau=2.0, sei=sei)
+    rating, why = rate_inconsistency(away, vi)
+    assert rating == "serious"  # the CrI just excludes 0, the prediction interval does not
+    pi = np.quantile(predictive_draws(away), [0.025, 0.975])
+    assert f"95% prediction interval {pi[0]:.2f} to {pi[1]:.2f} includes no effect" in why
+
+
+def test_two_studies_are_assessed_for_inconsistency():
+    fit = posterior(np.linspace(5.0, 5.02, 2001), tau=0.01, sei=(0.2, 0.2))
+    assert rate_inconsistency(fit, table(k=2))[0] == "not serious"
