@@ -17,12 +17,12 @@ from conftest import ROOT
 
 NO_EXAMPLE_YET = {
     "BUILDERS", "PSMA", "StudyDataError", "bayes_factors", "by_technique",
-    "cochran_mantel_haenszel", "common_effect", "common_effect_fe", "compute_effects", "dersimonian_laird",
-    "diagnose", "egger_test", "fit", "fit_meta_regression", "funnel_data", "heterogeneity_draws", "i2_h2",
-    "load_studies", "loo_compare", "median_control_risk", "network", "network_plot", "network_summary",
-    "network_table", "node_split", "not_used", "pareto_k_table", "parse_prior", "pet_peese", "plots",
+    "cochran_mantel_haenszel", "common_effect",
+    "diagnose", "egger_test", "fit", "fit_meta_regression", "funnel_data", "heterogeneity_draws",
+    "loo_compare", "median_control_risk", "network", "network_plot", "network_summary",
+    "network_table", "node_split", "pareto_k_table", "pet_peese", "plots",
     "random_effects", "rob_formula", "rob_subgroups", "run_analysis", "savage_dickey", "selection",
-    "shared_control_covariance", "split_by_outcome", "summarize", "summary_of_findings", "used_effects",
+    "shared_control_covariance", "summarize", "summary_of_findings",
     "with_study_columns", "write_report",
 }
 

@@ -493,6 +493,11 @@ def load_studies(source, extra_columns=()) -> pd.DataFrame:
     extra_columns: columns outside the schema to keep as text (moderators, notes); any other
     unknown column is refused, with the nearest schema name as a suggestion.
     Raises StudyDataError listing every problem as "study <id>, field <name>: <why>".
+
+    Example:
+        >>> table = load_studies("studies/synthetic_demo.csv")
+        >>> len(table), table["study_id"].iloc[0]
+        (18, 'syn_oxytocin_1')
     """
     extra = tuple(str(c) for c in extra_columns)
     clash = [c for c in extra if c in StudyRow.model_fields]

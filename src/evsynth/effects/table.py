@@ -270,6 +270,12 @@ def compute_effects(studies: pd.DataFrame, measure: str = "SMD", r_prepost: floa
     flagged in `warnings` outside -0.2 to 0.99. A p from a rank test (`test`) is converted with the
     normal quantile and never censored (studies/README.md). Rows without means but with a printed
     direction (`effect_sign`) give SMD/SMCC from their statistic alone.
+
+    Example:
+        >>> import evsynth as es
+        >>> effects = compute_effects(es.load_studies("studies/synthetic_demo.csv"), measure="SMD")
+        >>> effects.loc[0, ["study_id", "se_route"]].tolist(), round(float(effects.loc[0, "yi"]), 3)
+        (['syn_oxytocin_1', 'sd'], 0.618)
     """
     measure = measure.upper()
     if measure not in MEASURES:
@@ -313,7 +319,13 @@ def uncontrolled(effects: pd.DataFrame) -> pd.Series:
 
 
 def used_effects(effects: pd.DataFrame, *, allow_head_to_head: bool = False) -> pd.DataFrame:
-    """Rows a pairwise model can use: usable, and (unless asked) versus a control."""
+    """Rows a pairwise model can use: usable, and (unless asked) versus a control.
+
+    Example:
+        >>> import evsynth as es
+        >>> len(used_effects(es.compute_effects(es.load_studies("studies/synthetic_demo.csv"))))
+        18
+    """
     keep = effects["used"] & (allow_head_to_head | ~effects["head_to_head"])
     out = effects[keep].reset_index(drop=True)
     out.attrs = dict(effects.attrs)
@@ -321,7 +333,14 @@ def used_effects(effects: pd.DataFrame, *, allow_head_to_head: bool = False) -> 
 
 
 def not_used(effects: pd.DataFrame, *, allow_head_to_head: bool = False) -> pd.DataFrame:
-    """The rows a pairwise analysis leaves out, each with its reason."""
+    """The rows a pairwise analysis leaves out, each with its reason.
+
+    Example:
+        >>> import evsynth as es
+        >>> left_out = not_used(es.compute_effects(es.load_studies("studies/massage.csv")))
+        >>> {"study_id", "why_not"} <= set(left_out.columns)
+        True
+    """
     out = effects.copy()
     h2h = out["used"] & out["head_to_head"] & (not allow_head_to_head)
     out.loc[h2h, "why_not"] = ("head-to-head comparison (" + out["technique"] + " vs " + out["comparator"]

@@ -127,7 +127,14 @@ def group_by_outcome(effects: pd.DataFrame, pool_outcomes: bool = False) -> dict
 
 
 def split_by_outcome(effects: pd.DataFrame, pool_outcomes: bool = False) -> tuple[dict, dict]:
-    """({label: effect table} to analyse, {label: reason} for outcomes that cannot be analysed)."""
+    """({label: effect table} to analyse, {label: reason} for outcomes that cannot be analysed).
+
+    Example:
+        >>> import evsynth as es
+        >>> runnable, skipped = split_by_outcome(es.compute_effects(es.load_studies("studies/synthetic_demo.csv")))
+        >>> list(runnable), skipped
+        (['milk volume'], {})
+    """
     runnable, skipped = {}, {}
     for label, table in group_by_outcome(effects, pool_outcomes).items():
         n_used = len(used_effects(table))

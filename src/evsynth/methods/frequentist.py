@@ -215,13 +215,27 @@ def _fit(yi, vi, tau2: float, method: str, knapp_hartung: bool, tau2_se: float) 
 
 
 def common_effect(yi, vi, knapp_hartung: bool = False) -> MetaResult:
-    """Common-effect (fixed-effect) inverse-variance meta-analysis."""
+    """Common-effect (fixed-effect) inverse-variance meta-analysis.
+
+    Example:
+        >>> import numpy as np
+        >>> yi = np.log([4 / 123, 6 / 306]) - np.log([11 / 139, 29 / 303])    # two BCG trials, log RR
+        >>> round(common_effect(yi, [1/4 - 1/123 + 1/11 - 1/139, 1/6 - 1/306 + 1/29 - 1/303]).mu, 3)
+        -1.325
+    """
     yi, vi = _as_arrays(yi, vi)
     return _fit(yi, vi, 0.0, "FE", knapp_hartung, 0.0)
 
 
 def dersimonian_laird(yi, vi, knapp_hartung: bool = False) -> MetaResult:
-    """Random-effects meta-analysis with the DerSimonian-Laird tau^2."""
+    """Random-effects meta-analysis with the DerSimonian-Laird tau^2.
+
+    Example:
+        >>> import numpy as np
+        >>> yi = np.log([4 / 123, 6 / 306]) - np.log([11 / 139, 29 / 303])    # two BCG trials, log RR
+        >>> round(dersimonian_laird(yi, [1/4 - 1/123 + 1/11 - 1/139, 1/6 - 1/306 + 1/29 - 1/303]).mu, 3)
+        -1.325
+    """
     yi, vi = _as_arrays(yi, vi)
     tau2 = tau2_dersimonian_laird(yi, vi)
     return _fit(yi, vi, tau2, "DL", knapp_hartung, _tau2_se(vi, tau2, "DL"))

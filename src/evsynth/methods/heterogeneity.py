@@ -30,7 +30,13 @@ from .frequentist import typical_variance
 
 def i2_h2(tau, vi, X=None) -> tuple[np.ndarray, np.ndarray]:
     """(I² in percent, H²) for each value of `tau` (draws or a number), given the studies' vi and,
-    for a meta-regression, its design matrix X (intercept column included)."""
+    for a meta-regression, its design matrix X (intercept column included).
+
+    Example:
+        >>> i2, h2 = i2_h2(0.3, [0.09, 0.09])     # tau² equal to the typical within-study variance
+        >>> round(float(i2), 6), round(float(h2), 6)
+        (50.0, 2.0)
+    """
     vi = np.asarray(vi, dtype=float).ravel()
     s2 = float(vi[0]) if vi.size == 1 else typical_variance(vi, X)
     t2 = np.square(np.asarray(tau, dtype=float))

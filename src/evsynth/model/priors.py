@@ -133,6 +133,14 @@ def parse_prior(text: "str | Prior", name: str | None = None) -> Prior:
 
     name: the parameter it is for; a standard deviation (tau, tau_technique, ...) needs a prior on
     the positive numbers (half-normal, half-Cauchy, exponential, or a uniform from >= 0).
+
+    Example:
+        >>> str(parse_prior("halfnormal(0.5)", "tau"))
+        'halfnormal(0.5)'
+        >>> parse_prior("normal(0, 1)", "tau")
+        Traceback (most recent call last):
+        ...
+        evsynth.model.priors.PriorError: ...
     """
     if isinstance(text, Prior):
         prior = text
