@@ -43,3 +43,22 @@ def test_flat_prior_predictions_sit_near_metafors(result):
 def test_wrong_width_is_refused(result):
     with pytest.raises(ValueError, match="X_new has 3 columns; the model has 2 \\(intrcpt, ablat\\)"):
         predict_at(result, [[1, 10, 0]])
+
+
+def test_fit_command_prints_predictions_at_moderator_values(tmp_path, capsys):
+    from evsynth.cli.main import main
+
+    code = main(["fit", str(ROOT / "studies" / "bcg.csv"), "--measure", "RR", "--extra-column", "alloc",
+                 "--mods", "~ ablat", "--predict-at", "10,30,50", "--engine", "exact", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "predictions at ablat = 10, 30, 50" in out
+    saved = pd.read_csv(tmp_path / "tuberculosis_predictions.csv", header=[0, 1], index_col=0)
+    np.testing.assert_allclose(saved[("reml_kh", "pred")], REF["pred"], rtol=1e-6)
+
+
+def test_predict_at_refuses_words(capsys):
+    from evsynth.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--predict-at", "ten"])
+    assert exc.value.code == 2 and "expected numbers separated by commas" in capsys.readouterr().err

@@ -54,6 +54,19 @@ def add_mods_argument(p: argparse.ArgumentParser) -> None:
                    help="meta-regression on study-table columns: a formula ('~ ablat + C(alloc)') or "
                         "comma-separated columns ('ablat,year'); fitted per outcome beside the model (the main "
                         "model with --model meta_regression)")
+    p.add_argument("--predict-at", type=_values_option, default=None, metavar="V1,V2,...",
+                   help="with --mods on one numeric moderator: the fitted effect and the 95%% prediction "
+                        "interval at these moderator values, Bayesian and REML (e.g. --predict-at 10,30,50)")
+
+
+def _values_option(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers separated by commas, e.g. 10,30,50") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one number, e.g. 10,30,50")
+    return values
 
 
 DESIGN_SHORT = {"two_group": "2-group", "pre_post": "pre/post", "effect": "effect"}
@@ -137,7 +150,8 @@ def check_moderators(runnable: dict, mods) -> None:
             raise ModeratorError(f"outcome {label!r}: {exc}") from None
 
 
-def _print_regression(label: str, table: pd.DataFrame, mods, priors: dict, stem: Path) -> bool:
+def _print_regression(label: str, table: pd.DataFrame, mods, priors: dict, stem: Path,
+                      predict_at: list[float] | None = None) -> bool:
     """--mods: the Bayesian meta-regression (exact engine) with the REML + Knapp-Hartung fit beside it,
     saved as <stem>_metareg.csv; with one continuous moderator also the bubble plot <stem>_regplot.png.
     False when it cannot be fitted (the run then exits 4, as when nothing could be analysed)."""
@@ -164,6 +178,19 @@ def _print_regression(label: str, table: pd.DataFrame, mods, priors: dict, stem:
     pd.concat({"bayes": result.coefficients, "reml_kh": freq.coefficients}, axis=1).to_csv(f"{stem}_metareg.csv")
     saved = [f"{stem}_metareg.csv"]
     terms = list(result.coefficients.index)
+    if predict_at is not None:
+        if len(terms) != 2:
+            raise ValueError(f"--predict-at needs one numeric moderator; the model has {', '.join(terms[1:])}")
+        from ..methods.regression import predict_at as bayes_predict
+
+        X_new = [[1.0, v] for v in predict_at]
+        both = pd.concat({"bayes": bayes_predict(result, X_new)[["q50", "q2.5", "q97.5", "pi_low", "pi_high"]],
+                          "reml_kh": freq.predict(X_new)[["pred", "ci_low", "ci_high", "pi_low", "pi_high"]]}, axis=1)
+        both.index = pd.Index(predict_at, name=terms[1])
+        print_frame(f"{label}: predictions at {terms[1]} = {', '.join(f'{v:g}' for v in predict_at)} (analysis "
+                    "scale; 95% intervals; pi: a new study there)", both, digits=4)
+        both.to_csv(f"{stem}_predictions.csv")
+        saved.append(f"{stem}_predictions.csv")
     if len(terms) == 2 and terms[1] in table.columns and pd.api.types.is_numeric_dtype(table[terms[1]]):
         from ..present.plots import regplot
 
@@ -276,7 +303,8 @@ def cmd_fit(args) -> int:
 
         forest(result.idata, table, studies=studies).savefig(f"{stem}_forest.png", dpi=120)
         say(f"saved {stem}.nc, {stem}_summary.csv, {stem}_forest.png")
-        if args.mods is not None and not _print_regression(label, table, args.mods, dict(args.prior), stem):
+        if args.mods is not None and not _print_regression(label, table, args.mods, dict(args.prior), stem,
+                                                           getattr(args, "predict_at", None)):
             unfitted.append(label)
         if not result.diagnostics.ok:
             failed.append(label)
