@@ -103,7 +103,10 @@ def typical_variance(vi, X=None) -> float:
     (k - p) / tr(P) with weights 1/vi; for intercept-only models (k - 1) sum(w) / ((sum w)^2 - sum w^2)."""
     vi = np.asarray(vi, dtype=float).ravel()
     X = _as_design(X, vi.size)
-    return float((vi.size - X.shape[1]) / np.trace(_projection(X, 1.0 / vi)))
+    w = 1.0 / vi
+    WX = X * w[:, None]
+    # tr(P) = sum(w) - tr((X'WX)^-1 X'W^2 X): P itself is k x k (75 GB at 100,000 studies)
+    return float((vi.size - X.shape[1]) / (w.sum() - np.trace(np.linalg.solve(X.T @ WX, WX.T @ WX))))
 
 
 def tau2_dersimonian_laird(yi, vi, X=None) -> float:
