@@ -496,6 +496,7 @@ def _analysis_section(result: AnalysisResult, threshold: float | None, mods=None
     parts += ["<h3>Every technique: its estimate, or why there is none</h3>",
               _table(format_coverage(technique_coverage(result.effects, result.summary, own=getattr(result, "own_data", None))), index=False)]
     parts += _design_section(result.effects)
+    parts += _bias_section(result) + _influence_section(result)
     if mods is not None and result.idata.attrs.get("model") != "meta_regression":
         parts += _regression_section(result, mods)
     post = result.idata.posterior
@@ -515,6 +516,57 @@ def _analysis_section(result: AnalysisResult, threshold: float | None, mods=None
              if k.startswith("prior_") or k in ("model", "sampler", "data_hash")}
     parts += ["<p class=\"note\">" + _e("; ".join(f"{k}: {v}" for k, v in attrs.items())) + "</p>"]
     return "\n".join(parts)
+
+
+BIAS_WORDS = (
+    "What the bias-adjusted estimate means: studies with small, non-significant results are less often "
+    "published, so a pooled effect can be too large. The ensemble fits 16 models -- effect or none, "
+    "heterogeneity or none, and no bias, selection of significant results (a step function in the p-value), "
+    "PET (small studies show larger effects in proportion to their SE) or PEESE (in proportion to SE²) -- and "
+    "averages them by how well each predicts the data (RoBMA-PSMA, Bartos et al. 2023; marginal likelihoods by "
+    "quadrature). P(effect) is the posterior probability that there is any effect; P(bias) that publication "
+    "bias is present; a Bayes factor (BF) above 1 says the data favour including that component, above 3 "
+    "moderately. The adjusted interval is wider than the unadjusted one because it includes the possibility "
+    "of bias.")
+INFLUENCE_WORDS = (
+    "What leave-one-out means: the pooled effect refitted with each study left out in turn (random-effects "
+    "model, exact engine), and with every row from a secondary source (known only from a report about the "
+    "study) left out. A large shift, or a large fall in I² (the share of the spread between studies not due "
+    "to chance), means the answer leans on that study.")
+
+
+def _bias_section(result: AnalysisResult) -> list[str]:
+    """The bias-adjusted estimate: its 16 models and inclusion Bayes factors, or why it was not run."""
+    adjusted = getattr(result, "bias_adjusted", None)
+    if adjusted is None:
+        return []
+    parts = ["<h3>Publication bias: the bias-adjusted estimate (RoBMA-PSMA)</h3>", f'<p class="note">{_e(BIAS_WORDS)}</p>',
+             f"<p>{_e(adjusted.line())}</p>"]
+    if adjusted.ran:
+        inc = adjusted.ensemble.inclusion[["prior_prob", "post_prob", "BF_incl"]].rename(
+            columns={"prior_prob": "prior probability", "post_prob": "posterior probability",
+                     "BF_incl": "inclusion BF"})
+        parts += [_table(inc.rename_axis("component")),
+                  _table(adjusted.table().rename(columns={"prior_prob": "prior probability",
+                                                          "post_prob": "posterior probability",
+                                                          "b_mean": "slope mean (PET/PEESE)"})),
+                  '<p class="note">Priors: ' + _e("; ".join(f"{k}: {v}" for k, v in adjusted.priors.items()))
+                  + "</p>"]
+    return parts
+
+
+def _influence_section(result: AnalysisResult) -> list[str]:
+    """Leave-one-out table and the secondary-source sensitivity."""
+    influence = getattr(result, "influence", None)
+    if influence is None:
+        return []
+    view = influence.table.rename(columns={"study_id": "left out", "mu": "pooled median", "mu_low": "2.5%",
+                                           "mu_high": "97.5%", "I2": "I² median %", "shift": "shift"})
+    view["left out"] = view["left out"].replace({"none": "(none: all studies)"})
+    parts = ["<h3>Influence: each study left out</h3>", f'<p class="note">{_e(INFLUENCE_WORDS)}</p>',
+             _table(view, index=False)]
+    parts += [f"<p>{_e(line)}</p>" for line in influence.lines()]
+    return parts
 
 
 def sof_table(studies: pd.DataFrame, results: list[AnalysisResult]) -> tuple[pd.DataFrame | None, str]:
