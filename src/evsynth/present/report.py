@@ -536,13 +536,16 @@ INFLUENCE_WORDS = (
 
 
 def _bias_section(result: AnalysisResult) -> list[str]:
-    """The bias-adjusted estimate: its 16 models and inclusion Bayes factors, or why it was not run."""
+    """The bias-adjusted estimate: its 16 models and inclusion Bayes factors, or why it was not run
+    (model tables on the analysis scale: log for ratios)."""
+    from .headline import bias_text
+
     adjusted = getattr(result, "bias_adjusted", None)
     if adjusted is None:
         return []
     parts = ["<h3>Publication bias: the bias-adjusted estimate (RoBMA-PSMA)</h3>", f'<p class="note">{_e(BIAS_WORDS)}</p>',
-             f"<p>{_e(adjusted.line())}</p>"]
-    if adjusted.ran:
+             f"<p>{_e(bias_text(result))}</p>"]
+    if adjusted.ran and adjusted.ensemble is not None:
         inc = adjusted.ensemble.inclusion[["prior_prob", "post_prob", "BF_incl"]].rename(
             columns={"prior_prob": "prior probability", "post_prob": "posterior probability",
                      "BF_incl": "inclusion BF"})
