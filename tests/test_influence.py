@@ -39,15 +39,27 @@ def test_influence_flags_a_large_precise_outlier_like_metafor():
 
 
 def test_influence_rules_on_each_side_of_their_cut_offs():
-    # The flags follow metafor's cut-offs exactly: shift the outlier until each rule just flips.
+    # Move the last study from in line (not flagged) to the outlier (flagged, as metafor says) and find
+    # where the flag flips: just below it every rule is under its cut-off, just above one is over it.
     ref = REF["outlier_influence"]
     yi, vi = np.array(ref["yi"]), np.array(ref["vi"])
-    mild = influence(np.r_[yi[:12], -0.5], vi)  # in line with the others: no rule fires
-    assert not mild["influential"].iloc[-1]
     k, p = 13, 1
-    row = influence(yi, vi).iloc[-1]
-    fired = [abs(row.dffits) > 3 * np.sqrt(p / (k - p)), row.hat > 3 * p / k, abs(row.dfbs_0) > 1]
-    assert any(fired) and row.influential
+
+    def worst(y):  # the largest criterion / cut-off ratio of the last study, and its flag
+        row = influence(np.r_[yi[:12], y], vi).iloc[-1]
+        from scipy import stats
+        ratio = max(abs(row.dffits) / (3 * np.sqrt(p / (k - p))), stats.chi2.cdf(row.cook_d, p) / 0.5,
+                    row.hat / (3 * p / k), abs(row.dfbs_0))
+        return ratio, bool(row.influential)
+
+    low, high = -0.5, 2.0
+    assert not worst(low)[1] and worst(high)[1]
+    for _ in range(40):
+        mid = (low + high) / 2
+        low, high = (low, mid) if worst(mid)[1] else (mid, high)
+    below, above = worst(low), worst(high)
+    assert not below[1] and above[1]
+    assert below[0] <= 1 < above[0] and above[0] == pytest.approx(1, abs=1e-6)
 
 
 @pytest.mark.parametrize("data,method", [("bcg", "REML"), ("hackshaw", "FE")])
