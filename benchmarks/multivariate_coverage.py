@@ -2,7 +2,7 @@
 simulated datasets with known parameters: 12 trials x 2 outcomes, beta = (0.3, -0.2), between-trial
 SDs tau = (0.3, 0.2), correlation rho = 0.5, sampling variances U(0.01, 0.05) with within-trial
 sampling correlation 0.4 (V known, as vcalc builds it). PyMC NUTS, 2 chains x 1000 draws (1000 tune),
-target_accept 0.95; one compiled graph, the data swapped by pm.set_data. Prints each parameter's
+target_accept 0.95; one graph, the data swapped by pm.set_data. Prints each parameter's
 coverage and the fits' worst R-hat / divergences.
 
     python benchmarks/multivariate_coverage.py [n_sims]
