@@ -65,3 +65,26 @@ def test_site_pages_exist_for_every_nav_entry():
     assert len(pages) >= 12
     for page in pages:
         assert (ROOT / "docs" / page).is_file(), page
+
+
+# Public names whose examples are doctests (others' examples are illustrations, not yet runnable)
+DOCTESTED = ["load_studies", "compute_effects", "used_effects", "not_used", "i2_h2", "parse_prior",
+             "dersimonian_laird", "common_effect_fe", "split_by_outcome", "reml", "build_model", "Sensitivity",
+             "shortest_interval"]
+
+
+@pytest.mark.parametrize("name", DOCTESTED)
+def test_docstring_examples_run(name, monkeypatch):
+    """These examples give the output they show (run from the repository root, where their paths
+    point)."""
+    import doctest
+
+    monkeypatch.chdir(ROOT)
+    obj = getattr(es, name)
+    module = sys.modules[obj.__module__] if hasattr(obj, "__module__") and obj.__module__ in sys.modules else None
+    tests = doctest.DocTestFinder(recurse=False).find(obj, name, module=module,
+                                                      globs=dict(vars(module)) if module else {})
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for test in tests:
+        runner.run(test)
+    assert runner.failures == 0 and runner.tries > 0, f"es.{name}: {runner.failures} of {runner.tries} failed"
