@@ -25,7 +25,13 @@ def multivariate(table: pd.DataFrame, V=None, outcome: str = "outcome", cluster:
                  priors: dict | None = None, eta: float = 2.0):
     """The pm.Model of the unstructured multivariate model on `table` (columns yi, vi or V, and the
     `outcome` and `cluster` columns). priors: "mu" (each outcome's mean, normal), "tau" (each
-    outcome's between-trial SD). eta: the LKJ concentration (2: mild shrinkage towards rho = 0)."""
+    outcome's between-trial SD). eta: the LKJ concentration (2: mild shrinkage towards rho = 0).
+
+    >>> import evsynth as es, pandas as pd, pymc as pm                         # doctest: +SKIP
+    >>> berkey = pd.read_csv("tests/data/berkey1998.csv")                     # doctest: +SKIP
+    >>> with es.multivariate(berkey, V=V):  # V: vcalc's matrix, tests/data/reference/multilevel.json  # doctest: +SKIP
+    ...     idata = pm.sample(target_accept=0.99)                              # doctest: +SKIP
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
