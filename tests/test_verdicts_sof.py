@@ -148,14 +148,31 @@ def test_imprecision_of_a_mean_difference_needs_a_threshold():
 
 
 def tau_for_i2(target: float, vi: float = 0.04) -> float:
-    """The tau whose I² (equal within-study variances vi) is exactly `target` percent in floating point."""
+    """The tau whose I², as the rating computes it from a fit (heterogeneity.headline_i2: s² from the
+    fit's SEs, 0.2 each), is exactly `target` percent in floating point; starts from the closed form
+    tau² = I² / (100 - I²) s², which i2_h2 matches to rounding."""
+    from evsynth.methods.heterogeneity import headline_i2
+
     tau = np.sqrt(target / (100 - target) * vi)
-    for _ in range(200):
-        got = float(i2_h2(tau, [vi] * 4)[0])
+    assert float(i2_h2(tau, [vi] * 4)[0]) == pytest.approx(target, rel=1e-12)
+    for _ in range(400):
+        got = float(headline_i2(posterior([0.0, 0.0], tau=tau))[1][0])
         if got == target:
             return tau
         tau = np.nextafter(tau, np.inf if got < target else 0)
     raise AssertionError(f"no tau gives I² exactly {target}")
+
+
+def tau_just_below(tau: float) -> float:
+    """The largest tau under `tau` whose I² (as the rating computes it) is below that of `tau`."""
+    from evsynth.methods.heterogeneity import headline_i2
+
+    at = float(headline_i2(posterior([0.0, 0.0], tau=tau))[1][0])
+    for _ in range(400):
+        tau = np.nextafter(tau, 0)
+        if float(headline_i2(posterior([0.0, 0.0], tau=tau))[1][0]) < at:
+            return tau
+    raise AssertionError("no smaller I² found")
 
 
 def test_inconsistency_very_serious_needs_i2_75_and_a_null_prediction_interval():
@@ -164,8 +181,7 @@ def test_inconsistency_very_serious_needs_i2_75_and_a_null_prediction_interval()
     rating, why = rate_inconsistency(posterior(near_zero, tau=at), table())
     assert rating == "very serious" and why.startswith("posterior median I² 75%, 95% prediction interval ")
     assert why.endswith(" includes no effect")
-    below = np.nextafter(at, 0)
-    assert float(i2_h2(below, [0.04] * 4)[0]) < 75
+    below = tau_just_below(at)
     assert rate_inconsistency(posterior(near_zero, tau=below), table())[0] == "serious"  # I² >= 50
     # I² 75% with a prediction interval far from 0: serious only
     far = np.linspace(5.0, 5.02, 2001)
@@ -177,7 +193,7 @@ def test_inconsistency_serious_from_i2_50():
     far = np.linspace(5.0, 5.02, 2001)  # prediction interval excludes 0 throughout
     at = tau_for_i2(50.0)
     assert rate_inconsistency(posterior(far, tau=at), table())[0] == "serious"
-    assert rate_inconsistency(posterior(far, tau=np.nextafter(at, 0)), table())[0] == "not serious"
+    assert rate_inconsistency(posterior(far, tau=tau_just_below(at)), table())[0] == "not serious"
 
 
 def test_inconsistency_serious_when_only_the_prediction_interval_includes_no_effect():
