@@ -677,7 +677,7 @@ def classical_section(studies: pd.DataFrame, result: AnalysisResult) -> str:
         parts += ["<h3>Leave-one-out posterior predictive p-values (exact engine)</h3>",
                   '<p class="note">P(a new study like this one lies above its estimate), from the posterior '
                   "without it; a two-sided p below 0.05 marks a study the others do not predict.</p>",
-                  _table(res.predictive)]
+                  _table(res.predictive.rename(columns=EFFECT_LABELS).rename_axis(index=lambda n: EFFECT_LABELS.get(n, n)))]
     if res.binary is not None:
         binary = res.binary.copy()
         rows = [i for i in binary.index if not i.endswith("RD")]
