@@ -291,6 +291,8 @@ def cmd_fit(args) -> int:
         if result.agreement is not None:  # the PyMC fit against the exact posterior of the same model
             say(result.idata.attrs["exact_check"], file=sys.stdout if result.agreement.attrs["ok"] else sys.stderr)
         say(prior_data_conflict(result.idata, table))
+        if result.certainty is not None:  # every rule's reason (evsynth.methods.certainty)
+            say(f"\n{label}: certainty {result.certainty.text()}")
         say(f"\n== {label}: every technique, with its partially pooled estimate (median [95% CrI]) and its "
             "own-data estimate, or why there is none ==")
         for line in coverage_lines(technique_coverage(table, result.summary, own=result.own_data)):
