@@ -64,3 +64,27 @@ def test_flagged_flips_where_the_interval_s_edge_crosses_zero(sign):
         assert row["inconsistency"] / se == pytest.approx(sign * z, abs=1e-4)
         assert bool(row["flagged"]) is flagged, (z, row.to_dict())
         assert bool(row["p_value"] < 0.05) is flagged
+
+
+def test_node_split_table_columns_counts_and_notes():
+    effects = triangle(0.2)
+    table = node_split(effects, PRIORS)  # every splittable comparison
+    assert table.columns.tolist() == ["comparison", "direct_studies", "direct", "indirect", "inconsistency", "q2.5",
+                                      "q97.5", "p_value", "flagged", "diagnostics_ok", "engine"]
+    assert table["comparison"].tolist() == ["A vs B", "A vs control", "B vs control"]
+    assert table["direct_studies"].tolist() == [2, 2, 2] and table["diagnostics_ok"].all()
+    assert table.attrs["note"] == ""
+    # a B-vs-A study counts as direct evidence on A vs B
+    reversed_row = effects.iloc[[4]].assign(study_id="B-A-x", technique="B", comparator="A",
+                                            yi=-effects["yi"].iloc[4])
+    more = pd.concat([effects, reversed_row], ignore_index=True)
+    more.attrs = dict(effects.attrs)
+    assert node_split(more, PRIORS, split=[("A", "B")])["direct_studies"].tolist() == [3]
+    with pytest.raises(ValueError, match=r"^engine 'nuts' unknown; choose auto, exact or pymc$"):
+        node_split(effects, PRIORS, engine="nuts")
+    star = triangle(0.0)
+    star = star[star["comparator"] == "control"].reset_index(drop=True)
+    empty = node_split(star, PRIORS)
+    assert empty.empty and empty.attrs["note"] == (
+        "the network has no closed loop: direct and indirect evidence never overlap, so consistency cannot be "
+        "checked and the estimates rest on it untested")
