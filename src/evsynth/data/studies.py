@@ -104,7 +104,16 @@ Probability = Annotated[float, BeforeValidator(_decimal), Field(gt=0, le=1, allo
 
 
 class StudyDataError(ValueError):
-    """Study table refused; the message lists every problem with its study id and field."""
+    """Study table refused; the message lists every problem with its study id and field.
+
+    Example:
+        >>> import evsynth as es
+        >>> try:
+        ...     es.load_studies("studies/bcg.csv")     # its moderator columns are not declared
+        ... except es.StudyDataError as error:
+        ...     print("column 'ablat' is not in the schema" in str(error))
+        True
+    """
 
 
 class StudyRow(BaseModel):

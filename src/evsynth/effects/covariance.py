@@ -59,6 +59,12 @@ def shared_control_covariance(vi, trial, n_control, sd_control=None, yi=None, n_
     MD: Cov = sd_control^2 / n_control. SMD: Cov = 1 / n_control + d_1 d_2 / (2 n_total), n_total
     the participants in all arms of the trial (Gleser & Olkin 2009, eq. 19.19). Rows of different
     trials: 0.
+
+    Example:
+        >>> V = shared_control_covariance([0.1, 0.2, 0.3], trial=["a", "a", "b"], n_control=[50, 50, 40],
+        ...                               sd_control=[1.0, 1.0, 1.0])
+        >>> V.round(3).tolist()     # the two rows of trial "a" share 1^2 / 50
+        [[0.1, 0.02, 0.0], [0.02, 0.2, 0.0], [0.0, 0.0, 0.3]]
     """
     vi = np.asarray(vi, float).ravel()
     codes = _clusters(trial, vi.size)

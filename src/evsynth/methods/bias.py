@@ -107,6 +107,13 @@ def egger_test(effects: pd.DataFrame, model: str = "lm", test: str = "z", level:
     model="lm": classic Egger (weighted regression, weights 1/vi, multiplicative dispersion; t on
     k - 2 df) -- `test` is ignored. model="rma": REML mixed-effects meta-regression with sei as the
     moderator; test="z" (metafor's default) or "knha" (Knapp-Hartung t on k - 2 df).
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> egger = egger_test(es.compute_effects(studies, measure="RR"))
+        >>> egger.k, round(egger.statistic, 3), round(egger.pval, 3)
+        (13, -1.401, 0.189)
     """
     if model not in ("lm", "rma"):
         raise ValueError(f"model {model!r} unknown; choose 'lm' or 'rma'")
@@ -157,6 +164,13 @@ def pet_peese(effects: pd.DataFrame, alpha: float = 0.05, direction: str | None 
     by a one-sided t-test at `alpha` (0.05; the same as a two-sided test at 0.10 when the
     intercept has the expected sign), otherwise PET. `direction` is the expected sign of the
     effect ("positive"/"negative"); by default the sign of the inverse-variance pooled estimate.
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> result = pet_peese(es.compute_effects(studies, measure="RR"))
+        >>> result.chosen, round(result.estimate, 3)
+        ('PET', -0.191)
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha {alpha} must lie in (0, 1)")
@@ -216,7 +230,15 @@ def _region_labels(p: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
 
 def funnel_data(effects: pd.DataFrame, contours=(0.9, 0.95, 0.99), centre: float | None = None,
                 n_grid: int = 100) -> FunnelData:
-    """Study points, significance contours and the pseudo-confidence funnel on a grid of SEs."""
+    """Study points, significance contours and the pseudo-confidence funnel on a grid of SEs.
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> funnel = funnel_data(es.compute_effects(studies, measure="RR"))
+        >>> funnel.points.shape, funnel.levels, round(funnel.centre, 3)
+        ((13, 6), (0.9, 0.95, 0.99), -0.43)
+    """
     levels = tuple(float(c) for c in contours)
     if not levels or any(not 0 < c < 1 for c in levels):
         raise ValueError(f"contour levels {contours} must lie in (0, 1), e.g. (0.9, 0.95, 0.99)")

@@ -123,7 +123,15 @@ def mantel_haenszel(counts: pd.DataFrame, measure: str = "OR") -> MetaResult:
 def cochran_mantel_haenszel(counts: pd.DataFrame, correct: bool = True) -> dict[str, tuple[float, float]]:
     """Tests of OR = 1 across the tables, each (chi^2 on 1 df, p), as metafor's rma.mh prints them:
     "cochran" (Cochran's variance, N^3 in the denominator; metafor's CO) and "mantel_haenszel"
-    (the hypergeometric variance, N^2 (N - 1); metafor's MH), with Yates' correction when `correct`."""
+    (the hypergeometric variance, N^2 (N - 1); metafor's MH), with Yates' correction when `correct`.
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> chi2, p = cochran_mantel_haenszel(studies)["mantel_haenszel"]
+        >>> round(chi2, 2), p < 1e-30
+        (135.69, True)
+    """
     a, b, c, d = _counts(counts)
     n1, n2 = a + b, c + d
     N, xt, yt = n1 + n2, a + c, b + d

@@ -162,7 +162,15 @@ def _logsumexp(x) -> float:
 def bayes_factors(effects: pd.DataFrame, priors: dict | None = None) -> pd.DataFrame:
     """BF10 for mu != 0 and for tau > 0 in the normal random-effects model (no selection), from
     marginal likelihoods by quadrature. Row `mu != 0`: random-effects vs mu = 0 (tau free);
-    row `tau > 0`: random-effects vs common-effect (mu free)."""
+    row `tau > 0`: random-effects vs common-effect (mu free).
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> bf = bayes_factors(es.compute_effects(studies, measure="RR"))
+        >>> round(float(bf.loc["mu != 0", "BF10"]), 1), bool(bf.loc["tau > 0", "BF10"] > 1e20)
+        (65.7, True)
+    """
     full = log_evidence(effects, ModelSpec(True, True, False), priors)
     no_mu = log_evidence(effects, ModelSpec(False, True, False), priors)
     no_tau = log_evidence(effects, ModelSpec(True, False, False), priors)

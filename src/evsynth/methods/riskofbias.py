@@ -41,7 +41,16 @@ def _judged(effects: pd.DataFrame) -> pd.DataFrame:
 
 def rob_formula(effects: pd.DataFrame) -> str:
     """The mods formula of a RoB moderator analysis: one coefficient per judgement level present,
-    as a contrast with the least severe level (the intercept)."""
+    as a contrast with the least severe level (the intercept).
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> effects = es.compute_effects(studies, measure="RR")
+        >>> effects["rob"] = ["low"] * 6 + ["some concerns"] * 7    # illustrative judgements
+        >>> rob_formula(effects)
+        "~ C(rob, levels=['low', 'some concerns'])"
+    """
     table = _judged(effects)
     levels = [level for level in LEVEL_ORDER if level in set(table["rob"])]
     if len(levels) < 2:
@@ -55,6 +64,17 @@ def rob_subgroups(effects: pd.DataFrame, knapp_hartung: bool = False) -> pd.Data
     One row per judgement present (least severe first): k, estimate, its 95% CI, tau²; a single
     study is its own estimate (tau² not estimable). attrs["QM"], attrs["QM_p"]: the moderator test
     of the meta-regression on the judgement (one common residual tau², metafor's rma(mods = ~ rob)).
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> effects = es.compute_effects(studies, measure="RR")
+        >>> effects["rob"] = ["low"] * 6 + ["some concerns"] * 7    # illustrative judgements
+        >>> rob_subgroups(effects)[["k", "estimate"]].round(3)
+                        k  estimate
+        rob
+        low             6    -0.988
+        some concerns   7    -0.488
     """
     table = _judged(effects)
     rows = []

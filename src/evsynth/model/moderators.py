@@ -182,7 +182,15 @@ def _as_numbers(column: pd.Series) -> pd.Series:
 def with_study_columns(effects: pd.DataFrame, studies: pd.DataFrame) -> pd.DataFrame:
     """The effect table with every study-table column it lacks (year, latitude, dose...), matched by
     study_id, so moderators can name them. A column whose filled cells are all numbers becomes
-    numeric (a continuous moderator); any other stays text (categorical, e.g. C(alloc))."""
+    numeric (a continuous moderator); any other stays text (categorical, e.g. C(alloc)).
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> table = with_study_columns(es.compute_effects(studies, measure="RR"), studies)
+        >>> str(table["ablat"].dtype), table.loc[0, "alloc"]
+        ('float64', 'random')
+    """
     extra = [c for c in studies.columns if c not in effects.columns]
     lookup = studies.drop_duplicates("study_id").set_index("study_id")[extra]
     lookup = lookup.apply(_as_numbers)

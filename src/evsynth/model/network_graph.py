@@ -26,6 +26,13 @@ def network_table(effects: pd.DataFrame, reference: str = "control", control_lab
     Every comparator label in `control_labels` becomes the node "control"; a technique label as
     `reference` makes that technique the reference instead. Pre/post rows (a change from
     baseline) are left out unless `prepost_as_control`; their ids are in attrs["prepost_left_out"].
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> table = network_table(es.compute_effects(studies, measure="RR"))
+        >>> table.loc[0, ["study_id", "treat_node", "comp_node"]].tolist()
+        ['bcg01', 'BCG vaccine', 'control']
     """
     labels = frozenset(label.lower() for label in control_labels)
     table = used_effects(effects, allow_head_to_head=True)

@@ -4,6 +4,15 @@ thin wrappers over ArviZ's trace and rank plots.
 Every function returns the matplotlib Figure. Single-panel plots take an optional `ax`, like
 ArviZ's plotting API. Artists a reader (or a test) needs to find carry a `gid`, e.g.
 "diamond:pooled", "contour:0.95", "scenario:<name>".
+
+Example:
+    >>> import matplotlib.pyplot as plt
+    >>> import evsynth as es
+    >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+    >>> figure = es.plots.funnel(es.compute_effects(studies, measure="RR"))
+    >>> type(figure).__name__, len(figure.axes)
+    ('Figure', 1)
+    >>> plt.close(figure)
 """
 
 from __future__ import annotations

@@ -24,7 +24,14 @@ from ..methods.certainty import (CERTAINTY, DOMAINS, EGGER_ALPHA, IMPRECISION_WI
 
 def median_control_risk(studies: pd.DataFrame, effects: pd.DataFrame) -> float:
     """Median control-group risk (events_ctrl / n_ctrl) of the used studies with counts: GRADE's usual
-    assumed baseline risk. NaN when no used study gives control-group counts."""
+    assumed baseline risk. NaN when no used study gives control-group counts.
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> round(median_control_risk(studies, es.compute_effects(studies, measure="RR")), 4)
+        0.0159
+    """
     if not {"events_ctrl", "n_ctrl"} <= set(studies.columns):
         return float("nan")
     ids = set(used_effects(effects)["study_id"])
