@@ -16,10 +16,7 @@ import evsynth as es
 from conftest import ROOT
 
 NO_EXAMPLE_YET = {
-    "BUILDERS", "PSMA", "by_technique", "common_effect", "diagnose", "fit",
-    "fit_meta_regression", "heterogeneity_draws", "loo_compare", "network", "network_plot",
-    "network_summary", "node_split", "pareto_k_table", "random_effects", "run_analysis",
-    "savage_dickey", "selection", "summarize", "summary_of_findings", "write_report",
+    "BUILDERS", "PSMA",
 }
 
 
@@ -69,7 +66,11 @@ DOCTESTED = ["load_studies", "compute_effects", "used_effects", "not_used", "i2_
              "build_model", "Sensitivity", "shortest_interval", "StudyDataError", "egger_test",
              "pet_peese", "funnel_data", "cochran_mantel_haenszel", "median_control_risk",
              "with_study_columns", "shared_control_covariance", "network_table", "rob_formula",
-             "rob_subgroups", "bayes_factors", "plots"]
+             "rob_subgroups", "bayes_factors", "plots", "random_effects", "common_effect",
+             "by_technique", "network", "selection", "network_summary", "node_split",
+             "network_plot", "fit", "summarize", "diagnose", "heterogeneity_draws",
+             "savage_dickey", "pareto_k_table", "loo_compare", "run_analysis",
+             "fit_meta_regression", "summary_of_findings", "write_report"]
 
 
 @pytest.mark.parametrize("name", DOCTESTED)

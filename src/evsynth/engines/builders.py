@@ -36,13 +36,28 @@ def common_effect(effects: pd.DataFrame, priors: dict | None = None, *, weights=
 
     No tau: the model asserts zero heterogeneity. `theta` is kept (all equal to mu) so the
     result has the same study-level variable as the other models (not with study_effects=False).
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> effects = es.compute_effects(studies, measure="RR")
+        >>> sorted(v.name for v in common_effect(effects).free_RVs)
+        ['mu']
     """
     return _build(description.common_effect(effects, priors), weights, prior_data, study_effects)
 
 
 def random_effects(effects: pd.DataFrame, priors: dict | None = None, *, weights=None,
                    prior_data: bool = False, study_effects: bool = True):
-    """Normal-normal random-effects model: y_i ~ N(theta_i, se_i), theta_i ~ N(mu, tau)."""
+    """Normal-normal random-effects model: y_i ~ N(theta_i, se_i), theta_i ~ N(mu, tau).
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> effects = es.compute_effects(studies, measure="RR")
+        >>> sorted(v.name for v in random_effects(effects).free_RVs)    # z: the standardized theta
+        ['mu', 'tau', 'z']
+    """
     return _build(description.random_effects(effects, priors), weights, prior_data, study_effects)
 
 
@@ -51,6 +66,13 @@ def by_technique(effects: pd.DataFrame, priors: dict | None = None, *, weights=N
     """Technique effects partially pooled around a global mean, study effects around their technique.
 
     technique_effect_k ~ N(mu, tau_technique), theta_i ~ N(technique_effect_k[i], tau).
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> effects = es.compute_effects(studies, measure="RR")
+        >>> sorted(v.name for v in by_technique(effects).free_RVs)
+        ['mu', 'tau', 'tau_technique', 'z', 'z_technique']
     """
     return _build(description.by_technique(effects, priors), weights, prior_data, study_effects)
 
@@ -70,6 +92,19 @@ def network(effects: pd.DataFrame, priors: dict | None = None, reference: str = 
     priors: "mu" is the prior of each technique effect versus the reference, "tau" the between-
     study SD. split=(a, b): node-splitting model for comparison a-b (adds `direct`, `indirect`,
     `inconsistency`, all on the a - b scale). prepost_as_control: see the module docstring.
+
+    Example:
+        >>> import pandas as pd
+        >>> import evsynth as es
+        >>> rows = [("A", "control", 0.5, 0.15), ("A", "control", 0.4, 0.2), ("B", "control", 0.8, 0.15),
+        ...         ("B", "control", 0.9, 0.2), ("B", "A", 0.3, 0.2), ("B", "A", 0.45, 0.2)]    # synthetic
+        >>> effects = es.compute_effects(es.load_studies(pd.DataFrame(
+        ...     [{"study_id": f"s{i}", "citation": "synthetic", "source_level": "synthetic", "synthetic": True,
+        ...       "design": "effect", "technique": t, "comparator": c, "outcome": "synthetic", "yi": y,
+        ...       "sei": se, "measure": "SMD"} for i, (t, c, y, se) in enumerate(rows)])))
+        >>> model = network(effects)
+        >>> sorted(v.name for v in model.free_RVs), list(model.coords["technique"])
+        (['tau', 'technique_effect', 'z'], ['A', 'B'])
     """
     model = description.network(effects, priors, reference, split=split, prepost_as_control=prepost_as_control)
     return _build(model, None, False, True)

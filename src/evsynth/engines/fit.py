@@ -47,6 +47,14 @@ def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws:
     mods: moderators of a meta-regression (metafor's name: a formula "~ ablat + C(alloc)" or a list
     of effect-table columns); given with an effect table it fits kind "meta_regression". Its
     summary with the REML fit beside it: evsynth.fit_meta_regression(..., engine="pymc").
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> effects = es.compute_effects(studies, measure="RR")
+        >>> idata = fit(effects, kind="random_effects", engine="exact", draws=500, chains=2)
+        >>> idata["posterior"]["mu"].shape, round(float(idata["exact_summary"]["mean"][0]), 3)   # mu, log RR
+        ((2, 500), -0.688)
     """
     from ..data.vocabulary import ENGINES
 

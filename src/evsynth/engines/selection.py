@@ -148,6 +148,13 @@ def selection(effects: pd.DataFrame, priors: dict | None = None, cutpoints=DEFAU
 
     Posterior: `mu`, `tau`, `omega` (dim `interval`, omega[0] = 1). No `theta`: the study effects
     are integrated out, as selection acts on the marginal distribution of y_i.
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> effects = es.compute_effects(studies, measure="RR")
+        >>> sorted(v.name for v in selection(effects, direction="negative").free_RVs)
+        ['eta', 'mu', 'tau']
     """
     cuts = check_cutpoints(cutpoints)
     d = _sign(direction)

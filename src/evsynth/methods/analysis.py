@@ -218,7 +218,18 @@ def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors:
     draws from the exact posterior and its exact summaries; fit_options draws, chains, seed).
     mods: the moderators of model "meta_regression" (ignored by the other models).
     bias: also compute `bias_adjusted` (RoBMA-PSMA, methods.robma), `influence` (methods.leave_out)
-    and `certainty` (methods.certainty) -- a few seconds by quadrature; False leaves them None."""
+    and `certainty` (methods.certainty) -- a few seconds by quadrature; False leaves them None.
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> effects = es.compute_effects(studies, measure="RR")
+        >>> result = run_analysis("tuberculosis", effects, engine="exact", draws=500, chains=2)
+        >>> result.notes[0][:41]
+        'model: random_effects (auto: one techniqu'
+        >>> result.summary.index[0]
+        'pooled (mu)'
+    """
     from ..model.description import CONSTRUCTORS, describe
     from ..data.vocabulary import ENGINES
 

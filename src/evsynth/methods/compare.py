@@ -197,6 +197,15 @@ def savage_dickey(idata: xr.DataTree, var: str = "mu", null: float = 0.0, prior:
     A null outside the sampled range is refused (a density estimate there is meaningless: BF10 of
     1e44 where quadrature gives 3e4), and one with fewer than 1% of the draws beyond it warns.
     Returns BF10, log_BF10, the two densities, the number of draws and the method.
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> effects = es.compute_effects(studies, measure="RR")
+        >>> idata = es.fit(effects, kind="random_effects", engine="exact", draws=500, chains=2)
+        >>> bf = savage_dickey(idata, "mu", effects=effects)     # random effects, null 0: by quadrature
+        >>> round(bf["BF10"], 1), bf["method"]
+        (65.7, 'marginal likelihood (quadrature)')
     """
     if var not in idata.posterior:
         raise ValueError(f"{var!r} is not in the posterior")
@@ -288,7 +297,18 @@ def loo_compare(idatas: dict, integrate_theta: bool = True, **kwargs) -> pd.Data
 
     All models must describe the same studies, in the same order. With integrate_theta (default)
     each study's log-likelihood has its study effect integrated out (`study_loglik`), so every
-    model is scored on predicting a left-out study's observed effect; exact LOO always does so."""
+    model is scored on predicting a left-out study's observed effect; exact LOO always does so.
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> effects = es.compute_effects(studies, measure="RR")
+        >>> from evsynth.model import description
+        >>> table = loo_compare({"random effects": description.random_effects(effects),
+        ...                      "common effect": description.common_effect(effects)})
+        >>> table.index.tolist(), table["method"].iloc[0]
+        (['random effects', 'common effect'], 'exact LOO')
+    """
     if len(idatas) < 2:
         raise ValueError("need at least two models to compare")
     kinds = {}
@@ -336,6 +356,15 @@ def pareto_k_table(idata: xr.DataTree, integrate_theta: bool = True) -> pd.DataF
     flag: "ok" (k <= the sample-size threshold min(1 - 1/log10(S), 0.7)), "high" (the LOO estimate
     for this study is unreliable: an influential study; refit without it to check), "very high"
     (k > 1). In study order.
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> effects = es.compute_effects(studies, measure="RR")
+        >>> idata = es.fit(effects, kind="random_effects", engine="exact", draws=500, chains=2)
+        >>> table = pareto_k_table(idata)
+        >>> table.columns.tolist(), len(table), table["flag"].unique().tolist()
+        (['study_id', 'pareto_k', 'flag'], 13, ['ok'])
     """
     if isinstance(idata, GaussianModel):
         raise ValueError("a model description has no Pareto k: its leave-one-out is exact (no importance "

@@ -53,7 +53,17 @@ def diagnose(idata: xr.DataTree, thresholds: dict | None = None) -> Diagnostics:
     """Check a fit; every threshold breach becomes a named problem (never hidden).
 
     The values compared are unrounded (a summary rounded to 2 decimals shows R-hat 1.0147 as 1.01,
-    which would pass the 1.01 threshold)."""
+    which would pass the 1.01 threshold).
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> effects = es.compute_effects(studies, measure="RR")
+        >>> idata = es.fit(effects, kind="random_effects", engine="exact", draws=500, chains=2)
+        >>> report = diagnose(idata)      # exact-engine draws: no sampler, so that is named, not passed
+        >>> report.verdict, report.problems
+        ('FAIL', ['no sampler statistics (diverging, energy): divergences and E-BFMI not checked'])
+    """
     limits = THRESHOLDS | dict(thresholds or {})
     names = [v for v in SUMMARY_VARS if v in idata["posterior"]]
     with np.errstate(invalid="ignore", divide="ignore"):  # a constant parameter's R-hat is NaN: a problem below

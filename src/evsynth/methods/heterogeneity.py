@@ -75,6 +75,14 @@ def heterogeneity_draws(idata, vi=None, X=None) -> dict[str, np.ndarray]:
     without the studies a sweep gave weight 0).
     X: a meta-regression's design matrix with intercept (default: constant_data `X` with an
     intercept added, when the fit stored it). Empty for a model without tau.
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> effects = es.compute_effects(studies, measure="RR")
+        >>> idata = es.fit(effects, kind="random_effects", engine="exact", draws=500, chains=2)
+        >>> {label: draws.shape for label, draws in heterogeneity_draws(idata).items()}
+        {'I² % (between studies)': (1000,), 'H² (between studies)': (1000,)}
     """
     posterior = _group(idata, "posterior")
     constant = _group(idata, "constant_data")

@@ -74,7 +74,21 @@ def _engine(engine: str) -> str:
 
 def network_summary(idata) -> pd.DataFrame:
     """Each technique versus the reference, and tau (equal-tailed 95% intervals); from the exact
-    summaries when the fit has them (exact engine), else from the draws."""
+    summaries when the fit has them (exact engine), else from the draws.
+
+    Example:
+        >>> import pandas as pd
+        >>> import evsynth as es
+        >>> rows = [("A", "control", 0.5, 0.15), ("A", "control", 0.4, 0.2), ("B", "control", 0.8, 0.15),
+        ...         ("B", "control", 0.9, 0.2), ("B", "A", 0.3, 0.2), ("B", "A", 0.45, 0.2)]    # synthetic
+        >>> effects = es.compute_effects(es.load_studies(pd.DataFrame(
+        ...     [{"study_id": f"s{i}", "citation": "synthetic", "source_level": "synthetic", "synthetic": True,
+        ...       "design": "effect", "technique": t, "comparator": c, "outcome": "synthetic", "yi": y,
+        ...       "sei": se, "measure": "SMD"} for i, (t, c, y, se) in enumerate(rows)])))
+        >>> idata = es.fit(effects, kind="network", engine="exact", draws=500, chains=2)
+        >>> network_summary(idata)["q50"].round(2).to_dict()
+        {'A vs control': 0.45, 'B vs control': 0.82, 'tau (between studies)': 0.08}
+    """
     ref = idata.attrs.get("reference", "reference")
     if "exact_summary" in getattr(idata, "children", {}):
         exact = idata["exact_summary"].to_dataset().to_dataframe()
@@ -107,6 +121,19 @@ def node_split(effects: pd.DataFrame, priors: dict | None = None, reference: str
 
     engine "auto"/"exact": each split model by quadrature over tau (evsynth.engines.exact),
     milliseconds each; "pymc": each split model compiled and sampled (fit_options to evsynth.engines.fit).
+
+    Example:
+        >>> import pandas as pd
+        >>> import evsynth as es
+        >>> rows = [("A", "control", 0.5, 0.15), ("A", "control", 0.4, 0.2), ("B", "control", 0.8, 0.15),
+        ...         ("B", "control", 0.9, 0.2), ("B", "A", 0.3, 0.2), ("B", "A", 0.45, 0.2)]    # synthetic
+        >>> effects = es.compute_effects(es.load_studies(pd.DataFrame(
+        ...     [{"study_id": f"s{i}", "citation": "synthetic", "source_level": "synthetic", "synthetic": True,
+        ...       "design": "effect", "technique": t, "comparator": c, "outcome": "synthetic", "yi": y,
+        ...       "sei": se, "measure": "SMD"} for i, (t, c, y, se) in enumerate(rows)])))
+        >>> table = node_split(effects, engine="exact", draws=500, chains=2)
+        >>> table[["comparison", "direct_studies", "flagged"]].values.tolist()
+        [['A vs B', 2, False], ['A vs control', 2, False], ['B vs control', 2, False]]
     """
     engine = _engine(engine)
     table = prepare_network(effects, reference, prepost_as_control)
@@ -160,7 +187,23 @@ EDGE_WIDTH = 2.5  # points of line width per study
 
 def network_plot(effects: pd.DataFrame, ax=None, reference: str = "control", prepost_as_control: bool = False):
     """Network graph: nodes = techniques (reference on top), edges = comparisons with usable
-    studies, edge width proportional to the number of studies (printed on the edge)."""
+    studies, edge width proportional to the number of studies (printed on the edge).
+
+    Example:
+        >>> import matplotlib.pyplot as plt
+        >>> import pandas as pd
+        >>> import evsynth as es
+        >>> rows = [("A", "control", 0.5, 0.15), ("A", "control", 0.4, 0.2), ("B", "control", 0.8, 0.15),
+        ...         ("B", "control", 0.9, 0.2), ("B", "A", 0.3, 0.2), ("B", "A", 0.45, 0.2)]    # synthetic
+        >>> effects = es.compute_effects(es.load_studies(pd.DataFrame(
+        ...     [{"study_id": f"s{i}", "citation": "synthetic", "source_level": "synthetic", "synthetic": True,
+        ...       "design": "effect", "technique": t, "comparator": c, "outcome": "synthetic", "yi": y,
+        ...       "sei": se, "measure": "SMD"} for i, (t, c, y, se) in enumerate(rows)])))
+        >>> figure = network_plot(effects)
+        >>> type(figure).__name__, len(figure.axes)
+        ('Figure', 1)
+        >>> plt.close(figure)
+    """
     import matplotlib.pyplot as plt
 
     table = network_table(effects, reference, prepost_as_control=prepost_as_control)

@@ -137,6 +137,14 @@ def fit_meta_regression(effects: pd.DataFrame, mods, priors: dict | None = None,
     priors: mu, tau, beta (every slope; default normal(0, 1) per unit of the moderator: rescale
     a moderator measured in large units, or give beta explicitly).
     sampling: engine "pymc" only, passed to evsynth.engines.fit (tune, sampler, target_accept...).
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> effects = es.compute_effects(studies, measure="RR")
+        >>> result = fit_meta_regression(es.with_study_columns(effects, studies), "~ ablat", draws=500, chains=2)
+        >>> print(str(result).splitlines()[0])
+        Bayesian meta-regression, mods ~ ablat (k = 13, engine exact)
     """
     model = description.meta_regression(effects, mods, priors)
     table = description.prepare(effects)

@@ -60,6 +60,18 @@ def summarize(idata: xr.DataTree, threshold: float = 0.0, heterogeneity: bool = 
     interval for the effect in a new study. A meta-regression (posterior `beta`) has the intercept
     and one slope per moderator instead of the pooled mean, and no prediction row (a new study's
     effect depends on its moderators).
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> effects = es.compute_effects(studies, measure="RR")
+        >>> idata = es.fit(effects, kind="random_effects", engine="exact", draws=500, chains=2)
+        >>> table = summarize(idata)
+        >>> table.index.tolist()
+        ['pooled (mu)', 'tau (between studies)', 'I² % (between studies)', 'H² (between studies)',
+         'prediction (new study)']
+        >>> round(float(table.loc["pooled (mu)", "q50"]), 1)
+        -0.7
     """
     post = stacked_posterior(idata)
     rows = [_describe("pooled (mu)", post["mu"].to_numpy(), threshold)]

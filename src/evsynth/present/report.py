@@ -711,7 +711,18 @@ def write_report(studies: pd.DataFrame, effects: pd.DataFrame, results: list[Ana
     The page opens with the answer (a box per outcome: effect, interval, certainty, bias-adjusted
     figure, I², what it rests on) and a table of contents; the analyses follow, and the input tables
     (effect sizes, rows that entered no model) come last. mods: moderators (evsynth.model.moderators)
-    for a meta-regression section per outcome."""
+    for a meta-regression section per outcome.
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> effects = es.compute_effects(studies, measure="RR")
+        >>> import tempfile
+        >>> result = es.run_analysis("tuberculosis", effects, engine="exact", draws=500, chains=2)
+        >>> page = write_report(studies, effects, [result], skipped={}, out=tempfile.mkdtemp(), settings={})
+        >>> page.name, "tuberculosis" in page.read_text(encoding="utf-8")
+        ('report.html', True)
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     failed = [r.label for r in results if not r.diagnostics.ok]

@@ -99,6 +99,16 @@ def summary_of_findings(results, baseline_risk=None, imprecision_width=None, ove
     overrides: {label: {domain: (rating, reason)}}, domains as in DOMAINS, ratings as in RATINGS.
     adjusted: {label: methods.robma.BiasAdjusted} (AnalysisResults carry theirs); an outcome
     without one gets its bias ensemble fitted here.
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> effects = es.compute_effects(studies, measure="RR")
+        >>> result = es.run_analysis("tuberculosis", effects, engine="exact", draws=500, chains=2)
+        >>> table = summary_of_findings([result])
+        >>> row = table.loc["tuberculosis"]
+        >>> int(row["studies"]), row["measure"], row["certainty"]
+        (13, 'RR', 'very low')
     """
     items = results.items() if isinstance(results, dict) else [(r.label, (r.effects, r.idata)) for r in results]
     adjusted = dict(adjusted or {}) if isinstance(results, dict) else \
