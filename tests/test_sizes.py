@@ -41,3 +41,42 @@ def test_a_large_table_is_refused_up_front_from_the_cli(tmp_path, capsys):
     code, err = run(["fit", path, "--engine", "exact", "--draws", 1000, "--chains", 4, "--quiet",
                      "--out", tmp_path / "o"], capsys)
     assert code == 2 and "13,000 studies" in err and "limit of 50,000,000" in err and "Traceback" not in err, err
+
+
+def varied_effects(n_rows: int) -> pd.DataFrame:
+    from evsynth.data.studies import load_studies
+    from evsynth.effects import compute_effects
+
+    rows = [dict(TWO_GROUP, study_id=f"s{i}", technique="oxytocin", mean_treat=f"{11 + 0.5 * i}",
+                 n_treat=f"{15 + 7 * i}") for i in range(n_rows)]
+    return compute_effects(load_studies(pd.DataFrame(rows)))
+
+
+def test_the_bias_adjusted_limit_on_both_sides():
+    from evsynth.methods.robma import MAX_STUDIES, bias_adjusted
+
+    assert MAX_STUDIES == 100
+    table = varied_effects(5)
+    assert bias_adjusted(table, max_studies=5).ran  # exactly at the limit
+    over = bias_adjusted(table, max_studies=4)
+    assert not over.ran and over.reason.startswith("k = 5 > 4 studies")
+    assert over.line().startswith("bias-adjusted estimate not computed: k = 5 > 4 studies")
+
+
+def test_the_leave_one_out_limit_on_both_sides():
+    from evsynth.methods.leave_out import MAX_STUDIES, leave_one_out
+
+    assert MAX_STUDIES == 1000
+    table = varied_effects(5)
+    assert len(leave_one_out(table, max_studies=5).table) == 6  # exactly at the limit: all + 5 left out
+    with pytest.raises(ValueError, match=r"k = 5 > 4 studies \(one refit per study"):
+        leave_one_out(table, max_studies=4)
+
+
+def test_an_overwhelming_inclusion_bayes_factor_is_infinite_not_an_overflow():
+    import math
+
+    from evsynth.methods.compare import inclusion_bf
+
+    assert inclusion_bf(800.0) == math.inf and inclusion_bf(1.0) == pytest.approx(math.e)
+    assert math.isnan(inclusion_bf(float("nan")))

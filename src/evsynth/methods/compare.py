@@ -85,6 +85,13 @@ def family_prior(bias_families) -> dict[str, float]:
     return out
 
 
+def inclusion_bf(log_bf: float) -> float:
+    """exp(log BF), infinite where it would overflow a float (300+ studies: log BF > 709)."""
+    if not np.isfinite(log_bf):  # as before: an undefined inclusion (prior 0 or 1) stays NaN
+        return float("nan")
+    return math.exp(log_bf) if log_bf < 709.0 else math.inf
+
+
 def model_average(effects: pd.DataFrame, priors: dict | None = None, cutpoints=DEFAULT_CUTPOINTS,
                   direction: str = "positive", prior_probs: dict | None = None,
                   bias_families=("selection",)) -> ModelAverage:
@@ -138,7 +145,7 @@ def model_average(effects: pd.DataFrame, priors: dict | None = None, cutpoints=D
         # inclusion BF = posterior odds / prior odds, computed from log ML to avoid 1 - p rounding
         log_num = _logsumexp(log_post[on]) - _logsumexp(log_post[~on])
         log_bf = log_num - (math.log(pi) - math.log(1 - pi)) if 0 < pi < 1 else np.nan
-        rows[comp] = {"prior_prob": pi, "post_prob": pp, "BF_incl": math.exp(log_bf) if np.isfinite(log_bf) else np.nan,
+        rows[comp] = {"prior_prob": pi, "post_prob": pp, "BF_incl": inclusion_bf(log_bf),
                       "log_BF_incl": log_bf}
     inclusion = pd.DataFrame.from_dict(rows, orient="index")
     mu_all = _summary(evidences, post)
