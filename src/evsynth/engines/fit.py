@@ -53,7 +53,8 @@ def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws:
         >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
         >>> effects = es.compute_effects(studies, measure="RR")
         >>> idata = fit(effects, kind="random_effects", engine="exact", draws=500, chains=2)
-        >>> idata["posterior"]["mu"].shape, round(float(idata["exact_summary"]["mean"][0]), 3)   # mu, log RR
+        >>> mu = idata.exact_summary["mean"].sel(quantity="mu")     # by quadrature, log RR
+        >>> idata.posterior["mu"].shape, round(float(mu), 3)
         ((2, 500), -0.688)
     """
     from ..data.vocabulary import ENGINES
