@@ -159,9 +159,37 @@ def test_progress_rewrites_one_line_on_a_terminal():
     meter.update(failed=True)
     meter.update()
     meter.show(final=True)
-    frames = stream.getvalue().split("\r")[1:]
+    raw = stream.getvalue()
+    frames = _plain(raw).split("\r")
     assert len(frames) == 3 and frames[-1].endswith("\n") and "\n" not in "".join(frames[:-1])
-    assert len(frames[1]) >= len(frames[0])  # a shorter line is padded over the longer one
+    assert raw.count("\r\x1b[2K") == 2  # each rewrite erases the line (no end of a longer one left)
+    assert frames[0].startswith("sensitivity: 1/3 scenarios done, 1 FAIL")
+
+
+def _plain(text: str) -> str:
+    """`text` without terminal control sequences (rich's erase-line, cursor hide/show)."""
+    import re
+
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+
+
+def test_progress_lines_fit_100_columns_on_a_terminal_and_in_a_log():
+    import io
+
+    from evsynth.methods.sweep import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream in (Terminal(), io.StringIO()):
+        meter = Progress(total=3, resumed=1, label="a very long label " * 5, stream=stream)
+        assert len(meter.text()) > 100
+        meter.update(failed=True)
+        meter.show(final=True)
+        lines = [line for line in _plain(stream.getvalue()).replace("\r", "\n").splitlines() if line]
+        assert lines and all(len(line) <= 100 for line in lines), lines
+        assert all(line.endswith("…") and line.startswith("a very long label") for line in lines)
 
 
 def test_a_fit_cut_short_by_ctrl_c_is_never_recorded():

@@ -21,6 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 POLL_SECONDS = 0.05
+WIDTH = 100  # terminal lines fit this many columns (as cli.common.WIDTH)
 
 
 class SweepFileError(ValueError):
@@ -84,7 +85,8 @@ class Progress:
     failure). Rewrites one line on a terminal or in a notebook, refreshed every second by
     start_ticker() so that it moves while the first scenario compiles; elsewhere (CI logs) prints
     a line about every 10%. The time left comes from the pace after the first finished scenario
-    (which includes compiling the model), so it is not inflated by the compile time."""
+    (which includes compiling the model), so it is not inflated by the compile time. Drawn by rich
+    (a Live line on a terminal, cut to WIDTH columns with an ellipsis; plain lines elsewhere)."""
 
     def __init__(self, total: int, resumed: int, label: str, enabled: bool = True, stream=None,
                  clock=time.monotonic, compiles: bool = True):
@@ -96,9 +98,9 @@ class Progress:
         self.first_done = None  # when the first scenario of this run finished
         self.inline = getattr(self.stream, "isatty", lambda: False)() or "ipykernel" in sys.modules
         self.last_printed = -1
-        self.width = 0
         self._lock = threading.RLock()
         self._stop = None
+        self._live = None  # the rich Live line on a terminal, from the first show() to the last
 
     def text(self) -> str:
         now = self.clock()
@@ -146,24 +148,53 @@ class Progress:
             self._stop.set()
             self._stop = None
 
+    def __rich__(self):
+        """The line as rich draws it: one line, cut with an ellipsis beyond the console's width."""
+        from rich.text import Text
+
+        return Text(self.text(), no_wrap=True, overflow="ellipsis")
+
+    def _console(self, terminal: bool):
+        from rich.console import Console
+
+        return Console(file=self.stream, width=WIDTH, highlight=False, force_terminal=terminal,
+                       force_jupyter=False, soft_wrap=False)
+
     def show(self, final: bool = False) -> None:
         if not self.enabled:
             return
         with self._lock:
             if self.inline:
-                text = self.text()
-                # pad over the end of a longer previous line
-                self.stream.write("\r" + text.ljust(self.width) + ("\n" if final else ""))
-                self.width = len(text)
-            else:
-                step = max(1, self.total // 10)
-                if not (final or self.done // step > self.last_printed // step or self.done == self.total):
-                    return
-                if final and self.last_printed == self.done:
-                    return
-                self.stream.write(self.text() + "\n")
-                self.last_printed = self.done
+                if self._live is None:
+                    if final and self.last_printed == self.done:
+                        return  # already closed (the line ended with a newline)
+                    from rich.live import Live
+
+                    self._live = Live(self, console=self._console(True), auto_refresh=False,
+                                      redirect_stdout=False, redirect_stderr=False)
+                    self._live.start()
+                if final:
+                    self.close()  # its last refresh draws the final state
+                else:
+                    self._live.refresh()
+                return
+            step = max(1, self.total // 10)
+            if not (final or self.done // step > self.last_printed // step or self.done == self.total):
+                return
+            if final and self.last_printed == self.done:
+                return
+            self._console(False).print(self, crop=True, no_wrap=True, overflow="ellipsis")
+            self.last_printed = self.done
             self.stream.flush()
+
+    def close(self) -> None:
+        """End the terminal line (a newline after its last state) and show the cursor again."""
+        with self._lock:
+            self.stop_ticker()
+            if self._live is not None:
+                self._live.stop()
+                self._live = None
+                self.last_printed = self.done
 
 
 @contextmanager
@@ -253,9 +284,10 @@ def run_tasks(function, tasks: dict, *, out=None, fingerprint: str = "", n_jobs:
     except BaseException:
         for future in futures:
             future.cancel()
+        meter.close()  # end the progress line before the message
         if progress:
             where = f"; {len(records)} finished scenario(s) kept in {out}, re-run to resume" if out else ""
-            sys.stderr.write(f"\n{label}: stopped{where}\n")
+            sys.stderr.write(f"{label}: stopped{where}\n")
         raise
     finally:
         meter.stop_ticker()
