@@ -80,3 +80,16 @@ def test_an_overwhelming_inclusion_bayes_factor_is_infinite_not_an_overflow():
 
     assert inclusion_bf(800.0) == math.inf and inclusion_bf(1.0) == pytest.approx(math.e)
     assert math.isnan(inclusion_bf(float("nan")))
+
+
+def test_the_forest_limit_on_both_sides(tmp_path, capsys):
+    from evsynth.cli.fit import forest_drawn
+    from evsynth.methods.analysis import run_analysis
+
+    table = varied_effects(4)
+    result = run_analysis("milk", table, engine="exact", fit_options={"draws": 100, "chains": 2})
+    assert forest_drawn("milk", result.idata, table, None, tmp_path / "f.png", max_studies=4)  # at the limit
+    assert (tmp_path / "f.png").stat().st_size > 0 and capsys.readouterr().out == ""
+    assert not forest_drawn("milk", result.idata, table, None, tmp_path / "g.png", max_studies=3)
+    assert not (tmp_path / "g.png").exists()
+    assert "milk: forest plot not drawn: k = 4 > 3 studies" in capsys.readouterr().out

@@ -201,6 +201,22 @@ def _print_regression(label: str, table: pd.DataFrame, mods, priors: dict, stem:
     return True
 
 
+def forest_drawn(label: str, idata, table: pd.DataFrame, studies, path: str,
+                 max_studies: int | None = None) -> bool:
+    """Save the forest plot; above `max_studies` (default MAX_FOREST_STUDIES) say why it is not drawn."""
+    from ..effects.table import used_effects
+    from ..present.plots import MAX_FOREST_STUDIES, forest  # matplotlib only when a figure is drawn
+
+    limit = MAX_FOREST_STUDIES if max_studies is None else max_studies
+    k = len(used_effects(table))
+    if k > limit:
+        print(textwrap.fill(f"{label}: forest plot not drawn: k = {k:,} > {limit:,} studies (one row per "
+                            "study; the figure would exceed the image size limit)", WIDTH, subsequent_indent="    "))
+        return False
+    forest(idata, table, studies=studies).savefig(path, dpi=120)
+    return True
+
+
 def prepost_weight_line(label: str, table: pd.DataFrame, summary: pd.DataFrame) -> str | None:
     """One line: the share of the weight one-group pre/post rows carry in this pooled analysis."""
     from ..effects.table import uncontrolled, used_effects
@@ -301,10 +317,10 @@ def cmd_fit(args) -> int:
         stem = out / slug(label)
         save_result(result.idata, f"{stem}.nc")
         result.summary.to_csv(f"{stem}_summary.csv")
-        from ..present.plots import forest  # matplotlib only when a figure is drawn
-
-        forest(result.idata, table, studies=studies).savefig(f"{stem}_forest.png", dpi=120)
-        say(f"saved {stem}.nc, {stem}_summary.csv, {stem}_forest.png")
+        if forest_drawn(label, result.idata, table, studies, f"{stem}_forest.png"):
+            say(f"saved {stem}.nc, {stem}_summary.csv, {stem}_forest.png")
+        else:
+            say(f"saved {stem}.nc, {stem}_summary.csv")
         if args.mods is not None and not _print_regression(label, table, args.mods, dict(args.prior), stem,
                                                            getattr(args, "predict_at", None)):
             unfitted.append(label)

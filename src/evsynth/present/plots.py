@@ -80,6 +80,9 @@ def _estimate(lo: float, mid: float, hi: float) -> str:
 
 # Forest plot layout, in inches (text columns sit at fixed distances from the plot area).
 FOREST_PLOT_WIDTH = 3.4
+# One row per study at FOREST_ROW_HEIGHT inches and 120 dpi: past ~2,270 rows the PNG exceeds
+# matplotlib's 65,536-pixel limit, and 20,000 rows took over a minute to lay out (issue 25).
+MAX_FOREST_STUDIES = 2000
 FOREST_ROW_HEIGHT = 0.24
 FOREST_CHAR = 0.066  # width of one character at the forest's 8-point font
 FOREST_INDENT = 0.16
