@@ -109,14 +109,30 @@ def network(effects: pd.DataFrame, priors: dict | None = None, reference: str = 
     model = description.network(effects, priors, reference, split=split, prepost_as_control=prepost_as_control)
     return _build(model, None, False, True)
 
-BUILDERS = {
+class Builders(dict):
+    """{kind: builder}: the PyMC model builders by the name `kind` that fit, build_model,
+    run_analysis and Sensitivity take; each builder takes an effect table and returns a pm.Model.
+
+    Example:
+        >>> import evsynth as es
+        >>> sorted(es.BUILDERS)
+        ['by_technique', 'common_effect', 'meta_regression', 'network', 'random_effects', 'selection']
+        >>> effects = es.compute_effects(es.load_studies("studies/synthetic_demo.csv"), measure="SMD")
+        >>> sorted(v.name for v in es.BUILDERS["common_effect"](effects).free_RVs)
+        ['mu']
+    """
+
+    __slots__ = ()
+
+
+BUILDERS = Builders({
     "random_effects": random_effects,
     "by_technique": by_technique,
     "common_effect": common_effect,
     "selection": selection,
     "network": network,
     "meta_regression": meta_regression,  # needs mods=...
-}
+})
 
 
 def build_model(kind: str, effects: pd.DataFrame, priors: dict | None = None, **options) -> pm.Model:

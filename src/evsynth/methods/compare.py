@@ -68,7 +68,22 @@ def _summary(evidences, probs) -> pd.Series:
                       **{f"q{100 * a:g}": v for a, v in zip(QUANTILES, q)}, "P(>0)": p_pos})
 
 
-BIAS_FAMILIES = ("selection", "PET", "PEESE")
+class BiasFamilies(tuple):
+    """Bias families that model_average can average over: the step-function selection model, PET
+    and PEESE. PSMA (all three) gives RoBMA-PSMA's ensemble (Bartos et al. 2023), 16 models.
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> effects = es.compute_effects(studies, measure="RR")
+        >>> es.PSMA, len(es.model_average(effects, bias_families=es.PSMA, direction="negative").models)
+        (('selection', 'PET', 'PEESE'), 16)
+    """
+
+    __slots__ = ()
+
+
+BIAS_FAMILIES = BiasFamilies(("selection", "PET", "PEESE"))
 PSMA = BIAS_FAMILIES  # RoBMA-PSMA (Bartos et al. 2023): selection and PET-PEESE
 
 
