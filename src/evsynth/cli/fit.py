@@ -247,6 +247,10 @@ def cmd_fit(args) -> int:
     before = snapshot(out)
     groups = group_by_outcome(effects, args.pool_outcomes)
     runnable, skipped = split_by_outcome(effects, args.pool_outcomes)
+    from ..engines.exact import check_draw_size
+
+    for table in runnable.values():  # a size refused before 100,000 rows are printed (issue 25)
+        check_draw_size(int(table["used"].sum()) if "used" in table else len(table), args.draws, args.chains)
     entered = entered_rows(runnable.values())
     say(f"\n{len(effects)} rows: {int(effects['used'].sum())} with an effect size ({args.measure}, "
           f"r_prepost={args.r_prepost}, p_bound={effects.attrs['p_bound']}), {len(entered)} of them in a model")
