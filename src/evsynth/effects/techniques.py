@@ -94,8 +94,10 @@ def technique_coverage(effects: pd.DataFrame, summary: pd.DataFrame | None = Non
                 estimates[str(name).removeprefix("technique: ")] = row
     labelled = "technique_as_labelled" in effects.columns
     rows = []
-    for technique, group in effects.groupby("technique", sort=True):
-        used = group[group["study_id"].isin(used_ids)]
+    is_used = effects["study_id"].isin(used_ids).to_numpy()  # once, not per technique (10,000 x 20,000 rows)
+    for technique, positions in sorted(effects.groupby("technique").indices.items()):
+        group = effects.iloc[positions]
+        used = group[is_used[positions]]
         entry = {"technique": technique, "studies_used": ", ".join(used["study_id"]), "designs": _designs(used),
                  "q50": float("nan"), "q2.5": float("nan"), "q97.5": float("nan"), "own_data": ""}
         if own is not None and technique in own.index:
