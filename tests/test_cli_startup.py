@@ -58,3 +58,20 @@ def test_the_command_is_run_and_passes_main_s_exit_status_on(tmp_path):
     done = subprocess.run([sys.executable, "-m", "evsynth.cli.main", "fit", str(empty), "--out", str(tmp_path / "o"),
                            "--quiet"], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 4 and "nothing analysed" in done.stderr + done.stdout, done.stderr
+
+
+def test_options_are_never_abbreviated(capsys):
+    """`--out` on a command without --out is refused, not read as `--outcome` (argparse's prefix
+    matching would turn the folder into an outcome filter)."""
+    from evsynth.cli.main import build_parser
+
+    parser = build_parser()
+    for argv in (["multilevel", "--out", "x"], ["fit", "--outc", "milk volume"], ["report", "--draw", "10"]):
+        try:
+            parser.parse_args(argv)
+        except SystemExit as exit:
+            assert exit.code == 2, argv
+        else:
+            raise AssertionError(f"{argv} was accepted")
+        assert "unrecognized arguments" in capsys.readouterr().err, argv
+    assert parser.parse_args(["fit", "--outcome", "milk volume"]).outcome == ["milk volume"]

@@ -11,13 +11,18 @@ from .common import EXIT_BAD_INPUT
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="evsynth", description="Bayesian evidence synthesis from study summaries")
+    # No abbreviated options: argparse would otherwise read `--out` as `--outcome` on a command
+    # without --out (multilevel), silently turning a folder into an outcome filter.
+    parser = argparse.ArgumentParser(prog="evsynth", description="Bayesian evidence synthesis from study summaries",
+                                     allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"evsynth {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     from . import bias, classical, fit, multilevel, network, report, sensitivity
 
     for command in (fit, report, sensitivity, network, multilevel, bias, classical):
         command.register(commands)
+    for command_parser in commands.choices.values():
+        command_parser.allow_abbrev = False
     return parser
 
 
