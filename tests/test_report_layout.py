@@ -211,13 +211,18 @@ def test_report_opens_with_the_answer(massage, tmp_path):
     assert not unlabelled
 
 
-def test_report_box_back_transforms_ratios(tmp_path):
+def _synthetic_risk_ratios():
+    """Five synthetic two-arm trials analysed as RR, with a constructed posterior of median RR 0.5."""
     rows = [{"study_id": f"s{k}", "citation": "c", "source_level": "synthetic", "design": "two_group",
              "technique": "t", "outcome": "death", "events_treat": e, "n_treat": 100, "events_ctrl": 20,
              "n_ctrl": 100, "synthetic": "true"} for k, e in enumerate((10, 12, 15, 9, 11))]
     studies = load_studies(pd.DataFrame(rows))
     effects = compute_effects(studies, measure="RR")
-    result = _result("death", effects, mu=(np.log(0.5), 0.1), measure="RR")
+    return studies, effects, _result("death", effects, mu=(np.log(0.5), 0.1), measure="RR")
+
+
+def test_report_box_back_transforms_ratios(tmp_path):
+    studies, effects, result = _synthetic_risk_ratios()
     page = write_report(studies, effects, [result], {}, tmp_path, {"studies": "x"}).read_text()
     box = re.search(r'<section class="answer">(.*?)</section>', page).group(1)
     med = np.exp(np.median(result.idata.posterior["mu"].to_numpy()))
@@ -229,12 +234,7 @@ def test_report_box_shows_the_bias_adjusted_figure_and_certainty_when_computed(t
     fill the box; a ratio's adjusted figure is back-transformed like the effect."""
     from evsynth.methods.robma import BiasAdjusted
 
-    rows = [{"study_id": f"s{k}", "citation": "c", "source_level": "synthetic", "design": "two_group",
-             "technique": "t", "outcome": "death", "events_treat": e, "n_treat": 100, "events_ctrl": 20,
-             "n_ctrl": 100, "synthetic": "true"} for k, e in enumerate((10, 12, 15, 9, 11))]
-    studies = load_studies(pd.DataFrame(rows))
-    effects = compute_effects(studies, measure="RR")
-    result = _result("death", effects, mu=(np.log(0.5), 0.1), measure="RR")
+    studies, effects, result = _synthetic_risk_ratios()
     result.bias_adjusted = BiasAdjusted(ran=True, k=5, mean=np.log(0.6), sd=0.2, low=np.log(0.4), median=np.log(0.6),
                                         high=np.log(0.9), p_effect=0.9, p_heterogeneity=0.3, p_bias=0.4)
     page = write_report(studies, effects, [result], {}, tmp_path, {"studies": "x"}).read_text()
