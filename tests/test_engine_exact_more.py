@@ -685,3 +685,19 @@ def test_clearly_heterogeneous_studies_put_the_tau_grid_away_from_zero():
     for name, r in (("mu", ref.mu), ("tau", ref.tau)):
         for col, key in (("mean", "mean"), ("sd", "sd"), ("q2.5", "2.5%"), ("q50", "50%"), ("q97.5", "97.5%")):
             assert got.loc[(name, name), col] == pytest.approx(r[key], abs=1e-4 * r["sd"]), (name, col)
+
+
+def test_a_grid_of_another_model_is_refused_and_an_equal_model_shares_it():
+    table = _table(4)
+    model = description.random_effects(table, {"tau": "halfnormal(0.5)"})
+    grid = engine.posterior_grid(model)
+    same = description.random_effects(table.copy(), {"tau": "halfnormal(0.5)"})  # equal, not identical
+    assert engine.summary_table(same, grid).equals(engine.summary_table(model, grid))
+    shifted = table.assign(yi=table["yi"] + 0.5)
+    for other in (description.random_effects(table, {"tau": "halfnormal(1.0)"}),  # prior differs
+                  description.random_effects(shifted, {"tau": "halfnormal(0.5)"}),  # data differ
+                  description.common_effect(table)):  # structure differs
+        with pytest.raises(ValueError, match="built for another model"):
+            engine.fit_exact(other, grid=grid, draws=10, chains=1)
+        with pytest.raises(ValueError, match="built for another model"):
+            engine.summary_table(other, grid)

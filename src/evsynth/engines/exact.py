@@ -421,6 +421,37 @@ class Grid:
     cond: Conditionals  # at the nodes, flattened in C order
     log_evidence: float  # log p(y) (constants included), for Bayes factors
     rules: list | None = None  # quadrature weights along each axis (axis_weights)
+    model: GaussianModel | None = field(default=None, repr=False)  # the model it was built for
+
+
+def model_digest(model: GaussianModel) -> str:
+    """A digest of everything the grid and the summaries depend on: two models with one digest
+    have one posterior."""
+    import hashlib
+
+    h = hashlib.sha256(repr((model.kind, model.study_id, model.fixed, model.study_prior,
+                              sorted(model.settings.items()))).encode())
+    arrays = [model.yi, model.sei, model.censored, model.X, model.study_correlation, model.sampling_cov]
+    for part in model.parts:
+        h.update(repr((part.tau, part.prior, part.dim, part.labels)).encode())
+        arrays += [part.design, part.correlation]
+    for rep in model.reported:
+        h.update(repr((rep.name, rep.dim, rep.labels, sorted(rep.random))).encode())
+        arrays += [rep.fixed, *(rep.random[k] for k in sorted(rep.random))]
+    for a in arrays:
+        h.update(b"-" if a is None else np.ascontiguousarray(a).tobytes() + repr(np.shape(a)).encode())
+    return h.hexdigest()
+
+
+def grid_of(model: GaussianModel, grid: Grid | None) -> Grid:
+    """`grid` if it was built for `model` (or one equal to it), else a clear error; the model's own
+    grid when none is given. A grid of another model would give its posterior under this model's
+    labels without any sign of it."""
+    if grid is None:
+        return posterior_grid(model)
+    if grid.model is not model and (grid.model is None or model_digest(grid.model) != model_digest(model)):
+        raise ValueError("this grid was built for another model (posterior_grid(model) makes the right one)")
+    return grid
 
 
 def _trapezoid(x: np.ndarray) -> np.ndarray:
@@ -450,7 +481,7 @@ def posterior_grid(model: GaussianModel, n_nodes: int | None = None) -> Grid:
     axes = _axes(model)
     if not axes:
         lp, cond = _log_posterior(model, axes, [])
-        return Grid(axes, [], np.ones(1), cond, float(lp[0]))
+        return Grid(axes, [], np.ones(1), cond, float(lp[0]), model=model)
     box = _find_box(model, axes)
     n = n_nodes or N_FINAL[len(axes)] if len(axes) in N_FINAL else n_nodes
     if n is None:
@@ -464,7 +495,7 @@ def posterior_grid(model: GaussianModel, n_nodes: int | None = None) -> Grid:
     for j, rule in enumerate(rules):
         w = w * rule.reshape([-1 if k == j else 1 for k in range(len(nodes))])
     total = w.sum()
-    return Grid(axes, nodes, (w / total).ravel(), cond, float(lp.max() + np.log(total)), rules)
+    return Grid(axes, nodes, (w / total).ravel(), cond, float(lp.max() + np.log(total)), rules, model)
 
 
 # --------------------------------------------------------------------------- quantities
@@ -589,7 +620,7 @@ def exact_summary(model: GaussianModel, grid: Grid | None = None, seed: int = 0)
 def summary_rows(model: GaussianModel, grid: Grid | None = None, seed: int = 0) -> dict[tuple[str, str], dict]:
     """exact_summary's rows as {(variable, label): {"mean": ..., ...}} (no DataFrame: sweeps
     call this thousands of times)."""
-    grid = grid or posterior_grid(model)
+    grid = grid_of(model, grid)
     cond, w = grid.cond, grid.weights
     keep = w > 1e-14 * w.max()
     taus = cond.taus[keep]
@@ -886,7 +917,7 @@ def fit_exact(model: GaussianModel, *, draws: int = 1000, chains: int = 4, seed:
     check_draw_size(len(model.study_id), draws, chains)
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
-    grid = grid or posterior_grid(model)
+    grid = grid_of(model, grid)
     summary = exact_summary(model, grid, seed)
     values = sample(model, grid, chains * draws, rng)
     coords = {"chain": np.arange(chains), "draw": np.arange(draws), "study": list(model.study_id)}
