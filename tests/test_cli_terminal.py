@@ -4,6 +4,7 @@ indicator that is silent off a terminal and under --quiet, and the model chosen 
 import argparse
 import io
 import re
+import sys
 
 import pandas as pd
 import pytest
@@ -122,3 +123,21 @@ def test_sweep_progress_moves_before_the_first_scenario_finishes():
     frames = [f for f in plain.split("\r") if f.strip()]
     assert frames[0].startswith("sensitivity: 0/1 scenarios done") and "first scenario (includes compiling)" in frames[0]
     assert len(frames) >= 3  # the ticker refreshed the line while the scenario ran
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_error_lines_fit_100_columns_on_a_terminal_and_stay_one_line_in_a_pipe(monkeypatch, tmp_path):
+    args = ["fit", "--engine", "exact", "--draws", "20000000", "--out", str(tmp_path)]  # refused before any work
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    assert main(args) == 2
+    shown = sys.stderr.getvalue()
+    assert shown.startswith("evsynth: error: ") and "more than the limit of 50,000,000" in " ".join(shown.split())
+    assert len(shown.splitlines()) > 1 and max(len(line) for line in shown.splitlines()) <= 100, shown
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert main(args) == 2
+    piped = sys.stderr.getvalue()
+    assert len(piped.splitlines()) == 1 and " ".join(piped.split()) == " ".join(shown.split())

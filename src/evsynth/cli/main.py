@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from .. import __version__
-from .common import EXIT_BAD_INPUT
+from .common import EXIT_BAD_INPUT, say
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,12 +33,22 @@ def main(argv=None) -> int:
     try:
         return args.handler(args)
     except (StudyDataError, ValueError, OSError) as exc:
-        print(f"evsynth: error: {exc}", file=sys.stderr)
+        error(str(exc))
         return EXIT_BAD_INPUT
     except MemoryError:  # a last line: the sizes the engines know of are refused before they start
-        print("evsynth: error: out of memory: the input is too large for this machine at these settings "
-              "(fewer draws, --draws/--chains, or a smaller table)", file=sys.stderr)
+        error("out of memory: the input is too large for this machine at these settings "
+              "(fewer draws, --draws/--chains, or a smaller table)")
         return EXIT_BAD_INPUT
+
+
+def error(message: str) -> None:
+    """`evsynth: error: message` on stderr: wrapped at 100 columns on a terminal, where a person
+    reads it; one line when stderr is a file or a pipe, where a log or a script greps it."""
+    text = f"evsynth: error: {message}"
+    if sys.stderr.isatty():
+        say(text, file=sys.stderr)
+    else:
+        print(text, file=sys.stderr)
 
 
 def run() -> None:
