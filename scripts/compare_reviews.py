@@ -26,6 +26,7 @@ from evsynth.methods.designs import design_moderator
 from evsynth.effects import compute_effects, uncontrolled, used_effects
 from evsynth.methods.summary import summarize
 from evsynth.effects.techniques import format_coverage, technique_coverage
+from evsynth.methods.own_data import own_data
 from evsynth.engines.fit import fit
 from evsynth.methods.frequentist import dersimonian_laird
 from evsynth.data.studies import load_studies
@@ -96,7 +97,8 @@ def our_results(studies: pd.DataFrame, fit_options: dict, anchors: list[float]) 
         rows.append(single)
     out = pd.DataFrame(rows)
     (by_technique,) = fits.values()
-    out.attrs["techniques"] = format_coverage(technique_coverage(milk_c, summarize(by_technique)))
+    out.attrs["techniques"] = format_coverage(technique_coverage(milk_c, summarize(by_technique),
+                                                                 own=own_data(milk_c)))  # as evsynth fit prints it
     out.attrs["design"] = design_moderator(milk_c)
     return out
 
@@ -166,7 +168,7 @@ def markdown(ours: pd.DataFrame, theirs: pd.DataFrame, studies: pd.DataFrame, fi
                           & effects["why_not"].str.startswith("two-group means are change scores")]
     change_ids = ", ".join(change_rows["study_id"]) or "none"
     pooled_note = group_by_outcome(effects, pool_outcomes=True)["all outcomes (SMD)"].attrs.get("sample_note", "")
-    milk_used = used_effects(milk).merge(studies[["study_id", "source_level"]], on="study_id")
+    milk_used = used_effects(milk)  # the effect table carries each row's source_level (provenance kept)
     prepost = milk_used.query("design == 'pre_post'")
     prepost_text = ", ".join(f"{r.study_id} (source: {r.source_level})" for r in prepost.itertuples()) or "none"
     techniques = " and ".join(sorted(milk_used["technique"].unique()))
