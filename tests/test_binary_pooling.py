@@ -3,11 +3,12 @@ dat.nielweise2007 (zero cells, a double-zero study); tests/data/reference/staple
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from evsynth.data.studies import load_studies
-from evsynth.methods.binary_pooling import cochran_mantel_haenszel, mantel_haenszel, peto
+from evsynth.methods.binary_pooling import breslow_day_tarone, cochran_mantel_haenszel, mantel_haenszel, peto
 
 from conftest import reference_file
 
@@ -78,3 +79,34 @@ def test_study_table_from_the_loader_is_taken():
     studies = load_studies(reference_file("bcg.csv").parents[2] / "studies" / "bcg.csv",
                            extra_columns=["ablat", "alloc"])
     assert mantel_haenszel(studies, "RR").mu == pytest.approx(REF["bcg_mh"]["RR"]["b"], rel=1e-10)
+
+
+TARONE = json.loads(reference_file("reference/breslow_day_tarone.json").read_text())  # breslow_day_tarone.R
+
+
+@pytest.mark.parametrize("name, data", [("bcg", bcg), ("nielweise", nielweise)])
+def test_breslow_day_and_tarone_match_rma_mh(name, data):
+    ref = TARONE[name]
+    tests = breslow_day_tarone(data())
+    assert tests["breslow_day"] == pytest.approx((ref["BD"], ref["BDp"], ref["k_pos"] - 1), rel=1e-9)
+    assert tests["tarone"] == pytest.approx((ref["TA"], ref["TAp"], ref["k_pos"] - 1), rel=1e-9)
+    assert REF["bcg_mh"]["OR"]["TA"] == pytest.approx(TARONE["bcg"]["TA"], rel=1e-12)  # the older reference agrees
+
+
+def test_tarone_with_one_table_has_no_p_and_is_reported_only_with_two():
+    ref = TARONE["bcg_one"]
+    stat, p, df = breslow_day_tarone(bcg().iloc[:1])["tarone"]
+    assert (stat, df) == (pytest.approx(ref["TA"], abs=1e-12), 0) and np.isnan(p) and ref["TAp"] is None
+    from evsynth.methods.classical import binary_table
+
+    assert "Tarone" not in binary_table(bcg().iloc[:1]).loc["MH OR", "note"]
+    note = binary_table(bcg()).loc["MH OR", "note"]
+    assert f"Tarone's test of one OR: chi2 {TARONE['bcg']['TA']:.2f} on 12 df" in note
+
+
+def test_tarone_is_zero_for_tables_that_share_one_odds_ratio_exactly():
+    # two tables with OR exactly 2 each (a d / b c = 2): MH OR is 2, expected = observed, BD = TA = 0
+    tables = pd.DataFrame({"study_id": ["x", "y"], "events_treat": [20, 10], "n_treat": [40, 40],
+                           "events_ctrl": [10, 4], "n_ctrl": [30, 28]})  # x: 20*20/(20*10) = 2; y: 10*24/(30*4) = 2
+    for stat, p, df in breslow_day_tarone(tables).values():
+        assert stat == pytest.approx(0, abs=1e-20) and p == pytest.approx(1) and df == 1

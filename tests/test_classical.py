@@ -66,6 +66,9 @@ def test_command_prints_and_saves_every_part(tmp_path, capsys):
     assert "every tau² estimator" in out and "Q-profile" in out and "Mantel-Haenszel" in out
     assert "trim-and-fill" in out and "cumulative meta-analysis by year" in out and "HPD" in out
     assert [line for line in out.splitlines() if len(line) > 100] == []
+    # the tests of the MH OR row are printed whole (a table column cut them to "chi2 1~")
+    assert "MH OR: CMH test of OR = 1: chi2 135.69, p 2.3e-31; Tarone's test of one OR: chi2 171.76 on 12 df" \
+        in " ".join(out.split())
     saved = {p.name for p in tmp_path.iterdir()}
     for part in ("estimators.csv", "heterogeneity.csv", "influence.csv", "trimfill.csv", "mantel_haenszel.csv",
                  "cumulative.csv", "bayes_intervals.csv", "predictive.csv", "baujat.png", "cumulative.png", "trimfill.png"):

@@ -85,6 +85,7 @@ _EXPORTS = {
     "mantel_haenszel": ("evsynth.methods.binary_pooling", 'mantel_haenszel'),
     "peto": ("evsynth.methods.binary_pooling", 'peto'),
     "cochran_mantel_haenszel": ("evsynth.methods.binary_pooling", 'cochran_mantel_haenszel'),
+    "breslow_day_tarone": ("evsynth.methods.binary_pooling", 'breslow_day_tarone'),
     "influence": ("evsynth.methods.influence", 'influence'),
     "baujat": ("evsynth.methods.influence", 'baujat'),
     "cumulative": ("evsynth.methods.cumulative", 'cumulative'),
@@ -127,7 +128,7 @@ __all__ = [
     "rma", "estimate_tau2", "heterogeneity_ci",
     "multilevel", "robust", "impute_covariance", "shared_control_covariance", "prior_source",
     "correlation_sensitivity", "multivariate",
-    "mantel_haenszel", "peto", "cochran_mantel_haenszel",
+    "mantel_haenszel", "peto", "cochran_mantel_haenszel", "breslow_day_tarone",
     "one_row_per_sample", "restrict_design", "prepost_weight_share",
     "influence", "baujat", "cumulative", "bayesian_cumulative", "trimfill", "classical", "exact_i2_h2", "exact_hpd", "shortest_interval", "predictive_pvalues", "predict_at",
 ]

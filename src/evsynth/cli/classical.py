@@ -44,7 +44,7 @@ def _binary_view(table):
     """MH/Peto rows with their estimate and 95% CI as text: RR and OR rows back-transformed, RD not."""
     import numpy as np
 
-    view = table.drop(columns=[c for c in ("se", "estimate", "ci_low", "ci_high") if c in table.columns])
+    view = table.drop(columns=[c for c in ("se", "estimate", "ci_low", "ci_high", "note") if c in table.columns])
     texts = []
     for name, row in table.iterrows():
         if "estimate" not in row or np.isnan(row["estimate"]):
@@ -92,6 +92,9 @@ def cmd_classical(args) -> int:
         if res.binary is not None:
             print_frame(f"{label}: Mantel-Haenszel and Peto (common-effect, from the 2x2 counts; ratios "
                         "back-transformed)", _binary_view(res.binary), digits=4)
+            for name, note in res.binary["note"].items():  # tests and refusals: whole lines, not a cut column
+                if note:
+                    say(f"{name}: {note}")
         if res.bayes_intervals is not None:
             b = res.bayes_intervals
             print_frame(f"{label}: exact Bayesian posterior ({b.attrs['tau_prior']} on tau, {b.attrs['mu_prior']} on "

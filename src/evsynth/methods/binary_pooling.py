@@ -4,7 +4,7 @@
 They use the counts themselves (no continuity correction: a zero cell contributes what it holds), so
 they stay usable for sparse data where inverse-variance pooling of corrected log ratios is biased.
 - MH OR: Robins-Breslow-Greenland variance; with the Cochran-Mantel-Haenszel test (with and
-  without continuity correction).
+  without continuity correction) and the Breslow-Day / Tarone tests of a common OR.
 - MH RR: Greenland-Robins variance. MH RD: Sato's (1989) variance (metafor's choice).
 - Peto: sum(O - E) / sum(V) with the hypergeometric variance V.
 The heterogeneity test (Q, I^2, H^2) is Cochran's Q of the per-study estimates around the pooled
@@ -141,6 +141,41 @@ def cochran_mantel_haenszel(counts: pd.DataFrame, correct: bool = True) -> dict[
         stat = float(dev**2 / np.sum(n1 / N * n2 / N * xt * yt / denom))
         out[name] = (stat, float(stats.chi2.sf(stat, 1)))
     return out
+
+
+def breslow_day_tarone(counts: pd.DataFrame) -> dict[str, tuple[float, float, int]]:
+    """Tests that the tables share one odds ratio (the Mantel-Haenszel OR), each (chi^2, p, df):
+    "breslow_day" (Breslow & Day 1980) and "tarone" (Tarone 1985: Breslow-Day minus the term that
+    makes it inconsistent when the MH estimate is not the conditional ML one; the one to quote), as
+    metafor's rma.mh prints them (BD, TA). A table's expected treatment events under the common OR
+    psi solve a (n2 - m1 + a) = psi (n1 - a)(m1 - a); tables whose expectation is 0 or that have no
+    events or no non-events are left out (df = tables kept - 1; p is nan below 2 tables).
+
+    Example:
+        >>> import evsynth as es
+        >>> studies = es.load_studies("studies/bcg.csv", extra_columns=["ablat", "alloc"])
+        >>> chi2, p, df = breslow_day_tarone(studies)["tarone"]
+        >>> round(chi2, 1), df, p < 1e-25
+        (171.8, 12, True)
+    """
+    a, b, c, d = _counts(counts)
+    psi = np.exp(mantel_haenszel(counts, "OR").mu)
+    n1, n2 = a + b, c + d
+    m1, m0 = a + c, b + d  # events, non-events
+    if psi == 1.0:
+        expected = n1 * m1 / (n1 + n2)
+    else:  # the root of (psi - 1) x^2 - A x + psi n1 m1 = 0 that lies inside the table's margins
+        A = psi * (n1 + m1) + (n2 - m1)
+        expected = (A - np.sqrt(A**2 - 4 * n1 * m1 * psi * (psi - 1))) / (2 * (psi - 1))
+    keep = (expected > 0) & (m1 > 0) & (m0 > 0)
+    e, a = expected[keep], a[keep]
+    cells = np.column_stack([e, n1[keep] - e, m1[keep] - e, n2[keep] - m1[keep] + e])
+    var = 1 / np.sum(1 / cells, axis=1)
+    bd = max(0.0, float(np.sum((a - e) ** 2 / var)))
+    tarone = max(0.0, bd - float(np.sum(a - e)) ** 2 / float(np.sum(var)))
+    df = int(keep.sum()) - 1
+    p = (lambda x: float(stats.chi2.sf(x, df)) if df >= 1 else float("nan"))
+    return {"breslow_day": (bd, p(bd), df), "tarone": (tarone, p(tarone), df)}
 
 
 def peto(counts: pd.DataFrame) -> MetaResult:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..effects.table import used_effects
-from .binary_pooling import COUNT_COLUMNS, cochran_mantel_haenszel, mantel_haenszel, peto
+from .binary_pooling import COUNT_COLUMNS, breslow_day_tarone, cochran_mantel_haenszel, mantel_haenszel, peto
 from .cumulative import bayesian_cumulative, cumulative
 from .heterogeneity import exact_hpd
 from .predictive import predictive_pvalues
@@ -58,7 +58,7 @@ def estimator_table(yi, vi) -> pd.DataFrame:
 
 def binary_table(counts: pd.DataFrame) -> pd.DataFrame:
     """Mantel-Haenszel RR, OR, RD and Peto OR of the 2x2 tables (log scale for ratios), with the
-    Cochran-Mantel-Haenszel test of OR = 1 in the OR row."""
+    Cochran-Mantel-Haenszel test of OR = 1 and Tarone's test of a common OR in the OR row."""
     rows = {}
     for name, fit in (("MH RR", lambda: mantel_haenszel(counts, "RR")), ("MH OR", lambda: mantel_haenszel(counts, "OR")),
                       ("MH RD", lambda: mantel_haenszel(counts, "RD")), ("Peto OR", lambda: peto(counts))):
@@ -70,8 +70,11 @@ def binary_table(counts: pd.DataFrame) -> pd.DataFrame:
         rows[name] = {"k": r.k, "estimate": r.mu, "se": r.se, "ci_low": r.ci_low, "ci_high": r.ci_high, "pval": r.pval,
                       "Q": r.Q, "Q_p": r.Q_p, "I2": r.I2, "note": ""}
     table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
-    cmh, p = cochran_mantel_haenszel(counts)["mantel_haenszel"]
-    table.loc["MH OR", "note"] = f"CMH test of OR = 1: chi2 {cmh:.2f}, p {p:.2g}"
+    if table.loc["MH OR", "note"] == "":
+        cmh, p = cochran_mantel_haenszel(counts)["mantel_haenszel"]
+        ta, ta_p, df = breslow_day_tarone(counts)["tarone"]
+        tarone = f"; Tarone's test of one OR: chi2 {ta:.2f} on {df} df, p {ta_p:.2g}" if df >= 1 else ""
+        table.loc["MH OR", "note"] = f"CMH test of OR = 1: chi2 {cmh:.2f}, p {p:.2g}{tarone}"
     return table
 
 
