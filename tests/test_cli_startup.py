@@ -75,3 +75,22 @@ def test_options_are_never_abbreviated(capsys):
             raise AssertionError(f"{argv} was accepted")
         assert "unrecognized arguments" in capsys.readouterr().err, argv
     assert parser.parse_args(["fit", "--outcome", "milk volume"]).outcome == ["milk volume"]
+
+
+def test_the_command_loads_no_dask_and_its_results_still_load(tmp_path):
+    """The `evsynth` process hides dask (cli.main.UNUSED_BY_THE_COMMAND): xarray would import dask,
+    dask.array and dask.distributed (~0.8 s) though no command uses them. The exact fit still writes
+    every file, and its netCDF loads in a process that has dask."""
+    code = ("import sys, runpy\n"
+            f"sys.argv = ['evsynth', 'fit', {str(Path(SRC).parent / 'studies' / 'massage.csv')!r}, '--engine', 'exact',"
+            f" '--draws', '200', '--chains', '2', '--out', {str(tmp_path / 'o')!r}, '--quiet']\n"
+            "try:\n    runpy.run_module('evsynth.cli.main', run_name='__main__')\n"
+            "except SystemExit as exit:\n    code = exit.code\n"
+            "print(code, sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')"
+            " and sys.modules[m] is not None), file=sys.stderr)")
+    done = fresh_python(code)
+    assert done.stderr.strip().splitlines()[-1] in ("0 []", "3 []"), done.stderr[-2000:]
+    from evsynth.present.results import load_result
+
+    tree = load_result(tmp_path / "o" / "milk_volume.nc")
+    assert tree.attrs["engine"] == "exact" and tree["posterior"]["mu"].size == 400

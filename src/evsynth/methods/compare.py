@@ -30,7 +30,7 @@ from scipy import special, stats
 
 from ..model.description import GaussianModel
 from ..engines import exact as exact_engine
-from ..engines.marginal import ModelSpec, log_evidence, mixture_quantile
+from ..engines.marginal import ModelSpec, MuMixture, evidence_data, log_evidence
 from ..model.priors import parse_prior
 from ..engines.selection import DEFAULT_CUTPOINTS
 
@@ -46,9 +46,14 @@ class ModelAverage:
     models: pd.DataFrame  # one row per model: prior/posterior probability, log ML (+ error), means
     inclusion: pd.DataFrame  # per component: prior/posterior inclusion probability, BF_incl
     mu: pd.Series  # model-averaged mu over all models (the no-effect models put mass at mu = 0)
-    mu_conditional: pd.Series  # averaged over the effect models only
     evidences: list  # the Evidence objects, in the order of `models`
     bias_families: pd.DataFrame | None = None  # per bias family ("none", "selection", "PET", "PEESE"): prior/post prob
+
+    @property
+    def mu_conditional(self) -> pd.Series:
+        """mu averaged over the effect models only (computed when asked: its quantiles cost as much as mu's)."""
+        on = self.models["effect"].to_numpy()
+        return _summary([e for e, effect in zip(self.evidences, on) if effect], self.models["post_prob"].to_numpy()[on])
 
     def __str__(self) -> str:
         inc = "; ".join(f"{c}: P = {r.post_prob:.3f}, BF_incl = {r.BF_incl:.3g}"
@@ -62,8 +67,9 @@ def _summary(evidences, probs) -> pd.Series:
     probs = np.asarray(probs, float) / np.sum(probs)
     mean = sum(p * e.means.get("mu", 0.0) for e, p in zip(evidences, probs))
     second = sum(p * (e.sds.get("mu", 0.0) ** 2 + e.means.get("mu", 0.0) ** 2) for e, p in zip(evidences, probs))
-    q = mixture_quantile(evidences, probs, QUANTILES)
-    p_pos = 1 - sum(p * e.mu_cdf(0.0)[0] for e, p in zip(evidences, probs))
+    mixture = MuMixture(evidences, probs)  # one vectorised CDF for every model
+    q = mixture.quantile(QUANTILES)
+    p_pos = 1 - float(mixture.around_zero[1])
     return pd.Series({"mean": mean, "sd": math.sqrt(max(second - mean**2, 0.0)),
                       **{f"q{100 * a:g}": v for a, v in zip(QUANTILES, q)}, "P(>0)": p_pos})
 
@@ -140,7 +146,8 @@ def model_average(effects: pd.DataFrame, priors: dict | None = None, cutpoints=D
     if np.any(prior < 0) or prior.sum() <= 0:
         raise ValueError("prior model probabilities must be >= 0 and not all zero")
     prior /= prior.sum()
-    evidences = [log_evidence(effects, s, priors, cutpoints, direction) for s in specs]
+    data = evidence_data(effects, priors)  # the table read once for the 16 models
+    evidences = [log_evidence(effects, s, priors, cutpoints, direction, data=data) for s in specs]
     log_ml = np.array([e.log_ml for e in evidences])
     log_post = np.where(prior > 0, np.log(np.where(prior > 0, prior, 1.0)) + log_ml, -np.inf)
     post = np.exp(log_post - log_post.max())
@@ -163,11 +170,8 @@ def model_average(effects: pd.DataFrame, priors: dict | None = None, cutpoints=D
         rows[comp] = {"prior_prob": pi, "post_prob": pp, "BF_incl": inclusion_bf(log_bf),
                       "log_BF_incl": log_bf}
     inclusion = pd.DataFrame.from_dict(rows, orient="index")
-    mu_all = _summary(evidences, post)
-    eff = models["effect"].to_numpy()
-    mu_cond = _summary([e for e, on in zip(evidences, eff) if on], post[eff])
     families = models.groupby("bias_family", sort=False)[["prior_prob", "post_prob"]].sum()
-    return ModelAverage(models, inclusion, mu_all, mu_cond, evidences, families)
+    return ModelAverage(models, inclusion, _summary(evidences, post), evidences, families)
 
 
 def _logsumexp(x) -> float:

@@ -23,13 +23,31 @@ from .formula import STRICT_NUMBER
 
 from . import informed_priors as ip
 
-# family -> (parameter names, scipy frozen-distribution factory, PyMC class name, support); PyMC is
-# imported only when a prior becomes a PyMC variable, so describing a model never imports it
+
+class _Dist:
+    """A scipy distribution with fixed parameters, calling the shared (unfrozen) instance: a frozen
+    `stats.norm(m, s)` builds a new distribution object each time (scipy formats its docstring,
+    ~2 ms), which the exact path's quadrature paid on every evaluation of a prior (issue 26). The
+    figures are the frozen distribution's: it calls the same methods with the same arguments."""
+
+    def __init__(self, dist, *shapes, loc=0.0, scale=1.0):
+        self.dist, self.shapes, self.loc, self.scale = dist, shapes, loc, scale
+
+    def logpdf(self, x):
+        return self.dist.logpdf(x, *self.shapes, loc=self.loc, scale=self.scale)
+
+    def cdf(self, x):
+        return self.dist.cdf(x, *self.shapes, loc=self.loc, scale=self.scale)
+
+    def ppf(self, q):
+        return self.dist.ppf(q, *self.shapes, loc=self.loc, scale=self.scale)
+
+
 class _LogT:
     """log(x) ~ Student-t(nu, mu, sigma), x > 0: the distribution of tau under Rhodes et al.'s prior."""
 
     def __init__(self, nu, mu, sigma):
-        self.t = stats.t(nu, mu, sigma)
+        self.t = _Dist(stats.t, nu, loc=mu, scale=sigma)
 
     def logpdf(self, x):
         x = np.asarray(x, dtype=float)
@@ -46,17 +64,19 @@ class _LogT:
         return np.exp(self.t.ppf(q))
 
 
+# family -> (parameter names, distribution factory (logpdf, cdf, ppf), PyMC class name, support); PyMC is
+# imported only when a prior becomes a PyMC variable, so describing a model never imports it
 _FAMILIES = {
-    "normal": (("mu", "sigma"), lambda m, s: stats.norm(m, s), "Normal", "real"),
-    "student_t": (("nu", "mu", "sigma"), lambda nu, m, s: stats.t(nu, m, s), "StudentT", "real"),
-    "cauchy": (("alpha", "beta"), lambda a, b: stats.cauchy(a, b), "Cauchy", "real"),
-    "halfnormal": (("sigma",), lambda s: stats.halfnorm(0, s), "HalfNormal", "positive"),
-    "halfcauchy": (("beta",), lambda b: stats.halfcauchy(0, b), "HalfCauchy", "positive"),
+    "normal": (("mu", "sigma"), lambda m, s: _Dist(stats.norm, loc=m, scale=s), "Normal", "real"),
+    "student_t": (("nu", "mu", "sigma"), lambda nu, m, s: _Dist(stats.t, nu, loc=m, scale=s), "StudentT", "real"),
+    "cauchy": (("alpha", "beta"), lambda a, b: _Dist(stats.cauchy, loc=a, scale=b), "Cauchy", "real"),
+    "halfnormal": (("sigma",), lambda s: _Dist(stats.halfnorm, loc=0, scale=s), "HalfNormal", "positive"),
+    "halfcauchy": (("beta",), lambda b: _Dist(stats.halfcauchy, loc=0, scale=b), "HalfCauchy", "positive"),
     "halfstudent_t": (("nu", "sigma"), None, "HalfStudentT", "positive"),
-    "exponential": (("lam",), lambda lam: stats.expon(0, 1 / lam), "Exponential", "positive"),
-    "uniform": (("lower", "upper"), lambda lo, hi: stats.uniform(lo, hi - lo), "Uniform", "real"),
+    "exponential": (("lam",), lambda lam: _Dist(stats.expon, loc=0, scale=1 / lam), "Exponential", "positive"),
+    "uniform": (("lower", "upper"), lambda lo, hi: _Dist(stats.uniform, loc=lo, scale=hi - lo), "Uniform", "real"),
     # on the SD itself: log(tau) ~ N(mu, sigma) / Student-t(nu, mu, sigma)
-    "lognormal": (("mu", "sigma"), lambda m, s: stats.lognorm(s, scale=np.exp(m)), "LogNormal", "positive"),
+    "lognormal": (("mu", "sigma"), lambda m, s: _Dist(stats.lognorm, s, scale=np.exp(m)), "LogNormal", "positive"),
     "logstudent_t": (("nu", "mu", "sigma"), lambda nu, m, s: _LogT(nu, m, s), None, "positive"),
 }
 
@@ -124,7 +144,7 @@ class Prior:
         x = np.asarray(x, dtype=float)
         if self.family == "halfstudent_t":
             nu, sigma = self.params
-            return np.log(2.0) + stats.t(nu, 0, sigma).logpdf(x)
+            return np.log(2.0) + stats.t.logpdf(x, nu, loc=0, scale=sigma)
         return _FAMILIES[self.family][1](*self.params).logpdf(x)
 
 
