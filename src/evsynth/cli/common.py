@@ -255,11 +255,16 @@ def fit_width(frame: pd.DataFrame, width: int = WIDTH, digits: int = 3, index: b
 
 
 def print_frame(title: str, frame: pd.DataFrame, digits: int = 3, index: bool = True) -> None:
-    print("\n" + textwrap.fill(f"== {title} ==", WIDTH, subsequent_indent="   "))
+    print("\n" + fill(f"== {title} ==", subsequent_indent="   "))
     print(fit_width(frame, digits=digits, index=index))
+
+
+def fill(text: str, width: int = WIDTH, **options) -> str:
+    """textwrap.fill that never breaks at a hyphen: an option such as --pool-change-scores stays whole."""
+    return textwrap.fill(text, width, break_on_hyphens=False, **options)
 
 
 def say(text, file=None) -> None:
     """Print a message with every line wrapped at WIDTH columns (continuations indented)."""
     for line in str(text).splitlines() or [""]:
-        print(textwrap.fill(line, WIDTH, subsequent_indent="    ", break_on_hyphens=False) if line else "", file=file)
+        print(fill(line, subsequent_indent="    ") if line else "", file=file)

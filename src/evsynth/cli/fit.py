@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..data.vocabulary import MODELS
-from .common import (EXIT_NOTHING_ANALYSED, WIDTH, add_input_arguments, add_sampling_arguments, exit_status,
+from .common import (EXIT_NOTHING_ANALYSED, WIDTH, add_input_arguments, add_sampling_arguments, exit_status, fill,
                      load_effects, prepare_out, print_frame, progress, report_replaced, sampling_options, say,
                      snapshot)
 
@@ -116,7 +115,7 @@ def print_not_in_model(excluded: pd.DataFrame) -> None:
     # rows sharing an outcome and a reason are listed once (13 binary rows, one piece of advice)
     for (outcome, why), rows in excluded.groupby(["outcome", "why_not"], sort=False):
         ids = ", ".join(rows["study_id"])
-        print(textwrap.fill(f"{ids} ({outcome}{f'; {len(rows)} rows' if len(rows) > 1 else ''}): {why}", WIDTH,
+        print(fill(f"{ids} ({outcome}{f'; {len(rows)} rows' if len(rows) > 1 else ''}): {why}", WIDTH,
                             subsequent_indent="    "))
 
 
@@ -210,7 +209,7 @@ def forest_drawn(label: str, idata, table: pd.DataFrame, studies, path: str,
     limit = MAX_FOREST_STUDIES if max_studies is None else max_studies
     k = len(used_effects(table))
     if k > limit:
-        print(textwrap.fill(f"{label}: forest plot not drawn: k = {k:,} > {limit:,} studies (one row per "
+        print(fill(f"{label}: forest plot not drawn: k = {k:,} > {limit:,} studies (one row per "
                             "study; the figure would exceed the image size limit)", WIDTH, subsequent_indent="    "))
         return False
     forest(idata, table, studies=studies).savefig(path, dpi=120)
@@ -265,7 +264,7 @@ def cmd_fit(args) -> int:
     if not flagged.empty:
         say("\n== rows whose printed numbers contradict each other (kept as computed; check the source) ==")
         for _, row in flagged.iterrows():
-            print(textwrap.fill(f"  {row['study_id']} ({row['outcome']}): {row['warnings']}", WIDTH,
+            print(fill(f"  {row['study_id']} ({row['outcome']}): {row['warnings']}", WIDTH,
                                 subsequent_indent="    "))
     # `used` there means computable (has an effect size); `in_model`: entered a model fitted below
     effects.assign(in_model=[(s, o) in entered for s, o in zip(effects["study_id"], effects["outcome"])]).to_csv(
@@ -275,7 +274,7 @@ def cmd_fit(args) -> int:
             say(f"\n{label}: {table.attrs['direction_note']}")
     for label, reason in skipped.items():
         techniques = technique_coverage(groups[label], not_analysed=reason)["technique"]
-        print("\n" + textwrap.fill(f"outcome {label!r} not analysed: {reason} (techniques: {', '.join(techniques)})",
+        print("\n" + fill(f"outcome {label!r} not analysed: {reason} (techniques: {', '.join(techniques)})",
                                   WIDTH, subsequent_indent="    "))
     if args.mods is not None:
         check_moderators(runnable, args.mods)
@@ -290,10 +289,10 @@ def cmd_fit(args) -> int:
 
         print(f"\n== {label}: the answer (details below) ==")
         for line in headline_lines(result):
-            print(textwrap.fill(line, WIDTH, subsequent_indent="    "))
+            print(fill(line, WIDTH, subsequent_indent="    "))
         print()
         for note in result.notes:
-            print(textwrap.fill(f"{label}: {note}", WIDTH, subsequent_indent="    "))
+            print(fill(f"{label}: {note}", WIDTH, subsequent_indent="    "))
         print_frame(f"{label}: {result.idata.attrs.get('model', args.model)} model, posterior "
                      "(95% equal-tailed intervals)", result.summary)
         measure = table.attrs.get("measure")
@@ -316,7 +315,7 @@ def cmd_fit(args) -> int:
         say(f"\n== {label}: every technique, with its partially pooled estimate (median [95% CrI]) and its "
             "own-data estimate, or why there is none ==")
         for line in coverage_lines(technique_coverage(table, result.summary, own=result.own_data)):
-            print(textwrap.fill(line, WIDTH, subsequent_indent="    "))
+            print(fill(line, WIDTH, subsequent_indent="    "))
         _print_design(label, table, dict(args.prior))
         stem = out / slug(label)
         save_result(result.idata, f"{stem}.nc")
