@@ -1,0 +1,426 @@
+"""The sampled (PyMC) path of a sensitivity sweep (evsynth.methods.sensitivity) with the sampler
+replaced by constructed posteriors, so it runs in seconds (the MCMC sweeps themselves are the slow
+tests of test_sensitivity.py): what each step passes on and keeps -- the weights of a scenario's
+studies, the posterior cut to its studies and techniques, the options of the fit, the record of a
+scenario, the compile-once bookkeeping, and how run() picks the sampler, reuse, cores and workers.
+Also the tidy table's columns and types, and the grid's refusals word for word."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+
+import evsynth as es
+from evsynth.methods import sensitivity as sens
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "studies" / "synthetic_demo.csv"
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return es.load_studies(DEMO)
+
+
+@pytest.fixture(scope="module")
+def grid(demo):
+    return sens.Sensitivity(demo, outcome="milk volume", model="by_technique", priors={"mu": "normal(0, 1)"},
+                            engine="pymc", tau_prior=["halfnormal(0.5)", "halfcauchy(0.5)"], r_prepost=[0.3, 0.6],
+                            draws=5, chains=2, tune=5, seed=3)
+
+
+def posterior(studies, techniques, chains=2, draws=5):
+    """A sampled fit as engines.fit leaves it: mu, tau, study and technique effects."""
+    rng = np.random.default_rng(0)
+    return az.from_dict(
+        {"posterior": {"mu": rng.normal(size=(chains, draws)), "tau": np.abs(rng.normal(size=(chains, draws))),
+                       "theta": rng.normal(size=(chains, draws, len(studies))),
+                       "technique_effect": rng.normal(size=(chains, draws, len(techniques)))}},
+        dims={"theta": ["study"], "technique_effect": ["technique"]},
+        coords={"study": list(studies), "technique": list(techniques)})
+
+
+# ---- the model and the fit of one scenario ---------------------------------------------------
+
+
+def test_sweep_model_weights_the_kept_studies_one_and_the_rest_zero(grid, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sens, "build_model", lambda *args, **kwargs: calls.append((args, kwargs)) or "model")
+    scenario = sens.Scenario("halfnormal(0.5)", 0.3)
+    effects, kept = sens.scenario_effects(grid.context, scenario)
+    used = list(es.used_effects(effects)["study_id"])
+    assert sens._sweep_model(grid.context, effects, kept[1:], {"tau": "x"}) == "model"
+    (kind, table, priors), options = calls[0]
+    assert kind == "by_technique" and table is effects and priors == {"tau": "x"}
+    assert options == {"weights": {s: float(s in kept[1:]) for s in used}, "prior_data": True, "study_effects": False}
+    assert options["weights"][kept[0]] == 0.0 and sum(options["weights"].values()) == len(kept) - 1
+
+
+def test_reusing_fit_samples_the_compiled_model_and_cuts_the_posterior_to_the_scenario(grid, monkeypatch):
+    import evsynth.engines.fit as fit_module
+
+    scenario = sens.Scenario("halfnormal(0.5)", 0.3)
+    effects, kept = sens.scenario_effects(grid.context, scenario)
+    used = es.used_effects(effects)
+    techniques = sorted(set(used["technique"]))
+    gone = used.loc[used["technique"] == techniques[0], "study_id"].tolist()  # a technique left out whole
+    kept = [s for s in kept if s not in gone]
+    calls = {}
+    monkeypatch.setattr(sens, "_sweep_model", lambda *args: calls.setdefault("model", args) and "model")
+    monkeypatch.setattr(sens, "compiled_model", lambda model: calls.setdefault("compiled", model) and "compiled")
+
+    def fake_fit(model, **options):
+        calls["fit"] = (model, options)
+        return posterior(used["study_id"], techniques)
+
+    monkeypatch.setattr(fit_module, "fit", fake_fit)
+    idata = sens._fit_reusing(grid.context, effects, kept, {"tau": "p"}, 3)
+    assert calls["model"] == (grid.context, effects, kept, {"tau": "p"}) and calls["compiled"] == "model"
+    model, options = calls["fit"]
+    assert model == "model" and options == {"draws": 5, "tune": 5, "chains": 2, "seed": 3, "target_accept": 0.99,
+                                            "sampler": "auto", "cores": 3, "compiled": "compiled",
+                                            "log_likelihood": False}
+    post = idata["posterior"]
+    assert post["study"].to_numpy().tolist() == kept
+    assert post["technique"].to_numpy().tolist() == techniques[1:]
+    full = posterior(used["study_id"], techniques)["posterior"]
+    np.testing.assert_array_equal(post["theta"], full["theta"].sel(study=kept))
+    np.testing.assert_array_equal(post["mu"], full["mu"])
+
+
+def test_reusing_fit_of_a_model_without_study_or_technique_dims(grid, monkeypatch):
+    import evsynth.engines.fit as fit_module
+
+    effects, kept = sens.scenario_effects(grid.context, sens.Scenario("halfnormal(0.5)", 0.3))
+    monkeypatch.setattr(sens, "_sweep_model", lambda *args: "model")
+    monkeypatch.setattr(sens, "compiled_model", lambda model: "compiled")
+    plain = az.from_dict({"posterior": {"mu": np.ones((2, 5))}})
+    monkeypatch.setattr(fit_module, "fit", lambda model, **options: plain)
+    idata = sens._fit_reusing(grid.context, effects, kept[:3], {}, None)
+    assert dict(idata["posterior"].sizes) == {"chain": 2, "draw": 5}
+
+
+def test_rebuilding_fit_builds_the_reduced_table(grid, monkeypatch):
+    import evsynth.engines.fit as fit_module
+
+    effects, kept = sens.scenario_effects(grid.context, sens.Scenario("halfnormal(0.5)", 0.3))
+    calls = {}
+    monkeypatch.setattr(sens, "build_model", lambda kind, table, priors, **options:
+                        calls.setdefault("build", (kind, table, priors, options)) and "model")
+    monkeypatch.setattr(fit_module, "fit", lambda model, **options: calls.setdefault("fit", (model, options)) and "tree")
+    assert sens._fit_rebuilding(grid.context, effects, kept[2:], {"tau": "p"}, 2) == "tree"
+    kind, table, priors, options = calls["build"]
+    assert kind == "by_technique" and priors == {"tau": "p"} and options == {"study_effects": False}
+    pd.testing.assert_frame_equal(table, sens.reduced_effects(effects, kept[2:]))
+    assert set(es.used_effects(table)["study_id"]) == set(kept[2:])
+    assert calls["fit"] == ("model", {"draws": 5, "tune": 5, "chains": 2, "seed": 3, "target_accept": 0.99,
+                                      "sampler": "auto", "cores": 2, "log_likelihood": False})
+    # a builder without the sweep keywords gets none
+    calls.clear()
+    monkeypatch.setattr(sens, "supports_reuse", lambda kind: False)
+    sens._fit_rebuilding(grid.context, effects, kept, {}, None)
+    assert calls["build"][3] == {}
+
+
+def test_reduced_effects_keeps_the_kept_studies_and_the_unused_rows(grid):
+    effects, kept = sens.scenario_effects(grid.context, sens.Scenario("halfnormal(0.5)", 0.3))
+    effects = effects.copy()
+    effects.attrs["measure"] = "SMD"
+    effects.loc[0, "used"] = False  # an unused row stays, saying why
+    reduced = sens.reduced_effects(effects, kept[3:])
+    expected = effects[effects["study_id"].isin(kept[3:]) | ~effects["used"]]
+    assert reduced["study_id"].tolist() == expected["study_id"].tolist()
+    assert reduced.index.tolist() == list(range(len(expected))) and reduced.attrs == effects.attrs
+
+
+def test_builders_taking_the_sweep_keywords_support_reuse(monkeypatch):
+    assert sens.supports_reuse("random_effects") and sens.supports_reuse("by_technique")
+    monkeypatch.setitem(sens.BUILDERS, "plain", lambda effects, priors, weights=None, prior_data=False: None)
+    assert not sens.supports_reuse("plain")  # no study_effects
+    monkeypatch.setitem(sens.BUILDERS, "full", lambda effects, priors, weights=None, prior_data=False,
+                        study_effects=True: None)
+    assert sens.supports_reuse("full")
+
+
+# ---- one scenario's record on the sampled path ------------------------------------------------
+
+
+class FakeDiagnostics:
+    verdict = "FAIL"
+    problems = ["r_hat 1.02 > 1.01", "ess_bulk 80 < 400"]
+
+
+def test_sampled_scenario_record(grid, monkeypatch):
+    import evsynth.methods.diagnostics as diagnostics
+
+    scenario = sens.Scenario("halfnormal(0.5)", 0.3, left_out="")
+    effects, kept = sens.scenario_effects(grid.context, scenario)
+    used = es.used_effects(effects)
+    tree = posterior(used["study_id"], sorted(set(used["technique"])))
+    tree.attrs["sampler"] = "nutpie"
+    fits = []
+    monkeypatch.setattr(sens, "_fit_reusing", lambda *args: fits.append(("reusing", args)) or tree)
+    monkeypatch.setattr(sens, "_fit_rebuilding", lambda *args: fits.append(("rebuilding", args)) or tree)
+    monkeypatch.setattr(diagnostics, "diagnose", lambda idata: FakeDiagnostics())
+    summary = pd.DataFrame({"mean": [0.1], "sd": [0.2], "q2.5": [-0.3], "q50": [0.1], "q97.5": [0.5], "P(>0)": [0.7]},
+                           index=["pooled (mu)"])
+    monkeypatch.setattr(sens, "summarize", lambda idata, heterogeneity: summary if heterogeneity is False else None)
+    record = sens.run_scenario(sens.Job(grid.context, scenario, reuse=True, cores=2))
+    kind, (context, table, kept_args, priors, cores) = fits[0]
+    assert kind == "reusing" and kept_args == kept and cores == 2
+    assert priors == {"mu": "normal(0, 1)", "tau": "halfnormal(0.5)"}
+    assert record["key"] == scenario.id and record["verdict"] == "FAIL"
+    assert record["problems"] == "r_hat 1.02 > 1.01; ess_bulk 80 < 400"
+    assert record["sampler"] == "nutpie" and record["reused_compiled_model"] is True
+    assert record["rows"] == [{"parameter": "pooled (mu)", "mean": 0.1, "sd": 0.2, "q2.5": -0.3, "q50": 0.1,
+                               "q97.5": 0.5, "p_gt_0": 0.7}]
+    assert record["settings"] == {"tau_prior": "halfnormal(0.5)", "r_prepost": 0.3, "exclude": "",
+                                  "techniques": "as labelled", "left_out": "", "outcome": "milk volume",
+                                  "model": "by_technique", "measure": "SMD", "engine": "pymc",
+                                  "n_studies": len(kept)}
+    assert record["seconds"] >= 0
+    record = sens.run_scenario(sens.Job(grid.context, scenario, reuse=False))
+    assert fits[1][0] == "rebuilding" and record["reused_compiled_model"] is False
+    # a fit cut short is not a record: the interrupt reaches the sweep
+    monkeypatch.setattr(sens, "_fit_reusing", lambda *args: posterior(used["study_id"], ["t"], draws=3))
+    with pytest.raises(KeyboardInterrupt, match="sampling stopped early"):
+        sens.run_scenario(sens.Job(grid.context, scenario))
+
+
+def test_a_scenario_that_raises_is_not_fitted_or_an_error(grid, monkeypatch):
+    scenario = sens.Scenario("halfnormal(0.5)", 0.3)
+    monkeypatch.setattr(sens, "_fit_reusing", lambda *args: (_ for _ in ()).throw(ValueError("two few rows")))
+    record = sens.run_scenario(sens.Job(grid.context, scenario))
+    assert record["verdict"] == "NOT FITTED" and record["problems"] == "not fitted: two few rows"
+    assert record["rows"][0]["parameter"] == "pooled (mu)" and np.isnan(record["rows"][0]["mean"])
+    assert record["sampler"] == "" and record["reused_compiled_model"] is False
+    monkeypatch.setattr(sens, "_fit_reusing", lambda *args: (_ for _ in ()).throw(KeyError("theta")))
+    record = sens.run_scenario(sens.Job(grid.context, scenario))
+    assert record["verdict"] == "ERROR" and record["problems"] == "error: KeyError: 'theta'"
+    assert record["settings"]["n_studies"] > 0  # counted before the fit failed
+
+
+def test_too_few_studies_are_named_in_the_singular_and_plural(demo):
+    grid = sens.Sensitivity(demo, outcome="milk volume", model="random_effects", engine="exact",
+                            exclude=[None, "technique != 'oxytocin'"])
+    context = grid.context
+    effects, kept = sens.scenario_effects(context, sens.Scenario(grid.tau_prior[0], 0.5, grid.exclude[1]))
+    assert len(kept) >= 2
+    for n in (0, 1, 2):
+        drop = kept[n:]
+        rule = " or ".join(f"study_id == '{s}'" for s in drop) if drop else ""
+        scenario = sens.Scenario(grid.tau_prior[0], 0.5, f"technique != 'oxytocin' or {rule}" if rule else
+                                 grid.exclude[1])
+        record = sens.run_scenario(sens.Job(context, scenario))
+        if n < sens.MIN_STUDIES:
+            assert record["problems"] == (f"not fitted: {n} usable stud{'y' if n == 1 else 'ies'} left, need "
+                                          f"{sens.MIN_STUDIES}")
+            assert record["verdict"] == "NOT FITTED" and record["settings"]["n_studies"] == n
+        else:
+            assert record["verdict"] == "PASS"
+
+
+# ---- compile once per structure --------------------------------------------------------------
+
+
+def test_compiled_model_compiles_each_structure_once(monkeypatch):
+    compiled = []
+    monkeypatch.setattr(sens, "_COMPILED", {})
+    monkeypatch.setattr(sens, "_KEY_LOCKS", {})
+    monkeypatch.setattr(sens, "structure_key", lambda model: model["structure"])
+    monkeypatch.setattr(sens, "compile_nutpie", lambda model: compiled.append(model["name"]) or f"compiled {model['name']}")
+    assert sens.compiled_model({"structure": "a", "name": 1}) == "compiled 1"
+    assert sens.compiled_model({"structure": "a", "name": 2}) == "compiled 1"
+    assert sens.compiled_model({"structure": "b", "name": 3}) == "compiled 3"
+    assert compiled == [1, 3] and set(sens._KEY_LOCKS) == {"a", "b"}
+
+
+def test_compile_ahead_compiles_the_first_scenario_of_each_prior_and_grouping(grid, monkeypatch):
+    seen = []
+
+    def fake_sweep_model(context, effects, kept, priors):
+        if priors["tau"] == "halfcauchy(0.5)":
+            raise ValueError("cannot build")  # skipped here: the scenario reports it when it runs
+        return (priors["tau"], len(kept), effects["technique"].nunique())
+
+    monkeypatch.setattr(sens, "_sweep_model", fake_sweep_model)
+    monkeypatch.setattr(sens, "compiled_model", lambda model: seen.append(model))
+    scenarios = grid.scenarios()
+    more = [replace(scenarios[0], tau_prior="halfnormal(0.9)"), replace(scenarios[0], techniques="by massage component")]
+    thread = sens.compile_ahead(grid.context, scenarios + more)
+    thread.join(30)
+    assert not thread.is_alive() and thread.daemon and thread.name == "evsynth-compile-ahead"
+    effects, kept = sens.scenario_effects(grid.context, scenarios[0])
+    grouped, _ = sens.scenario_effects(grid.context, more[1])
+    assert seen == [("halfnormal(0.5)", len(kept), effects["technique"].nunique()),
+                    ("halfnormal(0.9)", len(kept), effects["technique"].nunique()),
+                    ("halfnormal(0.5)", len(kept), grouped["technique"].nunique())]
+
+
+def test_nutpie_and_compile_are_the_fit_modules(monkeypatch):
+    import evsynth.engines.fit as fit_module
+
+    monkeypatch.setattr(fit_module, "nutpie_available", lambda: "answer")
+    monkeypatch.setattr(fit_module, "compile_nutpie", lambda model: ("compiled", model))
+    assert sens.nutpie_available() == "answer" and sens.compile_nutpie("m") == ("compiled", "m")
+
+
+# ---- run(): sampler, reuse, cores, workers ---------------------------------------------------
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """run() with run_tasks and compile_ahead recorded (nothing sampled)."""
+    calls = {}
+
+    def fake_run_tasks(function, jobs, **options):
+        calls["function"], calls["jobs"], calls["options"] = function, jobs, options
+        return {key: sens._not_fitted(job.scenario, {"n_studies": 0, "outcome": job.context.outcome}, "recorded", 0.0)
+                for key, job in jobs.items()}
+
+    monkeypatch.setattr(sens, "run_tasks", fake_run_tasks)
+    monkeypatch.setattr(sens, "compile_ahead", lambda context, scenarios: calls.setdefault("ahead", (context, scenarios)))
+    monkeypatch.setattr(sens, "nutpie_available", lambda: calls.get("nutpie", True))
+    monkeypatch.setattr(sens.os, "cpu_count", lambda: 8)
+    return calls
+
+
+def test_run_on_pymc_with_nutpie_reuses_in_threads(grid, recorded):
+    table = grid.run(n_jobs=2, progress=False)
+    jobs, options = recorded["jobs"], recorded["options"]
+    assert list(jobs) == [s.id for s in grid.scenarios()]
+    job = next(iter(jobs.values()))
+    assert job.reuse is True and job.cores == 4 and job.context.options.sampler == "nutpie"
+    assert options["threads"] is True and options["n_jobs"] == 2 and options["executor"] is None
+    assert options["out"] is None and options["progress"] is False and options["label"] == "sensitivity"
+    assert options["compiles"] is True and options["fingerprint"] == job.context.fingerprint()
+    assert recorded["function"] is sens.run_scenario
+    assert recorded["ahead"][1] == grid.scenarios()
+    ok = {"verdict": "PASS"}
+    assert not options["failed"](ok) and options["failed"]({"verdict": "FAIL"}) and options["failed"]({"verdict": "ERROR"})
+    assert options["not_fitted"]({"verdict": "NOT FITTED"}) and not options["not_fitted"]({"verdict": "FAIL"})
+    assert table["scenario"].tolist() == [s.id for s in grid.scenarios()] and grid.table is table
+
+
+def test_run_options_change_cores_workers_and_reuse(grid, recorded):
+    grid.run(n_jobs=1, progress=False)
+    assert next(iter(recorded["jobs"].values())).cores is None
+    grid.run(n_jobs=3, progress=False, workers="processes")
+    job = next(iter(recorded["jobs"].values()))
+    assert job.cores == 2 and recorded["options"]["threads"] is False and job.reuse is True
+    grid.run(n_jobs=16, progress=False)
+    assert next(iter(recorded["jobs"].values())).cores == 1
+    grid.run(n_jobs=2, progress=False, executor="client")
+    job = next(iter(recorded["jobs"].values()))
+    assert job.cores == 1 and recorded["options"]["executor"] == "client" and recorded["options"]["n_jobs"] == 2
+    recorded.pop("ahead")
+    grid.run(n_jobs=2, progress=False, reuse=False)
+    job = next(iter(recorded["jobs"].values()))
+    assert job.reuse is False and recorded["options"]["threads"] is False and "ahead" not in recorded
+    recorded["nutpie"] = False  # PyMC's own sampler: no compiled model to share
+    grid.run(n_jobs=2, progress=False)
+    job = next(iter(recorded["jobs"].values()))
+    assert job.reuse is False and job.context.options.sampler == "pymc" and recorded["options"]["threads"] is False
+    with pytest.raises(ValueError, match=r"^workers 'fibres' unknown; choose 'threads' or 'processes'$"):
+        grid.run(progress=False, workers="fibres")
+
+
+def test_run_skips_compiling_ahead_what_the_results_file_holds(grid, recorded, tmp_path, monkeypatch):
+    done = grid.scenarios()[0].id
+    monkeypatch.setattr(sens, "read_records", lambda out, fingerprint: {done: {}})
+    grid.run(n_jobs=1, progress=False, out=tmp_path / "r.jsonl")
+    assert [s.id for s in recorded["ahead"][1]] == [s.id for s in grid.scenarios()[1:]]
+    assert recorded["options"]["out"] == tmp_path / "r.jsonl"
+
+
+def test_run_on_the_exact_engine_runs_here_one_at_a_time(demo, recorded, monkeypatch):
+    from importlib import util
+
+    grid = sens.Sensitivity(demo, outcome="milk volume", model="random_effects", engine="exact")
+    monkeypatch.setattr(util, "find_spec", lambda name: None if name == "nutpie" else object())
+    grid.run(n_jobs=4, progress=False, executor="client")
+    options = recorded["options"]
+    job = next(iter(recorded["jobs"].values()))
+    assert options["n_jobs"] == 1 and options["executor"] is None and options["compiles"] is False
+    assert job.reuse is False and job.context.options.sampler == "pymc" and "ahead" not in recorded
+    assert recorded["function"].func is sens.run_scenario and recorded["function"].keywords == {"cache": {}}
+    monkeypatch.setattr(util, "find_spec", lambda name: object())
+    grid.run(progress=False)
+    assert next(iter(recorded["jobs"].values())).context.options.sampler == "nutpie"
+    given = sens.Sensitivity(demo, outcome="milk volume", model="random_effects", engine="exact", sampler="pymc")
+    given.run(progress=False)
+    assert next(iter(recorded["jobs"].values())).context.options.sampler == "pymc"
+
+
+# ---- the tidy table ----------------------------------------------------------------------------
+
+
+def test_records_table_columns_types_and_missing_fields():
+    record = {"key": "tau a | r 0.5", "settings": {"tau_prior": "a", "r_prepost": "0.5", "exclude": "", "left_out": "",
+                                                   "outcome": "o", "model": "m", "measure": "SMD", "n_studies": 4,
+                                                   "engine": "exact"},
+              "rows": [{"parameter": "pooled (mu)", "mean": "0.25", "sd": 0.1, "q2.5": 0.0, "q50": 0.25, "q97.5": 0.5,
+                        "p_gt_0": None}], "verdict": "PASS", "problems": None}
+    table = sens.records_table([record])
+    assert table.columns.tolist() == sens.COLUMNS
+    row = table.iloc[0]
+    assert row["mean"] == 0.25 and row["r_prepost"] == 0.5 and np.isnan(row["p_gt_0"])
+    assert table["mean"].dtype == float and table["r_prepost"].dtype == float and table["n_studies"].dtype == int
+    assert row["techniques"] == "as labelled"  # a record from before the column
+    assert row["problems"] == "" and row["warnings"] == "" and row["scenario"] == "tau a | r 0.5"
+    warned = dict(record, settings=dict(record["settings"], warnings="rule leaves out nothing"))
+    assert sens.records_table([warned]).loc[0, "warnings"] == "rule leaves out nothing"
+    for name in ("scenario", "tau_prior", "exclude", "techniques", "left_out", "outcome", "model", "measure", "engine",
+                 "parameter", "verdict", "problems", "warnings"):
+        assert isinstance(row[name], str), name
+
+
+# ---- the grid's refusals ---------------------------------------------------------------------
+
+
+def test_grid_refusals_word_for_word(demo):
+    with pytest.raises(ValueError, match=r"^model 'bogus' unknown; choose one of \["):
+        sens.Sensitivity(demo, model="bogus")
+    with pytest.raises(ValueError, match=r"^the tau prior is swept: give it as tau_prior=\[\.\.\.\], not in priors$"):
+        sens.Sensitivity(demo, outcome="milk volume", priors={"tau": "halfnormal(1)"})
+    with pytest.raises(ValueError, match=r"^design 'some' unknown; choose one of all, controlled, randomised$"):
+        sens.Sensitivity(demo, outcome="milk volume", design="some")
+    with pytest.raises(ValueError, match=r"^outcome 'sleep' is not in the study table \(outcomes: \["):
+        sens.Sensitivity(demo, outcome="sleep")
+    with pytest.raises(ValueError, match=r"^techniques \['by colour'\]: choose from \['as labelled', "):
+        sens.Sensitivity(demo, outcome="milk volume", techniques=["by colour"])
+    for r in (1.0, -1.0):
+        with pytest.raises(ValueError, match=rf"^r_prepost {r} must lie strictly between -1 and 1$"):
+            sens.Sensitivity(demo, outcome="milk volume", r_prepost=[r])
+    for r in (np.nextafter(1.0, 0.0), np.nextafter(-1.0, 0.0)):
+        assert sens.Sensitivity(demo, outcome="milk volume", r_prepost=[r]).r_prepost == [r]
+    for name, values in (("tau_prior", ["halfnormal(0.5)", "halfnormal(0.50)"]), ("r_prepost", [0.5, 0.5]),
+                         ("exclude", ["design == 'pre_post'", "design == 'pre_post'"]), ("techniques", [])):
+        with pytest.raises(ValueError, match=rf"^{name}: give a non-empty list without repeats, got "):
+            sens.Sensitivity(demo, outcome="milk volume", **{name: values})
+    n = int(demo["outcome"].eq("milk volume").sum())
+    size = 2 * (1 + n)
+    with pytest.raises(ValueError, match=rf"^the grid has up to {size:,} scenarios, more than max_scenarios = "
+                                         rf"{size - 1:,}; shrink it, or raise the cap \(\[run\] max_scenarios in a "
+                                         r"spec, --max-scenarios\)$"):
+        sens.Sensitivity(demo, outcome="milk volume", r_prepost=[0.3, 0.5], leave_one_out=True,
+                         max_scenarios=size - 1)
+    assert len(sens.Sensitivity(demo, outcome="milk volume", r_prepost=[0.3, 0.5], leave_one_out=True,
+                                max_scenarios=size).r_prepost) == 2
+    with pytest.raises(sens.NothingToAnalyse, match=r"^the study table has no rows: nothing analysed$"):
+        sens.Sensitivity(demo.iloc[:0], outcome="milk volume")
+
+
+def test_sweep_engine_word_for_word():
+    assert sens.sweep_engine("auto", "random_effects") == "exact"
+    assert sens.sweep_engine("auto", "selection") == "pymc"
+    assert sens.sweep_engine("pymc", "random_effects") == "pymc"
+    assert sens.sweep_engine("exact", "network") == "exact"
+    with pytest.raises(ValueError, match=r"^engine 'quick' unknown; choose one of "):
+        sens.sweep_engine("quick", "random_effects")
+    with pytest.raises(ValueError, match=r"^engine 'exact': model 'selection' has no Gaussian description \(the exact "
+                                         r"engine fits .*\); use engine 'pymc'$"):
+        sens.sweep_engine("exact", "selection")
