@@ -131,7 +131,7 @@ class _Terminal(io.StringIO):
 
 
 def test_error_lines_fit_100_columns_on_a_terminal_and_stay_one_line_in_a_pipe(monkeypatch, tmp_path):
-    args = ["fit", "--engine", "exact", "--draws", "20000000", "--out", str(tmp_path)]  # refused before any work
+    args = ["fit", "--engine", "exact", "--draws", "20000000", "--out", str(tmp_path / "new")]  # refused up front
     monkeypatch.setattr(sys, "stderr", _Terminal())
     assert main(args) == 2
     shown = sys.stderr.getvalue()
@@ -141,3 +141,6 @@ def test_error_lines_fit_100_columns_on_a_terminal_and_stay_one_line_in_a_pipe(m
     assert main(args) == 2
     piped = sys.stderr.getvalue()
     assert len(piped.splitlines()) == 1 and " ".join(piped.split()) == " ".join(shown.split())
+    assert not (tmp_path / "new").exists()  # the refused run left no empty results folder behind
+    (tmp_path / "old").mkdir()
+    assert main(args[:-1] + [str(tmp_path / "old")]) == 2 and (tmp_path / "old").is_dir()  # not the user's own

@@ -4,6 +4,7 @@ report, sensitivity, network). Parsing (and --help) imports none of pandas, PyMC
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .. import __version__
@@ -30,15 +31,18 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from ..data.studies import StudyDataError  # after parsing: --help and usage errors load nothing
 
+    out = getattr(args, "out", None)
+    fresh = out is not None and not os.path.lexists(out)  # a refused run leaves no empty folder behind
     try:
         return args.handler(args)
     except (StudyDataError, ValueError, OSError) as exc:
         error(str(exc))
-        return EXIT_BAD_INPUT
     except MemoryError:  # a last line: the sizes the engines know of are refused before they start
         error("out of memory: the input is too large for this machine at these settings "
               "(fewer draws, --draws/--chains, or a smaller table)")
-        return EXIT_BAD_INPUT
+    if fresh and os.path.isdir(out) and not os.listdir(out):
+        os.rmdir(out)
+    return EXIT_BAD_INPUT
 
 
 def error(message: str) -> None:
