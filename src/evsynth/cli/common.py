@@ -66,6 +66,17 @@ def count_option(minimum: int):
     return parse
 
 
+def rho_option(text: str) -> float:
+    """argparse type: a correlation strictly between -1 and 1 (--rho, --rho-grid)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not -1 < value < 1:
+        raise argparse.ArgumentTypeError(f"{value:g}: a correlation must lie strictly between -1 and 1")
+    return value
+
+
 def prior_option(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep:
@@ -199,11 +210,13 @@ def _designs_and_samples(effects: pd.DataFrame, args) -> pd.DataFrame:
     effects = restrict_design(effects, getattr(args, "design", "all") or "all")
     if effects.attrs.get("design", "all") != "all":
         say(effects.attrs["design_note"])
-    if getattr(args, "keep_samples", False):  # evsynth multilevel models the shared samples instead
-        return effects
+    if getattr(args, "keep_samples", False):  # a nested model (multilevel, fit --random) models them instead
+        from ..methods.analysis import with_samples
+
+        return with_samples(effects)
     effects = one_row_per_sample(effects, by_outcome=not getattr(args, "pool_outcomes", False))
     if effects.attrs.get("sample_note"):
-        say(effects.attrs["sample_note"])
+        say(effects.attrs["sample_note"] + " (--random '~ 1 | sample/study_id' keeps them and fits a nested model)")
     return effects
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..data.vocabulary import MODELS
-from .common import (EXIT_NOTHING_ANALYSED, WIDTH, add_input_arguments, add_sampling_arguments, exit_status, fill,
-                     load_effects, prepare_out, print_frame, progress, report_replaced, sampling_options, say,
-                     snapshot)
+from .common import (EXIT_NOTHING_ANALYSED, WIDTH, InputError, add_input_arguments, add_sampling_arguments,
+                     exit_status, fill, load_effects, prepare_out, print_frame, progress, report_replaced,
+                     rho_option, sampling_options, say, snapshot)
 
 if TYPE_CHECKING:  # parsing arguments (and --help) loads none of these; each command imports what it runs
     import pandas as pd
@@ -28,7 +28,71 @@ def add_fit_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto = random_effects for one technique, by_technique for several (the output says "
                         "which ran and why); the network model has its own command, evsynth network "
                         "(default: %(default)s)")
+    p.add_argument("--random", default=None, metavar="'~ 1 | sample/study_id'",
+                   help="keep the rows that share participants (the same sample_id) and fit the nested model with "
+                        "these levels, outermost first ('sample' is sample_id, or the row's study_id when it has "
+                        "none); an outcome where no sample has several rows gets the usual model, and says so "
+                        "(default: one row per sample)")
+    p.add_argument("--rho", type=rho_option, default=None,
+                   help="with --random: the assumed correlation of the sampling errors of two rows of one sample "
+                        "(default: independent; evsynth multilevel --rho-grid shows how much it matters)")
     add_sampling_arguments(p)
+
+
+def check_dependence_arguments(args) -> None:
+    """--rho without --random, or --random with another --model: exit 2 before any work. Sets
+    args.keep_samples (the rows sharing a sample are kept for the nested model)."""
+    if args.rho is not None and args.random is None:
+        raise InputError("--rho needs --random (the levels whose rows share participants), e.g. "
+                         "--random '~ 1 | sample/study_id' --rho 0.6")
+    if args.random is not None and args.model != "auto":
+        raise InputError(f"--random fits the nested (multilevel) model; it cannot be combined with --model {args.model}")
+    if args.random is not None and args.mods is not None:
+        raise InputError("--random and --mods cannot be combined (the nested model has no moderators yet)")
+    args.keep_samples = args.random is not None
+
+
+def dependence_options(args, runnable: dict) -> dict[str, dict]:
+    """--random / --rho per outcome: {label: run_analysis keywords} for the outcomes where a sample
+    has several rows (the nested model), {} for the others. Every nested model is described before
+    anything is fitted, so a bad level or rho exits 2 naming the option."""
+    if args.random is None:
+        return {label: {} for label in runnable}
+    from ..methods.analysis import shared_clusters
+    from ..model.description import _nesting_paths, multilevel
+
+    try:
+        paths = _nesting_paths(args.random)
+    except ValueError as exc:
+        raise InputError(f"--random: {exc}") from None
+    cluster = paths[0][-1]
+    out = {}
+    for label, table in runnable.items():
+        if cluster in table and not shared_clusters(table, cluster):
+            out[label] = {}
+            continue
+        options = {"random": args.random, "rho": args.rho, "cluster": cluster}
+        try:
+            multilevel(table, dict(args.prior), **options)
+        except ValueError as exc:
+            raise InputError(f"--random {args.random!r}" + (f" --rho {args.rho:g}" if args.rho is not None else "")
+                             + f" (outcome {label!r}): {exc}") from None
+        out[label] = options
+    return out
+
+
+def dependence_note(label: str, options: dict, args) -> str | None:
+    """Why an outcome under --random got the usual model."""
+    if args.random is None or options:
+        return None
+    return (f"{label}: --random {args.random}: no {_nesting_cluster(args.random)} group has several rows in this "
+            "outcome, so the nested model adds nothing; the usual model runs (as without --random)")
+
+
+def _nesting_cluster(random: str) -> str:
+    from ..model.description import _nesting_paths
+
+    return _nesting_paths(random)[0][-1]
 
 
 def _mods_option(text: str):
@@ -234,18 +298,21 @@ def prepost_weight_line(label: str, table: pd.DataFrame, summary: pd.DataFrame) 
 
 
 def cmd_fit(args) -> int:
-    from ..methods.analysis import entered_rows, group_by_outcome, rows_not_in_model, run_analysis, slug, split_by_outcome
+    from ..methods.analysis import (entered_rows, group_by_outcome, one_row_per_sample, rows_not_in_model, run_analysis,
+                                    slug, split_by_outcome)
+    from ..methods.analysis import dependence_lines
     from ..methods.conflict import prior_data_conflict
     from ..present.results import save_result
     from ..effects.techniques import coverage_lines, technique_coverage
 
     if args.model == "meta_regression" and args.mods is None:
         raise ValueError("--model meta_regression needs moderators: --mods '~ column' or --mods column1,column2")
+    check_dependence_arguments(args)
     out = prepare_out(args.out)
     studies, effects = load_effects(args)
     before = snapshot(out)
-    groups = group_by_outcome(effects, args.pool_outcomes)
-    runnable, skipped = split_by_outcome(effects, args.pool_outcomes)
+    groups = group_by_outcome(effects, args.pool_outcomes, args.keep_samples)
+    runnable, skipped = split_by_outcome(effects, args.pool_outcomes, args.keep_samples)
     from ..engines.exact import check_draw_size
 
     for table in runnable.values():  # a size refused before 100,000 rows are printed (issue 25)
@@ -278,13 +345,17 @@ def cmd_fit(args) -> int:
                                   WIDTH, subsequent_indent="    "))
     if args.mods is not None:
         check_moderators(runnable, args.mods)
+    nested = dependence_options(args, runnable)
     failed, unfitted = [], []
     for label, table in runnable.items():
         doing = ("exact posterior (quadrature)" if args.engine == "exact" else
                  f"compiling and sampling ({args.chains} chains x {args.draws} draws)")
+        if dependence_note(label, nested[label], args):
+            say("\n" + dependence_note(label, nested[label], args))
+            table = one_row_per_sample(table, by_outcome=not args.pool_outcomes)  # none shares: drops nothing
         with progress(f"{label}: {doing}", enabled=not args.quiet):
             result = run_analysis(label, table, model=args.model, priors=dict(args.prior), mods=args.mods,
-                                  **sampling_options(args))
+                                  **nested[label], **sampling_options(args))
         from ..present.headline import headline_lines
 
         print(f"\n== {label}: the answer (details below) ==")
@@ -303,9 +374,11 @@ def cmd_fit(args) -> int:
                         "above is on the log scale)", natural_scale_table(result.summary, measure), index=False)
             pooled = next(p for p in result.summary.index if p.endswith("(mu)"))
             say(f"{label}: {pooled} {effect_text(result.summary.loc[pooled], measure)} (median [95% CrI])")
-        weight_line = prepost_weight_line(label, table, result.summary)
+        weight_line = prepost_weight_line(label, table, result.summary) if not nested[label] else None
         if weight_line:
             say(weight_line)
+        for line in dependence_lines(result):
+            say(f"{label}: {line}")
         say(result.diagnostics)
         if result.agreement is not None:  # the PyMC fit against the exact posterior of the same model
             say(result.idata.attrs["exact_check"], file=sys.stdout if result.agreement.attrs["ok"] else sys.stderr)
@@ -316,7 +389,9 @@ def cmd_fit(args) -> int:
             "own-data estimate, or why there is none ==")
         for line in coverage_lines(technique_coverage(table, result.summary, own=result.own_data)):
             print(fill(line, WIDTH, subsequent_indent="    "))
-        _print_design(label, table, dict(args.prior))
+        # the design contrast takes rows as independent: one row per sample under --random
+        _print_design(label, one_row_per_sample(table, by_outcome=not args.pool_outcomes) if nested[label] else table,
+                      dict(args.prior))
         stem = out / slug(label)
         save_result(result.idata, f"{stem}.nc")
         result.summary.to_csv(f"{stem}_summary.csv")

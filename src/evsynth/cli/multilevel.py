@@ -8,23 +8,13 @@ from __future__ import annotations
 
 import argparse
 
-from .common import EXIT_NOTHING_ANALYSED, EXIT_OK, add_input_arguments, print_frame, say
+from .common import EXIT_NOTHING_ANALYSED, EXIT_OK, add_input_arguments, print_frame, rho_option, say
 
-SAMPLE = "sample"  # the column evsynth adds: sample_id, or the row's own study_id when it has none
-
-
-def _rho(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not -1 < value < 1:
-        raise argparse.ArgumentTypeError(f"{value:g}: a correlation must lie strictly between -1 and 1")
-    return value
+SAMPLE = "sample"  # the column evsynth adds (methods.analysis.with_samples): sample_id, or the row's study_id
 
 
 def _rho_grid(text: str) -> tuple[float, ...]:
-    return tuple(_rho(t.strip()) for t in text.split(","))
+    return tuple(rho_option(t.strip()) for t in text.split(","))
 
 
 def register(commands) -> None:
@@ -33,7 +23,7 @@ def register(commands) -> None:
     p.add_argument("--random", default=f"~ 1 | {SAMPLE}/study_id",
                    help="nested levels, outermost first (default: %(default)s; 'sample' is sample_id, or the "
                         "row's study_id when it has none)")
-    p.add_argument("--rho", type=_rho, default=None,
+    p.add_argument("--rho", type=rho_option, default=None,
                    help="correlation of the sampling errors of two rows of one sample (default: none assumed)")
     p.add_argument("--rho-grid", type=_rho_grid, default=None, metavar="R1,R2,...",
                    help="also refit for each of these correlations, e.g. 0,0.3,0.6,0.9")

@@ -112,21 +112,25 @@ def one_row_per_sample(effects: pd.DataFrame, by_outcome: bool = False) -> pd.Da
     return out
 
 
-def group_by_outcome(effects: pd.DataFrame, pool_outcomes: bool = False) -> dict[str, pd.DataFrame]:
+def group_by_outcome(effects: pd.DataFrame, pool_outcomes: bool = False,
+                     keep_samples: bool = False) -> dict[str, pd.DataFrame]:
     """{label: effect table}, one per outcome, or one for all when pooling (standardized only; rows
     whose outcome is better when lower are sign-flipped, see align_direction). Within each table a
-    sample of participants counts once (one_row_per_sample)."""
+    sample of participants counts once (one_row_per_sample), unless keep_samples (a nested model
+    models them: run_analysis(random=...))."""
+    once = (lambda table, **_: table) if keep_samples else one_row_per_sample
     if pool_outcomes:
         if effects.attrs.get("measure") not in ("SMD", "SMCC"):
             raise ValueError("pooling different outcomes needs a standardized measure (SMD or SMCC)")
-        pooled = one_row_per_sample(align_direction(effects))
+        pooled = once(align_direction(effects))
         pooled.attrs["pooled_outcomes"] = True  # a deliberate choice (evsynth.methods.network accepts it)
         return {"all outcomes (SMD)": pooled}
-    return {outcome: one_row_per_sample(_subset(effects, effects["outcome"] == outcome), by_outcome=True)
+    return {outcome: once(_subset(effects, effects["outcome"] == outcome), by_outcome=True)
             for outcome in effects["outcome"].unique()}
 
 
-def split_by_outcome(effects: pd.DataFrame, pool_outcomes: bool = False) -> tuple[dict, dict]:
+def split_by_outcome(effects: pd.DataFrame, pool_outcomes: bool = False,
+                     keep_samples: bool = False) -> tuple[dict, dict]:
     """({label: effect table} to analyse, {label: reason} for outcomes that cannot be analysed).
 
     Example:
@@ -136,7 +140,7 @@ def split_by_outcome(effects: pd.DataFrame, pool_outcomes: bool = False) -> tupl
         (['milk volume'], {})
     """
     runnable, skipped = {}, {}
-    for label, table in group_by_outcome(effects, pool_outcomes).items():
+    for label, table in group_by_outcome(effects, pool_outcomes, keep_samples).items():
         n_used = len(used_effects(table))
         if n_used < MIN_STUDIES:
             skipped[label] = f"{n_used} usable stud{'y' if n_used == 1 else 'ies'}; need {MIN_STUDIES}"
@@ -208,6 +212,7 @@ def variance_warnings(model: str, effects: pd.DataFrame) -> list[str]:
 
 def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors: dict | None = None,
                  thresholds: dict | None = None, engine: str = "auto", mods=None, bias: bool = True,
+                 random=None, rho: float | None = None, cluster: str | None = None,
                  **fit_options) -> AnalysisResult:
     """Fit one outcome. model "auto" chooses from the data (choose_model); the result's notes say
     which model ran and why, and warn about variance components resting on one or two groups.
@@ -217,6 +222,11 @@ def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors:
     diagnostic); "pymc": sampled, no check; "exact": the exact engine alone (no MCMC: independent
     draws from the exact posterior and its exact summaries; fit_options draws, chains, seed).
     mods: the moderators of model "meta_regression" (ignored by the other models).
+    random, rho, cluster: the nested model (model "multilevel", which `random` implies; see
+    evsynth.model.description.multilevel): its levels ("~ 1 | sample/study_id"), the assumed
+    correlation of sampling errors within a `cluster` (None: independent). Its bias-adjusted
+    estimate, leave-one-out and certainty are computed on one row per cluster (they assume
+    independent rows), and a note says so.
     bias: also compute `bias_adjusted` (RoBMA-PSMA, methods.robma), `influence` (methods.leave_out)
     and `certainty` (methods.certainty) -- a few seconds by quadrature; False leaves them None.
 
@@ -235,7 +245,15 @@ def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors:
 
     if engine not in ENGINES:
         raise ValueError(f"engine {engine!r} unknown; choose one of {', '.join(ENGINES)}")
-    if model == "auto":
+    if random is not None:
+        if model not in ("auto", "multilevel"):
+            raise ValueError(f"random= fits the nested model (multilevel); it cannot be combined with model {model!r}")
+        model = "multilevel"
+        notes = [f"model: multilevel (nested random effects {random}; sampling errors within a {cluster or 'cluster'} "
+                 + (f"correlated rho = {rho:g}, assumed)" if rho else "taken as independent: no rho given)")]
+    elif model == "multilevel":
+        raise ValueError("model 'multilevel' needs its levels: random= (CLI: --random '~ 1 | sample/study_id')")
+    elif model == "auto":
         model, why = choose_model(effects)
         notes = [f"model: {model} (auto: {why})"]
     else:
@@ -243,7 +261,8 @@ def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors:
     notes += [f"warning: {w}" for w in variance_warnings(model, effects)]
     if model == "meta_regression" and mods is None:
         raise ValueError("model 'meta_regression' needs moderators: mods= (CLI: --mods)")
-    options = {"mods": mods} if model == "meta_regression" else {}  # moderators enter only that model
+    options = ({"mods": mods} if model == "meta_regression" else  # moderators enter only that model
+               {"random": random, "rho": rho, "cluster": cluster} if model == "multilevel" else {})
     gaussian = model in CONSTRUCTORS
     if engine == "exact" and not gaussian:
         raise ValueError(f"--engine exact: model {model!r} has no Gaussian description (the exact engine fits "
@@ -252,7 +271,14 @@ def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors:
 
     check_draw_size(int(effects["used"].sum()) if "used" in effects else len(effects),
                     fit_options.get("draws", 1000), fit_options.get("chains", 4))
-    description = describe(model, effects, priors, **options) if gaussian and engine != "pymc" else None
+    description = (describe(model, effects, priors, **options)
+                   if gaussian and (engine != "pymc" or model == "multilevel") else None)
+    if model == "multilevel":
+        notes += [f"warning: {w}" for w in level_warnings(description)]
+        shared = shared_clusters(effects, cluster) if cluster else None
+        if shared is not None and shared <= 2:
+            notes.append(f"warning: only {_groups(shared, 'group')} of {cluster!r} hold several rows: the split of the "
+                         "heterogeneity between the levels rests on them, so it is mostly the priors'")
     if engine == "exact":
         from ..engines.exact import ExactVerdict, fit_exact, posterior_grid, summary_table
 
@@ -261,7 +287,9 @@ def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors:
         diagnostics, summary, agreement = ExactVerdict(), summary_table(description, grid), None
         from .summary import heterogeneity_table
 
-        I2 = heterogeneity_table(idata, X=description.X if model == "meta_regression" else None)
+        # I² of a nested model would need every level's share: not computed (the tau rows are shown)
+        I2 = (heterogeneity_table(idata, X=description.X if model == "meta_regression" else None)
+              if model != "multilevel" else None)
         before = [p for p in summary.index if p.startswith("prediction")]
         at = summary.index.get_loc(before[0]) if before else len(summary)
         summary = pd.concat([summary.iloc[:at], I2, summary.iloc[at:]])
@@ -274,8 +302,14 @@ def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors:
         # the description, when there is one: fit builds it and keys its compile cache by it
         idata = fit(description if description is not None else build_model(model, effects, priors, **options),
                     **fit_options)
-        diagnostics, summary, agreement = diagnose(idata, thresholds), summarize(idata), None
-        if description is not None:
+        diagnostics, agreement = diagnose(idata, thresholds), None
+        if model == "multilevel":
+            from .summary import multilevel_summary
+
+            summary = multilevel_summary(idata)
+        else:
+            summary = summarize(idata)
+        if description is not None and engine != "pymc":
             from ..engines.exact import agreement as check, agreement_line
 
             agreement = check(idata, description)
@@ -288,34 +322,101 @@ def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors:
     idata.attrs["model_notes"] = " | ".join(notes)
     result = AnalysisResult(label, effects, idata, diagnostics, summary, notes, agreement)
     if bias:
-        add_bias_and_certainty(result, priors)
+        independent = None
+        if model == "multilevel":
+            independent = one_row_per_sample(effects, by_outcome=not effects.attrs.get("pooled_outcomes", False))
+            result.notes.append("bias-adjusted estimate, leave-one-out and certainty: on one row per sample "
+                                f"({len(used_effects(independent))} of {len(used_effects(effects))} rows; "
+                                "these methods assume independent rows)")
+        add_bias_and_certainty(result, priors, effects=independent)
     return result
 
 
-def add_bias_and_certainty(result: AnalysisResult, priors: dict | None = None) -> AnalysisResult:
+SAMPLE = "sample"  # the cluster column of nested models: sample_id, or the row's own study_id when it has none
+
+
+def with_samples(effects: pd.DataFrame) -> pd.DataFrame:
+    """The effect table with column `sample`: the row's sample_id, or its study_id when it has none
+    (a row of its own), the cluster of rows that share participants.
+
+    >>> import evsynth as es
+    >>> with_samples(es.compute_effects(es.load_studies("studies/massage.csv")))["sample"].value_counts().max()
+    2
+    """
+    sample = effects["sample_id"].where(effects["sample_id"].notna(), effects["study_id"])
+    out = effects.assign(**{SAMPLE: sample.astype(str)})
+    out.attrs = dict(effects.attrs)
+    return out
+
+
+def shared_clusters(effects: pd.DataFrame, column: str) -> int:
+    """How many groups of `column` hold two or more of the used rows."""
+    used = used_effects(effects)
+    return int((used.groupby(column).size() > 1).sum()) if column in used else 0
+
+
+def dependence_lines(result: AnalysisResult) -> list[str]:
+    """What a nested model assumed and found, in words: its levels, the assumed within-cluster
+    correlation of sampling errors, how many clusters hold several rows, and each variance
+    component (posterior median and 95% interval). Empty for any other model."""
+    attrs = result.idata.attrs
+    if attrs.get("model") != "multilevel":
+        return []
+    used = used_effects(result.effects)
+    outer = attrs.get("random", "").split(", ")[0]
+    column = outer.split("/")[-1] if outer else SAMPLE
+    groups = used.groupby(column).size() if column in used else pd.Series(dtype=int)
+    rho = attrs.get("rho")
+    lines = [f"random structure: ~ 1 | {attrs.get('random', '').split(', ')[-1]} (levels: {attrs.get('random', '')}); "
+             f"{len(used)} rows in {len(groups)} {column} groups, {int((groups > 1).sum())} with several rows",
+             ("sampling errors within a " + attrs.get("rho_cluster", column) + f" group: correlation rho = {rho} "
+              "(assumed, not estimated; vary it: evsynth multilevel --rho-grid)") if rho not in (None, "0") else
+             ("sampling errors: independent (rho = 0)" if rho == "0" else
+              "sampling errors: taken as independent (no --rho); rows of one sample measure the same people, so "
+              "their errors are usually positively correlated: give --rho to assume a correlation")]
+    taus = result.summary[[str(i).startswith("tau (") for i in result.summary.index]]
+    parts = [f"{name} {row['q50']:.3f} [{row['q2.5']:.3f}, {row['q97.5']:.3f}]" for name, row in taus.iterrows()]
+    lines.append("variance components (SDs; posterior median [95% CrI]): " + "; ".join(parts))
+    return lines
+
+
+def level_warnings(description) -> list[str]:
+    """A warning for each level of a nested model with one or two groups (its SD is then mostly
+    its prior) and for a row level whose clusters hold one row each."""
+    out = []
+    for part in description.parts:
+        if len(part.labels) <= 2:
+            out.append(f"{part.tau} rests on {_groups(len(part.labels), 'group')}: its posterior is mostly its prior")
+    return out
+
+
+def add_bias_and_certainty(result: AnalysisResult, priors: dict | None = None,
+                           effects: pd.DataFrame | None = None) -> AnalysisResult:
     """Fill result.bias_adjusted (methods.robma), result.influence (methods.leave_out) and
-    result.certainty (methods.certainty) in place.
+    result.certainty (methods.certainty) in place, from `effects` (default: result.effects; a
+    nested model passes one row per sample, as these methods take rows as independent).
     An outcome whose certainty cannot be rated by rule (MD without an imprecision threshold) keeps
     certainty None and says why in notes."""
     from .certainty import rate_certainty
     from .leave_out import leave_one_out
     from .robma import bias_adjusted
 
-    result.bias_adjusted = bias_adjusted(result.effects, priors)
+    effects = result.effects if effects is None else effects
+    result.bias_adjusted = bias_adjusted(effects, priors)
     if any(str(name).startswith("technique: ") for name in result.summary.index):
         from .own_data import own_data, withhold_unsupported
 
-        result.own_data = own_data(result.effects, priors)
+        result.own_data = own_data(effects, priors)
         result.summary, blanked = withhold_unsupported(result.summary, result.own_data)
         if blanked:
             result.notes.append(f"P(>0) not shown for {', '.join(blanked)}: the technique's own studies do not "
                                 "support it (own-data 95% interval includes 0)")
     try:
-        result.influence = leave_one_out(result.effects, priors)
+        result.influence = leave_one_out(effects, priors)
     except ValueError as exc:  # e.g. priors the random-effects description refuses
         result.notes.append(f"leave-one-out not computed: {exc}")
     try:
-        result.certainty = rate_certainty(result.effects, result.idata, result.bias_adjusted, label=result.label)
+        result.certainty = rate_certainty(effects, result.idata, result.bias_adjusted, label=result.label)
     except ValueError as exc:
         result.notes.append(f"certainty not rated: {exc}")
     return result

@@ -94,3 +94,29 @@ def summarize(idata: xr.DataTree, threshold: float = 0.0, heterogeneity: bool = 
     table = pd.DataFrame(rows).set_index("parameter")
     table.attrs["threshold"] = threshold
     return table.rename(columns={"P(>threshold)": f"P(>{threshold:g})"})
+
+
+def multilevel_summary(idata: xr.DataTree, threshold: float = 0.0) -> pd.DataFrame:
+    """summarize's table for a nested model (model.description.multilevel) fitted by MCMC: the pooled
+    mean, one SD per level (`tau_<level>`, labelled as the exact engine labels them: "tau (between
+    sample)", the row level's "tau (between study_id within sample)") and the prediction for a new
+    row of a new cluster, whose true effect varies by every level's SD (mu + sum tau_l z_l)."""
+    post = stacked_posterior(idata)
+    rng = np.random.default_rng(0)
+    mu = post["mu"].to_numpy()
+    rows, spread = [_describe("pooled (mu)", mu, threshold)], np.zeros(mu.size)
+    levels = [v for v in post.data_vars if str(v).startswith("tau_")]
+    row_level = idata.attrs.get("row_level")
+    for name in levels + (["tau"] if "tau" in post else []):
+        draws = post[name].to_numpy()
+        spread = spread + draws * rng.standard_normal(draws.size)
+        if name == "tau" and row_level:
+            *outer, inner = row_level.split("/")
+            label = f"tau (between {inner}{' within ' + '/'.join(outer) if outer else ''})"
+        else:
+            label = f"tau (between {name[4:]})" if name != "tau" else "tau (between studies)"
+        rows.append(_describe(label, draws, None))
+    rows.append(_describe("prediction (new study)", mu + spread, threshold))
+    table = pd.DataFrame(rows).set_index("parameter")
+    table.attrs["threshold"] = threshold
+    return table.rename(columns={"P(>threshold)": f"P(>{threshold:g})"})

@@ -469,6 +469,21 @@ def _regression_section(result: AnalysisResult, mods) -> list[str]:
             _table(freq.coefficients.rename_axis("Term (REML)"))]
 
 
+def _dependence_section(result: AnalysisResult) -> list[str]:
+    """A nested model (evsynth fit / report --random): its levels, the assumed correlation of the
+    sampling errors within a sample, and the variance components; nothing for other models."""
+    from ..methods.analysis import dependence_lines
+
+    lines = dependence_lines(result)
+    if not lines:
+        return []
+    return ["<h3>Dependent effects: random structure, assumed correlation, variance components</h3>",
+            "<ul>" + "".join(f"<li>{_e(line)}</li>" for line in lines) + "</ul>",
+            '<p class="note">Rows that share participants (the same sample_id) are kept and modelled as nested '
+            "groups instead of being reduced to one row per sample; the correlation of their sampling errors is "
+            "assumed, not estimated from these data.</p>"]
+
+
 def _analysis_section(result: AnalysisResult, threshold: float | None, mods=None, studies=None) -> str:
     from . import plots  # matplotlib only when a figure is drawn
 
@@ -493,6 +508,7 @@ def _analysis_section(result: AnalysisResult, threshold: float | None, mods=None
         parts.insert(2, '<ul class="note">' + "".join(f"<li>{_e(n)}</li>" for n in result.notes) + "</ul>")
     parts += ["<h3>Posterior summary (95% equal-tailed intervals)</h3>",
               _table(summary.rename(columns=SUMMARY_LABELS).rename_axis("Parameter"))]
+    parts += _dependence_section(result)
     parts += ["<h3>Every technique: its estimate, or why there is none</h3>",
               _table(format_coverage(technique_coverage(result.effects, result.summary, own=getattr(result, "own_data", None))), index=False)]
     parts += _design_section(result.effects)

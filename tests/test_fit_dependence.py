@@ -1,0 +1,130 @@
+"""`evsynth fit` / `evsynth report` with --random and --rho (issue 23): rows sharing a sample are kept
+and fitted by the nested model (its summary is the exact engine's on the same description), the
+output states the levels, the assumed rho and the variance components; an outcome where no sample
+has several rows gets exactly the usual model and says so; bad values exit 2 naming the option."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evsynth.cli.main import main
+from evsynth.data.studies import load_studies
+from evsynth.effects.table import compute_effects
+from evsynth.engines.exact import summary_table
+from evsynth.methods.analysis import with_samples
+from evsynth.model import description
+
+FAST = ["--engine", "exact", "--draws", "200", "--chains", "2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def shared_csv(tmp_path_factory):
+    """Made-up trials (synthetic): four with two arms against one control group (sample_id shared),
+    three with one arm."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for k in range(7):
+        base = rng.normal(0.5, 0.3)
+        for tech in (["oxytocin", "neck"] if k < 4 else ["oxytocin"]):
+            d = base + rng.normal(0, 0.15)
+            rows.append(dict(study_id=f"trial{k}_{tech}", citation=f"made-up trial {k}", source_level="synthetic",
+                             design="two_group", technique=tech, outcome="milk volume", unit="mL",
+                             n_treat=int(rng.integers(20, 40)), n_ctrl=30, mean_treat=round(50 + 10 * d, 2),
+                             mean_ctrl=50.0, sd_treat=10.0, sd_ctrl=10.0, synthetic="true",
+                             sample_id=f"trial{k}" if k < 4 else ""))
+    path = tmp_path_factory.mktemp("dep") / "shared.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def _flat(text: str) -> str:
+    """The output with its 100-column wrapping undone."""
+    return " ".join(text.split())
+
+
+def _nested_summary(path, rho):
+    effects = with_samples(compute_effects(load_studies(path)))
+    model = description.multilevel(effects, None, random="~ 1 | sample/study_id", rho=rho, cluster="sample")
+    return summary_table(model)
+
+
+def test_random_and_rho_fit_the_nested_model_and_say_so(shared_csv, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["fit", str(shared_csv), "--random", "~ 1 | sample/study_id", "--rho", "0.6", "--out", str(out)]
+                + FAST) == 0
+    raw = capsys.readouterr().out
+    assert max(map(len, raw.splitlines())) <= 100
+    text = _flat(raw)
+    assert "model: multilevel (nested random effects ~ 1 | sample/study_id" in text
+    assert "correlation rho = 0.6 (assumed, not estimated" in text
+    assert "11 rows in 7 sample groups, 4 with several rows" in text
+    assert "variance components (SDs; posterior median [95% CrI]): tau (between study_id within sample)" in text
+    saved = pd.read_csv(out / "milk_volume_summary.csv", index_col=0)
+    expected = _nested_summary(shared_csv, 0.6)
+    assert list(saved.index) == list(expected.index)  # mu, both SDs, prediction
+    np.testing.assert_allclose(saved[["mean", "q2.5", "q97.5"]].to_numpy(float),
+                               expected[["mean", "q2.5", "q97.5"]].to_numpy(float), rtol=1e-6)
+    # every row entered the model: no sample reduced to one row
+    assert pd.read_csv(out / "effects.csv")["in_model"].all()
+    # rho reaches the model: without it the pooled mean is another (the rho = 0 nested model)
+    assert main(["fit", str(shared_csv), "--random", "~ 1 | sample/study_id", "--out", str(out)] + FAST) == 0
+    text = _flat(capsys.readouterr().out)
+    assert "sampling errors: taken as independent (no --rho)" in text
+    plain = pd.read_csv(out / "milk_volume_summary.csv", index_col=0)
+    assert plain.loc["pooled (mu)", "mean"] == pytest.approx(_nested_summary(shared_csv, None).loc["pooled (mu)",
+                                                                                                  "mean"], rel=1e-6)
+    assert abs(plain.loc["pooled (mu)", "mean"] - saved.loc["pooled (mu)", "mean"]) > 1e-4
+
+
+def test_without_random_a_sample_counts_once(shared_csv, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["fit", str(shared_csv), "--out", str(out)] + FAST) == 0
+    text = _flat(capsys.readouterr().out)
+    assert "a sample counts once: left out" in text
+    assert "--random" in text  # it says how to model the shared samples instead
+    assert (~pd.read_csv(out / "effects.csv")["in_model"]).sum() == 4
+
+
+def test_an_outcome_without_shared_samples_gets_the_usual_model(tmp_path, capsys):
+    """The bundled massage table: dewi2024's two rows share mothers but are different outcomes, so per
+    outcome no sample has two rows; --random then changes nothing, and the output says why."""
+    runs = {}
+    for name, extra in (("plain", []), ("random", ["--random", "~ 1 | sample/study_id"])):
+        out = tmp_path / name
+        assert main(["fit", "--outcome", "milk volume", "--out", str(out)] + extra + FAST) == 0
+        runs[name] = (_flat(capsys.readouterr().out), pd.read_csv(out / "milk_volume_summary.csv", index_col=0))
+    assert "no sample group has several rows in this outcome, so the nested model adds nothing" in runs["random"][0]
+    pd.testing.assert_frame_equal(runs["plain"][1], runs["random"][1])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--rho", "0.5"], "--rho needs --random"),
+    (["--random", "~ 1 | foo/study_id"], "--random '~ 1 | foo/study_id' (outcome 'milk volume'): random level 'foo'"),
+    (["--random", "study_id sample"], "--random: random 'study_id sample': expected"),
+    (["--random", "~ 1 | sample/study_id", "--model", "by_technique"], "cannot be combined with --model"),
+    (["--random", "~ 1 | sample/study_id", "--mods", "year"], "--random and --mods cannot be combined"),
+    (["--random", "~ 1 | sample/study_id", "--rho", "1.5"], "argument --rho: 1.5: a correlation must lie"),
+    (["--random", "~ 1 | sample/study_id", "--rho", "x"], "argument --rho: 'x' is not a number"),
+])
+def test_bad_values_exit_2_naming_the_option(shared_csv, tmp_path, capsys, args, message):
+    try:
+        code = main(["fit", str(shared_csv), "--out", str(tmp_path / "o")] + args + FAST)
+    except SystemExit as exc:  # argparse's own refusals
+        code = exc.code
+    assert code == 2
+    err = _flat(capsys.readouterr().err)
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_report_carries_the_random_structure_rho_and_variance_components(shared_csv, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", str(shared_csv), "--random", "~ 1 | sample/study_id", "--rho", "0.3", "--out", str(out)]
+                + FAST) == 0
+    html = (out / "report.html").read_text()
+    assert "Dependent effects: random structure, assumed correlation, variance components" in html
+    assert "correlation rho = 0.3 (assumed" in html
+    assert "nested levels (--random)</td><td>~ 1 | sample/study_id" in html
+    assert "0.3 (assumed)" in html
+    tau = _nested_summary(shared_csv, 0.3).loc["tau (between sample)"]
+    assert f"tau (between sample) {tau['q50']:.3f} [{tau['q2.5']:.3f}, {tau['q97.5']:.3f}]" in html
