@@ -115,7 +115,11 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
      "for 0 < Q <= 1 <= df, (Q - df) / Q <= 0: I^2 is 0 either way"),
     (r'\{"used", "head_to_head"\} < set\(effects\.columns\)',
      "an effect table has more columns than used and head_to_head: subset and proper subset agree"),
-    (r"float\('NAN'\)", "float() parses 'nan' case-insensitively: the same NaN"),
+    (r"float\((\'NAN\'|\"NAN\")\)", "float() parses 'nan' case-insensitively: the same NaN"),
+    # present.sof
+    (r'if not \{"events_ctrl", "n_ctrl"\} < set\(studies\.columns\):',
+     "median_control_risk also reads study_id: a table holding events_ctrl and n_ctrl has a third column, so "
+     "subset and proper subset agree (a table without study_id fails on the next line either way)"),
     # marginal (docs/mutation.md)
     (r"np\.atleast_1d\(np\.asarray\((x|p), None\)\)|self\.cens = np\.asarray\(censored, (None)?\s*\)|"
      r"\(x >= 0\)\.astype\(None\)",

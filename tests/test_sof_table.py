@@ -82,6 +82,9 @@ def test_median_control_risk_of_the_used_studies():
     assert np.isnan(median_control_risk(studies.drop(columns="n_ctrl"), effects))
     assert np.isnan(median_control_risk(studies.drop(columns="events_ctrl"), effects))
     assert np.isnan(median_control_risk(studies.assign(events_ctrl="x"), effects))  # no count at all
+    assert np.isnan(median_control_risk(studies.assign(n_ctrl="n/a"), effects))
+    assert median_control_risk(studies.assign(n_ctrl=[10, "?", 10, 100, 10]), effects) == pytest.approx(0.3)  # a, d
+    assert np.isnan(median_control_risk(studies, effects.assign(used=False)))  # no used study
     assert isinstance(median_control_risk(studies, effects), float)
 
 
@@ -106,6 +109,8 @@ def test_measure_from_the_tables_attrs_before_its_column():
     effects.attrs["measure"] = "RR"
     assert row_of(effects)["measure"] == "RR"
     assert row_of(table(measure="RR", attrs=False))["measure"] == "RR"
+    one = row_of(table(k=1, measure="OR", attrs=False), imprecision_width=1.0)  # its first (only) row
+    assert one["measure"] == "OR" and one["studies"] == 1
 
 
 def test_studies_and_participants_count_the_used_rows():
@@ -224,6 +229,9 @@ def test_table_of_results_takes_each_results_own_ensemble_unless_given():
     out = summary_of_findings(results, adjusted={"second": ENSEMBLE})
     assert out["publication_bias"].tolist() == ["not serious", "not serious"]
     assert summary_of_findings(results, adjusted=None)["publication_bias"].tolist() == ["not serious", "serious"]
+    # a result without a bias_adjusted field (an older AnalysisResult) takes the one given
+    bare = [SimpleNamespace(label="first", effects=a, idata=fit_a)]
+    assert summary_of_findings(bare, adjusted={"first": serious}).loc["first", "publication_bias"] == "serious"
 
 
 def test_per_outcome_options_by_label_or_for_all():
