@@ -68,8 +68,9 @@ MODULES: dict[str, tuple] = {
     "methods.conflict": ("src/evsynth/methods/conflict.py", ["tests/test_conflict.py", "tests/test_conflict_boundaries.py",
                                                              "-k", "not rarely_raise"]),
     "methods.network": ("src/evsynth/methods/network.py", [
-        "tests/test_network.py", "tests/test_node_split_reference.py",
+        "tests/test_network.py", "tests/test_node_split_reference.py", "tests/test_network_reference.py",
         "-k", "not recovers_technique_effects and not test_node_split_flags"]),  # those two sample with PyMC
+    # (the PyMC path is judged by test_network_reference's stand-in fit: its arithmetic on known draws)
     "methods.sensitivity": ("src/evsynth/methods/sensitivity.py", [
         "tests/test_cache_keys.py", "tests/test_sensitivity.py", "tests/test_sensitivity_wiring.py", "-k",
         "not weights_zero and not shipped_massage_spec and not processes and not reuse_ and not leave_one_out_has and not cli_counts and not resume_skips and "

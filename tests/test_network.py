@@ -85,24 +85,58 @@ def bucher(table: pd.DataFrame, a: str, b: str) -> tuple[float, float]:
     return direct - (ac - bc), np.sqrt(v1 + v2 + v3)
 
 
-def test_node_split_flags_an_injected_inconsistency_and_not_a_consistent_loop():
+VAGUE = {"mu": "normal(0, 1000)", "tau": "halfnormal(0.00001)"}  # the closed form's model: Bucher is exact
+
+
+def test_node_split_flags_an_injected_inconsistency_and_not_a_consistent_loop(monkeypatch):
+    """The PyMC path against the Bucher closed form: with a vague prior on the effects and tau held at
+    ~0, the inconsistency's posterior is N(Bucher difference, its SE^2), so the sampled median,
+    interval and p-value 2 min(P(d > 0), P(d < 0)) must match the closed form within their Monte
+    Carlo error (from the draws' ESS)."""
+    import arviz_stats
+    from scipy import stats
+
+    from evsynth.engines import fit as engine_fit
+
     truth = {"A": 0.4, "B": 0.8}
     design = [("A", "control", 3), ("B", "control", 3), ("A", "B", 3)]
     # Same draws twice; in the second the A-B studies are shifted by 0.8 (direct != indirect).
     consistent = simulate_network(1, design, truth, tau=0.05)
     broken = simulate_network(1, design, truth, tau=0.05, shift=(("A", "B"), 0.8))
     assert splittable_comparisons(network_table(broken)) == [("A", "B"), ("A", "control"), ("B", "control")]
-    results = {name: node_split(effects, split=[("A", "B")], **FIT).iloc[0]
-               for name, effects in (("consistent", consistent), ("broken", broken))}
-    assert results["broken"]["flagged"] and results["broken"]["p_value"] < 0.05
-    assert results["broken"]["q2.5"] > 0.3  # direct exceeds indirect by about the injected 0.8
-    assert not results["consistent"]["flagged"]
-    assert results["consistent"]["direct_studies"] == 3
-    # The estimated inconsistency agrees with the closed-form Bucher difference (tau is small here).
+    sampled = []
+    original = engine_fit.fit
+
+    def keep(model, **options):  # node_split's fit, its draws kept for the Monte Carlo errors
+        idata = original(model, **options)
+        sampled.append(idata.posterior["inconsistency"].to_numpy())
+        return idata
+
+    monkeypatch.setattr(engine_fit, "fit", keep)
+    n = FIT["draws"] * FIT["chains"]
+    results = {}
     for name, effects in (("consistent", consistent), ("broken", broken)):
+        row = node_split(effects, VAGUE, split=[("A", "B")], engine="pymc", **FIT).iloc[0]
+        draws = sampled.pop()
+        assert row["direct_studies"] == 3 and row["engine"] == "pymc" and draws.shape == (2, 400)
         diff, se = bucher(network_table(effects), "A", "B")
-        assert results[name]["inconsistency"] == pytest.approx(diff, abs=0.1), name
-        assert results[name]["indirect"] == pytest.approx(truth["A"] - truth["B"], abs=0.3), name
+        p_closed = 2 * stats.norm.sf(abs(diff) / se)
+        ess = float(arviz_stats.ess(draws, method="bulk"))
+        assert ess > 200, ess
+        assert abs(row["inconsistency"] - diff) < 4 * 1.2533 * se / np.sqrt(ess), name  # the median's MCSE
+        for col, z in (("q2.5", -1.959964), ("q97.5", 1.959964)):  # a 2.5% quantile's MCSE: ~2.7 sd / sqrt(ess)
+            assert abs(row[col] - (diff + z * se)) < 4 * 2.7 * se / np.sqrt(ess), (name, col)
+        # p against the closed form: within 4 Monte Carlo SEs, and at most 1 / n apart when it is ~0
+        q = min(p_closed / 2, 0.5)
+        tolerance = max(4 * 2 * np.sqrt(q * (1 - q) / ess), 1 / n)
+        assert abs(row["p_value"] - p_closed) < tolerance, (name, row["p_value"], p_closed)
+        results[name] = (row, p_closed)
+    row, p_closed = results["broken"]
+    assert p_closed < 1e-6 and row["p_value"] == 0.0 and row["flagged"]  # 0.8 against an SE of ~0.1
+    assert row["q2.5"] > 0.3  # direct exceeds indirect by about the injected 0.8
+    row, p_closed = results["consistent"]
+    assert p_closed > 0.05 and not row["flagged"]
+    assert row["indirect"] == pytest.approx(truth["A"] - truth["B"], abs=0.3)
 
 
 def test_star_network_has_nothing_to_split_and_says_so():
