@@ -71,6 +71,11 @@ MODULES: dict[str, tuple] = {
         "tests/test_network.py", "tests/test_node_split_reference.py", "tests/test_network_reference.py",
         "-k", "not recovers_technique_effects and not test_node_split_flags"]),  # those two sample with PyMC
     # (the PyMC path is judged by test_network_reference's stand-in fit: its arithmetic on known draws)
+    "model.network_graph": ("src/evsynth/model/network_graph.py", [
+        "tests/test_network.py", "tests/test_node_split_reference.py", "tests/test_network_reference.py",
+        "tests/test_network_graph.py", "tests/test_honest_labels.py::test_network_refuses_mixed_outcomes",
+        "tests/test_honest_labels.py::test_comparisons_in_one_order_reference_last",
+        "-k", "not recovers_technique_effects and not test_node_split_flags"]),
     "methods.sensitivity": ("src/evsynth/methods/sensitivity.py", [
         "tests/test_cache_keys.py", "tests/test_sensitivity.py", "tests/test_sensitivity_wiring.py", "-k",
         "not weights_zero and not shipped_massage_spec and not processes and not reuse_ and not leave_one_out_has and not cli_counts and not resume_skips and "
@@ -190,6 +195,14 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
     (r'table\["censored"\]\.astype\(None\)\.any\(\)', "censored is bool; astype(None) gives float 0/1: any() is the same"),
     (r"test\.pval <= EGGER_ALPHA",
      "< against <= where equality of a computed p-value with 0.10 has probability zero (both sides tested at 1e-6)"),
+    # methods.network
+    (r'reference: str = "CONTROL"',
+     "control labels are matched case-insensitively: network_table lower-cases the reference ('CONTROL' is 'control')"),
+    (r'color="TAB:BLUE", lw=|color="BLACK" if n == ref|else "TAB:ORANGE", zorder|"boxstyle": "CIRCLE"|"fc": "WHITE"|'
+     r'"ec": "TAB:BLUE"|ax\.axis\("OFF"\)',
+     "matplotlib lower-cases colour names, box-style names and axis('off') (3.11: colors._colors_full_map[c.lower()], "
+     "BoxStyle's name.lower(), Axes.axis's arg.lower())"),
+    (r'"ec": "tab:blue"\}, (zorder=None)?\s*\)$', "a Text's default zorder is 3, the value given"),
     # methods.conflict
     (r"return array\.reshape\(-2, \*array\.shape\[2:\]\)",
      "numpy's reshape takes any negative size as the one to infer (-2 is -1; checked with numpy 2.5)"),

@@ -190,7 +190,11 @@ def test_split_pymc_reads_the_draws_and_passes_model_and_options(monkeypatch, ef
 
     verdict = {"ok": False}
     monkeypatch.setattr(engine_fit, "fit", fake_fit)
-    monkeypatch.setattr(diagnostics, "diagnose", lambda idata: type("D", (), {"ok": verdict["ok"]})())
+    def fake_diagnose(idata):  # the verdict on the fit just sampled
+        assert set(idata["posterior"].data_vars) == {"direct", "indirect", "inconsistency"}
+        return type("D", (), {"ok": verdict["ok"]})()
+
+    monkeypatch.setattr(diagnostics, "diagnose", fake_diagnose)
     row = nm.node_split(effects, PRIORS, split=[("A", "B")], engine="pymc", draws=50, chains=2, seed=9).iloc[0]
     flat = diff.ravel()
     assert row["direct"] == pytest.approx(np.median(direct), abs=1e-15)
@@ -268,6 +272,11 @@ def test_network_summary_from_draws_equals_numpy():
     # no reference in attrs: the rows say 'vs reference'
     bare = _tree(variables, coords={"technique": ["X", "Y"]})
     assert list(nm.network_summary(bare).index)[:2] == ["X vs reference", "Y vs reference"]
+    # a fit object without DataTree children (posterior and attrs only) is read from its draws
+    from types import SimpleNamespace
+
+    plain = SimpleNamespace(attrs={"reference": "usual care"}, posterior=tree["posterior"].to_dataset())
+    pd.testing.assert_frame_equal(nm.network_summary(plain), summary)
 
 
 def test_network_summary_of_an_exact_fit_reads_its_exact_rows_only(effects):
@@ -376,6 +385,14 @@ def test_network_plot_on_given_axes_with_options_and_refusal():
     assert [t.get_text() for t in ax.texts if isinstance(t, matplotlib.text.Annotation)] == ["A", "control"]
     assert {line.get_gid() for line in ax.lines} == {"edge:control|A"}
     np.testing.assert_allclose(ax.collections[0].get_offsets(), [[0.0, 1.0]], atol=1e-12)  # A on top
+    plt.close(fig)
+    # a table of pooled outcomes: every outcome named in the title
+    two = pd.concat([effects_of(rows[1:], outcome="prolactin"), effects_of(
+        [{"study_id": "a2", "treat": "A", "comp": "control", "yi": 0.3, "sei": 0.2}], outcome="milk volume")],
+        ignore_index=True)
+    fig = nm.network_plot(two)
+    assert fig.axes[0].get_title() == "Network of comparisons (milk volume, prolactin); edge label = number of studies"
+    assert [t.get_text() for t in fig.axes[0].texts if not isinstance(t, matplotlib.text.Annotation)] == ["2"]
     plt.close(fig)
     only_prepost = effects_of(rows[:1])
     with pytest.raises(ValueError, match=r"^no usable comparisons to draw$"):
