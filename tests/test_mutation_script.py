@@ -45,7 +45,7 @@ def test_a_def_line_mutant_is_matched_against_the_equivalence_patterns(monkeypat
 def test_every_verdict_module_is_listed_and_the_agreement_entry_is_limited_to_its_functions():
     mt = script()
     for module in ("present.sof", "methods.certainty", "methods.riskofbias", "methods.regression", "methods.conflict",
-                   "methods.network", "methods.sensitivity", "engines.exact.agreement"):
+                   "methods.network", "model.network_graph", "methods.sensitivity", "engines.exact.agreement"):
         source = mt.MODULES[module][0]
         assert (ROOT / source).exists(), module
         assert all(Path(ROOT, t.split("::")[0]).exists() for t in mt.MODULES[module][1] if t.startswith("tests/"))
