@@ -282,3 +282,51 @@ def test_predict_at_from_constructed_draws():
     assert pred.loc[0, "pi_high"] - pred.loc[0, "pi_low"] == pytest.approx(2 * 1.96 * sd, rel=0.1)
     with pytest.raises(ValueError, match=r"^X_new has 3 columns; the model has 2 \(intrcpt, x\)$"):
         predict_at(RegressionResult(**{**result.__dict__, "coefficients": coefficient_table(tree)}), [[1, 0, 0]])
+
+
+def test_sampled_engine_path_with_the_sampler_replaced(bcg, monkeypatch):
+    """engine "pymc": the description is built and sampled with the options given (here the sampler
+    returns the exact engine's draws without its summary group, so the draw-based tables are used),
+    the model without moderators likewise, and the diagnostics of the regression fit are attached."""
+    import evsynth.engines.fit as fit_module
+    import evsynth.engines.pymc as pymc_module
+    import evsynth.methods.diagnostics as diagnostics
+    from evsynth.engines.exact import fit_exact
+
+    calls = []
+
+    def fake_fit(model, **options):
+        calls.append((model.kind, options))
+        tree = fit_exact(model, draws=options["draws"], chains=options["chains"], seed=options["seed"])
+        del tree["exact_summary"]
+        tree.attrs["engine"] = "pymc"
+        return tree
+
+    monkeypatch.setattr(pymc_module, "build", lambda model: model)
+    monkeypatch.setattr(fit_module, "fit", fake_fit)
+    monkeypatch.setattr(diagnostics, "diagnose", lambda tree: f"diagnosed {sorted(tree['posterior'].data_vars)}")
+    fit = fit_meta_regression(bcg, "~ ablat", PRIORS, engine="pymc", draws=300, chains=2, seed=9, tune=50,
+                              target_accept=0.95)
+    options = {"draws": 300, "chains": 2, "seed": 9, "tune": 50, "target_accept": 0.95}
+    assert calls == [("meta_regression", options), ("random_effects", options)]
+    assert fit.diagnostics == "diagnosed ['beta', 'mu', 'tau', 'theta']"
+    assert str(fit).splitlines()[0] == "Bayesian meta-regression, mods ~ ablat (k = 13, engine pymc)"
+    assert str(fit).splitlines()[-1] == "diagnosed ['beta', 'mu', 'tau', 'theta']"
+    beta = fit.idata["posterior"]["beta"].to_numpy()[..., 0].ravel()
+    q = np.quantile(beta, [0.025, 0.5, 0.975])
+    assert fit.coefficients.loc["ablat"].tolist() == pytest.approx(
+        [beta.mean(), beta.std(ddof=1), *q, (beta > 0).mean()], rel=1e-12)
+    tau = fit.idata["posterior"]["tau"].to_numpy().ravel()
+    assert fit.heterogeneity.loc["tau (residual)", "mean"] == pytest.approx(tau.mean(), rel=1e-12)
+
+
+def test_result_text_prints_each_table_with_four_decimals(result):
+    text = str(result).splitlines()
+    for term, row in result.coefficients.iterrows():
+        line = next(line for line in text if line.startswith(term + " "))
+        assert line.split() == [term, *[f"{v:.4f}" for v in row]], line
+    line = next(line for line in text if line.startswith("tau (residual)"))
+    assert line.split()[2:] == [*[f"{v:.4f}" for v in result.heterogeneity.loc["tau (residual)"].iloc[:5]], "NaN"]
+    estimate = result.frequentist.coefficients["estimate"]
+    assert any(line.split()[:2] == ["intrcpt", f"{estimate['intrcpt']:.4f}"] for line in text[text.index(
+        next(line for line in text if line.startswith("REML"))):])

@@ -340,14 +340,15 @@ def test_run_on_the_exact_engine_runs_here_one_at_a_time(demo, recorded, monkeyp
     from importlib import util
 
     grid = sens.Sensitivity(demo, outcome="milk volume", model="random_effects", engine="exact")
-    monkeypatch.setattr(util, "find_spec", lambda name: None if name == "nutpie" else object())
+    real = util.find_spec
+    monkeypatch.setattr(util, "find_spec", lambda name, *args: None if name == "nutpie" else real(name, *args))
     grid.run(n_jobs=4, progress=False, executor="client")
     options = recorded["options"]
     job = next(iter(recorded["jobs"].values()))
     assert options["n_jobs"] == 1 and options["executor"] is None and options["compiles"] is False
     assert job.reuse is False and job.context.options.sampler == "pymc" and "ahead" not in recorded
     assert recorded["function"].func is sens.run_scenario and recorded["function"].keywords == {"cache": {}}
-    monkeypatch.setattr(util, "find_spec", lambda name: object())
+    monkeypatch.setattr(util, "find_spec", lambda name, *args: object() if name == "nutpie" else real(name, *args))
     grid.run(progress=False)
     assert next(iter(recorded["jobs"].values())).context.options.sampler == "nutpie"
     given = sens.Sensitivity(demo, outcome="milk volume", model="random_effects", engine="exact", sampler="pymc")
