@@ -203,6 +203,8 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
      "matplotlib lower-cases colour names, box-style names and axis('off') (3.11: colors._colors_full_map[c.lower()], "
      "BoxStyle's name.lower(), Axes.axis's arg.lower())"),
     (r'"ec": "tab:blue"\}, (zorder=None)?\s*\)$', "a Text's default zorder is 3, the value given"),
+    (r"counts = pd\.Series\(pairs, (dtype=None)?\s*\)\.value_counts\(\)",
+     "pandas 3 gives a list of tuples (and an empty list) object dtype without being told: the same Series"),
     # methods.conflict
     (r"return array\.reshape\(-2, \*array\.shape\[2:\]\)",
      "numpy's reshape takes any negative size as the one to infer (-2 is -1; checked with numpy 2.5)"),

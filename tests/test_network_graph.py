@@ -11,12 +11,12 @@ from evsynth.effects import compute_effects
 from evsynth.model import network_graph as ng
 
 
-def effects_of(spec, outcome="o", **extra) -> pd.DataFrame:
-    """spec: (study_id, technique, comparator) rows of a synthetic SMD table (yi 0.3, se 0.2)."""
+def effects_of(spec, outcome="o", measure="SMD", **extra) -> pd.DataFrame:
+    """spec: (study_id, technique, comparator) rows of a synthetic table (yi 0.3, se 0.2)."""
     rows = [{"study_id": s, "citation": "synthetic", "source_level": "synthetic", "design": "effect",
-             "technique": t, "comparator": c, "outcome": outcome, "yi": 0.3, "sei": 0.2, "measure": "SMD",
+             "technique": t, "comparator": c, "outcome": outcome, "yi": 0.3, "sei": 0.2, "measure": measure,
              "synthetic": True} | extra for s, t, c in spec]
-    return compute_effects(load_studies(pd.DataFrame(rows)))
+    return compute_effects(load_studies(pd.DataFrame(rows)), measure=measure)
 
 
 def test_network_table_nodes_attrs_and_prepost_rows():
@@ -24,6 +24,7 @@ def test_network_table_nodes_attrs_and_prepost_rows():
                           ("s3", "A", "no massage")])
     table = ng.network_table(effects)
     assert table["study_id"].tolist() == ["s1", "s2", "s3"] and table.index.tolist() == [0, 1, 2]
+    assert table.columns.tolist() == effects.columns.tolist() + ["treat_node", "comp_node"]  # nothing else added
     assert table["treat_node"].tolist() == ["A", "B", "A"]
     assert table["comp_node"].tolist() == ["control", "A", "control"]  # any case of any control label
     assert table.attrs["reference"] == "control" and table.attrs["prepost_left_out"] == ["p1"]
@@ -101,6 +102,13 @@ def test_refusals_word_for_word():
     with pytest.raises(ValueError) as err:
         ng.prepare_network(same, "control")
     assert str(err.value) == "study 's2': technique and comparator are the same node"
+    # raw mean differences in two units are not pooled (the table's measure, from its attrs)
+    md = pd.concat([effects_of([("s1", "A", "control")], measure="MD", unit="ml"),
+                    effects_of([("s2", "B", "A")], measure="MD", unit="g")], ignore_index=True)
+    md.attrs = effects_of([("s1", "A", "control")], measure="MD", unit="ml").attrs
+    assert md.attrs["measure"] == "MD"
+    with pytest.raises(ValueError, match=r"^MD pools raw differences, but the units differ \(g, ml\); "):
+        ng.prepare_network(md, "control")
     # a checked table comes back whole
     fine = effects_of([("s1", "A", "control"), ("s2", "B", "A")])
     table = ng.prepare_network(fine, "control")
