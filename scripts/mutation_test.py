@@ -122,6 +122,9 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
     (r'\{"used", "head_to_head"\} < set\(effects\.columns\)',
      "an effect table has more columns than used and head_to_head: subset and proper subset agree"),
     (r"float\((\'NAN\'|\"NAN\")\)", "float() parses 'nan' case-insensitively: the same NaN"),
+    # methods.sensitivity
+    (r"cores = None if n_jobs <= 1 else max\(1, \(os\.cpu_count\(\) or 2\) // n_jobs\)",
+     "only reached with n_jobs >= 2, where 1 // n_jobs and 2 // n_jobs are both at most 1: max(1, .) is 1 either way"),
     # present.sof
     (r'if not \{"events_ctrl", "n_ctrl"\} < set\(studies\.columns\):',
      "median_control_risk also reads study_id: a table holding events_ctrl and n_ctrl has a third column, so "

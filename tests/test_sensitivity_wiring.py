@@ -134,6 +134,7 @@ def test_reduced_effects_keeps_the_kept_studies_and_the_unused_rows(grid):
     expected = effects[effects["study_id"].isin(kept[3:]) | ~effects["used"]]
     assert reduced["study_id"].tolist() == expected["study_id"].tolist()
     assert reduced.index.tolist() == list(range(len(expected))) and reduced.attrs == effects.attrs
+    assert reduced.columns.tolist() == effects.columns.tolist()  # the old index is not kept as a column
 
 
 def test_builders_taking_the_sweep_keywords_support_reuse(monkeypatch):
@@ -242,15 +243,17 @@ def test_compile_ahead_compiles_the_first_scenario_of_each_prior_and_grouping(gr
     seen = []
 
     def fake_sweep_model(context, effects, kept, priors):
+        assert context is grid_context
         if priors["tau"] == "halfcauchy(0.5)":
             raise ValueError("cannot build")  # skipped here: the scenario reports it when it runs
         return (priors["tau"], len(kept), effects["technique"].nunique())
 
+    grid_context = grid.context
     monkeypatch.setattr(sens, "_sweep_model", fake_sweep_model)
     monkeypatch.setattr(sens, "compiled_model", lambda model: seen.append(model))
     scenarios = grid.scenarios()
     more = [replace(scenarios[0], tau_prior="halfnormal(0.9)"), replace(scenarios[0], techniques="by massage component")]
-    thread = sens.compile_ahead(grid.context, scenarios + more)
+    thread = sens.compile_ahead(grid_context, scenarios + more)
     thread.join(30)
     assert not thread.is_alive() and thread.daemon and thread.name == "evsynth-compile-ahead"
     effects, kept = sens.scenario_effects(grid.context, scenarios[0])
@@ -313,10 +316,11 @@ def test_run_options_change_cores_workers_and_reuse(grid, recorded):
     assert job.cores == 2 and recorded["options"]["threads"] is False and job.reuse is True
     grid.run(n_jobs=16, progress=False)
     assert next(iter(recorded["jobs"].values())).cores == 1
+    recorded.pop("ahead")
     grid.run(n_jobs=2, progress=False, executor="client")
     job = next(iter(recorded["jobs"].values()))
     assert job.cores == 1 and recorded["options"]["executor"] == "client" and recorded["options"]["n_jobs"] == 2
-    recorded.pop("ahead")
+    assert "ahead" not in recorded  # an external executor's workers compile for themselves
     grid.run(n_jobs=2, progress=False, reuse=False)
     job = next(iter(recorded["jobs"].values()))
     assert job.reuse is False and recorded["options"]["threads"] is False and "ahead" not in recorded
@@ -425,3 +429,65 @@ def test_sweep_engine_word_for_word():
     with pytest.raises(ValueError, match=r"^engine 'exact': model 'selection' has no Gaussian description \(the exact "
                                          r"engine fits .*\); use engine 'pymc'$"):
         sens.sweep_engine("exact", "selection")
+
+
+def test_the_outcome_is_found_when_only_one_can_be_analysed(demo):
+    assert sens.Sensitivity(demo, model="random_effects").outcome == "milk volume"
+    two = demo.assign(outcome=["milk volume"] * 9 + ["pain"] * (len(demo) - 9))
+    with pytest.raises(ValueError, match=r"^several outcomes can be analysed \(milk volume, pain\); choose one with "
+                                         r"outcome=\.\.\.$"):
+        sens.Sensitivity(two, model="random_effects")
+    lone = two.iloc[:10]  # pain keeps one study: only milk volume can be analysed
+    assert sens.Sensitivity(lone, model="random_effects").outcome == "milk volume"
+    with pytest.raises(ValueError, match=r"^no outcome has 2 usable studies: \{'milk volume': '1 usable study; "
+                                         r"need 2'\}$"):
+        sens.Sensitivity(demo.iloc[:1], model="random_effects")
+
+
+def test_run_defaults_and_repeated_scenarios(grid, recorded):
+    grid.run()
+    options = recorded["options"]
+    job = next(iter(recorded["jobs"].values()))
+    assert options["n_jobs"] == 1 and options["progress"] is True and options["out"] is None
+    assert options["executor"] is None and options["threads"] is True and job.reuse is True and job.cores is None
+    repeated = sens.Sensitivity(grid.studies, outcome="milk volume", model="by_technique", engine="pymc")
+    repeated.r_prepost = [0.5, 0.5]  # changed after the checks of construction
+    with pytest.raises(ValueError, match=r"^two scenarios share an id; check the grid for repeated settings$"):
+        repeated.run(progress=False)
+
+
+def test_not_fitted_record(monkeypatch):
+    monkeypatch.setattr(sens.time, "monotonic", lambda: 10.0)
+    record = sens._not_fitted(sens.Scenario("halfnormal(1)", 0.5), {"n_studies": 1}, "not fitted: why", 8.7654321)
+    assert record["seconds"] == 1.235 and record["key"] == "tau halfnormal(1) | r 0.5"
+    assert record["verdict"] == "NOT FITTED" and record["problems"] == "not fitted: why"
+    assert record["settings"] == {"n_studies": 1} and record["sampler"] == ""
+    assert record["reused_compiled_model"] is False
+    (row,) = record["rows"]
+    assert row["parameter"] == "pooled (mu)" and set(row) == {"parameter", *sens.ESTIMATES}
+    assert all(np.isnan(row[name]) for name in sens.ESTIMATES)
+    assert sens._not_fitted(sens.Scenario("a", 0.1), {}, "x", 9.0, verdict="ERROR")["verdict"] == "ERROR"
+
+
+class _Var:
+    def __init__(self, name, op=None, value=None):
+        self.name, self.owner, self.value = name, type("Apply", (), {"op": op})(), value
+
+    def get_value(self):
+        return self.value
+
+
+def test_structure_key_holds_every_part_of_the_graph():
+    Normal, HalfNormal = type("NormalRV", (), {}), type("HalfNormalRV", (), {})
+    model = type("Model", (), {})()
+    model.free_RVs = [_Var("mu", Normal()), _Var("tau", HalfNormal())]
+    model.observed_RVs = [_Var("y", Normal())]
+    model.coords = {"study": ["a", "b"], "technique": ("t",)}
+    model.data_vars = [_Var("sei", value=np.ones(2)), _Var("weights", value=np.ones((2, 1)))]
+    model.potentials = [_Var("prior_term")]
+    model.deterministics = [_Var("theta")]
+    assert sens.structure_key(model) == (
+        (("mu", "NormalRV"), ("tau", "HalfNormalRV"), ("y", "NormalRV")),
+        (("study", ("a", "b")), ("technique", ("t",))),
+        (("sei", (2,)), ("weights", (2, 1))),
+        ("prior_term", "theta"))
