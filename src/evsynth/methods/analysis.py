@@ -329,7 +329,52 @@ def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors:
                                 f"({len(used_effects(independent))} of {len(used_effects(effects))} rows; "
                                 "these methods assume independent rows)")
         add_bias_and_certainty(result, priors, effects=independent)
+        result.notes += heterogeneity_prior_notes(result, model, priors, options if gaussian else None)
     return result
+
+
+def heterogeneity_prior_notes(result: AnalysisResult, model: str, priors: dict | None,
+                              options: dict | None) -> list[str]:
+    """What the between-study SD's prior was and where it comes from; and, where an empirically
+    informed prior applies to the measure (model.priors.informed_tau_prior: Rhodes et al. 2015 for
+    SMD, Turner et al. 2015 for log OR) and was not the one used, the pooled effect under it (the
+    same model on the exact engine), as a sensitivity. options: the model's keywords (None: the
+    model has no Gaussian description, so no sensitivity)."""
+    from ..model.priors import informed_tau_prior, parse_prior, prior_source
+
+    used = result.idata.attrs.get("prior_tau")
+    if not used:
+        return []
+    measure = result.effects.attrs.get("measure", "SMD")
+    informed, why = informed_tau_prior(measure)
+    given = "tau" in (priors or {})
+    source = prior_source(used) if parse_prior(used).name else (
+        "set by the user" if given else "evsynth's default, weakly informative")
+    notes = [f"heterogeneity prior: tau ~ {used} ({source})"]
+    if informed is None:
+        notes.append(f"no empirically informed tau prior for {measure}: {why}")
+        return notes
+    if str(parse_prior(used)) == str(parse_prior(informed)) or options is None:
+        return notes
+    from ..engines.exact import summary_table
+    from ..model.description import describe
+
+    try:
+        alternative = summary_table(describe(model, result.effects, dict(priors or {}) | {"tau": informed}, **options))
+    except ValueError as exc:
+        return notes + [f"informed tau prior {informed} not compared: {exc}"]
+    row = next(i for i in alternative.index if str(i).endswith("(mu)"))
+    mine = result.summary.loc[row] if row in result.summary.index else None
+    if mine is None:
+        return notes
+    def text(r):
+        return f"{r['q50']:.2f} [{r['q2.5']:.2f}, {r['q97.5']:.2f}]"
+    form = why.split(":", 1)[1].split(";")[0].strip()  # "log(tau^2) ~ t_5(-3.44, 2.59), i.e. ..."
+    author = "Rhodes et al. 2015, SMD" if informed.startswith("rhodes") else "Turner et al. 2015, log OR"
+    notes.append(f"sensitivity to the tau prior: with the empirically informed {informed} ({author}; {form}) "
+                 f"pooled {text(alternative.loc[row])} vs {text(mine)} with {used} (median [95% CrI], exact "
+                 "engine); the informed prior is a sensitivity, not the default (README: heterogeneity prior)")
+    return notes
 
 
 SAMPLE = "sample"  # the cluster column of nested models: sample_id, or the row's own study_id when it has none

@@ -279,11 +279,40 @@ def _describe(prior: Prior) -> str:
     """The named prior's distribution and source, for printing beside results."""
     if prior.name.startswith("turner2015"):
         mu, sigma = prior.params[0] * 2, prior.params[1] * 2
+        where = "p. 993, all outcome and comparison types" if prior.name == "turner2015()" else "Table IV"
         return (f"{prior.name}: log(tau^2) ~ N({mu:g}, {sigma:g}^2), i.e. tau ~ lognormal({prior.params[0]:g}, "
-                f"{prior.params[1]:g}); {ip.TURNER_CITATION}, Table IV (log odds ratios)")
+                f"{prior.params[1]:g}); {ip.TURNER_CITATION}, {where} (log odds ratios)")
     if prior.name.startswith("rhodes2015"):
         _, loc, scale = prior.params
-        table = next((ip.RHODES_AREAS[a] for a in ip.RHODES_AREAS if prior.name.endswith(f", {a})")), "Table 3")
+        table = ("Sec. 3.3, all outcome and comparison types" if prior.name == "rhodes2015()" else
+                 next((ip.RHODES_AREAS[a] for a in ip.RHODES_AREAS if prior.name.endswith(f", {a})")), "Table 3"))
         return (f"{prior.name}: log(tau^2) ~ t_5({loc * 2:g}, {scale * 2:g}), i.e. log(tau) ~ t_5({loc:g}, "
                 f"{scale:g}); {ip.RHODES_CITATION}, {table} (standardized mean differences)")
     return ""
+
+
+# The rule for the empirically informed heterogeneity prior of a measure (issue 23): the published
+# predictive distributions exist for log odds ratios (Turner et al. 2015) and standardized mean
+# differences (Rhodes et al. 2015) only; the general one of each, since the study table does not
+# say the outcome type and comparison type (name them with the prior, e.g. rhodes2015(obstetric,
+# nonpharma)).
+INFORMED_BY_MEASURE = {"SMD": "rhodes2015()", "OR": "turner2015()"}
+NOT_INFORMED_WHY = {
+    "SMCC": "Rhodes et al. derived theirs from between-group SMDs; a standardized mean change is on another scale",
+    "RR": "Turner et al.'s distributions are for log odds ratios, not log risk ratios",
+    "RD": "no published distribution for risk differences",
+    "MD": "a mean difference is in the outcome's own unit; the published distributions are for SMD and log OR",
+    "ROM": "no published distribution for log ratios of means",
+}
+
+
+def informed_tau_prior(measure: str) -> tuple[str | None, str]:
+    """(named prior or None, why): the empirically informed prior on tau that applies to `measure`.
+
+    >>> informed_tau_prior("SMD")[0], informed_tau_prior("OR")[0], informed_tau_prior("MD")[0]
+    ('rhodes2015()', 'turner2015()', None)
+    """
+    if measure in INFORMED_BY_MEASURE:
+        name = INFORMED_BY_MEASURE[measure]
+        return name, prior_source(name)
+    return None, NOT_INFORMED_WHY.get(measure, f"no published distribution for {measure}")
