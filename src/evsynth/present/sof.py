@@ -37,7 +37,8 @@ def median_control_risk(studies: pd.DataFrame, effects: pd.DataFrame) -> float:
     ids = set(used_effects(effects)["study_id"])
     rows = studies[studies["study_id"].isin(ids)]
     risk = pd.to_numeric(rows["events_ctrl"], errors="coerce") / pd.to_numeric(rows["n_ctrl"], errors="coerce")
-    return float(risk.median())  # NaN when no used study gives both counts (pandas skips NaN)
+    median = risk.median()  # NaN when no used study gives both counts (pandas skips NaN); pd.NA when the
+    return float("nan") if pd.isna(median) else float(median)  # counts are nullable integers, all missing
 
 
 def per_1000(draws: np.ndarray, measure: str, baseline: float) -> np.ndarray:
