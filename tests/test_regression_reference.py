@@ -10,6 +10,7 @@
   against numpy's mean, sd and quantiles of those draws.
 """
 
+import functools
 import json
 
 import arviz as az
@@ -58,7 +59,11 @@ class Quad:
         return self.integral(f) / self.mass
 
     def given(self, t):
-        """(mean, covariance) of the coefficients given tau."""
+        """(mean, covariance) of the coefficients given tau (cached: quad revisits its nodes)."""
+        return self._given(float(t))
+
+    @functools.lru_cache(maxsize=None)  # noqa: B019 -- one Quad per data set, kept for the module
+    def _given(self, t):
         w = 1 / (self.v + t**2)
         S = np.linalg.inv(self.X.T @ (w[:, None] * self.X) + np.diag(1 / self.prior_var))
         return S @ (self.X.T @ (w * self.y)), S
@@ -76,7 +81,7 @@ class Quad:
         def cdf(x):
             return self.expect(lambda t: stats.norm.cdf((x - m(t)) / s(t)))
 
-        q = [optimize.brentq(lambda x: cdf(x) - p, mean - 10 * sd, mean + 10 * sd, xtol=1e-12)
+        q = [optimize.brentq(lambda x: cdf(x) - p, mean - 10 * sd, mean + 10 * sd, xtol=1e-10)
              for p in (0.025, 0.5, 0.975)]
         return {"mean": mean, "sd": sd, "q2.5": q[0], "q50": q[1], "q97.5": q[2], "P(>0)": 1 - cdf(0.0)}
 

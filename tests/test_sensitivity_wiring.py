@@ -285,7 +285,7 @@ def recorded(monkeypatch):
                 for key, job in jobs.items()}
 
     monkeypatch.setattr(sens, "run_tasks", fake_run_tasks)
-    monkeypatch.setattr(sens, "compile_ahead", lambda context, scenarios: calls.setdefault("ahead", (context, scenarios)))
+    monkeypatch.setattr(sens, "compile_ahead", lambda context, scenarios: calls.__setitem__("ahead", (context, scenarios)))
     monkeypatch.setattr(sens, "nutpie_available", lambda: calls.get("nutpie", True))
     monkeypatch.setattr(sens.os, "cpu_count", lambda: 8)
     return calls
@@ -491,3 +491,79 @@ def test_structure_key_holds_every_part_of_the_graph():
         (("study", ("a", "b")), ("technique", ("t",))),
         (("sei", (2,)), ("weights", (2, 1))),
         ("prior_term", "theta"))
+
+
+def test_fingerprint_is_the_documented_hash_of_its_fields(demo):
+    """The results file's fingerprint: the first 16 hex digits of sha256 over the sorted JSON of the
+    sweep's fields (studies as CSV without index), written out here; design only when not 'all', so
+    files written before the design option keep theirs."""
+    import hashlib
+    import json
+
+    from evsynth import __version__
+
+    options = sens.FitOptions(draws=10, tune=20, chains=2, seed=5, target_accept=0.9, sampler="pymc")
+    studies = demo.iloc[:3]
+    context = sens.Context(studies, "milk volume", "SMD", "auto", "random_effects", {"mu": "normal(0, 1)"}, options,
+                           engine="exact")
+    payload = {"engine": "exact", "evsynth": __version__, "measure": "SMD", "model": "random_effects",
+               "options": {"chains": 2, "draws": 10, "sampler": "pymc", "seed": 5, "target_accept": 0.9, "tune": 20},
+               "outcome": "milk volume", "p_bound": "auto", "priors": {"mu": "normal(0, 1)"},
+               "studies": studies.to_csv(index=False)}
+
+    def digest(payload):
+        text = json.dumps(dict(sorted(payload.items())), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    assert context.fingerprint() == digest(payload)
+    assert replace(context, design="controlled").fingerprint() == digest(payload | {"design": "controlled"})
+    assert replace(context, priors={"mu": "normal(0, 1)", "b": 2}).fingerprint() == \
+        replace(context, priors={"b": 2, "mu": "normal(0, 1)"}).fingerprint()  # key order does not count
+    from pathlib import PurePosixPath
+
+    odd = replace(context, p_bound=PurePosixPath("a"))  # not JSON: written as its text
+    assert odd.fingerprint() == digest(payload | {"p_bound": "a"})
+
+
+def test_scenarios_carry_their_grouping_of_techniques(demo):
+    grid = sens.Sensitivity(demo, outcome="milk volume", model="by_technique", engine="exact",
+                            techniques=["as labelled", "by massage component"])
+    assert [s.techniques for s in grid.scenarios()] == ["as labelled", "by massage component"]
+
+
+def test_run_compiles_ahead_only_in_this_process_and_says_so(grid, recorded, monkeypatch, tmp_path):
+    import contextlib
+
+    shown = []
+
+    @contextlib.contextmanager
+    def fake_spinner(message, enabled=True):
+        shown.append((message, enabled))
+        yield
+
+    reads = []
+    monkeypatch.setattr(sens, "spinner", fake_spinner)
+    monkeypatch.setattr(sens, "read_records", lambda out, fingerprint: reads.append((out, fingerprint)) or {})
+    grid.run(n_jobs=1, workers="processes", progress=False, out=tmp_path / "a.jsonl")
+    context = recorded["ahead"][0]
+    assert context is next(iter(recorded["jobs"].values())).context
+    assert shown == [("sensitivity: compiling the model once per graph structure", False)]
+    assert reads == [(tmp_path / "a.jsonl", context.fingerprint())]
+    grid.run(n_jobs=1, progress=True)
+    assert shown[-1] == ("sensitivity: compiling the model once per graph structure", True) and len(reads) == 1
+    for kwargs in ({"n_jobs": 2, "workers": "processes"}, {"n_jobs": 1, "reuse": False}):
+        recorded.pop("ahead", None)
+        grid.run(progress=False, **kwargs)
+        assert "ahead" not in recorded, kwargs
+
+
+def test_records_table_orders_columns_and_makes_numbers_float():
+    record = {"key": "k", "settings": {"tau_prior": "a", "r_prepost": 0, "n_studies": 3, "exclude": "", "left_out": "",
+                                       "outcome": "o", "model": "m", "measure": "SMD", "engine": "exact"},
+              "rows": [{"mean": 1, "parameter": "pooled (mu)", "sd": 2, "q2.5": 0, "q50": 1, "q97.5": 2,
+                        "p_gt_0": "not a number"}], "verdict": "PASS", "problems": ""}
+    table = sens.records_table([record])
+    assert table.columns.tolist() == sens.COLUMNS
+    for name in sens.ESTIMATES + ["r_prepost"]:
+        assert table[name].dtype == np.float64, name
+    assert table.loc[0, "mean"] == 1.0 and np.isnan(table.loc[0, "p_gt_0"])
