@@ -24,16 +24,21 @@ def register(commands) -> None:
 
 def cmd_network(args) -> int:
     from ..methods.analysis import MIN_STUDIES, group_by_outcome, slug
-    from ..methods.network import (comparisons, network_fit, network_plot, network_summary, network_table, node_split,
-                                   prepare_network)
+    from ..methods.network import (comparisons, multi_arm_trials, network_fit, network_plot, network_summary,
+                                   network_table, node_split, prepare_network)
     from ..present.results import save_result
 
     out = prepare_out(args.out)
-    _, effects = load_effects(args)
+    args.keep_samples = True  # multi-arm trials (rows sharing a sample and a comparator) stay whole
+    studies, effects = load_effects(args)
     before = snapshot(out)
     options = sampling_options(args)
     failed, fitted = [], 0
-    for label, table in group_by_outcome(effects, args.pool_outcomes).items():
+    for label, table in group_by_outcome(effects, args.pool_outcomes, keep_samples=True).items():
+        table = multi_arm_trials(table, studies, by_outcome=not args.pool_outcomes)
+        for note in (table.attrs.get("sample_note"), table.attrs.get("multi_arm_note")):
+            if note:
+                say(f"\n{label}: {note}")
         prepost = args.prepost_as_control
         # the same rule as `evsynth fit`, on the rows that enter the network (head-to-head rows in,
         # pre/post rows out unless --prepost-as-control): one study is not a synthesis
@@ -58,6 +63,8 @@ def cmd_network(args) -> int:
             say(f"warning: tau (between studies) rests on {len(nodes)} studies: its posterior is mostly its prior")
         model = dict(priors=dict(args.prior), reference=args.reference, prepost_as_control=prepost)
         idata = network_fit(table, **model, **options)
+        if idata.attrs.get("sampling_cov"):
+            say(f"sampling errors: {idata.attrs['sampling_cov']}")
         fitted += 1
         print_frame(f"{label}: technique effects vs {nodes.attrs['reference']} ({args.measure}, 95% intervals)",
                     network_summary(idata))

@@ -11,9 +11,12 @@ active technique" (effects.CONTROL_LABELS: control, usual care, no massage, ...)
 the reference. One-group pre/post rows (design "pre_post", or comparator "baseline") are left out
 by default: a change from baseline also contains time trends and regression to the mean, so a
 baseline is not a control arm. `prepost_as_control=True` (CLI: --prepost-as-control) puts them in
-as versus the reference, an assumption the user then makes explicitly. The random effects are non-centered and share one tau across comparisons. Rows are
-treated as independent: a multi-arm trial entered as several rows would need the correlation of
-its contrasts, which is not modelled (the bundled data have none).
+as versus the reference, an assumption the user then makes explicitly. The random effects are non-centered and share one tau across comparisons. A multi-arm
+trial is several rows against one shared arm, grouped by a `trial` column (the CLI: rows of one
+outcome that share a `sample_id` and a comparator, see multi_arm_trials): their study effects are
+correlated 0.5 and their sampling errors carry the shared arm's covariance
+(model.description.shared_control; checked against metafor's rma.mv on dat.senn2013). The bundled
+massage data have no multi-arm trial.
 
 Consistency (direct and indirect evidence agree) is checked by node-splitting (Dias et al. 2010):
 for a comparison a-b with both direct studies and an indirect path once those studies are removed
@@ -233,3 +236,47 @@ def network_plot(effects: pd.DataFrame, ax=None, reference: str = "control", pre
     outcomes = ", ".join(sorted(table["outcome"].unique()))
     ax.set_title(f"Network of comparisons ({outcomes}); edge label = number of studies", fontsize=9)
     return ax.figure
+
+
+def multi_arm_trials(effects: pd.DataFrame, studies: pd.DataFrame, by_outcome: bool = True) -> pd.DataFrame:
+    """One outcome's effect table (rows sharing participants kept) made ready for the network: rows
+    of one `sample_id` against one comparator are the arms of a multi-arm trial (column `trial` =
+    the sample_id; the study table's n_ctrl and sd_ctrl joined for their shared-control covariance);
+    rows sharing a sample otherwise (other comparators; other outcomes when pooled, by_outcome False)
+    count once (analysis.one_row_per_sample).
+    attrs["multi_arm_note"] names the trials.
+
+    >>> import evsynth as es
+    >>> studies = es.load_studies("studies/massage.csv")
+    >>> table = multi_arm_trials(es.compute_effects(studies), studies)
+    >>> "trial" in table, table.attrs.get("multi_arm_note")
+    (True, None)
+    """
+    from .analysis import one_row_per_sample
+
+    table = effects.copy()
+    table.attrs = dict(effects.attrs)
+    used = table["used"].astype(bool) & table["sample_id"].notna()
+    groups = table[used].groupby(["outcome", "sample_id"])["comparator"]
+    arms = {key for key, comparators in groups if len(comparators) > 1 and comparators.nunique() == 1}
+    keys = list(zip(table["outcome"], table["sample_id"]))
+    trial_rows = np.array([u and k in arms for u, k in zip(used, keys)], bool)
+    table["trial"] = np.where(trial_rows, table["sample_id"].astype(str), table["study_id"].astype(str))
+    rest = one_row_per_sample(_keep_attrs(table[~trial_rows], table), by_outcome=by_outcome)
+    out = pd.concat([table[trial_rows], rest])
+    order = {s: i for i, s in enumerate(table["study_id"])}
+    out = out.iloc[np.argsort([order[s] for s in out["study_id"]], kind="stable")].reset_index(drop=True)
+    out.attrs = dict(rest.attrs)
+    lookup = studies.drop_duplicates("study_id").set_index("study_id")
+    for column in ("n_ctrl", "sd_ctrl"):
+        if column in lookup:
+            out[column] = pd.to_numeric(out["study_id"].map(lookup[column]), errors="coerce")
+    if arms:
+        out.attrs["multi_arm_note"] = ("multi-arm trial(s), their contrasts sharing one control arm: "
+                                       + ", ".join(sorted(f"{s} ({o})" for o, s in arms)))
+    return out
+
+
+def _keep_attrs(table: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
+    table.attrs = dict(like.attrs)
+    return table

@@ -356,7 +356,12 @@ def network(effects: pd.DataFrame, priors: dict | None = None, reference: str = 
     """Contrast-based NMA (evsynth.methods.network): theta_i = d[treat_i] - d[comp_i] + tau e_i, d[ref] = 0.
 
     A column `trial` in the table groups the rows of one multi-arm trial: their study effects
-    get correlation 0.5. split=(a, b) gives the node-splitting model: the a-b studies get their
+    get correlation 0.5, and their sampling errors the covariance of contrasts sharing one control
+    arm (effects.covariance.shared_control_covariance: MD sd_ctrl^2 / n_ctrl, SMD 1 / n_ctrl +
+    d_1 d_2 / (2 N)), from columns `n_ctrl` (and `sd_ctrl` for MD) of the table
+    (model.moderators.with_study_columns adds them from the study table). Without those columns,
+    or for another measure, the rows' sampling errors stay independent and settings["sampling_cov"]
+    says so. split=(a, b) gives the node-splitting model: the a-b studies get their
     own coefficient `direct`; `indirect` = d_a - d_b and `inconsistency` = direct - indirect.
     Pre/post rows enter only with prepost_as_control=True (see evsynth.methods.network).
     """
@@ -392,16 +397,58 @@ def network(effects: pd.DataFrame, priors: dict | None = None, reference: str = 
         reported = [Reported("indirect", None, ("indirect",), contrast),
                     Reported("inconsistency", None, ("inconsistency",), direct - contrast)]
     trials = table["trial"] if "trial" in table.columns else table["study_id"]
+    sampling_cov, how = shared_control(table, trials, effects.attrs.get("measure"))
     settings = data_settings(effects, table) | {
         "model": "network" if split is None else f"network split {split[0]} vs {split[1]}",
         "reference": ref, "prior_mu": chosen["mu"], "prior_tau": chosen["tau"],
-        "prepost_as_control": str(prepost_as_control)}
+        "prepost_as_control": str(prepost_as_control)} | ({"sampling_cov": how} if how else {})
     position = {ref: 0} | {t: k + 1 for k, t in enumerate(techniques)}
     data = {"treat_idx": table["treat_node"].map(position).to_numpy(),
             "comp_idx": table["comp_node"].map(position).to_numpy()}
     return _base("network", effects, table, X=X, fixed=tuple(fixed), study_prior=chosen["tau"],
                  study_correlation=multi_arm_correlation(trials), reported=tuple(reported),
-                 settings=settings, data=data)
+                 settings=settings, data=data, sampling_cov=sampling_cov)
+
+
+def shared_control(table: pd.DataFrame, trials, measure: str | None) -> tuple[np.ndarray | None, str]:
+    """(V, what was done) for the rows of a network: the shared-control covariance of the contrasts
+    of each multi-arm trial (rows with one `trials` label); (None, "") when no trial has several rows.
+    A trial's rows must share their comparator (one control arm); V needs n_ctrl (and sd_ctrl for
+    MD) and is defined for MD and SMD; otherwise (None, the reason the errors stay independent)."""
+    trials = pd.Series(list(trials), index=table.index).astype(str)
+    multi = trials.duplicated(keep=False)
+    if not multi.any():
+        return None, ""
+    names = ", ".join(sorted(set(trials[multi])))
+    for trial, rows in table[multi].groupby(trials[multi]):
+        if rows["comp_node"].nunique() > 1:
+            raise ValueError(f"trial {trial!r}: its rows have different comparators ({', '.join(rows['comp_node'])}); "
+                             "enter a multi-arm trial's contrasts against one shared arm")
+    needed = ["n_ctrl"] + (["sd_ctrl"] if measure == "MD" else [])
+    if measure not in ("MD", "SMD"):
+        return None, (f"independent: no shared-control covariance for {measure} (multi-arm trial(s) {names}; "
+                      "their study effects are still correlated 0.5)")
+    censored = table.loc[multi & table["censored"].astype(bool), "study_id"]
+    if len(censored):
+        raise ValueError(f"study {censored.iloc[0]!r}: a censored row (p printed as a bound) of a multi-arm trial "
+                         "cannot share its control arm's sampling error; leave it out or use p_bound='conservative'")
+    missing = [c for c in needed if c not in table.columns or table.loc[multi, c].isna().any()]
+    if missing:
+        return None, (f"independent: multi-arm trial(s) {names} lack {', '.join(missing)} for the shared-control "
+                      "covariance (their study effects are still correlated 0.5)")
+    from ..effects.covariance import shared_control_covariance
+
+    n_c = pd.to_numeric(table["n_ctrl"], errors="coerce").to_numpy(float)
+    n_c = np.where(multi.to_numpy(), n_c, 1.0)  # rows of one-contrast trials: only their variance is used
+    sd_c = (np.where(multi.to_numpy(), pd.to_numeric(table["sd_ctrl"], errors="coerce").to_numpy(float), 1.0)
+            if measure == "MD" else None)
+    # N of Gleser & Olkin's SMD covariance: everyone in the trial, control arm once
+    k = trials.map(trials.value_counts()).to_numpy(float)
+    N = trials.map(table.groupby(trials)["n_total"].sum()).to_numpy(float) - (k - 1) * n_c
+    V = shared_control_covariance(table["sei"].to_numpy(float) ** 2, trials.to_numpy(), n_c, sd_control=sd_c,
+                                  yi=table["yi"].to_numpy(float), n_total=N, measure=measure)
+    return V, f"shared control arm within multi-arm trial(s) {names} ({measure}: " + (
+        "sd_ctrl^2 / n_ctrl)" if measure == "MD" else "1 / n_ctrl + d_1 d_2 / (2 N), Gleser & Olkin 2009)")
 
 
 def _nesting_paths(random) -> list[tuple[str, ...]]:
