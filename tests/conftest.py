@@ -1,3 +1,5 @@
+import resource
+import time
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +165,51 @@ def artists_by_gid(fig, prefix):
     key = prefix.rstrip("=")
     return [a for a in fig.axes[0].findobj() if isinstance(a.get_gid(), str)
             and (a.get_gid() == key if exact else a.get_gid().startswith(key))]
+
+
+# The quick developer run is `pytest -m "not slow"` (under 3 minutes on an idle 2-core machine); the
+# README's `pytest` runs everything, as CI does. A test that takes more than SLOW_CPU_SECONDS of CPU
+# (this process and its child processes, setup to teardown) belongs under @pytest.mark.slow. CPU
+# time, not wall time: on a shared machine wall time grows with the load, CPU time barely does. The
+# summary lists such tests; it never fails a run (a busy machine must not fail the suite at random).
+SLOW_CPU_SECONDS = 10.0
+_TIMES = pytest.StashKey[list]()
+
+
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def pytest_configure(config):
+    config.stash[_TIMES] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Time each test, setup to teardown: CPU seconds (with children) and wall seconds."""
+    cpu, wall = _cpu_seconds(), time.perf_counter()
+    try:
+        return (yield)
+    finally:
+        item.config.stash[_TIMES].append((item.nodeid, item.get_closest_marker("slow") is not None,
+                                          _cpu_seconds() - cpu, time.perf_counter() - wall))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Report the CPU time of slow and quick tests, and every unmarked test over SLOW_CPU_SECONDS."""
+    times = config.stash.get(_TIMES, [])
+    if not times:
+        return
+    write = terminalreporter.write_line
+    slow = sum(cpu for _, marked, cpu, _ in times if marked)
+    quick = sum(cpu for _, marked, cpu, _ in times if not marked)
+    write(f"CPU time of the tests run: {quick:.0f} s in tests not marked slow, {slow:.0f} s in slow ones "
+          f"(the quick run is pytest -m \"not slow\")")
+    unmarked = sorted((t for t in times if not t[1] and t[2] > SLOW_CPU_SECONDS), key=lambda t: -t[2])
+    if unmarked:
+        terminalreporter.section(f"tests over {SLOW_CPU_SECONDS:.0f} s of CPU not marked slow", sep="-")
+        for nodeid, _, cpu, wall in unmarked:
+            write(f"{cpu:6.1f} s CPU {wall:6.1f} s wall  {nodeid}")
+        write("mark them @pytest.mark.slow (statistical checks: long MCMC, simulations, builds, notebooks) "
+              "or make them faster")

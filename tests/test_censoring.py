@@ -87,6 +87,7 @@ def simulate_abstracts(seed: int, k: int, mu: float, tau: float, hide_below: flo
 # ArviZ warns that some Pareto k exceed 0.66 for the study-level LOO of these small synthetic fits;
 # the test asks only that the censored rows' log-likelihood terms make LOO computable.
 @pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto distribution:UserWarning")
+@pytest.mark.slow  # a simulation with three PyMC fits (~11 s of CPU); run in CI
 def test_censoring_recovers_mu_where_the_bound_as_p_is_biased():
     mu, tau = 1.0, 0.15
     reports = simulate_abstracts(seed=11, k=30, mu=mu, tau=tau)

@@ -53,6 +53,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow  # 8 PyMC fits of 2 x 2000 iterations at target_accept 0.99: ~40 s of CPU; run in CI
 @pytest.mark.parametrize("censored", [0, 1], ids=["exact rows", "one censored row"])
 @pytest.mark.parametrize("kind", list(CASES))
 def test_pymc_engine_agrees_with_the_exact_engine(kind, censored):

@@ -56,6 +56,7 @@ def test_notebook_stored_without_outputs(path):
     assert not dirty, f"{path.name}: cells {dirty} have outputs; strip them before committing"
 
 
+@pytest.mark.slow  # a kernel per notebook, PyMC fits and plots: 5-25 s of CPU each (run in CI)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, kernel_name, monkeypatch):
     for key, value in SMALL.items():
