@@ -125,6 +125,8 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
     # methods.sensitivity
     (r"cores = None if n_jobs <= 1 else max\(1, \(os\.cpu_count\(\) or 2\) // n_jobs\)",
      "only reached with n_jobs >= 2, where 1 // n_jobs and 2 // n_jobs are both at most 1: max(1, .) is 1 either way"),
+    (r"if scenario\.exclude or rule_warning\(context, scenario\.exclude, cache\):",
+     "rule_warning returns '' for an empty rule, so 'or' reaches the same falsy result when there is no exclusion"),
     # present.sof
     (r'if not \{"events_ctrl", "n_ctrl"\} < set\(studies\.columns\):',
      "median_control_risk also reads study_id: a table holding events_ctrl and n_ctrl has a third column, so "

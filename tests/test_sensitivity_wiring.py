@@ -567,3 +567,41 @@ def test_records_table_orders_columns_and_makes_numbers_float():
     for name in sens.ESTIMATES + ["r_prepost"]:
         assert table[name].dtype == np.float64, name
     assert table.loc[0, "mean"] == 1.0 and np.isnan(table.loc[0, "p_gt_0"])
+
+
+def test_exact_record_whole(demo, monkeypatch):
+    from evsynth.engines.exact import report_label, summary_rows
+    from evsynth.model.description import describe
+
+    grid = sens.Sensitivity(demo, outcome="milk volume", model="random_effects", engine="exact",
+                            priors={"mu": "normal(0, 1)"})
+    scenario = sens.Scenario(grid.tau_prior[0], 0.5, left_out="")
+    clock = iter([100.0, 101.23456])
+    monkeypatch.setattr(sens.time, "monotonic", lambda: next(clock))
+    cache = {}
+    record = sens.run_scenario(sens.Job(grid.context, scenario), cache)
+    effects, kept = sens.scenario_effects(grid.context, scenario)
+    model = describe("random_effects", effects, sens.scenario_priors(grid.context, scenario))
+    rows = summary_rows(model.subset(np.isin(model.study_id, kept)))
+    assert record["rows"] == [{"parameter": report_label(*k), "mean": r["mean"], "sd": r["sd"], "q2.5": r["q2.5"],
+                               "q50": r["q50"], "q97.5": r["q97.5"], "p_gt_0": r["P(>0)"]} for k, r in rows.items()]
+    assert {k: v for k, v in record.items() if k not in ("rows", "settings")} == {
+        "key": scenario.id, "verdict": "PASS", "problems": "", "sampler": "exact", "reused_compiled_model": False,
+        "seconds": 1.235}
+    # the sweep's cache: effects, used studies and the described model per (r, tau prior, grouping)
+    assert ("model", 0.5, grid.tau_prior[0], "as labelled") in cache
+    assert {key[0] for key in cache} == {"effects", "used", "model"}
+
+
+def test_run_scenario_fills_the_sweeps_cache_and_flags_a_rule_that_excludes_nothing(demo):
+    with pytest.warns(UserWarning, match="leaves out no usable study"):
+        grid = sens.Sensitivity(demo, outcome="milk volume", model="random_effects", engine="exact",
+                                exclude=[None, "design == 'cross_over'"])
+    cache = {}
+    record = sens.run_scenario(sens.Job(grid.context, sens.Scenario(grid.tau_prior[0], 0.3, grid.exclude[1])), cache)
+    assert record["settings"]["warnings"] == ("exclusion rule leaves out no usable study: same studies as the "
+                                              "baseline")
+    # the rule's check (at the default r, 0.5) and the scenario (r 0.3) both filled the cache passed
+    assert {("effects", 0.3), ("effects", 0.5), ("exclude", grid.exclude[1]), ("used", 0.3), ("used", 0.5)} <= set(cache)
+    record = sens.run_scenario(sens.Job(grid.context, sens.Scenario(grid.tau_prior[0], 0.3)), {})
+    assert "warnings" not in record["settings"]
