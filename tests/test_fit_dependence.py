@@ -128,3 +128,59 @@ def test_report_carries_the_random_structure_rho_and_variance_components(shared_
     assert "0.3 (assumed)" in html
     tau = _nested_summary(shared_csv, 0.3).loc["tau (between sample)"]
     assert f"tau (between sample) {tau['q50']:.3f} [{tau['q2.5']:.3f}, {tau['q97.5']:.3f}]" in html
+
+
+SPEC = """
+title = "nested model sweep (synthetic)"
+[data]
+studies = "shared.csv"
+outcome = "milk volume"
+[model]
+random = "~ 1 | sample/study_id"
+{extra}
+[grid]
+tau_prior = ["halfnormal(0.5)", "halfcauchy(0.5)"]
+"""
+
+
+def _spec(tmp_path, shared_csv, extra="rho = 0.6"):
+    import shutil
+
+    shutil.copy(shared_csv, tmp_path / "shared.csv")
+    path = tmp_path / "nested.toml"
+    path.write_text(SPEC.format(extra=extra))
+    return path
+
+
+def test_spec_file_random_and_rho_sweep_the_nested_model(shared_csv, tmp_path, capsys):
+    from evsynth.methods.sensitivity import Sensitivity
+    from evsynth.methods.spec import load_spec
+
+    spec = load_spec(_spec(tmp_path, shared_csv))
+    assert spec.sensitivity["model"] == "multilevel" and spec.sensitivity["rho"] == 0.6
+    table = Sensitivity(**spec.sensitivity).run(progress=False)
+    assert set(table["verdict"]) == {"PASS"} and set(table["engine"]) == {"exact"}
+    mu = table[(table["parameter"] == "pooled (mu)") & (table["tau_prior"] == "halfnormal(0.5)")]
+    assert mu["mean"].iloc[0] == pytest.approx(_nested_summary(shared_csv, 0.6).loc["pooled (mu)", "mean"], rel=1e-9)
+    assert "tau (between sample)" in set(table["parameter"])
+    assert main(["sensitivity", str(tmp_path / "nested.toml"), "--out", str(tmp_path / "out")]) == 0
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("rho = 1.5", "[model] rho: 1.5; a correlation must lie strictly between -1 and 1"),
+    ('name = "by_technique"', "[model] random: fits the nested model; [model] name must be 'multilevel'"),
+    ('engine = "pymc"', "[model] random: a sweep of the nested model runs on the exact engine"),
+])
+def test_spec_file_bad_nested_keys_exit_2(shared_csv, tmp_path, capsys, extra, message):
+    assert main(["sensitivity", str(_spec(tmp_path, shared_csv, extra)), "--out", str(tmp_path / "o")]) == 2
+    assert message in _flat(capsys.readouterr().err)
+
+
+def test_spec_file_rho_without_random_and_a_bad_level_exit_2(shared_csv, tmp_path, capsys):
+    path = _spec(tmp_path, shared_csv)
+    path.write_text(path.read_text().replace('random = "~ 1 | sample/study_id"\n', ""))
+    assert main(["sensitivity", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "[model] rho: needs [model] random" in _flat(capsys.readouterr().err)
+    path.write_text(SPEC.format(extra="").replace("sample/study_id", "sample study_id"))
+    assert main(["sensitivity", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "[model] random: random '~ 1 | sample study_id': expected" in _flat(capsys.readouterr().err)

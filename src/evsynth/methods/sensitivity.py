@@ -58,7 +58,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import __version__
-from .analysis import MIN_STUDIES, one_row_per_sample, split_by_outcome
+from .analysis import MIN_STUDIES, one_row_per_sample, split_by_outcome, with_samples
 from .designs import DESIGN_CHOICES, restrict_design
 from ..engines.builders import BUILDERS, build_model
 from ..effects.table import DEFAULT_R_PREPOST, compute_effects, used_effects
@@ -123,6 +123,16 @@ class Context:
     options: FitOptions
     engine: str = "pymc"  # the engine the scenarios run on: "exact" or "pymc" (resolved from "auto")
     design: str = "all"  # methods.designs.restrict_design: "all", "controlled" or "randomised" rows
+    random: str | None = None  # model "multilevel": its levels; rows sharing a sample are kept
+    rho: float | None = None  # its assumed within-sample correlation of sampling errors
+
+    def model_options(self) -> dict:
+        """describe()'s keywords of the nested model (empty for the others)."""
+        if self.random is None:
+            return {}
+        from ..model.description import _nesting_paths
+
+        return {"random": self.random, "rho": self.rho, "cluster": _nesting_paths(self.random)[0][-1]}
 
     def fingerprint(self) -> str:
         """Scenarios of one results file must share all of this, so resumed rows are comparable."""
@@ -131,6 +141,8 @@ class Context:
                    "options": asdict(self.options), "engine": self.engine, "evsynth": __version__}
         if self.design != "all":  # only then: files written before the design option keep their fingerprint
             payload["design"] = self.design
+        if self.random is not None:  # likewise
+            payload |= {"random": self.random, "rho": self.rho}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -157,7 +169,8 @@ def scenario_effects(context: Context, scenario: Scenario, cache: dict | None = 
         effects = effects[keep].reset_index(drop=True)
         effects.attrs = attrs
         effects = restrict_design(effects, context.design)  # --design: controlled or randomised rows only
-        cache[key] = one_row_per_sample(effects, by_outcome=True), keep  # a sample counts once
+        # a sample counts once, unless the nested model keeps and models its rows
+        cache[key] = (with_samples(effects) if context.random else one_row_per_sample(effects, by_outcome=True)), keep
     effects, keep = cache[key]
     if scenario.techniques == "by massage component":
         grouped = ("grouped", scenario.r_prepost)
@@ -207,6 +220,8 @@ def run_scenario(job: Job, cache: dict | None = None) -> dict:
     settings = {"tau_prior": scenario.tau_prior, "r_prepost": scenario.r_prepost, "exclude": scenario.exclude,
                 "techniques": scenario.techniques, "left_out": scenario.left_out, "outcome": context.outcome,
                 "model": context.model, "measure": context.measure, "engine": context.engine}
+    if context.random is not None:
+        settings |= {"random": context.random, "rho": "none (independent)" if context.rho is None else context.rho}
     try:
         effects, kept = scenario_effects(context, scenario, cache)
         settings["n_studies"] = len(kept)
@@ -259,7 +274,7 @@ def _exact_record(context, scenario, settings, effects, kept, priors, start, cac
 
     key = ("model", scenario.r_prepost, scenario.tau_prior, scenario.techniques)
     if key not in cache:
-        cache[key] = describe(context.model, effects, priors)
+        cache[key] = describe(context.model, effects, priors, **context.model_options())
     full = cache[key]
     rows = summary_rows(full.subset(np.isin(full.study_id, kept)))
     summary = [{"parameter": report_label(*k), "mean": r["mean"], "sd": r["sd"], "q2.5": r["q2.5"], "q50": r["q50"],
@@ -408,7 +423,9 @@ class Sensitivity:
     enough studies); measure, p_bound, design (as compute_effects and restrict_design); model;
     priors (fixed priors of the other parameters); draws, tune, chains, seed, target_accept,
     sampler (for PyMC scenarios); engine ("auto": exact wherever the model is Gaussian);
-    max_scenarios (a bigger grid is refused unless raised).
+    max_scenarios (a bigger grid is refused unless raised); random and rho: with model
+    "multilevel", the nested model's levels and assumed within-sample correlation (rows sharing a
+    sample are kept; exact engine only; spec files: [model] random / rho).
 
     Example:
         >>> import evsynth as es
@@ -440,17 +457,26 @@ class Sensitivity:
     sampler: str = "auto"
     engine: str = "auto"  # "exact" (evsynth.engines.exact), "pymc", or "auto": exact where the model allows
     max_scenarios: int = MAX_SCENARIOS  # refuse a bigger grid (memory, time) unless raised here
+    random: str | None = None  # model "multilevel": its levels, e.g. "~ 1 | sample/study_id"
+    rho: float | None = None  # model "multilevel": assumed within-sample correlation of sampling errors
     table: pd.DataFrame | None = field(default=None, init=False, repr=False)
     rule_warnings: list = field(default_factory=list, init=False, repr=False)  # e.g. a rule excluding nothing
 
     def __post_init__(self):
         if not isinstance(self.studies, pd.DataFrame):
             self.studies = load_studies(self.studies)
-        if self.model not in BUILDERS:
+        if self.model not in BUILDERS and self.model != "multilevel":
             raise ValueError(f"model {self.model!r} unknown; choose one of {sorted(BUILDERS)}")
         if "tau" in self.priors:
             raise ValueError("the tau prior is swept: give it as tau_prior=[...], not in priors")
         self.engine = sweep_engine(self.engine, self.model)
+        if (self.model == "multilevel") != (self.random is not None):
+            raise ValueError("model 'multilevel' and random= go together: random gives its levels, e.g. "
+                             "random='~ 1 | sample/study_id'")
+        if self.rho is not None and not (self.random is not None and -1 < float(self.rho) < 1):
+            raise ValueError(f"rho {self.rho!r}: needs random= and must lie strictly between -1 and 1")
+        if self.random is not None and self.engine != "exact":
+            raise ValueError("a sweep of the nested model (random=) runs on the exact engine: engine 'auto' or 'exact'")
         if self.design not in DESIGN_CHOICES:
             raise ValueError(f"design {self.design!r} unknown; choose one of {', '.join(DESIGN_CHOICES)}")
         if self.studies.empty:  # a header and no rows: valid input, nothing to analyse (as `evsynth fit`)
@@ -499,7 +525,7 @@ class Sensitivity:
     def context(self) -> Context:
         options = FitOptions(self.draws, self.tune, self.chains, self.seed, self.target_accept, self.sampler)
         return Context(self.studies, self.outcome, self.measure, self.p_bound, self.model, dict(self.priors), options,
-                       self.engine, self.design)
+                       self.engine, self.design, self.random, None if self.rho is None else float(self.rho))
 
     def scenarios(self) -> list[Scenario]:
         """The grid in order: every tau prior x r x exclusion x technique grouping, each followed by

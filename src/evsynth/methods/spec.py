@@ -58,7 +58,8 @@ LAYOUT = {
     "": {"title": (str, False), "description": (str, False)},
     "data": {"studies": (str, True), "outcome": (str, False)},
     "effects": {"measure": (str, False), "p_bound": (str, False), "design": (str, False)},
-    "model": {"name": (str, False), "priors": (dict, False), "engine": (str, False)},
+    "model": {"name": (str, False), "priors": (dict, False), "engine": (str, False), "random": (str, False),
+              "rho": ((int, float), False)},
     "fit": {"draws": (int, False), "tune": (int, False), "chains": (int, False), "seed": (int, False),
             "target_accept": ((int, float), False), "sampler": (str, False)},
     "grid": {"tau_prior": (list, False), "r_prepost": (list, False), "exclude": (list, False),
@@ -115,6 +116,7 @@ def load_spec(path) -> Spec:
         kwargs["model"] = model["name"]
     if "engine" in model:
         kwargs["engine"] = model["engine"]
+    kwargs |= _nested(path, model)
     priors = dict(model.get("priors", {}))
     for key, value in priors.items():
         if not isinstance(value, str):
@@ -149,6 +151,34 @@ def load_spec(path) -> Spec:
     return Spec(path, raw.get("title", path.stem), kwargs, n_jobs)
 
 
+def _nested(path: Path, model: dict) -> dict:
+    """[model] random / rho: the nested model (rows sharing a sample kept; exact engine)."""
+    if "rho" in model and "random" not in model:
+        raise SpecError(f"{path}, [model] rho: needs [model] random (the levels whose rows share participants), "
+                        "e.g. random = \"~ 1 | sample/study_id\"")
+    if "random" not in model:
+        return {}
+    from ..model.description import _nesting_paths
+
+    try:
+        _nesting_paths(model["random"])
+    except ValueError as exc:
+        raise SpecError(f"{path}, [model] random: {exc}") from None
+    if model.get("name", "multilevel") != "multilevel":
+        raise SpecError(f"{path}, [model] random: fits the nested model; [model] name must be 'multilevel' or "
+                        f"absent, not {model['name']!r}")
+    if model.get("engine", "auto") == "pymc":
+        raise SpecError(f"{path}, [model] random: a sweep of the nested model runs on the exact engine; "
+                        "[model] engine must be 'auto' or 'exact'")
+    out = {"model": "multilevel", "random": model["random"]}
+    if "rho" in model:
+        if isinstance(model["rho"], bool) or not -1 < float(model["rho"]) < 1:
+            raise SpecError(f"{path}, [model] rho: {model['rho']!r}; a correlation must lie strictly between -1 "
+                            "and 1")
+        out["rho"] = float(model["rho"])
+    return out
+
+
 def _check_prior(path: Path, where: str, text: str, name: str) -> None:
     try:
         parse_prior(text, name)
@@ -181,10 +211,11 @@ def _check(path: Path, raw: dict) -> None:
 # Keys whose value is one of a few words: refused here, naming the key, not later by the sweep.
 CHOICES = {("effects", "measure"): MEASURES, ("effects", "p_bound"): P_BOUND_MODES,
            ("effects", "design"): ("all", "controlled", "randomised"),
-           ("model", "name"): MODELS,
+           ("model", "name"): MODELS + ("multilevel",),
            ("model", "engine"): ENGINES, ("fit", "sampler"): ("auto", "pymc", "nutpie")}
 # What a sweep's own refusal is about -> the spec section and key it comes from (spec_error).
-_SUBJECTS = (("exclusion rule", "[grid] exclude"), ("outcome", "[data] outcome"),
+_SUBJECTS = (("random level", "[model] random"), ("rho", "[model] rho"),
+             ("a sweep of the nested model", "[model] engine"), ("exclusion rule", "[grid] exclude"), ("outcome", "[data] outcome"),
              ("no outcome", "[data] outcome"), ("several outcomes", "[data] outcome"),
              ("the grid has", "[grid] (its size; the cap is [run] max_scenarios)"), ("engine", "[model] engine"),
              ("model", "[model] name"), ("design", "[effects] design"), ("techniques", "[grid] techniques"),
