@@ -69,6 +69,7 @@ MODULES: dict[str, tuple] = {
                                                              "-k", "not rarely_raise"]),
     "methods.network": ("src/evsynth/methods/network.py", [
         "tests/test_network.py", "tests/test_node_split_reference.py", "tests/test_network_reference.py",
+        "tests/test_network_multi_arm.py",
         "-k", "not recovers_technique_effects and not test_node_split_flags"]),  # those two sample with PyMC
     # (the PyMC path is judged by test_network_reference's stand-in fit: its arithmetic on known draws)
     "model.network_graph": ("src/evsynth/model/network_graph.py", [
