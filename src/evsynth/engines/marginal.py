@@ -224,8 +224,8 @@ class MuMixture:
         mean_z = wz / cols
         sd_z = np.sqrt(np.maximum(wz2 / cols - mean_z**2, 1e-12))
         keep = weight > 0
-        mixture = NormalMixture(weight[keep] / weight[keep].sum(), (self.centre[starts] + self.scale[starts] * mean_z)[keep],
-                                (self.scale[starts] * sd_z)[keep])
+        mixture = NormalMixture(weight[keep] / weight[keep].sum(),
+                                (self.centre[starts] + self.scale[starts] * mean_z)[keep], (self.scale[starts] * sd_z)[keep])
         start = mixture.ppf(np.clip(q, 1e-15, 1 - 1e-15))
         return np.where((start > lo) & (start < hi), start, 0.5 * (lo + hi))
 

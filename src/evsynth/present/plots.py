@@ -328,6 +328,9 @@ def forest(idata: xr.DataTree, effects: pd.DataFrame, ax=None, threshold: float 
     sei = table["sei"].to_numpy(float)
     precision_max = np.max(1 / sei[~table["censored"].to_numpy(bool)] ** 2, initial=0) or 1.0
     ys = np.arange(len(rows))[::-1].astype(float)
+    # every study's posterior median at once (one xarray selection per row took ~2 ms: 2 s at 1,000 studies)
+    theta_median = {} if "theta" not in post else dict(zip(
+        post["study"].to_numpy(), np.median(post["theta"].transpose("study", ...).to_numpy(), axis=1)))
     for y, row, text in zip(ys, rows, texts):
         kind, (lo, mid, hi) = row["kind"], row.get("interval", (np.nan,) * 3)
         bold = kind in ("header", "pooled")
@@ -367,8 +370,7 @@ def forest(idata: xr.DataTree, effects: pd.DataFrame, ax=None, threshold: float 
                 size = max(3.0, 11.0 * np.sqrt((1 / r.sei**2) / precision_max))  # area ~ precision
                 ax.plot(scale(mid), y, marker="s", ms=size, color="black", mfc=face, mew=1, zorder=3,
                         gid=f"study:{sid}")
-            theta = post["theta"].sel(study=sid).to_numpy()
-            ax.plot(scale(np.median(theta)), y - 0.22, "o", color="tab:blue", ms=3, zorder=4, gid=f"theta:{sid}")
+            ax.plot(scale(theta_median[sid]), y - 0.22, "o", color="tab:blue", ms=3, zorder=4, gid=f"theta:{sid}")
         elif kind in ("technique", "pooled"):
             gid = "diamond:pooled" if kind == "pooled" else f"diamond:technique:{row['technique']}"
             _diamond(ax, y, scale(lo), scale(mid), scale(hi), "black" if kind == "pooled" else "0.45", gid=gid,
