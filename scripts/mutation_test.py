@@ -128,6 +128,13 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
      "only reached with n_jobs >= 2, where 1 // n_jobs and 2 // n_jobs are both at most 1: max(1, .) is 1 either way"),
     (r"if scenario\.exclude or rule_warning\(context, scenario\.exclude, cache\):",
      "rule_warning returns '' for an empty rule, so 'or' reaches the same falsy result when there is no exclusion"),
+    (r'"warnings": rec\["settings"\]\.get\("warnings", (None)?\s*\)\}',
+     "records_table fills missing text columns with '' (fillna), warnings among them: None becomes ''"),
+    # methods.regression
+    (r'tau = _flat\(result\.idata, "tau"\)\.reshape\((None|-2)\)',
+     "_flat of tau (dims chain, draw) is 1-D already: reshape(None) keeps it and numpy infers any negative size"),
+    (r"X_new = np\.atleast_2d\(np\.asarray\(X_new, (dtype=None)?\s*\)\)",
+     "X_new holds numbers: integers are promoted by the float matrix product with the draws, the same values"),
     # present.sof
     (r'if not \{"events_ctrl", "n_ctrl"\} < set\(studies\.columns\):',
      "median_control_risk also reads study_id: a table holding events_ctrl and n_ctrl has a third column, so "

@@ -282,6 +282,8 @@ def test_predict_at_from_constructed_draws():
     assert [pred.loc[0, "pi_low"], pred.loc[0, "pi_high"]] == pytest.approx(np.quantile(new, [0.025, 0.975]),
                                                                            rel=1e-12)
     assert predict_at(result, [1, 2.0], seed=8).loc[0, "pi_low"] != pred.loc[0, "pi_low"]
+    default = line + 0.4 * np.random.default_rng(0).standard_normal((1000, 1))[:, 0]  # seed 0 unless given
+    assert predict_at(result, [1, 2.0]).loc[0, "pi_low"] == pytest.approx(np.quantile(default, 0.025), rel=1e-12)
     # ~N(mean, 0.1² + 4 0.05² + 0.4²): the interval is about +-1.96 sd wide
     sd = np.sqrt(0.1**2 + 4 * 0.05**2 + 0.4**2)
     assert pred.loc[0, "pi_high"] - pred.loc[0, "pi_low"] == pytest.approx(2 * 1.96 * sd, rel=0.1)
