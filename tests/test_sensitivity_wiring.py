@@ -165,13 +165,16 @@ def test_sampled_scenario_record(grid, monkeypatch):
     fits = []
     monkeypatch.setattr(sens, "_fit_reusing", lambda *args: fits.append(("reusing", args)) or tree)
     monkeypatch.setattr(sens, "_fit_rebuilding", lambda *args: fits.append(("rebuilding", args)) or tree)
-    monkeypatch.setattr(diagnostics, "diagnose", lambda idata: FakeDiagnostics())
+    monkeypatch.setattr(diagnostics, "diagnose", lambda idata: FakeDiagnostics() if idata is tree else None)
     summary = pd.DataFrame({"mean": [0.1], "sd": [0.2], "q2.5": [-0.3], "q50": [0.1], "q97.5": [0.5], "P(>0)": [0.7]},
                            index=["pooled (mu)"])
-    monkeypatch.setattr(sens, "summarize", lambda idata, heterogeneity: summary if heterogeneity is False else None)
-    record = sens.run_scenario(sens.Job(grid.context, scenario, reuse=True, cores=2))
+    monkeypatch.setattr(sens, "summarize", lambda idata, heterogeneity: summary
+                        if heterogeneity is False and idata is tree else None)
+    job = sens.Job(grid.context, scenario, reuse=True, cores=2)
+    record = sens.run_scenario(job)
     kind, (context, table, kept_args, priors, cores) = fits[0]
-    assert kind == "reusing" and kept_args == kept and cores == 2
+    assert kind == "reusing" and kept_args == kept and cores == 2 and context is job.context
+    pd.testing.assert_frame_equal(table, effects)
     assert priors == {"mu": "normal(0, 1)", "tau": "halfnormal(0.5)"}
     assert record["key"] == scenario.id and record["verdict"] == "FAIL"
     assert record["problems"] == "r_hat 1.02 > 1.01; ess_bulk 80 < 400"
@@ -202,6 +205,12 @@ def test_a_scenario_that_raises_is_not_fitted_or_an_error(grid, monkeypatch):
     record = sens.run_scenario(sens.Job(grid.context, scenario))
     assert record["verdict"] == "ERROR" and record["problems"] == "error: KeyError: 'theta'"
     assert record["settings"]["n_studies"] > 0  # counted before the fit failed
+    # a failure before the studies are counted: 0 studies, the settings kept
+    for error, verdict in ((ValueError("bad rule"), "NOT FITTED"), (RuntimeError("boom"), "ERROR")):
+        monkeypatch.setattr(sens, "scenario_effects", lambda *args, error=error: (_ for _ in ()).throw(error))
+        record = sens.run_scenario(sens.Job(grid.context, scenario))
+        assert record["verdict"] == verdict and record["settings"]["n_studies"] == 0
+        assert record["settings"]["tau_prior"] == "halfnormal(0.5)" and record["settings"]["engine"] == "pymc"
 
 
 def test_too_few_studies_are_named_in_the_singular_and_plural(demo):
