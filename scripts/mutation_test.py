@@ -131,6 +131,11 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
     (r'"warnings": rec\["settings"\]\.get\("warnings", (None)?\s*\)\}',
      "records_table fills missing text columns with '' (fillna), warnings among them: None becomes ''"),
     # methods.regression
+    (r'pd\.option_context\("(display\.width|DISPLAY\.WIDTH)", (160|161|None), "(display\.float_format|'
+     r'DISPLAY\.FLOAT_FORMAT)", "\{:\.4[fF]\}"\.format\)',
+     "RegressionResult's text: pandas matches option names case-insensitively; the printed tables have fixed "
+     "columns (6 and 8) well under 160 characters, so a width of 161 or None wraps nothing either; '{:.4F}' "
+     "differs from '{:.4f}' only for inf (pandas prints NaN itself), and these summaries of finite draws hold none"),
     (r'tau = _flat\(result\.idata, "tau"\)\.reshape\((None|-2)\)',
      "_flat of tau (dims chain, draw) is 1-D already: reshape(None) keeps it and numpy infers any negative size"),
     (r"X_new = np\.atleast_2d\(np\.asarray\(X_new, (dtype=None)?\s*\)\)",
