@@ -130,6 +130,8 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
      "rule_warning returns '' for an empty rule, so 'or' reaches the same falsy result when there is no exclusion"),
     (r'"warnings": rec\["settings"\]\.get\("warnings", (None)?\s*\)\}',
      "records_table fills missing text columns with '' (fillna), warnings among them: None becomes ''"),
+    (r"self\.rule_warnings = \[w for w in \(rule_warning\(context, rule, (None)?\s*\) for rule in self\.exclude\) if w\]",
+     "the cache only saves recomputing the effects: rule_warning with a fresh cache gives the same text"),
     # methods.regression
     (r'pd\.option_context\("(display\.width|DISPLAY\.WIDTH)", (160|161|None), "(display\.float_format|'
      r'DISPLAY\.FLOAT_FORMAT)", "\{:\.4[fF]\}"\.format\)',

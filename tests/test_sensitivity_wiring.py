@@ -614,3 +614,30 @@ def test_run_scenario_fills_the_sweeps_cache_and_flags_a_rule_that_excludes_noth
     assert {("effects", 0.3), ("effects", 0.5), ("exclude", grid.exclude[1]), ("used", 0.3), ("used", 0.5)} <= set(cache)
     record = sens.run_scenario(sens.Job(grid.context, sens.Scenario(grid.tau_prior[0], 0.3)), {})
     assert "warnings" not in record["settings"]
+
+
+def test_a_rule_that_excludes_nothing_warns_at_the_callers_line(demo):
+    with pytest.warns(UserWarning) as caught:
+        grid = sens.Sensitivity(demo, outcome="milk volume", model="random_effects", engine="exact",
+                                exclude=[None, "design == 'cross_over'"])
+    text = ("exclusion rule \"design == 'cross_over'\" leaves out no usable study of 'milk volume': its scenarios "
+            "repeat the baseline (check the rule for a typo)")
+    assert grid.rule_warnings == [text] and [str(w.message) for w in caught] == [text]
+    assert caught[0].filename == __file__  # not the dataclass's generated __init__
+
+
+@pytest.mark.parametrize("none", [None, "", "none"])
+def test_no_exclusion_spelt_three_ways(demo, none):
+    assert sens.Sensitivity(demo, outcome="milk volume", model="random_effects", exclude=[none]).exclude == [""]
+
+
+def test_the_default_tau_prior_follows_the_measure(demo):
+    """The model's default tau prior is read from the outcome's effects in the sweep's measure (MD: on
+    the outcome's scale)."""
+    from evsynth.engines.builders import default_priors
+
+    effects = es.compute_effects(demo, measure="MD")
+    expected = default_priors(effects[effects["outcome"] == "milk volume"])["tau"]
+    assert expected != "halfnormal(0.5)"
+    grid = sens.Sensitivity(demo, outcome="milk volume", model="random_effects", measure="MD")
+    assert grid.tau_prior == [expected]

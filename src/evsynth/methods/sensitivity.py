@@ -511,7 +511,7 @@ class Sensitivity:
         context, cache = self.context, {}
         self.rule_warnings = [w for w in (rule_warning(context, rule, cache) for rule in self.exclude) if w]
         for text in self.rule_warnings:
-            warnings.warn(text, stacklevel=2)
+            warnings.warn(text, stacklevel=3)  # the caller's line: 2 is the dataclass's generated __init__
 
     def _tau_text(self, text) -> str:
         """The tau prior as the user wrote it (checked; the scenario id keeps every digit given)."""
