@@ -184,3 +184,20 @@ def test_spec_file_rho_without_random_and_a_bad_level_exit_2(shared_csv, tmp_pat
     path.write_text(SPEC.format(extra="").replace("sample/study_id", "sample study_id"))
     assert main(["sensitivity", str(path), "--out", str(tmp_path / "o")]) == 2
     assert "[model] random: random '~ 1 | sample study_id': expected" in _flat(capsys.readouterr().err)
+
+
+@pytest.mark.slow
+def test_random_on_the_pymc_engine_agrees_with_the_exact_posterior(shared_csv, tmp_path, capsys):
+    """The default engine (auto): the nested model sampled (nutpie) and checked against the exact
+    posterior in MCSE units; the summary names the same rows as the exact engine's (a ~1 min compile)."""
+    out = tmp_path / "out"
+    code = main(["fit", str(shared_csv), "--random", "~ 1 | sample/study_id", "--rho", "0.6", "--draws", "1000",
+                 "--chains", "2", "--quiet", "--out", str(out)])
+    text = _flat(capsys.readouterr().out)
+    assert code == 0
+    assert "agrees with the exact posterior" in text
+    saved = pd.read_csv(out / "milk_volume_summary.csv", index_col=0)
+    expected = _nested_summary(shared_csv, 0.6)
+    assert sorted(saved.index) == sorted(expected.index)
+    for row in expected.index:  # within 0.1 posterior sd (the MCSE check above is the strict one)
+        assert abs(saved.loc[row, "q50"] - expected.loc[row, "q50"]) < 0.1 * expected.loc[row, "sd"] + 0.02, row
