@@ -90,6 +90,27 @@ def censored_milk_effects() -> pd.DataFrame:
     return effects
 
 
+@pytest.fixture(scope="session")
+def milk_cache_entry(tmp_path_factory) -> Path:
+    """A compile-cache entry (evsynth.engines.nutpie_cache) of the random-effects model of the censored
+    milk rows, compiled once per test session. The cache tests whose subject is not the first compile
+    start from a copy of it: each first compile is a child process (~3 s of CPU); numba's own cache,
+    which the entry points into, is the user's, shared by all tests as by all runs."""
+    from evsynth.engines import nutpie_cache
+    from evsynth.engines.fit import compile_nutpie
+    from evsynth.engines.pymc import build
+    from evsynth.model import description
+
+    folder = tmp_path_factory.mktemp("nutpie_cache")
+    effects = censored_milk_effects()
+    model = description.random_effects(effects[effects["used"]].reset_index(drop=True))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(nutpie_cache, "_cache_dir", lambda: folder)
+        compile_nutpie(build(model), reusable=False, description=model)
+    (entry,) = folder.glob("*.json")
+    return entry
+
+
 # Synthetic effect tables shared by the bias, selection and comparison tests.
 def effect_table(yi, sei, technique="x") -> pd.DataFrame:
     """A synthetic EffectTable (design 'effect', all rows used)."""

@@ -25,6 +25,7 @@ FIT = dict(draws=500, tune=500, chains=2, seed=1)
 # --------------------------------------------------------------------------- model averaging
 
 
+@pytest.mark.slow  # a simulation: six synthetic meta-analyses, 16 models each (~3 s of CPU); run in CI
 def test_model_average_detects_selection_and_moves_toward_the_truth():
     # six synthetic meta-analyses of 15 studies, true mu = 0.2, non-significant studies kept w.p. 0.05
     bf_bias, err_ma, err_re = [], [], []
@@ -38,6 +39,7 @@ def test_model_average_detects_selection_and_moves_toward_the_truth():
     assert np.mean(err_ma) < 0.6 * np.mean(err_re), (err_ma, err_re)
 
 
+@pytest.mark.slow  # a simulation, as above (~2 s of CPU); run in CI
 def test_model_average_without_selection_finds_the_effect_and_no_bias():
     bf_bias, bf_effect = [], []
     for seed in range(100, 106):

@@ -122,7 +122,7 @@ def test_the_binary_row_is_used_by_a_risk_ratio_analysis(studies):
 def test_evsynth_fit_prints_the_rows_not_used_with_their_reasons(monkeypatch, capsys, tmp_path):
     # Everything real up to the model fit; fitting is other tests' job, so no outcome is run here.
     real_split = analysis.split_by_outcome  # the CLI imports it when a command runs
-    monkeypatch.setattr(analysis, "split_by_outcome", lambda effects, pool: ({}, real_split(effects, pool)[1]))
+    monkeypatch.setattr(analysis, "split_by_outcome", lambda effects, *args, **kwargs: ({}, real_split(effects, *args, **kwargs)[1]))
     assert cli.main(["fit", str(MASSAGE), "--out", str(tmp_path)]) == 4  # nothing analysed (split patched)
     out = capsys.readouterr().out
     section = out.split("== rows in no model, and why", 1)[1].split("\n\n", 1)[0].splitlines()[1:]

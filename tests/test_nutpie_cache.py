@@ -4,6 +4,7 @@ damaged cache entry is recompiled, the key follows the data, and log p(y_i | the
 PyMC computes (censored rows included)."""
 
 import json
+import shutil
 
 import numpy as np
 import pymc as pm
@@ -47,7 +48,8 @@ def test_a_cached_model_draws_what_the_compiled_one_drew(model, cache_dir, monke
     assert float(second["posterior"]["tau"].std()) > 0  # it sampled
 
 
-def test_a_damaged_cache_entry_is_compiled_again(model, cache_dir):
+def test_a_damaged_cache_entry_is_compiled_again(model, cache_dir, milk_cache_entry):
+    shutil.copy2(milk_cache_entry, cache_dir)  # a good entry, as the first fit writes it
     first = fit(model, **SETTINGS)
     (entry,) = cache_dir.glob("*.json")
     entry.write_bytes(b"not a pickle")

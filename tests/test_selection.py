@@ -180,6 +180,7 @@ def test_null_models_have_mu_zero():
 # --------------------------------------------------------------------------- MCMC vs quadrature
 
 
+@pytest.mark.slow  # a statistical check: an MCMC fit against quadrature (~3 s of CPU); run in CI
 def test_pymc_selection_model_matches_quadrature_posterior():
     eff = simulate(2)  # 15 studies, true mu = 0.2, strong selection
     # the most significant study is reported only as "p < 0.001": censored at its bound
