@@ -225,6 +225,14 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
     (r'"ec": "tab:blue"\}, (zorder=None)?\s*\)$', "a Text's default zorder is 3, the value given"),
     (r"counts = pd\.Series\(pairs, (dtype=None)?\s*\)\.value_counts\(\)",
      "pandas 3 gives a list of tuples (and an empty list) object dtype without being told: the same Series"),
+    (r'np\.argsort\(\[order\[s\] for s in out\["study_id"\]\], (kind=None|kind="STABLE")?\s*\)',
+     "multi_arm_trials' sort keys are distinct (load_studies refuses a repeated study_id), so every sort "
+     "algorithm gives the same order; numpy reads kind case-insensitively"),
+    (r'studies\.drop_duplicates\(None\)\.set_index',
+     "study ids are unique in a study table (load_studies refuses a repeat): no row is a duplicate either way"),
+    (r'pd\.to_numeric\(out\["study_id"\]\.map\(lookup\[column\]\), \)',
+     "n_ctrl and sd_ctrl are numbers in a study table (load_studies refuses any other value, naming the study "
+     "and field): errors='coerce' has nothing to coerce"),
     # methods.conflict
     (r"return array\.reshape\(-2, \*array\.shape\[2:\]\)",
      "numpy's reshape takes any negative size as the one to infer (-2 is -1; checked with numpy 2.5)"),

@@ -58,3 +58,22 @@ def test_every_verdict_module_is_listed_and_the_agreement_entry_is_limited_to_it
     assert judged == ["evsynth.engines.exact.x_agreement__mutmut_3", "evsynth.engines.exact.x_agreement_line__mutmut_1",
                       "evsynth.engines.exact.xǁExactVerdictǁ__str____mutmut_2"]
     assert mt._patterns("present.sof") == []
+
+
+def test_network_equivalence_patterns_match_the_mutant_and_never_the_source():
+    """A pattern that matched the unmutated line would count any other mutant of that line as
+    equivalent: the network patterns must match only the mutated spellings."""
+    import re
+
+    mt = script()
+    mutated = ['def node_split(effects, priors=None, reference: str = "CONTROL",',
+               '        ax.plot([x0, x1], [y0, y1], color="TAB:BLUE", lw=EDGE_WIDTH * e.studies, alpha=0.6,',
+               '                bbox={"boxstyle": "circle", "fc": "white", "ec": "tab:blue"}, )',
+               '    counts = pd.Series(pairs, ).value_counts()',
+               '    out = out.iloc[np.argsort([order[s] for s in out["study_id"]], kind=None)].reset_index(drop=True)',
+               '    lookup = studies.drop_duplicates(None).set_index("study_id")']
+    for line in mutated:
+        assert any(re.search(p, line) for p, _ in mt.EQUIVALENT_PATTERNS), line
+    for source in ("src/evsynth/methods/network.py", "src/evsynth/model/network_graph.py"):
+        for line in (ROOT / source).read_text().splitlines():
+            assert not any(re.search(p, line) for p, _ in mt.EQUIVALENT_PATTERNS), (source, line)

@@ -56,6 +56,8 @@ def test_arms_of_one_sample_and_comparator_form_a_trial(tables):
     assert out["n_ctrl"].tolist() == [30, 30, 31, 31, 31, 20, 25, 30, 30, 23]
     assert out["sd_ctrl"].tolist() == [10.0, 10.0, 9.0, 9.0, 9.0, 10.0, 10.0, 10.0, 10.0, 11.5]
     assert pd.api.types.is_numeric_dtype(out["n_ctrl"]) and pd.api.types.is_numeric_dtype(out["sd_ctrl"])
+    # nothing else added: the effect table's columns, then trial and the study table's two
+    assert out.columns.tolist() == effects.columns.tolist() + ["trial", "n_ctrl", "sd_ctrl"]
     # the caller's table is left as it was
     pd.testing.assert_frame_equal(effects, before)
     assert "trial" not in effects
@@ -87,3 +89,12 @@ def test_no_trial_no_note_and_study_table_columns_only_when_there(tables):
     # a study table without sd_ctrl: only n_ctrl is joined
     out = multi_arm_trials(plain.drop(columns=["sd_ctrl"], errors="ignore"), studies.drop(columns=["sd_ctrl"]))
     assert "sd_ctrl" not in out and out["n_ctrl"].tolist() == [25, 30, 23]
+
+
+def test_an_empty_table_stays_empty(tables):
+    studies, effects = tables
+    empty = effects.iloc[:0].copy()
+    empty.attrs = dict(effects.attrs)
+    out = multi_arm_trials(empty, studies)
+    assert out.empty and out.columns.tolist() == effects.columns.tolist() + ["trial", "n_ctrl", "sd_ctrl"]
+    assert "multi_arm_note" not in out.attrs
