@@ -118,7 +118,7 @@ def test_fit_names_the_techniques_of_outcomes_it_cannot_analyse(monkeypatch, cap
     from evsynth.methods import analysis
 
     real_split = analysis.split_by_outcome  # the CLI imports it when a command runs
-    monkeypatch.setattr(analysis, "split_by_outcome", lambda effects, pool: ({}, real_split(effects, pool)[1]))
+    monkeypatch.setattr(analysis, "split_by_outcome", lambda effects, *options: ({}, real_split(effects, *options)[1]))
     assert cli.main(["fit", str(MASSAGE), "--out", str(tmp_path)]) == 4  # nothing analysed (split patched)
     out = " ".join(capsys.readouterr().out.split())  # lines are wrapped at 100 columns
     assert ("outcome 'time to colostrum' not analysed: 1 usable study; need 2 "
