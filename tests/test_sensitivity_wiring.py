@@ -433,10 +433,11 @@ def test_sweep_engine_word_for_word():
     assert sens.sweep_engine("auto", "selection") == "pymc"
     assert sens.sweep_engine("pymc", "random_effects") == "pymc"
     assert sens.sweep_engine("exact", "network") == "exact"
-    with pytest.raises(ValueError, match=r"^engine 'quick' unknown; choose one of "):
+    with pytest.raises(ValueError, match=r"^engine 'quick' unknown; choose one of auto, exact, pymc$"):
         sens.sweep_engine("quick", "random_effects")
     with pytest.raises(ValueError, match=r"^engine 'exact': model 'selection' has no Gaussian description \(the exact "
-                                         r"engine fits .*\); use engine 'pymc'$"):
+                                         r"engine fits by_technique, common_effect, meta_regression, multilevel, "
+                                         r"network, random_effects\); use engine 'pymc'$"):
         sens.sweep_engine("exact", "selection")
 
 
@@ -641,3 +642,36 @@ def test_the_default_tau_prior_follows_the_measure(demo):
     assert expected != "halfnormal(0.5)"
     grid = sens.Sensitivity(demo, outcome="milk volume", model="random_effects", measure="MD")
     assert grid.tau_prior == [expected]
+
+
+def test_rule_warning_alone(demo):
+    grid = sens.Sensitivity(demo, outcome="milk volume", model="random_effects", engine="exact")
+    assert sens.rule_warning(grid.context, "") == ""  # no rule: nothing to check
+    assert sens.rule_warning(grid.context, "design == 'pre_post'") == ""  # it leaves studies out
+    assert sens.rule_warning(grid.context, "design == 'cross_over'").startswith(  # no cache given: its own
+        "exclusion rule \"design == 'cross_over'\" leaves out no usable study of 'milk volume'")
+
+
+def test_tau_prior_texts_checked_as_taus_and_kept_as_written(demo):
+    with pytest.raises(ValueError, match=r"^prior normal\(0, 1\) for tau: tau is a standard deviation"):
+        sens.Sensitivity(demo, outcome="milk volume", model="random_effects", tau_prior=["normal(0, 1)"])
+    grid = sens.Sensitivity(demo, outcome="milk volume", model="random_effects", tau_prior=["halfnormal(  0.5   )"])
+    assert grid.tau_prior == ["halfnormal( 0.5 )"]  # white space collapsed, digits as given
+
+
+def test_single_values_are_lists_of_one(demo):
+    grid = sens.Sensitivity(demo, outcome="milk volume", model="random_effects", tau_prior="halfcauchy(1)",
+                            r_prepost=0.4, exclude="design == 'pre_post'", techniques="as labelled")
+    assert (grid.tau_prior, grid.r_prepost, grid.exclude, grid.techniques) == (
+        ["halfcauchy(1)"], [0.4], ["design == 'pre_post'"], ["as labelled"])
+
+
+def test_the_default_tau_prior_reads_the_chosen_outcome_only(demo):
+    from evsynth.engines.builders import default_priors
+
+    two = demo.assign(outcome=["milk volume"] * 9 + ["pain"] * (len(demo) - 9))
+    effects = es.compute_effects(two, measure="MD")
+    mine = default_priors(effects[effects["outcome"] == "milk volume"])["tau"]
+    assert mine != default_priors(effects[effects["outcome"] == "pain"])["tau"]
+    grid = sens.Sensitivity(two, outcome="milk volume", model="random_effects", measure="MD")
+    assert grid.tau_prior == [mine]
