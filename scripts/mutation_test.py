@@ -132,7 +132,12 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
      "records_table fills missing text columns with '' (fillna), warnings among them: None becomes ''"),
     (r"self\.rule_warnings = \[w for w in \(rule_warning\(context, rule, (None)?\s*\) for rule in self\.exclude\) if w\]",
      "the cache only saves recomputing the effects: rule_warning with a fresh cache gives the same text"),
+    (r"cache\[key\] = one_row_per_sample\(effects, (by_outcome=(None|False))?\s*\), keep",
+     "the table was cut to the sweep's one outcome just before: grouping by (outcome, sample) or by sample alone "
+     "is the same grouping (by_outcome's only use in one_row_per_sample)"),
     # methods.regression
+    (r'return da\.transpose\("chain", "draw", \*other\)\.to_numpy\(\)\.reshape\(-2, ',
+     "numpy's reshape takes any negative size as the one to infer (-2 is -1)"),
     (r'pd\.option_context\("(display\.width|DISPLAY\.WIDTH)", (160|161|None), "(display\.float_format|'
      r'DISPLAY\.FLOAT_FORMAT)", "\{:\.4[fF]\}"\.format\)',
      "RegressionResult's text: pandas matches option names case-insensitively; the printed tables have fixed "

@@ -675,3 +675,37 @@ def test_the_default_tau_prior_reads_the_chosen_outcome_only(demo):
     assert mine != default_priors(effects[effects["outcome"] == "pain"])["tau"]
     grid = sens.Sensitivity(two, outcome="milk volume", model="random_effects", measure="MD")
     assert grid.tau_prior == [mine]
+
+
+def test_scenario_effects_follow_the_sweeps_measure_p_bound_design_and_grouping(demo):
+    """The scenario's table is compute_effects with the sweep's measure and p_bound, restricted to its
+    design and the outcome, with a clean index; grouping by massage component moves the combined rows."""
+    from evsynth.effects.techniques import COMPONENT_SEPARATOR
+
+    md = sens.Sensitivity(demo, outcome="milk volume", model="random_effects", measure="MD", engine="exact")
+    effects, kept = sens.scenario_effects(md.context, sens.Scenario(md.tau_prior[0], 0.5))
+    reference = es.compute_effects(demo, measure="MD")
+    assert set(effects["measure"]) == {"MD"} and effects.columns.tolist() == reference.columns.tolist()
+    assert effects.index.tolist() == list(range(len(effects)))
+    assert effects["yi"].tolist() == reference["yi"].tolist()  # one outcome, one row per sample already
+    controlled = sens.Sensitivity(demo, outcome="milk volume", model="random_effects", design="controlled")
+    effects, kept = sens.scenario_effects(controlled.context, sens.Scenario(controlled.tau_prior[0], 0.5))
+    assert set(es.used_effects(effects)["design"]) == {"two_group"} and len(kept) == 10
+    massage = es.load_studies(Path(__file__).resolve().parents[1] / "studies" / "massage.csv")
+    counts = {}
+    for p_bound in ("auto", "exclude"):
+        grid = sens.Sensitivity(massage, outcome="milk volume", model="random_effects", p_bound=p_bound)
+        counts[p_bound] = len(sens.scenario_effects(grid.context, sens.Scenario(grid.tau_prior[0], 0.5))[1])
+    expected = {}
+    for p_bound in ("auto", "exclude"):
+        table = es.compute_effects(massage, p_bound=p_bound)
+        expected[p_bound] = es.used_effects(table[table["outcome"] == "milk volume"])["study_id"].nunique()
+    assert counts == expected and counts["auto"] > counts["exclude"]  # rows known only by a p bound
+    grouped = demo.copy()
+    grouped.loc[grouped["technique"] == "combined", "components"] = COMPONENT_SEPARATOR.join(["breast care", "oxytocin"])
+    grid = sens.Sensitivity(grouped, outcome="milk volume", model="by_technique", engine="exact")
+    labelled, _ = sens.scenario_effects(grid.context, sens.Scenario(grid.tau_prior[0], 0.5))
+    by_component, _ = sens.scenario_effects(grid.context, sens.Scenario(grid.tau_prior[0], 0.5,
+                                                                        techniques="by massage component"))
+    assert "combined" in set(labelled["technique"]) and "combined" not in set(by_component["technique"])
+    assert (by_component["technique"] == "oxytocin").sum() == (labelled["technique"] == "oxytocin").sum() + 5
