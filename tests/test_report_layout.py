@@ -74,6 +74,14 @@ def massage():
     return studies, effects, results, skipped
 
 
+@pytest.fixture(scope="module")
+def massage_report(massage, tmp_path_factory) -> Path:
+    """The report of the massage results, written once (~2 s of CPU) and read by the layout tests."""
+    studies, effects, results, skipped = massage
+    return write_report(studies, effects, results, skipped, tmp_path_factory.mktemp("report"),
+                        {"studies": "massage.csv"})
+
+
 def test_numbers_as_a_reader_wants_them():
     assert number(2712.0, 0) == "2712" and number(-0.001) == "0.00" and number(-0.004, 2) == "0.00"
     assert number(float("nan")) == "" and number(1.23456, 3) == "1.235"
@@ -145,9 +153,9 @@ def test_reference_list_from_citation_and_source(massage):
     assert hesti["source"] == "https://doi.org/10.33546/bnj.293" and hesti["citation"].startswith("Hesti KY")
 
 
-def test_report_tables_readable(massage, tmp_path):
-    studies, effects, results, skipped = massage
-    page = write_report(studies, effects, results, skipped, tmp_path, {"studies": "massage.csv"}).read_text()
+def test_report_tables_readable(massage, massage_report):
+    results = massage[2]
+    page = massage_report.read_text()
     headers = set(re.findall(r"<th[^>]*>([^<]*)</th>", page))
     assert {"Study", "Effect size computed", "Entered a model", "Bulk ESS", "R-hat", "Median"} <= headers
     assert not {"yi", "sei", "se_route", "why_not", "ess_bulk", "r_hat"} & headers
@@ -158,10 +166,9 @@ def test_report_tables_readable(massage, tmp_path):
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (.ci/run installs it where apt exists)")
-def test_report_renders_in_chromium(massage, tmp_path):
-    studies, effects, results, skipped = massage
-    path = write_report(studies, effects, results, skipped, tmp_path, {"studies": "studies/massage.csv"})
-    page = path.read_text(encoding="utf-8")
+def test_report_renders_in_chromium(massage, massage_report, tmp_path):
+    results = massage[2]
+    page = massage_report.read_text(encoding="utf-8")
     expected_images = len(re.findall(r"<img ", page))
     checked = tmp_path / "checked.html"
     checked.write_text(page.replace("</body>", f"<script>{CHECK_SCRIPT}</script></body>"), encoding="utf-8")
@@ -187,11 +194,11 @@ def test_report_renders_in_chromium(massage, tmp_path):
     assert page.index('class="answer"') < page.index('id="effects"') < page.index('id="excluded"')
 
 
-def test_report_opens_with_the_answer(massage, tmp_path):
+def test_report_opens_with_the_answer(massage, massage_report):
     """Issue 27: a box per outcome at the top (effect, interval, certainty, bias-adjusted figure, one
     labelled I², what it rests on), a table of contents, the input tables at the end."""
-    studies, effects, results, skipped = massage
-    page = write_report(studies, effects, results, skipped, tmp_path, {"studies": "massage.csv"}).read_text()
+    results = massage[2]
+    page = massage_report.read_text()
     boxes = re.findall(r'<section class="answer">(.*?)</section>', page)
     assert len(boxes) == len(results)
     first_section = page.index('<h2 id="outcome-')
