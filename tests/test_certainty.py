@@ -51,3 +51,40 @@ def test_publication_bias_uses_the_ensemble_when_it_ran_and_says_why_not_otherwi
     not_run = BiasAdjusted(False, 2, reason="2 studies; the ensemble needs at least 3")
     rating, why = rate_publication_bias(t.iloc[:2], not_run, (0.1, 0.5))
     assert rating == "not assessed" and "needs at least 3" in why
+
+
+# --------------------------------------------------------------------------- the weights: random effects at tau
+
+
+def _uneven(designs=("pre_post",) * 3 + ("two_group",) * 2, vi=(0.25, 0.25, 0.25, 0.01, 0.01)):
+    out = table(list(designs))
+    return out.assign(vi=list(vi), sei=np.sqrt(vi), comparator="control")
+
+
+@pytest.mark.parametrize("factor, rating", [(0.99, "serious"), (1.01, "very serious")])
+def test_indirectness_weights_are_random_effects_weights_at_tau(factor, rating):
+    # three pre/post rows (vi 0.25) and two controlled (vi 0.01) carry half the weight when
+    # 3 / (0.25 + tau^2) = 2 / (0.01 + tau^2), i.e. tau^2 = 0.47: the rule's 50% boundary in tau
+    from evsynth.methods.certainty import rate_indirectness
+
+    tau = np.sqrt(0.47) * factor
+    got, why = rate_indirectness(_uneven(), tau)
+    share = 3 / (0.25 + tau**2) / (3 / (0.25 + tau**2) + 2 / (0.01 + tau**2))
+    assert got == rating and f"{100 * share:.0f}% of the weight" in why
+    assert rate_indirectness(_uneven())[0] == "serious"  # 1/vi weights: 12 / 212 = 6%
+
+
+def test_certainty_takes_tau_from_the_posterior_median_and_equals_the_printed_share():
+    import evsynth as es
+    from evsynth.methods.certainty import median_tau, rate_certainty
+
+    studies = es.load_studies("studies/massage.csv")
+    result = es.run_analysis("milk volume", es.compute_effects(studies).query("outcome == 'milk volume'"),
+                             model="random_effects", engine="exact", draws=400, chains=2)
+    tau = float(result.summary.loc["tau (between studies)", "q50"])
+    share = es.prepost_weight_share(result.effects, tau)
+    assert f"{100 * share:.0f}% of the weight" in result.certainty.reasons["indirectness"]
+    # without tau given: the median of the draws (within a Monte Carlo error of the exact median)
+    default = rate_certainty(result.effects, result.idata, result.bias_adjusted)
+    assert median_tau(result.idata) == pytest.approx(float(np.median(result.idata["posterior"]["tau"])))
+    assert abs(median_tau(result.idata) - tau) < 0.05 and default.ratings == result.certainty.ratings

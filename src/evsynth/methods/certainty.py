@@ -5,7 +5,9 @@ Certainty starts by study design (GRADE's route, Guyatt et al. 2008, 2011; not R
 when every used row is randomised (`randomised == "yes"` in the effect table), otherwise "low"
 (non-randomised or unclear rows, and one-group pre/post rows, which are never randomised; a table
 without the column counts as unclear). It then drops one level per "serious" and two per "very
-serious" rating, down to "very low". Weights below are inverse-variance (1/vi).
+serious" rating, down to "very low". Weights below are the pooled model's random-effects weights
+1/(vi + tau^2) at the posterior median of tau (between studies), the weights `evsynth fit` and the
+report quote for the pre/post share; 1/vi when the model has no tau (common effect).
 
 - risk of bias (the `rob` column): weight share of studies at high risk (high, serious, critical)
   >= 50%: very serious; >= 25%, or >= 50% at least at some concerns / moderate: serious.
@@ -42,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..effects.table import used_effects
+from ..effects.table import uncontrolled, used_effects
 from .heterogeneity import headline_i2
 from .riskofbias import severity
 
@@ -62,16 +64,21 @@ def _draws(idata, name: str) -> np.ndarray:
     return da.to_numpy().reshape(-1) if da.ndim == 2 else da.stack(sample=("chain", "draw")).to_numpy()
 
 
-def _weights(table: pd.DataFrame) -> np.ndarray:
-    w = 1.0 / table["vi"].to_numpy(float)
+def _weights(table: pd.DataFrame, tau: float = 0.0) -> np.ndarray:
+    w = 1.0 / (table["vi"].to_numpy(float) + tau**2)
     return w / w.sum()
 
 
-def rate_risk_of_bias(table: pd.DataFrame) -> tuple[str, str]:
+def median_tau(idata) -> float:
+    """The posterior median of tau (between studies), 0 when the model has none (common effect)."""
+    return float(np.median(_draws(idata, "tau"))) if "tau" in idata["posterior"] else 0.0
+
+
+def rate_risk_of_bias(table: pd.DataFrame, tau: float = 0.0) -> tuple[str, str]:
     sev = severity(table["rob"]) if "rob" in table.columns else pd.Series(np.nan, index=table.index)
     unjudged = int(sev.isna().sum())
     sev = sev.fillna(1.0).to_numpy()
-    w = _weights(table)
+    w = _weights(table, tau)
     high, concerns = float(w[sev >= 2].sum()), float(w[sev >= 1].sum())
     why = f"{100 * high:.0f}% of the weight at high risk of bias, {100 * concerns:.0f}% at least some concerns"
     if unjudged:
@@ -106,9 +113,9 @@ def rate_inconsistency(idata, table: pd.DataFrame) -> tuple[str, str]:
     return "not serious", why
 
 
-def rate_indirectness(table: pd.DataFrame) -> tuple[str, str]:
-    pre_post = (table["design"] == "pre_post").to_numpy()
-    share = float(_weights(table)[pre_post].sum())
+def rate_indirectness(table: pd.DataFrame, tau: float = 0.0) -> tuple[str, str]:
+    pre_post = uncontrolled(table).to_numpy()
+    share = float(_weights(table, tau)[pre_post].sum())
     if not pre_post.any():
         return "not serious", "all rows compare with a control group"
     why = (f"{int(pre_post.sum())} uncontrolled pre/post row(s), {100 * share:.0f}% of the weight: the change "
@@ -136,10 +143,10 @@ def randomised(table: pd.DataFrame) -> pd.Series:
     return value.where(table["design"] != "pre_post", "no")
 
 
-def rate_design(table: pd.DataFrame) -> tuple[str, str]:
+def rate_design(table: pd.DataFrame, tau: float = 0.0) -> tuple[str, str]:
     """(start, reason): "high" when every used row is randomised, else "low" (GRADE's route)."""
     value = randomised(table)
-    w = _weights(table)
+    w = _weights(table, tau)
     counts = {v: int((value == v).sum()) for v in ("yes", "no", "unclear")}
     share = float(w[(value == "yes").to_numpy()].sum())
     why = (f"{counts['yes']} randomised, {counts['no']} non-randomised, {counts['unclear']} unclear row(s), "
@@ -218,21 +225,23 @@ def override(ratings: dict, reasons: dict, given: dict, label: str) -> None:
 
 
 def rate_certainty(effects: pd.DataFrame, idata, adjusted=None, imprecision_width: float | None = None,
-                   overrides: dict | None = None, label: str = "") -> Certainty:
+                   overrides: dict | None = None, label: str = "", tau: float | None = None) -> Certainty:
     """The certainty of one outcome (the rules in this module's docstring). adjusted: the
     outcome's methods.robma.BiasAdjusted (publication bias by the ensemble), else Egger's test.
-    overrides: {domain: (rating, reason)}.
+    overrides: {domain: (rating, reason)}. tau: the between-study SD the weights use (default: its
+    posterior median in idata, 0 without one).
 
     Example: es.rate_certainty(result.effects, result.idata, result.bias_adjusted).rating
     """
     table = used_effects(effects)
     measure = effects.attrs.get("measure") or str(table["measure"].iloc[0])
     unadjusted = tuple(np.quantile(_draws(idata, "mu"), [0.025, 0.975]))
-    start, start_reason = rate_design(table)
+    tau = median_tau(idata) if tau is None else tau
+    start, start_reason = rate_design(table, tau)
     ratings, reasons = {}, {}
     for domain, (rating, why) in {
-        "risk_of_bias": rate_risk_of_bias(table), "inconsistency": rate_inconsistency(idata, table),
-        "indirectness": rate_indirectness(table), "imprecision": rate_imprecision(idata, measure, imprecision_width),
+        "risk_of_bias": rate_risk_of_bias(table, tau), "inconsistency": rate_inconsistency(idata, table),
+        "indirectness": rate_indirectness(table, tau), "imprecision": rate_imprecision(idata, measure, imprecision_width),
         "publication_bias": rate_publication_bias(table, adjusted, unadjusted),
     }.items():
         ratings[domain], reasons[domain] = rating, why
