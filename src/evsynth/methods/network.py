@@ -143,10 +143,15 @@ def node_split(effects: pd.DataFrame, priors: dict | None = None, reference: str
     candidates = splittable_comparisons(table) if split is None else [tuple(s) for s in split]
     model = {"priors": priors, "reference": reference, "prepost_as_control": prepost_as_control}
     rows = []
+    if engine == "exact":  # one description; each split derived from it (model.description.split_network)
+        from ..model.description import network as describe_network
+
+        base = describe_network(effects, **model)
+        splittable = candidates if split is None else splittable_comparisons(table)
     for a, b in candidates:
         n_direct = int((((table["treat_node"] == a) & (table["comp_node"] == b))
                         | ((table["treat_node"] == b) & (table["comp_node"] == a))).sum())
-        row = _split_exact(effects, model, (a, b)) if engine == "exact" else \
+        row = _split_exact(base, splittable, (a, b)) if engine == "exact" else \
             _split_pymc(effects, model, (a, b), fit_options)
         lo, hi = row["q2.5"], row["q97.5"]
         rows.append({"comparison": f"{a} vs {b}", "direct_studies": n_direct, **row,
@@ -158,11 +163,11 @@ def node_split(effects: pd.DataFrame, priors: dict | None = None, reference: str
     return out
 
 
-def _split_exact(effects, model: dict, split) -> dict:
-    from ..model.description import network as describe_network
+def _split_exact(base, splittable, split) -> dict:
+    from ..model.description import split_network
     from ..engines.exact import summary_rows
 
-    rows = summary_rows(describe_network(effects, split=split, **model))
+    rows = summary_rows(split_network(base, split, splittable))
     diff = rows[("inconsistency", "inconsistency")]
     p_above = diff["P(>0)"]
     return {"direct": rows[("direct", "direct")]["q50"], "indirect": rows[("indirect", "indirect")]["q50"],

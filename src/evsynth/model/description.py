@@ -377,37 +377,47 @@ def network(effects: pd.DataFrame, priors: dict | None = None, reference: str = 
         if c != ref:
             X[i, column[c]] -= 1.0
     fixed = [FixedBlock("technique_effect", "technique", tuple(techniques), chosen["mu"])]
-    reported = []
-    if split is not None:
-        a, b = split
-        if (a, b) not in splittable_comparisons(table) and (b, a) not in splittable_comparisons(table):
-            raise ValueError(f"comparison {a!r} vs {b!r} cannot be split: it needs direct studies and an "
-                             f"indirect path; splittable here: {splittable_comparisons(table)}")
-        sign = np.where((table["treat_node"] == a) & (table["comp_node"] == b), 1.0,
-                        np.where((table["treat_node"] == b) & (table["comp_node"] == a), -1.0, 0.0))
-        X = np.column_stack([np.where(sign[:, None] != 0, 0.0, X), sign])
-        fixed.append(FixedBlock("direct", None, ("direct",), chosen["mu"]))
-        contrast = np.zeros((1, X.shape[1]))
-        if a != ref:
-            contrast[0, column[a]] += 1.0
-        if b != ref:
-            contrast[0, column[b]] -= 1.0
-        direct = np.zeros((1, X.shape[1]))
-        direct[0, -1] = 1.0
-        reported = [Reported("indirect", None, ("indirect",), contrast),
-                    Reported("inconsistency", None, ("inconsistency",), direct - contrast)]
     trials = table["trial"] if "trial" in table.columns else table["study_id"]
     sampling_cov, how = shared_control(table, trials, effects.attrs.get("measure"))
     settings = data_settings(effects, table) | {
-        "model": "network" if split is None else f"network split {split[0]} vs {split[1]}",
-        "reference": ref, "prior_mu": chosen["mu"], "prior_tau": chosen["tau"],
+        "model": "network", "reference": ref, "prior_mu": chosen["mu"], "prior_tau": chosen["tau"],
         "prepost_as_control": str(prepost_as_control)} | ({"sampling_cov": how} if how else {})
     position = {ref: 0} | {t: k + 1 for k, t in enumerate(techniques)}
     data = {"treat_idx": table["treat_node"].map(position).to_numpy(),
             "comp_idx": table["comp_node"].map(position).to_numpy()}
-    return _base("network", effects, table, X=X, fixed=tuple(fixed), study_prior=chosen["tau"],
-                 study_correlation=multi_arm_correlation(trials), reported=tuple(reported),
-                 settings=settings, data=data, sampling_cov=sampling_cov)
+    model = _base("network", effects, table, X=X, fixed=tuple(fixed), study_prior=chosen["tau"],
+                  study_correlation=multi_arm_correlation(trials), settings=settings, data=data,
+                  sampling_cov=sampling_cov)
+    return model if split is None else split_network(model, split, splittable_comparisons(table))
+
+
+def split_network(model: GaussianModel, split: tuple[str, str], splittable) -> GaussianModel:
+    """The node-splitting model of a network description (`network(..., split=split)`): the a-b
+    studies get their own coefficient `direct`; `indirect` = d_a - d_b and `inconsistency` =
+    direct - indirect. `splittable`: model.network_graph.splittable_comparisons of its table. Node
+    splits derive every split from the one description (no pandas per split)."""
+    a, b = split
+    if (a, b) not in splittable and (b, a) not in splittable:
+        raise ValueError(f"comparison {a!r} vs {b!r} cannot be split: it needs direct studies and an "
+                         f"indirect path; splittable here: {splittable}")
+    ref, techniques = model.settings["reference"], list(model.fixed[0].labels)
+    nodes = np.array([ref] + techniques, dtype=object)
+    treat, comp = nodes[model.data["treat_idx"]], nodes[model.data["comp_idx"]]
+    column = {t: k for k, t in enumerate(techniques)}
+    sign = np.where((treat == a) & (comp == b), 1.0, np.where((treat == b) & (comp == a), -1.0, 0.0))
+    X = np.column_stack([np.where(sign[:, None] != 0, 0.0, model.X), sign])
+    fixed = (*model.fixed, FixedBlock("direct", None, ("direct",), model.settings["prior_mu"]))
+    contrast = np.zeros((1, X.shape[1]))
+    if a != ref:
+        contrast[0, column[a]] += 1.0
+    if b != ref:
+        contrast[0, column[b]] -= 1.0
+    direct = np.zeros((1, X.shape[1]))
+    direct[0, -1] = 1.0
+    reported = (*model.reported, Reported("indirect", None, ("indirect",), contrast),
+                Reported("inconsistency", None, ("inconsistency",), direct - contrast))
+    return replace(model, X=X, fixed=fixed, reported=reported,
+                   settings=model.settings | {"model": f"network split {a} vs {b}"})
 
 
 def shared_control(table: pd.DataFrame, trials, measure: str | None) -> tuple[np.ndarray | None, str]:
