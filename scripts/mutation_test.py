@@ -132,7 +132,7 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
      "records_table fills missing text columns with '' (fillna), warnings among them: None becomes ''"),
     (r"self\.rule_warnings = \[w for w in \(rule_warning\(context, rule, (None)?\s*\) for rule in self\.exclude\) if w\]",
      "the cache only saves recomputing the effects: rule_warning with a fresh cache gives the same text"),
-    (r"cache\[key\] = one_row_per_sample\(effects, (by_outcome=(None|False))?\s*\), keep",
+    (r"one_row_per_sample\(effects, (by_outcome=(None|False))?\s*\)\), keep",
      "the table was cut to the sweep's one outcome just before: grouping by (outcome, sample) or by sample alone "
      "is the same grouping (by_outcome's only use in one_row_per_sample)"),
     # methods.regression

@@ -100,7 +100,9 @@ def test_fingerprint_changes_with_every_field(grid):
         "studies": replace(context, studies=studies), "outcome": replace(context, outcome="other"),
         "measure": replace(context, measure="MD"), "p_bound": replace(context, p_bound="other"),
         "model": replace(context, model="random_effects"), "priors": replace(context, priors={"mu": "normal(0, 2)"}),
-        "engine": replace(context, engine="pymc"), "design": replace(context, design="randomised")}
+        "engine": replace(context, engine="pymc"), "design": replace(context, design="randomised"),
+        "random": replace(context, random="~ 1 | sample_id/study_id"),
+        "rho": replace(context, random="~ 1 | sample_id/study_id", rho=0.5)}
     for option, value in (("draws", 100), ("tune", 100), ("chains", 2), ("seed", 1), ("target_accept", 0.9),
                           ("sampler", "pymc")):
         changed[f"options.{option}"] = replace(context, options=replace(context.options, **{option: value}))

@@ -527,6 +527,8 @@ def test_fingerprint_is_the_documented_hash_of_its_fields(demo):
 
     assert context.fingerprint() == digest(payload)
     assert replace(context, design="controlled").fingerprint() == digest(payload | {"design": "controlled"})
+    nested = replace(context, random="~ 1 | sample_id/study_id", rho=0.5)  # only then: older files keep theirs
+    assert nested.fingerprint() == digest(payload | {"random": "~ 1 | sample_id/study_id", "rho": 0.5})
     assert replace(context, priors={"mu": "normal(0, 1)", "b": 2}).fingerprint() == \
         replace(context, priors={"b": 2, "mu": "normal(0, 1)"}).fingerprint()  # key order does not count
     from pathlib import PurePosixPath
