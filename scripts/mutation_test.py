@@ -136,6 +136,10 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
      "the table was cut to the sweep's one outcome just before: grouping by (outcome, sample) or by sample alone "
      "is the same grouping (by_outcome's only use in one_row_per_sample)"),
     # methods.regression
+    (r'"P\(>0\)": float\(\(draws >= 0\)\.mean\(\)\) if signed else np\.nan',
+     "> against >= on continuous posterior draws: a draw exactly 0 has probability zero"),
+    (r"return table\.astype\(None\)", "pandas' astype(None) is float64, the dtype astype(float) gives"),
+    (r"_summarize\(tau, signed=None\)|_summarize\(values, signed=None\)", "None is falsy: signed=None is signed=False"),
     (r'return da\.transpose\("chain", "draw", \*other\)\.to_numpy\(\)\.reshape\(-2, ',
      "numpy's reshape takes any negative size as the one to infer (-2 is -1)"),
     (r'pd\.option_context\("(display\.width|DISPLAY\.WIDTH)", (160|161|None), "(display\.float_format|'

@@ -39,7 +39,7 @@ def bcg():
     return es.with_study_columns(es.compute_effects(studies, measure="RR"), studies)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # per test, not per module: mutmut maps a fixture's calls to the first test that ran it
 def result(bcg):
     return fit_meta_regression(bcg, "~ ablat", PRIORS, draws=200, chains=2, seed=4)
 
@@ -171,6 +171,7 @@ def test_result_text_and_what_the_tree_holds(result, bcg):
     post = result.idata["posterior"]
     np.testing.assert_array_equal(draws[:, 0], post["mu"].to_numpy().ravel())
     np.testing.assert_array_equal(draws[:, 1], post["beta"].to_numpy()[..., 0].ravel())
+    assert [i for i, line in enumerate(text) if not line.strip()] == [5, 12]  # blank lines between the tables
     shown = RegressionResult(**{**result.__dict__, "diagnostics": "DIAGNOSTICS LINE"})
     assert str(shown).splitlines()[-1] == "DIAGNOSTICS LINE"
 
@@ -337,3 +338,16 @@ def test_result_text_prints_each_table_with_four_decimals(result):
     estimate = result.frequentist.coefficients["estimate"]
     assert any(line.split()[:2] == ["intrcpt", f"{estimate['intrcpt']:.4f}"] for line in text[text.index(
         next(line for line in text if line.startswith("REML"))):])
+
+
+def test_defaults_and_the_seed_reach_both_fits(bcg):
+    """draws 1000 x chains 4, seed 2026 unless given; the seed fixes the draws (the I² rows are summaries
+    of draws), for the model without moderators too."""
+    default = fit_meta_regression(bcg, "~ ablat")
+    assert dict(default.idata["posterior"].sizes)["chain"] == 4 and dict(default.idata["posterior"].sizes)["draw"] == 1000
+    same = fit_meta_regression(bcg, "~ ablat", draws=1000, chains=4, seed=2026)
+    pd.testing.assert_frame_equal(default.heterogeneity, same.heterogeneity)
+    other = fit_meta_regression(bcg, "~ ablat", seed=2027)
+    assert not np.allclose(other.heterogeneity.iloc[2:, :5], default.heterogeneity.iloc[2:, :5])
+    again = fit_meta_regression(bcg, "~ ablat", seed=2027)
+    pd.testing.assert_frame_equal(other.heterogeneity, again.heterogeneity)
