@@ -245,6 +245,8 @@ RING_TRUTH = {"A": 0.2, "B": 0.5, "C": 0.8, "D": 0.4}
 
 
 def test_exact_node_split_flags_an_injected_inconsistency_and_matches_bucher():
+    from scipy import stats
+
     truth = {"A": 0.4, "B": 0.8}
     design = [("A", "control", 3), ("B", "control", 3), ("A", "B", 3)]
     consistent = simulate_network(1, design, truth, tau=0.05)
@@ -257,6 +259,13 @@ def test_exact_node_split_flags_an_injected_inconsistency_and_matches_bucher():
         diff, se = bucher(network_table(effects), "A", "B")
         assert results[name]["inconsistency"] == pytest.approx(diff, abs=0.1), name
         assert results[name]["engine"] == "exact" and results[name]["diagnostics_ok"]
+        # with the closed form's model (vague effect prior, tau ~0) the figures are Bucher's exactly
+        row = node_split(effects, VAGUE, split=[("A", "B")], engine="exact").iloc[0]
+        assert row["inconsistency"] == pytest.approx(diff, abs=1e-5), name
+        assert row["q2.5"] == pytest.approx(diff - 1.959964 * se, abs=1e-5), name
+        assert row["q97.5"] == pytest.approx(diff + 1.959964 * se, abs=1e-5), name
+        assert row["p_value"] == pytest.approx(2 * stats.norm.sf(abs(diff) / se), abs=1e-6), name
+        assert bool(row["flagged"]) is (name == "broken")
 
 
 def test_exact_network_fit_equals_the_gls_estimate_and_splits_every_loop_edge():
