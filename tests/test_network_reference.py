@@ -177,6 +177,17 @@ def test_node_split_defaults_reference_and_prepost(effects):
     assert row["p_value"] == pytest.approx(ref["p_value"], abs=1e-5)
 
 
+def test_node_split_refuses_a_comparison_without_a_loop_on_either_engine(effects):
+    star = effects_of([r for r in REFERENCE["data"] if r["comp"] == "control"])
+    for engine in ("exact", "pymc"):
+        with pytest.raises(ValueError, match=r"^comparison 'A' vs 'control' cannot be split"):
+            nm.node_split(star, PRIORS, split=[("A", "control")], engine=engine)
+    # a loop edge given by name is split as in the full table
+    given = nm.node_split(effects, PRIORS, split=[("B", "C")])
+    every = nm.node_split(effects, PRIORS).set_index("comparison").loc[["B vs C"]].reset_index()
+    pd.testing.assert_frame_equal(given, every)
+
+
 @pytest.mark.parametrize("lo, hi, flagged", [(0.0, 0.4, False), (-0.4, 0.0, False), (1e-12, 0.4, True),
                                              (-0.4, -1e-12, True), (-0.1, 0.1, False)])
 def test_flagged_at_an_interval_edge_exactly_zero(monkeypatch, effects, lo, hi, flagged):
