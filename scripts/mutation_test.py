@@ -234,6 +234,8 @@ EQUIVALENT_PATTERNS: list[tuple[str, str]] = [
     (r'"ec": "tab:blue"\}, (zorder=None)?\s*\)$', "a Text's default zorder is 3, the value given"),
     (r"counts = pd\.Series\(pairs, (dtype=None)?\s*\)\.value_counts\(\)",
      "pandas 3 gives a list of tuples (and an empty list) object dtype without being told: the same Series"),
+    (r"splittable = candidates if \(split is None\) and False else splittable_comparisons\(table\)",
+     "with split None the candidates are splittable_comparisons(table): computing it again gives the same list"),
     (r'np\.argsort\(\[order\[s\] for s in out\["study_id"\]\], (kind=None|kind="STABLE")?\s*\)',
      "multi_arm_trials' sort keys are distinct (load_studies refuses a repeated study_id), so every sort "
      "algorithm gives the same order; numpy reads kind case-insensitively"),

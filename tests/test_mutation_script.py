@@ -71,7 +71,8 @@ def test_network_equivalence_patterns_match_the_mutant_and_never_the_source():
                '                bbox={"boxstyle": "circle", "fc": "white", "ec": "tab:blue"}, )',
                '    counts = pd.Series(pairs, ).value_counts()',
                '    out = out.iloc[np.argsort([order[s] for s in out["study_id"]], kind=None)].reset_index(drop=True)',
-               '    lookup = studies.drop_duplicates(None).set_index("study_id")']
+               '    lookup = studies.drop_duplicates(None).set_index("study_id")',
+               '        splittable = candidates if (split is None) and False else splittable_comparisons(table)']
     for line in mutated:
         assert any(re.search(p, line) for p, _ in mt.EQUIVALENT_PATTERNS), line
     for source in ("src/evsynth/methods/network.py", "src/evsynth/model/network_graph.py"):
