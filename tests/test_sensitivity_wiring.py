@@ -712,3 +712,37 @@ def test_scenario_effects_follow_the_sweeps_measure_p_bound_design_and_grouping(
                                                                         techniques="by massage component"))
     assert "combined" in set(labelled["technique"]) and "combined" not in set(by_component["technique"])
     assert (by_component["technique"] == "oxytocin").sum() == (labelled["technique"] == "oxytocin").sum() + 5
+
+
+def test_nested_model_options_refusals_settings_and_record(demo):
+    """model 'multilevel' with random= (and rho=): the refusals word for word at both sides of rho's
+    bounds, the options describe() gets, and the settings each record carries."""
+    base = dict(outcome="milk volume", model="random_effects")
+    nested = dict(outcome="milk volume", model="multilevel", random="~ 1 | study_id/technique")
+    together = (r"^model 'multilevel' and random= go together: random gives its levels, e\.g\. "
+                r"random='~ 1 \| sample/study_id'$")
+    with pytest.raises(ValueError, match=together):
+        sens.Sensitivity(demo, outcome="milk volume", model="multilevel")
+    with pytest.raises(ValueError, match=together):
+        sens.Sensitivity(demo, random="~ 1 | study_id/technique", **base)
+    for rho in (1.0, -1.0):
+        with pytest.raises(ValueError, match=rf"^rho {rho!r}: needs random= and must lie strictly between -1 and 1$"):
+            sens.Sensitivity(demo, rho=rho, **nested)
+    with pytest.raises(ValueError, match=r"^rho 0\.5: needs random= and must lie strictly between -1 and 1$"):
+        sens.Sensitivity(demo, rho=0.5, **base)
+    with pytest.raises(ValueError, match=r"^a sweep of the nested model \(random=\) runs on the exact engine: "
+                                         r"engine 'auto' or 'exact'$"):
+        sens.Sensitivity(demo, engine="pymc", **nested)
+    for rho in (np.nextafter(1.0, 0.0), np.nextafter(-1.0, 0.0)):
+        assert sens.Sensitivity(demo, rho=rho, **nested).context.rho == rho
+    grid = sens.Sensitivity(demo, rho=0.5, **nested)
+    context = grid.context
+    assert (context.random, context.rho) == ("~ 1 | study_id/technique", 0.5)
+    assert context.model_options() == {"random": "~ 1 | study_id/technique", "rho": 0.5, "cluster": "study_id"}
+    assert sens.Sensitivity(demo, **base).context.model_options() == {}
+    record = sens.run_scenario(sens.Job(context, grid.scenarios()[0]))
+    assert record["settings"]["random"] == "~ 1 | study_id/technique" and record["settings"]["rho"] == 0.5
+    independent = sens.run_scenario(sens.Job(sens.Sensitivity(demo, **nested).context, grid.scenarios()[0]))
+    assert independent["settings"]["rho"] == "none (independent)"
+    assert "random" not in sens.run_scenario(sens.Job(sens.Sensitivity(demo, **base).context,
+                                                      grid.scenarios()[0]))["settings"]
