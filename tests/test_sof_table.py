@@ -86,6 +86,12 @@ def test_median_control_risk_of_the_used_studies():
     assert median_control_risk(studies.assign(n_ctrl=[10, "?", 10, 100, 10]), effects) == pytest.approx(0.3)  # a, d
     assert np.isnan(median_control_risk(studies, effects.assign(used=False)))  # no used study
     assert isinstance(median_control_risk(studies, effects), float)
+    # nullable integer counts (as load_studies reads them), all missing: pandas' median is pd.NA, shown as NaN
+    nullable = studies.assign(events_ctrl=pd.array([None] * 5, dtype="Int64"), n_ctrl=pd.array([10] * 5, dtype="Int64"))
+    assert np.isnan(median_control_risk(nullable, effects))
+    counted = studies.assign(events_ctrl=pd.array([1, 4, None, 50, None], dtype="Int64"),
+                             n_ctrl=pd.array([10] * 5, dtype="Int64"))
+    assert median_control_risk(counted, effects) == pytest.approx(0.4)  # a, b, d counted (0.1, 0.4, 5): 0.4
 
 
 # --------------------------------------------------------------------------- one row
