@@ -128,6 +128,7 @@ def test_diagnostics_without_sampler_statistics_say_so():
     assert not report.ok and "not checked" in str(report)
 
 
+@pytest.mark.slow  # two nutpie compiles in this process: 9-11 s of CPU (conftest's list); run in CI
 @pytest.mark.skipif(not nutpie_available(), reason="needs nutpie")
 def test_a_precompiled_model_is_sampled_with_the_new_models_data():
     """fit(model, compiled=...) swaps in `model`'s data: the same draws as compiling `model`."""
