@@ -51,6 +51,7 @@ def gls(table: pd.DataFrame, techniques: list[str], tau: float) -> np.ndarray:
     return np.linalg.solve(x.T @ w @ x, x.T @ w @ table["yi"].to_numpy())
 
 
+@pytest.mark.slow  # MCMC (a statistical check)
 def test_network_recovers_technique_effects_from_controlled_and_head_to_head_rows():
     truth = {"A": 0.5, "B": 0.9, "C": 0.2, "D": 1.2}
     # D is compared only head to head with A: its effect versus control comes through A.
@@ -88,6 +89,7 @@ def bucher(table: pd.DataFrame, a: str, b: str) -> tuple[float, float]:
 VAGUE = {"mu": "normal(0, 1000)", "tau": "halfnormal(0.00001)"}  # the closed form's model: Bucher is exact
 
 
+@pytest.mark.slow  # MCMC (a statistical check)
 def test_node_split_flags_an_injected_inconsistency_and_not_a_consistent_loop(monkeypatch):
     """The PyMC path against the Bucher closed form: with a vague prior on the effects and tau held at
     ~0, the inconsistency's posterior is N(Bucher difference, its SE^2), so the sampled median,

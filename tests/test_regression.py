@@ -196,6 +196,7 @@ def test_bundled_bcg_table_equals_metadat_and_loads_with_its_columns():
     assert_printed(fit.I2, "92.22")
 
 
+@pytest.mark.slow  # MCMC (a statistical check)
 def test_pymc_engine_agrees_with_the_exact_engine_within_mcse(bcg):
     """The same description sampled by PyMC (engine 'pymc') and integrated by quadrature (exact):
     posterior means of intercept and slope within 4 Monte-Carlo SEs (ESS-based)."""

@@ -239,6 +239,7 @@ def test_reuse_equals_rebuild_within_monte_carlo_error(demo):
     assert set(reused.reset_index()["n_studies"]) == {18, 8}
 
 
+@pytest.mark.slow  # MCMC against quadrature (a statistical check)
 @needs_nutpie
 def test_reuse_agrees_with_exact_quadrature(demo):
     """An independent reference: the random-effects posterior by quadrature over tau
