@@ -15,6 +15,24 @@ SHARED = ROOT.parent / "shared"
 REFERENCE = ROOT / "tests" / "data"
 
 
+def shared_control_csv(path: Path, trials: int) -> Path:
+    """A SYNTHETIC study table (made-up trials, generated here): the first four trials have two
+    arms (oxytocin, neck) against one control group (sample_id shared), the rest one arm."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for k in range(trials):
+        base = rng.normal(0.5, 0.3)
+        for tech in (["oxytocin", "neck"] if k < 4 else ["oxytocin"]):
+            d = base + rng.normal(0, 0.15)
+            rows.append(dict(study_id=f"trial{k}_{tech}", citation=f"made-up trial {k}", source_level="synthetic",
+                             design="two_group", technique=tech, outcome="milk volume", unit="mL",
+                             n_treat=int(rng.integers(20, 40)), n_ctrl=30, mean_treat=round(50 + 10 * d, 2),
+                             mean_ctrl=50.0, sd_treat=10.0, sd_ctrl=10.0, synthetic="true",
+                             sample_id=f"trial{k}" if k < 4 else ""))
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
 def reference_file(name: str) -> Path:
     """A published data set or figure list under tests/data (a missing file is an error, not a skip)."""
     path = REFERENCE / name

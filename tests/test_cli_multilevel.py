@@ -3,7 +3,6 @@ Bayesian, --rho, --rho-grid); its figures are those of the library functions on 
 
 import re
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,25 +13,14 @@ from evsynth.data.studies import load_studies
 from evsynth.methods.multilevel import multilevel
 from evsynth.methods.robust import robust
 
+from conftest import shared_control_csv
+
 
 @pytest.fixture(scope="module")
 def shared_csv(tmp_path_factory):
-    """Made-up trials (synthetic): four with two arms against one control group (sample_id shared), two
-    with one arm."""
-    rng = np.random.default_rng(5)
-    rows = []
-    for k in range(6):
-        base = rng.normal(0.5, 0.3)
-        for tech in (["oxytocin", "neck"] if k < 4 else ["oxytocin"]):
-            d = base + rng.normal(0, 0.15)
-            rows.append(dict(study_id=f"trial{k}_{tech}", citation=f"made-up trial {k}", source_level="synthetic",
-                             design="two_group", technique=tech, outcome="milk volume", unit="mL",
-                             n_treat=int(rng.integers(20, 40)), n_ctrl=30, mean_treat=round(50 + 10 * d, 2),
-                             mean_ctrl=50.0, sd_treat=10.0, sd_ctrl=10.0, synthetic="true",
-                             sample_id=f"trial{k}" if k < 4 else ""))
-    path = tmp_path_factory.mktemp("ml") / "shared.csv"
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return path
+    """6 made-up trials (synthetic, conftest.shared_control_csv): four with two arms against one
+    control group, 2 with one arm."""
+    return shared_control_csv(tmp_path_factory.mktemp("ml") / "shared.csv", 6)
 
 
 def test_fits_and_equals_the_library(shared_csv, capsys):

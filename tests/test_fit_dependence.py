@@ -14,27 +14,16 @@ from evsynth.engines.exact import summary_table
 from evsynth.methods.analysis import with_samples
 from evsynth.model import description
 
+from conftest import shared_control_csv
+
 FAST = ["--engine", "exact", "--draws", "200", "--chains", "2", "--quiet"]
 
 
 @pytest.fixture(scope="module")
 def shared_csv(tmp_path_factory):
-    """Made-up trials (synthetic): four with two arms against one control group (sample_id shared),
-    three with one arm."""
-    rng = np.random.default_rng(5)
-    rows = []
-    for k in range(7):
-        base = rng.normal(0.5, 0.3)
-        for tech in (["oxytocin", "neck"] if k < 4 else ["oxytocin"]):
-            d = base + rng.normal(0, 0.15)
-            rows.append(dict(study_id=f"trial{k}_{tech}", citation=f"made-up trial {k}", source_level="synthetic",
-                             design="two_group", technique=tech, outcome="milk volume", unit="mL",
-                             n_treat=int(rng.integers(20, 40)), n_ctrl=30, mean_treat=round(50 + 10 * d, 2),
-                             mean_ctrl=50.0, sd_treat=10.0, sd_ctrl=10.0, synthetic="true",
-                             sample_id=f"trial{k}" if k < 4 else ""))
-    path = tmp_path_factory.mktemp("dep") / "shared.csv"
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return path
+    """7 made-up trials (synthetic, conftest.shared_control_csv): four with two arms against one
+    control group, 3 with one arm."""
+    return shared_control_csv(tmp_path_factory.mktemp("dep") / "shared.csv", 7)
 
 
 def _flat(text: str) -> str:

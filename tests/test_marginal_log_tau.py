@@ -11,7 +11,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import integrate, special, stats
 
@@ -19,8 +18,7 @@ from evsynth.engines.marginal import PSMA_FAMILY, ModelSpec, log_evidence
 from evsynth.methods.robma import bias_adjusted
 from evsynth.model.priors import parse_prior
 
-YI = np.array([0.62, 0.35, 0.81, 0.12, 0.55, 0.95])  # tests/test_robma.py's table
-SEI = np.array([0.20, 0.15, 0.32, 0.12, 0.25, 0.38])
+from test_robma import SEI, YI, table  # test_robma's six-study table
 QUAD = {"epsabs": 0, "epsrel": 1e-11, "limit": 400}
 U_RANGE = (-300.0, 10.0)  # u = log tau: beyond, the log-t tail holds < 1e-11 of the mass; tau = e^10 has none
 U_POINTS = [-8.0, -4.0, -2.0, -1.0, 0.0, 1.0]  # where the mass is: help quad's subdivision
@@ -29,15 +27,6 @@ U_POINTS = [-8.0, -4.0, -2.0, -1.0, 0.0, 1.0]  # where the mass is: help quad's 
 def quad_u(f):
     return integrate.quad(f, *U_RANGE, points=U_POINTS, **QUAD)[0]
 
-
-def table(yi=YI, sei=SEI):
-    k = len(yi)
-    out = pd.DataFrame({
-        "study_id": [f"s{i}" for i in range(k)], "technique": "t", "comparator": "control", "outcome": "o",
-        "unit": "", "design": "two_group", "measure": "SMD", "yi": yi, "sei": sei, "vi": np.square(sei),
-        "n_total": 40, "censored": False, "head_to_head": False, "used": True, "why_not": "", "synthetic": True})
-    out.attrs["measure"] = "SMD"
-    return out
 
 
 def log_u_density(prior_text):
