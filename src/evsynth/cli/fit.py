@@ -284,12 +284,12 @@ def prepost_weight_line(label: str, table: pd.DataFrame, summary: pd.DataFrame) 
     """One line: the share of the weight one-group pre/post rows carry in this pooled analysis."""
     from ..effects.table import uncontrolled, used_effects
     from ..methods.designs import prepost_weight_share
+    from ..methods.summary import summary_tau
 
     used = used_effects(table)
     if used.empty:
         return None
-    tau_row = "tau (between studies)"
-    tau = float(summary.loc[tau_row, "q50"]) if tau_row in summary.index else 0.0
+    tau = summary_tau(summary) or 0.0
     pre_post = used.loc[uncontrolled(used), "study_id"].tolist()
     share = prepost_weight_share(table, tau)
     return (f"{label}: one-group pre/post rows carry {share:.0%} of the weight ({len(pre_post)} of {len(used)} "

@@ -461,9 +461,11 @@ def add_bias_and_certainty(result: AnalysisResult, priors: dict | None = None,
     except ValueError as exc:  # e.g. priors the random-effects description refuses
         result.notes.append(f"leave-one-out not computed: {exc}")
     try:
-        tau_row = "tau (between studies)"  # the weights at the median the output quotes (exact: not a draw median)
-        tau = float(result.summary.loc[tau_row, "q50"]) if tau_row in result.summary.index else None
-        result.certainty = rate_certainty(effects, result.idata, result.bias_adjusted, label=result.label, tau=tau)
+        from .summary import summary_tau
+
+        # the weights at the median the output quotes (exact engine: its exact median, not a draw median)
+        result.certainty = rate_certainty(effects, result.idata, result.bias_adjusted, label=result.label,
+                                          tau=summary_tau(result.summary))
     except ValueError as exc:
         result.notes.append(f"certainty not rated: {exc}")
     return result

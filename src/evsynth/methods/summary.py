@@ -52,6 +52,15 @@ def heterogeneity_table(idata: xr.DataTree, X=None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns).set_index("parameter").rename(columns={"P(>threshold)": "P(>0)"})
 
 
+TAU_ROW = "tau (between studies)"
+
+
+def summary_tau(summary: pd.DataFrame) -> float | None:
+    """The posterior median of tau (between studies) in a summarize() table; None when the model has
+    none (common effect). The one tau the weights quoted in the output (1/(se^2 + tau^2)) use."""
+    return float(summary.loc[TAU_ROW, "q50"]) if TAU_ROW in summary.index else None
+
+
 def summarize(idata: xr.DataTree, threshold: float = 0.0, heterogeneity: bool = True) -> pd.DataFrame:
     """Equal-tailed 95% credible intervals and P(effect > threshold) for the reported quantities.
 

@@ -403,9 +403,9 @@ def _result_caveats(result: AnalysisResult, used: pd.DataFrame, k: int) -> list[
     pre_post = int((used["design"] == "pre_post").sum())
     if pre_post:
         from ..methods.designs import prepost_weight_share
+        from ..methods.summary import summary_tau
 
-        tau_row = "tau (between studies)"
-        tau = float(result.summary.loc[tau_row, "q50"]) if tau_row in result.summary.index else 0.0
+        tau = summary_tau(result.summary) or 0.0
         share = prepost_weight_share(result.effects, tau)
         out.append(f"{pre_post} of {k} studies are one-group pre/post designs, whose change includes time trends "
                    f"and regression to the mean; they carry {share:.0%} of the weight (weights 1/(se² + tau²) at "
