@@ -88,3 +88,26 @@ def test_certainty_takes_tau_from_the_posterior_median_and_equals_the_printed_sh
     default = rate_certainty(result.effects, result.idata, result.bias_adjusted)
     assert median_tau(result.idata) == pytest.approx(float(np.median(result.idata["posterior"]["tau"])))
     assert abs(median_tau(result.idata) - tau) < 0.05 and default.ratings == result.certainty.ratings
+
+
+def test_certainty_and_sof_quote_the_exact_tables_intervals_not_draws():
+    """With the exact engine the summary's intervals are exact and the draws carry Monte Carlo
+    error: the certainty reasons and the SoF row must quote the table (infant weight had printed a
+    prediction interval -0.91 to 1.46 beside the table's -0.86 to 1.49)."""
+    import evsynth as es
+    from evsynth.methods.certainty import _draws
+    from evsynth.present.sof import summary_of_findings
+
+    studies = es.load_studies("studies/massage.csv")
+    result = es.run_analysis("infant weight", es.compute_effects(studies).query("outcome == 'infant weight'"),
+                             model="random_effects", engine="exact", draws=400, chains=2)
+    mu, pred = result.summary.loc["pooled (mu)"], result.summary.loc["prediction (new study)"]
+    reasons = result.certainty.reasons
+    assert f"95% prediction interval {pred['q2.5']:.2f} to {pred['q97.5']:.2f}" in reasons["inconsistency"]
+    assert f"95% CrI width {mu['q97.5'] - mu['q2.5']:.3f}" in reasons["imprecision"]
+    # the draws would print other figures (so the assertions above can fail)
+    lo, hi = np.quantile(_draws(result.idata, "mu"), [0.025, 0.975])
+    assert f"{hi - lo:.3f}" != f"{mu['q97.5'] - mu['q2.5']:.3f}"
+    row = summary_of_findings([result]).loc["infant weight"]
+    assert (row["effect"], row["effect_low"], row["effect_high"]) == (mu["q50"], mu["q2.5"], mu["q97.5"])
+    assert row["certainty"] == result.certainty.rating

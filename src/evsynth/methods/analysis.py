@@ -461,11 +461,9 @@ def add_bias_and_certainty(result: AnalysisResult, priors: dict | None = None,
     except ValueError as exc:  # e.g. priors the random-effects description refuses
         result.notes.append(f"leave-one-out not computed: {exc}")
     try:
-        from .summary import summary_tau
-
-        # the weights at the median the output quotes (exact engine: its exact median, not a draw median)
+        # tau, the CrI and the prediction interval the output quotes (exact engine: exact, not draws)
         result.certainty = rate_certainty(effects, result.idata, result.bias_adjusted, label=result.label,
-                                          tau=summary_tau(result.summary))
+                                          summary=result.summary)
     except ValueError as exc:
         result.notes.append(f"certainty not rated: {exc}")
     return result

@@ -91,7 +91,10 @@ def _includes_zero(lo: float, hi: float) -> bool:
     return lo <= 0.0 <= hi
 
 
-def rate_inconsistency(idata, table: pd.DataFrame) -> tuple[str, str]:
+def rate_inconsistency(idata, table: pd.DataFrame, ci: tuple[float, float] | None = None,
+                       pi: tuple[float, float] | None = None) -> tuple[str, str]:
+    """ci, pi: the pooled 95% CrI and the 95% prediction interval the output quotes (default: from
+    the draws in idata)."""
     from .summary import predictive_draws
 
     if "tau" not in idata["posterior"]:
@@ -101,8 +104,8 @@ def rate_inconsistency(idata, table: pd.DataFrame) -> tuple[str, str]:
     # around the pooled mean: all heterogeneity (studies + techniques) when the model splits it
     _, i2 = headline_i2(idata)  # the same I² as the report's text and answer box (they label it)
     median = float(np.median(i2))
-    pi = np.quantile(predictive_draws(idata), [0.025, 0.975])
-    ci = np.quantile(_draws(idata, "mu"), [0.025, 0.975])
+    pi = np.quantile(predictive_draws(idata), [0.025, 0.975]) if pi is None else pi
+    ci = np.quantile(_draws(idata, "mu"), [0.025, 0.975]) if ci is None else ci
     pi_null, ci_null = _includes_zero(*pi), _includes_zero(*ci)
     why = (f"posterior median I² {median:.0f}%, 95% prediction interval {pi[0]:.2f} to {pi[1]:.2f}"
            + (" includes no effect" if pi_null else " excludes no effect"))
@@ -123,13 +126,15 @@ def rate_indirectness(table: pd.DataFrame, tau: float = 0.0) -> tuple[str, str]:
     return ("very serious" if share >= 0.5 else "serious"), why
 
 
-def rate_imprecision(idata, measure: str, width: float | None) -> tuple[str, str]:
+def rate_imprecision(idata, measure: str, width: float | None, ci: tuple[float, float] | None = None
+                     ) -> tuple[str, str]:
+    """ci: the pooled 95% CrI the output quotes (default: from the draws in idata)."""
     if width is None:
         width = IMPRECISION_WIDTH.get(measure)
         if width is None:
             raise ValueError(f"imprecision_width: give the CrI width that is too imprecise for measure {measure!r} "
                              "(in the outcome's unit)")
-    lo, hi = np.quantile(_draws(idata, "mu"), [0.025, 0.975])
+    lo, hi = np.quantile(_draws(idata, "mu"), [0.025, 0.975]) if ci is None else ci
     why = f"95% CrI width {hi - lo:.3f} vs threshold {width:.3g} (analysis scale)"
     return ("very serious" if hi - lo > 2 * width else "serious" if hi - lo > width else "not serious"), why
 
@@ -225,23 +230,32 @@ def override(ratings: dict, reasons: dict, given: dict, label: str) -> None:
 
 
 def rate_certainty(effects: pd.DataFrame, idata, adjusted=None, imprecision_width: float | None = None,
-                   overrides: dict | None = None, label: str = "", tau: float | None = None) -> Certainty:
+                   overrides: dict | None = None, label: str = "", tau: float | None = None,
+                   summary: pd.DataFrame | None = None) -> Certainty:
     """The certainty of one outcome (the rules in this module's docstring). adjusted: the
     outcome's methods.robma.BiasAdjusted (publication bias by the ensemble), else Egger's test.
     overrides: {domain: (rating, reason)}. tau: the between-study SD the weights use (default: its
-    posterior median in idata, 0 without one).
+    posterior median in idata, 0 without one). summary: the fit's summarize() table, whose figures
+    the output quotes: tau's median, the pooled 95% CrI and the prediction interval are then read
+    from it, so the reasons quote the same numbers (the exact engine's table is exact; its draws
+    carry Monte Carlo error).
 
     Example: es.rate_certainty(result.effects, result.idata, result.bias_adjusted).rating
     """
+    from .summary import MU_ROW, PREDICTION_ROW, summary_interval, summary_tau
+
     table = used_effects(effects)
     measure = effects.attrs.get("measure") or str(table["measure"].iloc[0])
-    unadjusted = tuple(np.quantile(_draws(idata, "mu"), [0.025, 0.975]))
+    ci, pi = summary_interval(summary, MU_ROW), summary_interval(summary, PREDICTION_ROW)
+    unadjusted = ci or tuple(np.quantile(_draws(idata, "mu"), [0.025, 0.975]))
+    if tau is None and summary is not None:
+        tau = summary_tau(summary)
     tau = median_tau(idata) if tau is None else tau
     start, start_reason = rate_design(table, tau)
     ratings, reasons = {}, {}
     for domain, (rating, why) in {
-        "risk_of_bias": rate_risk_of_bias(table, tau), "inconsistency": rate_inconsistency(idata, table),
-        "indirectness": rate_indirectness(table, tau), "imprecision": rate_imprecision(idata, measure, imprecision_width),
+        "risk_of_bias": rate_risk_of_bias(table, tau), "inconsistency": rate_inconsistency(idata, table, ci, pi),
+        "indirectness": rate_indirectness(table, tau), "imprecision": rate_imprecision(idata, measure, imprecision_width, ci),
         "publication_bias": rate_publication_bias(table, adjusted, unadjusted),
     }.items():
         ratings[domain], reasons[domain] = rating, why

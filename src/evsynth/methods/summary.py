@@ -53,12 +53,22 @@ def heterogeneity_table(idata: xr.DataTree, X=None) -> pd.DataFrame:
 
 
 TAU_ROW = "tau (between studies)"
+MU_ROW = "pooled (mu)"
+PREDICTION_ROW = "prediction (new study)"
 
 
 def summary_tau(summary: pd.DataFrame) -> float | None:
     """The posterior median of tau (between studies) in a summarize() table; None when the model has
     none (common effect). The one tau the weights quoted in the output (1/(se^2 + tau^2)) use."""
     return float(summary.loc[TAU_ROW, "q50"]) if TAU_ROW in summary.index else None
+
+
+def summary_interval(summary: pd.DataFrame | None, row: str) -> tuple[float, float] | None:
+    """The 95% interval (q2.5, q97.5) of `row` in a summarize() table, None without the table or
+    the row: the interval the output quotes (the exact engine's is exact; draws of it are not)."""
+    if summary is None or row not in summary.index:
+        return None
+    return float(summary.loc[row, "q2.5"]), float(summary.loc[row, "q97.5"])
 
 
 def summarize(idata: xr.DataTree, threshold: float = 0.0, heterogeneity: bool = True) -> pd.DataFrame:

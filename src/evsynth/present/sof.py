@@ -20,6 +20,7 @@ from ..methods.certainty import (CERTAINTY, DOMAINS, EGGER_ALPHA, IMPRECISION_WI
                                  RATINGS, _draws, rate_certainty, rate_design, rate_imprecision,
                                  rate_inconsistency, rate_indirectness, rate_publication_bias,
                                  rate_risk_of_bias)
+from ..methods.summary import MU_ROW
 
 
 def median_control_risk(studies: pd.DataFrame, effects: pd.DataFrame) -> float:
@@ -58,13 +59,16 @@ def _fit_priors(idata) -> dict:
 
 
 def sof_row(label: str, effects: pd.DataFrame, idata, baseline_risk: float | None = None,
-            imprecision_width: float | None = None, overrides: dict | None = None, adjusted=None) -> dict:
+            imprecision_width: float | None = None, overrides: dict | None = None, adjusted=None,
+            summary: pd.DataFrame | None = None) -> dict:
     """One outcome's row of the table (see summary_of_findings); adjusted: the outcome's
-    methods.robma.BiasAdjusted (computed here when not given)."""
+    methods.robma.BiasAdjusted (computed here when not given); summary: the fit's summarize() table,
+    whose pooled median and 95% CrI the row then quotes (as the rest of the output does)."""
     table = used_effects(effects)
     measure = effects.attrs.get("measure") or str(table["measure"].iloc[0])
     mu = _draws(idata, "mu")
-    q = np.quantile(mu, [0.5, 0.025, 0.975])
+    quoted = summary is not None and MU_ROW in summary.index
+    q = summary.loc[MU_ROW, ["q50", "q2.5", "q97.5"]].to_numpy(float) if quoted else np.quantile(mu, [0.5, 0.025, 0.975])
     shown = np.exp(q) if measure in RATIO_MEASURES else q
     n = table["n_total"]
     row = {"outcome": label, "studies": len(table), "participants": int(n.sum()) if n.notna().any() else np.nan,
@@ -80,7 +84,7 @@ def sof_row(label: str, effects: pd.DataFrame, idata, baseline_risk: float | Non
         from ..methods.robma import bias_adjusted
 
         adjusted = bias_adjusted(effects, _fit_priors(idata))
-    c = rate_certainty(effects, idata, adjusted, imprecision_width, overrides, label)
+    c = rate_certainty(effects, idata, adjusted, imprecision_width, overrides, label, summary=summary)
     row |= c.ratings | {"start": c.start, "certainty": c.rating,
                         "reasons": "; ".join([f"design: {c.start_reason}"]
                                              + [f"{d.replace('_', ' ')}: {c.reasons[d]}" for d in DOMAINS])}
@@ -112,6 +116,7 @@ def summary_of_findings(results, baseline_risk=None, imprecision_width=None, ove
         (13, 'RR', 'very low')
     """
     items = results.items() if isinstance(results, dict) else [(r.label, (r.effects, r.idata)) for r in results]
+    summaries = {} if isinstance(results, dict) else {r.label: getattr(r, "summary", None) for r in results}
     adjusted = dict(adjusted or {}) if isinstance(results, dict) else \
         {r.label: getattr(r, "bias_adjusted", None) for r in results} | dict(adjusted or {})
     overrides = dict(overrides or {})
@@ -124,5 +129,6 @@ def summary_of_findings(results, baseline_risk=None, imprecision_width=None, ove
         return value.get(label) if isinstance(value, dict) else value
 
     rows = [sof_row(label, effects, idata, pick(baseline_risk, label), pick(imprecision_width, label),
-                    overrides.get(label), adjusted.get(label)) for label, (effects, idata) in items]
+                    overrides.get(label), adjusted.get(label), summaries.get(label))
+            for label, (effects, idata) in items]
     return pd.DataFrame(rows).set_index("outcome")
