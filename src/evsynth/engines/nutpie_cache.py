@@ -52,8 +52,11 @@ def logp_numba(dim, x_, out_, logp_, user_data_):
         logp = numba.carray(logp_, ())
         logp_val, grad = inner(x)
         logp[()] = logp_val
-        out[...] = grad
-        if not np.all(np.isfinite(out)):
+        finite = True
+        for i in range(N_DIM):
+            out[i] = grad[i]
+            finite = finite and np.isfinite(grad[i])
+        if not finite:
             return 3
         if not np.isfinite(logp_val):
             return 4
@@ -72,12 +75,15 @@ def expand_numba(dim, expanded, x_, out_, user_data_):
         x = numba.carray(x_, (N_DIM,))
         out = numba.carray(out_, (N_EXPANDED,))
         (values,) = inner(x)
-        out[...] = values
+        for i in range(N_EXPANDED):
+            out[i] = values[i]
     except Exception:
         return -2
     return 0
 """
-# (nutpie's own wrappers, written out: the return codes are nutpie's.)
+# (nutpie's own wrappers, written out: the return codes are nutpie's. The copies are loops, not
+# `out[...] = grad`: numba types an array-to-array assignment with its shape-mismatch error message,
+# string formatting that took 1.5-2.4 s of CPU to compile in every cold process; the values are the same.)
 
 
 def compile_nutpie_cached(model, description=None):
