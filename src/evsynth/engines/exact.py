@@ -50,6 +50,27 @@ FLAT = "flat"  # the improper flat prior (of a fixed block, or of an SD on tau >
 _EVEN = ("halfnormal", "halfcauchy", "halfstudent_t", "uniform", FLAT)  # log density even in tau at 0
 
 
+# --------------------------------------------------------------------------- products on one thread
+
+SERIAL_GEMV = 9_000  # OpenBLAS threads a matrix-vector product above 9,216 entries,
+SERIAL_GEMM = 250_000  # and a matrix product above 262,144 multiply-adds
+
+
+def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b (a 1-D or 2-D, b 1-D or 2-D) in blocks small enough that OpenBLAS computes each on
+    the calling thread. At the engine's sizes its threads cost more than they save: on a busy
+    2-core machine one (1681 x 18) @ (18 x 25) product waited ~8 ms for a worker thread where one
+    thread takes 25 us, and a waiting worker spins, so the process's CPU time grows too (the
+    100-scenario sweep: 2.0 s CPU with two BLAS threads, 0.7 s with one, at load 3)."""
+    if a.ndim == 1:  # x @ B = (B^T @ x)
+        return dot(b.T, a) if b.ndim == 2 else a @ b
+    rows, inner = a.shape
+    per = max(1, (SERIAL_GEMV if b.ndim == 1 else SERIAL_GEMM // max(b.shape[1], 1)) // max(inner, 1))
+    if rows <= per:
+        return a @ b
+    return np.concatenate([a[i:i + per] @ b for i in range(0, rows, per)])
+
+
 # --------------------------------------------------------------------------- normal mixtures
 
 
@@ -82,25 +103,97 @@ class NormalMixture:
         return (np.exp(-0.5 * z**2) / (np.sqrt(2 * np.pi) * self.sds)) @ self.weights
 
     def ppf(self, p) -> np.ndarray:
-        """Quantiles by Newton's method, safeguarded by bisection, vectorised over p."""
+        """Quantiles (mixture_quantiles), vectorised over p."""
         p = np.atleast_1d(np.asarray(p, dtype=float))
-        if np.any((p <= 0) | (p >= 1)):
-            raise ValueError("probabilities must be in (0, 1)")
-        # each component has < 1e-20 mass beyond 10 sd, so these bracket every p in (1e-20, 1)
-        lo = np.full_like(p, np.min(self.means - 10 * self.sds))
-        hi = np.full_like(p, np.max(self.means + 10 * self.sds))
-        x = (self.means + self.sds * special.ndtri(p)[:, None]) @ self.weights  # finite start
-        scale = self.weights @ self.sds
-        for _ in range(200):
-            f = self.cdf(x) - p
-            lo, hi = np.where(f < 0, x, lo), np.where(f > 0, x, hi)
-            step = f / np.maximum(self.pdf(x), 1e-300)
-            if np.all(np.abs(step) <= 1e-12 * scale):  # test before the safeguard can bisect
-                return x - step
-            new = x - step
-            bad = (new < lo) | (new > hi) | ~np.isfinite(new)
-            x = np.where(bad, 0.5 * (lo + hi), new)
-        return x
+        return mixture_quantiles(self.weights, self.means[None], self.sds[None], p.ravel())[0].reshape(p.shape)
+
+
+_INV_SQRT_2PI = 1 / np.sqrt(2 * np.pi)
+_NEG_SQRT_HALF = -np.sqrt(0.5)
+COARSE_COMPONENTS = 128  # the quantile search first runs on about this many of a large mixture's components
+NEWTON_TOL = 1e-5  # in units of the mixture's mean component sd; see mixture_quantiles
+
+
+def mixture_quantiles(weights, means, sds, p) -> np.ndarray:
+    """Quantiles p (P,) of R normal mixtures sharing their weights (N,) (summing to 1), with
+    component means and sds (R, N): (R, P), to ~1e-12 of the mean component sd.
+
+    Each quantile is found by Halley's method (Newton's with the density's slope, whose error cubes
+    each step) on the mixture's CDF, safeguarded by bisection within a bracket (rtsafe: a step that
+    leaves the bracket or does not halve the previous one bisects). It starts from the
+    Cornish-Fisher expansion of the mixture's first four moments (the mean of the components'
+    quantiles when skewness or kurtosis are large), and with more than 4 x COARSE_COMPONENTS
+    components first runs on an evenly strided subset of them (a coarser quadrature of the same
+    posterior, usually within 1e-6 sd), so the full mixture, whose normal CDFs are the cost, is
+    evaluated about once per quantile: a step below NEWTON_TOL sd leaves an error of its square or
+    cube, far below 1e-12, and ends that quantile's search."""
+    w = np.asarray(weights, float)
+    means, sds = np.atleast_2d(np.asarray(means, float)), np.atleast_2d(np.asarray(sds, float))
+    p = np.asarray(p, float)
+    if np.any((p <= 0) | (p >= 1)):
+        raise ValueError("probabilities must be in (0, 1)")
+    mean = dot(means, w)
+    dev = means - mean[:, None]
+    s2, d2 = sds**2, dev**2
+    var = dot(s2 + d2, w)
+    sd = np.sqrt(var)
+    z = special.ndtri(p)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        g1 = dot(dev * (d2 + 3 * s2), w) / sd**3
+        g2 = dot(d2 * (d2 + 6 * s2) + 3 * s2**2, w) / var**2 - 3
+        cf = (z + np.outer(g1, z**2 - 1) / 6 + np.outer(g2, z**3 - 3 * z) / 24
+              - np.outer(g1**2, 2 * z**3 - 5 * z) / 36)
+    near = ((np.abs(g1) < 1) & (np.abs(g2) < 4))[:, None]  # else the expansion can be far off or not monotone
+    average = dot((means + sds * z[:, None, None]).reshape(-1, w.size), w).reshape(p.size, -1).T  # of the components' quantiles
+    x = np.where(near, mean[:, None] + sd[:, None] * cf, average)
+    # each component has < 1e-20 mass beyond 10 sd, so these bracket every p in (1e-20, 1)
+    lo = np.min(means - 10 * sds, axis=1)[:, None] + np.zeros(p.size)
+    hi = np.max(means + 10 * sds, axis=1)[:, None] + np.zeros(p.size)
+    x = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
+    scale = dot(sds, w)[:, None] + np.zeros(p.size)
+    n = w.size
+    if n > 4 * COARSE_COMPONENTS:
+        k = n // COARSE_COMPONENTS
+        wk = w[::k]
+        total = wk.sum()
+        if total > 0:
+            x = _halley_search(wk / total, means[:, ::k], sds[:, ::k], p, x, lo, hi, scale)
+            x = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
+    return _halley_search(w, means, sds, p, x, lo, hi, scale)
+
+
+def _halley_search(w, means, sds, p, x, lo, hi, scale, max_iter: int = 200) -> np.ndarray:
+    """mixture_quantiles' safeguarded search from x (R, P) within (lo, hi), only the quantiles not
+    yet found taking part in each evaluation."""
+    row, col = np.divmod(np.arange(x.size), p.size)
+    out = x.ravel().copy()
+    todo = np.arange(x.size)
+    xs, lo, hi, target, tol = out.copy(), lo.ravel().copy(), hi.ravel().copy(), p[col], NEWTON_TOL * scale.ravel()
+    M, inv = means[row], 1 / sds[row]
+    last = hi - lo
+    for _ in range(max_iter):
+        t = (xs[:, None] - M) * inv
+        F = dot(special.erfc(t * _NEG_SQRT_HALF), 0.5 * w)  # the normal CDF, ndtr(t), at half its cost
+        phi = np.exp(-0.5 * t * t) * inv
+        f = dot(phi, w) * _INV_SQRT_2PI
+        slope = -dot(phi * t * inv, w) * _INV_SQRT_2PI
+        g = F - target
+        lo, hi = np.where(g < 0, xs, lo), np.where(g > 0, xs, hi)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            newton = g / f
+            halley = 2 * g * f / (2 * f * f - g * slope)
+        step = np.where(np.isfinite(halley) & (np.abs(halley) <= 2 * np.abs(newton)), halley, newton)
+        new = xs - step
+        ok = np.isfinite(new) & (new > lo) & (new < hi) & (np.abs(step) <= 0.5 * last)
+        close = np.isfinite(new) & (np.abs(newton) <= tol)  # this step is the last correction needed
+        nxt = np.where(g == 0, xs, np.where(close | ok, new, 0.5 * (lo + hi)))
+        last = np.where(ok, np.abs(step), 0.5 * (hi - lo))
+        out[todo] = nxt
+        go = ~(close | (g == 0) | (hi - lo <= 1e-14 * (np.abs(xs) + tol)))  # or the bracket is the root
+        if not go.any():
+            break
+        todo, xs, lo, hi, target, tol, last, M, inv = (a[go] for a in (todo, nxt, lo, hi, target, tol, last, M, inv))
+    return out.reshape(x.shape)
 
 
 # --------------------------------------------------------------------------- Gaussian algebra given t
@@ -215,10 +308,10 @@ def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True) -
         var = study_var(model, taus)
         w = 1 / var[:, o]
         outer = (B[o, :, None] * B[o, None, :]).reshape(o.size, d * d)
-        AtWA = (w @ outer).reshape(G, d, d) * D[:, :, None] * D[:, None, :]
-        AtWy = ((w * y[o]) @ B[o]) * D
+        AtWA = dot(w, outer).reshape(G, d, d) * D[:, :, None] * D[:, None, :]
+        AtWy = dot(w * y[o], B[o]) * D
         logdet_S = -np.log(w).sum(axis=1)
-        yWy = w @ y[o] ** 2
+        yWy = dot(w, y[o] ** 2)
     else:
         Sigma = study_cov(model, taus)
         S_oo = Sigma[:, o][:, :, o]
@@ -230,10 +323,7 @@ def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True) -
         yWy = np.einsum("i,gij,j->g", y[o], W, y[o])
     Q = P0[None] + AtWA
     b = (P0 @ m0)[None] + AtWy
-    L = np.linalg.cholesky(Q)
-    cov = np.linalg.inv(Q)
-    mean = np.einsum("gij,gj->gi", cov, b)
-    logdet_Q = 2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+    cov, mean, logdet_Q = spd_solve(Q, b)
     proper = np.diagonal(P0) > 0  # a flat prior's block adds no constant (its evidence is improper)
     logdet_P0 = np.linalg.slogdet(P0[np.ix_(proper, proper)])[1]
     loglik = -0.5 * (logdet_S + logdet_Q - logdet_P0 + yWy + m0 @ P0 @ m0 - np.einsum("gi,gi->g", b, mean)
@@ -261,6 +351,41 @@ def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True) -
     if orthant:
         out.loglik = loglik + log_orthant(c_mean, c_cov, y[c], model.censoring_direction()[c])
     return out
+
+
+SMALL = 6  # up to this size, spd_solve's loops over the matrix entries beat LAPACK's loop over the matrices
+
+
+def spd_solve(Q: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Q^-1, Q^-1 b and log det Q for a stack of symmetric positive definite matrices Q (G, d, d)
+    and vectors b (G, d). Up to d = SMALL by a Cholesky factorisation written over the stack (each
+    numpy operation does one matrix entry at every node: a grid holds thousands of tiny matrices,
+    for which LAPACK's per-matrix calls cost ~1 us each); larger, or where that factorisation meets
+    a pivot <= 0, by numpy.linalg (which raises LinAlgError for a matrix that is not positive definite)."""
+    G, d, _ = Q.shape
+    if d == 1 and np.all(Q > 0):
+        return 1 / Q, b / Q[:, 0], np.log(Q[:, 0, 0])
+    if d <= SMALL:
+        A = np.moveaxis(Q, 0, -1)  # (d, d, G): entry (i, j) at every node, contiguous in the nodes
+        L = np.zeros((d, d, G))
+        for j in range(d):
+            s = A[j:, j] - (L[j:, :j] * L[j, :j]).sum(axis=1) if j else A[j:, j]
+            if not np.all(s[0] > 0):
+                break
+            L[j, j] = np.sqrt(s[0])
+            L[j + 1:, j] = s[1:] / L[j, j]
+        else:
+            M = np.zeros((d, d, G))  # L^-1 (lower triangular), row by row
+            for i in range(d):
+                M[i, i] = 1 / L[i, i]
+                if i:
+                    M[i, :i] = -(L[i, :i, None] * M[:i, :i]).sum(axis=0) * M[i, i]
+            cov = (M[:, :, None] * M[:, None, :]).sum(axis=0)  # Q^-1 = L^-T L^-1, (d, d, G)
+            mean = (cov * np.moveaxis(b, 0, -1)[None]).sum(axis=1)
+            return np.moveaxis(cov, -1, 0), mean.T, 2 * np.log(np.diagonal(L)).sum(axis=1)
+    L = np.linalg.cholesky(Q)
+    cov = np.linalg.inv(Q)
+    return cov, np.einsum("gij,gj->gi", cov, b), 2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
 
 
 def log_orthant(mean, cov, bounds, direction) -> np.ndarray:
@@ -634,33 +759,38 @@ def summary_rows(model: GaussianModel, grid: Grid | None = None, seed: int = 0) 
     else:
         means, weights, latent_cov = mean[:, None, :], wk[:, None], None
 
-    def spread(f):  # sd of f.g within each (node, latent piece)
-        var = np.einsum("gd,gde,ge->g", f, cov, f)[:, None]
-        if latent_cov is not None:
-            fg = np.einsum("gd,gdm->gm", f, sub.gain)
-            var = var + np.einsum("gm,glmk,gk->gl", fg, latent_cov, fg)
-        return np.broadcast_to(var, means.shape[:2])
-
-    rows = {}
-    for name, label, dim, row in quantity_rows(model):
-        f = row(taus)
-        m = np.einsum("gd,gld->gl", f, means)
-        rows[(name, label)] = _mixture_row(weights, m, np.sqrt(spread(f)))
+    quantities = quantity_rows(model)
+    keys = [(name, label) for name, label, _, _ in quantities]
+    f = np.stack([row(taus) for _, _, _, row in quantities] or [np.zeros((taus.shape[0], means.shape[2]))],
+                 axis=1)  # (G, R, d)
+    m = np.einsum("grd,gld->rgl", f, means)  # each quantity's mean in each (node, latent piece)
+    var = np.einsum("grd,gde,gre->rg", f, cov, f)[:, :, None]  # and its variance there
+    if latent_cov is not None:
+        fg = np.einsum("grd,gdm->grm", f, sub.gain)
+        var = var + np.einsum("grm,glmk,grk->rgl", fg, latent_cov, fg)
+    var = np.broadcast_to(var, m.shape)
+    if "mu" in model.block_slices() and model.taus:  # a new study's effect: mu's mixture widened by the SDs
+        k = next(i for i, (name, _) in enumerate(keys) if name == "mu")
+        keys.append(("prediction", "new study"))
+        m = np.concatenate([m, m[k:k + 1]])
+        var = np.concatenate([var, var[k:k + 1] + (taus**2).sum(axis=1)[None, :, None]])
+    rows = dict(zip(keys, _mixture_rows((weights / weights.sum()).ravel(), m.reshape(len(keys), -1),
+                                        np.sqrt(var).reshape(len(keys), -1)))) if keys else {}
     for j, (name, _) in enumerate(model.taus):
         rows[(name, name)] = _tau_row(grid, j)
-    if "mu" in model.block_slices() and model.taus:
-        f = next(r for n, _, _, r in quantity_rows(model) if n == "mu")(taus)
-        m = np.einsum("gd,gld->gl", f, means)
-        sd = np.sqrt(spread(f) + (taus**2).sum(axis=1)[:, None])
-        rows[("prediction", "new study")] = _mixture_row(weights, m, sd)
+    if ("prediction", "new study") in rows:  # its place in the table: after the SDs
+        rows[("prediction", "new study")] = rows.pop(("prediction", "new study"))
     return rows
 
 
-def _mixture_row(weights, means, sds) -> dict:
-    mix = NormalMixture((weights / weights.sum()).ravel(), means.ravel(), sds.ravel())
-    q = mix.ppf(PROBS)
-    return {"mean": mix.mean, "sd": mix.sd, "q2.5": q[0], "q50": q[1], "q97.5": q[2],
-            "P(>0)": 1.0 - float(mix.cdf(0.0))}
+def _mixture_rows(weights, means, sds) -> list[dict]:
+    """Mean, sd, 2.5/50/97.5% and P(>0) of R mixtures with shared weights (N,), means and sds (R, N)."""
+    mean = dot(means, weights)
+    sd = np.sqrt(dot(sds**2 + (means - mean[:, None]) ** 2, weights))
+    q = mixture_quantiles(weights, means, sds, np.asarray(PROBS))
+    above = 1.0 - dot(special.ndtr(-means / sds), weights)
+    return [{"mean": float(mean[r]), "sd": float(sd[r]), "q2.5": q[r, 0], "q50": q[r, 1], "q97.5": q[r, 2],
+             "P(>0)": float(above[r])} for r in range(len(mean))]
 
 
 def _stencil_polynomials() -> tuple[np.ndarray, np.ndarray]:
@@ -716,13 +846,17 @@ class SDMarginal:
         return i, s, f, h
 
     def _cdf_x(self, x):
-        i, s, f, h = self._cell(x)
-        powers = s[:, None] ** np.arange(7)
-        return self.cdf_nodes[i] + h * np.einsum("mk,mk->m", f, powers @ _LAGRANGE_INTEGRAL.T)
+        return self._cdf_pdf_x(x)[0]
 
     def _pdf_x(self, x):
+        return self._cdf_pdf_x(x)[1]
+
+    def _cdf_pdf_x(self, x):
+        """The CDF and the density (per unit x) at x, from one look-up of each x's cell."""
         i, s, f, h = self._cell(x)
-        return np.einsum("mk,mk->m", f, (s[:, None] ** np.arange(7)) @ _LAGRANGE.T)
+        powers = s[:, None] ** np.arange(7)
+        return (self.cdf_nodes[i] + h * np.einsum("mk,mk->m", f, powers @ _LAGRANGE_INTEGRAL.T),
+                np.einsum("mk,mk->m", f, powers @ _LAGRANGE.T))
 
     def cdf(self, t) -> np.ndarray:
         t = np.asarray(t, dtype=float)
@@ -737,12 +871,16 @@ class SDMarginal:
         lo, hi = self.x[j - 1], self.x[j]
         c0, c1 = self.cdf_nodes[j - 1], self.cdf_nodes[j]
         x = lo + (hi - lo) * np.clip((p - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.0, 1.0)
+        tol = 1e-10 * (self.x[1] - self.x[0])  # a Newton step below this leaves an error of ~its square
         for _ in range(20):  # Newton within the cell that holds p, bisecting when a step leaves it
-            f, d = self._cdf_x(x) - p, self._pdf_x(x)
+            cdf, d = self._cdf_pdf_x(x)
+            f = cdf - p
             lo, hi = np.where(f < 0, x, lo), np.where(f > 0, x, hi)
-            new = x - f / np.where(d > 0, d, np.inf)
-            new = np.where((new <= lo) | (new >= hi) | (d <= 0), 0.5 * (lo + hi), new)
-            done = np.abs(new - x) <= 1e-14 * np.maximum(np.abs(x), 1e-300) + 1e-300
+            step = f / np.where(d > 0, d, np.inf)
+            new = x - step
+            close = (d > 0) & (np.abs(step) <= tol)
+            new = np.where(close, new, np.where((new <= lo) | (new >= hi) | (d <= 0), 0.5 * (lo + hi), new))
+            done = close | (np.abs(new - x) <= 1e-14 * np.maximum(np.abs(x), 1e-300) + 1e-300)
             x = new
             if np.all(done):
                 break
