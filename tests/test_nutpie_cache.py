@@ -96,3 +96,78 @@ def test_a_frozen_compiled_model_refuses_other_data(model):
     frozen = compile_nutpie(build(model), reusable=False, description=model)
     with pytest.raises(ValueError, match="data frozen in"):
         fit(model, compiled=frozen, **SETTINGS)
+
+
+def test_precompile_starts_one_child_per_missing_entry(model, cache_dir, monkeypatch):
+    other = description.random_effects(censored_milk_effects().query("used").reset_index(drop=True),
+                                       {"tau": "halfnormal(0.6)"})
+    started = []
+
+    def child(description, path):  # stands in for the compiling child process
+        started.append(path)
+        path.write_text("{}")
+
+    monkeypatch.setattr(nutpie_cache, "_compile_in_child", child)
+    assert nutpie_cache.uncached([model, other, model]) == [model, other]
+    assert nutpie_cache.precompile([model, other, model]) == 2
+    keys = {nutpie_cache._description_key(m) for m in (model, other)}
+    assert sorted(p.name for p in started) == sorted(f"{k}.json" for k in keys)
+    assert nutpie_cache.uncached([model, other]) == [] and nutpie_cache.precompile([model, other]) == 0
+    assert len(started) == 2
+    (cache_dir / f"{nutpie_cache._description_key(model)}.json").unlink()
+    monkeypatch.setenv(nutpie_cache.CHILD, "1")  # a compiling child does not start children
+    assert nutpie_cache.uncached([model]) == [] and nutpie_cache.precompile([model]) == 0
+    assert len(started) == 2
+
+
+def test_a_precompiled_model_is_loaded_and_draws_as_a_warm_one(model, cache_dir, monkeypatch, milk_cache_entry):
+    assert nutpie_cache.precompile([model]) == 1  # a child process compiles it
+    (entry,) = cache_dir.glob("*.json")
+    assert entry.name == milk_cache_entry.name and json.loads(entry.read_text()) == json.loads(
+        milk_cache_entry.read_text())
+    monkeypatch.setattr(nutpie_cache, "_compile", lambda *a: pytest.fail("compiled in this process"))
+    monkeypatch.setattr(nutpie_cache, "_compile_in_child", lambda *a: pytest.fail("compiled again"))
+    precompiled = fit(model, **SETTINGS)
+    shutil.copy2(milk_cache_entry, entry)  # the entry a fit's own compile wrote
+    np.testing.assert_array_equal(draws(precompiled), draws(fit(model, **SETTINGS)))
+
+
+@pytest.mark.parametrize("engine, sampler, expected", [("auto", "auto", 2), ("auto", "nutpie", 2),
+                                                       ("pymc", "auto", 0), ("exact", "auto", 0),
+                                                       ("auto", "pymc", 0)])
+def test_fit_compiles_ahead_the_models_its_fits_sample(monkeypatch, engine, sampler, expected):
+    """`evsynth fit` compiles ahead exactly the descriptions its fits are then keyed by (bundled data:
+    milk volume by technique, infant weight random effects), and none when nothing is sampled from one."""
+    from evsynth.cli import fit as cli_fit
+    from evsynth.cli.main import build_parser
+    from evsynth.engines import fit as fit_module
+    from evsynth.methods.analysis import run_analysis, split_by_outcome
+    from evsynth.cli.common import load_effects, sampling_options
+
+    args = build_parser().parse_args(["fit", "--engine", engine, "--sampler", sampler, "--quiet"])
+    cli_fit.check_dependence_arguments(args)  # as cmd_fit does first
+    _, effects = load_effects(args)
+    runnable, _ = split_by_outcome(effects, args.pool_outcomes, args.keep_samples)
+    nested = cli_fit.dependence_options(args, runnable)
+    ahead = []
+    monkeypatch.setattr(nutpie_cache, "uncached", lambda descriptions: list(descriptions))
+    monkeypatch.setattr(nutpie_cache, "precompile", lambda descriptions: ahead.extend(descriptions))
+    cli_fit.compile_ahead(runnable, nested, args)
+    assert len(ahead) == expected
+    if not expected:
+        return
+    fitted = []
+
+    class Stop(Exception):
+        pass
+
+    def record(model, **options):
+        fitted.append(model)
+        raise Stop
+
+    monkeypatch.setattr(fit_module, "fit", record)
+    for label, table in runnable.items():
+        with pytest.raises(Stop):
+            run_analysis(label, table, model=args.model, priors=dict(args.prior), mods=args.mods, **nested[label],
+                         **sampling_options(args))
+    assert [nutpie_cache._description_key(m) for m in ahead] == [nutpie_cache._description_key(m) for m in fitted]

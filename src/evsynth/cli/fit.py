@@ -89,6 +89,34 @@ def dependence_note(label: str, options: dict, args) -> str | None:
             "outcome, so the nested model adds nothing; the usual model runs (as without --random)")
 
 
+def compile_ahead(runnable: dict, nested: dict, args) -> None:
+    """Compile every outcome's sampler before the first fit, side by side in child processes
+    (evsynth.engines.nutpie_cache.precompile): with a cold compile cache the outcomes' compiles then
+    overlap instead of running one per outcome in turn; with a warm one nothing happens. What cannot
+    be described here is left to its fit, which raises the same error in its turn."""
+    if args.engine == "exact" or args.sampler == "pymc":
+        return
+    from ..engines.nutpie_cache import precompile, uncached
+    from ..methods.analysis import one_row_per_sample, sampled_description
+
+    descriptions = []
+    for label, table in runnable.items():
+        if dependence_note(label, nested[label], args):  # as the fit loop does
+            table = one_row_per_sample(table, by_outcome=not args.pool_outcomes)
+        try:
+            description = sampled_description(table, model=args.model, priors=dict(args.prior), mods=args.mods,
+                                              **nested[label], **sampling_options(args))
+        except Exception:  # noqa: BLE001  (the fit of this outcome reports it, in its turn)
+            continue
+        if description is not None:
+            descriptions.append(description)
+    missing = uncached(descriptions)
+    if missing:
+        with progress(f"compiling the sampler of {len(missing)} model{'s' * (len(missing) > 1)} (first run; cached "
+                      "for the next)", enabled=not args.quiet):
+            precompile(missing)
+
+
 def _nesting_cluster(random: str) -> str:
     from ..model.description import _nesting_paths
 
@@ -346,6 +374,7 @@ def cmd_fit(args) -> int:
     if args.mods is not None:
         check_moderators(runnable, args.mods)
     nested = dependence_options(args, runnable)
+    compile_ahead(runnable, nested, args)
     failed, unfitted = [], []
     for label, table in runnable.items():
         doing = ("exact posterior (quadrature)" if args.engine == "exact" else

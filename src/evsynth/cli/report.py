@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from .common import EXIT_NOTHING_ANALYSED, exit_status, load_effects, prepare_out, progress, sampling_options, say
-from .fit import (add_fit_arguments, add_mods_argument, check_dependence_arguments, dependence_note,
+from .fit import (add_fit_arguments, add_mods_argument, check_dependence_arguments, compile_ahead, dependence_note,
                   dependence_options)
 
 
@@ -30,6 +30,7 @@ def cmd_report(args) -> int:
     studies, effects = load_effects(args)
     runnable, skipped = split_by_outcome(effects, args.pool_outcomes, args.keep_samples)
     nested = dependence_options(args, runnable)
+    compile_ahead(runnable, nested, args)
     results = []
     for label, table in runnable.items():
         say(f"fitting {label!r} (model {'multilevel' if nested[label] else args.model}, {args.engine} engine, "

@@ -210,6 +210,44 @@ def variance_warnings(model: str, effects: pd.DataFrame) -> list[str]:
     return out
 
 
+def _model_and_options(effects: pd.DataFrame, model: str, mods, random, rho, cluster) -> tuple[str, list[str], dict]:
+    """run_analysis's model (model "auto" chosen from the data), its first note and the describe options."""
+    if random is not None:
+        if model not in ("auto", "multilevel"):
+            raise ValueError(f"random= fits the nested model (multilevel); it cannot be combined with model {model!r}")
+        model = "multilevel"
+        notes = [f"model: multilevel (nested random effects {random}; sampling errors within a {cluster or 'cluster'} "
+                 + (f"correlated rho = {rho:g}, assumed)" if rho else "taken as independent: no rho given)")]
+    elif model == "multilevel":
+        raise ValueError("model 'multilevel' needs its levels: random= (CLI: --random '~ 1 | sample/study_id')")
+    elif model == "auto":
+        model, why = choose_model(effects)
+        notes = [f"model: {model} (auto: {why})"]
+    else:
+        notes = [f"model: {model} (chosen by the user)"]
+    if model == "meta_regression" and mods is None:
+        raise ValueError("model 'meta_regression' needs moderators: mods= (CLI: --mods)")
+    options = ({"mods": mods} if model == "meta_regression" else  # moderators enter only that model
+               {"random": random, "rho": rho, "cluster": cluster} if model == "multilevel" else {})
+    return model, notes, options
+
+
+def sampled_description(effects: pd.DataFrame, model: str = "auto", priors: dict | None = None, engine: str = "auto",
+                        mods=None, random=None, rho: float | None = None, cluster: str | None = None, **_):
+    """The model description run_analysis with these arguments samples with PyMC (its compile cache is
+    keyed by it), or None when it samples none (engine "exact") or samples a model without one
+    (engine "pymc"). `evsynth fit` and `report` compile every outcome's sampler ahead, side by side
+    (evsynth.engines.nutpie_cache.precompile). Bad arguments raise here as in run_analysis."""
+    from ..model.description import CONSTRUCTORS, describe
+
+    if engine == "exact":
+        return None
+    model, _, options = _model_and_options(effects, model, mods, random, rho, cluster)
+    if model not in CONSTRUCTORS or (engine == "pymc" and model != "multilevel"):
+        return None
+    return describe(model, effects, priors, **options)
+
+
 def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors: dict | None = None,
                  thresholds: dict | None = None, engine: str = "auto", mods=None, bias: bool = True,
                  random=None, rho: float | None = None, cluster: str | None = None,
@@ -245,24 +283,8 @@ def run_analysis(label: str, effects: pd.DataFrame, model: str = "auto", priors:
 
     if engine not in ENGINES:
         raise ValueError(f"engine {engine!r} unknown; choose one of {', '.join(ENGINES)}")
-    if random is not None:
-        if model not in ("auto", "multilevel"):
-            raise ValueError(f"random= fits the nested model (multilevel); it cannot be combined with model {model!r}")
-        model = "multilevel"
-        notes = [f"model: multilevel (nested random effects {random}; sampling errors within a {cluster or 'cluster'} "
-                 + (f"correlated rho = {rho:g}, assumed)" if rho else "taken as independent: no rho given)")]
-    elif model == "multilevel":
-        raise ValueError("model 'multilevel' needs its levels: random= (CLI: --random '~ 1 | sample/study_id')")
-    elif model == "auto":
-        model, why = choose_model(effects)
-        notes = [f"model: {model} (auto: {why})"]
-    else:
-        notes = [f"model: {model} (chosen by the user)"]
+    model, notes, options = _model_and_options(effects, model, mods, random, rho, cluster)
     notes += [f"warning: {w}" for w in variance_warnings(model, effects)]
-    if model == "meta_regression" and mods is None:
-        raise ValueError("model 'meta_regression' needs moderators: mods= (CLI: --mods)")
-    options = ({"mods": mods} if model == "meta_regression" else  # moderators enter only that model
-               {"random": random, "rho": rho, "cluster": cluster} if model == "multilevel" else {})
     gaussian = model in CONSTRUCTORS
     if engine == "exact" and not gaussian:
         raise ValueError(f"--engine exact: model {model!r} has no Gaussian description (the exact engine fits "
