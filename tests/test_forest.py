@@ -1,7 +1,9 @@
 """The forest plot's layout (columns, headers, marks), read from the artists, not from pixels.
 
 Posteriors are built by hand with arviz.from_dict from normal distributions, so the drawn intervals
-are checked against closed forms, not against a fit.
+are checked against closed forms, not against a fit. The study rows are drawn as one TextColumn
+per column and collections of marks (issue 26); `_entries` and `_marks` read every row's text,
+position, interval, point, size and fill from them, so a wrong or missing row still fails.
 """
 
 import arviz as az
@@ -66,8 +68,43 @@ def random_effects_idata(effects, mu=(0.5, 0.1), tau=0.2, seed=1, measure="SMD")
     return idata
 
 
+def _entries(fig, prefix):
+    """(gid, text, x, y) of every text whose gid starts with `prefix` (a trailing '=' asks for an
+    exact match): the Text artists and each row of the TextColumns, top to bottom (data y)."""
+    from evsynth.present.text_column import TextColumn
+
+    exact, key = prefix.endswith("="), prefix.rstrip("=")
+    match = (lambda g: g == key) if exact else (lambda g: g.startswith(key))
+    ax = fig.axes[0]
+    out = [(a.get_gid(), a.get_text(), *a.get_position()) for a in ax.texts if isinstance(a.get_gid(), str)
+           and match(a.get_gid())]
+    for column in (a for a in ax.get_children() if isinstance(a, TextColumn)):
+        out += [(gid, text, column.x, y) for y, text, gid in column.rows if match(gid)]
+    return sorted(out, key=lambda e: -e[3]) if all(np.isfinite(e[3]) for e in out) else out
+
+
 def _texts(fig, prefix):
-    return [a.get_text() for a in _gid(fig, prefix)]
+    return [e[1] for e in _entries(fig, prefix)]
+
+
+def _marks(fig):
+    """{study_id: {"ci": (x0, x1), "point": (x, y), "size": side in points, "face": rgba, "theta": x}}
+    read from the collections (the row's y names the study); a censored study (drawn by its own
+    arrow and triangle) has only "theta"."""
+    ax = fig.axes[0]
+    at = {y: gid.split(":", 2)[2] for gid, _, _, y in _entries(fig, "row-label:study:")}
+    (lines,) = [c for c in ax.collections if c.get_gid() == "study-ci"]
+    (squares,) = [c for c in ax.collections if c.get_gid() == "study"]
+    (theta,) = [line for line in ax.lines if line.get_gid() == "theta"]
+    out = {}
+    for segment in lines.get_segments():
+        out.setdefault(at[segment[0, 1]], {})["ci"] = tuple(segment[:, 0])
+    faces = squares.get_facecolors()
+    for (x, y), size, face in zip(squares.get_offsets(), squares.get_sizes(), faces):
+        out[at[y]].update(point=(x, y), size=float(np.sqrt(size)), face=tuple(face))
+    for x, y in zip(theta.get_xdata(), theta.get_ydata()):
+        out.setdefault(at[y + 0.22], {})["theta"] = x
+    return out
 
 
 def _bcg_effects():
@@ -91,12 +128,18 @@ def test_column_headers_and_rows(effects):
     assert labels[-1].startswith("Heterogeneity: tau\u00b2 ")
     assert "h2h" not in labels
     # indentation is visible: studies and subtotals start right of their group's header
-    x = {a.get_text(): a.get_position()[0] for a in _gid(fig, "row-label:")}
+    x = {text: x for _, text, x, _ in _entries(fig, "row-label:")}
     assert x["a1"] > x["neck"] and x["Technique effect"] == x["a1"] and x["Pooled (mu)"] == x["neck"]
     assert _texts(fig, "rob:") == ["low", "high", "some"]
-    assert dict(zip([a.get_gid() for a in _gid(fig, "n:")], _texts(fig, "n:"))) == {"n:cens": "30", "n:pp": "30"}
+    assert {gid: text for gid, text, _, _ in _entries(fig, "n:")} == {"n:cens": "30", "n:pp": "30"}
+    # every row's texts on the row's line: label, estimate and interval kind share each study's y
+    y = {gid.split(":")[-1]: (text, yy) for gid, text, _, yy in _entries(fig, "row-label:study:")}
+    for column in ("estimate:study:", "interval-kind:study:"):
+        assert {gid.split(":")[-1]: yy for gid, _, _, yy in _entries(fig, column)} == {k: v[1] for k, v in y.items()}
     # the numbers column starts just right of the plot (within 0.2 inch)
-    est = _gid(fig, "estimate:")[0]
+    from evsynth.present.text_column import TextColumn
+
+    (est,) = [a for a in fig.axes[0].get_children() if isinstance(a, TextColumn) and a.rows[0][2].startswith("estimate:")]
     plot_right = fig.axes[0].get_window_extent().x1
     gap = (est.get_window_extent(fig.canvas.get_renderer()).x0 - plot_right) / fig.dpi
     assert 0 < gap < 0.2
@@ -105,13 +148,14 @@ def test_column_headers_and_rows(effects):
 def test_no_rob_column_without_judgements(effects):
     plain = effects.assign(rob=None)
     fig = plots.forest(technique_idata(plain), plain)
-    assert _texts(fig, "header:") == ["Study", "n", "Estimate [95% interval]", "Weight %"] and not _gid(fig, "rob:")
+    assert _texts(fig, "header:") == ["Study", "n", "Estimate [95% interval]", "Weight %"] and not _entries(fig, "rob:")
 
 
 def test_square_area_follows_precision(effects):
     fig = plots.forest(technique_idata(effects), effects)
     used = effects[effects.used & ~effects.head_to_head & ~effects.censored]
-    sizes = {a.get_gid().split(":")[1]: a.get_markersize() for a in _gid(fig, "study:")}
+    sizes = {sid: mark["size"] for sid, mark in _marks(fig).items() if "size" in mark}
+    assert set(sizes) == set(used["study_id"])
     by_precision = used.sort_values("sei", ascending=False)["study_id"].tolist()  # least precise first
     assert [sizes[s] for s in by_precision] == sorted(sizes[s] for s in by_precision)
     # area proportional to 1/se^2 (above the minimum size)
@@ -121,9 +165,10 @@ def test_square_area_follows_precision(effects):
 
 def test_design_marker(effects):
     fig = plots.forest(technique_idata(effects), effects)
-    (pre_post,) = _gid(fig, "study:pp=")
-    (controlled,) = _gid(fig, "study:b2=")
-    assert pre_post.get_markerfacecolor() == "white" and controlled.get_markerfacecolor() == "black"
+    marks = _marks(fig)
+    assert marks["pp"]["face"] == (1.0, 1.0, 1.0, 1.0) and marks["b2"]["face"] == (0.0, 0.0, 0.0, 1.0)
+    assert [sid for sid, mark in marks.items() if mark.get("face") == (1.0, 1.0, 1.0, 1.0)] == ["pp"]
+    assert set(marks) == {"a1", "a2", "b1", "b2", "pp", "cens"} and set(marks["cens"]) == {"theta"}
 
 
 def test_censored_row_is_one_sided(effects):
@@ -134,7 +179,7 @@ def test_censored_row_is_one_sided(effects):
     (arrow,) = _gid(fig, "study-ci:cens=")  # from the bound to the edge, on the side where the effect lies
     start, end = arrow.xyann[0], arrow.xy[0]
     assert start == pytest.approx(yi) and end > yi and end == pytest.approx(fig.axes[0].get_xlim()[1])
-    (text,) = [a.get_text() for a in _gid(fig, "estimate:study") if "bound" in a.get_text()]
+    (text,) = [t for t in _texts(fig, "estimate:study") if "bound" in t]
     assert text.startswith(">") and f"{yi:.2f}" in text and "[" not in text
 
 
@@ -150,8 +195,17 @@ def test_intervals_match_closed_form(effects):
     (pred,) = _gid(fig, "prediction")  # mu + tau_technique z1 + tau z2
     sd = np.sqrt(0.1**2 + 0.3**2 + 0.2**2)
     assert pred.get_xdata() == pytest.approx([0.5 - Z975 * sd, 0.5 + Z975 * sd], abs=0.02)
-    (ci,) = _gid(fig, "study-ci:b2")
-    assert ci.get_xdata() == pytest.approx([0.55 - 1.96 * 0.15, 0.55 + 1.96 * 0.15])
+    marks = _marks(fig)
+    assert marks["b2"]["ci"] == pytest.approx((0.55 - 1.96 * 0.15, 0.55 + 1.96 * 0.15))
+    assert marks["b2"]["point"][0] == pytest.approx(0.55)
+    # every study's interval and point are its own (yi +- 1.96 se), and its posterior median beside it
+    table = effects.set_index("study_id")
+    for sid, mark in marks.items():
+        yi, se = table.loc[sid, ["yi", "sei"]]
+        if sid != "cens":
+            assert mark["ci"] == pytest.approx((yi - 1.96 * se, yi + 1.96 * se)) and mark["point"][0] == pytest.approx(yi)
+        theta = np.median(idata.posterior["theta"].sel(study=sid).to_numpy())
+        assert mark["theta"] == pytest.approx(theta)
 
 
 def test_ratio_measure_on_a_back_transformed_log_axis():
@@ -163,8 +217,8 @@ def test_ratio_measure_on_a_back_transformed_log_axis():
     # Aronson 1948: RR and its CI from the 2x2 counts (escalc "RR"), printed back-transformed
     log_rr = np.log(4 / 123) - np.log(11 / 139)
     se = np.sqrt(1 / 4 - 1 / 123 + 1 / 11 - 1 / 139)
-    (ci,) = _gid(fig, "study-ci:Aronson 1948=")
-    assert ci.get_xdata() == pytest.approx(np.exp([log_rr - 1.96 * se, log_rr + 1.96 * se]))
+    ci = _marks(fig)["Aronson 1948"]["ci"]
+    assert ci == pytest.approx(np.exp([log_rr - 1.96 * se, log_rr + 1.96 * se]))
     first = _texts(fig, "estimate:study")[0]
     assert first.split() == [f"{np.exp(log_rr):.2f}", f"[{np.exp(log_rr - 1.96 * se):.2f},",
                              f"{np.exp(log_rr + 1.96 * se):.2f}]"]
@@ -248,6 +302,6 @@ def test_labels_without_an_author_keep_the_study_id():
 
 def test_censored_row_has_no_weight_and_says_bound(effects):
     fig = plots.forest(technique_idata(effects), effects)
-    weights = {a.get_gid().split(":")[1] for a in _gid(fig, "weight:")}
+    weights = {gid.split(":")[1] for gid, _, _, _ in _entries(fig, "weight:")}
     assert "cens" not in weights and {"a1", "a2", "b1", "b2", "pp"} == weights
     assert "bound" in _texts(fig, "interval-kind:study")
