@@ -1,3 +1,4 @@
+import gc
 import resource
 import time
 from pathlib import Path
@@ -222,6 +223,15 @@ def _cpu_seconds() -> float:
 
 def pytest_configure(config):
     config.stash[_TIMES] = []
+
+
+def pytest_collection_finish(session):
+    """Move everything alive after collection (the modules the tests import: PyMC, pandas, matplotlib,
+    ~200,000 objects) out of the garbage collector's reach: every full collection during the run
+    would otherwise walk them again. Measured on 8 test files: 4.2 s -> 2.9 s of CPU in collections.
+    Objects made by the tests are collected as before."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.hookimpl(wrapper=True)
