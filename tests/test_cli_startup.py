@@ -94,3 +94,20 @@ def test_the_command_loads_no_dask_and_its_results_still_load(tmp_path):
 
     tree = load_result(tmp_path / "o" / "milk_volume.nc")
     assert tree.attrs["engine"] == "exact" and tree["posterior"]["mu"].size == 400
+
+
+def test_the_exact_fit_and_the_sweep_cli_import_no_scipy_stats(tmp_path):
+    """The commands that need no PyMC run without scipy.stats (nutpie and ArviZ import it for the
+    sampled fits); the whole run, output written."""
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    root = Path(SRC).parent
+    code = ("import json, sys\nfrom evsynth.cli.main import main\nstatus = main(sys.argv[1:])\n"
+            "print(json.dumps([status, sorted(m for m in sys.modules if m.startswith('scipy.stats'))]))")
+    for argv in (["fit", str(root / "studies" / "massage.csv"), "--engine", "exact", "--out", str(tmp_path / "f"),
+                  "--quiet"],
+                 ["sensitivity", str(root / "models" / "synthetic_demo_sensitivity.toml"), "--engine", "exact",
+                  "--out", str(tmp_path / "s")]):
+        done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env,
+                              timeout=300, cwd=root)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert json.loads(done.stdout.strip().splitlines()[-1]) == [0, []], argv[0]

@@ -6,9 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import stats
-
 from ..data.vocabulary import BINARY_MEASURES
+from .distributions import norm_ppf
 from .errors import EffectSizeError
 
 
@@ -98,7 +97,7 @@ def _ratio_row(row, out: dict, measure: str, binary_to_smd: bool) -> dict:
     """A ratio (RR/OR) printed with its 95% CI: log scale, SE = log-CI width / (2 z_0.975)."""
     given = row["measure"].upper()
     yi = math.log(row["ratio"])
-    sei = (math.log(row["ci_high"]) - math.log(row["ci_low"])) / (2 * stats.norm.ppf(0.975))
+    sei = (math.log(row["ci_high"]) - math.log(row["ci_low"])) / (2 * norm_ppf(0.975))
     route = "ci"
     if measure == "SMD" and given == "OR" and binary_to_smd:
         (yi, vi), route = logit_to_smd(yi, sei**2), "ci_logit"

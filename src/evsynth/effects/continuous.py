@@ -7,7 +7,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import special, stats
+from scipy import special
+
+from .distributions import norm_isf, t_isf, t_ppf, t_sf
 
 from .errors import EffectSizeError
 
@@ -31,7 +33,7 @@ def hedges_j(df: float) -> float:
 
 def t_from_p(p: float, df: float) -> float:
     """|t| that gives two-sided p on df degrees of freedom."""
-    return float(stats.t.isf(p / 2, df))
+    return float(t_isf(p / 2, df))
 
 
 def is_rank_test(row) -> bool:
@@ -43,7 +45,7 @@ def statistic_from_p(row, p: float, df: float) -> float:
     """|t| standing for a printed p: the t quantile on df for a t-test (or an unnamed test), the
     standard normal quantile for a rank test. A rank test's p fixes no t: its large-sample z is the
     smaller of the two at small n, so the effect it gives leans towards zero (studies/README.md)."""
-    return float(stats.norm.isf(p / 2)) if is_rank_test(row) else t_from_p(p, df)
+    return float(norm_isf(p / 2)) if is_rank_test(row) else t_from_p(p, df)
 
 
 @dataclass
@@ -66,7 +68,7 @@ def _se_from_statistics(row, md: float, df: float, study: str) -> tuple[float, s
                                   "be back-calculated from t")
         return abs(md) / abs(row["t"]), "t_stat"
     if row["ci_low"] is not None:
-        return (row["ci_high"] - row["ci_low"]) / (2 * stats.t.ppf(0.975, df)), "ci"
+        return (row["ci_high"] - row["ci_low"]) / (2 * t_ppf(0.975, df)), "ci"
     for field, route in (("p", "p_value"), ("p_upper", "p_bound")):
         if row[field] is not None:
             if md == 0:
@@ -215,7 +217,7 @@ def consistency_warnings(row, df: float | None = None) -> list[str]:
         if abs(t_of_p - abs(t)) > T_AGREEMENT * max(t_of_p, abs(t)):
             warnings.append(f"p = {row['p']:g} implies |t| = {t_of_p:.2f} on {df:g} df, but t = {t:g} is printed")
     if t is not None and row["p_upper"] is not None:
-        p_of_t = 2 * stats.t.sf(abs(t), df)
+        p_of_t = 2 * t_sf(abs(t), df)
         if p_of_t > row["p_upper"] * (1 + T_AGREEMENT) and p_of_t - row["p_upper"] > 1e-3:
             warnings.append(f"t = {t:g} gives p = {p_of_t:.3g} on {df:g} df, above the printed bound "
                             f"p < {row['p_upper']:g}")

@@ -33,8 +33,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from scipy import integrate, interpolate, special, stats
+from scipy import integrate, interpolate, special
 
+from ..effects.distributions import norm_cdf, norm_logpdf
 from ..model.description import GaussianModel
 from ..model.priors import Prior, parse_prior
 
@@ -409,6 +410,8 @@ def log_orthant(mean, cov, bounds, direction) -> np.ndarray:
         todo = np.flatnonzero(~ok)
     for g in todo:
         # P(-v < 0) for v = shift + noise: a multivariate normal CDF at 0
+        from scipy import stats  # only for three or more censored rows together
+
         p = stats.multivariate_normal(mean=-shift[g], cov=cov[g] * D, allow_singular=True).cdf(
             np.zeros(shift.shape[1]), rng=np.random.default_rng(0))
         out[g] = np.log(max(p, 1e-300))
@@ -1014,7 +1017,7 @@ def pointwise_loglik(model: GaussianModel, theta: np.ndarray) -> np.ndarray:
     likelihood does not factorize (Buerkner, Gabry & Vehtari 2021). Censored rows share no
     sampling covariance (the description refuses it), so theirs stays the tail probability."""
     z = (model.yi - theta) / model.sei
-    exact = stats.norm.logpdf(z) - np.log(model.sei)
+    exact = norm_logpdf(z) - np.log(model.sei)
     if model.sampling_cov is not None:
         o = np.flatnonzero(~model.censored)
         P = np.linalg.inv(model.sampling_cov[np.ix_(o, o)])
@@ -1022,7 +1025,7 @@ def pointwise_loglik(model: GaussianModel, theta: np.ndarray) -> np.ndarray:
         p = np.diag(P)
         cond_mean = model.yi[o] - (r @ P) / p  # P symmetric: (P r)_i
         exact = np.array(exact, copy=True) * np.ones_like(np.asarray(theta, float))
-        exact[..., o] = stats.norm.logpdf(model.yi[o], cond_mean, 1 / np.sqrt(p))
+        exact[..., o] = norm_logpdf(model.yi[o], cond_mean, 1 / np.sqrt(p))
     beyond = special.log_ndtr(model.censoring_direction() * (theta - model.yi) / model.sei)
     return np.where(model.censored, beyond, exact)
 
@@ -1214,7 +1217,7 @@ def loo_compare(models: dict[str, GaussianModel]) -> pd.DataFrame:
                             constraints={"type": "eq", "fun": lambda w: w.sum() - 1})
     weight = np.clip(fit.x, 0, None)
     elpd_diff, dse = diff.sum().to_numpy(), dse.to_numpy()
-    p_worse = np.r_[np.nan, stats.norm.cdf(0, elpd_diff[1:], dse[1:] + 1e-12)]  # as az.compare: P(diff < 0)
+    p_worse = np.r_[np.nan, norm_cdf(0, elpd_diff[1:], dse[1:] + 1e-12)]  # as az.compare: P(diff < 0)
     table = pd.DataFrame({"rank": np.arange(k), "elpd_diff": elpd_diff, "dse": dse, "p_worse": p_worse,
                           "elpd": total.to_numpy(), "se": np.sqrt(n * frame.var(ddof=1)).to_numpy(),
                           "weight": weight / weight.sum(), "method": "exact LOO"},

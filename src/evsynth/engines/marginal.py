@@ -44,8 +44,9 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
+from ..effects.distributions import norm_isf, norm_logpdf, t_logpdf
 from ..effects.table import study_data
 from ..model.description import resolve_priors
 from ..model.priors import Prior, parse_prior
@@ -271,9 +272,9 @@ def _log_tau_logpdf(tau_prior: Prior, u: np.ndarray) -> np.ndarray:
     in u), computed in u so that it stays finite where exp(u) underflows."""
     if tau_prior.family == "lognormal":
         m, s = tau_prior.params
-        return stats.norm.logpdf(u, m, s)
+        return norm_logpdf(u, m, s)
     nu, m, s = tau_prior.params
-    return stats.t.logpdf(u, nu, m, s)
+    return t_logpdf(u, nu, m, s)
 
 
 def _tau_support(prior: Prior) -> tuple[float, float]:
@@ -334,7 +335,7 @@ class _Integrand:
         self.stretch = _stretch(tau_prior)  # u = m + s sinh(v) under a log-t prior
         self.cuts = check_cutpoints(cutpoints)
         self.d = _sign(direction)
-        self.z_cut = stats.norm.isf(np.asarray(self.cuts))
+        self.z_cut = norm_isf(np.asarray(self.cuts))
         exact = ~self.cens
         self.counts = np.bincount(interval_index(one_sided_p(yi[exact], sei[exact], direction), self.cuts),
                                   minlength=len(self.cuts) + 1)

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
+from ..effects.distributions import norm_isf, norm_sf
 from ..effects.table import study_data
 from ..model.description import data_settings as _settings
 from ..model.description import prepare as _prepare
@@ -51,7 +52,7 @@ def _sign(direction: str) -> float:
 
 def one_sided_p(yi, sei, direction: str = "positive") -> np.ndarray:
     """One-sided p-value of each study in the expected direction (z-test on yi / sei)."""
-    return stats.norm.sf(_sign(direction) * np.asarray(yi, float) / np.asarray(sei, float))
+    return norm_sf(_sign(direction) * np.asarray(yi, float) / np.asarray(sei, float))
 
 
 def interval_index(p, cutpoints) -> np.ndarray:
@@ -81,7 +82,7 @@ def censored_overlap(yi, sei, cutpoints, direction: str = "positive") -> tuple[n
     cuts = check_cutpoints(cutpoints)
     d = _sign(direction)
     yi, sei = np.asarray(yi, float), np.asarray(sei, float)
-    z = stats.norm.isf(np.asarray(cuts))  # decreasing; interval j is t in (z_j, z_{j-1}]
+    z = norm_isf(np.asarray(cuts))  # decreasing; interval j is t in (z_j, z_{j-1}]
     lo_j = np.r_[z, -np.inf]
     hi_j = np.r_[np.inf, z]
     t_bound = (d * yi / sei)[:, None]
@@ -108,7 +109,7 @@ def weighted_loglik(yi, sei, mu, tau, eta, cutpoints, direction: str = "positive
     eta = np.asarray(eta, float)
     omega = omega_from_eta(eta)
     idx = interval_index(one_sided_p(yi, sei, direction), cuts)
-    z_cut = stats.norm.isf(np.asarray(cuts))
+    z_cut = norm_isf(np.asarray(cuts))
     area = eta[..., -1:]
     for m, zc in enumerate(z_cut):  # P(one-sided p < c_m) = P(d*y > se*z_c)
         area = area + eta[..., m:m + 1] * special.ndtr((d * mu - sei * zc) / s)
@@ -166,7 +167,7 @@ def selection(effects: pd.DataFrame, priors: dict | None = None, cutpoints=DEFAU
     chosen = resolve_priors(effects, priors)
     yi_np, sei_np = table["yi"].to_numpy(float), table["sei"].to_numpy(float)
     idx = interval_index(one_sided_p(yi_np, sei_np, direction), cuts)
-    z_cut = stats.norm.isf(np.asarray(cuts))
+    z_cut = norm_isf(np.asarray(cuts))
     coords = {"study": table["study_id"].tolist(), "interval": interval_labels(cuts)}
     with pm.Model(coords=coords) as model:
         yi = pm.Data("yi", yi_np, dims="study")

@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ..effects.distributions import norm_ppf, norm_sf, t_ppf, t_sf
 from ..effects.table import study_arrays
 from .frequentist import mixed_effects, weighted_least_squares
 
@@ -63,9 +63,9 @@ def _coef_test(fit: _Fit, j: int, level: float = LEVEL) -> dict:
     est, se = float(fit.coef[j]), float(np.sqrt(fit.cov[j, j]))
     stat = est / se
     if np.isinf(fit.df):
-        p, crit = 2 * stats.norm.sf(abs(stat)), stats.norm.ppf(0.5 + level / 2)
+        p, crit = 2 * norm_sf(abs(stat)), norm_ppf(0.5 + level / 2)
     else:
-        p, crit = 2 * stats.t.sf(abs(stat), fit.df), stats.t.ppf(0.5 + level / 2, fit.df)
+        p, crit = 2 * t_sf(abs(stat), fit.df), t_ppf(0.5 + level / 2, fit.df)
     return {"estimate": est, "se": se, "statistic": stat, "pval": float(p),
             "ci_low": est - crit * se, "ci_high": est + crit * se}
 
@@ -186,7 +186,7 @@ def pet_peese(effects: pd.DataFrame, alpha: float = 0.05, direction: str | None 
         fit = _wls_dispersion(yi, np.column_stack([np.ones_like(sei), predictor]), 1 / vi)
         b0, b1 = _coef_test(fit, 0, level), _coef_test(fit, 1, level)
         rows[name] = {"intercept": b0["estimate"], "se": b0["se"], "t": b0["statistic"], "df": fit.df,
-                      "p": b0["pval"], "p_one_sided": float(stats.t.sf(sign * b0["statistic"], fit.df)),
+                      "p": b0["pval"], "p_one_sided": float(t_sf(sign * b0["statistic"], fit.df)),
                       "ci_low": b0["ci_low"], "ci_high": b0["ci_high"], "slope": b1["estimate"],
                       "slope_se": b1["se"]}
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -246,15 +246,15 @@ def funnel_data(effects: pd.DataFrame, contours=(0.9, 0.95, 0.99), centre: float
     if centre is None:
         centre = float(np.sum(yi / sei**2) / np.sum(1 / sei**2))
     z = yi / sei
-    p = 2 * stats.norm.sf(np.abs(z))
+    p = 2 * norm_sf(np.abs(z))
     points = pd.DataFrame({"study_id": ids, "yi": yi, "sei": sei, "z": z, "p": p,
                            "region": _region_labels(p, levels)})
     grid = np.linspace(0.0, 1.05 * sei.max(), n_grid)
     contour_rows = []
     for level in sorted(levels):
-        zc = stats.norm.ppf(0.5 + level / 2)
+        zc = norm_ppf(0.5 + level / 2)
         contour_rows.append(pd.DataFrame({"level": level, "z": zc, "sei": grid, "lower": -zc * grid,
                                           "upper": zc * grid}))
-    z975 = stats.norm.ppf(0.975)
+    z975 = norm_ppf(0.975)
     pseudo = pd.DataFrame({"sei": grid, "lower": centre - z975 * grid, "upper": centre + z975 * grid})
     return FunnelData(points, pd.concat(contour_rows, ignore_index=True), pseudo, float(centre), levels)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import special, stats
+from scipy import special
 
 from ..model.description import GaussianModel
 from ..engines import exact as exact_engine
@@ -259,6 +259,8 @@ def savage_dickey(idata: xr.DataTree, var: str = "mu", null: float = 0.0, prior:
         if beyond < SD_MIN_TAIL * draws.size:
             warnings.warn(f"savage_dickey: only {beyond} of {draws.size} draws of {var} lie beyond {null:g}; the "
                           "density estimate in that tail is unreliable (prefer compare.bayes_factors)", stacklevel=2)
+    from scipy import stats  # the kernel density of the draws (Savage-Dickey only)
+
     if boundary:
         kde = stats.gaussian_kde(np.concatenate([draws, -draws]))
         post_density = 2 * float(kde(0.0)[0])

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ..effects.distributions import norm_cdf, t_cdf
 from ..effects.table import used_effects
 from ..model.priors import parse_prior
 
@@ -77,7 +77,7 @@ def _prior_cdf(text: str, x: float) -> float:
     prior = parse_prior(text)
     if prior.family == "halfstudent_t":
         nu, sigma = prior.params
-        return float(2 * stats.t(nu, 0, sigma).cdf(x) - 1)
+        return float(2 * t_cdf(x, nu, 0, sigma) - 1)
     from ..model.priors import _FAMILIES
 
     return float(_FAMILIES[prior.family][1](*prior.params).cdf(x))
@@ -111,7 +111,7 @@ def prior_data_conflict(idata, effects: pd.DataFrame, *, priors: dict | None = N
             if bool(row["censored"]):
                 continue
             scale = np.sqrt(tau**2 + row["sei"] ** 2)
-            p = float(np.mean(stats.norm.cdf((row["yi"] - centres[:, i]) / scale)))
+            p = float(np.mean(norm_cdf((row["yi"] - centres[:, i]) / scale)))
             predictive = centres[:, i] + scale * rng.standard_normal(scale.size)
             lower, upper = np.quantile(predictive, [low_q, high_q])
             rows.append({"study_id": row["study_id"], "technique": row["technique"], "yi": row["yi"],

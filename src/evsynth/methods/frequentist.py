@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
 
+from ..effects.distributions import chi2_sf, f_sf, norm_ppf, norm_sf, t_ppf, t_sf
 from ..effects.table import used_effects
 from ..model.moderators import design_matrix
 
@@ -73,7 +74,7 @@ def cochran_q(yi, vi) -> tuple[float, int, float]:
     mu_fe = np.sum(w * yi) / np.sum(w)
     q = float(np.sum(w * (yi - mu_fe) ** 2))
     df = yi.size - 1
-    return q, df, float(stats.chi2.sf(q, df))
+    return q, df, float(chi2_sf(q, df))
 
 
 def _as_design(X, k: int) -> np.ndarray:
@@ -186,11 +187,11 @@ def _inference(yi, vi, X, tau2: float, knapp_hartung: bool) -> tuple[np.ndarray,
 
 
 def _critical(df: float) -> float:
-    return float(stats.norm.ppf(0.5 + LEVEL / 2) if np.isinf(df) else stats.t.ppf(0.5 + LEVEL / 2, df))
+    return float(norm_ppf(0.5 + LEVEL / 2) if np.isinf(df) else t_ppf(0.5 + LEVEL / 2, df))
 
 
 def _two_sided_p(stat, df: float):
-    return 2 * (stats.norm.sf(np.abs(stat)) if np.isinf(df) else stats.t.sf(np.abs(stat), df))
+    return 2 * (norm_sf(np.abs(stat)) if np.isinf(df) else t_sf(np.abs(stat), df))
 
 
 def _fit(yi, vi, tau2: float, method: str, knapp_hartung: bool, tau2_se: float) -> MetaResult:
@@ -347,9 +348,9 @@ def mixed_effects(yi, vi, X, names=None, knapp_hartung: bool = False, threshold:
     m = b.size
     qm = float(b @ np.linalg.solve(V, b)) if m else np.nan
     if knapp_hartung:
-        qm, qm_p = qm / m if m else np.nan, float(stats.f.sf(qm / m, m, df)) if m else np.nan
+        qm, qm_p = qm / m if m else np.nan, float(f_sf(qm / m, m, df)) if m else np.nan
     else:
-        qm_p = float(stats.chi2.sf(qm, m)) if m else np.nan
+        qm_p = float(chi2_sf(qm, m)) if m else np.nan
     s2 = (k - p) / np.trace(P_fe)
     r2 = np.nan
     if has_intercept and p > 1 and method != "FE":
@@ -361,7 +362,7 @@ def mixed_effects(yi, vi, X, names=None, knapp_hartung: bool = False, threshold:
         i2, h2 = 100 * tau2 / (tau2 + s2), (tau2 + s2) / s2
     return MetaRegression(coefficients=table, cov=cov, df=df, k=k, tau2=tau2, tau2_se=tau2_se,
                           tau=float(np.sqrt(tau2)), I2=float(i2), H2=float(h2),
-                          R2=float(r2), QE=qe, QE_df=k - p, QE_p=float(stats.chi2.sf(qe, k - p)), QM=qm, QM_df=m,
+                          R2=float(r2), QE=qe, QE_df=k - p, QE_p=float(chi2_sf(qe, k - p)), QM=qm, QM_df=m,
                           QM_p=qm_p, knapp_hartung=knapp_hartung, method=method)
 
 

@@ -22,8 +22,8 @@ from matplotlib import ticker
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
 
+from ..effects.distributions import norm_ppf
 from ..effects.table import RATIO_MEASURES, used_effects
 from ..methods.frequentist import MetaRegression, meta_regression
 from ..model.priors import parse_prior
@@ -480,7 +480,7 @@ def contour_z(contours=(0.90, 0.95, 0.99)) -> np.ndarray:
     levels = np.sort(np.asarray(contours, dtype=float))
     if levels.size == 0 or np.any((levels <= 0) | (levels >= 1)) or np.unique(levels).size != levels.size:
         raise ValueError(f"contours {tuple(contours)}: need distinct levels strictly between 0 and 1")
-    return stats.norm.ppf(1 - (1 - levels) / 2)
+    return norm_ppf(1 - (1 - levels) / 2)
 
 
 def funnel(effects: pd.DataFrame, ax=None, center: float | None = None, contours=(0.90, 0.95, 0.99)):
