@@ -198,10 +198,9 @@ def _arm_texts(studies: pd.DataFrame | None, table: pd.DataFrame) -> dict[str, t
         return f"{m:g} ({d:g})" if d is not None and pd.notna(d) else f"{m:g}"
 
     out = {}
-    for sid in table["study_id"]:
-        if sid not in info.index:
-            continue
-        row = info.loc[sid]
+    ids = [sid for sid in table["study_id"] if sid in info.index]
+    # one selection, then plain dicts (info.loc per study cost ~1 ms: 1 s at 1,000 studies, issue 26)
+    for sid, row in zip(ids, info.loc[ids].to_dict("records")):
         if pd.notna(row.get("events_treat")) and pd.notna(row.get("n_treat")):
             pair = (f"{row['events_treat']:.0f}/{row['n_treat']:.0f}", f"{row['events_ctrl']:.0f}/{row['n_ctrl']:.0f}")
         elif row.get("design") == PRE_POST:
