@@ -56,16 +56,28 @@ def _pct(p: float) -> str:
     return f"{100 * p:g}%"
 
 
-def _mixture(weights, means, sds, infinite_variance=False, rel=1e-18) -> NormalMixture:
+_FLOOR = 1e-18  # nodes lighter than this times the heaviest are left out of the mixtures
+
+
+def _mixture(weights, means, sds, infinite_variance=False, rel=_FLOOR) -> NormalMixture:
     # components with negligible weight change nothing but cost time in every evaluation
     keep = weights > rel * weights.max()
     w = weights[keep]
     return NormalMixture(w / w.sum(), means[keep], sds[keep], infinite_variance)
 
 
-def _summary(mix: NormalMixture, probs=DEFAULT_PROBS, **extra) -> pd.Series:
-    q = mix.ppf(probs)
-    return pd.Series({"mean": mix.mean, "sd": mix.sd, **{_pct(p): v for p, v in zip(probs, q)}, **extra})
+# the labels of the summaries, built once (immutable; a str Index costs ~20 us to build)
+_MU_INDEX = pd.Index(["mean", "sd", *(_pct(p) for p in DEFAULT_PROBS), "P(mu>0)"])
+_INDEX = _MU_INDEX[:-1]
+_SUMMARY_INDEX = pd.Index(["mu", "tau", "predictive"])
+_SUMMARY_COLUMNS = pd.Index(sorted(_MU_INDEX))  # as pandas aligns the three Series: their union, sorted
+_SUMMARY_ORDER = [list(_MU_INDEX).index(c) for c in _SUMMARY_COLUMNS]
+_THETA_COLUMNS = pd.Index(["y", "se", "mean", "sd"])
+
+
+def _values(row: dict, mean: float, sd: float, p_above: float = np.nan) -> np.ndarray:
+    """A summary row of the engine (evsynth.engines.exact.summary_rows) in _MU_INDEX's order."""
+    return np.array([mean, sd, row["q2.5"], row["q50"], row["q97.5"], p_above], float)
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,12 +162,30 @@ class ExactPosterior:
         return self._marginal.quantile(p)
 
     @cached_property
+    def _rows(self) -> dict:
+        """mu, tau and a new study's effect: the engine's summary rows (evsynth.engines.exact.summary_rows,
+        the mixtures' quantiles in one search), or with tau fixed the one-node mixtures."""
+        if self.grid is not None:
+            rows = engine.summary_rows(self.model, self.grid, floor=_FLOOR)
+            return {"mu": rows[("mu", "mu")], "tau": rows[("tau", "tau")], "predictive": rows[("prediction", "new study")]}
+        t = self.fixed_tau
+        mean, sd = self.mu_cond_mean, self.mu_cond_sd
+        mu, predictive = engine._mixture_rows(np.ones(1), np.stack([mean, mean]), np.stack([sd, np.sqrt(sd**2 + t**2)]))
+        return {"mu": mu, "predictive": predictive,
+                "tau": {"mean": t, "sd": 0.0, "q2.5": t, "q50": t, "q97.5": t, "P(>0)": np.nan}}
+
+    @cached_property
+    def _table(self) -> np.ndarray:
+        """mu, tau and the predictive rows' values (_MU_INDEX's columns); moments that do not exist are inf."""
+        rows, var = self._rows, self._moment_exists(2)
+        mu, tau, pred = rows["mu"], rows["tau"], rows["predictive"]
+        return np.array([_values(mu, mu["mean"], mu["sd"] if var else np.inf, mu["P(>0)"]),
+                         _values(tau, tau["mean"] if self._moment_exists(1) else np.inf, tau["sd"] if var else np.inf),
+                         _values(pred, pred["mean"], pred["sd"] if var else np.inf)])
+
+    @cached_property
     def tau(self) -> pd.Series:
-        mean, sd = (self.fixed_tau, 0.0) if self.grid is None else self._marginal.moments()
-        mean = mean if self._moment_exists(1) else np.inf
-        sd = sd if self._moment_exists(2) else np.inf
-        q = self.tau_quantile(DEFAULT_PROBS)
-        return pd.Series({"mean": mean, "sd": sd, **{_pct(p): v for p, v in zip(DEFAULT_PROBS, q)}})
+        return pd.Series(self._table[1, :-1], index=_INDEX)
 
     # ---- mu and prediction
     @cached_property
@@ -175,36 +205,37 @@ class ExactPosterior:
 
     @cached_property
     def mu(self) -> pd.Series:
-        return _summary(self.mu_mixture, **{"P(mu>0)": 1.0 - float(self.mu_mixture.cdf(0.0))})
+        return pd.Series(self._table[0], index=_MU_INDEX)
 
     @cached_property
     def predictive(self) -> pd.Series:
-        return _summary(self.predictive_mixture)
+        return pd.Series(self._table[2, :-1], index=_INDEX)
 
     # ---- study effects
     @cached_property
     def _theta_nodes(self):
-        mean, var = engine.study_effect_moments(self.model, self._cond)
-        return mean, np.sqrt(var)
+        """Each study effect's mean and variance at each node (G, n)."""
+        return engine.study_effect_moments(self.model, self._cond)
 
     def theta_mixture(self, study) -> NormalMixture:
         """Posterior of one study's effect, by label (or position if labels are the default)."""
         i = self.labels.get_loc(study)
-        mean, sd = self._theta_nodes
-        return _mixture(self.weights, mean[:, i], sd[:, i], not self._moment_exists(2))
+        mean, var = self._theta_nodes
+        return _mixture(self.weights, mean[:, i], np.sqrt(var[:, i]), not self._moment_exists(2))
 
     @cached_property
     def theta(self) -> pd.DataFrame:
-        mean, sd = self._theta_nodes
-        m = self.weights @ mean
-        var = self.weights @ (sd**2 + (mean - m) ** 2)
+        mean, var = self._theta_nodes
+        m = engine.dot(self.weights, mean)
+        var = engine.dot(self.weights, var + (mean - m) ** 2)
         if not self._moment_exists(2):
             var = np.full_like(var, np.inf)
-        return pd.DataFrame({"y": self.yi, "se": self.sei, "mean": m, "sd": np.sqrt(var)}, index=self.labels)
+        return pd.DataFrame(np.column_stack([self.yi, self.sei, m, np.sqrt(var)]), index=self.labels,
+                            columns=_THETA_COLUMNS)
 
     def summary(self) -> pd.DataFrame:
         """mu, tau and the predictive distribution (rows) with mean, sd and quantiles."""
-        return pd.DataFrame({"mu": self.mu, "tau": self.tau, "predictive": self.predictive}).T
+        return pd.DataFrame(self._table[:, _SUMMARY_ORDER], index=_SUMMARY_INDEX, columns=_SUMMARY_COLUMNS)
 
 
 def exact_posterior(yi, sei, tau_prior="halfnormal(0.5)", mu_prior=None, labels=None,
@@ -233,7 +264,7 @@ def exact_posterior(yi, sei, tau_prior="halfnormal(0.5)", mu_prior=None, labels=
         raise ValueError(f"posterior of tau is improper with {yi.size} studies and prior "
                          f"{tau_label}; use a proper tau prior or more studies")
     labels = pd.Index(range(yi.size) if labels is None else list(labels), name="study")
-    model = GaussianModel(kind="random_effects", study_id=tuple(str(v) for v in labels), yi=yi, sei=sei,
+    model = GaussianModel(kind="random_effects", study_id=tuple(map(str, labels.tolist())), yi=yi, sei=sei,
                           censored=np.zeros(yi.size, bool), X=np.ones((yi.size, 1)),
                           fixed=(FixedBlock("mu", None, ("mu",), mu_text),),
                           study_prior=FLAT if tau_text is None else tau_text,
