@@ -147,12 +147,12 @@ def precompile(descriptions) -> int:
     """Compile the entries of every description whose entry is missing, each in its own child process
     (as compile_nutpie_cached does), as many at once as the machine has cores; return how many were
     compiled. A command fitting several outcomes calls this first: their compiles then run side by
-    side instead of one per outcome in turn (on the bundled data: milk volume ~11 s and infant weight
-    ~6 s of CPU, mostly numba compiling PyTensor's functions; on 2 cores the wait is the longer one),
-    while this process loads nutpie and PyMC, which the fits need next. The entries and numba's cache
-    are the ones each fit would have written, so the fits load them as warm ones do and draw exactly
-    the same. Nothing is imported before the children start (the keys need no PyMC). A child that
-    fails leaves no entry (that fit compiles as before)."""
+    side instead of one per outcome in turn (on the bundled data: milk volume ~12 s and infant
+    weight ~7 s of CPU, mostly numba compiling PyTensor's functions; on 2 cores the wait is the
+    longer one), while this process loads nutpie and PyMC, which the fits need next (~2 s). The
+    entries and numba's cache are the ones each fit would have written, so the fits load them as
+    warm ones do and draw exactly the same. Nothing heavy is imported before the children start (the
+    keys need no PyMC). A child that fails leaves no entry (that fit compiles as before)."""
     from concurrent.futures import ThreadPoolExecutor
 
     missing = _missing(descriptions)
@@ -162,6 +162,8 @@ def precompile(descriptions) -> int:
     with ThreadPoolExecutor(max_workers=max(1, min(len(missing), os.cpu_count() or 1))) as pool:
         waiting = pool.map(lambda item: _compile_in_child(item[1], item[0]), missing.items())
         import nutpie  # noqa: F401  (what the fits load next, loaded while the children compile)
+
+        from . import pymc  # noqa: F401
         list(waiting)
     return len(missing)
 
