@@ -25,6 +25,24 @@ def test_round_trip_keeps_draws_data_and_settings(tmp_path):
     assert back.attrs["model"] == "random_effects"
 
 
+def test_the_netcdf4_file_reads_back_as_h5netcdf_wrote_it(tmp_path):
+    """save_result writes with the netCDF4 library (issue 26: 4x faster than h5netcdf): every group,
+    variable, dtype, string coordinate and attribute reads back as the file h5netcdf writes."""
+    rng = np.random.default_rng(2)
+    idata = az.from_dict({"posterior": {"mu": rng.normal(size=(2, 30)), "theta": rng.normal(size=(2, 30, 3))},
+                          "log_likelihood": {"y": rng.normal(size=(2, 30, 3))},
+                          "constant_data": {"yi": np.array([0.1, 0.2, -0.3]), "censored": np.array([True, False, False])}},
+                         dims={"theta": ["study"], "y": ["study"], "yi": ["study"], "censored": ["study"]},
+                         coords={"study": ["s1", "s2", "caf\u00e9 \u00b2"]})
+    idata.attrs.update(model="random_effects", evsynth_version="0.2.0", prior_tau="halfnormal(0.5)")
+    idata["posterior"].attrs["seconds"] = "0.112"
+    save_result(idata, tmp_path / "fit.nc")
+    idata.to_netcdf(tmp_path / "h5.nc", engine="h5netcdf")
+    ours, theirs = load_result(tmp_path / "fit.nc"), load_result(tmp_path / "h5.nc")
+    assert ours.identical(theirs)
+    assert ours["constant_data"]["censored"].dtype == bool and list(ours["constant_data"]["study"].to_numpy())[-1] == "caf\u00e9 \u00b2"
+
+
 def test_result_saved_by_evsynth_0_1_with_arviz_0_loads():
     # tests/data/make_arviz0_result.py wrote it with ArviZ 0.23.4 (InferenceData.to_netcdf)
     old = load_result(DATA / "arviz0_result.nc")
