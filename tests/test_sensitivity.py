@@ -569,6 +569,30 @@ def test_exact_sweep_rows_are_the_exact_posterior_of_each_reduced_table(demo):
     assert pooled.max() - pooled.min() > 0.02
 
 
+@pytest.mark.parametrize("kind", sens.SAME_BUT_TAU)
+def test_a_sweep_derives_each_tau_priors_description_equal_to_describing_it(demo, kind):
+    """The exact sweep describes the model once per r and grouping and swaps the tau prior in
+    (_described); that must be the very description describe() gives under that prior (the same
+    digest: data, priors, settings), for every prior family the sweeps use, while a model whose
+    constructor uses tau otherwise is described afresh."""
+    from evsynth.engines.exact import model_digest
+    from evsynth.model.description import describe
+
+    effects = es.compute_effects(demo, r_prepost=0.3)
+    effects = effects[effects["outcome"] == "milk volume"]
+    context = sens.Sensitivity(demo, **(EXACT | {"model": kind})).context
+    fixed = {"mu": "normal(0, 1)"} | ({"tau_technique": "halfnormal(0.5)"} if kind == "by_technique" else {})
+    first = describe(kind, effects, fixed | {"tau": "halfnormal(0.5)"})
+    for tau in ["halfnormal(1)", "halfcauchy(0.5)", "halfstudent_t(3, 0.5)", "exponential(2)", "uniform(0, 2)",
+                "rhodes2015()", "lognormal(-2, 1)"]:
+        derived = sens._described(context, effects, fixed | {"tau": tau}, first)
+        expected = describe(kind, effects, fixed | {"tau": tau})
+        assert derived.study_prior == expected.study_prior and derived.settings == expected.settings, tau
+        assert model_digest(derived) == model_digest(expected), tau
+    common = sens.Sensitivity(demo, **(EXACT | {"model": "common_effect"})).context
+    assert sens._described(common, effects, {"mu": "normal(0, 1)"}, first).kind == "common_effect"  # afresh
+
+
 def test_spec_engine_key_and_cli_option(tmp_path, capsys):
     spec = write_spec(tmp_path, **{"[fit]": "engine = \"pymc\"\n[fit]"})
     assert load_spec(spec).sensitivity["engine"] == "pymc"

@@ -304,7 +304,9 @@ def study_cov(model: GaussianModel, taus: np.ndarray) -> np.ndarray:
     return S + study[:, None, None] ** 2 * R[None]
 
 
-def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True) -> Conditionals:
+def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True, moments: bool = True) -> Conditionals:
+    """Everything Gaussian at the nodes taus (G, J); moments=False: the log-likelihood and the mean
+    only (no covariance; the box search needs no more), unless the model has censored rows."""
     taus = np.atleast_2d(np.asarray(taus, float))
     m0, P0 = _latent_prior(model)
     B, D = basis(model), design_scale(model, taus)
@@ -314,13 +316,20 @@ def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True) -
     diagonal = model.study_correlation is None and model.sampling_cov is None
     G, d = D.shape
     if diagonal:  # independent study effects: A'WA = D (B'WB) D, and B'WB = w @ (rows' outer products)
-        var = study_var(model, taus)
-        w = 1 / (var if c.size == 0 else var[:, o])
+        study, _ = _split_taus(model, taus)
         outer = (B[o, :, None] * B[o, None, :]).reshape(o.size, d * d)
-        AtWA = dot(w, outer).reshape(G, d, d) * D[:, :, None] * D[:, None, :]
-        AtWy = dot(w * y[o], B[o]) * D
-        logdet_S = -np.log(w).sum(axis=1)
-        yWy = dot(w, y[o] ** 2)
+        BtWB, BtWy, logdet_S, yWy = np.zeros((G, d * d)), np.zeros((G, d)), np.zeros(G), np.zeros(G)
+        step = max(1, ROW_BLOCK // G)  # nodes x rows arrays of ~2 MB: a large table's would take fresh pages
+        for start in range(0, o.size, step):
+            rows = o[start:start + step]
+            s2 = model.sei[rows] ** 2
+            w = 1 / (s2[None] + study[:, None] ** 2 if study is not None else np.broadcast_to(s2, (G, rows.size)))
+            BtWB += dot(w, outer[start:start + step])
+            BtWy += dot(w * y[rows], B[rows])
+            logdet_S -= np.log(w).sum(axis=1)
+            yWy += dot(w, y[rows] ** 2)
+        AtWA = BtWB.reshape(G, d, d) * D[:, :, None] * D[:, None, :]
+        AtWy = BtWy * D
     else:
         Sigma = study_cov(model, taus)
         S_oo = Sigma[:, o][:, :, o]
@@ -332,7 +341,7 @@ def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True) -
         yWy = np.einsum("i,gij,j->g", y[o], W, y[o])
     Q = P0[None] + AtWA
     b = (P0 @ m0)[None] + AtWy
-    cov, mean, logdet_Q = spd_solve(Q, b)
+    cov, mean, logdet_Q = spd_solve(Q, b, inverse=moments or c.size > 0)
     proper = np.diagonal(P0) > 0  # a flat prior's block adds no constant (its evidence is improper)
     logdet_P0 = np.linalg.slogdet(P0[np.ix_(proper, proper)])[1]
     loglik = -0.5 * (logdet_S + logdet_Q - logdet_P0 + yWy + m0 @ P0 @ m0 - np.einsum("gi,gi->g", b, mean)
@@ -345,7 +354,7 @@ def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True) -
     # y_c | y_o, g ~ N(H g + K y_o, S_c|o): K = S_co S_oo^-1 (zero when study effects are independent)
     if diagonal:
         K = np.zeros((taus.shape[0], c.size, o.size))
-        S_cgo = np.einsum("gi,ij->gij", var[:, c], np.eye(c.size))
+        S_cgo = np.einsum("gi,ij->gij", study_var(model, taus)[:, c], np.eye(c.size))
     else:
         S_co = Sigma[:, c][:, :, o]
         K = np.linalg.solve(S_oo, S_co.transpose(0, 2, 1)).transpose(0, 2, 1)
@@ -362,18 +371,20 @@ def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True) -
     return out
 
 
+ROW_BLOCK = 250_000  # nodes x rows per block of conditionals' sums over independent rows
 SMALL = 6  # up to this size, spd_solve's loops over the matrix entries beat LAPACK's loop over the matrices
 
 
-def spd_solve(Q: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Q^-1, Q^-1 b and log det Q for a stack of symmetric positive definite matrices Q (G, d, d)
-    and vectors b (G, d). Up to d = SMALL by a Cholesky factorisation written over the stack (each
-    numpy operation does one matrix entry at every node: a grid holds thousands of tiny matrices,
-    for which LAPACK's per-matrix calls cost ~1 us each); larger, or where that factorisation meets
-    a pivot <= 0, by numpy.linalg (which raises LinAlgError for a matrix that is not positive definite)."""
+def spd_solve(Q: np.ndarray, b: np.ndarray, inverse: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Q^-1 (None unless `inverse`), Q^-1 b and log det Q for a stack of symmetric positive definite
+    matrices Q (G, d, d) and vectors b (G, d). Up to d = SMALL by a Cholesky factorisation written
+    over the stack (each numpy operation does one matrix entry at every node: a grid holds thousands
+    of tiny matrices, for which LAPACK's per-matrix calls cost ~1 us each); larger, or where that
+    factorisation meets a pivot <= 0, by numpy.linalg (which raises LinAlgError for a matrix that
+    is not positive definite)."""
     G, d, _ = Q.shape
     if d == 1 and np.all(Q > 0):
-        return 1 / Q, b / Q[:, 0], np.log(Q[:, 0, 0])
+        return 1 / Q if inverse else None, b / Q[:, 0], np.log(Q[:, 0, 0])
     if d <= SMALL:
         A = np.moveaxis(Q, 0, -1)  # (d, d, G): entry (i, j) at every node, contiguous in the nodes
         L = np.zeros((d, d, G))
@@ -384,14 +395,24 @@ def spd_solve(Q: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
             L[j, j] = np.sqrt(s[0])
             L[j + 1:, j] = s[1:] / L[j, j]
         else:
+            logdet = 2 * np.log(np.diagonal(L)).sum(axis=1)
+            bT = np.moveaxis(b, 0, -1)
+            if not inverse:  # Q^-1 b by forward and back substitution: L z = b, L^T x = z
+                z = np.zeros((d, G))
+                for i in range(d):
+                    z[i] = (bT[i] - (L[i, :i] * z[:i]).sum(axis=0)) / L[i, i]
+                x = np.zeros((d, G))
+                for i in reversed(range(d)):
+                    x[i] = (z[i] - (L[i + 1:, i] * x[i + 1:]).sum(axis=0)) / L[i, i]
+                return None, x.T, logdet
             M = np.zeros((d, d, G))  # L^-1 (lower triangular), row by row
             for i in range(d):
                 M[i, i] = 1 / L[i, i]
                 if i:
                     M[i, :i] = -(L[i, :i, None] * M[:i, :i]).sum(axis=0) * M[i, i]
-            cov = (M[:, :, None] * M[:, None, :]).sum(axis=0)  # Q^-1 = L^-T L^-1, (d, d, G)
-            mean = (cov * np.moveaxis(b, 0, -1)[None]).sum(axis=1)
-            return np.moveaxis(cov, -1, 0), mean.T, 2 * np.log(np.diagonal(L)).sum(axis=1)
+            cov = np.einsum("kig,kjg->ijg", M, M)  # Q^-1 = L^-T L^-1, (d, d, G)
+            mean = (cov * bT[None]).sum(axis=1)
+            return np.moveaxis(cov, -1, 0), mean.T, logdet
     L = np.linalg.cholesky(Q)
     cov = np.linalg.inv(Q)
     return cov, np.einsum("gij,gj->gi", cov, b), 2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
@@ -492,14 +513,15 @@ def _axes(model: GaussianModel) -> list[_Axis]:
     return out
 
 
-def _log_posterior(model, axes, nodes: list[np.ndarray]):
-    """Log density on a tensor grid in x (per unit x), with the conditionals at every node."""
+def _log_posterior(model, axes, nodes: list[np.ndarray], moments: bool = True):
+    """Log density on a tensor grid in x (per unit x), with the conditionals at every node
+    (moments=False: see conditionals)."""
     mesh = np.meshgrid(*nodes, indexing="ij")
     x = np.column_stack([m.ravel() for m in mesh]) if nodes else np.zeros((1, 0))
     # sinh(asinh(u)) can round just outside a bounded prior's support, where its density is 0
     taus = (np.column_stack([np.clip(ax.scale * np.sinh(x[:, j]), ax.lower, ax.upper) for j, ax in enumerate(axes)])
             if axes else x)
-    cond = conditionals(model, taus)
+    cond = conditionals(model, taus, moments=moments)
     lp = cond.loglik.copy()
     with np.errstate(divide="ignore", invalid="ignore"):
         for j, ax in enumerate(axes):
@@ -526,7 +548,7 @@ def _find_box(model, axes) -> list[tuple[float, float]]:
     box = [(ax.lo, ax.hi) for ax in axes]
     for _ in range(10):
         nodes = [np.linspace(lo, hi, N_COARSE) for lo, hi in box]
-        lp, _ = _log_posterior(model, axes, nodes)
+        lp, _ = _log_posterior(model, axes, nodes, moments=False)
         top = lp.max()
         if not np.isfinite(top):
             raise FloatingPointError("the posterior of the SDs is zero everywhere on the search box")
@@ -777,7 +799,7 @@ def summary_rows(model: GaussianModel, grid: Grid | None = None, seed: int = 0,
     f = np.stack([row(taus) for _, _, _, row in quantities] or [np.zeros((taus.shape[0], means.shape[2]))],
                  axis=1)  # (G, R, d)
     m = np.einsum("grd,gld->rgl", f, means)  # each quantity's mean in each (node, latent piece)
-    var = np.einsum("grd,gde,gre->rg", f, cov, f)[:, :, None]  # and its variance there
+    var = np.einsum("gre,gre->rg", f @ cov, f)[:, :, None]  # and its variance there
     if latent_cov is not None:
         fg = np.einsum("grd,gdm->grm", f, sub.gain)
         var = var + np.einsum("grm,glmk,grk->rgl", fg, latent_cov, fg)
@@ -1014,13 +1036,14 @@ def _times_rows(X: np.ndarray, B: np.ndarray) -> np.ndarray:
     return X * B[:, 0] if X.shape[1] == 1 else dot(X, B.T)
 
 
-def study_effect_moments(model: GaussianModel, cond: Conditionals) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance of each study's effect theta_i given y and the SDs at every node (G, n):
-    theta = A g + e, with e_i shrunk towards y_i - (A g)_i by tau^2 / (tau^2 + se_i^2), as the draws
-    take it (_study_effects). For independent study effects and no censored rows."""
+def study_effect_moments(model: GaussianModel, cond: Conditionals, rows: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of each study's effect theta_i given y and the SDs at every node (G, n),
+    or of the studies in `rows` only: theta = A g + e, with e_i shrunk towards y_i - (A g)_i by
+    tau^2 / (tau^2 + se_i^2), as the draws take it (_study_effects). For independent study effects
+    and no censored rows."""
     if model.study_correlation is not None or model.sampling_cov is not None or model.censored.any():
         raise ValueError("study_effect_moments: independent study effects and sampling errors, no censored rows only")
-    B, D = cond.basis, cond.scale  # A = B diag(D) at each node, never formed (G x n x d)
+    B, D = cond.basis[rows], cond.scale  # A = B diag(D) at each node, never formed (G x n x d)
     G, d = D.shape
     pairs = (B[:, :, None] * B[:, None, :]).reshape(B.shape[0], d * d)  # each row's outer product
     centre = _times_rows(cond.mean * D, B)
@@ -1028,12 +1051,12 @@ def study_effect_moments(model: GaussianModel, cond: Conditionals) -> tuple[np.n
     study, _ = _split_taus(model, cond.taus)
     if study is None:
         return centre, centre_var
-    t2, s2 = study[:, None] ** 2, model.sei[None] ** 2
+    t2, s2 = study[:, None] ** 2, model.sei[rows][None] ** 2
     shrink = t2 / (t2 + s2)
     keep = 1 - shrink
     # (1 - shrink) centre + shrink y and (1 - shrink)^2 centre_var + shrink s^2, in place: (G, n) each
     mean = np.multiply(keep, centre, out=centre)
-    mean += shrink * model.yi
+    mean += shrink * model.yi[rows]
     var = np.multiply(keep, keep, out=keep)
     var *= centre_var
     var += np.multiply(shrink, s2, out=shrink)

@@ -267,20 +267,37 @@ def reduced_effects(effects: pd.DataFrame, kept: list[str]) -> pd.DataFrame:
 
 def _exact_record(context, scenario, settings, effects, kept, priors, start, cache) -> dict:
     """The scenario's posterior on the exact engine: no sampling, so nothing to diagnose. The
-    model is described once per (r, tau prior) on every usable study and cut to the scenario's
-    studies (GaussianModel.subset: the same model as describing the reduced table)."""
-    from ..model.description import describe
+    model is described once per r on every usable study (each tau prior swapped in: _described)
+    and cut to the scenario's studies (GaussianModel.subset: the same model as describing the
+    reduced table)."""
     from ..engines.exact import report_label, summary_rows
 
     key = ("model", scenario.r_prepost, scenario.tau_prior, scenario.techniques)
     if key not in cache:
-        cache[key] = describe(context.model, effects, priors, **context.model_options())
+        cache[key] = _described(context, effects, priors, cache.get(("model", scenario.r_prepost, scenario.techniques)))
+        cache.setdefault(("model", scenario.r_prepost, scenario.techniques), cache[key])
     full = cache[key]
     rows = summary_rows(full.subset(np.isin(full.study_id, kept)))
     summary = [{"parameter": report_label(*k), "mean": r["mean"], "sd": r["sd"], "q2.5": r["q2.5"], "q50": r["q50"],
                 "q97.5": r["q97.5"], "p_gt_0": r["P(>0)"]} for k, r in rows.items()]
     return {"key": scenario.id, "settings": settings, "rows": summary, "verdict": "PASS", "problems": "",
             "sampler": "exact", "reused_compiled_model": False, "seconds": round(time.monotonic() - start, 3)}
+
+
+SAME_BUT_TAU = ("random_effects", "by_technique")  # constructors in which the tau prior is only the study prior
+
+
+def _described(context: Context, effects: pd.DataFrame, priors: dict, described=None):
+    """The scenario's model on every usable study: `described` (the same data and model under
+    another tau prior) with this tau prior where the constructor uses it only as the study-level
+    prior (GaussianModel.study_prior and settings["prior_tau"]; the same description, see
+    tests/test_sensitivity.py), else described afresh."""
+    from ..model.description import describe
+
+    if described is None or context.model not in SAME_BUT_TAU:
+        return describe(context.model, effects, priors, **context.model_options())
+    tau = str(parse_prior(priors["tau"], "tau"))
+    return replace(described, study_prior=tau, settings=described.settings | {"prior_tau": tau})
 
 
 def _rows(summary: pd.DataFrame) -> list[dict]:
