@@ -1,7 +1,16 @@
 import gc
+import os
 import resource
+import sys
 import time
 from pathlib import Path
+
+# One OpenBLAS thread in the test process and the commands it starts (set before numpy loads; a value
+# the developer set is kept). At the tests' sizes a second BLAS thread saves nothing, and its worker
+# spins while it waits: on this shared 2-core machine (load 7-9) eight numeric test files took 24-29 s
+# of CPU with two threads and 16-19 s with one. Only the tests' environment: users' runs keep theirs.
+_LIMIT_LOADED_BLAS = "OPENBLAS_NUM_THREADS" not in os.environ and "numpy" in sys.modules
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 import pandas as pd
@@ -214,6 +223,7 @@ def artists_by_gid(fig, prefix):
 # summary lists such tests; it never fails a run (a busy machine must not fail the suite at random).
 SLOW_CPU_SECONDS = 10.0
 _TIMES = pytest.StashKey[list]()
+_BLAS_LIMIT = pytest.StashKey[object]()
 
 
 def _cpu_seconds() -> float:
@@ -223,6 +233,10 @@ def _cpu_seconds() -> float:
 
 def pytest_configure(config):
     config.stash[_TIMES] = []
+    if _LIMIT_LOADED_BLAS:  # numpy was loaded before this file (by a plugin): limit its BLAS now
+        from threadpoolctl import threadpool_limits
+
+        config.stash[_BLAS_LIMIT] = threadpool_limits(limits=1, user_api="blas")
 
 
 def pytest_collection_finish(session):
