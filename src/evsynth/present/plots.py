@@ -3,7 +3,9 @@ thin wrappers over ArviZ's trace and rank plots.
 
 Every function returns the matplotlib Figure. Single-panel plots take an optional `ax`, like
 ArviZ's plotting API. Artists a reader (or a test) needs to find carry a `gid`, e.g.
-"diamond:pooled", "contour:0.95", "scenario:<name>".
+"diamond:pooled", "contour:0.95", "scenario:<name>"; the forest's study rows are one
+present.text_column.TextColumn per column (each row with its gid, e.g. "weight:<study>") and
+collections of marks ("study-ci", "study", "theta"), so 1,000 rows are a handful of artists.
 
 Example:
     >>> import matplotlib.pyplot as plt
