@@ -305,3 +305,21 @@ def test_censored_row_has_no_weight_and_says_bound(effects):
     weights = {gid.split(":")[1] for gid, _, _, _ in _entries(fig, "weight:")}
     assert "cens" not in weights and {"a1", "a2", "b1", "b2", "pp"} == weights
     assert "bound" in _texts(fig, "interval-kind:study")
+
+
+def test_tight_bbox_keeps_the_text_columns(effects):
+    """The report saves with bbox_inches="tight": the study rows' columns (TextColumn artists)
+    report their extent, so the saved figure keeps the labels left of the plot and the weights
+    right of it."""
+    from evsynth.present.text_column import TextColumn
+
+    fig = plots.forest(technique_idata(effects), effects)
+    renderer = fig.canvas.get_renderer()
+    tight = fig.get_tightbbox(renderer)  # inches
+    columns = [a for a in fig.axes[0].get_children() if isinstance(a, TextColumn)]
+    labels = next(c for c in columns if c.rows[0][2].startswith("row-label:study:"))
+    weights = next(c for c in columns if c.rows[0][2].startswith("weight:"))
+    box_l, box_w = labels.get_window_extent(renderer), weights.get_window_extent(renderer)
+    assert box_l.width > 0 and box_w.width > 0 and not labels.get_clip_on()  # outside the axes, not clipped to it
+    assert tight.x0 <= box_l.x0 / fig.dpi + 1e-9 and tight.x1 >= box_w.x1 / fig.dpi - 1e-9
+    assert box_l.x1 < fig.axes[0].get_window_extent().x0 < fig.axes[0].get_window_extent().x1 < box_w.x0
