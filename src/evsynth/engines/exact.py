@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from scipy import integrate, interpolate, special
+from scipy import special
 
 from ..effects.distributions import norm_cdf, norm_logpdf
 from ..model.description import GaussianModel

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
 
 from ..effects.distributions import chi2_sf, f_sf, norm_ppf, norm_sf, t_ppf, t_sf
 from ..effects.table import used_effects
@@ -160,6 +159,8 @@ def _tau2_reml_bracketed(yi, vi, X, threshold: float) -> float:
     high = max(float(np.var(yi)), 1e-8)
     while score(high) > 0:
         high *= 2
+    from scipy import optimize  # here: the fixed-point iteration's fallback only (its import ~0.1 s)
+
     return float(optimize.brentq(score, 0.0, high, xtol=threshold, rtol=4 * np.finfo(float).eps))
 
 
