@@ -267,7 +267,8 @@ def main():
                 print(f"  where the CPU time of one {name} run goes (cProfile, cumulative, imports included):")
                 print("  " + profile(argvs[name]).replace("\n", "\n  "))
             elif cold and verdict == "MISSES":
-                print("  (the compile runs in a child process: see benchmarks/bench_fit.py for its parts)")
+                print("  (numba compiles one model per outcome, in child processes side by side: README 'The first "
+                      "run: the compile'; benchmarks/bench_fit.py times one model's phases)")
 
 
 if __name__ == "__main__":
