@@ -701,3 +701,61 @@ def test_a_grid_of_another_model_is_refused_and_an_equal_model_shares_it():
             engine.fit_exact(other, grid=grid, draws=10, chains=1)
         with pytest.raises(ValueError, match="built for another model"):
             engine.summary_table(other, grid)
+
+
+# ---- the node-wise linear algebra and the mixtures' quantiles (issue 26) ---------------------
+
+
+@pytest.mark.parametrize("d", [1, 2, 5, 6, 7, 9])
+def test_spd_solve_equals_numpy_linalg_on_both_paths(d):
+    """spd_solve's Cholesky over the stack (d <= SMALL) and its LAPACK path (larger) give numpy's
+    inverse, solution and log-determinant; without the inverse the solution is the same."""
+    rng = np.random.default_rng(d)
+    A = rng.normal(size=(40, d, d))
+    Q = A @ A.transpose(0, 2, 1) + 0.1 * np.eye(d)
+    b = rng.normal(size=(40, d))
+    cov, mean, logdet = engine.spd_solve(Q, b)
+    np.testing.assert_allclose(cov, np.linalg.inv(Q), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(mean, np.linalg.solve(Q, b[..., None])[..., 0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(logdet, np.linalg.slogdet(Q)[1], rtol=1e-12, atol=1e-12)
+    none, mean_only, logdet_only = engine.spd_solve(Q, b, inverse=False)
+    assert (none is None) == (d <= engine.SMALL)
+    np.testing.assert_allclose(mean_only, mean, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(logdet_only, logdet)
+
+
+def test_spd_solve_refuses_a_matrix_that_is_not_positive_definite():
+    Q = np.stack([np.eye(3), np.diag([1.0, -1.0, 1.0])])
+    with pytest.raises(np.linalg.LinAlgError):
+        engine.spd_solve(Q, np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("shape_a, shape_b", [((1681, 18), (18, 25)), ((161, 10_000), (10_000,)), ((30, 7), (7,)),
+                                              ((161,), (161, 10_000)), ((5,), (5,)), ((3, 4), (4, 0))])
+def test_dot_in_blocks_equals_the_plain_product(shape_a, shape_b):
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=shape_a), rng.normal(size=shape_b)
+    np.testing.assert_allclose(engine.dot(a, b), a @ b, rtol=1e-12, atol=1e-10)
+
+
+def test_mixture_quantiles_of_several_rows_equal_brent_on_each():
+    """R mixtures sharing their weights, one of them skewed and one heavy-tailed, and more
+    components than the coarse stage's threshold: every quantile equals Brent's root of that row's
+    CDF to 1e-10 of its mean component sd."""
+    from scipy import optimize
+
+    rng = np.random.default_rng(3)
+    n = 6 * engine.COARSE_COMPONENTS
+    w = rng.random(n)
+    w /= w.sum()
+    means = np.stack([rng.normal(0, 0.2, n), np.exp(rng.normal(0, 0.8, n)), rng.normal(1, 0.05, n)])
+    sds = np.stack([np.full(n, 0.3), rng.uniform(0.05, 0.5, n), np.exp(rng.normal(-1, 1.5, n))])
+    p = np.array([1e-6, 0.025, 0.5, 0.975, 1 - 1e-6])  # nearer 1 the CDF (to 1e-16) fixes no more digits
+    got = engine.mixture_quantiles(w, means, sds, p)
+    for r in range(3):
+        cdf = lambda x: float(stats.norm.cdf(x, means[r], sds[r]) @ w)  # noqa: E731
+        for k, pk in enumerate(p):
+            root = optimize.brentq(lambda x: cdf(x) - pk, -1e4, 1e4, xtol=1e-14, rtol=1e-15)
+            # where the density is tiny (a heavy tail) the CDF's rounding (2 ulp of 1) fixes fewer digits of x
+            close = abs(got[r, k] - root) <= 1e-10 * float(sds[r] @ w) or abs(cdf(got[r, k]) - pk) <= 4.5e-16
+            assert close, (r, pk, got[r, k], root)

@@ -117,7 +117,8 @@ class NormalMixture:
 _INV_SQRT_2PI = 1 / np.sqrt(2 * np.pi)
 _NEG_SQRT_HALF = -np.sqrt(0.5)
 COARSE_COMPONENTS = 128  # the quantile search first runs on about this many of a large mixture's components
-NEWTON_TOL = 1e-5  # in units of the mixture's mean component sd; see mixture_quantiles
+HALLEY_TOL = 1e-4  # a last Halley step at most this (in mean component sds) leaves an error ~its cube
+NEWTON_TOL = 1e-6  # a last Newton step (Halley's refused) at most this leaves an error ~its square
 
 
 def mixture_quantiles(weights, means, sds, p) -> np.ndarray:
@@ -130,9 +131,9 @@ def mixture_quantiles(weights, means, sds, p) -> np.ndarray:
     Cornish-Fisher expansion of the mixture's first four moments (the mean of the components'
     quantiles when skewness or kurtosis are large), and with more than 4 x COARSE_COMPONENTS
     components first runs on an evenly strided subset of them (a coarser quadrature of the same
-    posterior, usually within 1e-6 sd), so the full mixture, whose normal CDFs are the cost, is
-    evaluated about once per quantile: a step below NEWTON_TOL sd leaves an error of its square or
-    cube, far below 1e-12, and ends that quantile's search."""
+    posterior, ~1e-4 sd off), so the full mixture, whose normal CDFs are the cost, is
+    evaluated about once per quantile: a last Halley step below HALLEY_TOL sd leaves an error of about
+    its cube (a Newton step below NEWTON_TOL: its square), ~1e-12 sd, and ends that quantile's search."""
     w = np.asarray(weights, float)
     means, sds = np.atleast_2d(np.asarray(means, float)), np.atleast_2d(np.asarray(sds, float))
     p = np.asarray(p, float)
@@ -174,7 +175,7 @@ def _halley_search(w, means, sds, p, x, lo, hi, scale, max_iter: int = 200) -> n
     row, col = np.divmod(np.arange(x.size), p.size)
     out = x.ravel().copy()
     todo = np.arange(x.size)
-    xs, lo, hi, target, tol = out.copy(), lo.ravel().copy(), hi.ravel().copy(), p[col], NEWTON_TOL * scale.ravel()
+    xs, lo, hi, target, tol = out.copy(), lo.ravel().copy(), hi.ravel().copy(), p[col], scale.ravel()
     M, inv = means[row], 1 / sds[row]
     last = hi - lo
     for _ in range(max_iter):
@@ -188,10 +189,11 @@ def _halley_search(w, means, sds, p, x, lo, hi, scale, max_iter: int = 200) -> n
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             newton = g / f
             halley = 2 * g * f / (2 * f * f - g * slope)
-        step = np.where(np.isfinite(halley) & (np.abs(halley) <= 2 * np.abs(newton)), halley, newton)
+        cubic = np.isfinite(halley) & (np.abs(halley) <= 2 * np.abs(newton))
+        step = np.where(cubic, halley, newton)
         new = xs - step
         ok = np.isfinite(new) & (new > lo) & (new < hi) & (np.abs(step) <= 0.5 * last)
-        close = np.isfinite(new) & (np.abs(newton) <= tol)  # this step is the last correction needed
+        close = np.isfinite(new) & (np.abs(newton) <= np.where(cubic, HALLEY_TOL, NEWTON_TOL) * tol)  # the last step
         nxt = np.where(g == 0, xs, np.where(close | ok, new, 0.5 * (lo + hi)))
         last = np.where(ok, np.abs(step), 0.5 * (hi - lo))
         out[todo] = nxt
