@@ -240,12 +240,16 @@ def pytest_configure(config):
 
 
 def pytest_collection_finish(session):
-    """Move everything alive after collection (the modules the tests import: PyMC, pandas, matplotlib,
-    ~200,000 objects) out of the garbage collector's reach: every full collection during the run
-    would otherwise walk them again. Measured on 8 test files: 4.2 s -> 2.9 s of CPU in collections.
-    Objects made by the tests are collected as before."""
+    """Garbage collection for a run of many short tests. Everything alive after collection (the
+    modules the tests import: PyMC, pandas, matplotlib, ~200,000 objects) is moved out of the
+    collector's reach, so that full collections during the run do not walk it again; and a young
+    collection waits for 10,000 new container objects instead of 700, so fewer of them escalate into
+    full ones. Cyclic garbage made by the tests is still collected, a little later. Measured on 8
+    test files (CPU of the collecting thread, load 5): 3.1 s with the defaults, 2.4 s frozen, 1.5 s frozen
+    with the higher threshold."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 @pytest.hookimpl(wrapper=True)
