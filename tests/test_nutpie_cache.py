@@ -103,9 +103,10 @@ def test_precompile_starts_one_child_per_missing_entry(model, cache_dir, monkeyp
                                        {"tau": "halfnormal(0.6)"})
     started = []
 
-    def child(description, path):  # stands in for the compiling child process
-        started.append(path)
-        path.write_text("{}")
+    def child(work):  # stands in for a compiling child process
+        for _, path in work:
+            started.append(path)
+            path.write_text("{}")
 
     monkeypatch.setattr(nutpie_cache, "_compile_in_child", child)
     assert nutpie_cache.uncached([model, other, model]) == [model, other]
@@ -171,3 +172,40 @@ def test_fit_compiles_ahead_the_models_its_fits_sample(monkeypatch, engine, samp
             run_analysis(label, table, model=args.model, priors=dict(args.prior), mods=args.mods, **nested[label],
                          **sampling_options(args))
     assert [nutpie_cache._description_key(m) for m in ahead] == [nutpie_cache._description_key(m) for m in fitted]
+
+
+def test_precompile_deals_the_models_among_as_many_children_as_cores(model, cache_dir, monkeypatch):
+    others = [description.random_effects(censored_milk_effects().query("used").reset_index(drop=True),
+                                         {"tau": f"halfnormal({s})"}) for s in (0.6, 0.7, 0.8, 0.9)]
+    children = []
+    monkeypatch.setattr(nutpie_cache, "_compile_in_child", lambda work: children.append([p for _, p in work]))
+    monkeypatch.setattr(nutpie_cache.os, "cpu_count", lambda: 2)
+    assert nutpie_cache.precompile([model, *others]) == 5
+    assert sorted(len(c) for c in children) == [2, 3]  # 5 models, 2 cores: 2 children
+    paths = [p for c in children for p in c]
+    assert len(set(paths)) == 5 and all(p.parent == cache_dir for p in paths)
+    monkeypatch.setattr(nutpie_cache.os, "cpu_count", lambda: 8)
+    children.clear()
+    assert nutpie_cache.precompile([model, others[0]]) == 2 and sorted(map(len, children)) == [1, 1]
+
+
+def test_a_compile_child_goes_on_after_a_model_that_fails(model, cache_dir, tmp_path):
+    """The child process itself: the first model cannot be built (a correlated sampling error with a
+    censored row, which build refuses); the second is compiled and written."""
+    import pickle
+    import subprocess
+    import sys
+
+    bad = description.random_effects(censored_milk_effects().query("used").reset_index(drop=True))
+    bad = bad.__class__(**{**bad.__dict__, "sampling_cov": np.eye(bad.n)})
+    with pytest.raises(ValueError, match="correlated sampling errors"):
+        build(bad)
+    paths = [tmp_path / "bad.json", tmp_path / "good.json"]
+    env = dict(__import__("os").environ, **{nutpie_cache.CHILD: "1"})
+    env["PYTHONPATH"] = __import__("os").pathsep.join(p for p in sys.path if p)
+    done = subprocess.run([sys.executable, "-c", "from evsynth.engines.nutpie_cache import _child; _child()"],
+                          input=pickle.dumps([(bad, str(paths[0])), (model, str(paths[1]))]), env=env,
+                          capture_output=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not paths[0].exists() and paths[1].exists()
+    assert nutpie_cache._load(paths[1]) is not None

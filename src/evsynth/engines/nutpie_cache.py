@@ -105,7 +105,7 @@ def compile_nutpie_cached(model, description=None):
     check_cache_permissions()
     path = None if description is None else _cache_dir() / f"{_description_key(description)}.json"
     if path is not None and not path.exists() and not os.environ.get(CHILD):
-        _compile_in_child(description, path)
+        _compile_in_child([(description, path)])
     if path is not None and path.exists():
         _check_owned(path)
         cached = _load(path)
@@ -117,9 +117,10 @@ def compile_nutpie_cached(model, description=None):
 CHILD = "EVSYNTH_NUTPIE_COMPILE_CHILD"
 
 
-def _compile_in_child(description, path: Path) -> None:
-    """Compile in a child process, which writes the entry and numba's cache; this process then loads
-    them like a warm one. Code numba compiles in a process and code it loads from its cache differ in
+def _compile_in_child(work: list) -> None:
+    """Compile `work`, pairs (description, entry path), in one child process (one after the other,
+    sharing its imports and numba's compiled helpers), which writes the entries and numba's cache;
+    this process then loads them like a warm one. Code numba compiles in a process and code it loads from its cache differ in
     the last digit of the log-density (1 ulp on the bundled data), enough to change every draw: so
     no process samples with code it compiled itself, and a seed gives the same draws cold or warm.
     A child that fails leaves no entry; the caller then compiles here (the draws may then differ
@@ -128,29 +129,36 @@ def _compile_in_child(description, path: Path) -> None:
 
     env = dict(os.environ, **{CHILD: "1", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
     code = "from evsynth.engines.nutpie_cache import _child; _child()"
-    subprocess.run([sys.executable, "-c", code, str(path)], input=pickle.dumps(description), env=env,
+    subprocess.run([sys.executable, "-c", code], input=pickle.dumps([(d, str(p)) for d, p in work]), env=env,
                    capture_output=True, check=False, timeout=3600)
 
 
 def _child() -> None:
-    """The child of _compile_in_child: the description (pickled by the parent, over a pipe) on stdin."""
+    """The child of _compile_in_child: the (description, path) pairs (pickled by the parent, over a
+    pipe) on stdin. One that fails leaves its entry missing and the next is compiled."""
     from nutpie import compile_pymc as internals
 
     from .pymc import build
 
-    description = pickle.loads(sys.stdin.buffer.read())
+    work = pickle.loads(sys.stdin.buffer.read())
     check_cache_permissions()
-    _compile(build(description), internals, Path(sys.argv[1]))
+    for description, path in work:
+        try:
+            _compile(build(description), internals, Path(path))
+        except Exception:  # noqa: BLE001  (that fit compiles again, in its process, and reports what fails)
+            continue
 
 
 def precompile(descriptions) -> int:
-    """Compile the entries of every description whose entry is missing, each in its own child process
-    (as compile_nutpie_cached does), as many at once as the machine has cores; return how many were
-    compiled. A command fitting several outcomes calls this first: their compiles then run side by
-    side instead of one per outcome in turn (on the bundled data: milk volume ~12 s and infant
-    weight ~7 s of CPU, mostly numba compiling PyTensor's functions; on 2 cores the wait is the
-    longer one), while this process loads nutpie and PyMC, which the fits need next (~2 s). The
-    entries and numba's cache are the ones each fit would have written, so the fits load them as
+    """Compile the entries of every description whose entry is missing in child processes (as
+    compile_nutpie_cached does), as many at once as the machine has cores, the descriptions dealt
+    round-robin among them (a child compiles its share one after the other, sharing its imports and
+    numba's helpers: ~5 s of CPU less per extra model); return how many were missing. A command
+    fitting several outcomes calls this first: their compiles then run side by side instead of one
+    per outcome in turn (on the bundled data: milk volume ~12 s and infant weight ~7 s of CPU,
+    mostly numba compiling PyTensor's functions; on 2 idle cores the wait is the longer one, on a
+    saturated machine about the sum), while this process loads nutpie and PyMC, which the fits
+    need next (~2 s). The entries and numba's cache are the ones each fit would have written, so the fits load them as
     warm ones do and draw exactly the same. Nothing heavy is imported before the children start (the
     keys need no PyMC). A child that fails leaves no entry (that fit compiles as before)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -158,9 +166,11 @@ def precompile(descriptions) -> int:
     missing = _missing(descriptions)
     if not missing:
         return 0
+    children = max(1, min(len(missing), os.cpu_count() or 1))
+    work = [(description, path) for path, description in missing.items()]
     # threads only wait for the children: the compiling happens in the child processes
-    with ThreadPoolExecutor(max_workers=max(1, min(len(missing), os.cpu_count() or 1))) as pool:
-        waiting = pool.map(lambda item: _compile_in_child(item[1], item[0]), missing.items())
+    with ThreadPoolExecutor(max_workers=children) as pool:
+        waiting = pool.map(_compile_in_child, [work[i::children] for i in range(children)])
         import nutpie  # noqa: F401  (what the fits load next, loaded while the children compile)
 
         from . import pymc  # noqa: F401
