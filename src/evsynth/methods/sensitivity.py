@@ -198,12 +198,13 @@ def rule_warning(context: Context, rule: str, cache: dict | None = None) -> str:
     if not rule:
         return ""
     cache = {} if cache is None else cache
-    _, kept = scenario_effects(context, Scenario("", DEFAULT_R_PREPOST, rule), cache)
-    _, baseline = scenario_effects(context, Scenario("", DEFAULT_R_PREPOST), cache)
-    if set(kept) == set(baseline) - {""}:
-        return (f"exclusion rule {rule!r} leaves out no usable study of {context.outcome!r}: its scenarios "
-                "repeat the baseline (check the rule for a typo)")
-    return ""
+    key = ("rule warning", rule)  # asked by every scenario of the rule: answered once per sweep
+    if key not in cache:
+        _, kept = scenario_effects(context, Scenario("", DEFAULT_R_PREPOST, rule), cache)
+        _, baseline = scenario_effects(context, Scenario("", DEFAULT_R_PREPOST), cache)
+        cache[key] = (f"exclusion rule {rule!r} leaves out no usable study of {context.outcome!r}: its scenarios "
+                      "repeat the baseline (check the rule for a typo)") if set(kept) == set(baseline) - {""} else ""
+    return cache[key]
 
 
 def scenario_priors(context: Context, scenario: Scenario) -> dict:
