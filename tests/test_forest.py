@@ -323,3 +323,35 @@ def test_tight_bbox_keeps_the_text_columns(effects):
     assert box_l.width > 0 and box_w.width > 0 and not labels.get_clip_on()  # outside the axes, not clipped to it
     assert tight.x0 <= box_l.x0 / fig.dpi + 1e-9 and tight.x1 >= box_w.x1 / fig.dpi - 1e-9
     assert box_l.x1 < fig.axes[0].get_window_extent().x0 < fig.axes[0].get_window_extent().x1 < box_w.x0
+
+
+def test_an_exact_fit_s_forest_quotes_its_summary_table_not_draw_quantiles():
+    """The exact engine's summary is exact and its draws carry Monte Carlo error: given the summary,
+    the technique, pooled and prediction rows, tau² and the weights are the table's figures (the
+    bundled milk-volume forest had printed 0.88 [0.34, 1.38] beside the output's 0.88 [0.32, 1.39])."""
+    import re
+
+    import evsynth as es
+
+    effects = es.compute_effects(es.load_studies(ROOT / "studies" / "massage.csv")).query("outcome == 'milk volume'")
+    result = es.run_analysis("milk volume", effects, engine="exact", draws=300, chains=2)
+    summary = result.summary
+    assert "technique: oxytocin" in summary.index  # the by-technique model: technique rows too
+
+    def quoted(row):
+        q = summary.loc[row]
+        return [f"{q['q50']:.2f}", f"{q['q2.5']:.2f}", f"{q['q97.5']:.2f}"]
+
+    fig = plots.forest(result.idata, result.effects, summary=summary)
+    def shown(figure, gid):  # the numbers of the estimate texts of the rows with this gid, top to bottom
+        return [re.findall(r"-?\d+\.\d+", text) for text in _texts(figure, f"{gid}=")]
+
+    assert shown(fig, "estimate:pooled") == [quoted("pooled (mu)")]
+    assert shown(fig, "estimate:prediction") == [quoted("prediction (new study)")]
+    assert shown(fig, "estimate:technique") == [quoted(f"technique: {t}") for t in ("breast massage", "marmet", "oxytocin")]
+    tau = summary.loc["tau (between studies)"]
+    (line,) = _texts(fig, "row-label:heterogeneity")
+    assert f"tau\u00b2 {tau['q50']**2:.2f} [{tau['q2.5']**2:.2f}, {tau['q97.5']**2:.2f}] CrI" in line
+    # without the summary the draws are quoted, and they differ here (so the checks above can fail)
+    assert shown(plots.forest(result.idata, result.effects), "estimate:pooled") != [quoted("pooled (mu)")]
+    matplotlib.pyplot.close("all")

@@ -293,8 +293,9 @@ def _print_regression(label: str, table: pd.DataFrame, mods, priors: dict, stem:
 
 
 def forest_drawn(label: str, idata, table: pd.DataFrame, studies, path: str,
-                 max_studies: int | None = None) -> bool:
-    """Save the forest plot; above `max_studies` (default MAX_FOREST_STUDIES) say why it is not drawn."""
+                 max_studies: int | None = None, summary: pd.DataFrame | None = None) -> bool:
+    """Save the forest plot (its posterior rows from `summary`, the table the output quotes); above
+    `max_studies` (default MAX_FOREST_STUDIES) say why it is not drawn."""
     from ..effects.table import used_effects
     from ..present.plots import MAX_FOREST_STUDIES, forest  # matplotlib only when a figure is drawn
 
@@ -304,7 +305,7 @@ def forest_drawn(label: str, idata, table: pd.DataFrame, studies, path: str,
         print(fill(f"{label}: forest plot not drawn: k = {k:,} > {limit:,} studies (one row per "
                             "study; the figure would exceed the image size limit)", WIDTH, subsequent_indent="    "))
         return False
-    forest(idata, table, studies=studies).savefig(path, dpi=120)
+    forest(idata, table, studies=studies, summary=summary).savefig(path, dpi=120)
     return True
 
 
@@ -424,7 +425,7 @@ def cmd_fit(args) -> int:
         stem = out / slug(label)
         save_result(result.idata, f"{stem}.nc")
         result.summary.to_csv(f"{stem}_summary.csv")
-        if forest_drawn(label, result.idata, table, studies, f"{stem}_forest.png"):
+        if forest_drawn(label, result.idata, table, studies, f"{stem}_forest.png", summary=result.summary):
             say(f"saved {stem}.nc, {stem}_summary.csv, {stem}_forest.png")
         else:
             say(f"saved {stem}.nc, {stem}_summary.csv")

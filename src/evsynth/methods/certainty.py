@@ -242,11 +242,12 @@ def rate_certainty(effects: pd.DataFrame, idata, adjusted=None, imprecision_widt
 
     Example: es.rate_certainty(result.effects, result.idata, result.bias_adjusted).rating
     """
-    from .summary import MU_ROW, PREDICTION_ROW, summary_interval, summary_tau
+    from .summary import MU_ROW, PREDICTION_ROW, summary_quantiles, summary_tau
 
     table = used_effects(effects)
     measure = effects.attrs.get("measure") or str(table["measure"].iloc[0])
-    ci, pi = summary_interval(summary, MU_ROW), summary_interval(summary, PREDICTION_ROW)
+    ci, pi = ((q[0], q[2]) if q else None for q in (summary_quantiles(summary, MU_ROW),
+                                                     summary_quantiles(summary, PREDICTION_ROW)))
     unadjusted = ci or tuple(np.quantile(_draws(idata, "mu"), [0.025, 0.975]))
     if tau is None and summary is not None:
         tau = summary_tau(summary)

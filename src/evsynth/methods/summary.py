@@ -63,12 +63,12 @@ def summary_tau(summary: pd.DataFrame) -> float | None:
     return float(summary.loc[TAU_ROW, "q50"]) if TAU_ROW in summary.index else None
 
 
-def summary_interval(summary: pd.DataFrame | None, row: str) -> tuple[float, float] | None:
-    """The 95% interval (q2.5, q97.5) of `row` in a summarize() table, None without the table or
-    the row: the interval the output quotes (the exact engine's is exact; draws of it are not)."""
+def summary_quantiles(summary: pd.DataFrame | None, row: str) -> tuple[float, float, float] | None:
+    """(q2.5, q50, q97.5) of `row` in a summarize() table, None without the table or the row: the
+    figures the output quotes (the exact engine's are exact; quantiles of its draws are not)."""
     if summary is None or row not in summary.index:
         return None
-    return float(summary.loc[row, "q2.5"]), float(summary.loc[row, "q97.5"])
+    return tuple(float(summary.loc[row, q]) for q in ("q2.5", "q50", "q97.5"))
 
 
 def summarize(idata: xr.DataTree, threshold: float = 0.0, heterogeneity: bool = True) -> pd.DataFrame:

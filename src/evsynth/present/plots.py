@@ -29,7 +29,8 @@ from ..effects.distributions import norm_ppf
 from ..effects.table import RATIO_MEASURES, used_effects
 from ..methods.frequentist import MetaRegression, meta_regression
 from ..model.priors import parse_prior
-from ..methods.summary import predictive_draws, stacked_posterior
+from ..methods.summary import (MU_ROW, PREDICTION_ROW, TAU_ROW, predictive_draws, stacked_posterior,
+                               summary_quantiles, summary_tau)
 
 FAIL_COLOR = "tab:red"
 RATIO_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)  # labelled ticks of a log ratio axis
@@ -111,8 +112,12 @@ def _favours(table: pd.DataFrame, favours) -> tuple[str, str] | None:
     return pair if directions == {"higher"} else pair[::-1]
 
 
-def _forest_rows(table: pd.DataFrame, post, idata) -> list[dict]:
-    """One dict per row, top to bottom: kind, label, indent and the interval on the yi scale."""
+def _forest_rows(table: pd.DataFrame, post, idata, summary: pd.DataFrame | None = None) -> list[dict]:
+    """One dict per row, top to bottom: kind, label, indent and the interval on the yi scale; the
+    posterior rows from `summary` where it has them, else from the draws."""
+    def posterior(row: str, draws) -> tuple[float, float, float]:
+        return summary_quantiles(summary, row) or _interval(draws())
+
     has_tech = "technique_effect" in post
     indent = 1 if has_tech else 0
     rows = []
@@ -126,11 +131,13 @@ def _forest_rows(table: pd.DataFrame, post, idata) -> list[dict]:
                          "interval": (lo, r.yi, hi)})
         if tech is not None:
             rows.append({"kind": "technique", "label": "Technique effect", "indent": indent, "technique": tech,
-                         "interval": _interval(post["technique_effect"].sel(technique=tech).to_numpy())})
-    rows.append({"kind": "pooled", "label": "Pooled (mu)", "indent": 0, "interval": _interval(post["mu"].to_numpy())})
+                         "interval": posterior(f"technique: {tech}",
+                                               lambda: post["technique_effect"].sel(technique=tech).to_numpy())})
+    rows.append({"kind": "pooled", "label": "Pooled (mu)", "indent": 0,
+                 "interval": posterior(MU_ROW, lambda: post["mu"].to_numpy())})
     if "tau" in post:  # a common-effect model has no between-study spread to predict with
         rows.append({"kind": "prediction", "label": "Prediction, new study", "indent": 0,
-                     "interval": _interval(predictive_draws(idata))})
+                     "interval": posterior(PREDICTION_ROW, lambda: predictive_draws(idata))})
     return rows
 
 
@@ -214,25 +221,30 @@ def _arm_texts(studies: pd.DataFrame | None, table: pd.DataFrame) -> dict[str, t
     return out or None
 
 
-def _weights(table: pd.DataFrame, post) -> dict[str, float]:
+def _weights(table: pd.DataFrame, post, summary: pd.DataFrame | None = None) -> dict[str, float]:
     """Random-effects weight (%) of each uncensored study: 1/(se^2 + tau^2) at the posterior median
-    tau (0 without one), as RevMan's and metafor's forest plots; a censored row has no weight."""
-    tau = float(np.median(post["tau"].to_numpy())) if "tau" in post and post["tau"].ndim == 1 else 0.0
+    tau (the summary's when given; 0 without one), as RevMan's and metafor's forest plots; a
+    censored row has no weight."""
+    tau = summary_tau(summary) if summary is not None else None
+    if tau is None:
+        tau = float(np.median(post["tau"].to_numpy())) if "tau" in post and post["tau"].ndim == 1 else 0.0
     kept = table[~table["censored"].astype(bool)]
     w = 1.0 / (kept["sei"].to_numpy(float) ** 2 + tau**2)
     return dict(zip(kept["study_id"], 100 * w / w.sum()))
 
 
-def heterogeneity_text(table: pd.DataFrame, idata) -> str:
-    """The line under the pooled row: tau² (posterior median and 95% CrI), the one labelled I²
-    (methods.heterogeneity.headline_i2) and Cochran's Q on the uncensored rows."""
+def heterogeneity_text(table: pd.DataFrame, idata, summary: pd.DataFrame | None = None) -> str:
+    """The line under the pooled row: tau² (posterior median and 95% CrI; squared from the summary's
+    tau row when given), the one labelled I² (methods.heterogeneity.headline_i2) and Cochran's Q on
+    the uncensored rows."""
     from ..methods.frequentist import cochran_q
     from ..methods.heterogeneity import headline_i2
 
     post = stacked_posterior(idata)
     parts = []
     if "tau" in post and post["tau"].ndim == 1:
-        lo, mid, hi = _interval(post["tau"].to_numpy() ** 2)
+        quoted = summary_quantiles(summary, TAU_ROW)
+        lo, mid, hi = np.square(quoted) if quoted else _interval(post["tau"].to_numpy() ** 2)
         parts.append(f"tau\u00b2 {mid:.2f} [{lo:.2f}, {hi:.2f}] CrI")
     try:
         found = headline_i2(idata)
@@ -252,7 +264,8 @@ def heterogeneity_text(table: pd.DataFrame, idata) -> str:
 
 
 def forest(idata: xr.DataTree, effects: pd.DataFrame, ax=None, threshold: float | None = 0.0,
-           favours: tuple[str, str] | None = None, studies: pd.DataFrame | None = None):
+           favours: tuple[str, str] | None = None, studies: pd.DataFrame | None = None,
+           summary: pd.DataFrame | None = None):
     """Forest plot in the layout of metafor's forest() and RevMan.
 
     Columns: study (grouped and indented by technique when the model has technique effects), n,
@@ -269,7 +282,9 @@ def forest(idata: xr.DataTree, effects: pd.DataFrame, ax=None, threshold: float 
     are labelled author-year (citation and year) and the arms' data (events/n or mean (SD)) are
     shown. Every study has its weight (%, 1/(se^2 + tau^2) at the posterior median tau); under the
     pooled row a heterogeneity line gives tau², the labelled I² and Cochran's Q; each interval says
-    what it is: CI (a study's), CrI (posterior), PI (prediction).
+    what it is: CI (a study's), CrI (posterior), PI (prediction). `summary`: the fit's summarize()
+    table (the exact engine's is exact): the technique, pooled and prediction rows, tau² and the
+    weights' tau are then its figures, the ones the rest of the output quotes, not draw quantiles.
     """
     table = used_effects(effects)
     post = stacked_posterior(idata)
@@ -280,14 +295,14 @@ def forest(idata: xr.DataTree, effects: pd.DataFrame, ax=None, threshold: float 
     measure = idata.attrs.get("measure", effects.attrs.get("measure", "effect"))
     ratio = measure in RATIO_MEASURES
     scale = np.exp if ratio else (lambda v: v)
-    rows = _forest_rows(table, post, idata)
+    rows = _forest_rows(table, post, idata, summary)
     names = author_year(studies[studies["study_id"].isin(table["study_id"])]) if studies is not None else {}
     for row in rows:
         if row["kind"] == "study":
             row["label"] = names.get(row["row"].study_id, row["label"])
     arms = _arm_texts(studies, table)
-    weights = _weights(table, post)
-    hetero = heterogeneity_text(table, idata)
+    weights = _weights(table, post, summary)
+    hetero = heterogeneity_text(table, idata, summary)
     if hetero:  # its own row under the pooled (and prediction) rows
         rows.append({"kind": "heterogeneity", "label": hetero, "indent": 0})
     texts = _forest_texts(rows, scale)

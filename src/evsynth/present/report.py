@@ -19,6 +19,7 @@ from ..methods.analysis import AnalysisResult, entered_rows
 from ..methods.analysis import rows_not_in_model as analysis_rows_not_in_model
 from ..methods.conflict import prior_data_conflict
 from ..methods.designs import design_moderator
+from ..methods.summary import MU_ROW, summary_quantiles
 from ..effects.table import RATIO_MEASURES, used_effects
 from ..effects.techniques import format_coverage, technique_coverage
 
@@ -515,15 +516,16 @@ def _analysis_section(result: AnalysisResult, threshold: float | None, mods=None
     parts += _bias_section(result) + _influence_section(result)
     if mods is not None and result.idata.attrs.get("model") != "meta_regression":
         parts += _regression_section(result, mods)
-    post = result.idata.posterior
-    center = float(post["mu"].median())
-    parts += ["<h3>Forest plot</h3>", _png(plots.forest(result.idata, result.effects, studies=studies))]
+    quoted = summary_quantiles(result.summary, MU_ROW)  # the pooled median the report quotes
+    center = quoted[1] if quoted else float(result.idata.posterior["mu"].median())
+    parts += ["<h3>Forest plot</h3>",
+              _png(plots.forest(result.idata, result.effects, studies=studies, summary=result.summary))]
     parts += ["<h3>Funnel plot</h3>",
               '<p class="note">Shaded: where a study is significant against zero at p &lt; 0.10, 0.05, 0.01. '
               "Points whose SE was back-calculated from a p-value sit on that p's contour by construction. "
               "With few studies a funnel plot cannot show small-study asymmetry.</p>",
               _png(plots.funnel(result.effects, center=center))]
-    if "tau" in post and result.idata.attrs.get("prior_tau"):
+    if "tau" in result.idata.posterior and result.idata.attrs.get("prior_tau"):
         parts += ["<h3>Between-study SD (tau): prior and posterior</h3>",
                   _png(plots.prior_posterior(result.idata, "tau"))]
     parts += ["<h3>Convergence diagnostics per parameter</h3>",
