@@ -112,3 +112,22 @@ def test_the_exact_fit_and_the_sweep_cli_import_no_scipy_stats_or_optimize(tmp_p
                               timeout=300, cwd=root)
         assert done.returncode == 0, done.stderr[-2000:]
         assert json.loads(done.stdout.strip().splitlines()[-1]) == [0, []], argv[0]
+
+
+def test_the_command_freezes_what_survives_a_full_collection_and_main_does_not():
+    """run() (the `evsynth` command) freezes the survivors of each full collection, so later ones do
+    not walk the imported libraries again (issue 26); main() called from Python leaves gc alone."""
+    code = ("import contextlib, gc, io, sys\nfrom evsynth.cli import main as cli\n"
+            "start = gc.get_freeze_count()\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n        cli.main(['--version'])\n    except SystemExit:\n        pass\n"
+            "gc.collect()\nprint(cli._freeze_survivors in gc.callbacks, gc.get_freeze_count() == start)\n"
+            "sys.argv = ['evsynth', '--version']\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n        cli.run()\n    except SystemExit:\n        pass\n"
+            "before = gc.get_freeze_count()\nkept = [[] for _ in range(1000)]\ngc.collect(1)\n"
+            "print(cli._freeze_survivors in gc.callbacks, gc.get_freeze_count() == before)\n"
+            "gc.collect()\nprint(gc.get_freeze_count() > before)")
+    done = fresh_python(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True", "True", "True", "True"], done.stdout

@@ -63,14 +63,28 @@ def error(message: str) -> None:
 UNUSED_BY_THE_COMMAND = ("dask", "distributed")
 
 
+def _freeze_survivors(phase: str, info: dict) -> None:
+    """gc callback: after a full collection, move its survivors to the permanent generation."""
+    import gc
+
+    if phase == "stop" and info["generation"] == 2:
+        gc.freeze()
+
+
 def run() -> None:
     """The `evsynth` command: main(), then exit. The objects the run made are frozen first, so the
     interpreter's final garbage collection does not walk everything PyMC, numba and ArviZ loaded
-    (1 s of a 6 s `evsynth fit`); atexit handlers still run. main() stays safe to call from Python."""
+    (1 s of a 6 s `evsynth fit`); atexit handlers still run. During the run, the survivors of each
+    full collection are frozen too (mostly the modules imported so far), so the next full
+    collection walks only what came after: a warm `evsynth fit` made five full collections over
+    PyMC's, numba's and pandas' objects, ~0.4 s of CPU (issue 26). Frozen objects are still freed
+    by reference counting; only a reference cycle alive at a freeze outlives its use, until the
+    process exits. main() stays safe to call from Python (its collector untouched)."""
     import gc
 
     for name in UNUSED_BY_THE_COMMAND:
         sys.modules.setdefault(name, None)
+    gc.callbacks.append(_freeze_survivors)
     code = main()
     gc.freeze()
     sys.exit(code)
