@@ -56,7 +56,6 @@ def _pct(p: float) -> str:
     return f"{100 * p:g}%"
 
 
-THETA_BLOCK = 250_000  # nodes x studies per block of the study effects' moments
 _FLOOR = 1e-18  # nodes lighter than this times the heaviest are left out of the mixtures
 
 
@@ -221,10 +220,10 @@ class ExactPosterior:
 
     @cached_property
     def theta(self) -> pd.DataFrame:
-        # by blocks of studies: the nodes x studies arrays stay ~2 MB (at k = 10,000 whole ones took
-        # ~100 MB of fresh pages, 75 ms of a first call)
+        # by blocks of studies (evsynth.engines.exact.ROW_BLOCK): at k = 10,000 whole nodes x studies
+        # arrays took ~100 MB of fresh pages, 75 ms of a first call
         n, G = self.yi.size, self.weights.size
-        step = max(1, THETA_BLOCK // G)
+        step = engine.row_step(G, n)
         m, var = np.empty(n), np.empty(n)
         for start in range(0, n, step):
             rows = slice(start, min(start + step, n))
