@@ -131,3 +131,15 @@ def test_the_command_freezes_what_survives_a_full_collection_and_main_does_not()
     done = fresh_python(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True", "True", "True", "True"], done.stdout
+
+
+def test_the_command_hides_coverage_from_numba_unless_a_coverage_run_loaded_it():
+    """numba imports coverage when installed (the test extra); the command hides it, but a process
+    that imported it first (a `coverage run`) keeps it."""
+    run = ("import contextlib, io, sys\nfrom evsynth.cli import main as cli\nsys.argv = ['evsynth', '--version']\n"
+           "with contextlib.redirect_stdout(io.StringIO()):\n    try:\n        cli.run()\n    except SystemExit:\n"
+           "        pass\nprint(sys.modules.get('coverage') is None)")
+    for first, hidden in (("", "True"), ("import coverage\n", "False")):
+        done = fresh_python(first + run)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == [hidden], (first, done.stdout)

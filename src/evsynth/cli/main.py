@@ -59,8 +59,10 @@ def error(message: str) -> None:
 # `Sensitivity.run(executor=)`), yet with the `dask` extra installed xarray imports dask and
 # dask.array on the first Variable it makes (~0.45 s) and dask.distributed on every netCDF write
 # (~0.35 s). The command's own process hides them (Python's documented None entry in sys.modules),
-# so xarray sees no dask; main() called from Python leaves them alone (issue 26).
-UNUSED_BY_THE_COMMAND = ("dask", "distributed")
+# so xarray sees no dask; main() called from Python leaves them alone (issue 26). Likewise numba
+# imports coverage when it is installed (the test extra), to trace jitted code for a coverage run
+# (~0.05 s of a sampled fit); a run under coverage has imported it before, and keeps it.
+UNUSED_BY_THE_COMMAND = ("dask", "distributed", "coverage")
 
 
 def _freeze_survivors(phase: str, info: dict) -> None:
