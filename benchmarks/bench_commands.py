@@ -267,7 +267,7 @@ def main():
                 print(f"  where the CPU time of one {name} run goes (cProfile, cumulative, imports included):")
                 print("  " + profile(argvs[name]).replace("\n", "\n  "))
             elif cold and verdict == "MISSES":
-                print("  (numba compiles one model per outcome, in child processes side by side: README 'The first "
+                print("  (numba compiles one model per outcome, in one child process: README 'The first "
                       "run: the compile'; benchmarks/bench_fit.py times one model's phases)")
 
 

@@ -11,7 +11,7 @@ Phases, timed inside a child process, for the milk-volume fit (the model `evsynt
     build        effect sizes, the model description and its PyMC graph
     compile      nutpie: evsynth.engines.fit.compile_nutpie as a fit calls it (callbacks cached on
                  disk, engines/nutpie_cache.py; cold: one child process compiles this model, while
-                 `evsynth fit` first compiles all its outcomes' models side by side, one child each);
+                 `evsynth fit` first compiles all its outcomes' models in one child);
                  pymc: the NUTS step's logp/dlogp function
                  (PyTensor's C backend, whose compiled modules are cached on disk)
     sample       4 chains x 2000 draws after 1000 tuning (evsynth fit's defaults)

@@ -90,9 +90,10 @@ def dependence_note(label: str, options: dict, args) -> str | None:
 
 
 def compile_ahead(runnable: dict, nested: dict, args) -> None:
-    """Compile every outcome's sampler before the first fit, side by side in child processes
-    (evsynth.engines.nutpie_cache.precompile): with a cold compile cache the outcomes' compiles then
-    overlap instead of running one per outcome in turn; with a warm one nothing happens. What cannot
+    """Compile every outcome's sampler before the first fit, all in one child process
+    (evsynth.engines.nutpie_cache.precompile): with a cold compile cache the outcomes share its
+    imports and numba's helpers instead of each paying them in its own child; with a warm one
+    nothing happens. What cannot
     be described here is left to its fit, which raises the same error in its turn."""
     if args.engine == "exact" or args.sampler == "pymc":
         return

@@ -236,7 +236,7 @@ def sampled_description(effects: pd.DataFrame, model: str = "auto", priors: dict
                         mods=None, random=None, rho: float | None = None, cluster: str | None = None, **_):
     """The model description run_analysis with these arguments samples with PyMC (its compile cache is
     keyed by it), or None when it samples none (engine "exact") or samples a model without one
-    (engine "pymc"). `evsynth fit` and `report` compile every outcome's sampler ahead, side by side
+    (engine "pymc"). `evsynth fit` and `report` compile every outcome's sampler ahead, in one process
     (evsynth.engines.nutpie_cache.precompile). Bad arguments raise here as in run_analysis."""
     from ..model.description import CONSTRUCTORS, describe
 
