@@ -83,13 +83,15 @@ def test_flat_mu_prior_differs_from_normal_50(halfcauchy_post):
 
 def test_against_adaptive_quadrature(halfcauchy_post):
     # scipy.quad over tau of the conditional moments: a second, independent integration
+    prior = stats.halfcauchy(0, 25)  # frozen once: freezing per call cost most of the test's time
+
     def unnorm(t):
         v = S8**2 + t**2
         w = 1 / v
         sw = w.sum() + 1 / 50**2
         m = (w @ Y8) / sw
         ll = -0.5 * (np.log(v).sum() + (w * (Y8 - m) ** 2).sum() + m**2 / 50**2 + np.log(sw))
-        return np.exp(ll) * stats.halfcauchy(0, 25).pdf(t), m, 1 / sw
+        return np.exp(ll) * prior.pdf(t), m, 1 / sw
 
     opts = dict(a=0, b=np.inf, epsabs=0, epsrel=1e-11, limit=400)
     z = integrate.quad(lambda t: unnorm(t)[0], **opts)[0]

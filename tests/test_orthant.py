@@ -10,8 +10,12 @@ from evsynth.engines.exact import bivariate_normal_cdf, log_orthant
 
 def quad_cdf(a, b, rho):
     r = np.sqrt(1 - rho**2)
-    return integrate.quad(lambda x: stats.norm.pdf(x) * special.ndtr((b - rho * x) / r), -np.inf, a,
-                          epsabs=1e-14, epsrel=1e-12)[0]
+    # phi(x) written out: stats.norm.pdf's argument checks cost ~20x the integrand itself
+    return integrate.quad(lambda x: np.exp(-0.5 * x * x) / SQRT_2PI * special.ndtr((b - rho * x) / r), -np.inf,
+                          a, epsabs=1e-14, epsrel=1e-12)[0]
+
+
+SQRT_2PI = np.sqrt(2 * np.pi)
 
 
 def test_bivariate_normal_cdf_against_quadrature_including_zero_arguments():
