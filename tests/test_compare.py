@@ -66,7 +66,7 @@ def test_model_average_bookkeeping():
 
     def over_tau(effect):
         ref = log_ml(effect, 0.0)
-        return ref + np.log(integrate.quad(lambda t: np.exp(log_ml(effect, t) - ref) * stats.halfnorm(0, 0.5).pdf(t),
+        return ref + np.log(integrate.quad(lambda t: np.exp(log_ml(effect, t) - ref) * stats.halfnorm.pdf(t, 0, 0.5),
                                            0, np.inf, epsabs=0, epsrel=1e-12)[0])
 
     closed = {(e, h): (over_tau(e) if h else log_ml(e, 0.0)) for e in (True, False) for h in (True, False)}
@@ -100,11 +100,11 @@ def test_bayes_factors_match_closed_form_marginal_likelihoods():
         return stats.multivariate_normal(np.zeros(k), np.diag(se**2 + tau**2) + 1.0).logpdf(y)
 
     def log_ml_null(tau):
-        return stats.norm(0, np.sqrt(se**2 + tau**2)).logpdf(y).sum()
+        return stats.norm.logpdf(y, 0, np.sqrt(se**2 + tau**2)).sum()
 
     def over_tau(f):
         ref = f(0.0)
-        return ref + np.log(integrate.quad(lambda t: np.exp(f(t) - ref) * stats.halfnorm(0, 0.5).pdf(t),
+        return ref + np.log(integrate.quad(lambda t: np.exp(f(t) - ref) * stats.halfnorm.pdf(t, 0, 0.5),
                                            0, np.inf, epsabs=0, epsrel=1e-12)[0])
 
     bf = bayes_factors(eff)

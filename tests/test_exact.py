@@ -407,7 +407,7 @@ def iid_posterior_draws(seed=1, chains=4, draws=1000):
     sw = w.sum(1) + 1 / 50**2
     m = (w @ Y8) / sw
     ll = -0.5 * (np.log(v).sum(1) + (w * (Y8 - m[:, None]) ** 2).sum(1) + m**2 / 50**2 + np.log(sw))
-    dens = np.exp(ll - ll.max()) * stats.halfcauchy(0, 25).pdf(t)
+    dens = np.exp(ll - ll.max()) * stats.halfcauchy.pdf(t, 0, 25)
     cdf = np.concatenate([[0], np.cumsum((dens[1:] + dens[:-1]) / 2)])
     rng = np.random.default_rng(seed)
     tau = np.interp(rng.random(chains * draws), cdf / cdf[-1], t)
@@ -548,7 +548,7 @@ def test_one_study_with_a_normal_mu_prior_has_a_mean_tau():
     from scipy import integrate
 
     y, s = Y8[0], S8[0]
-    dens = lambda t: stats.halfcauchy(0, 5).pdf(t) * stats.norm.pdf(y, 0, np.sqrt(s**2 + 1 + t**2))  # noqa: E731
+    dens = lambda t: stats.halfcauchy.pdf(t, 0, 5) * stats.norm.pdf(y, 0, np.sqrt(s**2 + 1 + t**2))  # noqa: E731
     mean = integrate.quad(lambda t: t * dens(t), 0, np.inf, limit=200)[0] / integrate.quad(dens, 0, np.inf)[0]
     post = exact_posterior(Y8[:1], S8[:1], tau_prior="halfcauchy(5)", mu_prior="normal(0, 1)")
     assert post.tau["mean"] == pytest.approx(mean, rel=1e-5) and np.isinf(post.tau["sd"])

@@ -125,7 +125,7 @@ def test_sampling_covariance_exact_against_quadrature():
 
     def joint(tau):
         C = V + tau**2 * np.eye(y.size) + 1.0
-        return np.exp(stats.multivariate_normal(np.zeros(y.size), C).logpdf(y) + stats.halfnorm(0, 0.5).logpdf(tau))
+        return np.exp(stats.multivariate_normal(np.zeros(y.size), C).logpdf(y) + stats.halfnorm.logpdf(tau, 0, 0.5))
 
     def mu_mean(tau):  # E[mu | y, tau]: normal-normal with prior N(0, 1)
         Ci = np.linalg.inv(V + tau**2 * np.eye(y.size))

@@ -85,15 +85,15 @@ def test_marginal_likelihoods_match_closed_forms(small):
 
     def over_tau(loglik):  # tau ~ HalfNormal(0.5), adaptive quadrature
         ref = loglik(0.0)
-        val = integrate.quad(lambda t: np.exp(loglik(t) - ref) * stats.halfnorm(0, 0.5).pdf(t), 0, np.inf,
+        val = integrate.quad(lambda t: np.exp(loglik(t) - ref) * stats.halfnorm.pdf(t, 0, 0.5), 0, np.inf,
                              epsabs=0, epsrel=1e-12)[0]
         return ref + np.log(val)
 
     exact = {
         ModelSpec(True, False, False): mvn(0.0),
         ModelSpec(True, True, False): over_tau(mvn),
-        ModelSpec(False, False, False): stats.norm(0, se).logpdf(y).sum(),
-        ModelSpec(False, True, False): over_tau(lambda t: stats.norm(0, np.sqrt(se**2 + t**2)).logpdf(y).sum()),
+        ModelSpec(False, False, False): stats.norm.logpdf(y, 0, se).sum(),
+        ModelSpec(False, True, False): over_tau(lambda t: stats.norm.logpdf(y, 0, np.sqrt(se**2 + t**2)).sum()),
     }
     for spec, value in exact.items():
         e = log_evidence(small, spec)
@@ -142,7 +142,7 @@ def test_censored_row_in_the_marginal_likelihood():
     assert y[0] > 0
 
     def integrand(mu):
-        ll = stats.norm(mu, se[1:]).logpdf(y[1:]).sum() + stats.norm.logsf(y[0], mu, se[0])
+        ll = stats.norm.logpdf(y[1:], mu, se[1:]).sum() + stats.norm.logsf(y[0], mu, se[0])
         return np.exp(ll + stats.norm.logpdf(mu) + 20)
     ref = np.log(integrate.quad(integrand, -3, 3, points=[y.mean()], epsabs=0, epsrel=1e-12)[0]) - 20
     assert log_evidence(eff, ModelSpec(True, False, False)).log_ml == pytest.approx(ref, abs=1e-7)
@@ -153,12 +153,12 @@ def test_posterior_cdf_of_mu_matches_normal_mixture(small):
 
     def weight(t):
         return np.exp(stats.multivariate_normal(np.zeros(k), np.diag(se**2 + t**2) + 1.0).logpdf(y)) * \
-            stats.halfnorm(0, 0.5).pdf(t)
+            stats.halfnorm.pdf(t, 0, 0.5)
 
     def conditional_cdf(x, t):
         w = 1 / (se**2 + t**2)
         precision = w.sum() + 1.0
-        return stats.norm(np.sum(w * y) / precision, 1 / np.sqrt(precision)).cdf(x)
+        return stats.norm.cdf(x, np.sum(w * y) / precision, 1 / np.sqrt(precision))
 
     norm = integrate.quad(weight, 0, np.inf, epsrel=1e-12)[0]
     e = log_evidence(small, ModelSpec(True, True, False))
@@ -252,7 +252,7 @@ class TauQuad:
         return mu, np.sqrt(mu2 - mu**2), tau, np.sqrt(tau2 - tau**2)
 
     def cdf(self, x):
-        return self.expect(lambda t: stats.norm(*self.conditional(t)).cdf(x))
+        return self.expect(lambda t: stats.norm.cdf(x, *self.conditional(t)))
 
 
 @pytest.mark.parametrize("priors", [
@@ -286,7 +286,7 @@ def test_posterior_moments_and_quantiles_of_mu_and_tau_against_quad(small, prior
     p = np.array([0.001, 0.025, 0.5, 0.975, 0.999])
     q = e.mu_quantile(p)
     cdf = integrate.quad_vec(lambda t: np.exp(ref.loglik(t) - ref.ref) * ref.pdf(t)
-                             * stats.norm(*ref.conditional(t)).cdf(q), 0, ref.upper, epsabs=0, epsrel=1e-11)[0]
+                             * stats.norm.cdf(q, *ref.conditional(t)), 0, ref.upper, epsabs=0, epsrel=1e-11)[0]
     assert cdf / ref.norm == pytest.approx(p, abs=mu_tol)
     assert e.mu_cdf(q) == pytest.approx(p, abs=1e-9)  # bisection to the CDF's own precision
     grid = np.linspace(-20, 20, 401)
@@ -312,9 +312,9 @@ def test_common_effect_moments_and_null_mixture_quantiles(small):
     # mixture with the model mu = 0 (probability 0.3): a jump of 0.3 at 0
     null = log_evidence(small, ModelSpec(False, False, False))
     assert null.n_nodes == 1 and null.means == {} and null.sds == {} and null.spec == ModelSpec(False, False, False)
-    assert null.log_ml == pytest.approx(stats.norm(0, se).logpdf(y).sum(), abs=1e-10)
+    assert null.log_ml == pytest.approx(stats.norm.logpdf(y, 0, se).sum(), abs=1e-10)
     for p in (0.1, 0.3 - 1e-6, 0.5, 0.9, 0.999):
-        x = optimize.brentq(lambda x: 0.7 * stats.norm(mean, sd).cdf(x) + 0.3 * (x >= 0) - p, -5, 5, xtol=1e-13)
+        x = optimize.brentq(lambda x: 0.7 * stats.norm.cdf(x, mean, sd) + 0.3 * (x >= 0) - p, -5, 5, xtol=1e-13)
         assert mixture_quantile([e, null], [0.7, 0.3], p)[0] == pytest.approx(x, abs=1e-7), p
     assert abs(mixture_quantile([null], [1.0], [0.01, 0.5, 0.99])).max() < 1e-15
     assert abs(null.mu_quantile(0.5)[0]) < 1e-15
@@ -355,7 +355,7 @@ def test_censored_row_with_heterogeneity_and_with_selection():
     M, T = np.meshgrid(mu, t, indexing="ij")
     s = np.sqrt(se**2 + T[..., None] ** 2)
     ll = np.where(cens, stats.norm.logsf(y, M[..., None], s), stats.norm.logpdf(y, M[..., None], s)).sum(axis=-1)
-    ll = ll + stats.norm.logpdf(M) + stats.halfnorm(0, 0.5).logpdf(T)
+    ll = ll + stats.norm.logpdf(M) + stats.halfnorm.logpdf(T, 0, 0.5)
     ref = special.logsumexp(ll + np.log(wm)[:, None] + np.log(wt)[None, :])
     assert log_evidence(eff, ModelSpec(True, True, False)).log_ml == pytest.approx(ref, abs=1e-6)
 
@@ -414,7 +414,7 @@ def test_one_study_evidence_and_the_refinement_rule(small, monkeypatch):
     # one study: y ~ N(0, se^2 + tau^2 + 1) given tau, tau ~ HalfNormal(0.5), by quad
     one = small.iloc[:1]
     y, se = float(one["yi"].iloc[0]), float(one["sei"].iloc[0])
-    ref = np.log(integrate.quad(lambda t: stats.norm(0, np.sqrt(se**2 + t**2 + 1)).pdf(y) * stats.halfnorm(0, 0.5).pdf(t),
+    ref = np.log(integrate.quad(lambda t: stats.norm.pdf(y, 0, np.sqrt(se**2 + t**2 + 1)) * stats.halfnorm.pdf(t, 0, 0.5),
                                 0, np.inf, epsabs=0, epsrel=1e-12)[0])
     e = log_evidence(one, ModelSpec(True, True, False), priors={"mu": "normal(0, 1)", "tau": "halfnormal(0.5)"})
     assert e.log_ml == pytest.approx(ref, abs=1e-8)
