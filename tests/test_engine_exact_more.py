@@ -759,3 +759,44 @@ def test_mixture_quantiles_of_several_rows_equal_brent_on_each():
             # where the density is tiny (a heavy tail) the CDF's rounding (2 ulp of 1) fixes fewer digits of x
             close = abs(got[r, k] - root) <= 1e-10 * float(sds[r] @ w) or abs(cdf(got[r, k]) - pk) <= 4.5e-16
             assert close, (r, pk, got[r, k], root)
+
+
+def test_mixture_quantiles_with_each_rows_own_weights_equal_the_rows_alone():
+    """Weights (R, N), one row per mixture (engines.leave_one_out's k posteriors), above the coarse
+    stage's threshold: each row's quantiles equal the shared-weights call on that row alone; a zero
+    weight drops its component, from the bracket too (a far component of weight 0 changes nothing)."""
+    rng = np.random.default_rng(5)
+    n = 5 * engine.COARSE_COMPONENTS
+    W = rng.random((3, n)) ** 4
+    W[2, n // 2:] = 0.0  # the last row uses the first half only
+    W /= W.sum(axis=1, keepdims=True)
+    means = np.stack([rng.normal(0, 0.2, n), np.exp(rng.normal(0, 0.8, n)), rng.normal(1, 0.05, n)])
+    sds = np.stack([np.full(n, 0.3), rng.uniform(0.05, 0.5, n), np.exp(rng.normal(-1, 1.0, n))])
+    means[2, -1] = 1e6  # weight 0: outside every quantile's bracket when counted
+    p = np.array([1e-6, 0.025, 0.5, 0.975])
+    got = engine.mixture_quantiles(W, means, sds, p)
+    for r in range(3):
+        keep = W[r] > 0
+        alone = engine.mixture_quantiles(W[r, keep], means[r:r + 1, keep], sds[r:r + 1, keep], p)[0]
+        np.testing.assert_allclose(got[r], alone, rtol=0, atol=1e-11 * float(sds[r] @ W[r]))
+        cdf = stats.norm.cdf(got[r][:, None], means[r, keep], sds[r, keep]) @ W[r, keep]
+        np.testing.assert_allclose(cdf, p, rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("even", [True, False])
+def test_sd_marginal_over_a_stack_equals_each_row_alone(even):
+    """SDMarginal.of over m densities at once (engines.leave_one_out's k tau posteriors): each row's
+    quantiles and CDF equal that row's own SDMarginal, reflected at an even 0 or extrapolated."""
+    x = np.linspace(0.0 if even else 0.05, 3.0, 241)
+    tau = 0.4 * np.sinh(x)
+    centres, widths = np.array([0.2, 0.5, 1.1]), np.array([0.15, 0.3, 0.4])
+    dens = np.exp(-0.5 * ((tau[None] - centres[:, None]) / widths[:, None]) ** 2) * np.cosh(x)
+    stack = engine.SDMarginal.of(0.4, x, dens, even)
+    p = np.array([0.025, 0.5, 0.975])
+    q = stack.quantile(p)
+    assert q.shape == (3, 3)
+    for r in range(3):
+        alone = engine.SDMarginal.of(0.4, x, dens[r], even)
+        np.testing.assert_allclose(q[r], alone.quantile(p), rtol=1e-13, atol=0)
+        np.testing.assert_allclose(stack.cdf(q)[r], alone.cdf(q[r]), rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(alone.cdf(q[r]), p, rtol=1e-11, atol=0)  # its own quantiles

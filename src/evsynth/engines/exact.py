@@ -121,9 +121,15 @@ HALLEY_TOL = 1e-4  # a last Halley step at most this (in mean component sds) lea
 NEWTON_TOL = 1e-6  # a last Newton step (Halley's refused) at most this leaves an error ~its square
 
 
+def _weighted(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The weighted sums of a's rows (R, N): by shared weights w (N,), or each row by its own (R, N)."""
+    return dot(a, w) if w.ndim == 1 else np.einsum("rn,rn->r", a, w)
+
+
 def mixture_quantiles(weights, means, sds, p) -> np.ndarray:
-    """Quantiles p (P,) of R normal mixtures sharing their weights (N,) (summing to 1), with
-    component means and sds (R, N): (R, P), to ~1e-12 of the mean component sd.
+    """Quantiles p (P,) of R normal mixtures with component means and sds (R, N) and weights
+    (summing to 1) shared (N,) or each mixture's own (R, N; a zero weight drops that component,
+    bracket included): (R, P), to ~1e-12 of the mean component sd.
 
     Each quantile is found by Halley's method (Newton's with the density's slope, whose error cubes
     each step) on the mixture's CDF, safeguarded by bisection within a bracket (rtsafe: a step that
@@ -139,31 +145,37 @@ def mixture_quantiles(weights, means, sds, p) -> np.ndarray:
     p = np.asarray(p, float)
     if np.any((p <= 0) | (p >= 1)):
         raise ValueError("probabilities must be in (0, 1)")
-    mean = dot(means, w)
+    mean = _weighted(means, w)
     dev = means - mean[:, None]
     s2, d2 = sds**2, dev**2
-    var = dot(s2 + d2, w)
+    var = _weighted(s2 + d2, w)
     sd = np.sqrt(var)
     z = special.ndtri(p)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        g1 = dot(dev * (d2 + 3 * s2), w) / sd**3
-        g2 = dot(d2 * (d2 + 6 * s2) + 3 * s2**2, w) / var**2 - 3
+        g1 = _weighted(dev * (d2 + 3 * s2), w) / sd**3
+        g2 = _weighted(d2 * (d2 + 6 * s2) + 3 * s2**2, w) / var**2 - 3
         cf = (z + np.outer(g1, z**2 - 1) / 6 + np.outer(g2, z**3 - 3 * z) / 24
               - np.outer(g1**2, 2 * z**3 - 5 * z) / 36)
     near = ((np.abs(g1) < 1) & (np.abs(g2) < 4))[:, None]  # else the expansion can be far off or not monotone
-    average = dot((means + sds * z[:, None, None]).reshape(-1, w.size), w).reshape(p.size, -1).T  # of the components' quantiles
+    if w.ndim == 1:  # the mean of the components' quantiles
+        average = dot((means + sds * z[:, None, None]).reshape(-1, w.size), w).reshape(p.size, -1).T
+    else:
+        average = np.einsum("prn,rn->rp", means + sds * z[:, None, None], w)
     x = np.where(near, mean[:, None] + sd[:, None] * cf, average)
     # each component has < 1e-20 mass beyond 10 sd, so these bracket every p in (1e-20, 1)
-    lo = np.min(means - 10 * sds, axis=1)[:, None] + np.zeros(p.size)
-    hi = np.max(means + 10 * sds, axis=1)[:, None] + np.zeros(p.size)
+    low, high = means - 10 * sds, means + 10 * sds
+    if w.ndim == 2:
+        low, high = np.where(w > 0, low, np.inf), np.where(w > 0, high, -np.inf)
+    lo = np.min(low, axis=1)[:, None] + np.zeros(p.size)
+    hi = np.max(high, axis=1)[:, None] + np.zeros(p.size)
     x = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
-    scale = dot(sds, w)[:, None] + np.zeros(p.size)
-    n = w.size
+    scale = _weighted(sds, w)[:, None] + np.zeros(p.size)
+    n = w.shape[-1]
     if n > 4 * COARSE_COMPONENTS:
         k = n // COARSE_COMPONENTS
-        wk = w[::k]
-        total = wk.sum()
-        if total > 0:
+        wk = w[..., ::k]
+        total = wk.sum(axis=-1, keepdims=w.ndim == 2)
+        if np.all(total > 0):
             x = _halley_search(wk / total, means[:, ::k], sds[:, ::k], p, x, lo, hi, scale)
             x = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
     return _halley_search(w, means, sds, p, x, lo, hi, scale)
@@ -177,13 +189,15 @@ def _halley_search(w, means, sds, p, x, lo, hi, scale, max_iter: int = 200) -> n
     todo = np.arange(x.size)
     xs, lo, hi, target, tol = out.copy(), lo.ravel().copy(), hi.ravel().copy(), p[col], scale.ravel()
     M, inv = means[row], 1 / sds[row]
+    shared = w.ndim == 1
+    w = w if shared else w[row]  # each quantile's row's weights
     last = hi - lo
     for _ in range(max_iter):
         t = (xs[:, None] - M) * inv
-        F = dot(special.erfc(t * _NEG_SQRT_HALF), 0.5 * w)  # the normal CDF, ndtr(t), at half its cost
+        F = _weighted(special.erfc(t * _NEG_SQRT_HALF), 0.5 * w)  # the normal CDF, ndtr(t), at half its cost
         phi = np.exp(-0.5 * t * t) * inv
-        f = dot(phi, w) * _INV_SQRT_2PI
-        slope = -dot(phi * t * inv, w) * _INV_SQRT_2PI
+        f = _weighted(phi, w) * _INV_SQRT_2PI
+        slope = -_weighted(phi * t * inv, w) * _INV_SQRT_2PI
         g = F - target
         lo, hi = np.where(g < 0, xs, lo), np.where(g > 0, xs, hi)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -204,6 +218,7 @@ def _halley_search(w, means, sds, p, x, lo, hi, scale, max_iter: int = 200) -> n
             xs = nxt
             continue
         todo, xs, lo, hi, target, tol, last, M, inv = (a[go] for a in (todo, nxt, lo, hi, target, tol, last, M, inv))
+        w = w if shared else w[go]
     return out.reshape(x.shape)
 
 
@@ -856,25 +871,57 @@ _LAGRANGE, _LAGRANGE_INTEGRAL = _stencil_polynomials()  # constants: (6, 7) each
 _LAGRANGE_SLOPE = np.pad(_LAGRANGE[:, 1:] * np.arange(1, 7), ((0, 0), (0, 1)))  # the basis' derivatives in s
 
 
+_EXTRAPOLATE = np.array([6, -15, 20, -15, 6, -1], float)  # the degree-5 polynomial through 6 nodes, one step on
+
+
+def _take(a: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """a[i] for one row a (n,); a stack (m, n) takes each row's own indices i (m, ...)."""
+    return a[i] if a.ndim == 1 else a[np.arange(a.shape[0]).reshape((-1,) + (1,) * (i.ndim - 1)), i]
+
+
 @dataclass(frozen=True)
 class SDMarginal:
     """The posterior of one SD from its marginal density at the axis nodes (the other axes summed
     out): moments by Gregory's rule, the density between nodes and the CDF by the degree-5
     polynomial through the 6 nodes around each cell (integrated exactly: 6th order, so the CDF is
-    good to ~1e-9 on 161 nodes), quantiles by Newton's method on that CDF."""
+    good to ~1e-9 on 161 nodes), quantiles by Halley's method on that CDF. The densities may be a
+    stack of m rows on the same nodes (m posteriors at once: engines.leave_one_out); then cdf and
+    quantile take and give (m, P) and moments is not defined."""
 
     scale: float  # a in tau = a sinh(x)
     x: np.ndarray
-    density: np.ndarray  # per unit x, normalised
+    density: np.ndarray  # per unit x, normalised: (n,), or (m, n)
     padded: np.ndarray  # the density with 2 nodes before and 3 after (reflected at an even 0, else extrapolated)
     cdf_nodes: np.ndarray
+
+    @classmethod
+    def of(cls, scale: float, x: np.ndarray, density: np.ndarray, even: bool) -> SDMarginal:
+        """From the density (per unit x, up to a constant; (n,) or (m, n)) at the evenly spaced x (n,);
+        even: the log density is even in tau at x[0] = 0 (the stencils reflect there)."""
+        h = x[1] - x[0]
+        if even:
+            left = density[..., 2:0:-1]
+        else:  # two steps extrapolated, one node at a time
+            first = density[..., :6] @ _EXTRAPOLATE
+            second = np.concatenate([first[..., None], density[..., :5]], axis=-1) @ _EXTRAPOLATE
+            left = np.stack([second, first], axis=-1)
+        pad = density
+        for _ in range(3):
+            pad = np.concatenate([pad, (pad[..., -1:-7:-1] @ _EXTRAPOLATE)[..., None]], axis=-1)
+        padded = np.concatenate([left, pad], axis=-1)
+        windows = np.lib.stride_tricks.sliding_window_view(padded, 6, axis=-1)[..., : x.size - 1, :]
+        cdf = np.cumsum(h * (windows @ _LAGRANGE_INTEGRAL.sum(axis=1)), axis=-1)
+        cdf = np.concatenate([np.zeros(cdf.shape[:-1] + (1,)), cdf], axis=-1)
+        total = cdf[..., -1:]
+        return cls(scale, x, density / total, padded / total,
+                   np.maximum.accumulate(np.clip(cdf / total, 0.0, 1.0), axis=-1))
 
     @property
     def tau(self) -> np.ndarray:
         return self.scale * np.sinh(self.x)
 
     def moments(self) -> tuple[float, float]:
-        """Mean and sd of tau. tau = a sinh(x) is odd in x, so at x = 0 the plain trapezoid
+        """Mean and sd of tau (one row). tau = a sinh(x) is odd in x, so at x = 0 the plain trapezoid
         rule is only second order for them: Gregory's end corrections at both ends."""
         w = _trapezoid(self.x)
         if self.x.size >= 8:
@@ -889,7 +936,7 @@ class SDMarginal:
         h = self.x[1] - self.x[0]
         i = np.clip(np.floor((x - self.x[0]) / h).astype(int), 0, self.x.size - 2)
         s = (x - self.x[i]) / h
-        f = self.padded[i[:, None] + np.arange(6)]  # the stencil around cell i
+        f = _take(self.padded, i[..., None] + np.arange(6))  # the stencil around cell i
         return i, s, f, h
 
     def _cdf_x(self, x):
@@ -902,23 +949,30 @@ class SDMarginal:
         """The CDF and the density (per unit x) at x, from one look-up of each x's cell; with
         slope, the density's derivative in x too."""
         i, s, f, h = self._cell(x)
-        powers = s[:, None] ** np.arange(7)
-        out = (self.cdf_nodes[i] + h * np.einsum("mk,mk->m", f, powers @ _LAGRANGE_INTEGRAL.T),
-               np.einsum("mk,mk->m", f, powers @ _LAGRANGE.T))
-        return out + (np.einsum("mk,mk->m", f, powers @ _LAGRANGE_SLOPE.T) / h,) if slope else out
+        powers = s[..., None] ** np.arange(7)
+        out = (_take(self.cdf_nodes, i) + h * np.einsum("...k,...k->...", f, powers @ _LAGRANGE_INTEGRAL.T),
+               np.einsum("...k,...k->...", f, powers @ _LAGRANGE.T))
+        return out + (np.einsum("...k,...k->...", f, powers @ _LAGRANGE_SLOPE.T) / h,) if slope else out
 
     def cdf(self, t) -> np.ndarray:
+        """P(tau <= t): t of any shape for one row; (m, P) for a stack."""
         t = np.asarray(t, dtype=float)
         lo, hi = self.tau[0], self.tau[-1]
-        x = np.arcsinh(np.clip(t, lo, hi).ravel() / self.scale)
+        x = np.arcsinh(np.clip(t, lo, hi) / self.scale)
+        x = x.ravel() if self.cdf_nodes.ndim == 1 else x
         inside = np.clip(self._cdf_x(x), 0.0, 1.0).reshape(t.shape)
         return np.where(t < lo, 0.0, np.where(t >= hi, 1.0, inside))
 
     def quantile(self, p) -> np.ndarray:
+        """Quantiles p (P,) of tau: (P,) for one row, (m, P) for a stack."""
         p = np.atleast_1d(np.asarray(p, dtype=float))
-        j = np.clip(np.searchsorted(self.cdf_nodes, p), 1, self.x.size - 1)
+        if self.cdf_nodes.ndim == 1:
+            j = np.searchsorted(self.cdf_nodes, p)
+        else:  # each row's searchsorted
+            j = (self.cdf_nodes[:, None, :] < p[:, None]).sum(axis=-1)
+        j = np.clip(j, 1, self.x.size - 1)
         lo, hi = self.x[j - 1], self.x[j]
-        c0, c1 = self.cdf_nodes[j - 1], self.cdf_nodes[j]
+        c0, c1 = _take(self.cdf_nodes, j - 1), _take(self.cdf_nodes, j)
         x = lo + (hi - lo) * np.clip((p - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.0, 1.0)
         # Halley's method (its error cubes each step) within the cell that holds p, bisecting when
         # a step leaves it; a step below tol leaves an error of ~its cube, far below rounding
@@ -943,29 +997,12 @@ class SDMarginal:
 def sd_marginal(grid: Grid, j: int) -> SDMarginal:
     """SDMarginal of the j-th SD on `grid`."""
     x = grid.nodes[j]
-    h = x[1] - x[0]
     shape = [len(n) for n in grid.nodes]
     others = tuple(k for k in range(len(shape)) if k != j)
     mass = grid.weights.reshape(shape)
     mass = mass.sum(axis=others) if others else mass
     rule = grid.rules[j] if grid.rules is not None else _trapezoid(x)
-    dens = mass / rule  # marginal density per unit x, up to a constant
-    extrapolate = np.array([6, -15, 20, -15, 6, -1])  # the degree-5 polynomial through 6 nodes, one step on
-    pad = list(dens)
-    if grid.axes[j].even_at(x[0]):
-        left = [dens[2], dens[1]]
-    else:
-        left = []
-        for _ in range(2):
-            left.insert(0, extrapolate @ np.array((left + pad)[:6]))
-    for _ in range(3):
-        pad.append(extrapolate @ np.array(pad[-1:-7:-1]))
-    padded = np.array(left + pad)
-    cells = h * (np.lib.stride_tricks.sliding_window_view(padded, 6)[: x.size - 1] @ _LAGRANGE_INTEGRAL.sum(axis=1))
-    cdf = np.concatenate([[0.0], np.cumsum(cells)])
-    total = cdf[-1]
-    return SDMarginal(grid.axes[j].scale, x, dens / total, padded / total,
-                      np.maximum.accumulate(np.clip(cdf / total, 0.0, 1.0)))
+    return SDMarginal.of(grid.axes[j].scale, x, mass / rule, grid.axes[j].even_at(x[0]))
 
 
 def _tau_row(grid: Grid, j: int) -> dict:

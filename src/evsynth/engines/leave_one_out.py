@@ -4,8 +4,9 @@ Leaving study i out of theta_j = mu + tau e_j changes, at each tau, only the pre
 Gaussian conditional: sum_j w_j, sum_j w_j y_j, sum_j w_j y_j^2 and sum_j log w_j (w_j = 1 /
 (se_j^2 + tau^2)) lose their i-th term, a rank-one downdate. So on one grid over tau the k
 leave-one-out posteriors are (k, nodes) arrays: log p(tau | y_-i) and mu | tau, y_-i in closed form
-at every node, then what the exact engine does with one grid (evsynth.engines.exact: mu's normal
-mixture and its quantiles by Newton's method, tau's degree-5 CDF interpolant), vectorised over i.
+at every node, then what the exact engine does with one grid, by the engine's own functions over
+the k rows (evsynth.engines.exact: mixture_quantiles with each row's weights for mu, SDMarginal over
+a stack of densities for tau's median).
 The grid is the full fit's box with FINE times its nodes, so the figures equal the k refits
 (`summary_rows(model.subset(keep))`, each on its own grid) to the refits' own quadrature error
 (tests/test_leave_out.py: 1e-9). A row whose posterior reaches an end of the box is marked for a
@@ -18,10 +19,9 @@ study-level tau, independent rows, no censored rows); for any other the caller r
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
 
 from ..model.description import GaussianModel
-from .exact import DROP, FLAT, PROBS, _LAGRANGE, _LAGRANGE_INTEGRAL, _LOG_2PI, _log_prior, axis_weights, grid_of
+from .exact import _LOG_2PI, DROP, FLAT, PROBS, SDMarginal, _log_prior, grid_of, mixture_quantiles
 
 FINE = 4  # the shared grid's node density, in multiples of the full fit's
 # A row is left to a refit when its density at an end of the box (not a prior's bound) is above
@@ -57,7 +57,6 @@ def leave_one_out_summaries(model: GaussianModel, grid=None) -> dict[str, np.nda
     grid = grid_of(model, grid)
     ax, full_x = grid.axes[0], grid.nodes[0]
     x = np.linspace(full_x[0], full_x[-1], FINE * (full_x.size - 1) + 1)
-    rule = axis_weights(ax, x)
     taus = np.clip(ax.scale * np.sinh(x), ax.lower, ax.upper)
     loglik, mean, var = _downdated(model, taus)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -72,14 +71,13 @@ def leave_one_out_summaries(model: GaussianModel, grid=None) -> dict[str, np.nda
     mu_q, tau_q50 = np.full((model.n, len(PROBS)), np.nan), np.full(model.n, np.nan)
     rows = np.flatnonzero(ok)
     if rows.size:
-        w = np.exp(lp[rows] - top[rows, None]) * rule
-        w = w / w.sum(axis=1, keepdims=True)
         # mu's mixture on the full fit's own nodes (spectrally accurate there already; 4x fewer components)
         coarse = np.exp(lp[rows, ::FINE] - top[rows, None]) * grid.rules[0]
+        coarse = np.where(coarse > 1e-14 * coarse.max(axis=1, keepdims=True), coarse, 0.0)  # summary_rows' floor
         coarse = coarse / coarse.sum(axis=1, keepdims=True)
-        mu_q[rows] = _mixture_quantiles(coarse, mean[rows, ::FINE], np.sqrt(var[rows, ::FINE]), np.array(PROBS))
-        even = np.full(rows.size, ax.even_at(x[0]))
-        tau_q50[rows] = ax.scale * np.sinh(_sd_median(np.broadcast_to(x, w.shape), w / rule, even))
+        mu_q[rows] = mixture_quantiles(coarse, mean[rows, ::FINE], np.sqrt(var[rows, ::FINE]), np.array(PROBS))
+        tau = SDMarginal.of(ax.scale, x, np.exp(lp[rows] - top[rows, None]), ax.even_at(x[0]))  # density per unit x
+        tau_q50[rows] = tau.quantile([0.5])[:, 0]
     return {"mu": mu_q, "tau": tau_q50, "ok": ok}
 
 
@@ -107,96 +105,3 @@ def _downdated(model: GaussianModel, taus: np.ndarray):
     loglik = -0.5 * (logdet_s + np.log(q) - logdet_p0 + swyy + m0 * p0 * m0 - b * mean
                      + (model.n - 1 - (1 if flat else 0)) * _LOG_2PI)
     return loglik, mean, var
-
-
-def _mixture_quantiles(w: np.ndarray, means: np.ndarray, sds: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """exact.NormalMixture.ppf for each row's mixture (weights w, (m, G)), over the nodes the engine
-    keeps (weight above 1e-14 of the largest); a row stops at the step where its own test passes."""
-    keep = w > 1e-14 * w.max(axis=1, keepdims=True)
-    w = np.where(keep, w, 0.0)
-    w = w / w.sum(axis=1, keepdims=True)
-    means, sds = np.where(keep, means, 0.0), np.where(keep, sds, 1.0)
-    lo = np.repeat(np.where(keep, means - 10 * sds, np.inf).min(axis=1)[:, None], p.size, axis=1)
-    hi = np.repeat(np.where(keep, means + 10 * sds, -np.inf).max(axis=1)[:, None], p.size, axis=1)
-    x = np.einsum("mgp,mg->mp", means[:, :, None] + sds[:, :, None] * special.ndtri(p), w)
-    scale = np.einsum("mg,mg->m", w, sds)
-    out = np.full_like(x, np.nan)
-    todo = np.arange(w.shape[0])
-    for _ in range(200):
-        z = (x[todo][:, :, None] - means[todo][:, None, :]) / sds[todo][:, None, :]
-        wt = w[todo][:, None, :]
-        f = (special.ndtr(z) * wt).sum(axis=2) - p
-        pdf = (np.exp(-0.5 * z**2) / (np.sqrt(2 * np.pi) * sds[todo][:, None, :]) * wt).sum(axis=2)
-        lo[todo], hi[todo] = np.where(f < 0, x[todo], lo[todo]), np.where(f > 0, x[todo], hi[todo])
-        step = f / np.maximum(pdf, 1e-300)
-        done = np.all(np.abs(step) <= 1e-12 * scale[todo, None], axis=1)
-        out[todo[done]] = x[todo[done]] - step[done]
-        new = x[todo] - step
-        bad = (new < lo[todo]) | (new > hi[todo]) | ~np.isfinite(new)
-        x[todo] = np.where(bad, 0.5 * (lo[todo] + hi[todo]), new)
-        todo = todo[~done]
-        if todo.size == 0:
-            return out
-    out[todo] = x[todo]
-    return out
-
-
-def _sd_median(x: np.ndarray, dens: np.ndarray, even: np.ndarray) -> np.ndarray:
-    """exact.sd_marginal(...).quantile(0.5) in x for each row: the degree-5 local interpolant of the
-    marginal density (dens per unit x, up to a constant), its CDF and Newton's method on it."""
-    m, n = x.shape
-    h = x[:, 1] - x[:, 0]
-    extrapolate = np.array([6, -15, 20, -15, 6, -1], float)
-    left = np.empty((m, 2))
-    # even at x = 0: reflected; else two steps extrapolated (as exact.sd_marginal, one node at a time)
-    first = extrapolate @ dens[:, :6].T
-    second = extrapolate @ np.column_stack([first, dens[:, :5]]).T
-    left[:, 0], left[:, 1] = np.where(even, dens[:, 2], second), np.where(even, dens[:, 1], first)
-    pad = dens
-    for _ in range(3):
-        nxt = pad[:, :-7:-1] @ extrapolate
-        pad = np.column_stack([pad, nxt])
-    padded = np.column_stack([left, pad])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 6, axis=1)[:, : n - 1]
-    cells = h[:, None] * (windows @ _LAGRANGE_INTEGRAL.sum(axis=1))
-    cdf = np.column_stack([np.zeros(m), np.cumsum(cells, axis=1)])
-    total = cdf[:, -1:]
-    padded = padded / total
-    cdf_nodes = np.maximum.accumulate(np.clip(cdf / total, 0.0, 1.0), axis=1)
-
-    rows = np.arange(m)
-
-    def cell(xv):
-        i = np.clip(np.floor((xv - x[:, 0]) / h).astype(int), 0, n - 2)
-        s = (xv - x[rows, i]) / h
-        f = padded[rows[:, None], i[:, None] + np.arange(6)]
-        return i, s, f
-
-    def cdf_x(xv):
-        i, s, f = cell(xv)
-        powers = s[:, None] ** np.arange(7)
-        return cdf_nodes[rows, i] + h * np.einsum("mk,mk->m", f, powers @ _LAGRANGE_INTEGRAL.T)
-
-    def pdf_x(xv):
-        _, s, f = cell(xv)
-        return np.einsum("mk,mk->m", f, (s[:, None] ** np.arange(7)) @ _LAGRANGE.T)
-
-    p = 0.5
-    j = np.clip((cdf_nodes < p).sum(axis=1), 1, n - 1)  # np.searchsorted(cdf_nodes, p) per row
-    lo, hi = x[rows, j - 1], x[rows, j]
-    c0, c1 = cdf_nodes[rows, j - 1], cdf_nodes[rows, j]
-    xv = lo + (hi - lo) * np.clip((p - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.0, 1.0)
-    out = np.full(m, np.nan)
-    todo = np.ones(m, bool)
-    for _ in range(20):
-        f, d = cdf_x(xv) - p, pdf_x(xv)
-        lo, hi = np.where(f < 0, xv, lo), np.where(f > 0, xv, hi)
-        new = xv - f / np.where(d > 0, d, np.inf)
-        new = np.where((new <= lo) | (new >= hi) | (d <= 0), 0.5 * (lo + hi), new)
-        done = np.abs(new - xv) <= 1e-14 * np.maximum(np.abs(xv), 1e-300) + 1e-300
-        xv = np.where(todo, new, xv)
-        out = np.where(todo & done, xv, out)
-        todo &= ~done
-        if not todo.any():
-            return out
-    return np.where(todo, xv, out)
