@@ -163,11 +163,12 @@ def mixture_quantiles(weights, means, sds, p) -> np.ndarray:
         average = np.einsum("prn,rn->rp", means + sds * z[:, None, None], w)
     x = np.where(near, mean[:, None] + sd[:, None] * cf, average)
     # each component has < 1e-20 mass beyond 10 sd, so these bracket every p in (1e-20, 1)
-    low, high = means - 10 * sds, means + 10 * sds
-    if w.ndim == 2:
-        low, high = np.where(w > 0, low, np.inf), np.where(w > 0, high, -np.inf)
-    lo = np.min(low, axis=1)[:, None] + np.zeros(p.size)
-    hi = np.max(high, axis=1)[:, None] + np.zeros(p.size)
+    if w.ndim == 1:
+        lo, hi = np.min(means - 10 * sds, axis=1), np.max(means + 10 * sds, axis=1)
+    else:
+        lo = np.where(w > 0, means - 10 * sds, np.inf).min(axis=1)
+        hi = np.where(w > 0, means + 10 * sds, -np.inf).max(axis=1)
+    lo, hi = lo[:, None] + np.zeros(p.size), hi[:, None] + np.zeros(p.size)
     x = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
     scale = _weighted(sds, w)[:, None] + np.zeros(p.size)
     n = w.shape[-1]
