@@ -60,8 +60,9 @@ def error(message: str) -> None:
 # dask.array on the first Variable it makes (~0.45 s) and dask.distributed on every netCDF write
 # (~0.35 s). The command's own process hides them (Python's documented None entry in sys.modules),
 # so xarray sees no dask; main() called from Python leaves them alone (issue 26). Likewise numba
-# imports coverage when it is installed (the test extra), to trace jitted code for a coverage run
-# (~0.05 s of a sampled fit); a run under coverage has imported it before, and keeps it.
+# imports coverage when it is installed (mutmut, the dev extra, brings it), to trace jitted code
+# for a coverage run (~0.05 s of a sampled fit); a run under coverage has imported it before, and
+# keeps it.
 UNUSED_BY_THE_COMMAND = ("dask", "distributed", "coverage")
 
 
