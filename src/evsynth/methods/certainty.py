@@ -47,6 +47,8 @@ import pandas as pd
 from ..effects.table import uncontrolled, used_effects
 from .heterogeneity import headline_i2
 from .riskofbias import severity
+from .summary import (MU_ROW, PREDICTION_ROW, predictive_draws, random_effects_weights, summary_quantiles,
+                      summary_tau)
 
 DOMAINS = ("risk_of_bias", "inconsistency", "indirectness", "imprecision", "publication_bias")
 RATINGS = {"not serious": 0, "serious": 1, "very serious": 2, "not assessed": 0}
@@ -65,7 +67,7 @@ def _draws(idata, name: str) -> np.ndarray:
 
 
 def _weights(table: pd.DataFrame, tau: float = 0.0) -> np.ndarray:
-    w = 1.0 / (table["vi"].to_numpy(float) + tau**2)
+    w = random_effects_weights(table["vi"], tau)
     return w / w.sum()
 
 
@@ -95,8 +97,6 @@ def rate_inconsistency(idata, table: pd.DataFrame, ci: tuple[float, float] | Non
                        pi: tuple[float, float] | None = None) -> tuple[str, str]:
     """ci, pi: the pooled 95% CrI and the 95% prediction interval the output quotes (default: from
     the draws in idata)."""
-    from .summary import predictive_draws
-
     if "tau" not in idata["posterior"]:
         return "not assessed", "common-effect model: heterogeneity not estimated"
     if len(table) < 2:
@@ -242,8 +242,6 @@ def rate_certainty(effects: pd.DataFrame, idata, adjusted=None, imprecision_widt
 
     Example: es.rate_certainty(result.effects, result.idata, result.bias_adjusted).rating
     """
-    from .summary import MU_ROW, PREDICTION_ROW, summary_quantiles, summary_tau
-
     table = used_effects(effects)
     measure = effects.attrs.get("measure") or str(table["measure"].iloc[0])
     ci, pi = ((q[0], q[2]) if q else None for q in (summary_quantiles(summary, MU_ROW),

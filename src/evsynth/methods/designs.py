@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..effects.table import uncontrolled, used_effects
+from .summary import random_effects_weights
 
 MODERATOR = "pre_post"  # 1 for a one-group pre/post row, 0 for a controlled row
 DESIGN_CHOICES = ("all", "controlled", "randomised")  # --design
@@ -108,5 +109,5 @@ def prepost_weight_share(effects: pd.DataFrame, tau: float) -> float:
     used = used_effects(effects)
     if used.empty:
         raise ValueError("no used rows: no weights to share")
-    weights = 1.0 / (used["sei"].to_numpy(float) ** 2 + tau**2)
+    weights = random_effects_weights(used["sei"].to_numpy(float) ** 2, tau)
     return float(weights[uncontrolled(used).to_numpy()].sum() / weights.sum())

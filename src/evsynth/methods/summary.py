@@ -63,6 +63,13 @@ def summary_tau(summary: pd.DataFrame) -> float | None:
     return float(summary.loc[TAU_ROW, "q50"]) if TAU_ROW in summary.index else None
 
 
+def random_effects_weights(vi, tau: float) -> np.ndarray:
+    """Unnormalised random-effects weights 1 / (vi + tau^2): the one definition behind every weight
+    the output quotes (the forest's Weight %, the pre/post share, the certainty rules), so they
+    cannot drift apart (they did once: 1/vi in one place, 1/(vi + tau^2) in another)."""
+    return 1.0 / (np.asarray(vi, dtype=float) + tau**2)
+
+
 def summary_quantiles(summary: pd.DataFrame | None, row: str) -> tuple[float, float, float] | None:
     """(q2.5, q50, q97.5) of `row` in a summarize() table, None without the table or the row: the
     figures the output quotes (the exact engine's are exact; quantiles of its draws are not)."""

@@ -29,8 +29,8 @@ from ..effects.distributions import norm_ppf
 from ..effects.table import RATIO_MEASURES, used_effects
 from ..methods.frequentist import MetaRegression, meta_regression
 from ..model.priors import parse_prior
-from ..methods.summary import (MU_ROW, PREDICTION_ROW, TAU_ROW, predictive_draws, stacked_posterior,
-                               summary_quantiles, summary_tau)
+from ..methods.summary import (MU_ROW, PREDICTION_ROW, TAU_ROW, predictive_draws, random_effects_weights,
+                               stacked_posterior, summary_quantiles, summary_tau)
 
 FAIL_COLOR = "tab:red"
 RATIO_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)  # labelled ticks of a log ratio axis
@@ -229,7 +229,7 @@ def _weights(table: pd.DataFrame, post, summary: pd.DataFrame | None = None) -> 
     if tau is None:
         tau = float(np.median(post["tau"].to_numpy())) if "tau" in post and post["tau"].ndim == 1 else 0.0
     kept = table[~table["censored"].astype(bool)]
-    w = 1.0 / (kept["sei"].to_numpy(float) ** 2 + tau**2)
+    w = random_effects_weights(kept["sei"].to_numpy(float) ** 2, tau)
     return dict(zip(kept["study_id"], 100 * w / w.sum()))
 
 

@@ -18,8 +18,8 @@ from .. import __version__
 from ..methods.analysis import AnalysisResult, entered_rows
 from ..methods.analysis import rows_not_in_model as analysis_rows_not_in_model
 from ..methods.conflict import prior_data_conflict
-from ..methods.designs import design_moderator
-from ..methods.summary import MU_ROW, summary_quantiles
+from ..methods.designs import design_moderator, prepost_weight_share
+from ..methods.summary import MU_ROW, summarize, summary_quantiles, summary_tau
 from ..effects.table import RATIO_MEASURES, used_effects
 from ..effects.techniques import format_coverage, technique_coverage
 
@@ -403,9 +403,6 @@ def _result_caveats(result: AnalysisResult, used: pd.DataFrame, k: int) -> list[
         out.append("The fit FAILED its convergence diagnostics: these numbers are not to be trusted.")
     pre_post = int((used["design"] == "pre_post").sum())
     if pre_post:
-        from ..methods.designs import prepost_weight_share
-        from ..methods.summary import summary_tau
-
         tau = summary_tau(result.summary) or 0.0
         share = prepost_weight_share(result.effects, tau)
         out.append(f"{pre_post} of {k} studies are one-group pre/post designs, whose change includes time trends "
@@ -499,8 +496,6 @@ def _analysis_section(result: AnalysisResult, threshold: float | None, mods=None
     parts.append(f'<p class="note">{_e(str(d).splitlines()[0])}</p>')
     summary = result.summary
     if threshold is not None:
-        from ..methods.summary import summarize  # ArviZ only when a report is written
-
         extra = summarize(result.idata, threshold=threshold)
         column = f"P(>{threshold:g})"
         summary = summary.join(extra[[column]]) if column not in summary else summary
