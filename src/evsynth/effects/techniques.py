@@ -64,9 +64,11 @@ def _short(reason: str) -> str:
     return re.split(r"; |, so ", text, maxsplit=1)[0]
 
 
-def _designs(rows: pd.DataFrame) -> str:
-    pre_post = int(uncontrolled(rows).sum())
-    parts = [f"{len(rows) - pre_post} controlled"] if len(rows) > pre_post else []
+def _designs(uncontrolled_flags) -> str:
+    """"2 controlled, 1 pre/post" from the used rows' uncontrolled flags (effects.table.uncontrolled)."""
+    pre_post = int(sum(uncontrolled_flags))
+    n = len(uncontrolled_flags)
+    parts = [f"{n - pre_post} controlled"] if n > pre_post else []
     return ", ".join(parts + ([f"{pre_post} pre/post"] if pre_post else []))
 
 
@@ -84,40 +86,50 @@ def technique_coverage(effects: pd.DataFrame, summary: pd.DataFrame | None = Non
     used rows), q50, q2.5, q97.5 (posterior median and 95% interval), own_data (with `own`, from
     methods.own_data: the technique's own-data estimate, no pooling across techniques, as text),
     reason (plain words; "rests on one uncontrolled study" where true).
+
+    The table's columns are read once as lists (`evsynth fit` and `report` call this for every
+    outcome, the 15 not analysed included: per-technique pandas slices cost ~6 ms an outcome).
     """
-    excluded = not_used(effects).set_index("study_id")["why_not"]
-    used_ids = set(effects["study_id"]) - set(excluded.index)
+    study = effects["study_id"].tolist()
+    used_flag = effects["used"].to_numpy(dtype=bool)
+    h2h_flag = effects["head_to_head"].to_numpy(dtype=bool)
+    left_out = ~used_flag | h2h_flag  # effects.table.not_used: unusable rows and head-to-head ones
+    used_ids = set(study) - {s for s, out in zip(study, left_out) if out}
     estimates = {}
     if summary is not None:
         for name, row in summary.iterrows():
             if str(name).startswith("technique: "):
                 estimates[str(name).removeprefix("technique: ")] = row
-    labelled = "technique_as_labelled" in effects.columns
+    labelled = effects["technique_as_labelled"].tolist() if "technique_as_labelled" in effects.columns else None
+    flags = uncontrolled(effects).tolist()
     rows = []
-    is_used = effects["study_id"].isin(used_ids).to_numpy()  # once, not per technique (10,000 x 20,000 rows)
+    is_used = [s in used_ids for s in study]  # once, not per technique (10,000 x 20,000 rows)
+    excluded = None
     for technique, positions in sorted(effects.groupby("technique").indices.items()):
-        group = effects.iloc[positions]
-        used = group[is_used[positions]]
-        entry = {"technique": technique, "studies_used": ", ".join(used["study_id"]), "designs": _designs(used),
+        used = [i for i in positions if is_used[i]]
+        entry = {"technique": technique, "studies_used": ", ".join(study[i] for i in used),
+                 "designs": _designs([flags[i] for i in used]),
                  "q50": float("nan"), "q2.5": float("nan"), "q97.5": float("nan"), "own_data": ""}
         if own is not None and technique in own.index:
             o = own.loc[technique]
             entry["own_data"] = f"{o['own_q50']:.2f} [{o['own_low']:.2f}, {o['own_high']:.2f}] ({o['how']})"
-        if labelled:
-            merged = sorted(set(group["technique_as_labelled"]) - {technique})
+        if labelled is not None:
+            merged = sorted({labelled[i] for i in positions} - {technique})
             if merged:
                 entry["technique"] = f"{technique} (with {', '.join(merged)})"
         if not_analysed is not None:
             entry |= {"status": "not analysed", "reason": f"outcome not analysed: {not_analysed}"}
-        elif used.empty:
-            why = [f"{s}: {_short(excluded[s])}" for s in group["study_id"]]
+        elif not used:
+            if excluded is None:
+                excluded = not_used(effects).set_index("study_id")["why_not"]
+            why = [f"{study[i]}: {_short(excluded[study[i]])}" for i in positions]
             entry |= {"status": "no usable study", "reason": "; ".join(why)}
         elif technique in estimates:
             est = estimates[technique]
             entry |= {"status": "estimate", "q50": est["q50"], "q2.5": est["q2.5"], "q97.5": est["q97.5"],
                       "reason": ("one study: its estimate is pulled towards the other techniques (partial "
                                  "pooling)" if len(used) == 1 else f"{len(used)} studies")}
-            if len(used) == 1 and bool(uncontrolled(used).all()):
+            if len(used) == 1 and all(flags[i] for i in used):
                 entry["reason"] = f"{ONE_UNCONTROLLED}; " + entry["reason"]
         else:
             entry |= {"status": "pooled only",
@@ -129,16 +141,17 @@ def technique_coverage(effects: pd.DataFrame, summary: pd.DataFrame | None = Non
                                   not_analysed)
     table = pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
     table["own_data"] = table["own_data"].fillna("")
-    table["_order"] = table["status"].map(STATUS_ORDER.index)
-    return table.sort_values(["_order", "technique"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    order = sorted(range(len(rows)), key=lambda i: (STATUS_ORDER.index(rows[i]["status"]), rows[i]["technique"]))
+    return table.take(order).reset_index(drop=True)
 
 
 def _component_only_rows(effects: pd.DataFrame, status: dict, not_analysed: str | None) -> list[dict]:
     """Components (e.g. 'marmet' inside 'oxytocin + marmet') that no row studies alone."""
     label_col = "technique_as_labelled" if "technique_as_labelled" in effects.columns else "technique"
     inside: dict[str, list[str]] = {}
-    for label, technique, components in zip(effects[label_col], effects["technique"],
-                                            effects.get("components", pd.Series([None] * len(effects)))):
+    components_column = effects["components"].tolist() if "components" in effects.columns else [None] * len(effects)
+    for label, technique, components in zip(effects[label_col].tolist(), effects["technique"].tolist(),
+                                            components_column):
         for part in components_of(label, components):
             if part not in status and part != label:
                 inside.setdefault(part, [])
@@ -154,13 +167,21 @@ def _component_only_rows(effects: pd.DataFrame, status: dict, not_analysed: str 
 def _comparator_only_rows(effects: pd.DataFrame, status: dict, not_analysed: str | None) -> list[dict]:
     """Active comparators of head-to-head rows (e.g. 'marmet' in oxytocin vs marmet) that no row
     studies as the technique: only a network model can estimate them."""
-    h2h = effects[effects["head_to_head"].astype(bool)]
+    h2h = effects["head_to_head"].to_numpy(dtype=bool)
+    if not h2h.any():
+        return []
+    rows: dict[str, list[tuple[str, str, bool]]] = {}
     out = []
-    for comparator, rows in h2h.groupby("comparator", sort=True):
+    for comparator, s, t, usable, here in zip(effects["comparator"].tolist(), effects["study_id"].tolist(),
+                                              effects["technique"].tolist(), effects["used"].to_numpy(dtype=bool),
+                                              h2h):
+        if here and not pd.isna(comparator):
+            rows.setdefault(comparator, []).append((s, t, bool(usable)))
+    for comparator in sorted(rows):
         if comparator in status:
             continue
-        where = ", ".join(f"{s} ({t} vs {comparator})" for s, t in zip(rows["study_id"], rows["technique"]))
-        usable = rows["used"].astype(bool).any()
+        where = ", ".join(f"{s} ({t} vs {comparator})" for s, t, _ in rows[comparator])
+        usable = any(u for _, _, u in rows[comparator])
         out.append({"technique": comparator,
                     "status": "not analysed" if not_analysed is not None else "only as comparator",
                     "studies_used": "", "designs": "", "q50": float("nan"), "q2.5": float("nan"),

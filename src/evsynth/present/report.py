@@ -842,9 +842,11 @@ def write_report(studies: pd.DataFrame, effects: pd.DataFrame, results: list[Ana
     body += ['<h2 id="excluded">Input: rows that entered no model, and why</h2>',
              _table(excluded, index=False) if not excluded.empty else "<p>Every row entered a model.</p>"]
     if skipped:
+        by_outcome = dict(iter(effects.groupby("outcome", sort=False)))  # one split, not a filter per outcome
+
         def techniques(label):
-            rows = effects[effects["outcome"] == label]
-            return ", ".join(technique_coverage(rows, not_analysed=skipped[label])["technique"]) if len(rows) else ""
+            rows = by_outcome.get(label)
+            return ", ".join(technique_coverage(rows, not_analysed=skipped[label])["technique"]) if rows is not None else ""
 
         body += ['<h2 id="not-analysed">Outcomes not analysed</h2>',
                  "<ul>" + "".join(f"<li>{_e(k)}: {_e(v)} (techniques: {_e(techniques(k))})</li>"
