@@ -360,7 +360,9 @@ def test_run_on_the_exact_engine_runs_here_one_at_a_time(demo, recorded, monkeyp
     job = next(iter(recorded["jobs"].values()))
     assert options["n_jobs"] == 1 and options["executor"] is None and options["compiles"] is False
     assert job.reuse is False and job.context.options.sampler == "pymc" and "ahead" not in recorded
-    assert recorded["function"].func is sens.run_scenario and recorded["function"].keywords == {"cache": {}}
+    # the sweep's cache starts with its tau priors (each data variant's priors are fitted together)
+    assert recorded["function"].func is sens.run_scenario
+    assert recorded["function"].keywords == {"cache": {"tau_priors": tuple(grid.tau_prior)}}
     monkeypatch.setattr(util, "find_spec", lambda name, *args: object() if name == "nutpie" else real(name, *args))
     grid.run(progress=False)
     assert next(iter(recorded["jobs"].values())).context.options.sampler == "nutpie"

@@ -245,6 +245,20 @@ def _continuity_adds(rows: list[dict], continuity: Continuity, measure: str) -> 
     return adds
 
 
+def _records(studies: pd.DataFrame) -> list[dict]:
+    """The rows as dicts of Python values, None where a value is missing: what
+    studies.astype(object).where(studies.notna(), None).to_dict("records") gives, without its
+    frame-wide conversions (~3x faster: sweeps compute the effects once per pre/post r)."""
+    rows = studies.to_dict("records")
+    for row in rows:
+        for key, value in row.items():
+            if value is None or isinstance(value, (str, int)):  # bool is an int
+                continue
+            if (value != value) if isinstance(value, float) else pd.isna(value) is True:
+                row[key] = None
+    return rows
+
+
 def compute_effects(studies: pd.DataFrame, measure: str = "SMD", r_prepost: float = DEFAULT_R_PREPOST,
                     p_bound: str = "auto", control_labels=CONTROL_LABELS, continuity: Continuity | None = None,
                     binary_to_smd: bool = False, pool_change_scores: bool = False) -> pd.DataFrame:
@@ -297,7 +311,7 @@ def compute_effects(studies: pd.DataFrame, measure: str = "SMD", r_prepost: floa
                                   f"declared with extra_columns=[...]); this one is refused: {exc}") from None
     continuity = Continuity() if continuity is None else continuity
     labels = frozenset(label.lower() for label in control_labels)
-    records = studies.astype(object).where(studies.notna(), None).to_dict("records")
+    records = _records(studies)
     adds = _continuity_adds(records, continuity, measure)
     rows = [_effect_row(row, measure, r_prepost, p_bound, labels, add, continuity, binary_to_smd,
                         pool_change_scores) for row, add in zip(records, adds)]

@@ -29,7 +29,7 @@ Gaussian conditionals: independent draws, so R-hat ~ 1 and ESS ~ the number of d
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -126,7 +126,7 @@ def _weighted(a: np.ndarray, w: np.ndarray) -> np.ndarray:
     return dot(a, w) if w.ndim == 1 else np.einsum("rn,rn->r", a, w)
 
 
-def mixture_quantiles(weights, means, sds, p) -> np.ndarray:
+def mixture_quantiles(weights, means, sds, p, subset_start: bool = False) -> np.ndarray:
     """Quantiles p (P,) of R normal mixtures with component means and sds (R, N) and weights
     (summing to 1) shared (N,) or each mixture's own (R, N; a zero weight drops that component,
     bracket included): (R, P), to ~1e-12 of the mean component sd.
@@ -139,12 +139,23 @@ def mixture_quantiles(weights, means, sds, p) -> np.ndarray:
     components first runs on an evenly strided subset of them (a coarser quadrature of the same
     posterior, ~1e-4 sd off), so the full mixture, whose normal CDFs are the cost, is
     evaluated about once per quantile: a last Halley step below HALLEY_TOL sd leaves an error of about
-    its cube (a Newton step below NEWTON_TOL: its square), ~1e-12 sd, and ends that quantile's search."""
+    its cube (a Newton step below NEWTON_TOL: its square), ~1e-12 sd, and ends that quantile's search.
+    subset_start (shared weights): the expansion's moments too are the subset's, not the full
+    mixture's (a few (R, N) passes fewer; only the start of the subset's search changes, so the
+    quantiles agree with the default's to ~1e-12 sd, not bit for bit)."""
     w = np.asarray(weights, float)
     means, sds = np.atleast_2d(np.asarray(means, float)), np.atleast_2d(np.asarray(sds, float))
     p = np.asarray(p, float)
     if np.any((p <= 0) | (p >= 1)):
         raise ValueError("probabilities must be in (0, 1)")
+    n = w.shape[-1]
+    if subset_start and w.ndim == 1 and n > 4 * COARSE_COMPONENTS:
+        k = n // COARSE_COMPONENTS
+        x = mixture_quantiles(w[::k] / w[::k].sum(), means[:, ::k], sds[:, ::k], p)
+        lo = np.min(means - 10 * sds, axis=1)[:, None] + np.zeros(p.size)
+        hi = np.max(means + 10 * sds, axis=1)[:, None] + np.zeros(p.size)
+        x = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
+        return _halley_search(w, means, sds, p, x, lo, hi, dot(sds, w)[:, None] + np.zeros(p.size))
     mean = _weighted(means, w)
     dev = means - mean[:, None]
     s2, d2 = sds**2, dev**2
@@ -171,7 +182,6 @@ def mixture_quantiles(weights, means, sds, p) -> np.ndarray:
     lo, hi = lo[:, None] + np.zeros(p.size), hi[:, None] + np.zeros(p.size)
     x = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
     scale = _weighted(sds, w)[:, None] + np.zeros(p.size)
-    n = w.shape[-1]
     if n > 4 * COARSE_COMPONENTS:
         k = n // COARSE_COMPONENTS
         wk = w[..., ::k]
@@ -540,21 +550,33 @@ def _axes(model: GaussianModel) -> list[_Axis]:
     return out
 
 
-def _log_posterior(model, axes, nodes: list[np.ndarray], moments: bool = True):
+def _log_posterior(model, axes, nodes: list[np.ndarray], moments: bool = True, conds: dict | None = None):
     """Log density on a tensor grid in x (per unit x), with the conditionals at every node
-    (moments=False: see conditionals)."""
+    (moments=False: see conditionals). conds: conditionals already computed, by their SDs
+    (posterior_grids: models that differ only in an SD's prior share them), filled here."""
     mesh = np.meshgrid(*nodes, indexing="ij")
     x = np.column_stack([m.ravel() for m in mesh]) if nodes else np.zeros((1, 0))
     # sinh(asinh(u)) can round just outside a bounded prior's support, where its density is 0
     taus = (np.column_stack([np.clip(ax.scale * np.sinh(x[:, j]), ax.lower, ax.upper) for j, ax in enumerate(axes)])
             if axes else x)
-    cond = conditionals(model, taus, moments=moments)
+    key = None if conds is None else (moments, taus.shape, taus.tobytes())
+    cond = None if key is None else conds.get(key)
+    if cond is None:
+        cond = conditionals(model, taus, moments=moments)
+        if key is not None:
+            conds[key] = cond
+    return _log_density(cond, axes, x, taus, nodes), cond
+
+
+def _log_density(cond: Conditionals, axes, x: np.ndarray, taus: np.ndarray, nodes: list[np.ndarray]) -> np.ndarray:
+    """The log posterior density per unit x at the nodes: the log-likelihood, each SD's log prior
+    and the Jacobian of tau = a sinh(x)."""
     lp = cond.loglik.copy()
     with np.errstate(divide="ignore", invalid="ignore"):
         for j, ax in enumerate(axes):
             lp += _log_prior(ax.prior, taus[:, j]) + np.log(ax.scale * np.cosh(x[:, j]))
     lp = np.where(np.isfinite(lp), lp, -np.inf)
-    return lp.reshape([len(n) for n in nodes]) if nodes else lp, cond
+    return lp.reshape([len(n) for n in nodes]) if nodes else lp
 
 
 def _log_prior(prior, t: np.ndarray) -> np.ndarray:
@@ -571,11 +593,11 @@ def _log_prior(prior, t: np.ndarray) -> np.ndarray:
     return prior.logpdf(t)
 
 
-def _find_box(model, axes) -> list[tuple[float, float]]:
+def _find_box(model, axes, conds: dict | None = None) -> list[tuple[float, float]]:
     box = [(ax.lo, ax.hi) for ax in axes]
     for _ in range(10):
         nodes = [np.linspace(lo, hi, N_COARSE) for lo, hi in box]
-        lp, _ = _log_posterior(model, axes, nodes, moments=False)
+        lp, _ = _log_posterior(model, axes, nodes, moments=False, conds=conds)
         top = lp.max()
         if not np.isfinite(top):
             raise FloatingPointError("the posterior of the SDs is zero everywhere on the search box")
@@ -671,16 +693,93 @@ def posterior_grid(model: GaussianModel, n_nodes: int | None = None) -> Grid:
     n = n_nodes or N_FINAL[len(axes)] if len(axes) in N_FINAL else n_nodes
     if n is None:
         raise ValueError(f"{len(axes)} variance components: the exact engine integrates at most 3")
-    # a wide box (a heavy tail) gets more nodes, so the spacing in the bulk stays near the default's
-    sizes = [n if n_nodes else int(np.clip(np.ceil((hi - lo) / MAX_STEP[len(axes)]) + 1, n, 4 * n)) for lo, hi in box]
+    sizes = [n if n_nodes else _box_size(lo, hi, len(axes)) for lo, hi in box]
     nodes = [np.linspace(lo, hi, size) for (lo, hi), size in zip(box, sizes)]
     lp, cond = _log_posterior(model, axes, nodes)
+    return _weighted_grid(model, axes, nodes, lp, cond)
+
+
+def _box_size(lo: float, hi: float, n_axes: int) -> int:
+    """Nodes along one axis of a box: a wide box (a heavy tail) gets more, so the spacing in the
+    bulk stays near the default's."""
+    n = N_FINAL[n_axes]
+    return int(np.clip(np.ceil((hi - lo) / MAX_STEP[n_axes]) + 1, n, 4 * n))
+
+
+def _weighted_grid(model, axes, nodes, lp, cond) -> Grid:
+    """The Grid of a log density lp on the tensor grid `nodes`: each node's mass (quadrature rule
+    times density) and the log evidence."""
     w = np.exp(lp - lp.max())
     rules = [axis_weights(ax, g) for ax, g in zip(axes, nodes)]
     for j, rule in enumerate(rules):
         w = w * rule.reshape([-1 if k == j else 1 for k in range(len(nodes))])
     total = w.sum()
     return Grid(axes, nodes, (w / total).ravel(), cond, float(lp.max() + np.log(total)), rules, model)
+
+
+def _axes_key(axes: list[_Axis]) -> tuple:
+    """What a grid's nodes and quadrature rules depend on, beyond the SD priors' densities: the
+    mapping tau = a sinh(x), the search box, the support and whether the density is even at 0."""
+    return tuple((ax.name, ax.scale, ax.lo, ax.hi, ax.lower, ax.upper, ax.prior.family in _EVEN) for ax in axes)
+
+
+def _same_but_study_prior(a: GaussianModel, b: GaussianModel) -> bool:
+    """Whether two models differ at most in the study-level SD's prior (and the settings that name
+    it): by identity of every other field (a model with another prior swapped in, as sweeps make
+    them), else by digest."""
+    others = [f.name for f in fields(a) if f.name not in ("study_prior", "settings")]
+    if all(getattr(a, name) is getattr(b, name) for name in others):
+        return True
+    return model_digest(replace(a, study_prior="", settings={})) == model_digest(replace(b, study_prior="", settings={}))
+
+
+def posterior_grids(models: list[GaussianModel]) -> list[Grid]:
+    """posterior_grid of each of `models`, which differ only in the study-level SD's prior (a
+    sweep's tau priors on one data variant). The conditionals (everything Gaussian given the SDs)
+    do not depend on that prior, so models whose axes map and bound tau alike (_axes_key) share
+    one grid and one set of conditionals, each prior only re-weighting the nodes. Each model's
+    box is searched as posterior_grid searches it (on shared coarse conditionals); the shared grid
+    spans every member's box at the finest member's spacing, so it resolves each posterior at
+    least as well as the model's own grid: the figures agree with posterior_grid's to ~1e-10 (the
+    quadrature's error), not bit for bit. A model alone in its group, a group whose shared grid
+    would hold more nodes than its members' own grids together, and models with censored rows
+    (their summaries mix latent draws per node, which another grid would change at the Monte Carlo
+    level) get posterior_grid's grids."""
+    if not models:
+        return []
+    if not all(_same_but_study_prior(models[0], m) for m in models[1:]):
+        raise ValueError("posterior_grids: the models must differ only in the study-level SD's prior")
+    axes = [_axes(m) for m in models]
+    groups: dict = {}
+    for i, ax in enumerate(axes):
+        alone = len(ax) not in N_FINAL or models[i].censored.any()  # censored rows: summaries mix latent draws per node
+        groups.setdefault(("alone", i) if alone else _axes_key(ax), []).append(i)
+    out: list = [None] * len(models)
+    conds: dict = {}
+    for members in groups.values():
+        if len(members) == 1:
+            out[members[0]] = posterior_grid(models[members[0]])
+            continue
+        group_axes = axes[members[0]]
+        boxes = [_find_box(models[i], axes[i], conds) for i in members]
+        own = [[_box_size(lo, hi, len(group_axes)) for lo, hi in box] for box in boxes]
+        nodes = []
+        for j in range(len(group_axes)):
+            lo, hi = min(box[j][0] for box in boxes), max(box[j][1] for box in boxes)
+            step = min((box[j][1] - box[j][0]) / (size[j] - 1) for box, size in zip(boxes, own))
+            nodes.append(np.linspace(lo, hi, max(N_FINAL[len(group_axes)], int(np.ceil((hi - lo) / step - 1e-9)) + 1)))
+        if np.prod([g.size for g in nodes]) >= sum(np.prod(size) for size in own):
+            for i in members:
+                out[i] = posterior_grid(models[i])
+            continue
+        lp, cond = _log_posterior(models[members[0]], group_axes, nodes)  # the first member's log density
+        mesh = np.meshgrid(*nodes, indexing="ij")
+        x = np.column_stack([m.ravel() for m in mesh])
+        for k, i in enumerate(members):
+            if k:
+                lp = _log_density(cond, axes[i], x, cond.taus, nodes)
+            out[i] = _weighted_grid(models[i], axes[i], nodes, lp, cond)
+    return out
 
 
 # --------------------------------------------------------------------------- quantities
@@ -845,12 +944,69 @@ def summary_rows(model: GaussianModel, grid: Grid | None = None, seed: int = 0,
     return rows
 
 
-def _mixture_rows(weights, means, sds) -> list[dict]:
-    """Mean, sd, 2.5/50/97.5% and P(>0) of R mixtures with shared weights (N,), means and sds (R, N)."""
-    mean = dot(means, weights)
-    sd = np.sqrt(dot(sds**2 + (means - mean[:, None]) ** 2, weights))
-    q = mixture_quantiles(weights, means, sds, np.asarray(PROBS))
-    above = 1.0 - dot(special.ndtr(-means / sds), weights)
+def summaries(models: list[GaussianModel], grids: list[Grid], floor: float = 1e-14) -> list[dict]:
+    """summary_rows(model, grid) of each model, for models that differ only in the study-level SD's
+    prior on posterior_grids' grids: where grids share their conditionals (and no row is censored),
+    every prior's mixtures are searched together (each mixture keeps its own weights; a node below
+    `floor` times a prior's heaviest has weight 0 in that prior's mixtures, as summary_rows drops
+    it) and its SDs' marginals are one stack; equal to summary_rows up to rounding."""
+    out: list = [None] * len(models)
+    shared: dict = {}
+    for i, (model, grid) in enumerate(zip(models, grids)):
+        if model.censored.any() or len(grid.axes) == 0:
+            out[i] = summary_rows(model, grid, floor=floor)
+        else:
+            shared.setdefault(id(grid.cond), []).append(i)
+    for members in shared.values():
+        if len(members) == 1:
+            out[members[0]] = summary_rows(models[members[0]], grids[members[0]], floor=floor)
+            continue
+        for i, rows in zip(members, _shared_rows([models[i] for i in members], [grids[i] for i in members], floor)):
+            out[i] = rows
+    return out
+
+
+def _shared_rows(models, grids, floor) -> list[dict]:
+    """summaries of grids sharing one Conditionals (no censored rows)."""
+    model, cond = models[0], grids[0].cond
+    for grid, other in zip(grids, models):
+        grid_of(other, grid)
+    W = np.stack([grid.weights for grid in grids])  # (P, G)
+    kept = W > floor * W.max(axis=1, keepdims=True)
+    keep = kept.any(axis=0)
+    taus, mean, cov = cond.taus[keep], cond.mean[keep], cond.cov[keep]
+    quantities = quantity_rows(model)
+    keys = [(name, label) for name, label, _, _ in quantities]
+    f = np.stack([row(taus) for _, _, _, row in quantities], axis=1)  # (G, R, d)
+    m = np.einsum("grd,gd->rg", f, mean)  # each quantity's mean and variance at each node, once for all priors
+    var = np.einsum("gre,gre->rg", f @ cov, f)
+    if "mu" in model.block_slices():
+        k = next(i for i, (name, _) in enumerate(keys) if name == "mu")
+        keys.append(("prediction", "new study"))
+        m = np.concatenate([m, m[k:k + 1]])
+        var = np.concatenate([var, var[k:k + 1] + (taus**2).sum(axis=1)[None]])
+    sd = np.sqrt(var)
+    out = []
+    for p in range(W.shape[0]):
+        own = kept[p, keep]
+        w = W[p, keep][own]
+        out.append(dict(zip(keys, _mixture_rows(w / w.sum(), m[:, own], sd[:, own], subset_start=True))))
+    for j, (name, _) in enumerate(model.taus):
+        for p, row in enumerate(_tau_rows(grids, j)):
+            out[p][(name, name)] = row
+    for rows in out:
+        if ("prediction", "new study") in rows:
+            rows[("prediction", "new study")] = rows.pop(("prediction", "new study"))
+    return out
+
+
+def _mixture_rows(weights, means, sds, subset_start: bool = False) -> list[dict]:
+    """Mean, sd, 2.5/50/97.5% and P(>0) of R mixtures with means and sds (R, N) and weights shared
+    (N,) or each mixture's own (R, N); subset_start: mixture_quantiles'."""
+    mean = _weighted(means, weights)
+    sd = np.sqrt(_weighted(sds**2 + (means - mean[:, None]) ** 2, weights))
+    q = mixture_quantiles(weights, means, sds, np.asarray(PROBS), subset_start)
+    above = 1.0 - _weighted(special.ndtr(-means / sds), weights)
     return [{"mean": float(mean[r]), "sd": float(sd[r]), "q2.5": q[r, 0], "q50": q[r, 1], "q97.5": q[r, 2],
              "P(>0)": float(above[r])} for r in range(len(mean))]
 
@@ -1012,6 +1168,23 @@ def _tau_row(grid: Grid, j: int) -> dict:
     mean, sd = marginal.moments()
     q = marginal.quantile(PROBS)
     return {"mean": mean, "sd": sd, "q2.5": q[0], "q50": q[1], "q97.5": q[2], "P(>0)": np.nan}
+
+
+def _tau_rows(grids: list[Grid], j: int) -> list[dict]:
+    """_tau_row of grids on the same nodes, their marginals as one stack."""
+    grid = grids[0]
+    x = grid.nodes[j]
+    shape = [len(n) for n in grid.nodes]
+    others = tuple(k + 1 for k in range(len(shape)) if k != j)
+    mass = np.stack([g.weights for g in grids]).reshape([len(grids)] + shape)
+    mass = mass.sum(axis=others) if others else mass
+    marginal = SDMarginal.of(grid.axes[j].scale, x, mass / grid.rules[j], grid.axes[j].even_at(x[0]))
+    q = marginal.quantile(PROBS)
+    rows = []
+    for p in range(len(grids)):
+        mean, sd = replace(marginal, density=marginal.density[p]).moments()
+        rows.append({"mean": mean, "sd": sd, "q2.5": q[p, 0], "q50": q[p, 1], "q97.5": q[p, 2], "P(>0)": np.nan})
+    return rows
 
 
 # --------------------------------------------------------------------------- draws

@@ -270,15 +270,31 @@ def _exact_record(context, scenario, settings, effects, kept, priors, start, cac
     """The scenario's posterior on the exact engine: no sampling, so nothing to diagnose. The
     model is described once per r on every usable study (each tau prior swapped in: _described)
     and cut to the scenario's studies (GaussianModel.subset: the same model as describing the
-    reduced table)."""
-    from ..engines.exact import report_label, summary_rows
+    reduced table). When the sweep's cache lists its tau priors ("tau_priors", as Sensitivity.run
+    does) and the constructor uses tau only as the study-level prior, the first scenario of each
+    data variant (r, grouping, studies kept) computes every tau prior's rows at once on shared
+    grids (engines.exact.posterior_grids: one set of conditionals, each prior re-weighting the
+    nodes; figures equal to the per-scenario fit's up to the quadrature's error) and the
+    variant's other scenarios take theirs from the cache."""
+    from ..engines.exact import posterior_grids, report_label, summaries, summary_rows
 
     key = ("model", scenario.r_prepost, scenario.tau_prior, scenario.techniques)
     if key not in cache:
         cache[key] = _described(context, effects, priors, cache.get(("model", scenario.r_prepost, scenario.techniques)))
         cache.setdefault(("model", scenario.r_prepost, scenario.techniques), cache[key])
     full = cache[key]
-    rows = summary_rows(full.subset(np.isin(full.study_id, kept)))
+    taus = cache.get("tau_priors", ())
+    if context.model in SAME_BUT_TAU and len(taus) > 1 and scenario.tau_prior in taus:
+        variant = ("rows", scenario.r_prepost, scenario.techniques, tuple(kept))
+        if variant not in cache:
+            model = full.subset(np.isin(full.study_id, kept))
+            models = [_described(context, effects, dict(priors, tau=tau), model) for tau in taus]
+            cache[variant] = dict(zip(taus, summaries(models, posterior_grids(models))))
+        rows = cache[variant].pop(scenario.tau_prior)
+        if not cache[variant]:
+            del cache[variant]
+    else:
+        rows = summary_rows(full.subset(np.isin(full.study_id, kept)))
     summary = [{"parameter": report_label(*k), "mean": r["mean"], "sd": r["sd"], "q2.5": r["q2.5"], "q50": r["q50"],
                 "q97.5": r["q97.5"], "p_gt_0": r["P(>0)"]} for k, r in rows.items()]
     return {"key": scenario.id, "settings": settings, "rows": summary, "verdict": "PASS", "problems": "",
@@ -605,7 +621,8 @@ class Sensitivity:
             with spinner("sensitivity: compiling the model once per graph structure", enabled=progress):
                 compile_ahead(context, [s for s in scenarios if s.id not in done])
         if self.engine == "exact":  # milliseconds a scenario: one after another here, sharing the effects
-            function, n_jobs, executor = functools.partial(run_scenario, cache={}), 1, None
+            # the cache lists the tau priors: each data variant's priors are fitted together (_exact_record)
+            function, n_jobs, executor = functools.partial(run_scenario, cache={"tau_priors": tuple(self.tau_prior)}), 1, None
         else:
             function = run_scenario
         records = run_tasks(function, jobs, out=out, fingerprint=fingerprint, n_jobs=n_jobs,
