@@ -28,6 +28,7 @@ Gaussian conditionals: independent draws, so R-hat ~ 1 and ESS ~ the number of d
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, fields, replace
 
@@ -371,7 +372,7 @@ def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True, m
     b = (P0 @ m0)[None] + AtWy
     cov, mean, logdet_Q = spd_solve(Q, b, inverse=moments or c.size > 0)
     proper = np.diagonal(P0) > 0  # a flat prior's block adds no constant (its evidence is improper)
-    logdet_P0 = np.linalg.slogdet(P0[np.ix_(proper, proper)])[1]
+    logdet_P0 = _logdet(P0[np.ix_(proper, proper)])
     loglik = -0.5 * (logdet_S + logdet_Q - logdet_P0 + yWy + m0 @ P0 @ m0 - np.einsum("gi,gi->g", b, mean)
                      + (o.size - (~proper).sum()) * _LOG_2PI)
     out = Conditionals(taus, D, loglik, mean, cov, basis=B)
@@ -397,6 +398,18 @@ def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True, m
     if orthant:
         out.loglik = loglik + log_orthant(c_mean, c_cov, y[c], model.censoring_direction()[c])
     return out
+
+
+def _logdet(P: np.ndarray) -> float:
+    """log det P of a symmetric positive definite P: a diagonal one's logs summed in order, as
+    LAPACK's LU (slogdet) sums them, without numpy.linalg's first call in a process (~70 us)."""
+    diagonal = np.diagonal(P)
+    if np.count_nonzero(P) == np.count_nonzero(diagonal):
+        total = 0.0
+        for value in diagonal.tolist():
+            total += math.log(value)
+        return total
+    return np.linalg.slogdet(P)[1]
 
 
 ROW_BLOCK = 16_000  # nodes x rows per block when a (nodes x rows) array would hold more than 4 of them:
@@ -528,7 +541,8 @@ class _Axis:
 
 
 def _axes(model: GaussianModel) -> list[_Axis]:
-    spread = float(np.std(model.yi) + model.sei.max())
+    dev = model.yi - np.add.reduce(model.yi) / model.n  # np.std(yi) by its own operations, without its wrapper
+    spread = float(np.sqrt(np.add.reduce(dev * dev) / model.n) + model.sei.max())
     out = []
     for name, text in model.taus:
         prior = Prior(FLAT, ()) if text == FLAT else parse_prior(text)
@@ -550,15 +564,43 @@ def _axes(model: GaussianModel) -> list[_Axis]:
     return out
 
 
+def _linspace(lo: float, hi: float, n: int) -> np.ndarray:
+    """np.linspace(lo, hi, n) (n >= 2) by the same operations, so the same floats, without its
+    Python-level wrapper (a first call in a process cost ~40 us: the engine's k = 50 posterior
+    takes ~1 ms in all)."""
+    x = np.arange(n, dtype=float)
+    step = (hi - lo) / (n - 1)
+    if step == 0:
+        x /= n - 1
+        x *= hi - lo
+    else:
+        x *= step
+    x += lo
+    x[-1] = hi
+    return x
+
+
+def _mesh(nodes: list[np.ndarray]) -> np.ndarray:
+    """The tensor grid's nodes as rows (G, J), in C order (the first axis slowest)."""
+    if len(nodes) == 1:
+        return nodes[0][:, None]
+    mesh = np.meshgrid(*nodes, indexing="ij")
+    return np.column_stack([m.ravel() for m in mesh])
+
+
+def _taus(axes, x: np.ndarray) -> np.ndarray:
+    """tau = a sinh(x) on each axis, kept within the prior's support (sinh(asinh(u)) can round just
+    outside a bounded prior's support, where its density is 0)."""
+    cols = [np.minimum(np.maximum(ax.scale * np.sinh(x[:, j]), ax.lower), ax.upper) for j, ax in enumerate(axes)]
+    return cols[0][:, None] if len(cols) == 1 else np.column_stack(cols)
+
+
 def _log_posterior(model, axes, nodes: list[np.ndarray], moments: bool = True, conds: dict | None = None):
     """Log density on a tensor grid in x (per unit x), with the conditionals at every node
     (moments=False: see conditionals). conds: conditionals already computed, by their SDs
     (posterior_grids: models that differ only in an SD's prior share them), filled here."""
-    mesh = np.meshgrid(*nodes, indexing="ij")
-    x = np.column_stack([m.ravel() for m in mesh]) if nodes else np.zeros((1, 0))
-    # sinh(asinh(u)) can round just outside a bounded prior's support, where its density is 0
-    taus = (np.column_stack([np.clip(ax.scale * np.sinh(x[:, j]), ax.lower, ax.upper) for j, ax in enumerate(axes)])
-            if axes else x)
+    x = _mesh(nodes) if nodes else np.zeros((1, 0))
+    taus = _taus(axes, x) if axes else x
     key = None if conds is None else (moments, taus.shape, taus.tobytes())
     cond = None if key is None else conds.get(key)
     if cond is None:
@@ -596,7 +638,7 @@ def _log_prior(prior, t: np.ndarray) -> np.ndarray:
 def _find_box(model, axes, conds: dict | None = None) -> list[tuple[float, float]]:
     box = [(ax.lo, ax.hi) for ax in axes]
     for _ in range(10):
-        nodes = [np.linspace(lo, hi, N_COARSE) for lo, hi in box]
+        nodes = [_linspace(lo, hi, N_COARSE) for lo, hi in box]
         lp, _ = _log_posterior(model, axes, nodes, moments=False, conds=conds)
         top = lp.max()
         if not np.isfinite(top):
@@ -694,7 +736,7 @@ def posterior_grid(model: GaussianModel, n_nodes: int | None = None) -> Grid:
     if n is None:
         raise ValueError(f"{len(axes)} variance components: the exact engine integrates at most 3")
     sizes = [n if n_nodes else _box_size(lo, hi, len(axes)) for lo, hi in box]
-    nodes = [np.linspace(lo, hi, size) for (lo, hi), size in zip(box, sizes)]
+    nodes = [_linspace(lo, hi, size) for (lo, hi), size in zip(box, sizes)]
     lp, cond = _log_posterior(model, axes, nodes)
     return _weighted_grid(model, axes, nodes, lp, cond)
 
@@ -703,7 +745,7 @@ def _box_size(lo: float, hi: float, n_axes: int) -> int:
     """Nodes along one axis of a box: a wide box (a heavy tail) gets more, so the spacing in the
     bulk stays near the default's."""
     n = N_FINAL[n_axes]
-    return int(np.clip(np.ceil((hi - lo) / MAX_STEP[n_axes]) + 1, n, 4 * n))
+    return min(max(math.ceil((hi - lo) / MAX_STEP[n_axes]) + 1, n), 4 * n)
 
 
 def _weighted_grid(model, axes, nodes, lp, cond) -> Grid:
@@ -767,14 +809,13 @@ def posterior_grids(models: list[GaussianModel]) -> list[Grid]:
         for j in range(len(group_axes)):
             lo, hi = min(box[j][0] for box in boxes), max(box[j][1] for box in boxes)
             step = min((box[j][1] - box[j][0]) / (size[j] - 1) for box, size in zip(boxes, own))
-            nodes.append(np.linspace(lo, hi, max(N_FINAL[len(group_axes)], int(np.ceil((hi - lo) / step - 1e-9)) + 1)))
+            nodes.append(_linspace(lo, hi, max(N_FINAL[len(group_axes)], int(np.ceil((hi - lo) / step - 1e-9)) + 1)))
         if np.prod([g.size for g in nodes]) >= sum(np.prod(size) for size in own):
             for i in members:
                 out[i] = posterior_grid(models[i])
             continue
         lp, cond = _log_posterior(models[members[0]], group_axes, nodes)  # the first member's log density
-        mesh = np.meshgrid(*nodes, indexing="ij")
-        x = np.column_stack([m.ravel() for m in mesh])
+        x = _mesh(nodes)
         for k, i in enumerate(members):
             if k:
                 lp = _log_density(cond, axes[i], x, cond.taus, nodes)
@@ -1091,7 +1132,7 @@ class SDMarginal:
 
     def _cell(self, x):
         h = self.x[1] - self.x[0]
-        i = np.clip(np.floor((x - self.x[0]) / h).astype(int), 0, self.x.size - 2)
+        i = np.minimum(np.maximum(np.floor((x - self.x[0]) / h).astype(int), 0), self.x.size - 2)
         s = (x - self.x[i]) / h
         f = _take(self.padded, i[..., None] + np.arange(6))  # the stencil around cell i
         return i, s, f, h
@@ -1127,10 +1168,10 @@ class SDMarginal:
             j = np.searchsorted(self.cdf_nodes, p)
         else:  # each row's searchsorted
             j = (self.cdf_nodes[:, None, :] < p[:, None]).sum(axis=-1)
-        j = np.clip(j, 1, self.x.size - 1)
+        j = np.minimum(np.maximum(j, 1), self.x.size - 1)
         lo, hi = self.x[j - 1], self.x[j]
         c0, c1 = _take(self.cdf_nodes, j - 1), _take(self.cdf_nodes, j)
-        x = lo + (hi - lo) * np.clip((p - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.0, 1.0)
+        x = lo + (hi - lo) * np.minimum(np.maximum((p - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.0), 1.0)
         # Halley's method (its error cubes each step) within the cell that holds p, bisecting when
         # a step leaves it; a step below tol leaves an error of ~its cube, far below rounding
         tol = 1e-7 * (self.x[1] - self.x[0])
