@@ -355,3 +355,17 @@ def test_an_exact_fit_s_forest_quotes_its_summary_table_not_draw_quantiles():
     # without the summary the draws are quoted, and they differ here (so the checks above can fail)
     assert shown(plots.forest(result.idata, result.effects), "estimate:pooled") != [quoted("pooled (mu)")]
     matplotlib.pyplot.close("all")
+
+
+def test_save_png_writes_the_pixels_of_a_default_savefig(effects, tmp_path):
+    """The forest is saved at zlib level 1 (plots.PNG_OPTIONS, issue 26): PNG is lossless, so the
+    decoded pixels are those of matplotlib's default save, in a file that says it is a PNG."""
+    from PIL import Image
+
+    fig = plots.forest(technique_idata(effects), effects)
+    plots.save_png(fig, tmp_path / "fast.png", dpi=120)
+    fig.savefig(tmp_path / "default.png", dpi=120)
+    matplotlib.pyplot.close(fig)
+    fast, default = Image.open(tmp_path / "fast.png"), Image.open(tmp_path / "default.png")
+    assert fast.format == "PNG" and fast.size == default.size and fast.info.get("Software") == default.info.get("Software")
+    assert np.array_equal(np.asarray(fast), np.asarray(default))

@@ -298,7 +298,7 @@ def forest_drawn(label: str, idata, table: pd.DataFrame, studies, path: str,
     """Save the forest plot (its posterior rows from `summary`, the table the output quotes); above
     `max_studies` (default MAX_FOREST_STUDIES) say why it is not drawn."""
     from ..effects.table import used_effects
-    from ..present.plots import MAX_FOREST_STUDIES, forest  # matplotlib only when a figure is drawn
+    from ..present.plots import MAX_FOREST_STUDIES, forest, save_png  # matplotlib only when a figure is drawn
 
     limit = MAX_FOREST_STUDIES if max_studies is None else max_studies
     k = len(used_effects(table))
@@ -306,7 +306,7 @@ def forest_drawn(label: str, idata, table: pd.DataFrame, studies, path: str,
         print(fill(f"{label}: forest plot not drawn: k = {k:,} > {limit:,} studies (one row per "
                             "study; the figure would exceed the image size limit)", WIDTH, subsequent_indent="    "))
         return False
-    forest(idata, table, studies=studies, summary=summary).savefig(path, dpi=120)
+    save_png(forest(idata, table, studies=studies, summary=summary), path, dpi=120)
     return True
 
 

@@ -58,8 +58,9 @@ def _draws(posterior, name: str) -> np.ndarray:
     return array.reshape(-1, *array.shape[2:])
 
 
-def _centres(posterior, table: pd.DataFrame) -> np.ndarray | None:
-    """(sample, study) centre of a new study like each one: its technique effect, else mu."""
+def _centres(posterior, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """The centre of a new study like each one, its technique effect, else mu, as (draws, column):
+    study i's centre draws are draws[:, column[i]] (sample, ...)."""
     if "beta" in posterior:  # moderators: the centre depends on the study's covariates
         return None
     if "technique_effect" in posterior:
@@ -67,10 +68,39 @@ def _centres(posterior, table: pd.DataFrame) -> np.ndarray | None:
         if not set(table["technique"]) <= set(labels):
             return None
         index = [labels.index(t) for t in table["technique"]]
-        return _draws(posterior, "technique_effect")[:, index]
+        return _draws(posterior, "technique_effect"), np.array(index, dtype=int)
     if "mu" in posterior and np.ndim(posterior["mu"]) == 2:  # scalar mu: no moderators
-        return np.repeat(_draws(posterior, "mu")[:, None], len(table), axis=1)
+        return _draws(posterior, "mu")[:, None], np.zeros(len(table), dtype=int)
     return None
+
+
+BLOCK = 16_000  # draws x studies per block of the predictive check (128 kB arrays: the heap's, not fresh pages)
+
+
+def _predictive_rows(centres: tuple[np.ndarray, np.ndarray], tau: np.ndarray, table: pd.DataFrame,
+                     level: float, rng) -> pd.DataFrame:
+    """Each uncensored study's predictive interval and p_predictive (module docstring), a block of
+    studies at a time: the same normals, in the same order, as one study at a time (1,000 studies
+    took ~0.35 s in a loop of per-study numpy calls, issue 26)."""
+    draws, column = centres
+    low_q, high_q = (1 - level) / 2, (1 + level) / 2
+    checked = np.flatnonzero(~table["censored"].astype(bool).to_numpy())
+    yi, sei = table["yi"].to_numpy(float), table["sei"].to_numpy(float)
+    se2 = np.array([s**2 for s in sei.tolist()])  # Python's float power, as each study's own check had it
+    lower, upper, p = (np.empty(checked.size) for _ in range(3))
+    step = max(1, BLOCK // max(tau.size, 1))
+    for lo in range(0, checked.size, step):
+        rows = checked[lo:lo + step]
+        at = slice(lo, lo + rows.size)
+        centre = np.ascontiguousarray(draws[:, column[rows]].T)  # (studies, sample): each row's sums as in 1-D
+        scale = np.sqrt(tau**2 + se2[rows, None])
+        p[at] = np.mean(norm_cdf((yi[rows, None] - centre) / scale), axis=1)
+        predictive = centre + scale * rng.standard_normal(scale.shape)
+        lower[at], upper[at] = np.quantile(predictive, [low_q, high_q], axis=1)
+    found = table.iloc[checked]
+    return pd.DataFrame({"study_id": found["study_id"].to_numpy(), "technique": found["technique"].to_numpy(),
+                         "yi": yi[checked], "sei": sei[checked], "lower": lower, "upper": upper,
+                         "p_predictive": p, "outside": ~((low_q <= p) & (p <= high_q))})
 
 
 def _prior_cdf(text: str, x: float) -> float:
@@ -91,7 +121,7 @@ def prior_data_conflict(idata, effects: pd.DataFrame, *, priors: dict | None = N
     posterior = idata.posterior
     attrs = dict(getattr(idata, "attrs", {}) or {})
     table = used_effects(effects).reset_index(drop=True)
-    warnings, notes, rows = [], [], []
+    warnings, notes = [], []
     if "tau" not in posterior:
         notes.append("no between-study SD tau in this fit: the predictive check needs one")
         centres = None
@@ -103,25 +133,14 @@ def prior_data_conflict(idata, effects: pd.DataFrame, *, priors: dict | None = N
         centres = _centres(posterior, table)
         if centres is None:
             notes.append("model with moderators or unknown techniques: the per-study predictive check is not done")
+    columns = ["study_id", "technique", "yi", "sei", "lower", "upper", "p_predictive", "outside"]
+    checks = pd.DataFrame([], columns=columns)
     if centres is not None:
-        tau = _draws(posterior, "tau")
-        rng = np.random.default_rng(seed)
-        low_q, high_q = (1 - level) / 2, (1 + level) / 2
-        for i, row in table.iterrows():
-            if bool(row["censored"]):
-                continue
-            scale = np.sqrt(tau**2 + row["sei"] ** 2)
-            p = float(np.mean(norm_cdf((row["yi"] - centres[:, i]) / scale)))
-            predictive = centres[:, i] + scale * rng.standard_normal(scale.size)
-            lower, upper = np.quantile(predictive, [low_q, high_q])
-            rows.append({"study_id": row["study_id"], "technique": row["technique"], "yi": row["yi"],
-                         "sei": row["sei"], "lower": lower, "upper": upper, "p_predictive": p,
-                         "outside": not low_q <= p <= high_q})
+        if not table["censored"].astype(bool).all():
+            checks = _predictive_rows(centres, _draws(posterior, "tau"), table, level, np.random.default_rng(seed))
         censored = table.loc[table["censored"].astype(bool), "study_id"].tolist()
         if censored:
             notes.append(f"censored rows not checked (yi is a bound): {', '.join(censored)}")
-    checks = pd.DataFrame(rows, columns=["study_id", "technique", "yi", "sei", "lower", "upper", "p_predictive",
-                                         "outside"])
     outside = checks[checks["outside"]]
     if not outside.empty:
         listed = ", ".join(f"{r.study_id} (yi {r.yi:.3g}, interval {r.lower:.3g} to {r.upper:.3g})"
