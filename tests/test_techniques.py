@@ -152,6 +152,26 @@ def test_design_moderator_matches_weighted_least_squares_when_tau_is_pinned_near
         design_moderator(milk[milk["design"] == "two_group"])
 
 
+def test_design_moderator_is_the_meta_regression_on_the_pre_post_indicator(effects):
+    """The contrast draws only the meta-regression it reports (not fit_meta_regression's no-moderator
+    and REML fits beside it): its table is that fit's draws, digit for digit."""
+    from evsynth.methods.designs import MODERATOR, design_moderator
+    from evsynth.methods.regression import beta_draws, fit_meta_regression
+    from evsynth.effects.table import uncontrolled
+
+    milk = _milk(effects)
+    priors = {"tau": "halfcauchy(0.3)"}
+    table = design_moderator(milk, priors, draws=3000, seed=11)
+    indicator = milk.assign(**{MODERATOR: uncontrolled(milk).astype(float)})
+    indicator.attrs = dict(milk.attrs)
+    mu, beta = beta_draws(fit_meta_regression(indicator, [MODERATOR], priors, draws=3000, chains=1, seed=11)).T
+    for label, draws in zip(table.index, (mu, mu + beta, beta)):
+        lo, mid, hi = np.quantile(draws, (0.025, 0.5, 0.975))
+        assert list(table.loc[label, ["q2.5", "q50", "q97.5"]]) == [lo, mid, hi]
+        assert table.loc[label, "P(>0)"] == float((draws > 0).mean())
+    assert table.attrs["prior_tau"] == "halfcauchy(0.3)"
+
+
 def test_evsynth_fit_pools_seven_milk_volume_studies_and_names_every_technique(capsys, tmp_path):
     """The issue's done criterion, end to end (small draws; the exact engine checks the fit)."""
     rc = cli.main(["fit", str(MASSAGE), "--outcome", "milk volume", "--out", str(tmp_path), "--draws", "300",

@@ -37,7 +37,8 @@ def design_moderator(effects: pd.DataFrame, priors: dict | None = None, draws: i
     """Posterior median, 95% interval and P(> 0) of the controlled mean, the pre/post mean and
     their difference, with the studies behind each. Raises ValueError when the used rows are all
     of one design (then there is nothing to contrast) or fewer than three."""
-    from .regression import beta_draws, fit_meta_regression
+    from ..engines.exact import fit_exact
+    from ..model.description import meta_regression
 
     used = used_effects(effects)
     pre_post = uncontrolled(used).to_numpy()
@@ -48,9 +49,12 @@ def design_moderator(effects: pd.DataFrame, priors: dict | None = None, draws: i
                          f"{'pre/post' if pre_post.all() else 'controlled'}")
     table = effects.assign(**{MODERATOR: uncontrolled(effects).astype(float)})
     table.attrs = dict(effects.attrs)
-    fitted = fit_meta_regression(table, [MODERATOR], priors, draws=draws, chains=1, seed=seed)
-    mu, beta = beta_draws(fitted).T
-    tree = fitted.idata
+    # the meta-regression's own draws, as methods.regression.fit_meta_regression makes them (same
+    # model, draws and seed); its no-moderator fit, REML fit and heterogeneity table are not needed here
+    tree = fit_exact(meta_regression(table, [MODERATOR], priors), draws=draws, chains=1, seed=seed)
+    post = tree["posterior"]  # chains stacked, as regression.beta_draws
+    mu = post["mu"].transpose("chain", "draw").to_numpy().reshape(-1)
+    beta = post["beta"].transpose("chain", "draw", "moderator").to_numpy()[..., 0].reshape(-1)
     ids = used["study_id"].to_numpy()
     studies = [", ".join(ids[~pre_post]), ", ".join(ids[pre_post]), ""]
     rows = []
