@@ -361,8 +361,19 @@ def test_run_on_the_exact_engine_runs_here_one_at_a_time(demo, recorded, monkeyp
     assert options["n_jobs"] == 1 and options["executor"] is None and options["compiles"] is False
     assert job.reuse is False and job.context.options.sampler == "pymc" and "ahead" not in recorded
     # the sweep's cache starts with its tau priors (each data variant's priors are fitted together)
-    assert recorded["function"].func is sens.run_scenario
-    assert recorded["function"].keywords == {"cache": {"tau_priors": tuple(grid.tau_prior)}}
+    assert recorded["function"].func is sens.run_scenario and list(recorded["function"].keywords) == ["cache"]
+    cache = recorded["function"].keywords["cache"]
+    assert cache["tau_priors"] == tuple(grid.tau_prior)
+    # and what __post_init__ computed for the rules' warnings (effects at the default r, the rule's studies)
+    ruled = sens.Sensitivity(demo, outcome="milk volume", model="random_effects", engine="exact",
+                             exclude=[None, "design == 'pre_post'"])
+    ruled.run(progress=False)
+    cache = recorded["function"].keywords["cache"]
+    assert ("effects", 0.5) in ruled._prepared[1] and ("exclude", "design == 'pre_post'") in ruled._prepared[1]
+    assert all(cache[key] is value for key, value in ruled._prepared[1].items())
+    ruled.studies = ruled.studies.copy()  # other data: nothing carried over
+    ruled.run(progress=False)
+    assert set(recorded["function"].keywords["cache"]) == {"tau_priors"}
     monkeypatch.setattr(util, "find_spec", lambda name, *args: object() if name == "nutpie" else real(name, *args))
     grid.run(progress=False)
     assert next(iter(recorded["jobs"].values())).context.options.sampler == "nutpie"

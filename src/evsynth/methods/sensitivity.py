@@ -495,6 +495,9 @@ class Sensitivity:
     rho: float | None = None  # model "multilevel": assumed within-sample correlation of sampling errors
     table: pd.DataFrame | None = field(default=None, init=False, repr=False)
     rule_warnings: list = field(default_factory=list, init=False, repr=False)  # e.g. a rule excluding nothing
+    # the effect tables and rule selections __post_init__ computed (for the rules' warnings), by what
+    # they depend on: run() starts from them
+    _prepared: tuple = field(default=(None, {}), init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if not isinstance(self.studies, pd.DataFrame):
@@ -544,8 +547,13 @@ class Sensitivity:
                 raise ValueError(f"r_prepost {r} must lie strictly between -1 and 1")
         context, cache = self.context, {}
         self.rule_warnings = [w for w in (rule_warning(context, rule, cache) for rule in self.exclude) if w]
+        self._prepared = (self._data_key(), cache)
         for text in self.rule_warnings:
             warnings.warn(text, stacklevel=3)  # the caller's line: 2 is the dataclass's generated __init__
+
+    def _data_key(self) -> tuple:
+        """What scenario_effects' cache entries depend on (the study table by identity)."""
+        return (id(self.studies), self.outcome, self.measure, self.p_bound, self.design, self.model, self.random)
 
     def _tau_text(self, text) -> str:
         """The tau prior as the user wrote it (checked; the scenario id keeps every digit given)."""
@@ -621,8 +629,11 @@ class Sensitivity:
             with spinner("sensitivity: compiling the model once per graph structure", enabled=progress):
                 compile_ahead(context, [s for s in scenarios if s.id not in done])
         if self.engine == "exact":  # milliseconds a scenario: one after another here, sharing the effects
-            # the cache lists the tau priors: each data variant's priors are fitted together (_exact_record)
-            function, n_jobs, executor = functools.partial(run_scenario, cache={"tau_priors": tuple(self.tau_prior)}), 1, None
+            # the cache lists the tau priors (each data variant's priors are fitted together: _exact_record)
+            # and starts with the effect tables and rule selections __post_init__ made for the same data
+            key, prepared = self._prepared
+            cache = (dict(prepared) if key == self._data_key() else {}) | {"tau_priors": tuple(self.tau_prior)}
+            function, n_jobs, executor = functools.partial(run_scenario, cache=cache), 1, None
         else:
             function = run_scenario
         records = run_tasks(function, jobs, out=out, fingerprint=fingerprint, n_jobs=n_jobs,

@@ -32,6 +32,13 @@ class SweepFileError(ValueError):
 
 def _clean(value):
     """JSON has no NaN: write None, read back as NaN by pandas."""
+    kind = type(value)  # the common exact types first (a sweep's records hold thousands of values)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {k: _clean(v) for k, v in value.items()}
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
