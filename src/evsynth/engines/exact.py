@@ -333,11 +333,13 @@ def study_cov(model: GaussianModel, taus: np.ndarray) -> np.ndarray:
     return S + study[:, None, None] ** 2 * R[None]
 
 
-def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True, moments: bool = True) -> Conditionals:
+def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True, moments: bool = True,
+                 prior: tuple | None = None) -> Conditionals:
     """Everything Gaussian at the nodes taus (G, J); moments=False: the log-likelihood and the mean
-    only (no covariance; the box search needs no more), unless the model has censored rows."""
+    only (no covariance; the box search needs no more), unless the model has censored rows.
+    prior: _latent_prior(model), when the caller has it."""
     taus = np.atleast_2d(np.asarray(taus, float))
-    m0, P0 = _latent_prior(model)
+    m0, P0 = _latent_prior(model) if prior is None else prior
     B, D = basis(model), design_scale(model, taus)
     cens = model.censored
     o, c = np.flatnonzero(~cens), np.flatnonzero(cens)
@@ -595,7 +597,8 @@ def _taus(axes, x: np.ndarray) -> np.ndarray:
     return cols[0][:, None] if len(cols) == 1 else np.column_stack(cols)
 
 
-def _log_posterior(model, axes, nodes: list[np.ndarray], moments: bool = True, conds: dict | None = None):
+def _log_posterior(model, axes, nodes: list[np.ndarray], moments: bool = True, conds: dict | None = None,
+                   prior: tuple | None = None):
     """Log density on a tensor grid in x (per unit x), with the conditionals at every node
     (moments=False: see conditionals). conds: conditionals already computed, by their SDs
     (posterior_grids: models that differ only in an SD's prior share them), filled here."""
@@ -604,7 +607,7 @@ def _log_posterior(model, axes, nodes: list[np.ndarray], moments: bool = True, c
     key = None if conds is None else (moments, taus.shape, taus.tobytes())
     cond = None if key is None else conds.get(key)
     if cond is None:
-        cond = conditionals(model, taus, moments=moments)
+        cond = conditionals(model, taus, moments=moments, prior=prior)
         if key is not None:
             conds[key] = cond
     return _log_density(cond, axes, x, taus, nodes), cond
@@ -635,11 +638,11 @@ def _log_prior(prior, t: np.ndarray) -> np.ndarray:
     return prior.logpdf(t)
 
 
-def _find_box(model, axes, conds: dict | None = None) -> list[tuple[float, float]]:
+def _find_box(model, axes, conds: dict | None = None, prior: tuple | None = None) -> list[tuple[float, float]]:
     box = [(ax.lo, ax.hi) for ax in axes]
     for _ in range(10):
         nodes = [_linspace(lo, hi, N_COARSE) for lo, hi in box]
-        lp, _ = _log_posterior(model, axes, nodes, moments=False, conds=conds)
+        lp, _ = _log_posterior(model, axes, nodes, moments=False, conds=conds, prior=prior)
         top = lp.max()
         if not np.isfinite(top):
             raise FloatingPointError("the posterior of the SDs is zero everywhere on the search box")
@@ -731,13 +734,14 @@ def posterior_grid(model: GaussianModel, n_nodes: int | None = None) -> Grid:
     if not axes:
         lp, cond = _log_posterior(model, axes, [])
         return Grid(axes, [], np.ones(1), cond, float(lp[0]), model=model)
-    box = _find_box(model, axes)
+    prior = _latent_prior(model)  # once for the box search and the final grid
+    box = _find_box(model, axes, prior=prior)
     n = n_nodes or N_FINAL[len(axes)] if len(axes) in N_FINAL else n_nodes
     if n is None:
         raise ValueError(f"{len(axes)} variance components: the exact engine integrates at most 3")
     sizes = [n if n_nodes else _box_size(lo, hi, len(axes)) for lo, hi in box]
     nodes = [_linspace(lo, hi, size) for (lo, hi), size in zip(box, sizes)]
-    lp, cond = _log_posterior(model, axes, nodes)
+    lp, cond = _log_posterior(model, axes, nodes, prior=prior)
     return _weighted_grid(model, axes, nodes, lp, cond)
 
 
@@ -1106,8 +1110,12 @@ class SDMarginal:
         pad = density
         for _ in range(3):
             pad = np.concatenate([pad, (pad[..., -1:-7:-1] @ _EXTRAPOLATE)[..., None]], axis=-1)
-        padded = np.concatenate([left, pad], axis=-1)
-        windows = np.lib.stride_tricks.sliding_window_view(padded, 6, axis=-1)[..., : x.size - 1, :]
+        padded = np.ascontiguousarray(np.concatenate([left, pad], axis=-1))
+        # the 6-node window at each cell: sliding_window_view(padded, 6, axis=-1)[..., :n - 1, :], the same
+        # view made directly (its Python wrapper's first call in a process cost ~80 us)
+        step = padded.strides[-1]
+        windows = np.ndarray(padded.shape[:-1] + (x.size - 1, 6), float, buffer=padded,
+                             strides=padded.strides[:-1] + (step, step))
         cdf = np.cumsum(h * (windows @ _LAGRANGE_INTEGRAL.sum(axis=1)), axis=-1)
         cdf = np.concatenate([np.zeros(cdf.shape[:-1] + (1,)), cdf], axis=-1)
         total = cdf[..., -1:]
