@@ -1031,11 +1031,21 @@ def _shared_rows(models, grids, floor) -> list[dict]:
         m = np.concatenate([m, m[k:k + 1]])
         var = np.concatenate([var, var[k:k + 1] + (taus**2).sum(axis=1)[None]])
     sd = np.sqrt(var)
+    below = special.ndtr(-m / sd)  # each component's P(< 0), the same for every prior
+    own = kept[:, keep]
+    Wk = np.where(own, W[:, keep], 0.0)
+    Wk /= Wk.sum(axis=1, keepdims=True)
+    probs = np.asarray(PROBS)
+    starts = _shared_starts(Wk, m, sd, probs)
     out = []
     for p in range(W.shape[0]):
-        own = kept[p, keep]
-        w = W[p, keep][own]
-        out.append(dict(zip(keys, _mixture_rows(w / w.sum(), m[:, own], sd[:, own], subset_start=True))))
+        w, mine = Wk[p, own[p]], own[p]
+        means, sds = m[:, mine], sd[:, mine]
+        lo, hi, x = starts[p]
+        scale = dot(sds, w)[:, None] + np.zeros(probs.size)
+        q = _halley_search(w, means, sds, probs, x, np.maximum(lo, np.min(means - 10 * sds, axis=1)[:, None]),
+                           np.minimum(hi, np.max(means + 10 * sds, axis=1)[:, None]), scale)
+        out.append(dict(zip(keys, _mixture_rows(w, means, sds, q=q, below=below[:, mine]))))
     for j, (name, _) in enumerate(model.taus):
         for p, row in enumerate(_tau_rows(grids, j)):
             out[p][(name, name)] = row
@@ -1045,13 +1055,45 @@ def _shared_rows(models, grids, floor) -> list[dict]:
     return out
 
 
-def _mixture_rows(weights, means, sds, subset_start: bool = False) -> list[dict]:
+def _shared_starts(W, m, sd, probs) -> list[tuple]:
+    """Starts of every prior's quantile searches (_shared_rows), from one evaluation of the
+    components shared by the priors (weights W (P, N), zero off a prior's nodes; means and sds (R, N)):
+    the quantiles of the priors' average mixture on an evenly strided subset of the components
+    (as mixture_quantiles' first search), then at that point each prior's CDF, density and slope
+    (one normal CDF per component for all priors) and one safeguarded Halley step of its own.
+    The priors' quantiles lie within a few hundredths of a posterior sd of each other, so each
+    start is within ~1e-4 sd of its root and its own search (on its nodes) ends after about one
+    evaluation; returns per prior (lo, hi, x), (R, P) each, the bracket and the start."""
+    average = W.mean(axis=0)
+    k = max(1, average.size // COARSE_COMPONENTS)
+    x0 = mixture_quantiles(average[::k] / average[::k].sum(), m[:, ::k], sd[:, ::k], probs)  # (R, Q)
+    inv = 1 / sd
+    t = (x0[:, :, None] - m[:, None, :]) * inv[:, None, :]  # (R, Q, N)
+    F = dot(special.erfc(t * _NEG_SQRT_HALF).reshape(-1, t.shape[2]), 0.5 * W.T)  # (R Q, P)
+    phi = np.exp(-0.5 * t * t) * inv[:, None, :]
+    f = dot(phi.reshape(-1, t.shape[2]), W.T) * _INV_SQRT_2PI
+    slope = -dot((phi * t * inv[:, None, :]).reshape(-1, t.shape[2]), W.T) * _INV_SQRT_2PI
+    x0 = np.repeat(x0.reshape(-1, 1), W.shape[0], axis=1)
+    g = F - np.repeat(np.tile(probs, m.shape[0]).reshape(-1, 1), W.shape[0], axis=1)
+    lo, hi = np.where(g < 0, x0, -np.inf), np.where(g > 0, x0, np.inf)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        newton = g / f
+        halley = 2 * g * f / (2 * f * f - g * slope)
+    step = np.where(np.isfinite(halley) & (np.abs(halley) <= 2 * np.abs(newton)), halley, newton)
+    x = np.where(np.isfinite(step), x0 - step, x0)
+    x = np.where((x > lo) & (x < hi), x, x0)
+    shape = (m.shape[0], probs.size)
+    return [(lo[:, p].reshape(shape), hi[:, p].reshape(shape), x[:, p].reshape(shape)) for p in range(W.shape[0])]
+
+
+def _mixture_rows(weights, means, sds, subset_start: bool = False, q=None, below=None) -> list[dict]:
     """Mean, sd, 2.5/50/97.5% and P(>0) of R mixtures with means and sds (R, N) and weights shared
-    (N,) or each mixture's own (R, N); subset_start: mixture_quantiles'."""
+    (N,) or each mixture's own (R, N); subset_start: mixture_quantiles'; q, below: the quantiles
+    and each component's P(< 0), when the caller has them."""
     mean = _weighted(means, weights)
     sd = np.sqrt(_weighted(sds**2 + (means - mean[:, None]) ** 2, weights))
-    q = mixture_quantiles(weights, means, sds, np.asarray(PROBS), subset_start)
-    above = 1.0 - _weighted(special.ndtr(-means / sds), weights)
+    q = mixture_quantiles(weights, means, sds, np.asarray(PROBS), subset_start) if q is None else q
+    above = 1.0 - _weighted(special.ndtr(-means / sds) if below is None else below, weights)
     return [{"mean": float(mean[r]), "sd": float(sd[r]), "q2.5": q[r, 0], "q50": q[r, 1], "q97.5": q[r, 2],
              "P(>0)": float(above[r])} for r in range(len(mean))]
 
