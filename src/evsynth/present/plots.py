@@ -61,6 +61,14 @@ def _interval(draws: np.ndarray) -> tuple[float, float, float]:
     return lo, mid, hi
 
 
+def _row_medians(draws: np.ndarray) -> np.ndarray:
+    """np.median(draws, axis=1), a block of rows at a time: the same values without np.median's
+    copy of the whole array (1,000 studies x 4,000 draws: 32 MB of fresh pages, ~0.1 s, issue 26)."""
+    step = max(1, 16_000 // max(draws.shape[1], 1))
+    blocks = [np.median(draws[i:i + step], axis=1) for i in range(0, draws.shape[0], step)]
+    return np.concatenate(blocks) if blocks else np.median(draws, axis=1)
+
+
 def _diamond(ax, y: float, lo: float, mid: float, hi: float, color: str, gid: str, height: float = 0.35):
     ax.fill([lo, mid, hi, mid], [y, y + height, y, y - height], color=color, zorder=3, gid=gid)
 
@@ -356,7 +364,7 @@ def forest(idata: xr.DataTree, effects: pd.DataFrame, ax=None, threshold: float 
     ys = np.arange(len(rows))[::-1].astype(float)
     # every study's posterior median at once (one xarray selection per row took ~2 ms: 2 s at 1,000 studies)
     theta_median = {} if "theta" not in post else dict(zip(
-        post["study"].to_numpy(), np.median(post["theta"].transpose("study", ...).to_numpy(), axis=1)))
+        post["study"].to_numpy(), _row_medians(post["theta"].transpose("study", ...).to_numpy())))
     # the study rows' texts as one TextColumn per column and their marks as collections: 1,000
     # studies drew ~7,000 artists (issue 26); the summary rows keep a Text or patch each
     columns: dict[tuple, list] = {}
