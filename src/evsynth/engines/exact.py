@@ -354,7 +354,8 @@ def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True, m
         for start in range(0, o.size, step):
             rows = o[start:start + step]
             s2 = model.sei[rows] ** 2
-            w = 1 / (s2[None] + study[:, None] ** 2 if study is not None else np.broadcast_to(s2, (G, rows.size)))
+            # 1 / (se^2 + tau^2) at every node and row (an outer sum: a broadcast's first call in a process costs ~40 us)
+            w = 1 / (np.add.outer(study**2, s2) if study is not None else np.broadcast_to(s2, (G, rows.size)))
             BtWB += dot(w, outer[start:start + step])
             BtWy += dot(w * y[rows], B[rows])
             logdet_S -= np.log(w).sum(axis=1)
@@ -1363,7 +1364,7 @@ def _study_effects(model, cond, taus, g, y, rng) -> np.ndarray:
 
 def _times_rows(X: np.ndarray, B: np.ndarray) -> np.ndarray:
     """X @ B.T, (G, k) by (n, k): a broadcast product when k = 1 (BLAS took 10 ms where it takes 0.3)."""
-    return X * B[:, 0] if X.shape[1] == 1 else dot(X, B.T)
+    return np.multiply.outer(X[:, 0], B[:, 0]) if X.shape[1] == 1 else dot(X, B.T)
 
 
 def study_effect_moments(model: GaussianModel, cond: Conditionals, rows: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
