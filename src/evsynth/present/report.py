@@ -163,6 +163,9 @@ def caveats(studies: pd.DataFrame, effects: pd.DataFrame) -> list[str]:
 
 
 FIGURE_DPI = 100
+# matplotlib versions whose Agg text placement tight_png's single draw reproduces byte for byte (tested:
+# tests/test_report_png.py with constraints.txt's 3.10.8); others (3.11 renders text anew) use savefig
+SINGLE_DRAW_MATPLOTLIB = ((3, 10),)
 
 
 def _png(fig) -> str:
@@ -207,7 +210,8 @@ def _drawn_once(fig, dpi, mpl, mimage) -> bytes | None:
     except ImportError:  # a matplotlib without these: savefig
         return None
     canvas, engine = fig.canvas, fig.get_layout_engine()  # after tight_layout: a placeholder, which lays out nothing
-    if (type(canvas) is not FigureCanvasAgg or fig.dpi != dpi or not isinstance(engine, PlaceHolderLayoutEngine | None)
+    if (tuple(int(part) for part in mpl.__version__.split(".")[:2]) not in SINGLE_DRAW_MATPLOTLIB
+            or type(canvas) is not FigureCanvasAgg or fig.dpi != dpi or not isinstance(engine, PlaceHolderLayoutEngine | None)
             or fig.images or any(ax.images for ax in fig.axes)
             or not all(mpl.rcParams[f"savefig.{c}"] == "auto" for c in ("facecolor", "edgecolor"))):
         return None
