@@ -172,3 +172,25 @@ def test_records_are_the_tables_rows_with_none_where_missing():
                 assert (mine[key] is None) == (theirs[key] is None), key
                 if theirs[key] is not None:
                     assert mine[key] == theirs[key] and type(mine[key]) is type(theirs[key]), key
+
+
+def test_a_failing_shared_fit_leaves_each_scenario_to_its_own_fit(monkeypatch):
+    """If the variant's shared fit raises (one prior's posterior cannot be integrated), each of its
+    scenarios is fitted alone, as before the shared path: the others are not lost with it."""
+    grid = sens.Sensitivity(ROOT / "studies" / "synthetic_demo.csv", outcome="milk volume", model="random_effects",
+                            priors={"mu": "normal(0, 1)"}, engine="exact", tau_prior=["halfnormal(0.5)", "halfcauchy(1)"],
+                            r_prepost=[0.5])
+
+    def broken(models):
+        raise FloatingPointError("the posterior of the SDs is zero everywhere on the search box")
+
+    monkeypatch.setattr(ex, "posterior_grids", broken)
+    table = grid.run(progress=False)
+    assert set(table["verdict"]) == {"PASS"}
+    context = grid.context
+    for scenario in grid.scenarios():
+        effects, kept = sens.scenario_effects(context, scenario)
+        model = describe("random_effects", effects, sens.scenario_priors(context, scenario))
+        own = ex.summary_rows(model.subset(np.isin(model.study_id, kept)))
+        got = table[table["scenario"] == scenario.id].set_index("parameter")
+        assert [got.loc[ex.report_label(*k), "mean"] for k in own] == [r["mean"] for r in own.values()]

@@ -284,16 +284,21 @@ def _exact_record(context, scenario, settings, effects, kept, priors, start, cac
         cache.setdefault(("model", scenario.r_prepost, scenario.techniques), cache[key])
     full = cache[key]
     taus = cache.get("tau_priors", ())
+    variant = ("rows", scenario.r_prepost, scenario.techniques, tuple(kept))
+    rows = None
     if context.model in SAME_BUT_TAU and len(taus) > 1 and scenario.tau_prior in taus:
-        variant = ("rows", scenario.r_prepost, scenario.techniques, tuple(kept))
         if variant not in cache:
             model = full.subset(np.isin(full.study_id, kept))
             models = [_described(context, effects, dict(priors, tau=tau), model) for tau in taus]
-            cache[variant] = dict(zip(taus, summaries(models, posterior_grids(models))))
-        rows = cache[variant].pop(scenario.tau_prior)
-        if not cache[variant]:
-            del cache[variant]
-    else:
+            try:
+                cache[variant] = dict(zip(taus, summaries(models, posterior_grids(models))))
+            except Exception:  # noqa: BLE001 -- one prior's failure: each scenario fits alone and reports its own
+                cache[variant] = None
+        if cache[variant] is not None:  # None: the shared fit failed; each scenario fits alone
+            rows = cache[variant].pop(scenario.tau_prior, None)
+            if not cache[variant]:
+                del cache[variant]
+    if rows is None:
         rows = summary_rows(full.subset(np.isin(full.study_id, kept)))
     summary = [{"parameter": report_label(*k), "mean": r["mean"], "sd": r["sd"], "q2.5": r["q2.5"], "q50": r["q50"],
                 "q97.5": r["q97.5"], "p_gt_0": r["P(>0)"]} for k, r in rows.items()]
