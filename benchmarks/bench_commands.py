@@ -229,10 +229,10 @@ def main():
             wall(argvs["fit"])  # warm the compile cache (not timed)
         for name in names:
             base, base_cpu, runs, cpu, loads = [], [], [], [], []
-            cold = name == "fit-cold"  # a fresh compile directory each run: one run (it compiles for ~a minute)
+            cold = name == "fit-cold"  # a fresh compile directory each run
             if not cold and name not in CPU_TARGETS:
                 wall(argvs[name])  # untimed: a user's second run (bytecode and files cached)
-            for _ in range(1 if cold else args.repeats):
+            for _ in range(args.repeats):
                 loads.append(os.getloadavg()[0])
                 base.append(wall(BASELINE, cpu=base_cpu))
                 if name in CPU_TARGETS:
@@ -262,7 +262,7 @@ def main():
             # the CPU-time ratio beside: wall times under load swing by seconds, CPU times much less
             c, bc = statistics.median(cpu), statistics.median(base_cpu)
             print(f"{name:18} {t:6.2f} s = {t / b:4.2f} B (B {b:.2f} s; target <= {TARGETS[name]:g} B: {verdict}; "
-                  f"{load}{'; one run' if cold else ''}); CPU {c:.2f} s = {c / bc:.2f} B's CPU ({bc:.2f} s)")
+                  f"{load}); CPU {c:.2f} s = {c / bc:.2f} B's CPU ({bc:.2f} s)")
             if (verdict == "MISSES" or name in args.profile) and not cold:
                 print(f"  where the CPU time of one {name} run goes (cProfile, cumulative, imports included):")
                 print("  " + profile(argvs[name]).replace("\n", "\n  "))

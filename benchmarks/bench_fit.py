@@ -15,7 +15,9 @@ Phases, timed inside a child process, for the milk-volume fit (the model `evsynt
                  pymc: the NUTS step's logp/dlogp function
                  (PyTensor's C backend, whose compiled modules are cached on disk)
     sample       4 chains x 2000 draws after 1000 tuning (evsynth fit's defaults)
-    post         pointwise log-likelihood, diagnostics, summary table, exact-engine check
+    post         the posterior's other variables from the free ones (nutpie stores only those for a
+                 described model: engines.pymc.expand), pointwise log-likelihood, diagnostics,
+                 summary table, exact-engine check
 
     python benchmarks/bench_fit.py                  # end to end, and the phases with both samplers
     python benchmarks/bench_fit.py --sampler nutpie # phases with one
@@ -87,8 +89,10 @@ t["sample"] = time.perf_counter() - start
 start = time.perf_counter()
 from evsynth.methods.diagnostics import diagnose
 from evsynth.engines.exact import agreement
-from evsynth.engines.fit import _add_log_likelihood, _complete_constant_data
+from evsynth.engines.fit import _add_log_likelihood, _complete_constant_data, expanded_posterior
 from evsynth.methods.summary import summarize
+if getattr(compiled, "evsynth_posterior", None):  # nutpie stored the free variables: the rest in numpy
+    idata["posterior"] = expanded_posterior(idata["posterior"].to_dataset(), model, gaussian, compiled)
 _complete_constant_data(idata, model)
 _add_log_likelihood(idata, model, gaussian)
 verdict = diagnose(idata)

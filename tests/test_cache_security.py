@@ -11,6 +11,7 @@ import pytest
 
 from evsynth.engines import nutpie_cache
 from evsynth.engines.fit import fit
+from evsynth.engines.pymc import build
 from evsynth.model import description
 
 from conftest import censored_milk_effects
@@ -47,7 +48,8 @@ def shaped_wrong(raw: dict) -> list[dict]:
     out = []
     for key, value in [("n_dim", "5"), ("n_dim", -1), ("support", [0.0]), ("support", "x"), ("keys", {"a": "b"}),
                        ("keys", {"logp_numba": "0" * 63, "expand_numba": "0" * 64}), ("shape_info", [1, 2]),
-                       ("coords", {"study": [[1]]}), ("format", 2), ("dims", {"z": "study"})]:
+                       ("coords", {"study": [[1]]}), ("format", 1), ("format", 3), ("dims", {"z": "study"}),
+                       ("posterior", [1]), ("posterior", "theta")]:
         out.append(dict(raw, **{key: value}))
     out.append({k: v for k, v in raw.items() if k != "keys"})
     out.append(dict(raw, shape_info=dict(raw["shape_info"], slices=[[0, 10**9]] * len(raw["shape_info"]["slices"]))))
@@ -66,6 +68,11 @@ def test_malformed_or_wrongly_shaped_entries_are_misses(model, cache_dir, milk_c
         entry.write_bytes(bad)
         assert nutpie_cache._load(entry) is None, bad
     assert not (cache_dir / "owned").exists()
+    # well formed, but naming other variables than the model's posterior: a miss too
+    entry.write_text(json.dumps(dict(raw, posterior=["mu", "tau", "theta", "other"])))
+    assert nutpie_cache._load(entry) is not None
+    assert nutpie_cache.compile_nutpie_cached(build(model), model).evsynth_posterior == tuple(raw["posterior"])
+    assert json.loads(entry.read_text())["posterior"] == raw["posterior"]  # compiled again, rewritten
     entry.write_bytes(pickled)
     again = fit(model, **SETTINGS)  # a miss: compiled again, the same draws
     np.testing.assert_array_equal(first["posterior"]["mu"], again["posterior"]["mu"])

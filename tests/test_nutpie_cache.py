@@ -122,7 +122,10 @@ def test_precompile_compiles_each_missing_entry_once(model, cache_dir, monkeypat
 
 
 def test_a_precompiled_model_is_loaded_and_draws_as_a_warm_one(model, cache_dir, monkeypatch, milk_cache_entry):
-    assert nutpie_cache.precompile([model]) == 1  # a child process compiles it
+    compiler = nutpie_cache.start_compiler()  # the cache is empty: a child is started ahead
+    assert compiler is not None and compiler.poll() is None
+    assert nutpie_cache.precompile([model], compiler) == 1  # that child compiles it
+    assert compiler.wait(timeout=600) == 0
     (entry,) = cache_dir.glob("*.json")
     assert entry.name == milk_cache_entry.name and json.loads(entry.read_text()) == json.loads(
         milk_cache_entry.read_text())
@@ -152,7 +155,7 @@ def test_fit_compiles_ahead_the_models_its_fits_sample(monkeypatch, engine, samp
     nested = cli_fit.dependence_options(args, runnable)
     ahead = []
     monkeypatch.setattr(nutpie_cache, "uncached", lambda descriptions: list(descriptions))
-    monkeypatch.setattr(nutpie_cache, "precompile", lambda descriptions: ahead.extend(descriptions))
+    monkeypatch.setattr(nutpie_cache, "precompile", lambda descriptions, compiler=None: ahead.extend(descriptions))
     cli_fit.compile_ahead(runnable, nested, args)
     assert len(ahead) == expected
     if not expected:
@@ -204,3 +207,15 @@ def test_a_compile_child_goes_on_after_a_model_that_fails(model, cache_dir, tmp_
     assert done.returncode == 0, done.stderr[-2000:]
     assert not paths[0].exists() and paths[1].exists()
     assert nutpie_cache._load(paths[1]) is not None
+
+
+def test_a_compiler_is_started_ahead_only_for_an_empty_cache_and_ends_without_work(model, cache_dir):
+    (cache_dir / "entry.json").write_text("{}")
+    assert nutpie_cache.start_compiler() is None  # a cache with entries: nothing started
+    (cache_dir / "entry.json").unlink()
+    compiler = nutpie_cache.start_compiler()
+    assert nutpie_cache.precompile([], compiler) == 0  # nothing to compile: stopped
+    assert compiler.poll() is not None
+    compiler = nutpie_cache.start_compiler()
+    compiler.stdin.close()  # its input ends with no work (the command ended early): it ends by itself
+    assert compiler.wait(timeout=120) == 0

@@ -89,7 +89,7 @@ def dependence_note(label: str, options: dict, args) -> str | None:
             "outcome, so the nested model adds nothing; the usual model runs (as without --random)")
 
 
-def compile_ahead(runnable: dict, nested: dict, args) -> None:
+def compile_ahead(runnable: dict, nested: dict, args, compiler=None) -> None:
     """Compile every outcome's sampler before the first fit, all in one child process
     (evsynth.engines.nutpie_cache.precompile): with a cold compile cache the outcomes share its
     imports and numba's helpers instead of each paying them in its own child; with a warm one
@@ -97,7 +97,7 @@ def compile_ahead(runnable: dict, nested: dict, args) -> None:
     be described here is left to its fit, which raises the same error in its turn."""
     if args.engine == "exact" or args.sampler == "pymc":
         return
-    from ..engines.nutpie_cache import precompile, uncached
+    from ..engines.nutpie_cache import precompile, stop_compiler, uncached
     from ..methods.analysis import one_row_per_sample, sampled_description
 
     descriptions = []
@@ -115,7 +115,9 @@ def compile_ahead(runnable: dict, nested: dict, args) -> None:
     if missing:
         with progress(f"compiling the sampler of {len(missing)} model{'s' * (len(missing) > 1)} (first run; cached "
                       "for the next)", enabled=not args.quiet):
-            precompile(missing)
+            precompile(missing, compiler)
+    else:
+        stop_compiler(compiler)
 
 
 def _nesting_cluster(random: str) -> str:
@@ -328,6 +330,24 @@ def prepost_weight_line(label: str, table: pd.DataFrame, summary: pd.DataFrame) 
 
 
 def cmd_fit(args) -> int:
+    """`evsynth fit`. With a compile cache holding no entry yet, a compiling child is started first
+    (engines.nutpie_cache.start_compiler): it imports PyMC and numba while this process reads the
+    data, and compile_ahead gives it the models (a first run: ~1 s sooner)."""
+    compiler = None
+    if args.engine != "exact" and args.sampler != "pymc":
+        from ..engines.nutpie_cache import start_compiler
+
+        compiler = start_compiler()
+    try:
+        return fit_outcomes(args, compiler)
+    finally:
+        if compiler is not None:
+            from ..engines.nutpie_cache import stop_compiler
+
+            stop_compiler(compiler)
+
+
+def fit_outcomes(args, compiler=None) -> int:
     from ..methods.analysis import (entered_rows, group_by_outcome, one_row_per_sample, rows_not_in_model, run_analysis,
                                     slug, split_by_outcome)
     from ..methods.analysis import dependence_lines
@@ -376,7 +396,7 @@ def cmd_fit(args) -> int:
     if args.mods is not None:
         check_moderators(runnable, args.mods)
     nested = dependence_options(args, runnable)
-    compile_ahead(runnable, nested, args)
+    compile_ahead(runnable, nested, args, compiler)
     failed, unfitted = [], []
     for label, table in runnable.items():
         doing = ("exact posterior (quadrature)" if args.engine == "exact" else

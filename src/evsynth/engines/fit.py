@@ -186,7 +186,32 @@ def _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, pr
     # nutpie returns the posterior and sampler statistics; fit adds the rest.
     idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
                           progress_bar=progressbar, cores=cores, save_warmup=False)
+    if getattr(compiled, "evsynth_posterior", None):  # it stored the free variables only
+        idata["posterior"] = expanded_posterior(idata["posterior"].to_dataset(), model, description, compiled)
     # Text-valued statistics (divergence messages, None when there was none) cannot go to netCDF.
     stats = idata["sample_stats"].to_dataset()
     idata["sample_stats"] = stats.drop_vars([n for n, v in stats.data_vars.items() if v.dtype == object])
     return idata
+
+
+def expanded_posterior(free: xr.Dataset, model, description: GaussianModel, compiled) -> xr.Dataset:
+    """The posterior of `model` (build(description)) from the draws of its free variables, as
+    nutpie stores them for a model compiled with its description (evsynth.engines.nutpie_cache: no
+    expand function compiled): every variable in nutpie's order (`compiled.evsynth_posterior`), with
+    its dims and coordinates, the values by evsynth.engines.pymc.expand."""
+    from .pymc import expand
+
+    names = compiled.evsynth_posterior
+    chains, draws = free.sizes["chain"], free.sizes["draw"]
+    flat = {name: v.to_numpy().reshape(chains * draws, *v.shape[2:]) for name, v in free.data_vars.items()}
+    values = expand(description, flat)
+    if set(values) != set(names):
+        raise RuntimeError(f"the expanded posterior has {sorted(values)}, the model {sorted(names)}")
+    dims = model.named_vars_to_dims
+    coords = {"chain": free["chain"], "draw": free["draw"]}
+    data = {}
+    for name in names:
+        var_dims = tuple(dims.get(name, ()))
+        coords.update({d: compiled.coords[d] for d in var_dims if d not in coords})
+        data[name] = (("chain", "draw", *var_dims), values[name].reshape(chains, draws, *values[name].shape[1:]))
+    return xr.Dataset(data, coords=coords, attrs=free.attrs)

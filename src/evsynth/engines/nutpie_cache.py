@@ -81,6 +81,21 @@ def expand_numba(dim, expanded, x_, out_, user_data_):
         return -2
     return 0
 """
+COPY_SOURCE = """
+def expand_numba(dim, expanded, x_, out_, user_data_):
+    if dim != N_DIM:
+        return -1
+    if expanded != N_EXPANDED:
+        return -1
+    x = numba.carray(x_, (N_DIM,))
+    out = numba.carray(out_, (N_EXPANDED,))
+    for i in range(N_DIM):
+        out[i] = x[i]
+    return 0
+"""
+# (COPY_SOURCE: the expand callback of a model given with its description, whose sampler stores only
+# the free variables (N_EXPANDED == N_DIM); evsynth.engines.fit computes the rest in numpy from the
+# description, engines.pymc.expand, so numba compiles no expand function: ~1 s CPU of a cold fit.)
 # (nutpie's own wrappers, written out: the return codes are nutpie's. The copies are loops, not
 # `out[...] = grad`: numba types an array-to-array assignment with its shape-mismatch error message,
 # string formatting that took 1.5-2.4 s of CPU to compile in every cold process; the values are the same.)
@@ -105,51 +120,186 @@ def compile_nutpie_cached(model, description=None):
     check_cache_permissions()
     path = None if description is None else _cache_dir() / f"{_description_key(description)}.json"
     if path is not None and not path.exists() and not os.environ.get(CHILD):
+        _wait_for_entry(path)  # a child started by precompile may be compiling it
+    if path is not None and not path.exists() and not os.environ.get(CHILD):
         _compile_in_child([(description, path)])
+        _wait_for_entry(path)
     if path is not None and path.exists():
         _check_owned(path)
         cached = _load(path)
-        if cached is not None:
+        if cached is not None and set(cached.evsynth_posterior) == _posterior_names(model):
             return cached
     return _compile(model, internals, path)
+
+
+def _posterior_names(model) -> set:
+    """The variables of `model`'s posterior (what an entry's expanded posterior must name)."""
+    return {rv.name for rv in model.free_RVs} | {d.name for d in model.deterministics}
 
 
 CHILD = "EVSYNTH_NUTPIE_COMPILE_CHILD"
 
 
-def _compile_in_child(work: list) -> None:
+def _compile_in_child(work: list, child=None) -> None:
     """Compile `work`, pairs (description, entry path), in one child process (one after the other,
     sharing its imports and numba's compiled helpers), which writes the entries and numba's cache;
     this process then loads them like a warm one. Code numba compiles in a process and code it loads from its cache differ in
     the last digit of the log-density (1 ulp on the bundled data), enough to change every draw: so
     no process samples with code it compiled itself, and a seed gives the same draws cold or warm.
     A child that fails leaves no entry; the caller then compiles here (the draws may then differ
-    from a warm run's in the last digits)."""
+    from a warm run's in the last digits). child: one started ahead (start_compiler), else one
+    is started here. Returns once the child holds the lock of every entry (POSIX; elsewhere once it
+    has ended): a fit then waits for its own entry (compile_nutpie_cached), so the first outcome's
+    fit runs while the child compiles the next."""
+    import subprocess
+    import threading
+
+    child = child or _start_child()
+    payload = pickle.dumps([(d, str(p)) for d, p in work])
+    if os.name != "posix":
+        try:
+            child.communicate(payload, timeout=3600)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        return
+    try:
+        child.stdin.write(payload)
+        child.stdin.close()
+        child.stdout.readline()  # "locked", or nothing if it failed before
+    except OSError:  # it ended before reading: its entries are missing, each fit compiles its own
+        pass
+    child.stdout.close()
+    threading.Thread(target=_reap, args=(child,), daemon=True).start()
+
+
+def _reap(child) -> None:
+    import subprocess
+
+    try:
+        child.wait(timeout=3600)
+    except subprocess.TimeoutExpired:  # its entries stay missing: each fit compiles its own
+        child.kill()
+        child.wait()
+
+
+def _start_child():
     import subprocess
 
     env = dict(os.environ, **{CHILD: "1", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
-    code = "from evsynth.engines.nutpie_cache import _child; _child()"
-    subprocess.run([sys.executable, "-c", code], input=pickle.dumps([(d, str(p)) for d, p in work]), env=env,
-                   capture_output=True, check=False, timeout=3600)
+    # os._exit: the work is written; the interpreter's teardown of numba's and LLVM's objects took ~0.7 s
+    code = "import os; from evsynth.engines.nutpie_cache import _child; _child(); os._exit(0)"
+    return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=env)
+
+
+def start_compiler():
+    """A compiling child process started before the models are known, when the compile cache holds
+    no entry at all (a first run: whatever the data, its fits compile), else None. It imports PyMC,
+    nutpie and numba (~1 s of CPU) while this process reads the data and describes the models, then
+    takes its work from precompile(..., compiler=): `evsynth fit` starts one before reading the
+    study table. Give it to precompile or stop_compiler: a child whose input closes with no work
+    ends after its imports."""
+    from importlib.util import find_spec
+
+    if os.environ.get(CHILD) or find_spec("nutpie") is None:
+        return None
+    try:
+        check_cache_permissions()  # refused later, by the fit, with its message
+    except CacheSecurityError:
+        return None
+    folder = _cache_dir()
+    if folder.exists() and any(folder.glob("*.json")):
+        return None
+    return _start_child()
+
+
+def stop_compiler(child) -> None:
+    """End a child from start_compiler: one given no work (nothing to compile, or an error) is
+    killed, one given its work is waited for (`evsynth fit` calls this after its fits, which
+    waited for the child's entries: it has ended or is ending)."""
+    if child is None:
+        return
+    if not child.stdin.closed and child.poll() is None:
+        child.kill()
+    child.wait()
 
 
 def _child() -> None:
     """The child of _compile_in_child: the (description, path) pairs (pickled by the parent, over a
-    pipe) on stdin. One that fails leaves its entry missing and the next is compiled."""
-    from nutpie import compile_pymc as internals
-
+    pipe) on stdin. It locks every entry (`<key>.lock`, POSIX), says so on stdout, and releases each
+    lock once its entry is written, so the parent's fits each wait for their own model only. One
+    that fails leaves its entry missing and the next is compiled."""
+    internals = _compile_internals()
     from .pymc import build
 
-    work = pickle.loads(sys.stdin.buffer.read())
+    sent = sys.stdin.buffer.read()
+    if not sent:  # started ahead (start_compiler), and nothing to compile after all
+        return
+    work = pickle.loads(sent)
     check_cache_permissions()
-    for description, path in work:
+    locks = []
+    for _, path in work:
+        locks.append(_lock(Path(path)))
+    sys.stdout.buffer.write(b"locked\n")
+    sys.stdout.flush()
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the parent reads no more
+    for (description, path), lock in zip(work, locks):
         try:
             _compile(build(description), internals, Path(path))
         except Exception:  # noqa: BLE001  (that fit compiles again, in its process, and reports what fails)
             continue
+        finally:
+            if lock is not None:
+                lock.close()  # releases it
 
 
-def precompile(descriptions) -> int:
+def _lock(path: Path):
+    """An exclusive lock on the lock file of entry `path` (an open file; closing it releases the
+    lock), taken as soon as no other process holds it; None where there are no such locks (not POSIX)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handle = open(path.with_suffix(".lock"), "a")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
+
+
+def _wait_for_entry(path: Path) -> None:
+    """Wait while a compiling child holds the lock of entry `path` (it is compiling that model)."""
+    if path.with_suffix(".lock").exists():
+        lock = _lock(path)
+        if lock is not None:
+            lock.close()
+
+
+def _compile_internals():
+    """nutpie's compile module, imported in a compiling child without ArviZ: nutpie imports ArviZ
+    (~0.8 s CPU, a third of the child's imports) only to build the result of a sampling, which this
+    process never does; a stand-in module takes its name while nutpie is imported (and if nutpie
+    ever needs more of it at import, it is imported for real)."""
+    import types
+
+    stand_in = types.ModuleType("arviz")
+    fresh = "arviz" not in sys.modules
+    if fresh:
+        sys.modules["arviz"] = stand_in
+    try:
+        from nutpie import compile_pymc
+    except Exception:  # noqa: BLE001  (another nutpie: import it as it is)
+        for name in [n for n in sys.modules if n == "nutpie" or n.startswith("nutpie.")]:
+            del sys.modules[name]
+        sys.modules.pop("arviz", None)
+        from nutpie import compile_pymc
+    finally:
+        if sys.modules.get("arviz") is stand_in:
+            del sys.modules["arviz"]
+    return compile_pymc
+
+
+def precompile(descriptions, compiler=None) -> int:
     """Compile the entries of every description whose entry is missing, all in one child process
     (as compile_nutpie_cached does for one), before the first fit; return how many were missing.
     A command fitting several outcomes calls this first, so their models share one child's imports
@@ -165,10 +315,12 @@ def precompile(descriptions) -> int:
 
     missing = _missing(descriptions)
     if not missing:
+        stop_compiler(compiler)
         return 0
+    work = [(description, path) for path, description in missing.items()]
     # a thread waits for the child while this process imports what the fits need next
     with ThreadPoolExecutor(max_workers=1) as pool:
-        waiting = pool.submit(_compile_in_child, [(description, path) for path, description in missing.items()])
+        waiting = pool.submit(_compile_in_child, work, *([compiler] if compiler is not None else []))
         import nutpie  # noqa: F401
 
         from . import pymc  # noqa: F401
@@ -208,21 +360,32 @@ def _compile(model, internals, path):
     # The starting point: PyMC's support point (unjittered), jittered here by `StartingPoint`.
     support = make_initial_point_fn(model=frozen, default_strategy="support_point", return_transformed=True,
                                     jitter_rvs=set())
+    # With a description (an entry path) the sampler stores the free variables only, on their
+    # unconstrained scale; evsynth.engines.fit computes the posterior's other variables in numpy.
+    lean = path is not None
     n_dim, n_expanded, logp_fn, expand_fn, flat_support, shape_info, reparameterized = internals._make_functions(
-        frozen, mode="NUMBA", compute_grad=True, join_expanded=True, pymc_initial_point_fn=support, var_names=None)
+        frozen, mode="NUMBA", compute_grad=True, join_expanded=True, pymc_initial_point_fn=support,
+        var_names=[] if lean else None)
     if logp_fn.get_shared() or expand_fn.get_shared():  # not expected once the data are frozen
         import nutpie
 
         return nutpie.compile_pymc_model(model)
     keys = {}
-    for name, inner in (("logp_numba", logp_fn.vm.jit_fn), ("expand_numba", expand_fn.vm.jit_fn)):
-        inner_key = CACHED_SRC_FUNCTIONS.get(inner.py_func)
+    inners = {"logp_numba": logp_fn.vm.jit_fn, "expand_numba": None if lean else expand_fn.vm.jit_fn}
+    for name, inner in inners.items():
+        inner_key = "copy" if inner is None else CACHED_SRC_FUNCTIONS.get(inner.py_func)
         keys[name] = None if inner_key is None else _hash(f"{inner_key}|{n_dim}|{n_expanded}|{_versions()}")
-    callbacks = _callbacks(n_dim, n_expanded, keys, {"logp_numba": logp_fn.vm.jit_fn,
-                                                      "expand_numba": expand_fn.vm.jit_fn})
+    callbacks = _callbacks(n_dim, n_expanded, keys, inners, lean)
     dims, coords = internals._prepare_dims_and_coords(frozen, shape_info, reparameterized)
+    posterior = None
+    if lean:  # the posterior's variables in the order nutpie's own expand function would give them
+        transformed = [frozen.rvs_to_transforms.get(rv) is not None for rv in frozen.free_RVs]
+        posterior = ([rv.name for rv, t in zip(frozen.free_RVs, transformed) if not t]
+                     + [rv.name for rv, t in zip(frozen.free_RVs, transformed) if t]
+                     + [d.name for d in frozen.deterministics])
     spec = {"n_dim": n_dim, "n_expanded": n_expanded, "shape_info": shape_info, "dims": dims, "coords": coords,
-            "reparameterized": reparameterized, "support": np.asarray(flat_support(0), float), "keys": keys}
+            "reparameterized": reparameterized, "support": np.asarray(flat_support(0), float), "keys": keys,
+            "posterior": posterior}
     if path is not None and None not in keys.values():
         text = _encode(spec)
         if text is not None:
@@ -244,7 +407,8 @@ def _load(path):
         # The wrapped functions are not needed: numba loads the compiled callbacks from its cache,
         # and fails to type `inner` (None) when they are not there.
         callbacks = _callbacks(spec["n_dim"], spec["n_expanded"], spec["keys"], {"logp_numba": None,
-                                                                              "expand_numba": None})
+                                                                              "expand_numba": None},
+                               spec["posterior"] is not None)
         return _assemble(spec, callbacks, internals)
     except (OSError, UnicodeError, ValueError, TypeError, KeyError, numba.core.errors.NumbaError):
         return None
@@ -285,8 +449,9 @@ def _encode(spec: dict) -> str | None:
     if not all(math.isfinite(v) for v in support) or not all(
             isinstance(v, (str, int, float)) for values in coords.values() for v in values):
         return None
+    posterior = None if spec["posterior"] is None else [str(n) for n in spec["posterior"]]
     return json.dumps({
-        "format": 1, "n_dim": int(spec["n_dim"]), "n_expanded": int(spec["n_expanded"]),
+        "format": 2, "posterior": posterior, "n_dim": int(spec["n_dim"]), "n_expanded": int(spec["n_expanded"]),
         "shape_info": {"names": [str(n) for n in names], "slices": [[int(s.start), int(s.stop)] for s in slices],
                        "shapes": [[int(d) for d in shape] for shape in shapes]},
         "dims": {str(k): [str(d) for d in v] for k, v in spec["dims"].items()}, "coords": coords,
@@ -305,8 +470,8 @@ def _decode(text: str) -> dict:
     import pandas as pd
 
     raw = json.loads(text, parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
-    if not isinstance(raw, dict) or raw.get("format") != 1:
-        raise ValueError("not an entry of format 1")
+    if not isinstance(raw, dict) or raw.get("format") != 2:
+        raise ValueError("not an entry of format 2")
     n_dim, n_expanded = raw["n_dim"], raw["n_expanded"]
     if not all(type(v) is int and 0 < v < 10**7 for v in (n_dim, n_expanded)):
         raise ValueError("sizes")
@@ -332,10 +497,11 @@ def _decode(text: str) -> dict:
         raise ValueError("keys")
     return {"n_dim": n_dim, "n_expanded": n_expanded, "shape_info": (names, slices, shapes), "dims": dims,
             "coords": coords, "reparameterized": _strings(raw["reparameterized"], "reparameterized"),
-            "support": support, "keys": keys}
+            "support": support, "keys": keys,
+            "posterior": _strings(raw["posterior"], "posterior")}
 
 
-def _callbacks(n_dim, n_expanded, keys, inners):
+def _callbacks(n_dim, n_expanded, keys, inners, lean: bool = False):
     import numba
     from pytensor.link.numba.cache import compile_numba_function_src
 
@@ -346,7 +512,7 @@ def _callbacks(n_dim, n_expanded, keys, inners):
                                           numba.types.voidptr),
     }
     out = {}
-    for name, source in (("logp_numba", LOGP_SOURCE), ("expand_numba", EXPAND_SOURCE)):
+    for name, source in (("logp_numba", LOGP_SOURCE), ("expand_numba", COPY_SOURCE if lean else EXPAND_SOURCE)):
         key = None if keys[name] is None else f"evsynth_{name}_{_hash(keys[name] + source)}"
         # __name__: numba rebuilds a cached function's environment by importing its module
         python = compile_numba_function_src(
@@ -359,13 +525,27 @@ def _callbacks(n_dim, n_expanded, keys, inners):
 
 def _assemble(spec, callbacks, internals):
     names, _, shapes = spec["shape_info"]
-    return internals.CompiledPyMCModel(
+    lean = spec["posterior"] is not None
+    # lean: nutpie keeps the unconstrained values (tau_log__) in the posterior, for fit's expand
+    extra = {"reparameterized_names": [], "evsynth_posterior": tuple(spec["posterior"])} if lean else {
+        "reparameterized_names": spec["reparameterized"]}
+    return (_free_only_class(internals) if lean else internals.CompiledPyMCModel)(
         _n_dim=spec["n_dim"], dims=spec["dims"], _coords=spec["coords"],
         _shapes={name: tuple(shape) for name, shape in zip(names, shapes)},
         compiled_logp_func=callbacks["logp_numba"], compiled_expand_func=callbacks["expand_numba"],
         initial_point_func=StartingPoint(spec["support"]), shared_data={}, shared_var_keys={},
         user_data=internals.make_user_data({}, {}), n_expanded=spec["n_expanded"], shape_info=spec["shape_info"],
-        logp_func=None, expand_func=None, reparameterized_names=spec["reparameterized"])
+        logp_func=None, expand_func=None, **extra)
+
+
+def _free_only_class(internals):
+    """nutpie's compiled model whose draws hold the free variables only, with the names (in order)
+    of the posterior that evsynth.engines.fit computes from them (engines.pymc.expand)."""
+    import dataclasses
+
+    return dataclasses.make_dataclass("FreeOnlyCompiledPyMCModel",
+                                      [("evsynth_posterior", tuple, dataclasses.field(default=()))],
+                                      bases=(internals.CompiledPyMCModel,), frozen=True)
 
 
 class StartingPoint:

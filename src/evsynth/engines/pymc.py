@@ -65,13 +65,13 @@ def build(model: GaussianModel, *, weights=None, prior_data: bool = False, study
         for part in model.parts:
             taus[part.tau] = parse_prior(part.prior).to_pymc(part.tau, as_data=prior_data)
             z[part.tau] = _standard_normal(f"z_{part.dim}", part.dim, part.correlation)
-        centre = pt.dot(model.X, beta) if model.X.shape[1] else pt.zeros(model.n)
+        centre = _product(model.X, beta) if model.X.shape[1] else pt.as_tensor(np.zeros(model.n))
         for part in model.parts:
-            centre = centre + taus[part.tau] * pt.dot(part.design, z[part.tau])
+            centre = centre + taus[part.tau] * _product(part.design, z[part.tau])
         for rep in model.reported:
-            value = pt.dot(rep.fixed, beta)
+            value = _product(rep.fixed, beta)
             for tau_name, matrix in rep.random.items():
-                value = value + taus[tau_name] * pt.dot(matrix, z[tau_name])
+                value = value + taus[tau_name] * _product(matrix, z[tau_name])
             pm.Deterministic(rep.name, value if rep.dim is not None else value[0], dims=rep.dim)
         tau = parse_prior(model.study_prior).to_pymc("tau", as_data=prior_data) if model.study_prior else None
         if not study_effects:
@@ -91,6 +91,97 @@ def build(model: GaussianModel, *, weights=None, prior_data: bool = False, study
     return pymc_model
 
 
+def _one_hot(matrix: np.ndarray):
+    """The column of the 1 in each row when every row is one 1 among 0s (a technique or treatment
+    design), else None."""
+    if matrix.shape[1] and ((matrix == 0) | (matrix == 1)).all() and (matrix.sum(axis=1) == 1).all():
+        return np.argmax(matrix, axis=1)
+    return None
+
+
+def _product(matrix, vector):
+    """matrix @ vector for a small constant matrix (a design, a reported quantity's weights), written
+    so that numba compiles no matrix product: a one-column matrix as a multiple of its column, a
+    one-hot design as indexing, any other as an elementwise multiply-and-sum. pt.dot had numba
+    compile its BLAS wrappers and, in the gradient, an Alloc with a shape-mismatch error message:
+    ~3.5 of the milk-volume model's ~6 s of numba compile (README: the first run). The same values
+    up to the order of a sum's terms; `_np_product` is the same arithmetic in numpy."""
+    matrix = np.asarray(matrix, dtype=float)
+    if matrix.shape[1] == 1:
+        return pt.as_tensor(matrix[:, 0]) * vector[0]
+    index = _one_hot(matrix)
+    if index is not None:
+        return vector[index]
+    return (pt.as_tensor(matrix) * vector[None, :]).sum(axis=1)
+
+
+def _np_product(matrix, vectors: np.ndarray) -> np.ndarray:
+    """`_product` over draws in numpy: vectors (draws, p) -> (draws, rows)."""
+    matrix = np.asarray(matrix, dtype=float)
+    if matrix.shape[1] == 1:
+        return matrix[:, 0] * vectors[:, :1]
+    index = _one_hot(matrix)
+    if index is not None:
+        return vectors[:, index]
+    return (matrix * vectors[:, None, :]).sum(axis=-1)
+
+
+def expand(model: GaussianModel, draws: dict) -> dict:
+    """The posterior's variables of build(model) (its defaults) from the draws of its free variables
+    on the sampler's unconstrained space, in numpy: each prior's variable on its own scale (tau from
+    tau_log__, ...) and the Deterministics (reported quantities, theta), by the graph's arithmetic.
+
+    draws: value-variable name -> array (draws, *shape), as nutpie stores them; returns variable
+    name -> array for every variable the posterior holds (the unconstrained ones not among them).
+    evsynth.engines.fit has nutpie store only the free variables of a described model and calls
+    this, so numba compiles no expand function (~1 s of a cold fit); the values equal PyMC's to
+    ~1e-15 (tests/test_engine_pymc_expand.py)."""
+    from scipy.special import expit
+
+    out = {}
+
+    def prior_variable(text, name):
+        prior = parse_prior(text)
+        if prior.family == "logstudent_t":  # tau = exp(log_tau), log_tau ~ Student-t (no transform)
+            out[f"log_{name}"] = draws[f"log_{name}"]
+            out[name] = np.exp(out[f"log_{name}"])
+        elif prior.family == "uniform":  # PyMC's interval transform
+            lower, upper = prior.params
+            out[name] = expit(draws[f"{name}_interval__"]) * (upper - lower) + lower
+        elif prior.support == "positive":  # PyMC's log transform
+            out[name] = np.exp(draws[f"{name}_log__"])
+        else:
+            out[name] = draws[name]
+        return out[name]
+
+    def standard_normal(name, correlation):
+        out[name] = u = draws[name]
+        return u if correlation is None else _np_product(np.linalg.cholesky(correlation), u)
+
+    n_draws = len(next(iter(draws.values())))
+    pieces = [prior_variable(block.prior, block.name) for block in model.fixed]
+    pieces = [v[:, None] if block.dim is None else v for block, v in zip(model.fixed, pieces)]
+    beta = np.concatenate(pieces, axis=1) if pieces else np.zeros((n_draws, 0))
+    taus, z = {}, {}
+    for part in model.parts:
+        taus[part.tau] = prior_variable(part.prior, part.tau)
+        z[part.tau] = standard_normal(f"z_{part.dim}", part.correlation)
+    centre = _np_product(model.X, beta) if model.X.shape[1] else np.zeros((n_draws, model.n))
+    for part in model.parts:
+        centre = centre + taus[part.tau][:, None] * _np_product(part.design, z[part.tau])
+    for rep in model.reported:
+        value = _np_product(rep.fixed, beta)
+        for tau_name, matrix in rep.random.items():
+            value = value + taus[tau_name][:, None] * _np_product(matrix, z[tau_name])
+        out[rep.name] = value if rep.dim is not None else value[:, 0]
+    if model.study_prior:
+        tau = prior_variable(model.study_prior, "tau")
+        out["theta"] = centre + tau[:, None] * standard_normal("z", model.study_correlation)
+    else:
+        out["theta"] = centre
+    return out
+
+
 def _fixed(model: GaussianModel, prior_data: bool):
     """The fixed blocks as PyMC variables, concatenated into beta (in the description's order)."""
     pieces = []
@@ -103,7 +194,7 @@ def _fixed(model: GaussianModel, prior_data: bool):
 def _standard_normal(name: str, dim: str, correlation):
     """z ~ N(0, R) written as L u with u ~ N(0, 1) (L L' = R), or u itself when R is the identity."""
     u = pm.Normal(name, 0, 1, dims=dim)
-    return u if correlation is None else pt.dot(np.linalg.cholesky(correlation), u)
+    return u if correlation is None else _product(np.linalg.cholesky(correlation), u)
 
 
 def _likelihood(model: GaussianModel, centre, weights: np.ndarray | None = None, tau=None):
