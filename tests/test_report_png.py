@@ -14,7 +14,7 @@ from evsynth import compute_effects, load_studies
 from evsynth.methods.analysis import run_analysis, split_by_outcome
 from evsynth.methods.classical import classical
 from evsynth.present import classical_plots, plots
-from evsynth.present.report import SINGLE_DRAW_MATPLOTLIB, _drawn_once, tight_png
+from evsynth.present.report import PNG_OPTIONS, SINGLE_DRAW_MATPLOTLIB, _drawn_once, tight_png
 
 ROOT = Path(__file__).resolve().parents[1]
 single_draw = pytest.mark.skipif(
@@ -29,7 +29,7 @@ def _once(fig) -> bytes | None:
 
 def _savefig(fig) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight", pil_kwargs=dict(PNG_OPTIONS))
     return buffer.getvalue()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -166,6 +167,9 @@ FIGURE_DPI = 100
 # matplotlib versions whose Agg text placement tight_png's single draw reproduces byte for byte (tested:
 # tests/test_report_png.py with constraints.txt's 3.10.8); others (3.11 renders text anew) use savefig
 SINGLE_DRAW_MATPLOTLIB = ((3, 10),)
+# zlib level 3 instead of PIL's 6: the same pixels, ~30% less encoding time and, for these mostly white
+# figures, a slightly smaller file (the report's 8 PNGs: 342 -> 332 kB)
+PNG_OPTIONS = {"compress_level": 3}
 
 
 def _png(fig) -> str:
@@ -177,7 +181,8 @@ def _png(fig) -> str:
 
 
 def tight_png(fig, dpi: int = FIGURE_DPI) -> bytes:
-    """The PNG bytes of `fig.savefig(format="png", dpi=dpi, bbox_inches="tight")`, drawn once.
+    """The PNG bytes of `fig.savefig(format="png", dpi=dpi, bbox_inches="tight", pil_kwargs=PNG_OPTIONS)`,
+    drawn once.
 
     savefig's "tight" draws the figure to measure it, then draws it again on a new canvas of the
     measured size, where every text extent is measured again (the canvas's text cache is per
@@ -195,9 +200,33 @@ def tight_png(fig, dpi: int = FIGURE_DPI) -> bytes:
     data = _drawn_once(fig, dpi, mpl, mimage)
     if data is None:
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pil_kwargs=dict(PNG_OPTIONS))
         data = buffer.getvalue()
     return data
+
+
+@contextmanager
+def _ticks_once(fig):
+    """Each axis's ticks located and labelled once while the figure is measured and drawn.
+
+    matplotlib recomputes an axis's ticks (locator, formatter, every tick's position and label)
+    whenever the tight box or the draw asks, about ten times per axis here: half the time of a
+    single draw. Nothing they depend on (data and view limits, the axes' size) changes in between:
+    the figure is only shifted. Figures whose axes keep an aspect ratio (apply_aspect may move the
+    limits) are left alone."""
+    axes = [axis for ax in fig.axes for axis in getattr(ax, "_axis_map", {}).values()]
+    if not axes or any(ax.get_aspect() != "auto" for ax in fig.axes):
+        yield
+        return
+    patched = []
+    try:
+        for axis in axes:
+            axis._update_ticks = (lambda ticks=axis._update_ticks(): ticks)  # the instance shadows the method
+            patched.append(axis)
+        yield
+    finally:
+        for axis in patched:
+            del axis._update_ticks
 
 
 def _drawn_once(fig, dpi, mpl, mimage) -> bytes | None:
@@ -218,24 +247,25 @@ def _drawn_once(fig, dpi, mpl, mimage) -> bytes | None:
     renderer = canvas.get_renderer()
     given = renderer.height
     width, height = int(renderer.width), int(renderer.height)
-    box = fig.get_tightbbox(renderer).padded(mpl.rcParams["savefig.pad_inches"])
-    w, h = box.width * dpi, box.height * dpi  # the size of savefig's canvas, in pixels
-    shift, lift = height - int(h), 0
-    if shift % 2:  # text positions are rounded half to even: an odd whole-pixel offset could move one
-        box, shift, lift = Bbox.from_extents(box.x0, box.y0 - 1 / dpi, box.x1, box.y1), shift - 1, 1
-    if int(w) > width or shift < 0:
-        return None
-    restore = adjust_bbox(fig, box)  # as savefig: the figure shifted so that the box starts at (0, -lift)
-    try:
-        renderer.clear()
-        renderer.height = h + shift + lift  # Agg flips text by this height, paths by the canvas's int height
-        fig.draw(renderer)
-        pixels = np.asarray(renderer.buffer_rgba())[shift:shift + int(h), :int(w)]
-    finally:
-        renderer.height = given
-        restore()
+    with _ticks_once(fig):
+        box = fig.get_tightbbox(renderer).padded(mpl.rcParams["savefig.pad_inches"])
+        w, h = box.width * dpi, box.height * dpi  # the size of savefig's canvas, in pixels
+        shift, lift = height - int(h), 0
+        if shift % 2:  # text positions are rounded half to even: an odd whole-pixel offset could move one
+            box, shift, lift = Bbox.from_extents(box.x0, box.y0 - 1 / dpi, box.x1, box.y1), shift - 1, 1
+        if int(w) > width or shift < 0:
+            return None
+        restore = adjust_bbox(fig, box)  # as savefig: the figure shifted so that the box starts at (0, -lift)
+        try:
+            renderer.clear()
+            renderer.height = h + shift + lift  # Agg flips text by this height, paths by the canvas's int height
+            fig.draw(renderer)
+            pixels = np.asarray(renderer.buffer_rgba())[shift:shift + int(h), :int(w)]
+        finally:
+            renderer.height = given
+            restore()
     buffer = io.BytesIO()
-    mimage.imsave(buffer, pixels, format="png", origin="upper", dpi=dpi)
+    mimage.imsave(buffer, pixels, format="png", origin="upper", dpi=dpi, pil_kwargs=dict(PNG_OPTIONS))
     return buffer.getvalue()
 
 
