@@ -247,9 +247,10 @@ def _continuity_adds(rows: list[dict], continuity: Continuity, measure: str) -> 
 
 def _records(studies: pd.DataFrame) -> list[dict]:
     """The rows as dicts of Python values, None where a value is missing: what
-    studies.astype(object).where(studies.notna(), None).to_dict("records") gives, without its
-    frame-wide conversions (~3x faster: sweeps compute the effects once per pre/post r)."""
-    rows = studies.to_dict("records")
+    studies.astype(object).where(studies.notna(), None).to_dict("records") gives, from each
+    column's tolist() (~6x faster: sweeps compute the effects once per pre/post r)."""
+    names = list(studies.columns)
+    rows = [dict(zip(names, values)) for values in zip(*(studies[name].tolist() for name in names))]
     for row in rows:
         for key, value in row.items():
             if value is None or isinstance(value, (str, int)):  # bool is an int

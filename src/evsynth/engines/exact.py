@@ -1038,15 +1038,16 @@ def _shared_rows(models, grids, floor) -> list[dict]:
     Wk /= Wk.sum(axis=1, keepdims=True)
     probs = np.asarray(PROBS)
     starts = _shared_starts(Wk, m, sd, probs)
+    # each component has < 1e-20 mass beyond 10 sd: the brackets (of all nodes, a safeguard only)
+    lowest, highest = np.min(m - 10 * sd, axis=1)[:, None], np.max(m + 10 * sd, axis=1)[:, None]
     out = []
     for p in range(W.shape[0]):
-        w, mine = Wk[p, own[p]], own[p]
-        means, sds = m[:, mine], sd[:, mine]
+        mine = np.flatnonzero(own[p])
+        w, means, sds = Wk[p, mine], m.take(mine, axis=1), sd.take(mine, axis=1)
         lo, hi, x = starts[p]
-        scale = dot(sds, w)[:, None] + np.zeros(probs.size)
-        q = _halley_search(w, means, sds, probs, x, np.maximum(lo, np.min(means - 10 * sds, axis=1)[:, None]),
-                           np.minimum(hi, np.max(means + 10 * sds, axis=1)[:, None]), scale)
-        out.append(dict(zip(keys, _mixture_rows(w, means, sds, q=q, below=below[:, mine]))))
+        q = _halley_search(w, means, sds, probs, x, np.maximum(lo, lowest), np.minimum(hi, highest),
+                           dot(sds, w)[:, None] + np.zeros(probs.size))
+        out.append(dict(zip(keys, _mixture_rows(w, means, sds, q=q, below=below.take(mine, axis=1)))))
     for j, (name, _) in enumerate(model.taus):
         for p, row in enumerate(_tau_rows(grids, j)):
             out[p][(name, name)] = row
