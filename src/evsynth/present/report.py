@@ -167,9 +167,6 @@ FIGURE_DPI = 100
 # matplotlib versions whose Agg text placement tight_png's single draw reproduces byte for byte (tested:
 # tests/test_report_png.py with constraints.txt's 3.10.8); others (3.11 renders text anew) use savefig
 SINGLE_DRAW_MATPLOTLIB = ((3, 10),)
-# zlib level 3 instead of PIL's 6: the same pixels, ~30% less encoding time and, for these mostly white
-# figures, a slightly smaller file (the report's 8 PNGs: 342 -> 332 kB)
-PNG_OPTIONS = {"compress_level": 3}
 
 
 def _png(fig) -> str:
@@ -181,26 +178,27 @@ def _png(fig) -> str:
 
 
 def tight_png(fig, dpi: int = FIGURE_DPI) -> bytes:
-    """The PNG bytes of `fig.savefig(format="png", dpi=dpi, bbox_inches="tight", pil_kwargs=PNG_OPTIONS)`,
-    drawn once.
+    """A PNG of `fig` with the pixels and metadata of `fig.savefig(format="png", dpi=dpi,
+    bbox_inches="tight")`, drawn once.
 
     savefig's "tight" draws the figure to measure it, then draws it again on a new canvas of the
     measured size, where every text extent is measured again (the canvas's text cache is per
     canvas). Here the tight box is measured on the figure's own canvas (already warm from the
     plot's tight_layout), the figure is drawn once into that canvas shifted as savefig shifts it,
-    and the box is cut out: the same pixels, byte for byte (tests/test_report_png.py), ~0.1 s less
-    for the report's eight figures. Agg places paths by the canvas's whole-pixel height and text
-    by its height as given, so the cut starts at an even row offset and text flips by the height
-    savefig's canvas would have. Anything this does not cover (another backend or dpi, a layout
-    engine, images, a box larger than the canvas) goes through savefig itself.
+    and the box is cut out: the same pixels (tests/test_report_png.py). Agg places paths by the
+    canvas's whole-pixel height and text by its height as given, so the cut starts at an even row
+    offset and text flips by the height savefig's canvas would have. The pixels are written by
+    present.png (no row-filter search, zlib level 1; the report's 8 figures: encoding 0.074 ->
+    0.016 s, 342 -> 334 kB). Anything this does not cover (another backend or dpi, a layout engine,
+    images, a box larger than the canvas, a matplotlib outside SINGLE_DRAW_MATPLOTLIB) is saved by
+    savefig itself.
     """
     import matplotlib as mpl
-    import matplotlib.image as mimage
 
-    data = _drawn_once(fig, dpi, mpl, mimage)
+    data = _drawn_once(fig, dpi, mpl)
     if data is None:
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pil_kwargs=dict(PNG_OPTIONS))
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
         data = buffer.getvalue()
     return data
 
@@ -229,13 +227,15 @@ def _ticks_once(fig):
             del axis._update_ticks
 
 
-def _drawn_once(fig, dpi, mpl, mimage) -> bytes | None:
+def _drawn_once(fig, dpi, mpl) -> bytes | None:
     """tight_png's single draw, or None where it does not apply."""
     try:
         from matplotlib._tight_bbox import adjust_bbox
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.layout_engine import PlaceHolderLayoutEngine
         from matplotlib.transforms import Bbox
+
+        from .png import png_bytes
     except ImportError:  # a matplotlib without these: savefig
         return None
     canvas, engine = fig.canvas, fig.get_layout_engine()  # after tight_layout: a placeholder, which lays out nothing
@@ -264,9 +264,8 @@ def _drawn_once(fig, dpi, mpl, mimage) -> bytes | None:
         finally:
             renderer.height = given
             restore()
-    buffer = io.BytesIO()
-    mimage.imsave(buffer, pixels, format="png", origin="upper", dpi=dpi, pil_kwargs=dict(PNG_OPTIONS))
-    return buffer.getvalue()
+    software = f"Matplotlib version{mpl.__version__}, https://matplotlib.org/"  # what savefig writes
+    return b"".join(png_bytes(pixels, dpi, {"Software": software}))
 
 
 def number(value, decimals: int = 2) -> str:
