@@ -77,3 +77,21 @@ def test_a_named_prior_is_printed_with_its_source(tmp_path, capsys):
     assert "heterogeneity prior: tau ~ turner2015() (turner2015(): log(tau^2) ~ N(-2.56, 1.74^2)" in text
     assert "p. 993, all outcome and comparison types (log odds ratios)" in text
     assert "sensitivity to the tau prior" not in text
+
+
+def _sensitivity_line(text):
+    start = text.index("sensitivity to the tau prior")
+    return text[start:text.index("the informed prior is a sensitivity", start)]
+
+
+def test_a_sampled_fit_s_sensitivity_line_compares_exact_figures_on_both_sides(tmp_path, capsys):
+    """The line says "(median [95% CrI], exact engine)": after a PyMC fit its default-prior figure
+    must be the exact engine's too, not the sampled one (whose Monte Carlo error the line would
+    pass off as the prior's effect). The same line as an --engine exact fit prints, word for word."""
+    base = ["fit", "--outcome", "milk volume", "--quiet"]
+    assert main(base + ["--out", str(tmp_path / "exact"), "--engine", "exact"]) == 0
+    exact = _sensitivity_line(_flat(capsys.readouterr().out))
+    main(base + ["--out", str(tmp_path / "pymc"), "--engine", "pymc", "--draws", "300", "--chains", "2"])
+    sampled = _flat(capsys.readouterr().out)
+    assert "divergences" in sampled and "divergences" not in _flat(exact)  # it was a sampled fit
+    assert _sensitivity_line(sampled) == exact

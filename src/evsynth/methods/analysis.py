@@ -383,12 +383,16 @@ def heterogeneity_prior_notes(result: AnalysisResult, model: str, priors: dict |
 
     try:
         alternative = summary_table(describe(model, result.effects, dict(priors or {}) | {"tau": informed}, **options))
+        # both sides on the exact engine: a sampled fit's figure carries Monte Carlo error, which
+        # the line would otherwise pass off as the prior's effect
+        mine = (result.summary if result.idata.attrs.get("engine") == "exact"
+                else summary_table(describe(model, result.effects, dict(priors or {}), **options)))
     except ValueError as exc:
         return notes + [f"informed tau prior {informed} not compared: {exc}"]
     row = next(i for i in alternative.index if str(i).endswith("(mu)"))
-    mine = result.summary.loc[row] if row in result.summary.index else None
-    if mine is None:
+    if row not in mine.index:
         return notes
+    mine = mine.loc[row]
     def text(r):
         return f"{r['q50']:.2f} [{r['q2.5']:.2f}, {r['q97.5']:.2f}]"
     form = why.split(":", 1)[1].split(";")[0].strip()  # "log(tau^2) ~ t_5(-3.44, 2.59), i.e. ..."
