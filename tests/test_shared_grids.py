@@ -75,7 +75,7 @@ def test_the_shared_grid_spans_each_priors_box_at_its_spacing_or_finer(tables):
     grids = ex.posterior_grids(models)
     for model, grid in zip(models, grids):
         own = ex.posterior_grid(model)
-        assert [ax.scale for ax in grid.axes] == [ax.scale for ax in own.axes]
+        assert [ax.transform for ax in grid.axes] == [ax.transform for ax in own.axes]
         for shared, mine in zip(grid.nodes, own.nodes):
             assert shared[0] <= mine[0] and shared[-1] >= mine[-1] - 1e-12
             assert shared[1] - shared[0] <= mine[1] - mine[0] + 1e-12

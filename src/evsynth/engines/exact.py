@@ -5,7 +5,8 @@ Given the SDs t = (tau, tau_1, ...), the latent g = (beta, z_1, ...) and the sta
 jointly Gaussian: y = A(t) g + e + eps with A(t) = [X, tau_1 Z_1, ...], e ~ N(0, tau^2 R),
 eps ~ N(0, diag(se^2)). So p(y_exact | t) is a Gaussian density (computed in the latent
 dimension, Woodbury) and g | y, t is Gaussian. Only t needs numerical integration: each SD is
-mapped to x = asinh(tau / a) (linear near 0, logarithmic in the tail), the box holding the mass
+mapped to x = asinh(tau / a) (linear near 0, logarithmic in the tail; under a prior on log tau,
+lognormal or log-t, to u = log tau or its sinh stretch: evsynth.engines.sd_axis), the box holding the mass
 is found on a coarse grid (extended as far as a heavy tail needs) and integrated with the trapezoid
 rule, whose half weight at x = 0 keeps its accuracy there (the integrand is even in x); where the box
 ends at a prior's bound (uniform(0, 2) at 2, a lower bound above 0, an exponential prior at 0) Gregory's
@@ -39,6 +40,7 @@ from scipy import special
 from ..effects.distributions import norm_cdf, norm_logpdf
 from ..model.description import GaussianModel
 from ..model.priors import Prior, parse_prior
+from .sd_axis import FLAT, LOG_TAU_FAMILIES, SinhAxis, axis_for
 
 PROBS = (0.025, 0.5, 0.975)
 DROP = 30.0  # the box keeps tau where the log posterior is within this of its maximum
@@ -47,7 +49,7 @@ MAX_STEP = {1: 0.035, 2: 0.1, 3: 0.15}  # node spacing in x beyond which a box g
 N_FINAL = {1: 161, 2: 41, 3: 25}  # Gaussian summaries converge spectrally; one SD's CDF to ~5e-8
 N_LATENT = 64  # latent censored statistics per node in the summaries
 _LOG_2PI = np.log(2 * np.pi)
-FLAT = "flat"  # the improper flat prior (of a fixed block, or of an SD on tau >= 0): exact_posterior's
+# FLAT (sd_axis): the improper flat prior (of a fixed block, or of an SD on tau >= 0): exact_posterior's
 # bayesmeta-style defaults; it has no PyMC counterpart and its evidence has no constant
 _EVEN = ("halfnormal", "halfcauchy", "halfstudent_t", "uniform", FLAT)  # log density even in tau at 0
 
@@ -525,16 +527,21 @@ def bivariate_normal_cdf(a, b, rho):
 class _Axis:
     name: str
     prior: object  # evsynth.model.priors.Prior (family FLAT: improper flat on tau >= 0)
-    scale: float  # a in tau = a sinh(x)
-    lo: float  # the prior's support in x
+    transform: object  # sd_axis.SinhAxis (tau = a sinh(x)) or LogAxis (a prior on log tau)
+    lo: float  # the prior's support in x (-inf: a log axis)
     hi: float  # its upper end, or where the coarse search starts when the support is unbounded
     lower: float = 0.0  # the support in tau
     upper: float = np.inf
+    start: float | None = None  # a log axis: where the coarse search starts below
+    floor: float = -np.inf  # a log axis: how far down the box may extend (tau 1e-12 times the start)
+    ceiling: float | None = None  # a log axis: how far up (tau 1e12 times the start)
 
     @property
     def limit(self) -> float:
         """How far the box may extend: the support's end, or tau = 1e12 times the search start
         (a heavy-tailed posterior, e.g. a half-Cauchy prior on an SD with few levels)."""
+        if self.ceiling is not None:
+            return self.ceiling
         return self.hi if np.isfinite(self.upper) else self.hi + np.log(1e12)
 
     def even_at(self, x: float) -> bool:
@@ -557,14 +564,34 @@ def _axes(model: GaussianModel) -> list[_Axis]:
             raise ValueError(f"prior of {name} is {prior}: an SD needs a prior on tau > 0")
         else:
             lower, upper = 0.0, np.inf
+        if prior.family in LOG_TAU_FAMILIES:  # u = log tau (sd_axis): start at the prior's centre -+ 6 scales
+            out.append(_log_axis(name, prior, model, spread))
+            continue
         a = float(model.sei.min())
         if prior.family in ("halfcauchy", "halfstudent_t", "halfnormal"):
             a = min(a, prior.params[-1])
         elif prior.family == "exponential":
             a = min(a, 1 / prior.params[0])
         hi = np.arcsinh(upper / a) if np.isfinite(upper) else np.arcsinh(20 * spread / a)
-        out.append(_Axis(name, prior, a, np.arcsinh(lower / a), hi, lower, upper))
+        out.append(_Axis(name, prior, axis_for(prior, a), np.arcsinh(lower / a), hi, lower, upper))
     return out
+
+
+def _log_axis(name: str, prior: Prior, model: GaussianModel, spread: float) -> _Axis:
+    """The axis of an SD with a prior on log tau: unbounded in x both ways; the coarse search starts
+    on u = log tau in [min(m - 6 s, log(min se) - 6), max(m + 6 s, log(20 spread))] (m, s the
+    prior's location and scale) and may extend as far as the posterior's tails need: above it to
+    u = 300 (or 12 decades of tau, if further; tau^2 stays finite), below to u - 1e6 (tau is 0 in
+    floating point long before). A log-t prior's tails in u are heavy: its mass below 12 decades
+    under the start is ~1e-7, which the 2.5% point of tau notices, and with 2 studies tau^2's
+    posterior mean has ~1e-6 of its value above 12 decades over the start."""
+    transform = axis_for(prior, float(model.sei.min()))
+    centre, width = prior.params[-2:]
+    u_lo = min(centre - 6 * width, math.log(model.sei.min()) - 6)
+    u_hi = max(centre + 6 * width, math.log(20 * spread))
+    lo, hi, floor, ceiling = (float(transform.x_of_log_tau(u)) for u in
+                              (u_lo, u_hi, u_lo - 1e6, max(u_hi + math.log(1e12), 300.0)))
+    return _Axis(name, prior, transform, -np.inf, hi, 0.0, np.inf, start=lo, floor=floor, ceiling=ceiling)
 
 
 def _linspace(lo: float, hi: float, n: int) -> np.ndarray:
@@ -592,9 +619,9 @@ def _mesh(nodes: list[np.ndarray]) -> np.ndarray:
 
 
 def _taus(axes, x: np.ndarray) -> np.ndarray:
-    """tau = a sinh(x) on each axis, kept within the prior's support (sinh(asinh(u)) can round just
-    outside a bounded prior's support, where its density is 0)."""
-    cols = [np.minimum(np.maximum(ax.scale * np.sinh(x[:, j]), ax.lower), ax.upper) for j, ax in enumerate(axes)]
+    """tau(x) on each axis (tau = a sinh(x), or exp(u(x)): sd_axis), kept within the prior's support
+    (sinh(asinh(u)) can round just outside a bounded prior's support, where its density is 0)."""
+    cols = [np.minimum(np.maximum(ax.transform.tau(x[:, j]), ax.lower), ax.upper) for j, ax in enumerate(axes)]
     return cols[0][:, None] if len(cols) == 1 else np.column_stack(cols)
 
 
@@ -615,32 +642,18 @@ def _log_posterior(model, axes, nodes: list[np.ndarray], moments: bool = True, c
 
 
 def _log_density(cond: Conditionals, axes, x: np.ndarray, taus: np.ndarray, nodes: list[np.ndarray]) -> np.ndarray:
-    """The log posterior density per unit x at the nodes: the log-likelihood, each SD's log prior
-    and the Jacobian of tau = a sinh(x)."""
+    """The log posterior density per unit x at the nodes: the log-likelihood and each SD's log prior
+    per unit x (its density times the Jacobian of the axis' transform: sd_axis)."""
     lp = cond.loglik.copy()
     with np.errstate(divide="ignore", invalid="ignore"):
         for j, ax in enumerate(axes):
-            lp += _log_prior(ax.prior, taus[:, j]) + np.log(ax.scale * np.cosh(x[:, j]))
+            lp += ax.transform.log_prior(ax.prior, x[:, j], taus[:, j])
     lp = np.where(np.isfinite(lp), lp, -np.inf)
     return lp.reshape([len(n) for n in nodes]) if nodes else lp
 
 
-def _log_prior(prior, t: np.ndarray) -> np.ndarray:
-    """Log density of an SD's prior; the common families in closed form (scipy's frozen
-    distributions cost ~1 ms each to build, which a sweep of thousands of grids notices)."""
-    if prior.family == "halfnormal":
-        (s,) = prior.params
-        return 0.5 * np.log(2 / np.pi) - np.log(s) - 0.5 * (t / s) ** 2
-    if prior.family == "halfcauchy":
-        (b,) = prior.params
-        return np.log(2 / (np.pi * b)) - np.log1p((t / b) ** 2)
-    if prior.family == FLAT:
-        return np.where(t >= 0, 0.0, -np.inf)
-    return prior.logpdf(t)
-
-
 def _find_box(model, axes, conds: dict | None = None, prior: tuple | None = None) -> list[tuple[float, float]]:
-    box = [(ax.lo, ax.hi) for ax in axes]
+    box = [(ax.lo if ax.start is None else ax.start, ax.hi) for ax in axes]
     for _ in range(10):
         nodes = [_linspace(lo, hi, N_COARSE) for lo, hi in box]
         lp, _ = _log_posterior(model, axes, nodes, moments=False, conds=conds, prior=prior)
@@ -653,10 +666,16 @@ def _find_box(model, axes, conds: dict | None = None, prior: tuple | None = None
             profile = lp.max(axis=others) if others else lp
             keep = np.flatnonzero(profile > top - DROP)
             g = nodes[j]
+            if ax.start is not None:  # a log axis: also where tau^2 p(tau) is within DROP (tau's sd; the
+                # posterior's tail in u can be as heavy as the log-t prior's)
+                second = profile + 2 * ax.transform.log_tau(g)
+                keep = np.union1d(keep, np.flatnonzero(second > second.max() - DROP))
             lo, hi = g[max(keep[0] - 1, 0)], g[min(keep[-1] + 1, g.size - 1)]
             width = box[j][1] - box[j][0]
             if keep[-1] == g.size - 1 and box[j][1] < ax.limit:  # mass at the upper edge: extend
                 hi, stable = min(ax.limit, box[j][1] + width), False
+            if ax.start is not None and keep[0] == 0 and box[j][0] > ax.floor:  # a log axis: and the lower
+                lo, stable = max(ax.floor, box[j][0] - width), False
             if hi - lo < 0.25 * width:  # the mass sits in a few coarse cells: zoom in
                 stable = False
             new.append((lo, hi))
@@ -766,8 +785,9 @@ def _weighted_grid(model, axes, nodes, lp, cond) -> Grid:
 
 def _axes_key(axes: list[_Axis]) -> tuple:
     """What a grid's nodes and quadrature rules depend on, beyond the SD priors' densities: the
-    mapping tau = a sinh(x), the search box, the support and whether the density is even at 0."""
-    return tuple((ax.name, ax.scale, ax.lo, ax.hi, ax.lower, ax.upper, ax.prior.family in _EVEN) for ax in axes)
+    mapping tau(x) (sd_axis), the search box, the support and whether the density is even at 0."""
+    return tuple((ax.name, ax.transform, ax.lo, ax.hi, ax.lower, ax.upper, ax.prior.family in _EVEN, ax.start,
+                  ax.floor, ax.ceiling) for ax in axes)
 
 
 def _same_but_study_prior(a: GaussianModel, b: GaussianModel) -> bool:
@@ -951,8 +971,10 @@ def summary_rows(model: GaussianModel, grid: Grid | None = None, seed: int = 0,
                  floor: float = 1e-14) -> dict[tuple[str, str], dict]:
     """exact_summary's rows as {(variable, label): {"mean": ..., ...}} (no DataFrame: sweeps
     call this thousands of times). The mixtures leave out nodes whose weight is below `floor`
-    times the largest (evsynth.engines.normal_normal keeps down to 1e-18: a heavy tail's sd)."""
+    times the largest (evsynth.engines.normal_normal keeps down to 1e-18: a heavy tail's sd), none
+    on a grid with a log axis (_tail_floor)."""
     grid = grid_of(model, grid)
+    floor = _tail_floor(grid, floor)
     cond, w = grid.cond, grid.weights
     keep = w > floor * w.max()
     taus = cond.taus[keep]
@@ -990,6 +1012,13 @@ def summary_rows(model: GaussianModel, grid: Grid | None = None, seed: int = 0,
     return rows
 
 
+def _tail_floor(grid: Grid, floor: float) -> float:
+    """The mixtures' weight floor on `grid`: 0 (every node) when an SD has a prior on log tau, whose
+    posterior tail in tau can be as heavy as 1 / (tau^2 |log tau|^6) (2 studies, a log-t prior):
+    nodes below 1e-14 of the heaviest then hold ~1e-4 of a new study's predictive variance."""
+    return 0.0 if any(ax.start is not None for ax in grid.axes) else floor
+
+
 def summaries(models: list[GaussianModel], grids: list[Grid], floor: float = 1e-14) -> list[dict]:
     """summary_rows(model, grid) of each model, for models that differ only in the study-level SD's
     prior on posterior_grids' grids: where grids share their conditionals (and no row is censored),
@@ -1017,6 +1046,7 @@ def _shared_rows(models, grids, floor) -> list[dict]:
     model, cond = models[0], grids[0].cond
     for grid, other in zip(grids, models):
         grid_of(other, grid)
+    floor = _tail_floor(grids[0], floor)
     W = np.stack([grid.weights for grid in grids])  # (P, G)
     kept = W > floor * W.max(axis=1, keepdims=True)
     keep = kept.any(axis=0)
@@ -1134,16 +1164,18 @@ class SDMarginal:
     stack of m rows on the same nodes (m posteriors at once: engines.leave_one_out); then cdf and
     quantile take and give (m, P) and moments is not defined."""
 
-    scale: float  # a in tau = a sinh(x)
+    axis: object  # the transform tau(x) (sd_axis.SinhAxis or LogAxis)
     x: np.ndarray
     density: np.ndarray  # per unit x, normalised: (n,), or (m, n)
     padded: np.ndarray  # the density with 2 nodes before and 3 after (reflected at an even 0, else extrapolated)
     cdf_nodes: np.ndarray
 
     @classmethod
-    def of(cls, scale: float, x: np.ndarray, density: np.ndarray, even: bool) -> SDMarginal:
+    def of(cls, axis, x: np.ndarray, density: np.ndarray, even: bool) -> SDMarginal:
         """From the density (per unit x, up to a constant; (n,) or (m, n)) at the evenly spaced x (n,);
-        even: the log density is even in tau at x[0] = 0 (the stencils reflect there)."""
+        axis: the transform tau(x) (a number a: tau = a sinh(x)); even: the log density is even in
+        tau at x[0] = 0 (the stencils reflect there)."""
+        axis = SinhAxis(float(axis)) if isinstance(axis, (int, float)) else axis
         h = x[1] - x[0]
         if even:
             left = density[..., 2:0:-1]
@@ -1163,16 +1195,17 @@ class SDMarginal:
         cdf = np.cumsum(h * (windows @ _LAGRANGE_INTEGRAL.sum(axis=1)), axis=-1)
         cdf = np.concatenate([np.zeros(cdf.shape[:-1] + (1,)), cdf], axis=-1)
         total = cdf[..., -1:]
-        return cls(scale, x, density / total, padded / total,
+        return cls(axis, x, density / total, padded / total,
                    np.maximum.accumulate(np.clip(cdf / total, 0.0, 1.0), axis=-1))
 
     @property
     def tau(self) -> np.ndarray:
-        return self.scale * np.sinh(self.x)
+        return self.axis.tau(self.x)
 
     def moments(self) -> tuple[float, float]:
         """Mean and sd of tau (one row). tau = a sinh(x) is odd in x, so at x = 0 the plain trapezoid
-        rule is only second order for them: Gregory's end corrections at both ends."""
+        rule is only second order for them: Gregory's end corrections at both ends (on a log axis
+        both ends are cut where the density is negligible, and they change nothing there)."""
         w = _trapezoid(self.x)
         if self.x.size >= 8:
             w[:4] = w[-4:][::-1] = np.array([17, 59, 43, 49]) / 48 * (self.x[1] - self.x[0])
@@ -1208,7 +1241,8 @@ class SDMarginal:
         """P(tau <= t): t of any shape for one row; (m, P) for a stack."""
         t = np.asarray(t, dtype=float)
         lo, hi = self.tau[0], self.tau[-1]
-        x = np.arcsinh(np.clip(t, lo, hi) / self.scale)
+        x = self.axis.x(np.clip(t, lo, hi))
+        x = np.where(np.isfinite(x), x, self.x[0])  # a log axis whose first nodes' tau underflows to 0
         x = x.ravel() if self.cdf_nodes.ndim == 1 else x
         inside = np.clip(self._cdf_x(x), 0.0, 1.0).reshape(t.shape)
         return np.where(t < lo, 0.0, np.where(t >= hi, 1.0, inside))
@@ -1241,7 +1275,7 @@ class SDMarginal:
             x = new
             if np.all(done):
                 break
-        return self.scale * np.sinh(x)
+        return self.axis.tau(x)
 
 
 def sd_marginal(grid: Grid, j: int) -> SDMarginal:
@@ -1252,7 +1286,7 @@ def sd_marginal(grid: Grid, j: int) -> SDMarginal:
     mass = grid.weights.reshape(shape)
     mass = mass.sum(axis=others) if others else mass
     rule = grid.rules[j] if grid.rules is not None else _trapezoid(x)
-    return SDMarginal.of(grid.axes[j].scale, x, mass / rule, grid.axes[j].even_at(x[0]))
+    return SDMarginal.of(grid.axes[j].transform, x, mass / rule, grid.axes[j].even_at(x[0]))
 
 
 def _tau_row(grid: Grid, j: int) -> dict:
@@ -1271,7 +1305,7 @@ def _tau_rows(grids: list[Grid], j: int) -> list[dict]:
     others = tuple(k + 1 for k in range(len(shape)) if k != j)
     mass = np.stack([g.weights for g in grids]).reshape([len(grids)] + shape)
     mass = mass.sum(axis=others) if others else mass
-    marginal = SDMarginal.of(grid.axes[j].scale, x, mass / grid.rules[j], grid.axes[j].even_at(x[0]))
+    marginal = SDMarginal.of(grid.axes[j].transform, x, mass / grid.rules[j], grid.axes[j].even_at(x[0]))
     q = marginal.quantile(PROBS)
     rows = []
     for p in range(len(grids)):
@@ -1294,8 +1328,8 @@ def sample_taus(grid: Grid, size: int, rng) -> np.ndarray:
     for j, (ax, nodes) in enumerate(zip(grid.axes, grid.nodes)):
         h = nodes[1] - nodes[0]
         x = nodes[cells[j]] + h * (rng.random(size) - 0.5)
-        x = np.clip(np.abs(x) if nodes[0] == 0 else x, nodes[0], nodes[-1])
-        taus.append(ax.scale * np.sinh(x))
+        x = np.clip(np.abs(x) if ax.transform.reflects_at(nodes[0]) else x, nodes[0], nodes[-1])
+        taus.append(ax.transform.tau(x))
     return np.column_stack(taus)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..model.description import GaussianModel
-from .exact import _LOG_2PI, DROP, FLAT, PROBS, SDMarginal, _log_prior, grid_of, mixture_quantiles
+from .exact import _LOG_2PI, DROP, FLAT, PROBS, SDMarginal, grid_of, mixture_quantiles
 
 FINE = 4  # the shared grid's node density, in multiples of the full fit's
 # A row is left to a refit when its density at an end of the box (not a prior's bound) is above
@@ -57,10 +57,10 @@ def leave_one_out_summaries(model: GaussianModel, grid=None) -> dict[str, np.nda
     grid = grid_of(model, grid)
     ax, full_x = grid.axes[0], grid.nodes[0]
     x = np.linspace(full_x[0], full_x[-1], FINE * (full_x.size - 1) + 1)
-    taus = np.clip(ax.scale * np.sinh(x), ax.lower, ax.upper)
+    taus = np.clip(ax.transform.tau(x), ax.lower, ax.upper)
     loglik, mean, var = _downdated(model, taus)
     with np.errstate(divide="ignore", invalid="ignore"):
-        lp = loglik + (_log_prior(ax.prior, taus) + np.log(ax.scale * np.cosh(x)))
+        lp = loglik + ax.transform.log_prior(ax.prior, x, taus)  # per unit x (sd_axis)
     lp = np.where(np.isfinite(lp), lp, -np.inf)
     top = lp.max(axis=1)
     ok = np.isfinite(top)
@@ -76,7 +76,7 @@ def leave_one_out_summaries(model: GaussianModel, grid=None) -> dict[str, np.nda
         coarse = np.where(coarse > 1e-14 * coarse.max(axis=1, keepdims=True), coarse, 0.0)  # summary_rows' floor
         coarse = coarse / coarse.sum(axis=1, keepdims=True)
         mu_q[rows] = mixture_quantiles(coarse, mean[rows, ::FINE], np.sqrt(var[rows, ::FINE]), np.array(PROBS))
-        tau = SDMarginal.of(ax.scale, x, np.exp(lp[rows] - top[rows, None]), ax.even_at(x[0]))  # density per unit x
+        tau = SDMarginal.of(ax.transform, x, np.exp(lp[rows] - top[rows, None]), ax.even_at(x[0]))  # density per unit x
         tau_q50[rows] = tau.quantile([0.5])[:, 0]
     return {"mu": mu_q, "tau": tau_q50, "ok": ok}
 

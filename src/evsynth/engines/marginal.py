@@ -10,7 +10,8 @@ How: each parameter is mapped to a coordinate in which its integrand is smooth a
 roughly the same width everywhere --
 - mu as z = (mu - m(tau)) / s(tau), m and s the conditional posterior mean and sd of mu given tau
   without selection (one box in z then fits every tau);
-- tau = a sinh(x), x >= 0 (likelihood and the half-normal/half-Cauchy/half-t priors are even in
+- tau = a sinh(x), x >= 0 (the transforms are evsynth.engines.sd_axis's, shared with the exact
+  engine; likelihood and the half-normal/half-Cauchy/half-t priors are even in
   tau, so the trapezoid rule with a half weight at 0 keeps its spectral accuracy; a = the smallest
   SE keeps the poles at tau = +-i se_i a fixed distance from the real x axis);
 - except under a prior on log tau (lognormal: Turner et al. 2015; logstudent_t: Rhodes et al.
@@ -46,11 +47,19 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ..effects.distributions import norm_isf, norm_logpdf, t_logpdf
+from ..effects.distributions import norm_isf
 from ..effects.table import study_data
 from ..model.description import resolve_priors
 from ..model.priors import Prior, parse_prior
-from .selection import DEFAULT_CUTPOINTS, _sign, censored_overlap, check_cutpoints, interval_index, one_sided_p
+from .sd_axis import LOG_TAU_FAMILIES, axis_for, log_tau_logpdf
+from .selection import (
+    DEFAULT_CUTPOINTS,
+    _sign,
+    censored_overlap,
+    check_cutpoints,
+    interval_index,
+    one_sided_p,
+)
 
 DROP = 20.0  # keep the box where the log integrand is within this of its maximum (e^-20 ~ 2e-9)
 N_COARSE = 25  # nodes per axis while searching the box, and the first rule tried
@@ -255,26 +264,8 @@ class _Axis:
     start: tuple[float, float]  # initial box
 
 
-LOG_TAU_FAMILIES = ("lognormal", "logstudent_t")  # priors on log tau: integrated over u = log tau
-
-
 def _log_axis(tau_prior: Prior) -> bool:
     return tau_prior.family in LOG_TAU_FAMILIES
-
-
-def _stretch(tau_prior: Prior) -> tuple[float, float] | None:
-    """(m, s) of u = log tau = m + s sinh(v) under a log-t prior (heavy tails in u); None: the axis is u."""
-    return tuple(tau_prior.params[-2:]) if tau_prior.family == "logstudent_t" else None
-
-
-def _log_tau_logpdf(tau_prior: Prior, u: np.ndarray) -> np.ndarray:
-    """Log density of u = log tau under a lognormal / logstudent_t prior on tau (normal / Student-t
-    in u), computed in u so that it stays finite where exp(u) underflows."""
-    if tau_prior.family == "lognormal":
-        m, s = tau_prior.params
-        return norm_logpdf(u, m, s)
-    nu, m, s = tau_prior.params
-    return t_logpdf(u, nu, m, s)
 
 
 def _tau_support(prior: Prior) -> tuple[float, float]:
@@ -305,12 +296,12 @@ def _axes(spec, yi, sei, tau_prior, n_weights, tau_a) -> list[_Axis]:
         centre, width = tau_prior.params[-2:]
         start = np.array([min(centre - 6 * width, math.log(sei.min()) - 6),
                           max(centre + 6 * width, math.log(5 * scale))])
-        if (stretch := _stretch(tau_prior)) is not None:
-            start = np.arcsinh((start - stretch[0]) / stretch[1])
+        start = axis_for(tau_prior, 1.0).x_of_log_tau(start)
         axes.append(_Axis("tau", -np.inf, np.inf, (float(start[0]), float(start[1]))))
     elif spec.heterogeneity:
-        lo, hi = (np.arcsinh(t / tau_a) for t in _tau_support(tau_prior))
-        axes.append(_Axis("tau", lo, hi, _clip_box((lo, np.arcsinh(5 * scale / tau_a)), lo, hi)))
+        axis = axis_for(tau_prior, tau_a)  # tau = tau_a sinh(x) (sd_axis)
+        lo, hi = (axis.x(t) for t in _tau_support(tau_prior))
+        axes.append(_Axis("tau", lo, hi, _clip_box((lo, axis.x(5 * scale)), lo, hi)))
     if spec.family == "selection":
         axes += [_Axis(f"b{j}", -np.inf, np.inf, (-30.0, 30.0)) for j in range(1, n_weights)]
     elif spec.family in ("PET", "PEESE"):  # the slope as log b: smooth on the whole line, b -> 0 decays like b
@@ -332,7 +323,7 @@ class _Integrand:
         self.cens = np.asarray(censored, bool)
         self.mu_prior, self.tau_prior = mu_prior, tau_prior
         self.log_axis = _log_axis(tau_prior)  # tau = exp(u), else tau = tau_a sinh(x)
-        self.stretch = _stretch(tau_prior)  # u = m + s sinh(v) under a log-t prior
+        self.axis = axis_for(tau_prior, tau_a)  # the shared transform (sd_axis): u = m + s sinh(v) under a log-t
         self.cuts = check_cutpoints(cutpoints)
         self.d = _sign(direction)
         self.z_cut = norm_isf(np.asarray(self.cuts))
@@ -343,14 +334,11 @@ class _Integrand:
 
     def log_tau_of(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(u = log tau, log du/dx) at the log axis' nodes x."""
-        if self.stretch is None:
-            return x, np.zeros_like(x)
-        m, s = self.stretch
-        return m + s * np.sinh(x), np.log(s * np.cosh(x))
+        return self.axis.log_tau(x), self.axis.log_du(x)
 
     def tau_of(self, x: np.ndarray) -> np.ndarray:
         """tau at the tau axis' nodes."""
-        return np.exp(self.log_tau_of(x)[0]) if self.log_axis else self.tau_a * np.sinh(x)
+        return np.exp(self.log_tau_of(x)[0]) if self.log_axis else self.axis.tau(x)
 
     def _conditional_mu(self, tau, shift=0.0):
         """Centre and scale of mu given tau (and the PET / PEESE slope term `shift` = d b, whose
@@ -381,8 +369,8 @@ class _Integrand:
             tau = np.exp(u)
             log_jac = log_jac + log_du
         elif "tau" in nodes:  # tau = a sinh(x)
-            tau = self.tau_a * np.sinh(along("tau"))
-            log_jac = log_jac + np.log(self.tau_a * np.cosh(along("tau")))
+            tau = self.axis.tau(along("tau"))
+            log_jac = log_jac + self.axis.log_jacobian(along("tau"))
         mu = ones
         shift = self.slope(nodes)[0]
         if "mu" in nodes:
@@ -411,7 +399,7 @@ class _Integrand:
         if "mu" in nodes:
             out = out + self.mu_prior.logpdf(mu)
         if "tau" in nodes:
-            out = out + (_log_tau_logpdf(self.tau_prior, self.log_tau_of(along("tau"))[0]) if self.log_axis
+            out = out + (log_tau_logpdf(self.tau_prior, self.log_tau_of(along("tau"))[0]) if self.log_axis
                          else self.tau_prior.logpdf(tau))
         # sum_i log N(y_i | mu, se_i^2 + tau^2) over the exact rows: depends on (mu, tau) only
         shift, log_slope = self.slope(nodes)

@@ -137,7 +137,7 @@ class ExactPosterior:
         if self.grid is None:
             return np.array([np.inf])
         m = self._marginal
-        return m.density / (m.scale * np.cosh(m.x))
+        return m.density / m.axis.dtau_dx(m.x)
 
     # ---- conditional distributions at any tau
     def conditional(self, tau) -> dict:
