@@ -19,7 +19,7 @@ from evsynth.present.report import SINGLE_DRAW_MATPLOTLIB, _drawn_once, tight_pn
 
 ROOT = Path(__file__).resolve().parents[1]
 single_draw = pytest.mark.skipif(
-    tuple(int(p) for p in matplotlib.__version__.split(".")[:2]) not in SINGLE_DRAW_MATPLOTLIB,
+    tuple(matplotlib.__version_info__[:2]) not in SINGLE_DRAW_MATPLOTLIB,
     reason=f"matplotlib {matplotlib.__version__}: the report saves by savefig itself")
 
 

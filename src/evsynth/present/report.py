@@ -239,7 +239,7 @@ def _drawn_once(fig, dpi, mpl) -> bytes | None:
     except ImportError:  # a matplotlib without these: savefig
         return None
     canvas, engine = fig.canvas, fig.get_layout_engine()  # after tight_layout: a placeholder, which lays out nothing
-    if (tuple(int(part) for part in mpl.__version__.split(".")[:2]) not in SINGLE_DRAW_MATPLOTLIB
+    if (tuple(mpl.__version_info__[:2]) not in SINGLE_DRAW_MATPLOTLIB
             or type(canvas) is not FigureCanvasAgg or fig.dpi != dpi or not isinstance(engine, PlaceHolderLayoutEngine | None)
             or fig.images or any(ax.images for ax in fig.axes)
             or not all(mpl.rcParams[f"savefig.{c}"] == "auto" for c in ("facecolor", "edgecolor"))):
