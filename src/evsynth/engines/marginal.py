@@ -502,6 +502,30 @@ def _find_box(f: _Integrand, axes: list[_Axis]) -> dict:
     return box
 
 
+def _refined(f: _Integrand, box: dict, n: dict, grids: dict, L: np.ndarray | None):
+    """(grids, log integrand) of the rule with n[name] nodes on each axis of `box`. An axis refined
+    from the previous rule (`grids`, `L`; n -> 2n - 1 nodes) keeps the previous nodes at its even
+    indices, so only the new points are evaluated: the grid splits into tensor blocks, one per
+    refined axis (its odd nodes; the refined axes before it at their even nodes, the others whole).
+    With two of four axes doubled that is 1.11 of the 1.50 million points, with one 1/2."""
+    new = {name: np.linspace(*box[name], n[name]) for name in box}
+    refined = [name for name in box if L is not None and n[name] != grids[name].size]
+    if not refined:
+        out = f(new)
+        return new, np.where(np.isfinite(out), out, -np.inf)
+    names = list(box)
+    for name in refined:
+        new[name][::2] = grids[name]  # the same floats, not linspace's rounding of them
+    out = np.empty([new[name].size for name in names])
+    out[tuple(slice(None, None, 2) if name in refined else slice(None) for name in names)] = L
+    for j, name in enumerate(refined):
+        pick = {m: (slice(1, None, 2) if m == name else slice(None, None, 2) if m in refined[:j] else slice(None))
+                for m in names}
+        block = f({m: new[m][pick[m]] for m in names})
+        out[tuple(pick[m] for m in names)] = np.where(np.isfinite(block), block, -np.inf)
+    return new, out
+
+
 def evidence_data(effects: pd.DataFrame, priors: dict | None = None) -> tuple:
     """(yi, sei, censored, chosen priors) of an effect table: what log_evidence reads from it, taken
     once for a family of models (`data=`)."""
@@ -532,10 +556,9 @@ def log_evidence(effects: pd.DataFrame, spec: ModelSpec, priors: dict | None = N
         return Evidence(spec, float(f({})), 0.0, 1, {}, {})
     box = _find_box(f, axes)
     n = {a.name: N_COARSE for a in axes}
+    grids, L = {}, None
     while True:
-        grids = {name: np.linspace(*box[name], n[name]) for name in box}
-        L = f(grids)
-        L = np.where(np.isfinite(L), L, -np.inf)
+        grids, L = _refined(f, box, n, grids, L)
         top = L.max()
         E = np.exp(L - top)
         total = _integral(E, list(grids.values()))
