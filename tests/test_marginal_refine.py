@@ -71,3 +71,19 @@ def test_log_evidence_unchanged_by_reuse(monkeypatch):
     assert abs(again.log_ml - reused.log_ml) < 1e-12
     for name in again.means:
         assert abs(again.means[name] - reused.means[name]) < 1e-12
+
+
+@pytest.mark.parametrize("null_prob", [0.0, 0.3])
+def test_around_zero_from_one_evaluation_equals_the_cdf_at_the_three_points(null_prob):
+    """MuMixture.around_zero takes the CDF beside 0 from the value and density at 0: the same as
+    evaluating the CDF at -1e-12, 0 and 1e-12 (the jump of the no-effect models between them)."""
+    rng = np.random.default_rng(5)
+    sei = rng.uniform(0.1, 0.4, 6)
+    effects = pd.DataFrame({"study_id": [f"s{i}" for i in range(6)], "yi": rng.normal(0.05, 0.3, 6), "sei": sei,
+                            "measure": "SMD"})
+    evidences = [M.log_evidence(effects, M.ModelSpec(True, h, b)) for h, b in ((True, "none"), (False, "PET"))]
+    evidences.append(M.log_evidence(effects, M.ModelSpec(False, True, "none")))
+    mixture = M.MuMixture(evidences, [0.5 - null_prob / 2, 0.5 - null_prob / 2, null_prob])
+    direct = mixture.cdf(np.array([-1e-12, 0.0, 1e-12]))
+    np.testing.assert_allclose(mixture.around_zero, direct, rtol=0, atol=1e-15)
+    assert mixture.around_zero[2] - mixture.around_zero[0] == pytest.approx(null_prob, abs=1e-11)
