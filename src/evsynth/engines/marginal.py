@@ -583,14 +583,15 @@ def log_evidence(effects: pd.DataFrame, spec: ModelSpec, priors: dict | None = N
             break
         for name in coarse:
             n[name] = 2 * n[name] - 1
-    means, sds, cdf = _posterior_moments(f, L, grids, len(cuts))
+    means, sds, cdf = _posterior_moments(f, E, grids, len(cuts))  # E = exp(L - max L), the rule's
     return Evidence(spec, log_ml, float(sum(errors.values())), int(L.size), means, sds, cdf,
                     box={name: (float(lo), float(hi), n[name]) for name, (lo, hi) in box.items()})
 
 
-def _posterior_moments(f: _Integrand, L, grids: dict, n_cuts: int):
+def _posterior_moments(f: _Integrand, E, grids: dict, n_cuts: int):
+    """Posterior means, SDs and mu's CDF parts from E = exp(L - max L) on the final rule's grid."""
     names = list(grids)
-    weights = np.exp(L - L.max())
+    weights = E
     for i, name in enumerate(names):
         weights = weights * _trapezoid_weights(grids[name]).reshape([-1 if a == i else 1 for a in range(len(names))])
     weights /= weights.sum()
