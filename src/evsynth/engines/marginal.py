@@ -26,7 +26,8 @@ roughly the same width everywhere --
 and integrated with the trapezoid rule over a box. The box is found adaptively: the log integrand
 is evaluated on a coarse grid, each axis is cut to where its profile is within DROP of the maximum
 (plus one cell) and extended where mass reaches an edge, until stable. Then the nodes on an axis
-are doubled while the rule with that axis at double spacing differs by more than TOL / n_axes;
+are doubled while the rule with that axis at double spacing differs by more than TOL / n_axes
+(a doubled axis keeps its nodes at the even indices: only the new points are evaluated);
 `log_ml_error` is the sum of those differences (conservative: the error of the finer rule falls
 geometrically). Censored rows (p printed as a bound) enter as the probability beyond the bound.
 
