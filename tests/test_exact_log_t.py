@@ -142,3 +142,4 @@ def test_transforms_invert():
     sinh = SinhAxis(0.2)
     xs = np.linspace(0, 5, 20)
     np.testing.assert_allclose(sinh.x(sinh.tau(xs)), xs, rtol=1e-12, atol=1e-15)
+

@@ -396,6 +396,12 @@ class _Integrand:
         return self.d * b, self.slope_prior.logpdf(b) + x
 
     def __call__(self, nodes: dict) -> np.ndarray:
+        # a log axis' far end (the box search extends it): tau = exp(u) or tau^2 overflows to inf,
+        # where the integrand is 0 (-inf in logs), as it should be; not worth a warning
+        with np.errstate(over="ignore"):
+            return self._log_integrand(nodes)
+
+    def _log_integrand(self, nodes: dict) -> np.ndarray:
         names = list(nodes)
 
         def along(name):

@@ -245,7 +245,8 @@ def exact_posterior(yi, sei, tau_prior="halfnormal(0.5)", mu_prior=None, labels=
     """Exact posterior of the normal-normal random-effects model (the exact engine's one-variance case).
 
     tau_prior: a Prior or prior string on tau > 0 (halfnormal, halfcauchy, halfstudent_t,
-        exponential, uniform(lo, hi)); "uniform" for bayesmeta's improper flat prior on
+        exponential, uniform(lo, hi), or on log tau: lognormal, logstudent_t, rhodes2015(),
+        turner2015(), integrated over log tau: engines.sd_axis); "uniform" for bayesmeta's improper flat prior on
         tau >= 0; or a number to hold tau fixed at that value.
     mu_prior: None/"flat" for the improper flat prior (bayesmeta's default) or "normal(m, s)".
     n_grid: nodes of the grid over tau (default: the engine's, evsynth.engines.exact.N_FINAL[1]).
