@@ -603,9 +603,19 @@ def _posterior_moments(f: _Integrand, E, grids: dict, n_cuts: int):
         weights = weights * _trapezoid_weights(grids[name]).reshape([-1 if a == i else 1 for a in range(len(names))])
     weights /= weights.sum()
     mu, tau, _ = f.params(grids)
+    marginals = {}
+
+    def marginal(flat: tuple) -> np.ndarray:
+        """The weights summed over the axes `flat` (kept as length 1), once per set of axes."""
+        if flat not in marginals:
+            marginals[flat] = weights.sum(axis=flat, keepdims=True) if flat else weights
+        return marginals[flat]
 
     def expect(values):
-        return float(np.sum(weights * values))
+        # the weights first summed over the axes `values` does not vary along (the selection model's
+        # mu and tau vary along 2 of its 4 axes, its weights along the other 2): one pass over the grid
+        # per set of axes instead of two per moment
+        return float(np.sum(marginal(tuple(a for a in range(len(names)) if values.shape[a] == 1)) * values))
 
     quantities = {}
     if "mu" in grids:
@@ -622,16 +632,17 @@ def _posterior_moments(f: _Integrand, E, grids: dict, n_cuts: int):
             quantities[f"omega_{j}"] = omega
     means = {k: expect(v) for k, v in quantities.items()}
     sds = {k: math.sqrt(max(expect(v**2) - means[k] ** 2, 0.0)) for k, v in quantities.items()}
-    return means, sds, (_mu_parts(f, weights, grids) if "mu" in grids else None)
+    return means, sds, (_mu_parts(f, marginal, grids) if "mu" in grids else None)
 
 
-def _mu_parts(f: _Integrand, weights, grids: dict):
-    """Posterior weights collapsed onto the (z, tau, slope) nodes, with the z -> mu map of each
-    (tau, slope) node (flattened: one column per node)."""
+def _mu_parts(f: _Integrand, marginal, grids: dict):
+    """Posterior weights collapsed onto the (z, tau, slope) nodes (`marginal(axes)`: the weights
+    summed over those axes), with the z -> mu map of each (tau, slope) node (flattened: one column
+    per node)."""
     names = list(grids)
     keep = [names.index("mu")] + [names.index(a) for a in ("tau", "slope") if a in grids]
-    w = weights.sum(axis=tuple(a for a in range(len(names)) if a not in keep))
-    w = w.reshape(w.shape[0], -1)
+    w = marginal(tuple(a for a in range(len(names)) if a not in keep))
+    w = w.reshape(w.shape[names.index("mu")], -1)
     tau = f.tau_of(grids["tau"]) if "tau" in grids else np.zeros(1)
     shift = f.d * np.exp(grids["slope"]) if "slope" in grids else np.zeros(1)
     centre, scale = f._conditional_mu(tau[:, None], shift[None, :])  # tau before slope, as in `names`
