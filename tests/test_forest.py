@@ -362,8 +362,10 @@ def test_save_png_writes_the_pixels_of_a_default_savefig(effects, tmp_path):
     lossless, so the decoded pixels are those of matplotlib's default save, with its metadata."""
     from PIL import Image
 
+    from evsynth.present.png import save_png
+
     fig = plots.forest(technique_idata(effects), effects)
-    plots.save_png(fig, tmp_path / "fast.png", dpi=120)
+    save_png(fig, tmp_path / "fast.png", dpi=120)
     fig.savefig(tmp_path / "default.png", dpi=120)
     matplotlib.pyplot.close(fig)
     fast, default = Image.open(tmp_path / "fast.png"), Image.open(tmp_path / "default.png")

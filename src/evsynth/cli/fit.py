@@ -300,7 +300,8 @@ def forest_drawn(label: str, idata, table: pd.DataFrame, studies, path: str,
     """Save the forest plot (its posterior rows from `summary`, the table the output quotes); above
     `max_studies` (default MAX_FOREST_STUDIES) say why it is not drawn."""
     from ..effects.table import used_effects
-    from ..present.plots import MAX_FOREST_STUDIES, forest, save_png  # matplotlib only when a figure is drawn
+    from ..present.plots import MAX_FOREST_STUDIES, forest  # matplotlib only when a figure is drawn
+    from ..present.png import save_png
 
     limit = MAX_FOREST_STUDIES if max_studies is None else max_studies
     k = len(used_effects(table))

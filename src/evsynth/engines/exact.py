@@ -572,8 +572,9 @@ def _axes(model: GaussianModel) -> list[_Axis]:
             a = min(a, prior.params[-1])
         elif prior.family == "exponential":
             a = min(a, 1 / prior.params[0])
-        hi = np.arcsinh(upper / a) if np.isfinite(upper) else np.arcsinh(20 * spread / a)
-        out.append(_Axis(name, prior, axis_for(prior, a), np.arcsinh(lower / a), hi, lower, upper))
+        transform = axis_for(prior, a)
+        hi = transform.x(upper if np.isfinite(upper) else 20 * spread)
+        out.append(_Axis(name, prior, transform, transform.x(lower), hi, lower, upper))
     return out
 
 

@@ -344,7 +344,7 @@ class _Integrand:
 
     def tau_of(self, x: np.ndarray) -> np.ndarray:
         """tau at the tau axis' nodes."""
-        return np.exp(self.log_tau_of(x)[0]) if self.log_axis else self.axis.tau(x)
+        return self.axis.tau(x)
 
     def _conditional_mu(self, tau, shift=0.0):
         """Centre and scale of mu given tau (and the PET / PEESE slope term `shift` = d b, whose

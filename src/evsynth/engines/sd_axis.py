@@ -74,7 +74,7 @@ class SinhAxis:
 
     def log_prior(self, prior, x, tau):
         """The prior's log density per unit x at the nodes x (tau: their SDs, within the support)."""
-        return log_prior(prior, tau) + np.log(self.scale * np.cosh(x))
+        return log_prior(prior, tau) + self.log_jacobian(x)
 
     def reflects_at(self, x: float) -> bool:
         """Whether tau(-x) = -tau(x) about this end (x = 0): a cell there may be folded back."""

