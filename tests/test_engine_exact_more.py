@@ -862,3 +862,31 @@ def test_sd_marginal_over_a_stack_equals_each_row_alone(even):
         np.testing.assert_allclose(q[r], alone.quantile(p), rtol=1e-13, atol=0)
         np.testing.assert_allclose(stack.cdf(q)[r], alone.cdf(q[r]), rtol=1e-13, atol=1e-15)
         np.testing.assert_allclose(alone.cdf(q[r]), p, rtol=1e-11, atol=0)  # its own quantiles
+
+
+@pytest.mark.parametrize("column", [1.0, 2.0])
+def test_study_effect_moments_are_the_normal_normal_moments(column):
+    """E and Var of theta_i given y and tau: (tau^2 y_i + s_i^2 c_i) / (tau^2 + s_i^2) and
+    (s_i^2 / (tau^2 + s_i^2))^2 Var(c_i) + tau^2 s_i^2 / (tau^2 + s_i^2), c = A g; with an intercept
+    basis (its moments broadcast over the rows) and with another single column (the row products)."""
+    from dataclasses import replace
+
+    model = description.random_effects(_table(6))
+    model = replace(model, X=np.full((model.n, 1), column))
+    taus = np.array([[0.0], [0.15], [0.4]])
+    cond = engine.conditionals(model, taus, orthant=False)
+    c = cond.mean[:, :1] * column  # (G, 1): every row's A g has the same mean and variance here
+    c_var = cond.cov[:, 0, :1] * column**2
+    s2, t2 = model.sei**2, taus**2
+    mean, var = engine.study_effect_moments(model, cond)
+    assert mean == pytest.approx((t2 * model.yi + s2 * c) / (t2 + s2), abs=1e-13)
+    assert var == pytest.approx((s2 / (t2 + s2)) ** 2 * c_var + t2 * s2 / (t2 + s2), abs=1e-13)
+    part, part_var = engine.study_effect_moments(model, cond, slice(2, 4))
+    assert np.array_equal(part, mean[:, 2:4]) and np.array_equal(part_var, var[:, 2:4])
+
+
+def test_normal_quantiles_of_the_reported_probabilities_are_scipys():
+    """mixture_quantiles starts from the normal quantiles of PROBS stored as literals: scipy's floats."""
+    from scipy import special
+
+    assert engine._PROBS_Z.tolist() == special.ndtri(np.asarray(engine.PROBS)).tolist()

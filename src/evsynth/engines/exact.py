@@ -118,6 +118,8 @@ class NormalMixture:
 
 
 _INV_SQRT_2PI = 1 / np.sqrt(2 * np.pi)
+_PROBS_Z = np.array([-1.9599639845400545, 0.0, 1.959963984540054])  # special.ndtri(PROBS), its floats
+# (tests/test_exact.py checks them): a process's first ndtri call costs ~25 us
 _NEG_SQRT_HALF = -np.sqrt(0.5)
 COARSE_COMPONENTS = 128  # the quantile search first runs on about this many of a large mixture's components
 HALLEY_TOL = 1e-4  # a last Halley step at most this (in mean component sds) leaves an error ~its cube
@@ -149,7 +151,7 @@ def mixture_quantiles(weights, means, sds, p, subset_start: bool = False) -> np.
     w = np.asarray(weights, float)
     means, sds = np.atleast_2d(np.asarray(means, float)), np.atleast_2d(np.asarray(sds, float))
     p = np.asarray(p, float)
-    if np.any((p <= 0) | (p >= 1)):
+    if ((p <= 0) | (p >= 1)).any():
         raise ValueError("probabilities must be in (0, 1)")
     n = w.shape[-1]
     if subset_start and w.ndim == 1 and n > 4 * COARSE_COMPONENTS:
@@ -164,7 +166,7 @@ def mixture_quantiles(weights, means, sds, p, subset_start: bool = False) -> np.
     s2, d2 = sds**2, dev**2
     var = _weighted(s2 + d2, w)
     sd = np.sqrt(var)
-    z = special.ndtri(p)
+    z = _PROBS_Z.copy() if p.tolist() == list(PROBS) else special.ndtri(p)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         g1 = _weighted(dev * (d2 + 3 * s2), w) / sd**3
         g2 = _weighted(d2 * (d2 + 6 * s2) + 3 * s2**2, w) / var**2 - 3
@@ -189,7 +191,7 @@ def mixture_quantiles(weights, means, sds, p, subset_start: bool = False) -> np.
         k = n // COARSE_COMPONENTS
         wk = w[..., ::k]
         total = wk.sum(axis=-1, keepdims=w.ndim == 2)
-        if np.all(total > 0):
+        if (total > 0).all():
             x = _halley_search(wk / total, means[:, ::k], sds[:, ::k], p, x, lo, hi, scale)
             x = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
     return _halley_search(w, means, sds, p, x, lo, hi, scale)
@@ -267,25 +269,25 @@ class Conditionals:
 def _latent_prior(model: GaussianModel) -> tuple[np.ndarray, np.ndarray]:
     """Mean and precision of g = (beta, z_1, ...); a flat block (FLAT) has precision 0."""
     flat = [block.prior == FLAT for block in model.fixed]
-    proper = replace(model, fixed=tuple(b for b, f in zip(model.fixed, flat) if not f))
-    m, s = proper.prior_moments()
+    m, s = (), ()
+    if not all(flat):
+        proper = replace(model, fixed=tuple(b for b, f in zip(model.fixed, flat) if not f))
+        m, s = proper.prior_moments()
     means, sds, k = [], [], 0
     for block, f in zip(model.fixed, flat):
         means += [0.0] * block.size if f else list(m[k:k + block.size])
         sds += [np.inf] * block.size if f else list(s[k:k + block.size])
         k += 0 if f else block.size
-    means, sds = np.array(means, float), np.array(sds, float)
-    blocks = [np.diag(1 / sds**2)]
+    d = len(means) + sum(len(part.labels) for part in model.parts)
+    P0, m0 = np.zeros((d, d)), np.zeros(d)
+    m0[:len(means)] = means
+    for i, sd in enumerate(sds):  # the fixed blocks' precisions, entry by entry (a few)
+        P0[i, i] = 1 / (sd * sd)
+    k = len(means)
     for part in model.parts:
         q = len(part.labels)
-        blocks.append(np.eye(q) if part.correlation is None else np.linalg.inv(part.correlation))
-    d = sum(b.shape[0] for b in blocks)
-    P0 = np.zeros((d, d))
-    k = 0
-    for b in blocks:
-        P0[k:k + b.shape[0], k:k + b.shape[0]] = b
-        k += b.shape[0]
-    m0 = np.concatenate([means, np.zeros(d - means.size)])
+        P0[k:k + q, k:k + q] = np.eye(q) if part.correlation is None else np.linalg.inv(part.correlation)
+        k += q
     return m0, P0
 
 
@@ -300,7 +302,7 @@ def _split_taus(model: GaussianModel, taus: np.ndarray):
 
 def basis(model: GaussianModel) -> np.ndarray:
     """B = [X, Z_1, ...] (n, d): A(t) = B diag(1, ..., tau_1, ..., tau_2, ...)."""
-    return np.hstack([model.X] + [part.design for part in model.parts])
+    return np.concatenate([model.X] + [part.design for part in model.parts], axis=1)
 
 
 def design_scale(model: GaussianModel, taus: np.ndarray) -> np.ndarray:
@@ -308,7 +310,7 @@ def design_scale(model: GaussianModel, taus: np.ndarray) -> np.ndarray:
     _, part_taus = _split_taus(model, taus)
     cols = [np.ones((taus.shape[0], model.X.shape[1]))]
     cols += [np.repeat(t[:, None], len(part.labels), axis=1) for t, part in zip(part_taus, model.parts)]
-    return np.hstack(cols)
+    return np.concatenate(cols, axis=1) if model.parts else cols[0]
 
 
 def study_var(model: GaussianModel, taus: np.ndarray) -> np.ndarray:
@@ -344,7 +346,7 @@ def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True, m
     m0, P0 = _latent_prior(model) if prior is None else prior
     B, D = basis(model), design_scale(model, taus)
     cens = model.censored
-    o, c = np.flatnonzero(~cens), np.flatnonzero(cens)
+    o, c = (~cens).nonzero()[0], cens.nonzero()[0]
     y = model.yi
     diagonal = model.study_correlation is None and model.sampling_cov is None
     G, d = D.shape
@@ -377,7 +379,7 @@ def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True, m
     b = (P0 @ m0)[None] + AtWy
     cov, mean, logdet_Q = spd_solve(Q, b, inverse=moments or c.size > 0)
     proper = np.diagonal(P0) > 0  # a flat prior's block adds no constant (its evidence is improper)
-    logdet_P0 = _logdet(P0[np.ix_(proper, proper)])
+    logdet_P0 = _logdet(P0[proper][:, proper]) if proper.any() else 0.0
     loglik = -0.5 * (logdet_S + logdet_Q - logdet_P0 + yWy + m0 @ P0 @ m0 - np.einsum("gi,gi->g", b, mean)
                      + (o.size - (~proper).sum()) * _LOG_2PI)
     out = Conditionals(taus, D, loglik, mean, cov, basis=B)
@@ -438,14 +440,14 @@ def spd_solve(Q: np.ndarray, b: np.ndarray, inverse: bool = True) -> tuple[np.nd
     factorisation meets a pivot <= 0, by numpy.linalg (which raises LinAlgError for a matrix that
     is not positive definite)."""
     G, d, _ = Q.shape
-    if d == 1 and np.all(Q > 0):
+    if d == 1 and (Q > 0).all():
         return 1 / Q if inverse else None, b / Q[:, 0], np.log(Q[:, 0, 0])
     if d <= SMALL:
         A = np.moveaxis(Q, 0, -1)  # (d, d, G): entry (i, j) at every node, contiguous in the nodes
         L = np.zeros((d, d, G))
         for j in range(d):
             s = A[j:, j] - (L[j:, :j] * L[j, :j]).sum(axis=1) if j else A[j:, j]
-            if not np.all(s[0] > 0):
+            if not (s[0] > 0).all():
                 break
             L[j, j] = np.sqrt(s[0])
             L[j + 1:, j] = s[1:] / L[j, j]
@@ -552,7 +554,7 @@ class _Axis:
 
 def _axes(model: GaussianModel) -> list[_Axis]:
     dev = model.yi - np.add.reduce(model.yi) / model.n  # np.std(yi) by its own operations, without its wrapper
-    spread = float(np.sqrt(np.add.reduce(dev * dev) / model.n) + model.sei.max())
+    spread = math.sqrt(np.add.reduce(dev * dev) / model.n) + float(np.maximum.reduce(model.sei))
     out = []
     for name, text in model.taus:
         prior = Prior(FLAT, ()) if text == FLAT else parse_prior(text)
@@ -861,7 +863,7 @@ def quantity_rows(model: GaussianModel) -> list[tuple[str, str, str | None, obje
         for k, label in enumerate(block.labels):
             e = np.zeros(d)
             e[sl.start + k] = 1.0
-            rows.append((name, label, block.dim, lambda taus, e=e: np.broadcast_to(e, (taus.shape[0], d))))
+            rows.append((name, label, block.dim, lambda taus, e=e: e[None].repeat(taus.shape[0], axis=0)))
     offsets, start = {}, model.X.shape[1]
     for part in model.parts:
         offsets[part.tau] = start
@@ -991,14 +993,15 @@ def summary_rows(model: GaussianModel, grid: Grid | None = None, seed: int = 0,
 
     quantities = quantity_rows(model)
     keys = [(name, label) for name, label, _, _ in quantities]
-    f = np.stack([row(taus) for _, _, _, row in quantities] or [np.zeros((taus.shape[0], means.shape[2]))],
-                 axis=1)  # (G, R, d)
+    f = np.concatenate([row(taus)[:, None] for _, _, _, row in quantities]
+                       or [np.zeros((taus.shape[0], 1, means.shape[2]))], axis=1)  # (G, R, d)
     m = np.einsum("grd,gld->rgl", f, means)  # each quantity's mean in each (node, latent piece)
     var = np.einsum("gre,gre->rg", f @ cov, f)[:, :, None]  # and its variance there
     if latent_cov is not None:
         fg = np.einsum("grd,gdm->grm", f, sub.gain)
         var = var + np.einsum("grm,glmk,grk->rgl", fg, latent_cov, fg)
-    var = np.broadcast_to(var, m.shape)
+    if var.shape != m.shape:
+        var = np.broadcast_to(var, m.shape)
     if "mu" in model.block_slices() and model.taus:  # a new study's effect: mu's mixture widened by the SDs
         k = next(i for i, (name, _) in enumerate(keys) if name == "mu")
         keys.append(("prediction", "new study"))
@@ -1197,7 +1200,7 @@ class SDMarginal:
         cdf = np.concatenate([np.zeros(cdf.shape[:-1] + (1,)), cdf], axis=-1)
         total = cdf[..., -1:]
         return cls(axis, x, density / total, padded / total,
-                   np.maximum.accumulate(np.clip(cdf / total, 0.0, 1.0), axis=-1))
+                   np.maximum.accumulate(np.minimum(np.maximum(cdf / total, 0.0), 1.0), axis=-1))
 
     @property
     def tau(self) -> np.ndarray:
@@ -1274,7 +1277,7 @@ class SDMarginal:
             new = np.where(close, new, np.where((new <= lo) | (new >= hi) | (d <= 0), 0.5 * (lo + hi), new))
             done = close | (np.abs(new - x) <= 1e-14 * np.maximum(np.abs(x), 1e-300) + 1e-300)
             x = new
-            if np.all(done):
+            if done.all():
                 break
         return self.axis.tau(x)
 
@@ -1412,21 +1415,32 @@ def study_effect_moments(model: GaussianModel, cond: Conditionals, rows: slice =
         raise ValueError("study_effect_moments: independent study effects and sampling errors, no censored rows only")
     B, D = cond.basis[rows], cond.scale  # A = B diag(D) at each node, never formed (G x n x d)
     G, d = D.shape
-    pairs = (B[:, :, None] * B[:, None, :]).reshape(B.shape[0], d * d)  # each row's outer product
-    centre = _times_rows(cond.mean * D, B)
-    centre_var = _times_rows((cond.cov * D[:, :, None] * D[:, None, :]).reshape(G, d * d), pairs)
+    X, V = cond.mean * D, (cond.cov * D[:, :, None] * D[:, None, :]).reshape(G, d * d)
     study, _ = _split_taus(model, cond.taus)
+    if study is not None and d == 1 and (B == 1).all():
+        # an intercept alone: A g's mean and variance are X and V at every row, (G, 1) broadcast
+        # below (the same floats as X @ B.T, without two (G x n) arrays)
+        centre, centre_var = X, V
+    else:
+        pairs = (B[:, :, None] * B[:, None, :]).reshape(B.shape[0], d * d)  # each row's outer product
+        centre, centre_var = _times_rows(X, B), _times_rows(V, pairs)
     if study is None:
         return centre, centre_var
     t2, s2 = study[:, None] ** 2, model.sei[rows][None] ** 2
-    shrink = t2 / (t2 + s2)
-    keep = 1 - shrink
-    # (1 - shrink) centre + shrink y and (1 - shrink)^2 centre_var + shrink s^2, in place: (G, n) each
-    mean = np.multiply(keep, centre, out=centre)
-    mean += shrink * model.yi[rows]
-    var = np.multiply(keep, keep, out=keep)
+    # (1 - shrink) centre + shrink y and (1 - shrink)^2 centre_var + shrink s^2 in three (G, n) arrays
+    # (1 - shrink taken twice rather than kept in a fourth): a first call's fresh (G x n) arrays are
+    # fresh pages from the kernel, at k = 50 16 page faults (~25 us) each
+    shrink = np.add(t2, s2)
+    np.divide(t2, shrink, out=shrink)
+    mean = np.subtract(1, shrink)
+    mean *= centre
+    var = np.multiply(shrink, model.yi[rows])
+    mean += var
+    np.subtract(1, shrink, out=var)
+    var *= var
     var *= centre_var
-    var += np.multiply(shrink, s2, out=shrink)
+    shrink *= s2
+    var += shrink
     return mean, var
 
 

@@ -229,7 +229,8 @@ class ExactPosterior:
             rows = slice(start, min(start + step, n))
             mean, v = engine.study_effect_moments(self.model, self._cond, rows)
             m[rows] = engine.dot(self.weights, mean)
-            var[rows] = engine.dot(self.weights, v + (mean - m[rows]) ** 2)
+            dev = np.subtract(mean, m[rows], out=mean)  # in place: no fresh (nodes x studies) arrays
+            var[rows] = engine.dot(self.weights, np.add(v, np.multiply(dev, dev, out=dev), out=v))
         if not self._moment_exists(2):
             var = np.full_like(var, np.inf)
         return pd.DataFrame(np.column_stack([self.yi, self.sei, m, np.sqrt(var)]), index=self.labels,
@@ -257,7 +258,7 @@ def exact_posterior(yi, sei, tau_prior="halfnormal(0.5)", mu_prior=None, labels=
     sei = np.asarray(sei, dtype=float).ravel()
     if yi.shape != sei.shape or yi.size == 0:
         raise ValueError("yi and sei must be non-empty and of equal length")
-    if not (np.all(np.isfinite(yi)) and np.all(np.isfinite(sei)) and np.all(sei > 0)):
+    if not (np.isfinite(yi).all() and np.isfinite(sei).all() and (sei > 0).all()):
         raise ValueError("yi must be finite and sei finite and > 0")
     tau_label, tau_text, fixed, prior_tail = _tau_prior(tau_prior)
     mu_text = _mu_prior(mu_prior)
@@ -266,7 +267,7 @@ def exact_posterior(yi, sei, tau_prior="halfnormal(0.5)", mu_prior=None, labels=
     if fixed is None and tail <= 1:
         raise ValueError(f"posterior of tau is improper with {yi.size} studies and prior "
                          f"{tau_label}; use a proper tau prior or more studies")
-    labels = pd.Index(range(yi.size) if labels is None else list(labels), name="study")
+    labels = pd.RangeIndex(yi.size, name="study") if labels is None else pd.Index(list(labels), name="study")
     model = GaussianModel(kind="random_effects", study_id=tuple(map(str, labels.tolist())), yi=yi, sei=sei,
                           censored=np.zeros(yi.size, bool), X=np.ones((yi.size, 1)),
                           fixed=(FixedBlock("mu", None, ("mu",), mu_text),),
