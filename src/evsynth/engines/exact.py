@@ -170,8 +170,8 @@ def mixture_quantiles(weights, means, sds, p, subset_start: bool = False) -> np.
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         g1 = _weighted(dev * (d2 + 3 * s2), w) / sd**3
         g2 = _weighted(d2 * (d2 + 6 * s2) + 3 * s2**2, w) / var**2 - 3
-        cf = (z + np.outer(g1, z**2 - 1) / 6 + np.outer(g2, z**3 - 3 * z) / 24
-              - np.outer(g1**2, 2 * z**3 - 5 * z) / 36)
+        cf = (z + g1[:, None] * (z**2 - 1) / 6 + g2[:, None] * (z**3 - 3 * z) / 24
+              - (g1**2)[:, None] * (2 * z**3 - 5 * z) / 36)  # np.outer's products, without its wrapper
     near = ((np.abs(g1) < 1) & (np.abs(g2) < 4))[:, None]  # else the expansion can be far off or not monotone
     if w.ndim == 1:  # the mean of the components' quantiles
         average = dot((means + sds * z[:, None, None]).reshape(-1, w.size), w).reshape(p.size, -1).T
@@ -667,7 +667,7 @@ def _find_box(model, axes, conds: dict | None = None, prior: tuple | None = None
         for j, ax in enumerate(axes):
             others = tuple(k for k in range(len(axes)) if k != j)
             profile = lp.max(axis=others) if others else lp
-            keep = np.flatnonzero(profile > top - DROP)
+            keep = (profile > top - DROP).nonzero()[0]
             g = nodes[j]
             if ax.start is not None:  # a log axis: also where tau^2 p(tau) is within DROP (tau's sd; the
                 # posterior's tail in u can be as heavy as the log-t prior's)
@@ -731,7 +731,8 @@ def grid_of(model: GaussianModel, grid: Grid | None) -> Grid:
 
 def _trapezoid(x: np.ndarray) -> np.ndarray:
     w = np.full(x.size, x[1] - x[0])
-    w[[0, -1]] *= 0.5
+    w[0] *= 0.5
+    w[-1] *= 0.5
     return w
 
 
@@ -1186,7 +1187,7 @@ class SDMarginal:
         else:  # two steps extrapolated, one node at a time
             first = density[..., :6] @ _EXTRAPOLATE
             second = np.concatenate([first[..., None], density[..., :5]], axis=-1) @ _EXTRAPOLATE
-            left = np.stack([second, first], axis=-1)
+            left = np.concatenate([second[..., None], first[..., None]], axis=-1)
         pad = density
         for _ in range(3):
             pad = np.concatenate([pad, (pad[..., -1:-7:-1] @ _EXTRAPOLATE)[..., None]], axis=-1)

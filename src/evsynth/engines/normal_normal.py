@@ -224,21 +224,24 @@ class ExactPosterior:
         # arrays took ~100 MB of fresh pages, 75 ms of a first call
         n, G = self.yi.size, self.weights.size
         step = engine.row_step(G, n)
-        m, var = np.empty(n), np.empty(n)
+        table = np.empty((4, n))  # the columns y, se, mean, sd: one array the DataFrame takes as it is
+        table[0], table[1] = self.yi, self.sei
+        m, var = table[2], table[3]
         for start in range(0, n, step):
             rows = slice(start, min(start + step, n))
             mean, v = engine.study_effect_moments(self.model, self._cond, rows)
             m[rows] = engine.dot(self.weights, mean)
             dev = np.subtract(mean, m[rows], out=mean)  # in place: no fresh (nodes x studies) arrays
             var[rows] = engine.dot(self.weights, np.add(v, np.multiply(dev, dev, out=dev), out=v))
-        if not self._moment_exists(2):
-            var = np.full_like(var, np.inf)
-        return pd.DataFrame(np.column_stack([self.yi, self.sei, m, np.sqrt(var)]), index=self.labels,
-                            columns=_THETA_COLUMNS)
+        if self._moment_exists(2):
+            np.sqrt(var, out=var)
+        else:
+            var.fill(np.inf)
+        return pd.DataFrame(table.T, index=self.labels, columns=_THETA_COLUMNS, copy=False)
 
     def summary(self) -> pd.DataFrame:
         """mu, tau and the predictive distribution (rows) with mean, sd and quantiles."""
-        return pd.DataFrame(self._table[:, _SUMMARY_ORDER], index=_SUMMARY_INDEX, columns=_SUMMARY_COLUMNS)
+        return pd.DataFrame(self._table[:, _SUMMARY_ORDER], index=_SUMMARY_INDEX, columns=_SUMMARY_COLUMNS, copy=False)
 
 
 def exact_posterior(yi, sei, tau_prior="halfnormal(0.5)", mu_prior=None, labels=None,
