@@ -207,10 +207,11 @@ def _halley_search(w, means, sds, p, x, lo, hi, scale, max_iter: int = 200) -> n
     M, inv = means[row], 1 / sds[row]
     shared = w.ndim == 1
     w = w if shared else w[row]  # each quantile's row's weights
+    half = 0.5 * w
     last = hi - lo
     for _ in range(max_iter):
         t = (xs[:, None] - M) * inv
-        F = _weighted(special.erfc(t * _NEG_SQRT_HALF), 0.5 * w)  # the normal CDF, ndtr(t), at half its cost
+        F = _weighted(special.erfc(t * _NEG_SQRT_HALF), half)  # the normal CDF, ndtr(t), at half its cost
         phi = np.exp(-0.5 * t * t) * inv
         f = _weighted(phi, w) * _INV_SQRT_2PI
         slope = -_weighted(phi * t * inv, w) * _INV_SQRT_2PI
@@ -219,22 +220,25 @@ def _halley_search(w, means, sds, p, x, lo, hi, scale, max_iter: int = 200) -> n
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             newton = g / f
             halley = 2 * g * f / (2 * f * f - g * slope)
-        cubic = np.isfinite(halley) & (np.abs(halley) <= 2 * np.abs(newton))
+        size = np.abs(newton)
+        cubic = np.isfinite(halley) & (np.abs(halley) <= 2 * size)
         step = np.where(cubic, halley, newton)
         new = xs - step
-        ok = np.isfinite(new) & (new > lo) & (new < hi) & (np.abs(step) <= 0.5 * last)
-        close = np.isfinite(new) & (np.abs(newton) <= np.where(cubic, HALLEY_TOL, NEWTON_TOL) * tol)  # the last step
-        nxt = np.where(g == 0, xs, np.where(close | ok, new, 0.5 * (lo + hi)))
-        last = np.where(ok, np.abs(step), 0.5 * (hi - lo))
+        finite, root, width = np.isfinite(new), g == 0, hi - lo
+        ok = finite & (new > lo) & (new < hi) & (np.abs(step) <= 0.5 * last)
+        close = finite & (size <= np.where(cubic, HALLEY_TOL, NEWTON_TOL) * tol)  # the last step
+        nxt = np.where(root, xs, np.where(close | ok, new, 0.5 * (lo + hi)))
+        last = np.where(ok, np.abs(step), 0.5 * width)
         out[todo] = nxt
-        go = ~(close | (g == 0) | (hi - lo <= 1e-14 * (np.abs(xs) + tol)))  # or the bracket is the root
+        go = ~(close | root | (width <= 1e-14 * (np.abs(xs) + tol)))  # or the bracket is the root
         if not go.any():
             break
         if go.all():
             xs = nxt
             continue
         todo, xs, lo, hi, target, tol, last, M, inv = (a[go] for a in (todo, nxt, lo, hi, target, tol, last, M, inv))
-        w = w if shared else w[go]
+        if not shared:
+            w, half = w[go], half[go]
     return out.reshape(x.shape)
 
 
@@ -342,7 +346,9 @@ def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True, m
     """Everything Gaussian at the nodes taus (G, J); moments=False: the log-likelihood and the mean
     only (no covariance; the box search needs no more), unless the model has censored rows.
     prior: _latent_prior(model), when the caller has it."""
-    taus = np.atleast_2d(np.asarray(taus, float))
+    taus = np.asarray(taus, float)
+    if taus.ndim < 2:  # np.atleast_2d's shapes, without its wrapper
+        taus = taus.reshape(1, -1)
     m0, P0 = _latent_prior(model) if prior is None else prior
     B, D = basis(model), design_scale(model, taus)
     cens = model.censored
@@ -352,18 +358,25 @@ def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True, m
     G, d = D.shape
     if diagonal:  # independent study effects: A'WA = D (B'WB) D, and B'WB = w @ (rows' outer products)
         study, _ = _split_taus(model, taus)
-        outer = (B[o, :, None] * B[o, None, :]).reshape(o.size, d * d)
+        # the exact rows' data (every row without censored ones: slices below, not index arrays)
+        B_o, sei_o, y_o = (B, model.sei, y) if c.size == 0 else (B[o], model.sei[o], y[o])
+        outer = (B_o[:, :, None] * B_o[:, None, :]).reshape(o.size, d * d)
         BtWB, BtWy, logdet_S, yWy = np.zeros((G, d * d)), np.zeros((G, d)), np.zeros(G), np.zeros(G)
         step = row_step(G, o.size)  # a large table's nodes x rows arrays in blocks (ROW_BLOCK)
         for start in range(0, o.size, step):
-            rows = o[start:start + step]
-            s2 = model.sei[rows] ** 2
-            # 1 / (se^2 + tau^2) at every node and row (an outer sum: a broadcast's first call in a process costs ~40 us)
-            w = 1 / (np.add.outer(study**2, s2) if study is not None else np.broadcast_to(s2, (G, rows.size)))
-            BtWB += dot(w, outer[start:start + step])
-            BtWy += dot(w * y[rows], B[rows])
+            rows = slice(start, start + step)
+            s2 = sei_o[rows] ** 2
+            # 1 / (se^2 + tau^2) at every node and row (an outer sum: a broadcast's first call in a process
+            # costs ~40 us), inverted in place
+            if study is not None:
+                w = np.add.outer(study**2, s2)
+                np.divide(1, w, out=w)
+            else:
+                w = 1 / np.broadcast_to(s2, (G, s2.size))
+            BtWB += dot(w, outer[rows])
+            BtWy += dot(w * y_o[rows], B_o[rows])
             logdet_S -= np.log(w).sum(axis=1)
-            yWy += dot(w, y[rows] ** 2)
+            yWy += dot(w, y_o[rows] ** 2)
         AtWA = BtWB.reshape(G, d, d) * D[:, :, None] * D[:, None, :]
         AtWy = BtWy * D
     else:
@@ -378,7 +391,7 @@ def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True, m
     Q = P0[None] + AtWA
     b = (P0 @ m0)[None] + AtWy
     cov, mean, logdet_Q = spd_solve(Q, b, inverse=moments or c.size > 0)
-    proper = np.diagonal(P0) > 0  # a flat prior's block adds no constant (its evidence is improper)
+    proper = P0.diagonal() > 0  # a flat prior's block adds no constant (its evidence is improper)
     logdet_P0 = _logdet(P0[proper][:, proper]) if proper.any() else 0.0
     loglik = -0.5 * (logdet_S + logdet_Q - logdet_P0 + yWy + m0 @ P0 @ m0 - np.einsum("gi,gi->g", b, mean)
                      + (o.size - (~proper).sum()) * _LOG_2PI)
@@ -1152,6 +1165,7 @@ _LAGRANGE, _LAGRANGE_INTEGRAL = _stencil_polynomials()  # constants: (6, 7) each
 _LAGRANGE_SLOPE = np.pad(_LAGRANGE[:, 1:] * np.arange(1, 7), ((0, 0), (0, 1)))  # the basis' derivatives in s
 
 
+_POWERS = np.arange(7.0)  # s^0..s^6, float exponents: the same powers as integer ones, without a cast
 _EXTRAPOLATE = np.array([6, -15, 20, -15, 6, -1], float)  # the degree-5 polynomial through 6 nodes, one step on
 
 
@@ -1237,7 +1251,7 @@ class SDMarginal:
         """The CDF and the density (per unit x) at x, from one look-up of each x's cell; with
         slope, the density's derivative in x too."""
         i, s, f, h = self._cell(x)
-        powers = s[..., None] ** np.arange(7)
+        powers = s[..., None] ** _POWERS
         out = (_take(self.cdf_nodes, i) + h * np.einsum("...k,...k->...", f, powers @ _LAGRANGE_INTEGRAL.T),
                np.einsum("...k,...k->...", f, powers @ _LAGRANGE.T))
         return out + (np.einsum("...k,...k->...", f, powers @ _LAGRANGE_SLOPE.T) / h,) if slope else out
