@@ -5,6 +5,7 @@ PyMC computes (censored rows included)."""
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pymc as pm
@@ -61,6 +62,52 @@ def test_a_damaged_cache_entry_is_compiled_again(model, cache_dir, milk_cache_en
     entry.write_text(json.dumps(spec))
     assert nutpie_cache._load(entry) is None
     np.testing.assert_array_equal(draws(first), draws(fit(model, **SETTINGS)))
+
+
+def test_a_cached_model_is_sampled_without_a_pymc_model(model, cache_dir, milk_cache_entry, monkeypatch):
+    """A cache hit builds no pm.Model: the result's data, dims, coordinates and settings come from the
+    description (pymc_layout.layout), and equal, group by group, the result made from the pm.Model's
+    own (model_layout of build): the same draws, every other group and attribute identical."""
+    from evsynth.engines import fit as fit_module, pymc as pymc_engine
+    from evsynth.engines.pymc_layout import model_layout
+
+    shutil.copy2(milk_cache_entry, cache_dir)
+    monkeypatch.setattr(pymc_engine, "build", lambda *a, **k: pytest.fail("a pm.Model was built"))
+    known = fit(model, **SETTINGS)
+    monkeypatch.undo()
+    monkeypatch.setattr(nutpie_cache, "_cache_dir", lambda: cache_dir)
+    monkeypatch.setattr(fit_module, "layout", lambda description: model_layout(build(description)))
+    built = fit(model, **SETTINGS)
+    assert list(known.children) == list(built.children)
+    for group in built.children:
+        a, b = known[group].to_dataset(), built[group].to_dataset()
+        a.attrs.pop("created_at", None), b.attrs.pop("created_at", None)
+        assert a.identical(b), group
+    assert known.attrs == built.attrs
+
+
+def test_a_warm_fit_does_not_import_pymc(model, cache_dir, milk_cache_entry):
+    """The process of a warm `evsynth fit` (its models in the cache) never imports PyMC (~0.25 s)."""
+    import subprocess
+    import sys
+
+    shutil.copy2(milk_cache_entry, cache_dir)
+    code = f"""
+import sys
+from pathlib import Path
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from evsynth.engines import nutpie_cache
+from evsynth.engines.fit import fit
+from evsynth.model import description
+from conftest import censored_milk_effects
+nutpie_cache._cache_dir = lambda: Path({str(cache_dir)!r})
+effects = censored_milk_effects()
+idata = fit(description.random_effects(effects[effects["used"]].reset_index(drop=True)), **{SETTINGS!r})
+print(sorted(name for name in ("pymc", "pymc.model") if name in sys.modules), float(idata["posterior"]["mu"].std()) > 0)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["[]", "True"]
 
 
 def test_the_key_follows_the_data_and_the_priors(model):

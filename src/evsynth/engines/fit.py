@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pandas as pd
-import pymc as pm
 import xarray as xr
 
 from .. import __version__
 from .builders import build_model
+from .pymc_layout import Layout, layout, model_layout
 from ..model.description import GaussianModel
 
 SAMPLERS = ("auto", "pymc", "nutpie")
@@ -75,9 +75,7 @@ def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws:
             from .exact import fit_exact
 
             return fit_exact(model, draws=draws, chains=chains, seed=seed)
-        from .pymc import build
-
-        description, model = model, build(model)
+        description, model = model, None  # built below unless its compiled model is in the cache
     elif engine == "exact":
         raise ValueError("engine 'exact' fits a model description (evsynth.model.description) or an effect table, "
                          "not a built PyMC model")
@@ -98,20 +96,33 @@ def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws:
     from .nutpie_cache import check_cache_permissions
 
     check_cache_permissions()  # PyTensor and numba load compiled code from there: it must be private
+    if description is not None:
+        # A described model whose compiled form is in the cache (a warm `evsynth fit`) is sampled
+        # without a pm.Model: what the result needs of it is known from the description (layout),
+        # so PyMC is not even imported (~0.25 s).
+        if sampler == "nutpie" and compiled is None:
+            from .nutpie_cache import cached_model
+
+            compiled = cached_model(description)
+            model = None if compiled is not None else _build(description)
+        else:
+            model = _build(description)
+    shape = layout(description) if model is None else model_layout(model)
     if sampler == "nutpie":
         idata = _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, progressbar, cores,
-                               description)
+                               description, shape)
     else:
+        import pymc as pm
+
         with model:
             # nuts_sampler="pymc": PyMC 6 would otherwise hand over to nutpie when it is installed.
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores or min(chains, 2),
                               random_seed=seed, target_accept=target_accept, progressbar=progressbar,
                               compute_convergence_checks=False, nuts_sampler="pymc")
-    _complete_constant_data(idata, model)
-    if log_likelihood and model.observed_RVs and "log_likelihood" not in idata:
+    _complete_constant_data(idata, shape)
+    if log_likelihood and shape.observed and "log_likelihood" not in idata:
         _add_log_likelihood(idata, model, description)
-    settings = getattr(model, "evsynth_settings", {})
-    idata.attrs.update({k: str(v) for k, v in settings.items()})
+    idata.attrs.update({k: str(v) for k, v in shape.settings.items()})
     idata.attrs.update(sampler=sampler, seed=str(seed), draws=str(draws), tune=str(tune),
                        chains=str(chains), target_accept=str(target_accept), evsynth_version=__version__)
     return idata
@@ -138,11 +149,19 @@ def compile_nutpie(model, *, reusable: bool = True, description: GaussianModel |
     return compile_nutpie_cached(model, description)
 
 
+def _build(description: GaussianModel):
+    from .pymc import build
+
+    return build(description)
+
+
 def _add_log_likelihood(idata: xr.DataTree, model, description: GaussianModel | None) -> None:
     """The pointwise log-likelihood `y`. A model fit built from `description` with build's defaults
     has y_i | theta_i, taken from engines.exact.pointwise_loglik (no function to compile); any other
-    model gets PyMC's."""
+    model (a pm.Model) gets PyMC's."""
     if description is None:
+        import pymc as pm
+
         with model:
             pm.compute_log_likelihood(idata, progressbar=False)
         return
@@ -152,17 +171,15 @@ def _add_log_likelihood(idata: xr.DataTree, model, description: GaussianModel | 
     idata["log_likelihood"] = xr.Dataset({"y": theta.copy(data=pointwise_loglik(description, theta.to_numpy()))})
 
 
-def _data_dataset(model) -> xr.Dataset:
-    return xr.Dataset(
-        {v.name: (list(model.named_vars_to_dims.get(v.name, ())), v.get_value()) for v in model.data_vars},
-        coords={k: list(v) for k, v in model.coords.items()},
-    )
+def _data_dataset(shape: Layout) -> xr.Dataset:
+    return xr.Dataset({name: (list(shape.dims.get(name, ())), values) for name, values in shape.data.items()},
+                      coords={k: list(v) for k, v in shape.coords.items()})
 
 
-def _complete_constant_data(idata: xr.DataTree, model) -> None:
+def _complete_constant_data(idata: xr.DataTree, shape: Layout) -> None:
     """Every pm.Data (yi and sei included: PyMC files observed data elsewhere) in constant_data,
     so a saved result holds the data it was fitted to."""
-    data = _data_dataset(model)
+    data = _data_dataset(shape)
     if "constant_data" in idata:
         present = idata["constant_data"].to_dataset()
         missing = [name for name in data.data_vars if name not in present]
@@ -173,9 +190,13 @@ def _complete_constant_data(idata: xr.DataTree, model) -> None:
         idata["observed_data"] = xr.Dataset({"y": data["yi"]})
 
 
-def _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, progressbar, cores, description):
+def _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, progressbar, cores, description,
+                   shape: Layout):
+    """model None: `compiled` is the cache's model of `description` itself (its data frozen in)."""
     if compiled is None:  # says how to install nutpie when it is missing
         compiled = compile_nutpie(model, reusable=False, description=description)
+    elif model is None:
+        pass
     elif not getattr(compiled, "shared_data", True) and model.data_vars:
         raise ValueError("this compiled model has its data frozen in (compile_nutpie(..., reusable=False)): "
                          "it cannot take another model's data; compile with reusable=True")
@@ -187,19 +208,20 @@ def _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, pr
     idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
                           progress_bar=progressbar, cores=cores, save_warmup=False)
     if getattr(compiled, "evsynth_posterior", None):  # it stored the free variables only
-        idata["posterior"] = expanded_posterior(idata["posterior"].to_dataset(), model, description, compiled)
+        idata["posterior"] = expanded_posterior(idata["posterior"].to_dataset(), shape, description, compiled)
     # Text-valued statistics (divergence messages, None when there was none) cannot go to netCDF.
     stats = idata["sample_stats"].to_dataset()
     idata["sample_stats"] = stats.drop_vars([n for n, v in stats.data_vars.items() if v.dtype == object])
     return idata
 
 
-def expanded_posterior(free: xr.Dataset, model, description: GaussianModel, compiled) -> xr.Dataset:
-    """The posterior of `model` (build(description)) from the draws of its free variables, as
-    nutpie stores them for a model compiled with its description (evsynth.engines.nutpie_cache: no
-    expand function compiled): every variable in nutpie's order (`compiled.evsynth_posterior`), with
-    its dims and coordinates, the values by evsynth.engines.pymc.expand."""
-    from .pymc import expand
+def expanded_posterior(free: xr.Dataset, shape: Layout, description: GaussianModel, compiled) -> xr.Dataset:
+    """The posterior of build(description) (whose Layout is `shape`) from the draws of its free
+    variables, as nutpie stores them for a model compiled with its description
+    (evsynth.engines.nutpie_cache: no expand function compiled): every variable in nutpie's order
+    (`compiled.evsynth_posterior`), with its dims and coordinates, the values by
+    evsynth.engines.pymc_layout.expand."""
+    from .pymc_layout import expand
 
     names = compiled.evsynth_posterior
     chains, draws = free.sizes["chain"], free.sizes["draw"]
@@ -207,7 +229,7 @@ def expanded_posterior(free: xr.Dataset, model, description: GaussianModel, comp
     values = expand(description, flat)
     if set(values) != set(names):
         raise RuntimeError(f"the expanded posterior has {sorted(values)}, the model {sorted(names)}")
-    dims = model.named_vars_to_dims
+    dims = shape.dims
     coords = {"chain": free["chain"], "draw": free["draw"]}
     data = {}
     for name in names:

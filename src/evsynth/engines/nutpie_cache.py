@@ -16,7 +16,7 @@ re-used with other data (`with_data`); evsynth.methods.sensitivity, which does t
 compile. Given the GaussianModel the graph was built from, the rest of what nutpie needs (sizes,
 names, dims, the support point the chains start from) is cached beside, keyed by the description,
 the code that builds the graph and the library versions, so a warm process runs no PyTensor compile
-at all. Chains start at PyMC's support point plus U(-1, 1) jitter (nutpie's default), drawn with
+at all, and builds no pm.Model (cached_model; engines.fit takes the rest from the description). Chains start at PyMC's support point plus U(-1, 1) jitter (nutpie's default), drawn with
 numpy from nutpie's per-chain seed, the same whether the model was compiled or loaded: a seed gives
 the same draws cold and warm. Where nutpie's internals differ from what this module expects (another nutpie version), or
 PyTensor gives a function no cache key, it falls back to `nutpie.compile_pymc_model`: the same
@@ -107,34 +107,56 @@ def compile_nutpie_cached(model, description=None):
     description: the GaussianModel `model` was built from (engines.pymc.build with its defaults).
     With it, what the sampler needs besides the callbacks (sizes, names, dims, the starting point) is
     cached too, keyed by the description, and a second process skips PyTensor's graph rewriting and
-    code generation as well (1 s per model on the bundled data)."""
+    code generation as well (1 s per model on the bundled data): see cached_model, which needs no
+    pm.Model at all."""
     import nutpie
 
+    internals = _internals()
+    if internals is None:
+        return nutpie.compile_pymc_model(model)
+    if description is not None:
+        cached = cached_model(description)
+        if cached is not None:
+            return cached
+    check_cache_permissions()
+    path = None if description is None else _cache_dir() / f"{_description_key(description)}.json"
+    return _compile(model, internals, path)
+
+
+def cached_model(description):
+    """The compiled model of build(description) from the cache, without building it: its entry,
+    once there (a compiling child may be writing it: waited for; missing: compiled in a child, as
+    `evsynth fit` does on a first run), loaded. None when there is none to be had (nutpie's internals
+    not as this module expects, a child that failed, an entry naming other variables): the caller
+    then builds the pm.Model and compiles it (compile_nutpie_cached)."""
+    from .pymc_layout import layout
+
+    if _internals() is None:
+        return None
+    check_cache_permissions()
+    path = _cache_dir() / f"{_description_key(description)}.json"
+    if not path.exists() and not os.environ.get(CHILD):
+        _wait_for_entry(path)  # a child started by precompile may be compiling it
+    if not path.exists() and not os.environ.get(CHILD):
+        _compile_in_child([(description, path)])
+        _wait_for_entry(path)
+    if not path.exists():
+        return None
+    _check_owned(path)
+    cached = _load(path)
+    if cached is None or set(cached.evsynth_posterior) != layout(description).posterior:
+        return None
+    return cached
+
+
+def _internals():
+    """nutpie's compile module when it has what this module uses, else None."""
     try:
         from nutpie import compile_pymc as internals
         from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src  # noqa: F401
     except ImportError:
-        return nutpie.compile_pymc_model(model)
-    if not all(hasattr(internals, name) for name in _NUTPIE_INTERNALS):
-        return nutpie.compile_pymc_model(model)
-    check_cache_permissions()
-    path = None if description is None else _cache_dir() / f"{_description_key(description)}.json"
-    if path is not None and not path.exists() and not os.environ.get(CHILD):
-        _wait_for_entry(path)  # a child started by precompile may be compiling it
-    if path is not None and not path.exists() and not os.environ.get(CHILD):
-        _compile_in_child([(description, path)])
-        _wait_for_entry(path)
-    if path is not None and path.exists():
-        _check_owned(path)
-        cached = _load(path)
-        if cached is not None and set(cached.evsynth_posterior) == _posterior_names(model):
-            return cached
-    return _compile(model, internals, path)
-
-
-def _posterior_names(model) -> set:
-    """The variables of `model`'s posterior (what an entry's expanded posterior must name)."""
-    return {rv.name for rv in model.free_RVs} | {d.name for d in model.deterministics}
+        return None
+    return internals if all(hasattr(internals, name) for name in _NUTPIE_INTERNALS) else None
 
 
 CHILD = "EVSYNTH_NUTPIE_COMPILE_CHILD"
@@ -301,11 +323,11 @@ def _compile_internals():
 
 def precompile(descriptions, compiler=None) -> int:
     """Compile the entries of every description whose entry is missing, all in one child process
-    (as compile_nutpie_cached does for one), before the first fit; return how many were missing.
+    (as cached_model does for one), before the first fit; return how many were missing.
     A command fitting several outcomes calls this first, so their models share one child's imports
     and numba's compiled helpers (type inference of error messages, BLAS wrappers: compiled once per
-    process), and this process loads nutpie and PyMC, which the fits need next (~2 s), while the
-    child compiles. Measured on the bundled data (CPU of the children, load 5): milk volume alone
+    process), and this process loads nutpie, which the fits need next, while the child compiles
+    (not PyMC: the fits load their entries without a pm.Model, engines.fit). Measured on the bundled data (CPU of the children, load 5): milk volume alone
     14.8 s, infant weight alone 7.5 s, both in one child 15.2 s; two children side by side wait
     about as long on 2 idle cores and cost 7 s more CPU. The entries and numba's cache are the ones
     each fit would have written, so the fits load them as warm ones do and draw exactly the same.
@@ -321,9 +343,8 @@ def precompile(descriptions, compiler=None) -> int:
     # a thread waits for the child while this process imports what the fits need next
     with ThreadPoolExecutor(max_workers=1) as pool:
         waiting = pool.submit(_compile_in_child, work, *([compiler] if compiler is not None else []))
-        import nutpie  # noqa: F401
+        import nutpie  # noqa: F401  (PyMC is not needed: the fits load their entries, engines.fit)
 
-        from . import pymc  # noqa: F401
         waiting.result()
     return len(missing)
 
@@ -566,7 +587,8 @@ def _description_key(description) -> str:
     from ..model import priors
 
     # read, not imported: a key costs no PyMC import (precompile starts its children before that)
-    files = (Path(__file__).with_name("pymc.py"), Path(priors.__file__), Path(__file__))
+    files = (Path(__file__).with_name("pymc.py"), Path(__file__).with_name("pymc_layout.py"), Path(priors.__file__),
+             Path(__file__))
     code = "".join(path.read_text() for path in files)
     return _hash(pickle.dumps(description) + code.encode() + _versions().encode())
 

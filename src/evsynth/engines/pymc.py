@@ -29,6 +29,7 @@ import pytensor.tensor as pt
 
 from ..model.description import GaussianModel, data_hash
 from ..model.priors import parse_prior
+from .pymc_layout import layout, one_hot
 
 
 def build(model: GaussianModel, *, weights=None, prior_data: bool = False, study_effects: bool = True) -> pm.Model:
@@ -40,25 +41,10 @@ def build(model: GaussianModel, *, weights=None, prior_data: bool = False, study
         raise ValueError("a model with correlated sampling errors (rows sharing participants) is built here only "
                          "plain: no weights, study effects kept, no censored rows; the exact engine takes it "
                          "with censored rows (--engine exact)")
-    coords = {"study": list(model.study_id)}
-    for block in model.fixed:
-        if block.dim is not None:
-            coords[block.dim] = list(block.labels)
-    for part in model.parts:
-        coords[part.dim] = list(part.labels)
-    for rep in model.reported:
-        if rep.dim is not None:
-            coords.setdefault(rep.dim, list(rep.labels))
-    with pm.Model(coords=coords) as pymc_model:
-        for name, values in model.data.items():
-            values = np.asarray(values)
-            dims = ("study",)
-            if values.ndim == 2:  # a moderator matrix: its columns are the moderator slopes' labels
-                column = "moderator" if len(coords.get("moderator", ())) == values.shape[1] else f"{name}_column"
-                if column not in pymc_model.coords:
-                    pymc_model.add_coord(column, list(range(values.shape[1])))
-                dims = ("study", column)
-            pm.Data(name, values, dims=dims)
+    shape = layout(model)  # the coordinates and the data's dims (a moderator matrix: its columns' labels)
+    with pm.Model(coords=shape.coords) as pymc_model:
+        for name in model.data:
+            pm.Data(name, shape.data[name], dims=shape.dims[name])
         beta = _fixed(model, prior_data)
         z = {}
         taus = {}
@@ -91,95 +77,20 @@ def build(model: GaussianModel, *, weights=None, prior_data: bool = False, study
     return pymc_model
 
 
-def _one_hot(matrix: np.ndarray):
-    """The column of the 1 in each row when every row is one 1 among 0s (a technique or treatment
-    design), else None."""
-    if matrix.shape[1] and ((matrix == 0) | (matrix == 1)).all() and (matrix.sum(axis=1) == 1).all():
-        return np.argmax(matrix, axis=1)
-    return None
-
-
 def _product(matrix, vector):
     """matrix @ vector for a small constant matrix (a design, a reported quantity's weights), written
     so that numba compiles no matrix product: a one-column matrix as a multiple of its column, a
     one-hot design as indexing, any other as an elementwise multiply-and-sum. pt.dot had numba
     compile its BLAS wrappers and, in the gradient, an Alloc with a shape-mismatch error message:
     ~3.5 of the milk-volume model's ~6 s of numba compile (README: the first run). The same values
-    up to the order of a sum's terms; `_np_product` is the same arithmetic in numpy."""
+    up to the order of a sum's terms; pymc_layout.np_product is the same arithmetic in numpy."""
     matrix = np.asarray(matrix, dtype=float)
     if matrix.shape[1] == 1:
         return pt.as_tensor(matrix[:, 0]) * vector[0]
-    index = _one_hot(matrix)
+    index = one_hot(matrix)
     if index is not None:
         return vector[index]
     return (pt.as_tensor(matrix) * vector[None, :]).sum(axis=1)
-
-
-def _np_product(matrix, vectors: np.ndarray) -> np.ndarray:
-    """`_product` over draws in numpy: vectors (draws, p) -> (draws, rows)."""
-    matrix = np.asarray(matrix, dtype=float)
-    if matrix.shape[1] == 1:
-        return matrix[:, 0] * vectors[:, :1]
-    index = _one_hot(matrix)
-    if index is not None:
-        return vectors[:, index]
-    return (matrix * vectors[:, None, :]).sum(axis=-1)
-
-
-def expand(model: GaussianModel, draws: dict) -> dict:
-    """The posterior's variables of build(model) (its defaults) from the draws of its free variables
-    on the sampler's unconstrained space, in numpy: each prior's variable on its own scale (tau from
-    tau_log__, ...) and the Deterministics (reported quantities, theta), by the graph's arithmetic.
-
-    draws: value-variable name -> array (draws, *shape), as nutpie stores them; returns variable
-    name -> array for every variable the posterior holds (the unconstrained ones not among them).
-    evsynth.engines.fit has nutpie store only the free variables of a described model and calls
-    this, so numba compiles no expand function (~1 s of a cold fit); the values equal PyMC's to
-    ~1e-15 (tests/test_engine_pymc_expand.py)."""
-    from scipy.special import expit
-
-    out = {}
-
-    def prior_variable(text, name):
-        prior = parse_prior(text)
-        if prior.family == "logstudent_t":  # tau = exp(log_tau), log_tau ~ Student-t (no transform)
-            out[f"log_{name}"] = draws[f"log_{name}"]
-            out[name] = np.exp(out[f"log_{name}"])
-        elif prior.family == "uniform":  # PyMC's interval transform
-            lower, upper = prior.params
-            out[name] = expit(draws[f"{name}_interval__"]) * (upper - lower) + lower
-        elif prior.support == "positive":  # PyMC's log transform
-            out[name] = np.exp(draws[f"{name}_log__"])
-        else:
-            out[name] = draws[name]
-        return out[name]
-
-    def standard_normal(name, correlation):
-        out[name] = u = draws[name]
-        return u if correlation is None else _np_product(np.linalg.cholesky(correlation), u)
-
-    n_draws = len(next(iter(draws.values())))
-    pieces = [prior_variable(block.prior, block.name) for block in model.fixed]
-    pieces = [v[:, None] if block.dim is None else v for block, v in zip(model.fixed, pieces)]
-    beta = np.concatenate(pieces, axis=1) if pieces else np.zeros((n_draws, 0))
-    taus, z = {}, {}
-    for part in model.parts:
-        taus[part.tau] = prior_variable(part.prior, part.tau)
-        z[part.tau] = standard_normal(f"z_{part.dim}", part.correlation)
-    centre = _np_product(model.X, beta) if model.X.shape[1] else np.zeros((n_draws, model.n))
-    for part in model.parts:
-        centre = centre + taus[part.tau][:, None] * _np_product(part.design, z[part.tau])
-    for rep in model.reported:
-        value = _np_product(rep.fixed, beta)
-        for tau_name, matrix in rep.random.items():
-            value = value + taus[tau_name][:, None] * _np_product(matrix, z[tau_name])
-        out[rep.name] = value if rep.dim is not None else value[:, 0]
-    if model.study_prior:
-        tau = prior_variable(model.study_prior, "tau")
-        out["theta"] = centre + tau[:, None] * standard_normal("z", model.study_correlation)
-    else:
-        out["theta"] = centre
-    return out
 
 
 def _fixed(model: GaussianModel, prior_data: bool):

@@ -49,6 +49,18 @@ def _digits_beyond(value: float, limit: float) -> str:
     return repr(float(value))
 
 
+def diagnostics_table(posterior: xr.Dataset) -> pd.DataFrame:
+    """R-hat, bulk and tail ESS of every scalar in `posterior` (rows labelled as az.summary labels
+    them, "theta[s1]"): ArviZ's estimators, called directly. az.summary(kind="diagnostics") computes
+    the same three plus two MCSEs, which the verdict does not use (~0.04 s of each fit)."""
+    dims = ["chain", "draw"]
+    with np.errstate(invalid="ignore", divide="ignore"):  # a constant parameter's R-hat is NaN: a problem below
+        columns = [posterior.azstats.rhat(sample_dims=dims).expand_dims(summary=["r_hat"]),
+                   posterior.azstats.ess(sample_dims=dims, method="bulk").expand_dims(summary=["ess_bulk"]),
+                   posterior.azstats.ess(sample_dims=dims, method="tail").expand_dims(summary=["ess_tail"])]
+    return az.dataset_to_dataframe(xr.concat(columns, dim="summary"), sample_dims=["summary"]).T
+
+
 def diagnose(idata: xr.DataTree, thresholds: dict | None = None) -> Diagnostics:
     """Check a fit; every threshold breach becomes a named problem (never hidden).
 
@@ -66,8 +78,7 @@ def diagnose(idata: xr.DataTree, thresholds: dict | None = None) -> Diagnostics:
     """
     limits = THRESHOLDS | dict(thresholds or {})
     names = [v for v in SUMMARY_VARS if v in idata["posterior"]]
-    with np.errstate(invalid="ignore", divide="ignore"):  # a constant parameter's R-hat is NaN: a problem below
-        table = az.summary(idata, var_names=names, kind="diagnostics", round_to="none")[["r_hat", "ess_bulk", "ess_tail"]]
+    table = diagnostics_table(idata["posterior"].to_dataset()[names])
     problems = []
     stats = idata.get("sample_stats")
     if stats is None or "diverging" not in stats or "energy" not in stats:
