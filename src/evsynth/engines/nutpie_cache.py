@@ -95,7 +95,7 @@ def expand_numba(dim, expanded, x_, out_, user_data_):
 """
 # (COPY_SOURCE: the expand callback of a model given with its description, whose sampler stores only
 # the free variables (N_EXPANDED == N_DIM); evsynth.engines.fit computes the rest in numpy from the
-# description, engines.pymc.expand, so numba compiles no expand function: ~1 s CPU of a cold fit.)
+# description, engines.pymc_layout.expand, so numba compiles no expand function: ~1 s CPU of a cold fit.)
 # (nutpie's own wrappers, written out: the return codes are nutpie's. The copies are loops, not
 # `out[...] = grad`: numba types an array-to-array assignment with its shape-mismatch error message,
 # string formatting that took 1.5-2.4 s of CPU to compile in every cold process; the values are the same.)
@@ -561,7 +561,7 @@ def _assemble(spec, callbacks, internals):
 
 def _free_only_class(internals):
     """nutpie's compiled model whose draws hold the free variables only, with the names (in order)
-    of the posterior that evsynth.engines.fit computes from them (engines.pymc.expand)."""
+    of the posterior that evsynth.engines.fit computes from them (engines.pymc_layout.expand)."""
     import dataclasses
 
     return dataclasses.make_dataclass("FreeOnlyCompiledPyMCModel",
