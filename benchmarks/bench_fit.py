@@ -16,7 +16,7 @@ Phases, timed inside a child process, for the milk-volume fit (the model `evsynt
                  (PyTensor's C backend, whose compiled modules are cached on disk)
     sample       4 chains x 2000 draws after 1000 tuning (evsynth fit's defaults)
     post         the posterior's other variables from the free ones (nutpie stores only those for a
-                 described model: engines.pymc.expand), pointwise log-likelihood, diagnostics,
+                 described model: engines.pymc_layout.expand), pointwise log-likelihood, diagnostics,
                  summary table, exact-engine check
 
     python benchmarks/bench_fit.py                  # end to end, and the phases with both samplers
@@ -90,10 +90,12 @@ start = time.perf_counter()
 from evsynth.methods.diagnostics import diagnose
 from evsynth.engines.exact import agreement
 from evsynth.engines.fit import _add_log_likelihood, _complete_constant_data, expanded_posterior
+from evsynth.engines.pymc_layout import model_layout
 from evsynth.methods.summary import summarize
+shape = model_layout(model)
 if getattr(compiled, "evsynth_posterior", None):  # nutpie stored the free variables: the rest in numpy
-    idata["posterior"] = expanded_posterior(idata["posterior"].to_dataset(), model, gaussian, compiled)
-_complete_constant_data(idata, model)
+    idata["posterior"] = expanded_posterior(idata["posterior"].to_dataset(), shape, gaussian, compiled)
+_complete_constant_data(idata, shape)
 _add_log_likelihood(idata, model, gaussian)
 verdict = diagnose(idata)
 summarize(idata)
