@@ -1165,6 +1165,7 @@ _LAGRANGE, _LAGRANGE_INTEGRAL = _stencil_polynomials()  # constants: (6, 7) each
 _LAGRANGE_SLOPE = np.pad(_LAGRANGE[:, 1:] * np.arange(1, 7), ((0, 0), (0, 1)))  # the basis' derivatives in s
 
 
+_LAGRANGE_ALL = np.concatenate([_LAGRANGE_INTEGRAL, _LAGRANGE, _LAGRANGE_SLOPE])  # (18, 7): CDF, density, slope
 _POWERS = np.arange(7.0)  # s^0..s^6, float exponents: the same powers as integer ones, without a cast
 _EXTRAPOLATE = np.array([6, -15, 20, -15, 6, -1], float)  # the degree-5 polynomial through 6 nodes, one step on
 
@@ -1251,10 +1252,12 @@ class SDMarginal:
         """The CDF and the density (per unit x) at x, from one look-up of each x's cell; with
         slope, the density's derivative in x too."""
         i, s, f, h = self._cell(x)
-        powers = s[..., None] ** _POWERS
-        out = (_take(self.cdf_nodes, i) + h * np.einsum("...k,...k->...", f, powers @ _LAGRANGE_INTEGRAL.T),
-               np.einsum("...k,...k->...", f, powers @ _LAGRANGE.T))
-        return out + (np.einsum("...k,...k->...", f, powers @ _LAGRANGE_SLOPE.T) / h,) if slope else out
+        # each stencil node's weight in the CDF, the density and its slope at s, then the three sums:
+        # two einsums, no BLAS (a process's first matrix-matrix product sets OpenBLAS's buffers up, ~100 us)
+        weights = np.einsum("...k,jk->...j", s[..., None] ** _POWERS, _LAGRANGE_ALL).reshape(s.shape + (3, 6))
+        v = np.einsum("...k,...jk->...j", f, weights)
+        out = (_take(self.cdf_nodes, i) + h * v[..., 0], v[..., 1])
+        return out + (v[..., 2] / h,) if slope else out
 
     def cdf(self, t) -> np.ndarray:
         """P(tau <= t): t of any shape for one row; (m, P) for a stack."""
