@@ -17,7 +17,8 @@ sensitivity CLI on the demo <= 1.5 B, the 100-scenario sweep's CLI <= 1.5 B, fit
 the process, and a second), the exact normal-normal posterior with every summary at k = 50 < 0.001 B
 and k = 10,000 < 0.025 B, the network command with its 20 node splits < 0.5 B. --profile (and any
 missed target) prints the largest cumulative entries of a CPU-time cProfile run (imports included
-for whole commands), to say where the time goes.
+for whole commands), to say where the time goes; a missed exact-k50 first call also prints its steps
+(posterior, summary(), theta) beside a later call's, with the page faults of each (bench_exact.steps).
 
     python benchmarks/bench_commands.py --only exact-k50 --only network-splits   # some targets
     python benchmarks/bench_commands.py --skip fit-cold                          # all but the compile
@@ -204,6 +205,38 @@ def cpu_seconds(name: str, profile: bool = False) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+COLD_CHILD = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from bench_exact import run_once, steps, synthetic_studies
+yi, sei = synthetic_studies(50)
+first = steps(yi, sei)
+for _ in range(10):
+    run_once(yi, sei, 'halfnormal(0.5)', None)
+print(json.dumps({"first": first, "later": steps(yi, sei)}))
+"""
+
+
+def cold_steps() -> str:
+    """exact-k50's first call in a fresh process step by step beside a later call's (CPU time, minor
+    page faults: fresh memory from the kernel), medians of 5 processes: where a first call's extra goes."""
+    import json
+
+    runs = []
+    for _ in range(5):
+        done = subprocess.run([sys.executable, "-c", COLD_CHILD, BENCH], capture_output=True, text=True, cwd=ROOT,
+                              env=user_env())
+        if done.returncode != 0:
+            raise SystemExit(f"exact-k50 steps failed:\n{done.stderr[-2000:]}")
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    parts = []
+    for step in runs[0]["first"]:
+        first, later = (statistics.median(r[when][step][0] for r in runs) for when in ("first", "later"))
+        faults = statistics.median(r["first"][step][1] for r in runs)
+        parts.append(f"{step} {first * 1e6:.0f} us (later {later * 1e6:.0f}, {faults:.0f} page faults)")
+    return "first call by step: " + "; ".join(parts)
+
+
 def _where(text: str, top: int = 20) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     start = next((i for i, line in enumerate(lines) if "cumtime" in line), 0)
@@ -253,6 +286,8 @@ def main():
                 print(f"{name:18} CPU {first * 1e3:8.1f} ms = {first / b:.3g} B ({first / bc:.3g} B's CPU) first run in "
                       f"the process; after: {rest * 1e3:.1f} ms = {rest / b:.3g} B ({rest / bc:.3g} B's CPU) "
                       f"(B {b:.2f} s wall, {bc:.2f} s CPU; target < {target:g} B: {verdict}; {load})")
+                if name == "exact-k50" and first / min(b, bc) >= target:  # the first call misses: its cold costs
+                    print("  " + cold_steps())
                 if verdict == "MISSES" or name in args.profile:
                     print(f"  where the CPU time of one {name} run goes (cProfile, cumulative):")
                     print("  " + _where(cpu_seconds(name, profile=True)["where"]).replace("\n", "\n  "))

@@ -25,6 +25,32 @@ def run_once(yi, sei, tau_prior, mu_prior):
     return post
 
 
+def steps(yi, sei, tau_prior="halfnormal(0.5)", mu_prior=None) -> dict:
+    """run_once step by step: {step: (CPU seconds, minor page faults)} for the posterior (the grid),
+    summary() (the mixtures' summaries and the table) and theta (bench_commands.py prints these for a
+    process's first call beside a later one's: where a first call's extra time goes)."""
+    import resource
+
+    def mark():
+        return time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+    out, last = {}, mark()
+
+    def done(name):
+        nonlocal last
+        now = mark()
+        out[name] = (now[0] - last[0], now[1] - last[1])
+        last = mark()
+
+    post = exact_posterior(yi, sei, tau_prior=tau_prior, mu_prior=mu_prior)
+    done("posterior")
+    post.summary()
+    done("summary()")
+    post.theta
+    done("theta")
+    return out
+
+
 def main(k: int = 50, repeats: int = 30):
     yi, sei = synthetic_studies(k)
     for tau_prior, mu_prior in [("halfnormal(0.5)", None), ("halfcauchy(0.5)", "normal(0, 5)"), ("uniform", None)]:

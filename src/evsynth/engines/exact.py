@@ -149,7 +149,7 @@ def mixture_quantiles(weights, means, sds, p, subset_start: bool = False) -> np.
     mixture's (a few (R, N) passes fewer; only the start of the subset's search changes, so the
     quantiles agree with the default's to ~1e-12 sd, not bit for bit)."""
     w = np.asarray(weights, float)
-    means, sds = np.atleast_2d(np.asarray(means, float)), np.atleast_2d(np.asarray(sds, float))
+    means, sds = _rows2d(means), _rows2d(sds)
     p = np.asarray(p, float)
     if ((p <= 0) | (p >= 1)).any():
         raise ValueError("probabilities must be in (0, 1)")
@@ -180,7 +180,7 @@ def mixture_quantiles(weights, means, sds, p, subset_start: bool = False) -> np.
     x = np.where(near, mean[:, None] + sd[:, None] * cf, average)
     # each component has < 1e-20 mass beyond 10 sd, so these bracket every p in (1e-20, 1)
     if w.ndim == 1:
-        lo, hi = np.min(means - 10 * sds, axis=1), np.max(means + 10 * sds, axis=1)
+        lo, hi = np.minimum.reduce(means - 10 * sds, axis=1), np.maximum.reduce(means + 10 * sds, axis=1)
     else:
         lo = np.where(w > 0, means - 10 * sds, np.inf).min(axis=1)
         hi = np.where(w > 0, means + 10 * sds, -np.inf).max(axis=1)
@@ -197,10 +197,17 @@ def mixture_quantiles(weights, means, sds, p, subset_start: bool = False) -> np.
     return _halley_search(w, means, sds, p, x, lo, hi, scale)
 
 
+def _rows2d(a) -> np.ndarray:
+    """a as a float array of rows (np.atleast_2d's shapes, without its wrapper)."""
+    a = np.asarray(a, float)
+    return a if a.ndim >= 2 else a.reshape(1, -1)
+
+
 def _halley_search(w, means, sds, p, x, lo, hi, scale, max_iter: int = 200) -> np.ndarray:
     """mixture_quantiles' safeguarded search from x (R, P) within (lo, hi), only the quantiles not
     yet found taking part in each evaluation."""
-    row, col = np.divmod(np.arange(x.size), p.size)
+    R = x.shape[0]  # each quantile's mixture (row) and probability (col)
+    row, col = np.arange(R).repeat(p.size), np.arange(p.size)[None].repeat(R, axis=0).ravel()
     out = x.ravel().copy()
     todo = np.arange(x.size)
     xs, lo, hi, target, tol = out.copy(), lo.ravel().copy(), hi.ravel().copy(), p[col], scale.ravel()
@@ -673,7 +680,7 @@ def _find_box(model, axes, conds: dict | None = None, prior: tuple | None = None
     for _ in range(10):
         nodes = [_linspace(lo, hi, N_COARSE) for lo, hi in box]
         lp, _ = _log_posterior(model, axes, nodes, moments=False, conds=conds, prior=prior)
-        top = lp.max()
+        top = np.maximum.reduce(lp, axis=None)
         if not np.isfinite(top):
             raise FloatingPointError("the posterior of the SDs is zero everywhere on the search box")
         new, stable = [], True
@@ -792,12 +799,13 @@ def _box_size(lo: float, hi: float, n_axes: int) -> int:
 def _weighted_grid(model, axes, nodes, lp, cond) -> Grid:
     """The Grid of a log density lp on the tensor grid `nodes`: each node's mass (quadrature rule
     times density) and the log evidence."""
-    w = np.exp(lp - lp.max())
+    top = np.maximum.reduce(lp, axis=None)
+    w = np.exp(lp - top)
     rules = [axis_weights(ax, g) for ax, g in zip(axes, nodes)]
     for j, rule in enumerate(rules):
         w = w * rule.reshape([-1 if k == j else 1 for k in range(len(nodes))])
     total = w.sum()
-    return Grid(axes, nodes, (w / total).ravel(), cond, float(lp.max() + np.log(total)), rules, model)
+    return Grid(axes, nodes, (w / total).ravel(), cond, float(top + np.log(total)), rules, model)
 
 
 def _axes_key(axes: list[_Axis]) -> tuple:
@@ -993,7 +1001,7 @@ def summary_rows(model: GaussianModel, grid: Grid | None = None, seed: int = 0,
     grid = grid_of(model, grid)
     floor = _tail_floor(grid, floor)
     cond, w = grid.cond, grid.weights
-    keep = w > floor * w.max()
+    keep = w > floor * np.maximum.reduce(w)
     taus = cond.taus[keep]
     mean, cov, wk = cond.mean[keep], cond.g_cov()[keep], w[keep]
     if model.censored.any():
@@ -1212,7 +1220,7 @@ class SDMarginal:
         step = padded.strides[-1]
         windows = np.ndarray(padded.shape[:-1] + (x.size - 1, 6), float, buffer=padded,
                              strides=padded.strides[:-1] + (step, step))
-        cdf = np.cumsum(h * (windows @ _LAGRANGE_INTEGRAL.sum(axis=1)), axis=-1)
+        cdf = np.add.accumulate(h * (windows @ _LAGRANGE_INTEGRAL.sum(axis=1)), axis=-1)
         cdf = np.concatenate([np.zeros(cdf.shape[:-1] + (1,)), cdf], axis=-1)
         total = cdf[..., -1:]
         return cls(axis, x, density / total, padded / total,
@@ -1273,7 +1281,7 @@ class SDMarginal:
         """Quantiles p (P,) of tau: (P,) for one row, (m, P) for a stack."""
         p = np.atleast_1d(np.asarray(p, dtype=float))
         if self.cdf_nodes.ndim == 1:
-            j = np.searchsorted(self.cdf_nodes, p)
+            j = self.cdf_nodes.searchsorted(p)
         else:  # each row's searchsorted
             j = (self.cdf_nodes[:, None, :] < p[:, None]).sum(axis=-1)
         j = np.minimum(np.maximum(j, 1), self.x.size - 1)
