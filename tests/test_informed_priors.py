@@ -159,3 +159,11 @@ def test_pymc_agrees_with_exact(tau_prior):
         idata = pm.sample(draws=1000, tune=1000, chains=2, random_seed=3, progressbar=False, target_accept=0.99)
     check = engine.agreement(idata, model)
     assert check.attrs["ok"], check.sort_values("z", key=abs).tail(3).to_string()
+
+
+@pytest.mark.parametrize("text", ["halfnormal(1e999)", "normal(1e999, 1)", "normal(0, 1e999)"])
+def test_parameters_that_overflow_to_inf_are_refused(text):
+    """A decimal number past the float range reads as inf: refused as not finite (not as out of range)."""
+    with pytest.raises(PriorError, match="must be finite"):
+        parse_prior(text)
+    assert parse_prior("halfnormal(1e3)").params == (1000.0,)
