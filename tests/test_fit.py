@@ -153,3 +153,7 @@ def test_sampler_nutpie_without_nutpie_says_how_to_install_it(monkeypatch):
     model = es.random_effects(effects[effects["outcome"] == "milk volume"])
     with pytest.raises(ImportError, match=r"evsynth\[fast\]"):
         es.fit(model, sampler="nutpie")
+    from evsynth.model import description  # a description too (no pm.Model is built before the check)
+
+    with pytest.raises(ImportError, match=r"evsynth\[fast\]"):
+        es.fit(description.random_effects(effects[effects["outcome"] == "milk volume"]), sampler="nutpie")

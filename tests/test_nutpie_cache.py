@@ -86,6 +86,18 @@ def test_a_cached_model_is_sampled_without_a_pymc_model(model, cache_dir, milk_c
     assert known.attrs == built.attrs
 
 
+def test_a_compile_child_that_fails_is_not_started_twice(model, cache_dir, monkeypatch):
+    """A fit whose compiling child leaves no entry compiles once in its own process (and writes the
+    entry: the next fit loads it), instead of starting a second child that would fail the same way."""
+    children = []
+    monkeypatch.setattr(nutpie_cache, "_compile_in_child", lambda work, *a: children.append(work))
+    first = fit(model, **SETTINGS)
+    assert len(children) == 1 and len(list(cache_dir.glob("*.json"))) == 1
+    monkeypatch.setattr(nutpie_cache, "_compile", lambda *a: pytest.fail("compiled again"))
+    assert float(fit(model, **SETTINGS)["posterior"]["tau"].std()) > 0 and len(children) == 1
+    assert float(first["posterior"]["tau"].std()) > 0
+
+
 def test_a_warm_fit_does_not_import_pymc(model, cache_dir, milk_cache_entry):
     """The process of a warm `evsynth fit` (its models in the cache) never imports PyMC (~0.25 s)."""
     import subprocess

@@ -11,6 +11,7 @@ from .pymc_layout import Layout, layout, model_layout
 from ..model.description import GaussianModel
 
 SAMPLERS = ("auto", "pymc", "nutpie")
+NUTPIE_MISSING = "sampler='nutpie' needs the optional extra: pip install 'evsynth[fast]'"
 
 
 def nutpie_available() -> bool:
@@ -93,20 +94,27 @@ def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws:
         sampler = "nutpie" if nutpie_available() or compiled is not None else "pymc"
     if compiled is not None and sampler != "nutpie":
         raise ValueError("a compiled model is a nutpie model: use sampler 'nutpie' (or 'auto')")
+    if sampler == "nutpie" and compiled is None and not nutpie_available():
+        raise ImportError(NUTPIE_MISSING)
     from .nutpie_cache import check_cache_permissions
 
     check_cache_permissions()  # PyTensor and numba load compiled code from there: it must be private
+    given = compiled
     if description is not None:
         # A described model whose compiled form is in the cache (a warm `evsynth fit`) is sampled
         # without a pm.Model: what the result needs of it is known from the description (layout),
         # so PyMC is not even imported (~0.25 s).
-        if sampler == "nutpie" and compiled is None:
-            from .nutpie_cache import cached_model
+        if sampler == "nutpie" and given is None:
+            from .nutpie_cache import cached_model, compile_nutpie_cached
 
             compiled = cached_model(description)
-            model = None if compiled is not None else _build(description)
+            if compiled is None:  # no entry to be had (its compiling child failed, another nutpie)
+                model = _build(description)
+                compiled = compile_nutpie_cached(model, description, look_up=False)
         else:
             model = _build(description)
+    if given is not None:  # the caller's, of a graph with this structure: sampled with this model's data
+        compiled = _with_data(given, model)
     shape = layout(description) if model is None else model_layout(model)
     if sampler == "nutpie":
         idata = _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, progressbar, cores,
@@ -141,7 +149,7 @@ def compile_nutpie(model, *, reusable: bool = True, description: GaussianModel |
     try:
         import nutpie
     except ImportError as exc:  # optional extra
-        raise ImportError("sampler='nutpie' needs the optional extra: pip install 'evsynth[fast]'") from exc
+        raise ImportError(NUTPIE_MISSING) from exc
     if reusable:
         return nutpie.compile_pymc_model(model)
     from .nutpie_cache import compile_nutpie_cached
@@ -190,18 +198,19 @@ def _complete_constant_data(idata: xr.DataTree, shape: Layout) -> None:
         idata["observed_data"] = xr.Dataset({"y": data["yi"]})
 
 
-def _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, progressbar, cores, description,
-                   shape: Layout):
-    """model None: `compiled` is the cache's model of `description` itself (its data frozen in)."""
-    if compiled is None:  # says how to install nutpie when it is missing
-        compiled = compile_nutpie(model, reusable=False, description=description)
-    elif model is None:
-        pass
-    elif not getattr(compiled, "shared_data", True) and model.data_vars:
+def _with_data(compiled, model):
+    """A caller's compiled model (of a graph with `model`'s structure) with `model`'s data."""
+    if not getattr(compiled, "shared_data", True) and model.data_vars:
         raise ValueError("this compiled model has its data frozen in (compile_nutpie(..., reusable=False)): "
                          "it cannot take another model's data; compile with reusable=True")
-    else:
-        compiled = compiled.with_data(**{v.name: v.get_value() for v in model.data_vars})
+    return compiled.with_data(**{v.name: v.get_value() for v in model.data_vars})
+
+
+def _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, progressbar, cores, description,
+                   shape: Layout):
+    """compiled: the compiled model of `model` (or of `description`, model None), or None: compiled here."""
+    if compiled is None:
+        compiled = compile_nutpie(model, reusable=False, description=description)
     import nutpie
 
     # nutpie returns the posterior and sampler statistics; fit adds the rest.

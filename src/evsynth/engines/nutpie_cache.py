@@ -101,20 +101,21 @@ def expand_numba(dim, expanded, x_, out_, user_data_):
 # string formatting that took 1.5-2.4 s of CPU to compile in every cold process; the values are the same.)
 
 
-def compile_nutpie_cached(model, description=None):
+def compile_nutpie_cached(model, description=None, *, look_up: bool = True):
     """A nutpie compiled model of `model` (a pm.Model), its C callbacks cached on disk.
 
     description: the GaussianModel `model` was built from (engines.pymc.build with its defaults).
     With it, what the sampler needs besides the callbacks (sizes, names, dims, the starting point) is
     cached too, keyed by the description, and a second process skips PyTensor's graph rewriting and
     code generation as well (1 s per model on the bundled data): see cached_model, which needs no
-    pm.Model at all."""
+    pm.Model at all. look_up=False: the caller's cached_model found no entry to be had (its
+    compiling child failed): compiled in this process, the entry written, no second child."""
     import nutpie
 
     internals = _internals()
     if internals is None:
         return nutpie.compile_pymc_model(model)
-    if description is not None:
+    if description is not None and look_up:
         cached = cached_model(description)
         if cached is not None:
             return cached
