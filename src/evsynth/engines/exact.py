@@ -66,6 +66,8 @@ def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     2-core machine one (1681 x 18) @ (18 x 25) product waited ~8 ms for a worker thread where one
     thread takes 25 us, and a waiting worker spins, so the process's CPU time grows too (the
     100-scenario sweep: 2.0 s CPU with two BLAS threads, 0.7 s with one, at load 3)."""
+    if a.size * (b.shape[1] if b.ndim == 2 else 1) <= SERIAL_GEMV:  # small (every engine product at k = 50):
+        return a @ b  # below both thresholds, as the blocking below would find in more steps
     if a.ndim == 1:  # x @ B, in blocks of B's columns
         if b.ndim == 1:
             return a @ b
@@ -216,36 +218,37 @@ def _halley_search(w, means, sds, p, x, lo, hi, scale, max_iter: int = 200) -> n
     w = w if shared else w[row]  # each quantile's row's weights
     half = 0.5 * w
     last = hi - lo
-    for _ in range(max_iter):
-        t = (xs[:, None] - M) * inv
-        F = _weighted(special.erfc(t * _NEG_SQRT_HALF), half)  # the normal CDF, ndtr(t), at half its cost
-        phi = np.exp(-0.5 * t * t) * inv
-        f = _weighted(phi, w) * _INV_SQRT_2PI
-        slope = -_weighted(phi * t * inv, w) * _INV_SQRT_2PI
-        g = F - target
-        lo, hi = np.where(g < 0, xs, lo), np.where(g > 0, xs, hi)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # once for the search
+        for _ in range(max_iter):
+            t = (xs[:, None] - M) * inv
+            F = _weighted(special.erfc(t * _NEG_SQRT_HALF), half)  # the normal CDF, ndtr(t), at half its cost
+            phi = np.exp(-0.5 * t * t) * inv
+            f = _weighted(phi, w) * _INV_SQRT_2PI
+            slope = -_weighted(phi * t * inv, w) * _INV_SQRT_2PI
+            g = F - target
+            lo, hi = np.where(g < 0, xs, lo), np.where(g > 0, xs, hi)
             newton = g / f
             halley = 2 * g * f / (2 * f * f - g * slope)
-        size = np.abs(newton)
-        cubic = np.isfinite(halley) & (np.abs(halley) <= 2 * size)
-        step = np.where(cubic, halley, newton)
-        new = xs - step
-        finite, root, width = np.isfinite(new), g == 0, hi - lo
-        ok = finite & (new > lo) & (new < hi) & (np.abs(step) <= 0.5 * last)
-        close = finite & (size <= np.where(cubic, HALLEY_TOL, NEWTON_TOL) * tol)  # the last step
-        nxt = np.where(root, xs, np.where(close | ok, new, 0.5 * (lo + hi)))
-        last = np.where(ok, np.abs(step), 0.5 * width)
-        out[todo] = nxt
-        go = ~(close | root | (width <= 1e-14 * (np.abs(xs) + tol)))  # or the bracket is the root
-        if not go.any():
-            break
-        if go.all():
-            xs = nxt
-            continue
-        todo, xs, lo, hi, target, tol, last, M, inv = (a[go] for a in (todo, nxt, lo, hi, target, tol, last, M, inv))
-        if not shared:
-            w, half = w[go], half[go]
+            size = np.abs(newton)
+            cubic = np.isfinite(halley) & (np.abs(halley) <= 2 * size)
+            step = np.where(cubic, halley, newton)
+            new = xs - step
+            finite, root, width = np.isfinite(new), g == 0, hi - lo
+            ok = finite & (new > lo) & (new < hi) & (np.abs(step) <= 0.5 * last)
+            close = finite & (size <= np.where(cubic, HALLEY_TOL, NEWTON_TOL) * tol)  # the last step
+            nxt = np.where(root, xs, np.where(close | ok, new, 0.5 * (lo + hi)))
+            last = np.where(ok, np.abs(step), 0.5 * width)
+            out[todo] = nxt
+            go = ~(close | root | (width <= 1e-14 * (np.abs(xs) + tol)))  # or the bracket is the root
+            if not go.any():
+                break
+            if go.all():
+                xs = nxt
+                continue
+            todo, xs, lo, hi, target, tol, last, M, inv = (
+                a[go] for a in (todo, nxt, lo, hi, target, tol, last, M, inv))
+            if not shared:
+                w, half = w[go], half[go]
     return out.reshape(x.shape)
 
 
