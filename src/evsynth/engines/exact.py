@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, fields, replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,11 @@ _EVEN = ("halfnormal", "halfcauchy", "halfstudent_t", "uniform", FLAT)  # log de
 
 SERIAL_GEMV = 9_000  # OpenBLAS threads a matrix-vector product above 9,216 entries,
 SERIAL_GEMM = 250_000  # and a matrix product above 262,144 multiply-adds
+
+
+# x.all(), x.any() of a boolean array (every axis): the ufuncs themselves, not ndarray's Python-level
+# methods (numpy/_core/_methods.py; ~15 us at a process's first call)
+_all, _any = partial(np.logical_and.reduce, axis=None), partial(np.logical_or.reduce, axis=None)
 
 
 def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -153,7 +159,7 @@ def mixture_quantiles(weights, means, sds, p, subset_start: bool = False) -> np.
     w = np.asarray(weights, float)
     means, sds = _rows2d(means), _rows2d(sds)
     p = np.asarray(p, float)
-    if ((p <= 0) | (p >= 1)).any():
+    if _any((p <= 0) | (p >= 1)):
         raise ValueError("probabilities must be in (0, 1)")
     n = w.shape[-1]
     if subset_start and w.ndim == 1 and n > 4 * COARSE_COMPONENTS:
@@ -240,9 +246,9 @@ def _halley_search(w, means, sds, p, x, lo, hi, scale, max_iter: int = 200) -> n
             last = np.where(ok, np.abs(step), 0.5 * width)
             out[todo] = nxt
             go = ~(close | root | (width <= 1e-14 * (np.abs(xs) + tol)))  # or the bracket is the root
-            if not go.any():
+            if not _any(go):
                 break
-            if go.all():
+            if _all(go):
                 xs = nxt
                 continue
             todo, xs, lo, hi, target, tol, last, M, inv = (
@@ -322,7 +328,8 @@ def basis(model: GaussianModel) -> np.ndarray:
 def design_scale(model: GaussianModel, taus: np.ndarray) -> np.ndarray:
     """The diagonal of that scaling at every node: (G, d)."""
     _, part_taus = _split_taus(model, taus)
-    cols = [np.ones((taus.shape[0], model.X.shape[1]))]
+    cols = [np.empty((taus.shape[0], model.X.shape[1]))]
+    cols[0].fill(1.0)  # np.ones, without its wrapper
     cols += [np.repeat(t[:, None], len(part.labels), axis=1) for t, part in zip(part_taus, model.parts)]
     return np.concatenate(cols, axis=1) if model.parts else cols[0]
 
@@ -402,7 +409,7 @@ def conditionals(model: GaussianModel, taus: np.ndarray, orthant: bool = True, m
     b = (P0 @ m0)[None] + AtWy
     cov, mean, logdet_Q = spd_solve(Q, b, inverse=moments or c.size > 0)
     proper = P0.diagonal() > 0  # a flat prior's block adds no constant (its evidence is improper)
-    logdet_P0 = _logdet(P0[proper][:, proper]) if proper.any() else 0.0
+    logdet_P0 = _logdet(P0[proper][:, proper]) if _any(proper) else 0.0
     loglik = -0.5 * (logdet_S + logdet_Q - logdet_P0 + yWy + m0 @ P0 @ m0 - np.einsum("gi,gi->g", b, mean)
                      + (o.size - (~proper).sum()) * _LOG_2PI)
     out = Conditionals(taus, D, loglik, mean, cov, basis=B)
@@ -463,7 +470,7 @@ def spd_solve(Q: np.ndarray, b: np.ndarray, inverse: bool = True) -> tuple[np.nd
     factorisation meets a pivot <= 0, by numpy.linalg (which raises LinAlgError for a matrix that
     is not positive definite)."""
     G, d, _ = Q.shape
-    if d == 1 and (Q > 0).all():
+    if d == 1 and _all(Q > 0):
         return 1 / Q if inverse else None, b / Q[:, 0], np.log(Q[:, 0, 0])
     if d <= SMALL:
         A = np.moveaxis(Q, 0, -1)  # (d, d, G): entry (i, j) at every node, contiguous in the nodes
@@ -753,7 +760,8 @@ def grid_of(model: GaussianModel, grid: Grid | None) -> Grid:
 
 
 def _trapezoid(x: np.ndarray) -> np.ndarray:
-    w = np.full(x.size, x[1] - x[0])
+    w = np.empty(x.size)  # np.full's array, without its wrapper
+    w.fill(x[1] - x[0])
     w[0] *= 0.5
     w[-1] *= 0.5
     return w
@@ -1007,7 +1015,7 @@ def summary_rows(model: GaussianModel, grid: Grid | None = None, seed: int = 0,
     keep = w > floor * np.maximum.reduce(w)
     taus = cond.taus[keep]
     mean, cov, wk = cond.mean[keep], cond.g_cov()[keep], w[keep]
-    if model.censored.any():
+    if _any(model.censored):
         sub = Conditionals(taus, cond.scale[keep], cond.loglik[keep], mean, cond.cov[keep], cond.c_mean[keep],
                            cond.c_cov[keep], cond.gain[keep], cond.post_cov[keep], cond.basis)
         latent, latent_cov, piece = _latent_nodes(model, sub, np.random.default_rng(seed))
@@ -1306,7 +1314,7 @@ class SDMarginal:
             new = np.where(close, new, np.where((new <= lo) | (new >= hi) | (d <= 0), 0.5 * (lo + hi), new))
             done = close | (np.abs(new - x) <= 1e-14 * np.maximum(np.abs(x), 1e-300) + 1e-300)
             x = new
-            if done.all():
+            if _all(done):
                 break
         return self.axis.tau(x)
 
@@ -1440,13 +1448,13 @@ def study_effect_moments(model: GaussianModel, cond: Conditionals, rows: slice =
     or of the studies in `rows` only: theta = A g + e, with e_i shrunk towards y_i - (A g)_i by
     tau^2 / (tau^2 + se_i^2), as the draws take it (_study_effects). For independent study effects
     and no censored rows."""
-    if model.study_correlation is not None or model.sampling_cov is not None or model.censored.any():
+    if model.study_correlation is not None or model.sampling_cov is not None or _any(model.censored):
         raise ValueError("study_effect_moments: independent study effects and sampling errors, no censored rows only")
     B, D = cond.basis[rows], cond.scale  # A = B diag(D) at each node, never formed (G x n x d)
     G, d = D.shape
     X, V = cond.mean * D, (cond.cov * D[:, :, None] * D[:, None, :]).reshape(G, d * d)
     study, _ = _split_taus(model, cond.taus)
-    if study is not None and d == 1 and (B == 1).all():
+    if study is not None and d == 1 and _all(B == 1):
         # an intercept alone: A g's mean and variance are X and V at every row, (G, 1) broadcast
         # below (the same floats as X @ B.T, without two (G x n) arrays)
         centre, centre_var = X, V

@@ -261,7 +261,7 @@ def exact_posterior(yi, sei, tau_prior="halfnormal(0.5)", mu_prior=None, labels=
     sei = np.asarray(sei, dtype=float).ravel()
     if yi.shape != sei.shape or yi.size == 0:
         raise ValueError("yi and sei must be non-empty and of equal length")
-    if not (np.isfinite(yi).all() and np.isfinite(sei).all() and (sei > 0).all()):
+    if not (engine._all(np.isfinite(yi)) and engine._all(np.isfinite(sei)) and engine._all(sei > 0)):
         raise ValueError("yi must be finite and sei finite and > 0")
     tau_label, tau_text, fixed, prior_tail = _tau_prior(tau_prior)
     mu_text = _mu_prior(mu_prior)
