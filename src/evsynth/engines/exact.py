@@ -574,7 +574,7 @@ class _Axis:
         (a heavy-tailed posterior, e.g. a half-Cauchy prior on an SD with few levels)."""
         if self.ceiling is not None:
             return self.ceiling
-        return self.hi if np.isfinite(self.upper) else self.hi + np.log(1e12)
+        return self.hi if math.isfinite(self.upper) else self.hi + np.log(1e12)
 
     def even_at(self, x: float) -> bool:
         """The log density is even in x about this end (x = 0 with a prior even in tau, as
@@ -599,13 +599,13 @@ def _axes(model: GaussianModel) -> list[_Axis]:
         if prior.family in LOG_TAU_FAMILIES:  # u = log tau (sd_axis): start at the prior's centre -+ 6 scales
             out.append(_log_axis(name, prior, model, spread))
             continue
-        a = float(model.sei.min())
+        a = float(np.minimum.reduce(model.sei))
         if prior.family in ("halfcauchy", "halfstudent_t", "halfnormal"):
             a = min(a, prior.params[-1])
         elif prior.family == "exponential":
             a = min(a, 1 / prior.params[0])
         transform = axis_for(prior, a)
-        hi = transform.x(upper if np.isfinite(upper) else 20 * spread)
+        hi = transform.x(upper if math.isfinite(upper) else 20 * spread)
         out.append(_Axis(name, prior, transform, transform.x(lower), hi, lower, upper))
     return out
 
@@ -779,7 +779,7 @@ def axis_weights(ax: _Axis, x: np.ndarray) -> np.ndarray:
     ends = (np.array([17, 59, 43, 49]) / 48 - np.array([0.5, 1, 1, 1])) * (x[1] - x[0])
     if x[0] == ax.lo and not ax.even_at(x[0]):
         w[:4] += ends
-    if x[-1] == ax.hi and np.isfinite(ax.upper):
+    if x[-1] == ax.hi and math.isfinite(ax.upper):
         w[-4:] += ends[::-1]
     return w
 
