@@ -1099,7 +1099,7 @@ def _shared_rows(models, grids, floor) -> list[dict]:
         m = np.concatenate([m, m[k:k + 1]])
         var = np.concatenate([var, var[k:k + 1] + (taus**2).sum(axis=1)[None]])
     sd = np.sqrt(var)
-    below = special.ndtr(-m / sd)  # each component's P(< 0), the same for every prior
+    below = _below_zero(m, sd)  # each component's P(< 0), the same for every prior
     own = kept[:, keep]
     Wk = np.where(own, W[:, keep], 0.0)
     Wk /= Wk.sum(axis=1, keepdims=True)
@@ -1155,6 +1155,12 @@ def _shared_starts(W, m, sd, probs) -> list[tuple]:
     return [(lo[:, p].reshape(shape), hi[:, p].reshape(shape), x[:, p].reshape(shape)) for p in range(W.shape[0])]
 
 
+def _below_zero(means: np.ndarray, sds: np.ndarray) -> np.ndarray:
+    """P(< 0) of normals: ndtr(-m / s) as 0.5 erfc(m / (s sqrt 2)), the one normal-CDF routine of the
+    quantile searches (a process's first call of each scipy ufunc costs ~25 us)."""
+    return 0.5 * special.erfc(means / sds * -_NEG_SQRT_HALF)
+
+
 def _mixture_rows(weights, means, sds, subset_start: bool = False, q=None, below=None) -> list[dict]:
     """Mean, sd, 2.5/50/97.5% and P(>0) of R mixtures with means and sds (R, N) and weights shared
     (N,) or each mixture's own (R, N); subset_start: mixture_quantiles'; q, below: the quantiles
@@ -1162,7 +1168,7 @@ def _mixture_rows(weights, means, sds, subset_start: bool = False, q=None, below
     mean = _weighted(means, weights)
     sd = np.sqrt(_weighted(sds**2 + (means - mean[:, None]) ** 2, weights))
     q = mixture_quantiles(weights, means, sds, np.asarray(PROBS), subset_start) if q is None else q
-    above = 1.0 - _weighted(special.ndtr(-means / sds) if below is None else below, weights)
+    above = 1.0 - _weighted(_below_zero(means, sds) if below is None else below, weights)
     return [{"mean": float(mean[r]), "sd": float(sd[r]), "q2.5": q[r, 0], "q50": q[r, 1], "q97.5": q[r, 2],
              "P(>0)": float(above[r])} for r in range(len(mean))]
 
