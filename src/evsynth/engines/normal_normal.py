@@ -270,7 +270,8 @@ def exact_posterior(yi, sei, tau_prior="halfnormal(0.5)", mu_prior=None, labels=
     if fixed is None and tail <= 1:
         raise ValueError(f"posterior of tau is improper with {yi.size} studies and prior "
                          f"{tau_label}; use a proper tau prior or more studies")
-    labels = pd.RangeIndex(yi.size, name="study") if labels is None else pd.Index(list(labels), name="study")
+    labels = (pd.RangeIndex.from_range(range(yi.size), name="study") if labels is None  # (from_range: fewer checks)
+              else pd.Index(list(labels), name="study"))
     model = GaussianModel(kind="random_effects", study_id=tuple(map(str, labels.tolist())), yi=yi, sei=sei,
                           censored=np.zeros(yi.size, bool), X=np.ones((yi.size, 1)),
                           fixed=(FixedBlock("mu", None, ("mu",), mu_text),),
