@@ -156,6 +156,12 @@ def mixture_quantiles(weights, means, sds, p, subset_start: bool = False) -> np.
     subset_start (shared weights): the expansion's moments too are the subset's, not the full
     mixture's (a few (R, N) passes fewer; only the start of the subset's search changes, so the
     quantiles agree with the default's to ~1e-12 sd, not bit for bit)."""
+    return _quantile_search(weights, means, sds, p, subset_start)[0]
+
+
+def _quantile_search(weights, means, sds, p, subset_start: bool = False) -> tuple:
+    """mixture_quantiles' quantiles, with the mixtures' means and sds (R,) when its start computed
+    them (else None): _mixture_rows reports those, the same floats."""
     w = np.asarray(weights, float)
     means, sds = _rows2d(means), _rows2d(sds)
     p = np.asarray(p, float)
@@ -168,7 +174,7 @@ def mixture_quantiles(weights, means, sds, p, subset_start: bool = False) -> np.
         lo = np.min(means - 10 * sds, axis=1)[:, None] + np.zeros(p.size)
         hi = np.max(means + 10 * sds, axis=1)[:, None] + np.zeros(p.size)
         x = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
-        return _halley_search(w, means, sds, p, x, lo, hi, dot(sds, w)[:, None] + np.zeros(p.size))
+        return _halley_search(w, means, sds, p, x, lo, hi, dot(sds, w)[:, None] + np.zeros(p.size)), None, None
     mean = _weighted(means, w)
     dev = means - mean[:, None]
     s2, d2 = sds**2, dev**2
@@ -202,7 +208,7 @@ def mixture_quantiles(weights, means, sds, p, subset_start: bool = False) -> np.
         if (total > 0).all():
             x = _halley_search(wk / total, means[:, ::k], sds[:, ::k], p, x, lo, hi, scale)
             x = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
-    return _halley_search(w, means, sds, p, x, lo, hi, scale)
+    return _halley_search(w, means, sds, p, x, lo, hi, scale), mean, sd
 
 
 def _rows2d(a) -> np.ndarray:
@@ -1165,9 +1171,12 @@ def _mixture_rows(weights, means, sds, subset_start: bool = False, q=None, below
     """Mean, sd, 2.5/50/97.5% and P(>0) of R mixtures with means and sds (R, N) and weights shared
     (N,) or each mixture's own (R, N); subset_start: mixture_quantiles'; q, below: the quantiles
     and each component's P(< 0), when the caller has them."""
-    mean = _weighted(means, weights)
-    sd = np.sqrt(_weighted(sds**2 + (means - mean[:, None]) ** 2, weights))
-    q = mixture_quantiles(weights, means, sds, np.asarray(PROBS), subset_start) if q is None else q
+    mean = sd = None
+    if q is None:
+        q, mean, sd = _quantile_search(weights, means, sds, np.asarray(PROBS), subset_start)
+    if mean is None:
+        mean = _weighted(means, weights)
+        sd = np.sqrt(_weighted(sds**2 + (means - mean[:, None]) ** 2, weights))
     above = 1.0 - _weighted(_below_zero(means, sds) if below is None else below, weights)
     return [{"mean": float(mean[r]), "sd": float(sd[r]), "q2.5": q[r, 0], "q50": q[r, 1], "q97.5": q[r, 2],
              "P(>0)": float(above[r])} for r in range(len(mean))]
@@ -1190,6 +1199,7 @@ _LAGRANGE, _LAGRANGE_INTEGRAL = _stencil_polynomials()  # constants: (6, 7) each
 _LAGRANGE_SLOPE = np.pad(_LAGRANGE[:, 1:] * np.arange(1, 7), ((0, 0), (0, 1)))  # the basis' derivatives in s
 
 
+_CELL_INTEGRAL = _LAGRANGE_INTEGRAL.sum(axis=1)  # each stencil node's weight in its cell's integral
 _LAGRANGE_ALL = np.concatenate([_LAGRANGE_INTEGRAL, _LAGRANGE, _LAGRANGE_SLOPE])  # (18, 7): CDF, density, slope
 _POWERS = np.arange(7.0)  # s^0..s^6, float exponents: the same powers as integer ones, without a cast
 _EXTRAPOLATE = np.array([6, -15, 20, -15, 6, -1], float)  # the degree-5 polynomial through 6 nodes, one step on
@@ -1237,7 +1247,7 @@ class SDMarginal:
         step = padded.strides[-1]
         windows = np.ndarray(padded.shape[:-1] + (x.size - 1, 6), float, buffer=padded,
                              strides=padded.strides[:-1] + (step, step))
-        cdf = np.add.accumulate(h * (windows @ _LAGRANGE_INTEGRAL.sum(axis=1)), axis=-1)
+        cdf = np.add.accumulate(h * (windows @ _CELL_INTEGRAL), axis=-1)
         cdf = np.concatenate([np.zeros(cdf.shape[:-1] + (1,)), cdf], axis=-1)
         total = cdf[..., -1:]
         return cls(axis, x, density / total, padded / total,
