@@ -697,7 +697,7 @@ def _find_box(model, axes, conds: dict | None = None, prior: tuple | None = None
         nodes = [_linspace(lo, hi, N_COARSE) for lo, hi in box]
         lp, _ = _log_posterior(model, axes, nodes, moments=False, conds=conds, prior=prior)
         top = np.maximum.reduce(lp, axis=None)
-        if not np.isfinite(top):
+        if not math.isfinite(top):
             raise FloatingPointError("the posterior of the SDs is zero everywhere on the search box")
         new, stable = [], True
         for j, ax in enumerate(axes):
