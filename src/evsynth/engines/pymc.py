@@ -29,7 +29,7 @@ import pytensor.tensor as pt
 
 from ..model.description import GaussianModel, data_hash
 from ..model.priors import parse_prior
-from .pymc_layout import layout, one_hot
+from .pymc_layout import censoring_bounds, layout, one_hot
 
 
 def build(model: GaussianModel, *, weights=None, prior_data: bool = False, study_effects: bool = True) -> pm.Model:
@@ -123,9 +123,8 @@ def _likelihood(model: GaussianModel, centre, weights: np.ndarray | None = None,
     sigma = sei if tau is None else pm.math.sqrt(sei**2 + tau**2)
     bounds = {}
     if model.censored.any():
-        positive = model.yi > 0
-        bounds = {"lower": pm.Data("lower_bound", np.where(model.censored & ~positive, model.yi, -np.inf), dims="study"),
-                  "upper": pm.Data("upper_bound", np.where(model.censored & positive, model.yi, np.inf), dims="study")}
+        lower, upper = censoring_bounds(model)
+        bounds = {"lower": pm.Data("lower_bound", lower, dims="study"), "upper": pm.Data("upper_bound", upper, dims="study")}
 
     def distribution(mean, scale):
         normal = pm.Normal.dist(mu=mean, sigma=scale)

@@ -68,11 +68,18 @@ def layout(model: GaussianModel) -> Layout:
     variable("theta", "study")
     data.update(yi=np.asarray(model.yi, float), sei=np.asarray(model.sei, float))
     if model.censored.any():
-        positive = model.yi > 0
-        data["lower_bound"] = np.where(model.censored & ~positive, model.yi, -np.inf)
-        data["upper_bound"] = np.where(model.censored & positive, model.yi, np.inf)
+        data["lower_bound"], data["upper_bound"] = censoring_bounds(model)
     dims.update({name: ("study",) for name in ("yi", "sei", "lower_bound", "upper_bound") if name in data}, y=("study",))
     return Layout(coords, dims, data, frozenset(posterior), True, dict(model.settings))
+
+
+def censoring_bounds(model: GaussianModel) -> tuple[np.ndarray, np.ndarray]:
+    """The censoring points of pm.Censored, row by row: a censored row's yi (its effect at the printed
+    p bound) is the `lower` point when negative (the statistic at or below it), the `upper` point when
+    positive (at or above it); -inf / inf elsewhere."""
+    positive = model.yi > 0
+    return (np.where(model.censored & ~positive, model.yi, -np.inf),
+            np.where(model.censored & positive, model.yi, np.inf))
 
 
 def _data_dims(name: str, values: np.ndarray, coords: dict) -> tuple:
