@@ -100,24 +100,25 @@ def fit(model, kind: str = "by_technique", priors: dict | None = None, *, draws:
 
     check_cache_permissions()  # PyTensor and numba load compiled code from there: it must be private
     given = compiled
-    if description is not None:
+    if description is not None and sampler == "nutpie" and given is None:
         # A described model whose compiled form is in the cache (a warm `evsynth fit`) is sampled
         # without a pm.Model: what the result needs of it is known from the description (layout),
         # so PyMC is not even imported (~0.25 s).
-        if sampler == "nutpie" and given is None:
-            from .nutpie_cache import cached_model, compile_nutpie_cached
+        from .nutpie_cache import cached_model, compile_nutpie_cached
 
-            compiled = cached_model(description)
-            if compiled is None:  # no entry to be had (its compiling child failed, another nutpie)
-                model = _build(description)
-                compiled = compile_nutpie_cached(model, description, look_up=False)
-        else:
+        compiled = cached_model(description)
+        if compiled is None:  # no entry to be had (its compiling child failed, another nutpie)
             model = _build(description)
+            compiled = compile_nutpie_cached(model, description, look_up=False)
+    elif description is not None:
+        model = _build(description)
     if given is not None:  # the caller's, of a graph with this structure: sampled with this model's data
         compiled = _with_data(given, model)
+    elif sampler == "nutpie" and description is None:
+        compiled = compile_nutpie(model, reusable=False)
     shape = layout(description) if model is None else model_layout(model)
     if sampler == "nutpie":
-        idata = _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, progressbar, cores,
+        idata = _sample_nutpie(compiled, draws, tune, chains, seed, target_accept, progressbar, cores,
                                description, shape)
     else:
         import pymc as pm
@@ -206,11 +207,9 @@ def _with_data(compiled, model):
     return compiled.with_data(**{v.name: v.get_value() for v in model.data_vars})
 
 
-def _sample_nutpie(model, compiled, draws, tune, chains, seed, target_accept, progressbar, cores, description,
+def _sample_nutpie(compiled, draws, tune, chains, seed, target_accept, progressbar, cores, description,
                    shape: Layout):
-    """compiled: the compiled model of `model` (or of `description`, model None), or None: compiled here."""
-    if compiled is None:
-        compiled = compile_nutpie(model, reusable=False, description=description)
+    """Sample `compiled` (the fit's model, or the description's whose Layout is `shape`)."""
     import nutpie
 
     # nutpie returns the posterior and sampler statistics; fit adds the rest.
