@@ -890,3 +890,17 @@ def test_normal_quantiles_of_the_reported_probabilities_are_scipys():
     from scipy import special
 
     assert engine._PROBS_Z.tolist() == special.ndtri(np.asarray(engine.PROBS)).tolist()
+
+
+def test_sd_marginal_quantiles_invert_the_cdf_where_the_density_reaches_zero():
+    """SDMarginal.quantile (the cell's CDF polynomial tabulated, then Newton steps kept within the
+    tabulated bracket) where the density is (1 - x)^2 up to x = 1 and 0 beyond (flat CDF cells, a
+    kink): the CDF at each quantile is p to rounding, and below the kink the quantiles are the exact
+    density's closed form 1 - (1 - p)^(1/3) (the interpolant is exact there up to the quadrature)."""
+    x = np.linspace(0.0, 2.0, 161)
+    marginal = engine.SDMarginal.of(0.4, x, np.maximum(0.0, 1.0 - x) ** 2, False)
+    p = np.array([1e-9, 0.01, 0.5, 0.9, 0.999, 1 - 1e-9])
+    xq = marginal.axis.x(marginal.quantile(p))
+    np.testing.assert_allclose(marginal._cdf_x(xq), p, rtol=1e-14, atol=1e-17)
+    np.testing.assert_allclose(xq[:4], -np.expm1(np.log1p(-p[:4]) / 3), rtol=1e-12)
+    assert np.all(np.diff(xq) > 0) and xq[-1] < 1.0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -187,15 +188,26 @@ def parse_prior(text: "str | Prior", name: str | None = None) -> Prior:
     """
     if isinstance(text, Prior):
         prior = text
+    elif isinstance(text, str):
+        prior = _parse_text(text)
     else:
-        match = _PATTERN.match(str(text))
-        prior = named_prior(match.group(1), match.group(2)) if match and match.group(1) in NAMED else _parse(text)
+        prior = _parse_any(text)
     if name is not None and name.startswith("tau") and not (
             prior.support == "positive" or (prior.family == "uniform" and prior.params[0] >= 0)):
         raise PriorError(f"prior {text!s} for {name}: {name} is a standard deviation, so its prior must live on "
                          "the positive numbers, e.g. 'halfnormal(0.5)', 'halfcauchy(0.5)', 'exponential(2)', "
                          "'uniform(0, 2)'")
     return prior
+
+
+def _parse_any(text) -> Prior:
+    match = _PATTERN.match(str(text))
+    return named_prior(match.group(1), match.group(2)) if match and match.group(1) in NAMED else _parse(text)
+
+
+# a text's Prior, memoised: a Prior is immutable, and the exact engine reads a model's prior texts each
+# time it integrates it (a sweep: thousands of times); errors are raised again each time, not cached
+_parse_text = lru_cache(maxsize=1024)(_parse_any)
 
 
 def _parse(text) -> Prior:
