@@ -1187,25 +1187,19 @@ def _mixture_rows(weights, means, sds, subset_start: bool = False, q=None, below
              "P(>0)": float(above[r])} for r in range(len(mean))]
 
 
-def _stencil_polynomials() -> tuple[np.ndarray, np.ndarray]:
+def _stencil_integrals() -> np.ndarray:
     """Coefficients (rows: the nodes s = -2..3 of a cell [0, 1]; columns: powers of s) of the
-    Lagrange basis of degree 5 and of its integral from 0 to s."""
+    integrals from 0 to s of the Lagrange basis of degree 5 on those nodes."""
     nodes = np.arange(-2, 4)
-    basis_, integral = [], []
+    integral = []
     for k in nodes:
         others = nodes[nodes != k]
-        poly = np.polynomial.Polynomial.fromroots(others) / np.prod(k - others)
-        basis_.append(np.pad(poly.coef, (0, 1)))
-        integral.append(poly.integ().coef)
-    return np.array(basis_), np.array(integral)
+        integral.append((np.polynomial.Polynomial.fromroots(others) / np.prod(k - others)).integ().coef)
+    return np.array(integral)
 
 
-_LAGRANGE, _LAGRANGE_INTEGRAL = _stencil_polynomials()  # constants: (6, 7) each
-_LAGRANGE_SLOPE = np.pad(_LAGRANGE[:, 1:] * np.arange(1, 7), ((0, 0), (0, 1)))  # the basis' derivatives in s
-
-
+_LAGRANGE_INTEGRAL = _stencil_integrals()  # a constant: (6, 7)
 _CELL_INTEGRAL = _LAGRANGE_INTEGRAL.sum(axis=1)  # each stencil node's weight in its cell's integral
-_LAGRANGE_ALL = np.concatenate([_LAGRANGE_INTEGRAL, _LAGRANGE, _LAGRANGE_SLOPE])  # (18, 7): CDF, density, slope
 _POWERS = np.arange(7.0)  # s^0..s^6, float exponents: the same powers as integer ones, without a cast
 _EXTRAPOLATE = np.array([6, -15, 20, -15, 6, -1], float)  # the degree-5 polynomial through 6 nodes, one step on
 _STENCIL = np.arange(6)  # a cell's stencil: its nodes -2..3 in the padded density
@@ -1221,9 +1215,9 @@ def _take(a: np.ndarray, i: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class SDMarginal:
     """The posterior of one SD from its marginal density at the axis nodes (the other axes summed
-    out): moments by Gregory's rule, the density between nodes and the CDF by the degree-5
-    polynomial through the 6 nodes around each cell (integrated exactly: 6th order, so the CDF is
-    good to ~1e-9 on 161 nodes), quantiles by Halley's method on that CDF. The densities may be a
+    out): moments by Gregory's rule, the CDF by the degree-5 polynomial through the 6 nodes
+    around each cell, integrated exactly (6th order, so the CDF is good to ~1e-9 on 161 nodes), and
+    quantiles inverted on that CDF (quantile). The densities may be a
     stack of m rows on the same nodes (m posteriors at once: engines.leave_one_out); then cdf and
     quantile take and give (m, P) and moments is not defined."""
 
@@ -1286,21 +1280,10 @@ class SDMarginal:
         return i, s, f, h
 
     def _cdf_x(self, x):
-        return self._cdf_pdf_x(x)[0]
-
-    def _pdf_x(self, x):
-        return self._cdf_pdf_x(x)[1]
-
-    def _cdf_pdf_x(self, x, slope: bool = False):
-        """The CDF and the density (per unit x) at x, from one look-up of each x's cell; with
-        slope, the density's derivative in x too."""
+        """The CDF at x (axis units): at the start of x's cell plus its stencil's integral polynomial at
+        s, by einsum (no BLAS: a process's first matrix-matrix product sets OpenBLAS's buffers up, ~100 us)."""
         i, s, f, h = self._cell(x)
-        # each stencil node's weight in the CDF, the density and its slope at s, then the three sums:
-        # two einsums, no BLAS (a process's first matrix-matrix product sets OpenBLAS's buffers up, ~100 us)
-        weights = np.einsum("...k,jk->...j", s[..., None] ** _POWERS, _LAGRANGE_ALL).reshape(s.shape + (3, 6))
-        v = np.einsum("...k,...jk->...j", f, weights)
-        out = (_take(self.cdf_nodes, i) + h * v[..., 0], v[..., 1])
-        return out + (v[..., 2] / h,) if slope else out
+        return _take(self.cdf_nodes, i) + h * np.einsum("...k,km,...m->...", f, _LAGRANGE_INTEGRAL, s[..., None] ** _POWERS)
 
     def cdf(self, t) -> np.ndarray:
         """P(tau <= t): t of any shape for one row; (m, P) for a stack."""
