@@ -1272,18 +1272,22 @@ class SDMarginal:
         mean = float(w @ tau)
         return mean, float(np.sqrt(max(w @ (tau - mean) ** 2, 0.0)))
 
-    def _cell(self, x):
+    def _cell_cdf(self, i) -> np.ndarray:
+        """The CDF within cells i as polynomial coefficients in s (..., 7), s in [0, 1] across the cell:
+        the CDF at the cell's start plus h times the integral of its stencil's degree-5 interpolant (by
+        einsum, no BLAS: a process's first matrix-matrix product sets OpenBLAS's buffers up, ~100 us)."""
+        stencil = _take(self.padded, i[..., None] + _STENCIL)  # the 6 nodes around each cell
+        coef = np.einsum("...k,km->...m", stencil, _LAGRANGE_INTEGRAL)
+        coef *= self.x[1] - self.x[0]
+        coef[..., 0] += _take(self.cdf_nodes, i)
+        return coef
+
+    def _cdf_x(self, x):
+        """The CDF at x (axis units): its cell's polynomial at s."""
         h = self.x[1] - self.x[0]
         i = np.minimum(np.maximum(np.floor((x - self.x[0]) / h).astype(int), 0), self.x.size - 2)
         s = (x - self.x[i]) / h
-        f = _take(self.padded, i[..., None] + _STENCIL)  # the stencil around cell i
-        return i, s, f, h
-
-    def _cdf_x(self, x):
-        """The CDF at x (axis units): at the start of x's cell plus its stencil's integral polynomial at
-        s, by einsum (no BLAS: a process's first matrix-matrix product sets OpenBLAS's buffers up, ~100 us)."""
-        i, s, f, h = self._cell(x)
-        return _take(self.cdf_nodes, i) + h * np.einsum("...k,km,...m->...", f, _LAGRANGE_INTEGRAL, s[..., None] ** _POWERS)
+        return np.einsum("...m,...m->...", self._cell_cdf(i), s[..., None] ** _POWERS)
 
     def cdf(self, t) -> np.ndarray:
         """P(tau <= t): t of any shape for one row; (m, P) for a stack."""
@@ -1307,11 +1311,8 @@ class SDMarginal:
         else:  # each row's searchsorted
             j = (self.cdf_nodes[:, None, :] < p[:, None]).sum(axis=-1)
         i = np.minimum(np.maximum(j - 1, 0), self.x.size - 2)
-        h = self.x[1] - self.x[0]
-        # P(tau within cell i, below s) - (p - CDF at the cell's start) as polynomial coefficients in s
-        coef = np.einsum("...k,km->...m", _take(self.padded, i[..., None] + _STENCIL), _LAGRANGE_INTEGRAL)
-        coef *= h
-        coef[..., 0] -= p - _take(self.cdf_nodes, i)
+        coef = self._cell_cdf(i)  # CDF(s) - p in cell i, as polynomial coefficients in s
+        coef[..., 0] -= p
         table = np.einsum("...m,tm->...t", coef, _CELL_POWERS)  # at s = 0, 1/64, ..., 1
         below = np.minimum((table < 0).sum(axis=-1), _CELL_POINTS - 1)  # table[below - 1] < 0 <= table[below]
         a = np.maximum(below - 1, 0)
@@ -1325,7 +1326,7 @@ class SDMarginal:
             value = np.einsum("...m,...m->...", coef, powers)
             d = np.einsum("...m,...m->...", slope, powers[..., :6])
             s = np.minimum(np.maximum(s - value / np.where(d > 0, d, np.inf), lo), hi)
-        return self.axis.tau(self.x[i] + h * s)
+        return self.axis.tau(self.x[i] + (self.x[1] - self.x[0]) * s)
 
 
 def sd_marginal(grid: Grid, j: int) -> SDMarginal:
