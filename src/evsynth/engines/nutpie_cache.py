@@ -16,11 +16,12 @@ re-used with other data (`with_data`); evsynth.methods.sensitivity, which does t
 compile. Given the GaussianModel the graph was built from, the rest of what nutpie needs (sizes,
 names, dims, the support point the chains start from) is cached beside, keyed by the description,
 the code that builds the graph and the library versions, so a warm process runs no PyTensor compile
-at all, and builds no pm.Model (cached_model; engines.fit takes the rest from the description). Chains start at PyMC's support point plus U(-1, 1) jitter (nutpie's default), drawn with
-numpy from nutpie's per-chain seed, the same whether the model was compiled or loaded: a seed gives
-the same draws cold and warm. Where nutpie's internals differ from what this module expects (another nutpie version), or
-PyTensor gives a function no cache key, it falls back to `nutpie.compile_pymc_model`: the same
-sampler, compiled every time.
+at all, and builds no pm.Model (cached_model; engines.fit takes the rest from the description).
+Chains start at PyMC's support point plus U(-1, 1) jitter (nutpie's default), drawn with numpy from
+nutpie's per-chain seed, the same whether the model was compiled or loaded: a seed gives the same
+draws cold and warm. Where nutpie's internals differ from what this module expects (another nutpie
+version), or PyTensor gives a function no cache key, it falls back to `nutpie.compile_pymc_model`:
+the same sampler, compiled every time.
 
 Security: an entry here is JSON (numbers, names and hex keys, checked field by field when read), so
 reading one cannot run code; a malformed entry is a miss (compiled again). numba's and PyTensor's own
@@ -328,8 +329,9 @@ def precompile(descriptions, compiler=None) -> int:
     A command fitting several outcomes calls this first, so their models share one child's imports
     and numba's compiled helpers (type inference of error messages, BLAS wrappers: compiled once per
     process), and this process loads nutpie, which the fits need next, while the child compiles
-    (not PyMC: the fits load their entries without a pm.Model, engines.fit). Measured on the bundled data (CPU of the children, load 5): milk volume alone
-    14.8 s, infant weight alone 7.5 s, both in one child 15.2 s; two children side by side wait
+    (not PyMC: the fits load their entries without a pm.Model, engines.fit). Measured on the
+    bundled data (CPU of the children, load 5): milk volume alone 14.8 s, infant weight alone
+    7.5 s, both in one child 15.2 s; two children side by side wait
     about as long on 2 idle cores and cost 7 s more CPU. The entries and numba's cache are the ones
     each fit would have written, so the fits load them as warm ones do and draw exactly the same.
     Nothing heavy is imported before the child starts (the keys need no PyMC). A model that fails
